@@ -1,0 +1,111 @@
+// Package wire holds x0x's CBOR codec, size limits and domain-separated
+// signing contexts. Every layer encodes what it sends with this package so
+// that the limits applied to network input are the same everywhere.
+package wire
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/fxamacker/cbor/v2"
+)
+
+// Limits applied when decoding untrusted CBOR.
+const (
+	// MaxMessageSize is the largest encoded message any decoder accepts.
+	MaxMessageSize = 16 << 20
+	// MaxNesting bounds the depth of nested arrays and maps.
+	MaxNesting = 16
+	// MaxElements bounds the length of any one array, map or byte string header.
+	MaxElements = 1 << 20
+)
+
+// ErrTooLarge is returned for input larger than MaxMessageSize.
+var ErrTooLarge = errors.New("wire: message exceeds size limit")
+
+// DecodeError reports CBOR input that could not be decoded into the target type.
+type DecodeError struct {
+	// What names the type that was being decoded.
+	What string
+	// Err is the underlying codec error.
+	Err error
+}
+
+func (e *DecodeError) Error() string { return fmt.Sprintf("wire: decode %s: %v", e.What, e.Err) }
+
+// Unwrap returns the underlying codec error.
+func (e *DecodeError) Unwrap() error { return e.Err }
+
+// Codec is an immutable pair of CBOR encode/decode modes: deterministic
+// (RFC 8949 core) encoding, so that signed bytes are stable, and strict
+// decoding with bounded sizes and no duplicate map keys.
+type Codec struct {
+	enc cbor.EncMode
+	dec cbor.DecMode
+}
+
+// NewCodec builds the x0x codec. It only fails if the library rejects the
+// fixed options, which a test guards against.
+func NewCodec() (*Codec, error) {
+	enc, err := cbor.CoreDetEncOptions().EncMode()
+	if err != nil {
+		return nil, err
+	}
+	dec, err := cbor.DecOptions{
+		DupMapKey:         cbor.DupMapKeyEnforcedAPF,
+		MaxNestedLevels:   MaxNesting,
+		MaxArrayElements:  MaxElements,
+		MaxMapPairs:       MaxElements,
+		IndefLength:       cbor.IndefLengthForbidden,
+		TagsMd:            cbor.TagsForbidden,
+		ExtraReturnErrors: cbor.ExtraDecErrorUnknownField,
+	}.DecMode()
+	if err != nil {
+		return nil, err
+	}
+	return &Codec{enc: enc, dec: dec}, nil
+}
+
+// std is the codec every package uses; it is never modified after init.
+var std = mustCodec()
+
+func mustCodec() *Codec {
+	c, err := NewCodec()
+	if err != nil {
+		panic(err) // fixed options: cannot happen at run time (covered by TestNewCodec)
+	}
+	return c
+}
+
+// Marshal encodes v deterministically.
+func Marshal(v any) ([]byte, error) { return std.enc.Marshal(v) }
+
+// Unmarshal decodes exactly one CBOR item from data into v. Trailing bytes,
+// oversized input and malformed input are errors (*DecodeError or ErrTooLarge);
+// what names the target in the error message.
+func Unmarshal(data []byte, v any, what string) error {
+	if len(data) > MaxMessageSize {
+		return ErrTooLarge
+	}
+	rest, err := std.dec.UnmarshalFirst(data, v)
+	if err != nil {
+		return &DecodeError{What: what, Err: err}
+	}
+	if len(rest) != 0 {
+		return &DecodeError{What: what, Err: fmt.Errorf("%d trailing bytes", len(rest))}
+	}
+	return nil
+}
+
+// SigContext returns the ML-DSA context string for a signing purpose:
+// "x0x/v1/<purpose>". Each purpose is used for exactly one kind of signed
+// object, so a signature can never be replayed as another kind.
+func SigContext(purpose string) []byte { return []byte("x0x/v1/" + purpose) }
+
+// Signing purposes used across x0x. Add new ones here so that the list of
+// domains stays in one place.
+const (
+	PurposeAgentCert = "agent-cert"
+	PurposePeerAuth  = "peer-auth"
+	PurposeBundle    = "bundle"
+)
