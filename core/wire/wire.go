@@ -109,3 +109,9 @@ const (
 	PurposePeerAuth  = "peer-auth"
 	PurposeBundle    = "bundle"
 )
+
+// Signing purposes of the pub/sub overlay.
+const (
+	// PurposePubSubMessage signs a published message's header (origin signature).
+	PurposePubSubMessage = "pubsub-message"
+)
