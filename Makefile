@@ -1,0 +1,50 @@
+# x0x — see README.md. `make test` and `make demo` do all their own set-up.
+GO        ?= go
+BUILD     := build
+GOTEST    := $(GO) test -count=1
+# Packages whose tests run under the race detector (the core library).
+CORE_PKGS := ./core/...
+
+.PHONY: all build capi tools lint test test-core test-other test-capi fuzz demo bench clean
+
+all: build
+
+build:
+	$(GO) build -o $(BUILD)/ ./cmd/...
+
+# The C ABI: build/lib/libx0x.so.0 (+ libx0x.a) and build/x0x.pc.
+capi:
+	./scripts/build-capi.sh
+
+tools:
+	./scripts/install-tools.sh
+
+lint: tools
+	./scripts/lint.sh
+
+test-core:
+	$(GOTEST) -race -timeout 20m $(CORE_PKGS)
+
+test-other:
+	$(GOTEST) -timeout 10m $$($(GO) list ./... | grep -v '/core/')
+
+# Symbols, header, and the C test program under AddressSanitizer.
+test-capi:
+	./scripts/test-capi.sh
+
+fuzz:
+	./scripts/fuzz-smoke.sh
+
+# Every test: lint, the core under -race, the rest, the C ABI, a short run of
+# every fuzz target, and the demo (which checks its own outcome and exits
+# non-zero on failure).
+test: lint test-core test-other test-capi fuzz demo
+
+demo: build
+	./scripts/demo.sh
+
+bench:
+	@$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$${BENCHTIME:-1s} -timeout 30m ./core/... 2>&1 | $(GO) run ./scripts/benchjson
+
+clean:
+	rm -rf $(BUILD)

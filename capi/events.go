@@ -1,0 +1,200 @@
+package main
+
+/*
+#include <stdlib.h>
+#include "helpers.h"
+*/
+import "C"
+
+import (
+	"fmt"
+	"sync"
+	"unsafe"
+
+	"github.com/saorsa-labs/x0x-go/core/x0x"
+)
+
+// event is an x0x.Event converted to the fields of the C x0x_event record,
+// held in Go memory until it is handed to C.
+type event struct {
+	kind    uint32
+	st      status
+	peer    x0x.ID
+	from    x0x.ID
+	to      x0x.ID
+	addr    string
+	errMsg  string
+	agents  []byte // len(ids) * 32
+	nAgents int
+	payload []byte
+}
+
+// eventKind maps a facade event kind to its x0x_event_kind value (0 for a
+// kind this ABI version does not know: such events are skipped).
+func eventKind(k x0x.EventKind) uint32 {
+	switch k {
+	case x0x.EventPeerConnected:
+		return C.X0X_EVENT_PEER_CONNECTED
+	case x0x.EventPeerDisconnected:
+		return C.X0X_EVENT_PEER_DISCONNECTED
+	case x0x.EventConnectionFailed:
+		return C.X0X_EVENT_CONNECTION_FAILED
+	case x0x.EventExternalAddressDiscovered:
+		return C.X0X_EVENT_EXTERNAL_ADDRESS_DISCOVERED
+	case x0x.EventAgentsChanged:
+		return C.X0X_EVENT_AGENTS_CHANGED
+	case x0x.EventDirectMessage:
+		return C.X0X_EVENT_DIRECT_MESSAGE
+	}
+	return 0
+}
+
+// convertEvent converts ev; ok is false for kinds the ABI does not know.
+func convertEvent(ev x0x.Event) (e event, ok bool) {
+	e.kind = eventKind(ev.Kind)
+	if e.kind == 0 {
+		return e, false
+	}
+	e.peer, e.from, e.to = ev.Peer, ev.From, ev.To
+	e.addr = ev.Addr
+	if ev.Err != nil {
+		e.st = classify(ev.Err)
+		e.errMsg = ev.Err.Error()
+	}
+	e.nAgents = len(ev.Agents)
+	e.agents = make([]byte, 0, 32*len(ev.Agents))
+	for _, a := range ev.Agents {
+		e.agents = append(e.agents, a[:]...)
+	}
+	e.payload = ev.Payload
+	return e, true
+}
+
+// fill writes e into the C record dst, allocating its pointer fields with
+// malloc (freed by capi_event_free_fields / x0x_events_release).
+func (e *event) fill(dst *C.x0x_event) {
+	*dst = C.x0x_event{}
+	dst.kind = C.uint32_t(e.kind)
+	dst.status = C.int32_t(e.st)
+	copyID(&dst.peer[0], e.peer)
+	copyID(&dst.from[0], e.from)
+	copyID(&dst.to[0], e.to)
+	if e.addr != "" {
+		dst.addr = C.CString(e.addr)
+	}
+	if e.errMsg != "" {
+		dst.error = C.CString(e.errMsg)
+	}
+	if e.nAgents > 0 {
+		dst.agents = (*C.uint8_t)(C.CBytes(e.agents))
+		dst.agents_count = C.size_t(e.nAgents)
+	}
+	if len(e.payload) > 0 {
+		dst.payload = (*C.uint8_t)(C.CBytes(e.payload))
+		dst.payload_len = C.size_t(len(e.payload))
+	}
+}
+
+// copyID writes id to the 32 bytes at p.
+func copyID(p *C.uint8_t, id x0x.ID) {
+	copy(unsafe.Slice((*byte)(unsafe.Pointer(p)), len(id)), id[:])
+}
+
+// eventQueue is an agent's bounded queue for the pull API, with the
+// readiness fd that is readable exactly while the queue is not empty.
+type eventQueue struct {
+	mu      sync.Mutex
+	buf     []event // ring of capacity len(buf)
+	head, n int
+	dropped uint64
+	rfd     C.int // read end given to the caller; -1 once closed
+	wfd     C.int
+}
+
+// newEventQueue creates a queue of the given capacity and its fd.
+func newEventQueue(capacity int) (*eventQueue, error) {
+	var wfd C.int
+	rfd, errno := C.capi_notify_new(&wfd)
+	if rfd < 0 {
+		return nil, fmt.Errorf("x0x: creating the events fd: %w", errno)
+	}
+	return &eventQueue{buf: make([]event, capacity), rfd: rfd, wfd: wfd}, nil
+}
+
+// push appends e, or drops and counts it if the queue is full or closed.
+func (q *eventQueue) push(e event) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.n == len(q.buf) || q.rfd < 0 {
+		q.dropped++
+		return
+	}
+	q.buf[(q.head+q.n)%len(q.buf)] = e
+	q.n++
+	if q.n == 1 {
+		C.capi_notify_signal(q.wfd)
+	}
+}
+
+// pop removes and returns up to max events, oldest first, and makes the
+// fd unreadable if that empties the queue.
+func (q *eventQueue) pop(max int) []event {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	k := min(max, q.n)
+	if k <= 0 {
+		return nil
+	}
+	out := make([]event, k)
+	for i := range out {
+		out[i] = q.buf[q.head]
+		q.buf[q.head] = event{}
+		q.head = (q.head + 1) % len(q.buf)
+	}
+	q.n -= k
+	if q.n == 0 && q.rfd >= 0 {
+		C.capi_notify_reset(q.rfd)
+	}
+	return out
+}
+
+// drain moves up to len(out) events into the C records out and returns how
+// many.
+func (q *eventQueue) drain(out []C.x0x_event) int {
+	evs := q.pop(len(out))
+	for i := range evs {
+		evs[i].fill(&out[i])
+	}
+	return len(evs)
+}
+
+// countDrop counts one event lost outside the queue.
+func (q *eventQueue) countDrop() {
+	q.mu.Lock()
+	q.dropped++
+	q.mu.Unlock()
+}
+
+// fd returns the readiness fd (-1 after close).
+func (q *eventQueue) fd() C.int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.rfd
+}
+
+// droppedCount returns how many events were dropped.
+func (q *eventQueue) droppedCount() uint64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.dropped
+}
+
+// close closes the fd; queued events stay drainable.
+func (q *eventQueue) close() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.rfd >= 0 {
+		C.capi_notify_close(q.rfd, q.wfd)
+		q.rfd, q.wfd = -1, -1
+	}
+}

@@ -1,0 +1,144 @@
+package main
+
+/*
+#cgo CFLAGS: -I${SRCDIR}/../include
+#include "helpers.h"
+*/
+import "C"
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"net"
+	"os"
+	"syscall"
+
+	"github.com/saorsa-labs/x0x-go/core/x0x"
+)
+
+// status is an x0x_status code of include/x0x.h.
+type status int
+
+// The status codes, taken from the header so the two cannot disagree.
+const (
+	statusOK              status = C.X0X_OK
+	statusInvalidArg      status = C.X0X_ERR_INVALID_ARG
+	statusInvalidHandle   status = C.X0X_ERR_INVALID_HANDLE
+	statusClosed          status = C.X0X_ERR_CLOSED
+	statusIO              status = C.X0X_ERR_IO
+	statusCrypto          status = C.X0X_ERR_CRYPTO
+	statusWrongPassphrase status = C.X0X_ERR_WRONG_PASSPHRASE
+	statusNotFound        status = C.X0X_ERR_NOT_FOUND
+	statusTimeout         status = C.X0X_ERR_TIMEOUT
+	statusTooLarge        status = C.X0X_ERR_TOO_LARGE
+	statusPanic           status = C.X0X_ERR_PANIC
+	statusNoRoute         status = C.X0X_ERR_NO_ROUTE
+	statusCorrupt         status = C.X0X_ERR_CORRUPT
+	statusAuth            status = C.X0X_ERR_AUTH
+	statusNoPeers         status = C.X0X_ERR_NO_PEERS
+	statusOther           status = C.X0X_ERR_OTHER
+)
+
+// apiError is an error detected by this layer with the status it maps to.
+type apiError struct {
+	st  status
+	msg string
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+func errInvalidArg(msg string) error { return &apiError{statusInvalidArg, msg} }
+func errTooLarge(msg string) error   { return &apiError{statusTooLarge, msg} }
+
+// sentinelStatus maps the facade's sentinel errors to statuses, most
+// specific first: when an error joins or wraps several (e.g. "connection
+// closed by peer: peer authentication failed", or a join that failed
+// differently for each bootstrap peer), the first match in this order is
+// reported.
+var sentinelStatus = []struct {
+	err error
+	st  status
+}{
+	{x0x.ErrInvalidParams, statusInvalidArg},
+	{x0x.ErrSelfConnect, statusInvalidArg},
+	{x0x.ErrBadConfig, statusInvalidArg},
+	{x0x.ErrWrongPassphrase, statusWrongPassphrase},
+	{x0x.ErrPassphraseRequired, statusWrongPassphrase},
+	{x0x.ErrPassphraseNotUsed, statusWrongPassphrase},
+	{x0x.ErrCorrupt, statusCorrupt},
+	{x0x.ErrUnsupportedVersion, statusCorrupt},
+	{x0x.ErrWrongKind, statusCorrupt},
+	{x0x.ErrIDMismatch, statusCorrupt},
+	{x0x.ErrWrongSecret, statusCrypto},
+	{x0x.ErrMissingSecret, statusCrypto},
+	{x0x.ErrNotPostQuantum, statusCrypto},
+	{x0x.ErrBadSignature, statusCrypto},
+	{x0x.ErrBadKey, statusCrypto},
+	{x0x.ErrCertExpired, statusCrypto},
+	{x0x.ErrCertWrongMachine, statusCrypto},
+	{x0x.ErrCertKeyMismatch, statusCrypto},
+	{x0x.ErrCertBadSignature, statusCrypto},
+	{x0x.ErrCertMalformed, statusCrypto},
+	{x0x.ErrAuthFailed, statusAuth},
+	{x0x.ErrPeerMismatch, statusAuth},
+	{x0x.ErrTooLarge, statusTooLarge},
+	{x0x.ErrMessageTooLarge, statusTooLarge},
+	{x0x.ErrNoRoute, statusNoRoute},
+	{x0x.ErrKeyNotFound, statusNotFound},
+	{x0x.ErrUnknownAgent, statusNotFound},
+	{x0x.ErrAuthTimeout, statusTimeout},
+	{x0x.ErrKeystoreClosed, statusClosed},
+	{x0x.ErrNodeClosed, statusClosed},
+	{x0x.ErrPermissions, statusIO},
+	{x0x.ErrConnLimit, statusIO},
+	{x0x.ErrCooldown, statusIO},
+	{x0x.ErrQueueFull, statusIO},
+	{x0x.ErrNotConnected, statusIO},
+	{x0x.ErrPeerClosed, statusIO},
+}
+
+// classify maps an error to a status: errors of this layer first, then the
+// facade's sentinels (see sentinelStatus), then standard library errors.
+func classify(err error) status {
+	if err == nil {
+		return statusOK
+	}
+	var ae *apiError
+	var he *handleError
+	var ne net.Error
+	var addrErr *net.AddrError
+	var pathErr *fs.PathError
+	var opErr *net.OpError
+	var errno syscall.Errno
+	switch {
+	case errors.As(err, &ae):
+		return ae.st
+	case errors.As(err, &he):
+		return statusInvalidHandle
+	case errors.Is(err, x0x.ErrClosed):
+		return statusClosed
+	case errors.Is(err, x0x.ErrNoBootstrap):
+		return statusNoPeers
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
+		return statusTimeout
+	case errors.Is(err, context.Canceled):
+		return statusClosed
+	}
+	for _, e := range sentinelStatus {
+		if errors.Is(err, e.err) {
+			return e.st
+		}
+	}
+	switch {
+	case errors.As(err, &ne) && ne.Timeout():
+		return statusTimeout
+	case errors.As(err, &addrErr):
+		return statusInvalidArg
+	case errors.Is(err, fs.ErrNotExist):
+		return statusNotFound
+	case errors.As(err, &pathErr), errors.As(err, &opErr), errors.As(err, &errno), errors.As(err, &ne):
+		return statusIO
+	}
+	return statusOther
+}

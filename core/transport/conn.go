@@ -1,0 +1,727 @@
+package transport
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+
+	"github.com/quic-go/quic-go"
+	"github.com/saorsa-labs/x0x-go/core/identity"
+	"github.com/saorsa-labs/x0x-go/core/wire"
+)
+
+// errLocalClose marks a deliberate local close (Disconnect, Close): the
+// PeerDisconnected event then carries a nil error.
+var errLocalClose = errors.New("transport: closed locally")
+
+// Write path tuning.
+const (
+	writeBatchBytes = 256 << 10 // frames coalesced into one stream write (pooled buffers)
+	bigFrameBytes   = 128 << 10 // bodies at least this large are written without copying
+	readBufferBytes = 16 << 10  // bufio buffer per inbound class stream
+)
+
+// urgency maps a class to a QUIC stream urgency (lower is sent first), so
+// that membership control traffic is not stuck behind bulk transfers.
+func (c Class) urgency() int8 {
+	switch c {
+	case ClassMembership:
+		return 0
+	case ClassPubSub:
+		return 2
+	case ClassDirect:
+		return 3
+	}
+	return 6 // bulk
+}
+
+// remoteAgent is an agent a peer carries, with its certificate's expiry.
+type remoteAgent struct {
+	notAfter int64 // Unix seconds
+}
+
+// conn is one QUIC connection to a peer. Its life: handshake (TLS check,
+// proof exchange, hello) on the dialling or accepting goroutine, register
+// with the node, then runConn supervises it until it closes. Goroutines it
+// starts (class writers and readers, the stream acceptor) are counted in wg
+// and may only start while closing is false.
+type conn struct {
+	n        *Node
+	qc       *quic.Conn
+	role     role
+	addr     string          // remote address as seen locally
+	expected identity.PeerID // dialler: the PeerID asked for (zero if unknown)
+
+	// Set by the handshake, then read-only.
+	peer        identity.PeerID
+	instance    [instanceSize]byte // the peer's per-run nonce
+	ekm         []byte             // TLS exporter value, identical at both ends
+	ctrl        *quic.Stream
+	helloAgents map[identity.AgentID]*remoteAgent
+	observed    netip.AddrPort
+	agentsVer   uint64 // node agents version sent in our hello
+
+	queues [numClasses]classQueue
+	queued atomic.Int64 // bytes queued across classes
+
+	mu       sync.Mutex
+	closeErr error // first local reason for closing (nil: not closed locally)
+	authDone bool
+	closing  bool
+	writers  [numClasses]bool
+	inbound  [numClasses]bool
+	wg       sync.WaitGroup // every goroutine of the connection
+	writerWG sync.WaitGroup // the class writers (subset of wg)
+
+	// Retirement of a dedup loser (guarded by mu): each side drains its
+	// queues, finishes its class streams and sends frameRetire listing
+	// them; once a side has read every stream the peer listed to the end
+	// it sends frameDrained; a side that has sent and received
+	// frameDrained closes the connection. Nothing is lost in between.
+	retiring    bool
+	retireTimer interface{ Stop() bool }
+	outOpened   uint8 // classes (bit k-1) whose outbound stream we opened
+	peerRetired bool
+	peerOpened  uint8 // classes the peer opened, from its frameRetire
+	inEOF       uint8 // inbound class streams read to the end
+	drainedSent bool
+	peerDrained bool
+	ctrlMu      sync.Mutex // serialises control stream writes after the handshake
+
+	// Guarded by n.mu.
+	agents     map[identity.AgentID]*remoteAgent
+	registered bool
+	silent     bool  // superseded by a dedup swap: no PeerDisconnected
+	prev       *conn // previous connection to the same peer (event ordering)
+
+	upDone     chan struct{} // closed once PeerConnected is emitted (or inherited)
+	downDone   chan struct{} // closed once PeerDisconnected is emitted (or skipped)
+	superseded chan struct{} // closed when another connection takes this one's place
+}
+
+func newConn(n *Node, qc *quic.Conn, r role, expected identity.PeerID) *conn {
+	c := &conn{
+		n: n, qc: qc, role: r, expected: expected,
+		addr:       qc.RemoteAddr().String(),
+		upDone:     make(chan struct{}),
+		downDone:   make(chan struct{}),
+		superseded: make(chan struct{}),
+	}
+	for i := range c.queues {
+		c.queues[i] = newClassQueue()
+	}
+	return c
+}
+
+// fail closes the connection with code, recording err as the local reason
+// unless one was recorded before. It blocks until quic-go has closed the
+// connection, so callers must not hold node or connection locks.
+func (c *conn) fail(code quic.ApplicationErrorCode, err error) {
+	c.mu.Lock()
+	if c.closeErr == nil {
+		c.closeErr = err
+	}
+	c.mu.Unlock()
+	msg := ""
+	if err != nil && err != errLocalClose {
+		msg = err.Error()
+		if len(msg) > 200 {
+			msg = msg[:200]
+		}
+	}
+	_ = c.qc.CloseWithError(code, msg) // always nil; the connection is closed afterwards
+}
+
+// localErr returns the local close reason, if any.
+func (c *conn) localErr() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closeErr
+}
+
+// dead reports whether the QUIC connection has closed.
+func (c *conn) dead() bool { return c.qc.Context().Err() != nil }
+
+// closedErr turns an I/O error into the reason the connection closed, if it
+// has: the local reason, or the peer's. Other errors are returned as is.
+func (c *conn) closedErr(err error) error {
+	if !c.dead() {
+		return err
+	}
+	if le := c.localErr(); le != nil {
+		return le
+	}
+	return remoteReason(context.Cause(c.qc.Context()))
+}
+
+// spawn starts f on a goroutine owned by the connection, unless it is
+// closing.
+func (c *conn) spawn(f func()) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing {
+		return false
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		f()
+	}()
+	return true
+}
+
+// codeFor maps a local failure to the close code sent to the peer.
+func codeFor(err error) quic.ApplicationErrorCode {
+	switch {
+	case errors.Is(err, ErrAuthTimeout):
+		return codeAuthTimeout
+	case errors.Is(err, ErrPeerMismatch):
+		return codeMismatch
+	case errors.Is(err, ErrAuthFailed), errors.Is(err, ErrSelfConnect):
+		return codeAuthFailed
+	case errors.Is(err, ErrNotPostQuantum):
+		return codeNotPQ
+	case errors.Is(err, ErrDuplicate):
+		return codeDuplicate
+	case errors.Is(err, ErrReplaced):
+		return codeReplaced
+	case errors.Is(err, ErrConnLimit):
+		return codeConnLimit
+	}
+	return codeProtocol
+}
+
+// ---- handshake ----
+
+// handshake checks the TLS parameters, exchanges and verifies the
+// channel-binding proofs and the hellos, all within Config.AuthTimeout. On
+// failure the connection is closed with a code matching the error.
+func (c *conn) handshake(ctx context.Context) error {
+	n := c.n
+	cs := c.qc.ConnectionState()
+	if err := checkTLS(cs.TLS, cs.Used0RTT); err != nil {
+		n.stats.tlsRefused.Add(1)
+		c.fail(codeNotPQ, err)
+		return err
+	}
+	ekm, err := exportKey(cs.TLS)
+	if err != nil {
+		n.stats.authFailures.Add(1)
+		c.fail(codeAuthFailed, err)
+		return err
+	}
+	timer := n.clk.AfterFunc(n.cfg.AuthTimeout, func() {
+		c.mu.Lock()
+		late := !c.authDone && c.closeErr == nil
+		if late {
+			c.closeErr = ErrAuthTimeout
+		}
+		c.mu.Unlock()
+		if late {
+			_ = c.qc.CloseWithError(codeAuthTimeout, "authentication timeout")
+		}
+	})
+	defer timer.Stop()
+	stop := context.AfterFunc(ctx, func() {
+		if n.ctx.Err() != nil {
+			c.fail(codeShutdown, errLocalClose) // the node is closing
+		} else {
+			c.fail(codeNormal, ctx.Err()) // the caller gave up
+		}
+	})
+	defer stop()
+
+	c.ekm = ekm
+	err = c.exchange(ekm)
+	c.mu.Lock()
+	c.authDone = true
+	if c.closeErr != nil { // timed out, cancelled or shut down meanwhile
+		err = c.closeErr
+	}
+	c.mu.Unlock()
+	if err == nil {
+		return nil
+	}
+	err = c.closedErr(err)
+	switch {
+	case errors.Is(err, ErrPeerClosed), err == errLocalClose, errors.Is(err, context.Canceled),
+		errors.Is(err, context.DeadlineExceeded):
+		// Not the peer's fault (or not provably): no auth failure counted.
+	default:
+		n.stats.authFailures.Add(1)
+		if errors.Is(err, ErrMalformed) {
+			n.stats.malformed.Add(1)
+		}
+	}
+	if !c.dead() {
+		c.fail(codeFor(err), err)
+	}
+	if err == errLocalClose {
+		return ErrClosed
+	}
+	return err
+}
+
+// exchange runs the proof and hello exchange on the control stream.
+func (c *conn) exchange(ekm []byte) error {
+	n := c.n
+	ctx := c.qc.Context()
+	var hdr [frameHeaderSize]byte
+	if c.role == roleDialler {
+		st, err := c.qc.OpenStreamSync(ctx)
+		if err != nil {
+			return err
+		}
+		c.ctrl = st
+		if err := c.writeAuth(ekm, c.expected); err != nil {
+			return err
+		}
+		chk, err := c.readAuth(&hdr, ekm, roleListener)
+		if err != nil {
+			return err
+		}
+		c.peer, c.instance = chk.pub.ID(), chk.instance
+		if err := c.writeHello(); err != nil {
+			return err
+		}
+		return c.readHello(&hdr)
+	}
+	st, err := c.qc.AcceptStream(ctx)
+	if err != nil {
+		return err
+	}
+	c.ctrl = st
+	chk, err := c.readAuth(&hdr, ekm, roleDialler)
+	if err != nil {
+		return err
+	}
+	c.peer, c.instance = chk.pub.ID(), chk.instance
+	if err := c.writeAuth(ekm, c.peer); err != nil {
+		return err
+	}
+	if chk.toMismatch {
+		// Let the dialler see who we are (it will report a mismatch and
+		// close); never accept the connection ourselves.
+		_, _, _ = readFrame(c.ctrl, &hdr, n.cfg.MaxFrameSize)
+		return fmt.Errorf("%w: dialler expected another peer", ErrAuthFailed)
+	}
+	if err := c.writeHello(); err != nil {
+		return err
+	}
+	return c.readHello(&hdr)
+}
+
+func (c *conn) writeAuth(ekm []byte, to identity.PeerID) error {
+	body, err := wire.Marshal(makeAuth(c.n.cfg.Machine, ekm, c.role, to, c.n.instance))
+	if err != nil {
+		return err
+	}
+	_, err = c.ctrl.Write(appendFrame(nil, frameAuth, body))
+	return err
+}
+
+func (c *conn) readAuth(hdr *[frameHeaderSize]byte, ekm []byte, want role) (authCheck, error) {
+	t, body, err := readFrame(c.ctrl, hdr, c.n.cfg.MaxFrameSize)
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return authCheck{}, fmt.Errorf("%w: control stream closed before the proof", ErrAuthFailed)
+		}
+		if errors.Is(err, ErrMalformed) {
+			return authCheck{}, fmt.Errorf("%w: %w", ErrAuthFailed, err)
+		}
+		return authCheck{}, err
+	}
+	if t != frameAuth {
+		return authCheck{}, fmt.Errorf("%w: expected the auth proof, got a %s frame", ErrAuthFailed, t)
+	}
+	m, err := decodeAuth(body)
+	if err != nil {
+		return authCheck{}, fmt.Errorf("%w: %w", ErrAuthFailed, err)
+	}
+	return verifyAuth(m, ekm, want, c.n.id, c.expected, c.addr)
+}
+
+// writeHello sends our full agent set and the address we see the peer at.
+func (c *conn) writeHello() error {
+	agents, ver := c.n.agentsSnapshot()
+	c.agentsVer = ver
+	body, err := wire.Marshal(&agentsMsg{Full: true, Add: agents})
+	if err != nil {
+		return err
+	}
+	addr, err := wire.Marshal(&addrReport{Observed: c.addr})
+	if err != nil {
+		return err
+	}
+	buf := appendFrame(nil, frameAgents, body)
+	buf = appendFrame(buf, frameAddr, addr)
+	_, err = c.ctrl.Write(buf)
+	return err
+}
+
+func (c *conn) readHello(hdr *[frameHeaderSize]byte) error {
+	n := c.n
+	t, body, err := readFrame(c.ctrl, hdr, n.cfg.MaxFrameSize)
+	if err != nil {
+		return eofAsMalformed(err, "hello")
+	}
+	if t != frameAgents {
+		return fmt.Errorf("%w: expected the agents hello, got a %s frame", ErrProtocol, t)
+	}
+	m, err := decodeAgents(body, n.cfg.MaxAgentsPerPeer)
+	if err != nil {
+		return err
+	}
+	if !m.Full {
+		return fmt.Errorf("%w: hello must carry the full agent set", ErrProtocol)
+	}
+	c.helloAgents = n.verifyCerts(c.peer, m.Add)
+	t, body, err = readFrame(c.ctrl, hdr, n.cfg.MaxFrameSize)
+	if err != nil {
+		return eofAsMalformed(err, "hello")
+	}
+	if t != frameAddr {
+		return fmt.Errorf("%w: expected the address report, got a %s frame", ErrProtocol, t)
+	}
+	c.observed, err = decodeAddr(body)
+	return err
+}
+
+func eofAsMalformed(err error, what string) error {
+	if errors.Is(err, io.EOF) {
+		return fmt.Errorf("%w: control stream ended during %s", ErrMalformed, what)
+	}
+	return err
+}
+
+// ---- after registration ----
+
+// readControl reads the control stream until the connection closes. After
+// the hello only the retirement frames may follow, once each.
+func (c *conn) readControl() error {
+	var hdr [frameHeaderSize]byte
+	for {
+		t, body, err := readFrame(c.ctrl, &hdr, c.n.cfg.MaxFrameSize)
+		if err != nil {
+			return eofAsMalformed(err, "the connection")
+		}
+		switch t {
+		case frameRetire:
+			if len(body) != 1 || body[0]&^0x0f != 0 {
+				return fmt.Errorf("%w: retire frame %x", ErrMalformed, body)
+			}
+			c.mu.Lock()
+			dup := c.peerRetired
+			c.peerRetired, c.peerOpened = true, body[0]
+			c.mu.Unlock()
+			if dup {
+				return fmt.Errorf("%w: second retire frame", ErrProtocol)
+			}
+			c.checkDrained()
+		case frameDrained:
+			c.mu.Lock()
+			dup := c.peerDrained
+			c.peerDrained = true
+			c.mu.Unlock()
+			if dup {
+				return fmt.Errorf("%w: second drained frame", ErrProtocol)
+			}
+			c.checkDrained()
+		default:
+			return fmt.Errorf("%w: unexpected %s frame on the control stream", ErrProtocol, t)
+		}
+	}
+}
+
+// writeCtrl writes one frame on the control stream; a failure means the
+// connection is closing.
+func (c *conn) writeCtrl(t frameType, body []byte) {
+	c.ctrlMu.Lock()
+	defer c.ctrlMu.Unlock()
+	_, _ = c.ctrl.Write(appendFrame(nil, t, body))
+}
+
+// retire starts the graceful close of a connection that lost the dedup
+// tie-break: no new frames are accepted, queued ones are still written, the
+// peer's are still read, and the connection closes once both sides have
+// drained (or after HandshakeTimeout at the latest).
+func (c *conn) retire() {
+	c.mu.Lock()
+	if c.retiring || c.closing {
+		c.mu.Unlock()
+		return
+	}
+	c.retiring = true
+	c.retireTimer = c.n.clk.AfterFunc(c.n.cfg.HandshakeTimeout, func() { c.fail(codeDuplicate, ErrDuplicate) })
+	c.mu.Unlock()
+	for i := range c.queues {
+		signal(c.queues[i].ready) // writers notice, drain and finish
+	}
+	c.spawn(func() {
+		c.writerWG.Wait()
+		c.mu.Lock()
+		opened := c.outOpened
+		c.mu.Unlock()
+		c.writeCtrl(frameRetire, []byte{opened})
+		c.checkDrained()
+	})
+}
+
+// checkDrained sends frameDrained once the peer retired and every stream it
+// listed was read to the end, and closes the connection once both sides
+// have sent frameDrained.
+func (c *conn) checkDrained() {
+	c.mu.Lock()
+	send := c.peerRetired && !c.drainedSent && c.inEOF&c.peerOpened == c.peerOpened
+	if send {
+		c.drainedSent = true
+	}
+	done := c.drainedSent && c.peerDrained
+	c.mu.Unlock()
+	if send {
+		c.writeCtrl(frameDrained, nil)
+	}
+	if done {
+		c.fail(codeDuplicate, ErrDuplicate)
+	}
+}
+
+// acceptStreams accepts the peer's class streams.
+func (c *conn) acceptStreams() {
+	ctx := c.qc.Context()
+	for {
+		st, err := c.qc.AcceptUniStream(ctx)
+		if err != nil {
+			return
+		}
+		if !c.spawn(func() { c.readClass(st) }) {
+			return
+		}
+	}
+}
+
+// readClass reads one inbound class stream until it or the connection ends.
+func (c *conn) readClass(st *quic.ReceiveStream) {
+	n := c.n
+	br := bufio.NewReaderSize(st, readBufferBytes)
+	k, err := readClassHeader(br)
+	if err != nil {
+		c.protocolFailure(err)
+		return
+	}
+	c.mu.Lock()
+	if c.inbound[k.index()] {
+		err = fmt.Errorf("%w: second %s stream", ErrProtocol, k)
+	}
+	c.inbound[k.index()] = true
+	c.mu.Unlock()
+	var hdr [frameHeaderSize]byte
+	cc := &n.stats.classes[k.index()]
+	for err == nil {
+		var t frameType
+		var body []byte
+		t, body, err = readFrame(br, &hdr, n.cfg.MaxFrameSize)
+		if err != nil {
+			break
+		}
+		cc.framesIn.Add(1)
+		cc.bytesIn.Add(uint64(frameHeaderSize + len(body)))
+		switch {
+		case t == frameData:
+			if h := n.handlers[k.index()].Load(); h != nil {
+				(*h)(c.peer, body)
+			} else {
+				cc.noHandler.Add(1)
+			}
+		case t == frameDirect && k == ClassDirect:
+			err = n.onDirect(c, body)
+		case t == frameAgents && k == ClassDirect:
+			err = n.onAgents(c, body)
+		default:
+			err = fmt.Errorf("%w: %s frame on the %s stream", ErrProtocol, t, k)
+		}
+	}
+	if errors.Is(err, io.EOF) { // the peer finished its stream (it is retiring)
+		c.mu.Lock()
+		c.inEOF |= 1 << k.index()
+		c.mu.Unlock()
+		c.checkDrained()
+		return
+	}
+	c.protocolFailure(err)
+}
+
+// protocolFailure closes the connection for a malformed or forbidden input,
+// counting it; errors caused by the connection closing are ignored.
+func (c *conn) protocolFailure(err error) {
+	if err == nil || c.dead() || errors.Is(err, net.ErrClosed) {
+		return // the connection is closing; runConn reports why
+	}
+	var se *quic.StreamError
+	switch {
+	case errors.Is(err, ErrMalformed):
+		c.n.stats.malformed.Add(1)
+	case errors.Is(err, ErrProtocol):
+		c.n.stats.protocol.Add(1)
+	case errors.As(err, &se): // the peer reset or stopped a long-lived stream
+		c.n.stats.protocol.Add(1)
+		err = fmt.Errorf("%w: %v", ErrProtocol, err)
+	}
+	c.n.log.Debug("closing connection", "peer", c.peer.Short(), "addr", c.addr, "err", err)
+	c.fail(codeFor(err), err)
+}
+
+// errRetiring is returned by enqueue on a connection being retired; the
+// caller retries on the peer's current connection.
+var errRetiring = errors.New("transport: connection retiring")
+
+// enqueue queues a frame for class k. It fails with ErrQueueFull if the
+// class/priority FIFO or the connection's byte budget is full, and with
+// errRetiring once the connection is being retired.
+func (c *conn) enqueue(k Class, it sendItem) error {
+	n := c.n
+	sz := int64(it.size())
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.retiring {
+		return errRetiring
+	}
+	if c.queued.Add(sz) > int64(n.cfg.QueueBytes) {
+		c.queued.Add(-sz)
+		return ErrQueueFull
+	}
+	q := &c.queues[k.index()]
+	if !q.push(it, n.cfg.QueueDepth) {
+		c.queued.Add(-sz)
+		return ErrQueueFull
+	}
+	if !c.writers[k.index()] && !c.closing {
+		c.writers[k.index()] = true
+		c.wg.Add(1)
+		c.writerWG.Add(1)
+		go func() {
+			defer c.wg.Done()
+			defer c.writerWG.Done()
+			c.runWriter(k)
+		}()
+	}
+	return nil
+}
+
+// isRetiring reports whether retire was called.
+func (c *conn) isRetiring() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.retiring
+}
+
+// runWriter owns the outbound stream of class k: it opens it on first use
+// and writes queued frames, highest priority first, coalescing small ones.
+func (c *conn) runWriter(k Class) {
+	n := c.n
+	ctx := c.qc.Context()
+	st, err := c.qc.OpenUniStreamSync(ctx)
+	if err != nil {
+		if !c.dead() {
+			c.fail(codeProtocol, fmt.Errorf("opening %s stream: %w", k, err))
+		}
+		return
+	}
+	st.SetPriority(k.urgency(), true)
+	c.mu.Lock()
+	c.outOpened |= 1 << k.index()
+	c.mu.Unlock()
+	q := &c.queues[k.index()]
+	cc := &n.stats.classes[k.index()]
+	header := []byte{byte(k)} // the class byte opens the stream, sent with the first frames
+	var buf *[]byte           // batch buffer, held only while there is work
+	var batch []sendItem
+	write := func(b []byte) bool {
+		if _, err := st.Write(b); err != nil {
+			c.protocolFailure(fmt.Errorf("writing %s stream: %w", k, err))
+			return false
+		}
+		return true
+	}
+	defer func() {
+		if buf != nil {
+			n.bufPool.Put(buf)
+		}
+	}()
+	for {
+		retiring := c.isRetiring() // read before popping: enqueue refuses once it is set
+		batch = q.popBatch(batch[:0], writeBatchBytes)
+		if len(batch) == 0 {
+			if buf != nil { // idle: give the buffer back
+				n.bufPool.Put(buf)
+				buf = nil
+			}
+			if retiring {
+				_ = st.Close() // FIN: the peer reads to the end, then knows it has everything
+				return
+			}
+			select {
+			case <-q.ready:
+				continue
+			case <-ctx.Done():
+				return
+			}
+		}
+		if buf == nil {
+			buf = n.bufPool.Get().(*[]byte)
+		}
+		b := append((*buf)[:0], header...)
+		header = nil
+		total := 0
+		for i := range batch {
+			it := &batch[i]
+			sz := it.size()
+			total += sz
+			if len(it.body) >= bigFrameBytes {
+				b = append(b, it.head[:it.headLen]...)
+				if !write(b) || !write(it.body) {
+					return
+				}
+				b = b[:0]
+			} else {
+				if len(b)+sz > writeBatchBytes && len(b) > 0 {
+					if !write(b) {
+						return
+					}
+					b = b[:0]
+				}
+				b = append(b, it.head[:it.headLen]...)
+				b = append(b, it.body...)
+			}
+			cc.framesOut.Add(1)
+			cc.bytesOut.Add(uint64(sz))
+			*it = sendItem{}
+		}
+		if len(b) > 0 && !write(b) {
+			return
+		}
+		*buf = b[:0]
+		c.queued.Add(-int64(total))
+		signal(q.space)
+	}
+}
+
+// adopt moves the frames still queued on old (a connection being replaced
+// by c) to c, dropping and counting what does not fit.
+func (c *conn) adopt(old *conn) {
+	for i := range old.queues {
+		k := Class(i + 1)
+		for _, it := range old.queues[i].drain() {
+			old.queued.Add(-int64(it.size()))
+			if err := c.enqueue(k, it); err != nil {
+				c.n.stats.classes[i].dropped[it.prio].Add(1)
+			}
+		}
+	}
+}

@@ -1,0 +1,65 @@
+// Package transport is x0x's QUIC transport. *Node implements Network, the
+// interface the overlay layers (membership, pubsub, discovery) run on.
+//
+// # Connections
+//
+// A node owns one UDP socket and one quic.Transport that both listens and
+// dials, so inbound and outbound traffic share NAT mappings. TLS is 1.3
+// only, with X25519MLKEM768 as the only key exchange (checked again after
+// the handshake), ALPN "x0x/1", no resumption and no 0-RTT. The TLS
+// certificate is a throwaway: identity is proven inside the session.
+//
+// # Authentication (channel binding)
+//
+// The dialler opens the control stream (the first bidirectional stream) and
+// sends its proof: its ML-DSA-65 machine key, its role, both PeerIDs, and a
+// signature (purpose wire.PurposePeerAuth) over
+// ExportKeyingMaterial("EXPORTER-x0x-peer-auth-v1", nil, 32), the role and
+// both PeerIDs. The listener verifies it and answers with its own proof.
+// A proof from another TLS session, a reflected proof, a key that does not
+// derive the claimed PeerID or an unexpected PeerID closes the connection;
+// nothing else the peer sent is read before the proof verifies, and all of
+// this must finish within Config.AuthTimeout.
+//
+// Each side then sends its hello: the certificates of its agents
+// (identity.AgentCert, verified against the peer's MachineID and the clock)
+// and the address it sees the peer at (from which ExternalAddressDiscovered
+// events come).
+//
+// # Traffic
+//
+// Each Class (membership, pubsub, bulk, direct) has one long-lived
+// unidirectional stream per direction, opened on first use, carrying
+// length-prefixed frames (type u8, length u32 big-endian, body) capped at
+// Config.MaxFrameSize. Every connection has, per class, a bounded queue with
+// three priorities (control before eager before lazy) drained by that
+// class's writer, so one class never waits for another; QUIC stream urgency
+// also favours membership over pubsub, direct and bulk. A full queue drops
+// the frame, counts it and returns ErrQueueFull. Malformed or forbidden
+// input closes only the offending connection and is counted.
+//
+// Direct messages between agents travel on the direct stream, after the
+// agent announcements that precede them, and are delivered as
+// EventDirectMessage only if the sending agent is certified on the sending
+// machine and the recipient is local.
+//
+// # Duplicates, restarts, reconnection
+//
+// Each node draws a random instance nonce per Listen and sends it with its
+// proof. Two connections between the same two running instances are
+// duplicates: the one dialled by the lower PeerID wins (for two in the same
+// direction, the one with the lower TLS exporter value), both ends decide
+// alike, the winner takes over silently and the loser is retired: each side
+// finishes writing what it had queued on it, reads what the peer sent on it
+// to the end, and only then is it closed, so nothing is lost and no
+// PeerDisconnected is emitted. A connection from a new instance of a peer
+// (it restarted) replaces the old one with PeerDisconnected then
+// PeerConnected. Peers marked with KeepConnected are redialled with jittered
+// exponential backoff and a per-peer redial cooldown.
+//
+// # Ownership
+//
+// Every goroutine belongs to the Node and stops in Close. Payloads passed to
+// Send and SendDirect must not be modified afterwards; frames and payloads
+// delivered to handlers and events belong to the receiver.
+package transport

@@ -1,0 +1,192 @@
+package transport
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// Wire format of every x0x stream (control and class streams alike):
+//
+//	frame  = type:u8 length:u32be body[length]
+//
+// A class stream (unidirectional, opened by the sender) starts with one byte
+// naming its Class, followed by frames. The control stream (the first
+// bidirectional stream, opened by the dialler) carries, in each direction,
+// exactly: one auth frame, one agents frame (full set), one address frame.
+
+// frameType identifies the body of a frame.
+type frameType uint8
+
+// Frame types.
+const (
+	frameAuth    frameType = 0x01 // authMsg (control stream, first frame)
+	frameAgents  frameType = 0x02 // agentsMsg (control stream hello; direct stream updates)
+	frameAddr    frameType = 0x03 // addrReport (control stream, after agents)
+	frameRetire  frameType = 0x04 // retiring a dedup loser: class bitmap (control stream)
+	frameDrained frameType = 0x05 // retiring: all the peer's data was read (control stream)
+	frameData    frameType = 0x10 // opaque payload for the class handler
+	frameDirect  frameType = 0x11 // agent-to-agent direct message (direct stream)
+)
+
+// frameHeaderSize is the size of a frame header.
+const frameHeaderSize = 5
+
+// Body limits for transport-internal frame types. Data and direct frames are
+// bounded by Config.MaxFrameSize instead.
+const (
+	maxAuthBody   = 8 << 10 // key 1952 + signature 3309 + IDs and CBOR overhead
+	maxAgentsBody = 1 << 20 // MaxAgentsPerPeer certificates of ~5.4 KB each
+	maxAddrBody   = 128     // one host:port string
+	directIDsSize = 2 * 32  // from and to AgentIDs in front of a direct payload
+)
+
+func (t frameType) String() string {
+	switch t {
+	case frameAuth:
+		return "auth"
+	case frameAgents:
+		return "agents"
+	case frameAddr:
+		return "addr"
+	case frameRetire:
+		return "retire"
+	case frameDrained:
+		return "drained"
+	case frameData:
+		return "data"
+	case frameDirect:
+		return "direct"
+	}
+	return fmt.Sprintf("type(%#02x)", uint8(t))
+}
+
+// maxBody returns the largest body allowed for t, or -1 for unknown types.
+func maxBody(t frameType, maxFrame int) int {
+	switch t {
+	case frameAuth:
+		return maxAuthBody
+	case frameAgents:
+		return maxAgentsBody
+	case frameAddr:
+		return maxAddrBody
+	case frameRetire:
+		return 1
+	case frameDrained:
+		return 0
+	case frameData, frameDirect:
+		return maxFrame
+	}
+	return -1
+}
+
+// putFrameHeader writes a header for a body of n bytes into b[:5].
+func putFrameHeader(b []byte, t frameType, n int) {
+	b[0] = byte(t)
+	binary.BigEndian.PutUint32(b[1:frameHeaderSize], uint32(n))
+}
+
+// appendFrame appends a whole frame to dst.
+func appendFrame(dst []byte, t frameType, body []byte) []byte {
+	var h [frameHeaderSize]byte
+	putFrameHeader(h[:], t, len(body))
+	return append(append(dst, h[:]...), body...)
+}
+
+// parseFrameHeader decodes and validates a header. Unknown types and bodies
+// over the type's limit are ErrMalformed.
+func parseFrameHeader(h []byte, maxFrame int) (frameType, int, error) {
+	t := frameType(h[0])
+	n := binary.BigEndian.Uint32(h[1:frameHeaderSize])
+	limit := maxBody(t, maxFrame)
+	if limit < 0 {
+		return 0, 0, fmt.Errorf("%w: unknown frame type %#02x", ErrMalformed, h[0])
+	}
+	if uint64(n) > uint64(limit) {
+		return 0, 0, fmt.Errorf("%w: %s frame of %d bytes exceeds limit %d", ErrMalformed, t, n, limit)
+	}
+	return t, int(n), nil
+}
+
+// readFrame reads one frame from r. hdr is scratch space owned by the
+// caller. It returns io.EOF only when r ends cleanly between frames; a
+// stream ending inside a frame, an unknown type or an oversized length is
+// ErrMalformed; other errors are r's (e.g. the connection closing). The
+// returned body is freshly allocated and owned by the caller.
+func readFrame(r io.Reader, hdr *[frameHeaderSize]byte, maxFrame int) (frameType, []byte, error) {
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return 0, nil, fmt.Errorf("%w: truncated frame header", ErrMalformed)
+		}
+		return 0, nil, err
+	}
+	t, n, err := parseFrameHeader(hdr[:], maxFrame)
+	if err != nil {
+		return 0, nil, err
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r, body); err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return 0, nil, fmt.Errorf("%w: truncated %s frame (%d bytes announced)", ErrMalformed, t, n)
+		}
+		return 0, nil, err
+	}
+	return t, body, nil
+}
+
+// readClassHeader reads the first byte of a class stream and validates it.
+func readClassHeader(r io.Reader) (Class, error) {
+	var b [1]byte
+	if _, err := io.ReadFull(r, b[:]); err != nil {
+		if errors.Is(err, io.EOF) {
+			return 0, fmt.Errorf("%w: class stream ended before its header", ErrMalformed)
+		}
+		return 0, err
+	}
+	c := Class(b[0])
+	if !c.valid() {
+		return 0, fmt.Errorf("%w: unknown stream class %d", ErrMalformed, b[0])
+	}
+	return c, nil
+}
+
+// Number of stream classes and their index helpers.
+const numClasses = 4
+
+func (c Class) valid() bool { return c >= ClassMembership && c <= ClassDirect }
+
+func (c Class) index() int { return int(c) - 1 }
+
+// String names the class for logs and metrics.
+func (c Class) String() string {
+	switch c {
+	case ClassMembership:
+		return "membership"
+	case ClassPubSub:
+		return "pubsub"
+	case ClassBulk:
+		return "bulk"
+	case ClassDirect:
+		return "direct"
+	}
+	return fmt.Sprintf("class(%d)", uint8(c))
+}
+
+// numPriorities is the number of send priorities.
+const numPriorities = 3
+
+func (p Priority) valid() bool { return p <= PriorityLazy }
+
+// String names the priority for logs and metrics.
+func (p Priority) String() string {
+	switch p {
+	case PriorityControl:
+		return "control"
+	case PriorityEager:
+		return "eager"
+	case PriorityLazy:
+		return "lazy"
+	}
+	return fmt.Sprintf("priority(%d)", uint8(p))
+}

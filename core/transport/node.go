@@ -1,0 +1,815 @@
+package transport
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/quic-go/quic-go"
+	"github.com/saorsa-labs/x0x-go/core/clock"
+	"github.com/saorsa-labs/x0x-go/core/identity"
+)
+
+var _ Network = (*Node)(nil)
+
+// Node is an x0x transport endpoint. Create it with Listen and stop it with
+// Close; all methods are safe for concurrent use.
+type Node struct {
+	cfg      Config
+	id       identity.PeerID
+	instance [instanceSize]byte // random per Listen; tells peers we restarted
+	clk      clock.Clock
+	rand     io.Reader // serialised cfg.Rand
+	log      *slog.Logger
+
+	udp       *net.UDPConn
+	tr        *quic.Transport
+	ln        *quic.Listener
+	qconf     *quic.Config
+	tlsClient *tls.Config
+	localAddr string
+
+	ctx       context.Context // cancelled by Close
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup // every goroutine and every tracked connection
+	closeOnce sync.Once
+
+	handlers [numClasses]atomic.Pointer[MessageHandler]
+	stats    counters
+	bufPool  sync.Pool // *[]byte write batch buffers, held by busy class writers only
+
+	emitMu       sync.Mutex
+	watchers     []func(PeerEvent)
+	events       chan Event
+	eventsClosed bool
+
+	mu           sync.Mutex
+	closed       bool
+	pendingDials int
+	conns        map[*conn]struct{}              // every open QUIC connection
+	peers        map[identity.PeerID]*conn       // the connection carrying each peer
+	tail         map[identity.PeerID]*conn       // latest registered connection per peer
+	peersChanged chan struct{}                   // closed and replaced when peers changes
+	dials        map[identity.PeerID]*dialCall   // dials in flight, to share
+	lastFail     map[identity.PeerID]time.Time   // last failed dial, for the cooldown
+	persist      map[identity.PeerID]*persistent // peers to keep connected
+	local        map[identity.AgentID]*identity.AgentCert
+	agentsVer    uint64
+	agentIdx     map[identity.AgentID]map[identity.PeerID]struct{}
+	extAddrs     map[string]struct{}
+	extOrder     []string
+}
+
+// dialCall is a dial in flight that later callers for the same peer join.
+type dialCall struct {
+	done chan struct{}
+	err  error
+}
+
+// maxExternalAddrs bounds the remembered external addresses.
+const maxExternalAddrs = 32
+
+// Listen opens the node's UDP socket on cfg.BindAddr and starts accepting
+// connections. ctx bounds start-up only; the node runs until Close. It
+// fails with an error wrapping ErrBadConfig for an invalid Config, or the
+// socket error.
+func Listen(ctx context.Context, cfg Config) (*Node, error) {
+	cfg.fill()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	n := &Node{
+		cfg:          cfg,
+		id:           cfg.Machine.ID(),
+		clk:          cfg.Clock,
+		rand:         &lockedReader{r: cfg.Rand},
+		log:          cfg.Logger,
+		events:       make(chan Event, max(1, cfg.EventBuffer)),
+		conns:        make(map[*conn]struct{}),
+		peers:        make(map[identity.PeerID]*conn),
+		tail:         make(map[identity.PeerID]*conn),
+		peersChanged: make(chan struct{}),
+		dials:        make(map[identity.PeerID]*dialCall),
+		lastFail:     make(map[identity.PeerID]time.Time),
+		persist:      make(map[identity.PeerID]*persistent),
+		local:        make(map[identity.AgentID]*identity.AgentCert),
+		agentIdx:     make(map[identity.AgentID]map[identity.PeerID]struct{}),
+		extAddrs:     make(map[string]struct{}),
+	}
+	n.bufPool.New = func() any {
+		b := make([]byte, 0, writeBatchBytes+bigFrameBytes)
+		return &b
+	}
+	if _, err := io.ReadFull(n.rand, n.instance[:]); err != nil {
+		return nil, fmt.Errorf("transport: reading instance nonce: %w", err)
+	}
+	serverTLS, clientTLS, err := tlsConfigs(n.rand, n.clk.Now(), &n.stats.tlsRefused)
+	if err != nil {
+		return nil, err
+	}
+	n.tlsClient = clientTLS
+	var tokenKey quic.TokenGeneratorKey
+	if _, err := io.ReadFull(n.rand, tokenKey[:]); err != nil {
+		return nil, fmt.Errorf("transport: reading token key: %w", err)
+	}
+	resetKey := statelessResetKey(cfg.Machine)
+	udpAddr, err := net.ResolveUDPAddr("udp", cfg.BindAddr)
+	if err != nil {
+		return nil, fmt.Errorf("transport: bind address %q: %w", cfg.BindAddr, err)
+	}
+	n.udp, err = net.ListenUDP("udp", udpAddr)
+	if err != nil {
+		return nil, fmt.Errorf("transport: listen on %s: %w", cfg.BindAddr, err)
+	}
+	n.localAddr = n.udp.LocalAddr().String()
+	n.tr = &quic.Transport{Conn: n.udp, StatelessResetKey: &resetKey, TokenGeneratorKey: &tokenKey}
+	n.qconf = &quic.Config{
+		HandshakeIdleTimeout:  cfg.HandshakeTimeout,
+		MaxIdleTimeout:        cfg.IdleTimeout,
+		KeepAlivePeriod:       cfg.KeepAlive,
+		MaxIncomingStreams:    1,          // the control stream
+		MaxIncomingUniStreams: numClasses, // one stream per class
+		Allow0RTT:             false,
+	}
+	n.ln, err = n.tr.Listen(serverTLS, n.qconf)
+	if err != nil {
+		_ = n.tr.Close()
+		_ = n.udp.Close()
+		return nil, fmt.Errorf("transport: QUIC listen: %w", err)
+	}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	n.wg.Add(1)
+	go n.acceptLoop()
+	if cfg.ConnectCachedOnStart > 0 {
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			if got, err := n.ConnectCached(n.ctx, cfg.ConnectCachedOnStart); err != nil {
+				n.log.Info("connecting to cached peers", "connected", got, "err", err)
+			}
+		}()
+	}
+	return n, nil
+}
+
+// statelessResetKey derives the QUIC stateless reset key from the machine
+// key, so that a restarted node resets its peers' stale connections at once.
+func statelessResetKey(kp *identity.KeyPair) quic.StatelessResetKey {
+	priv := kp.PrivateBytes()
+	h := sha256.New()
+	h.Write([]byte("x0x/v1/quic-stateless-reset"))
+	h.Write(priv)
+	clear(priv)
+	var k quic.StatelessResetKey
+	h.Sum(k[:0])
+	return k
+}
+
+// Close closes every connection (peers see a CONNECTION_CLOSE), stops every
+// goroutine, releases the socket and then closes the Events channel. It is
+// idempotent and always returns nil.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		n.mu.Lock()
+		n.closed = true
+		conns := make([]*conn, 0, len(n.conns))
+		for c := range n.conns {
+			conns = append(conns, c)
+		}
+		for _, p := range n.persist {
+			if p.timer != nil {
+				p.timer.Stop()
+			}
+		}
+		n.persist = map[identity.PeerID]*persistent{}
+		n.mu.Unlock()
+		n.cancel()
+		var wg sync.WaitGroup
+		for _, c := range conns {
+			wg.Go(func() { c.fail(codeShutdown, errLocalClose) })
+		}
+		wg.Wait()
+		n.wg.Wait()
+		_ = n.ln.Close()
+		_ = n.tr.Close()
+		_ = n.udp.Close()
+		n.emitMu.Lock()
+		n.eventsClosed = true
+		close(n.events)
+		n.emitMu.Unlock()
+	})
+	return nil
+}
+
+// LocalID returns this node's PeerID (its MachineID).
+func (n *Node) LocalID() identity.PeerID { return n.id }
+
+// LocalAddr returns the UDP address the node is bound to.
+func (n *Node) LocalAddr() string { return n.localAddr }
+
+// Handle sets the handler for inbound data frames of class (replacing any
+// previous one; nil removes it). Frames of a class without a handler are
+// dropped and counted. An unknown class is ignored and logged.
+func (n *Node) Handle(class Class, h MessageHandler) {
+	if !class.valid() {
+		n.log.Warn("Handle: unknown class ignored", "class", uint8(class))
+		return
+	}
+	if h == nil {
+		n.handlers[class.index()].Store(nil)
+		return
+	}
+	n.handlers[class.index()].Store(&h)
+}
+
+// Peers lists the currently connected (authenticated) peers.
+func (n *Node) Peers() []identity.PeerID {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make([]identity.PeerID, 0, len(n.peers))
+	for p := range n.peers {
+		out = append(out, p)
+	}
+	return out
+}
+
+// IsConnected reports whether an authenticated connection to peer is up.
+func (n *Node) IsConnected(peer identity.PeerID) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.peers[peer] != nil
+}
+
+// Disconnect closes the connection to peer, if any, and stops keeping it
+// connected (see KeepConnected). The PeerDisconnected event carries a nil
+// error.
+func (n *Node) Disconnect(peer identity.PeerID) {
+	n.mu.Lock()
+	n.dropPersistLocked(peer)
+	c := n.peers[peer]
+	n.mu.Unlock()
+	if c != nil {
+		c.fail(codeNormal, errLocalClose)
+	}
+}
+
+// Send queues msg to peer on class without blocking. It returns
+// ErrNotConnected, ErrQueueFull (the frame is dropped and counted),
+// ErrTooLarge (over Config.MaxFrameSize), ErrBadClass or ErrClosed. The
+// caller must not modify msg afterwards.
+func (n *Node) Send(peer identity.PeerID, class Class, prio Priority, msg []byte) error {
+	if !class.valid() {
+		return fmt.Errorf("%w: %d", ErrBadClass, uint8(class))
+	}
+	if !prio.valid() {
+		return fmt.Errorf("%w: unknown priority %d", ErrBadClass, uint8(prio))
+	}
+	if len(msg) > n.cfg.MaxFrameSize {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(msg), n.cfg.MaxFrameSize)
+	}
+	c, err := n.sendConn(peer)
+	if err != nil {
+		return err
+	}
+	it := sendItem{prio: prio, body: msg, headLen: frameHeaderSize}
+	putFrameHeader(it.head[:], frameData, len(msg))
+	if err := n.enqueuePeer(c, class, it); err != nil {
+		n.stats.classes[class.index()].dropped[prio].Add(1)
+		return err
+	}
+	return nil
+}
+
+// sendConn returns the connection to send to peer on.
+func (n *Node) sendConn(peer identity.PeerID) (*conn, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return nil, ErrClosed
+	}
+	c := n.peers[peer]
+	if c == nil {
+		return nil, ErrNotConnected
+	}
+	return c, nil
+}
+
+// enqueuePeer queues it on c, or on the peer's current connection if c is
+// being retired by dedup.
+func (n *Node) enqueuePeer(c *conn, k Class, it sendItem) error {
+	for range 3 {
+		err := c.enqueue(k, it)
+		if err != errRetiring {
+			return err
+		}
+		next, err := n.sendConn(c.peer)
+		if err != nil {
+			return err
+		}
+		if next == c {
+			break
+		}
+		c = next
+	}
+	return ErrNotConnected
+}
+
+// ---- connecting ----
+
+// Connect establishes an authenticated connection to peer at addr, or
+// returns nil at once if one is up. A dial already in flight to peer is
+// joined. Errors: *PeerMismatchError if addr proves to be another peer,
+// *CooldownError during the redial cooldown, ErrConnLimit, ErrSelfConnect,
+// ErrClosed, or the dial/handshake error (wrapping ErrAuthFailed,
+// ErrNotPostQuantum, ErrPeerClosed, ... where applicable). A zero peer
+// behaves like ConnectAddr.
+func (n *Node) Connect(ctx context.Context, peer identity.PeerID, addr string) error {
+	if peer.IsZero() {
+		_, err := n.ConnectAddr(ctx, addr)
+		return err
+	}
+	if peer == n.id {
+		return ErrSelfConnect
+	}
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return ErrClosed
+	}
+	if n.peers[peer] != nil {
+		n.mu.Unlock()
+		return nil
+	}
+	if call := n.dials[peer]; call != nil {
+		n.mu.Unlock()
+		select {
+		case <-call.done:
+			return call.err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	call := &dialCall{done: make(chan struct{})}
+	n.dials[peer] = call
+	n.mu.Unlock()
+
+	_, call.err = n.dial(ctx, peer, addr)
+
+	n.mu.Lock()
+	delete(n.dials, peer)
+	n.mu.Unlock()
+	close(call.done)
+	return call.err
+}
+
+// ConnectAddr dials addr without knowing the PeerID there (e.g. a bootstrap
+// address) and returns the PeerID that proved itself. If a connected peer
+// is already known at addr it is returned without dialling.
+func (n *Node) ConnectAddr(ctx context.Context, addr string) (identity.PeerID, error) {
+	n.mu.Lock()
+	for id, c := range n.peers {
+		if c.addr == addr {
+			n.mu.Unlock()
+			return id, nil
+		}
+	}
+	n.mu.Unlock()
+	return n.dial(ctx, identity.PeerID{}, addr)
+}
+
+// dial opens, authenticates and registers one outbound connection.
+func (n *Node) dial(ctx context.Context, expected identity.PeerID, addr string) (identity.PeerID, error) {
+	if !expected.IsZero() {
+		if err := n.checkCooldown(expected); err != nil {
+			return identity.PeerID{}, err
+		}
+	}
+	c, err := n.openConn(ctx, expected, addr)
+	if err == nil {
+		err = c.handshake(ctx)
+		if err == nil {
+			_, err = n.register(c)
+		}
+		if err != nil {
+			n.untrack(c)
+		}
+	}
+	peer := expected
+	if c != nil && !c.peer.IsZero() {
+		peer = c.peer
+	}
+	if err != nil && !peer.IsZero() && (errors.Is(err, ErrDuplicate)) {
+		// We lost (or the peer decided) the simultaneous-dial tie-break:
+		// success if the winning connection comes up.
+		if n.waitPeer(ctx, peer, n.cfg.AuthTimeout) {
+			return peer, nil
+		}
+	}
+	if err != nil {
+		if errors.Is(err, ErrClosed) || errors.Is(err, ErrConnLimit) {
+			return peer, err
+		}
+		n.stats.dialsFailed.Add(1)
+		if !peer.IsZero() {
+			n.mu.Lock()
+			n.noteFailLocked(peer)
+			n.mu.Unlock()
+			if n.cfg.PeerCache != nil {
+				n.cfg.PeerCache.Record(peer, addr, false, 0)
+			}
+		}
+		n.log.Debug("dial failed", "addr", addr, "peer", expected.Short(), "err", err)
+		n.emit(Event{Kind: EventConnectionFailed, Peer: expected, Addr: addr, Err: err})
+		return peer, err
+	}
+	n.stats.dialsOK.Add(1)
+	if n.cfg.PeerCache != nil {
+		n.cfg.PeerCache.Record(c.peer, addr, true, c.qc.ConnectionStats().SmoothedRTT)
+	}
+	go n.runConn(c)
+	return c.peer, nil
+}
+
+// openConn dials addr with the handshake timeout and tracks the connection.
+// The tracked connection holds one count of n.wg until untrack or runConn
+// releases it.
+func (n *Node) openConn(ctx context.Context, expected identity.PeerID, addr string) (*conn, error) {
+	udpAddr, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("transport: address %q: %w", addr, err)
+	}
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if len(n.conns)+n.pendingDials >= n.cfg.MaxConnections {
+		n.mu.Unlock()
+		return nil, ErrConnLimit
+	}
+	n.pendingDials++
+	n.wg.Add(1)
+	n.mu.Unlock()
+
+	dctx, cancel := context.WithCancelCause(ctx)
+	timer := n.clk.AfterFunc(n.cfg.HandshakeTimeout, func() {
+		cancel(fmt.Errorf("transport: handshake with %s timed out after %v", addr, n.cfg.HandshakeTimeout))
+	})
+	stop := context.AfterFunc(n.ctx, func() { cancel(ErrClosed) })
+	qc, err := n.tr.Dial(dctx, udpAddr, n.tlsClient, n.qconf)
+	stop()
+	timer.Stop()
+	if cause := context.Cause(dctx); err != nil && cause != nil {
+		err = cause // our own timeout or shutdown, rather than quic-go's echo of it
+	}
+	cancel(nil)
+
+	n.mu.Lock()
+	n.pendingDials--
+	if err == nil && n.closed {
+		err = ErrClosed
+	}
+	if err != nil {
+		n.mu.Unlock()
+		if qc != nil {
+			_ = qc.CloseWithError(codeShutdown, "")
+		}
+		n.wg.Done()
+		return nil, err
+	}
+	c := newConn(n, qc, roleDialler, expected)
+	n.conns[c] = struct{}{}
+	n.mu.Unlock()
+	return c, nil
+}
+
+// untrack forgets a connection that never reached runConn.
+func (n *Node) untrack(c *conn) {
+	if !c.dead() {
+		c.fail(codeProtocol, errors.New("transport: setup abandoned"))
+	}
+	n.mu.Lock()
+	delete(n.conns, c)
+	n.mu.Unlock()
+	n.wg.Done()
+}
+
+// acceptLoop accepts inbound connections until Close.
+func (n *Node) acceptLoop() {
+	defer n.wg.Done()
+	for {
+		qc, err := n.ln.Accept(n.ctx)
+		if err != nil {
+			return
+		}
+		n.mu.Lock()
+		if n.closed {
+			n.mu.Unlock()
+			_ = qc.CloseWithError(codeShutdown, "node closing")
+			return
+		}
+		if len(n.conns)+n.pendingDials >= n.cfg.MaxConnections {
+			n.mu.Unlock()
+			n.stats.connsRefused.Add(1)
+			_ = qc.CloseWithError(codeConnLimit, "connection limit reached")
+			continue
+		}
+		c := newConn(n, qc, roleListener, identity.PeerID{})
+		n.conns[c] = struct{}{}
+		n.wg.Add(1)
+		n.mu.Unlock()
+		n.stats.inboundAccepted.Add(1)
+		go n.serveInbound(c)
+	}
+}
+
+// serveInbound authenticates and runs an accepted connection.
+func (n *Node) serveInbound(c *conn) {
+	err := c.handshake(n.ctx)
+	if err == nil {
+		_, err = n.register(c)
+	}
+	if err != nil {
+		n.log.Debug("inbound connection rejected", "addr", c.addr, "err", err)
+		n.untrack(c)
+		return
+	}
+	n.runConn(c)
+}
+
+// waitPeer waits up to d for peer to be connected.
+func (n *Node) waitPeer(ctx context.Context, peer identity.PeerID, d time.Duration) bool {
+	expired := make(chan struct{})
+	t := n.clk.AfterFunc(d, func() { close(expired) })
+	defer t.Stop()
+	for {
+		n.mu.Lock()
+		up := n.peers[peer] != nil
+		ch := n.peersChanged
+		n.mu.Unlock()
+		if up {
+			return true
+		}
+		select {
+		case <-ch:
+		case <-expired:
+			return false
+		case <-ctx.Done():
+			return false
+		case <-n.ctx.Done():
+			return false
+		}
+	}
+}
+
+// notifyPeersLocked wakes waitPeer callers. n.mu must be held.
+func (n *Node) notifyPeersLocked() {
+	close(n.peersChanged)
+	n.peersChanged = make(chan struct{})
+}
+
+// ---- registration and teardown ----
+
+// regAction is what registering a new connection does to an existing one.
+type regAction int
+
+const (
+	regFresh   regAction = iota // no connection to the peer: emit PeerConnected
+	regReplace                  // replace the old one: PeerDisconnected(old), PeerConnected(new)
+	regSwap                     // silently take the old one's place (dedup winner); retire the old one
+	regLose                     // the old one stays; retire the new one (dedup loser)
+)
+
+// decide applies the connection dedup rules. Both ends see the same two
+// connections and reach the same decision:
+//   - an existing connection that has closed is replaced (silently if the
+//     peer closed it as a dedup loser, since the peer keeps this one);
+//   - if the peer's instance nonce changed, the peer restarted: the new
+//     connection replaces the stale one (PeerDisconnected, PeerConnected);
+//   - otherwise both connections link the same two running instances:
+//     of two in opposite directions the one dialled by the lower PeerID
+//     wins; of two in the same direction the one with the lower TLS
+//     exporter value wins. The winner carries the peer silently, the loser
+//     is retired (drained, then closed).
+func (n *Node) decide(nc, old *conn) regAction {
+	if old.dead() {
+		if isRemoteCode(context.Cause(old.qc.Context()), codeDuplicate) {
+			return regSwap
+		}
+		return regReplace
+	}
+	if nc.instance != old.instance {
+		return regReplace
+	}
+	newWins := false
+	if nc.role != old.role {
+		newWins = n.dialledByLower(nc)
+	} else {
+		newWins = bytes.Compare(nc.ekm, old.ekm) < 0
+	}
+	if newWins {
+		return regSwap
+	}
+	return regLose
+}
+
+// dialledByLower reports whether c was dialled by the lower of the two PeerIDs.
+func (n *Node) dialledByLower(c *conn) bool {
+	localLower := bytes.Compare(n.id[:], c.peer[:]) < 0
+	return (c.role == roleDialler) == localLower
+}
+
+// register makes c the connection carrying its peer and emits
+// PeerConnected in order after the previous connection's PeerDisconnected.
+// If c lost the dedup tie-break it is retired instead (it still delivers
+// what the peer had sent on it, then closes without events) and register
+// returns true; the peer is connected either way.
+func (n *Node) register(c *conn) (retired bool, err error) {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return false, ErrClosed
+	}
+	old := n.peers[c.peer]
+	action := regFresh
+	if old != nil {
+		action = n.decide(c, old)
+	}
+	c.agents = c.helloAgents
+	c.helloAgents = nil
+	if old != nil {
+		n.log.Debug("second connection to peer", "peer", c.peer.Short(), "action", action,
+			"new_role", c.role, "old_role", old.role, "old_dead", old.dead())
+	}
+	if action == regLose {
+		c.silent = true
+		n.mu.Unlock()
+		n.stats.duplicates.Add(1)
+		<-old.upDone // what c delivers comes after the peer's PeerConnected
+		c.retire()
+		return true, nil
+	}
+	c.registered = true
+	c.prev = n.tail[c.peer]
+	var oldAgents []identity.AgentID
+	if old != nil {
+		oldAgents = sortedAgents(old.agents)
+		n.indexRemoveLocked(old.peer, old.agents)
+		if action == regSwap {
+			old.silent = true
+		}
+		close(old.superseded)
+	}
+	n.peers[c.peer] = c
+	n.tail[c.peer] = c
+	n.indexAddLocked(c.peer, c.agents)
+	agents := sortedAgents(c.agents)
+	resync := n.agentsVer != c.agentsVer
+	n.notifyPeersLocked()
+	if p := n.persist[c.peer]; p != nil {
+		p.attempt = 0
+	}
+	n.mu.Unlock()
+
+	switch action {
+	case regSwap:
+		n.stats.duplicates.Add(1)
+		if old.dead() {
+			c.adopt(old) // frames still queued on it go on the winner
+		} else {
+			old.retire()
+		}
+		<-old.upDone
+		close(c.upDone)
+		if !equalAgents(oldAgents, agents) {
+			n.emit(Event{Kind: EventAgentsChanged, Peer: c.peer, Addr: c.addr, Agents: agents})
+		}
+	default:
+		if action == regReplace {
+			n.stats.replaced.Add(1)
+			if !old.dead() { // a dead one keeps the reason it died of
+				old.fail(codeReplaced, ErrReplaced)
+			}
+		}
+		if c.prev != nil {
+			<-c.prev.downDone
+		}
+		n.emit(Event{Kind: EventPeerConnected, Peer: c.peer, Addr: c.addr, Agents: agents})
+		close(c.upDone)
+	}
+	n.noteExternal(c)
+	if resync {
+		n.sendFullAgents(c)
+	}
+	return false, nil
+}
+
+// runConn supervises a registered connection until it closes, then tears
+// it down. It releases the connection's count of n.wg.
+func (n *Node) runConn(c *conn) {
+	defer n.wg.Done()
+	c.spawn(c.acceptStreams)
+	c.protocolFailure(c.readControl())
+	<-c.qc.Context().Done()
+	c.mu.Lock()
+	c.closing = true
+	c.mu.Unlock()
+	c.wg.Wait()
+	n.teardown(c)
+}
+
+// teardown removes a closed connection and emits PeerDisconnected unless a
+// dedup swap made that unnecessary.
+func (n *Node) teardown(c *conn) {
+	cause := context.Cause(c.qc.Context())
+	n.mu.Lock()
+	current := n.peers[c.peer] == c
+	n.mu.Unlock()
+	c.mu.Lock()
+	if c.retireTimer != nil {
+		c.retireTimer.Stop()
+	}
+	c.mu.Unlock()
+	if current && isRemoteCode(cause, codeDuplicate) {
+		// The peer kept another connection to us; give it time to arrive
+		// so that the peer does not flap.
+		expired := make(chan struct{})
+		t := n.clk.AfterFunc(n.cfg.AuthTimeout, func() { close(expired) })
+		select {
+		case <-c.superseded:
+		case <-expired:
+		case <-n.ctx.Done():
+		}
+		t.Stop()
+	}
+	n.mu.Lock()
+	current = n.peers[c.peer] == c
+	if current {
+		delete(n.peers, c.peer)
+		n.indexRemoveLocked(c.peer, c.agents)
+		n.notifyPeersLocked()
+	}
+	delete(n.conns, c)
+	silent := c.silent
+	n.mu.Unlock()
+
+	if !silent {
+		reason := c.localErr()
+		switch {
+		case reason == errLocalClose:
+			reason = nil
+		case reason == nil:
+			reason = remoteReason(cause)
+		}
+		n.emit(Event{Kind: EventPeerDisconnected, Peer: c.peer, Addr: c.addr, Err: reason})
+	}
+	close(c.downDone)
+	n.mu.Lock()
+	if n.tail[c.peer] == c {
+		delete(n.tail, c.peer)
+	}
+	n.mu.Unlock()
+	if current {
+		n.peerDown(c.peer)
+	}
+}
+
+// noteExternal records the address the peer sees us at and emits
+// ExternalAddressDiscovered the first time an address is reported.
+func (n *Node) noteExternal(c *conn) {
+	addr := c.observed.String()
+	n.mu.Lock()
+	_, seen := n.extAddrs[addr]
+	if !seen {
+		if len(n.extOrder) >= maxExternalAddrs {
+			delete(n.extAddrs, n.extOrder[0])
+			n.extOrder = n.extOrder[1:]
+		}
+		n.extAddrs[addr] = struct{}{}
+		n.extOrder = append(n.extOrder, addr)
+	}
+	n.mu.Unlock()
+	if !seen {
+		n.emit(Event{Kind: EventExternalAddressDiscovered, Peer: c.peer, Addr: addr})
+	}
+}
+
+// ExternalAddrs returns the addresses peers have reported seeing this node
+// at, oldest first (at most 32).
+func (n *Node) ExternalAddrs() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]string(nil), n.extOrder...)
+}

@@ -1,0 +1,166 @@
+package transport
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"sync/atomic"
+)
+
+// ClassStats counts the traffic of one stream class.
+type ClassStats struct {
+	FramesIn, FramesOut uint64
+	BytesIn, BytesOut   uint64 // frame bytes including the 5-byte header
+	// Dropped counts frames refused because the send queue was full, per
+	// priority (index PriorityControl, PriorityEager, PriorityLazy).
+	Dropped [numPriorities]uint64
+	// NoHandler counts inbound data frames dropped for lack of a handler.
+	NoHandler uint64
+}
+
+// Stats is a snapshot of a node's counters (all cumulative except
+// ConnectionsOpen and PeersConnected). The daemon exports them as
+// Prometheus metrics.
+type Stats struct {
+	ConnectionsOpen    int    // QUIC connections open, authenticated or not
+	PeersConnected     int    // authenticated peers
+	InboundAccepted    uint64 // inbound QUIC connections accepted for authentication
+	ConnectionsRefused uint64 // inbound refused by MaxConnections
+	DialsOK            uint64 // outbound dials that authenticated
+	DialsFailed        uint64 // outbound dials that failed (ConnectionFailed events)
+	AuthFailures       uint64 // bad, missing or late proofs; identity mismatches
+	TLSRefused         uint64 // ClientHellos without X25519MLKEM768, or non-PQ handshakes
+	CertsRejected      uint64 // agent certificates that did not verify or exceeded the cap
+	DuplicatesClosed   uint64 // connections closed by simultaneous-dial dedup
+	Replaced           uint64 // connections replaced by a newer one to the same peer
+	Reconnects         uint64 // successful automatic redials of persistent peers
+	MalformedFrames    uint64 // unparseable input; each closed its connection
+	ProtocolErrors     uint64 // well-formed but forbidden input; each closed its connection
+	DirectDelivered    uint64 // direct messages emitted as events
+	DirectDropped      uint64 // direct messages from uncertified agents or to unknown agents
+	EventsDropped      uint64 // events lost because the Events channel was full
+	// Classes is indexed by Class-1 (membership, pubsub, bulk, direct).
+	Classes [numClasses]ClassStats
+}
+
+// Class returns the counters of class c (zero for an unknown class).
+func (s Stats) Class(c Class) ClassStats {
+	if !c.valid() {
+		return ClassStats{}
+	}
+	return s.Classes[c.index()]
+}
+
+type classCounters struct {
+	framesIn, framesOut atomic.Uint64
+	bytesIn, bytesOut   atomic.Uint64
+	dropped             [numPriorities]atomic.Uint64
+	noHandler           atomic.Uint64
+}
+
+// counters holds the node's live counters.
+type counters struct {
+	inboundAccepted, connsRefused  atomic.Uint64
+	dialsOK, dialsFailed           atomic.Uint64
+	authFailures, tlsRefused       atomic.Uint64
+	certsRejected                  atomic.Uint64
+	duplicates, replaced           atomic.Uint64
+	reconnects                     atomic.Uint64
+	malformed, protocol            atomic.Uint64
+	directDelivered, directDropped atomic.Uint64
+	eventsDropped                  atomic.Uint64
+	classes                        [numClasses]classCounters
+}
+
+// Stats returns a snapshot of the node's counters.
+func (n *Node) Stats() Stats {
+	c := &n.stats
+	s := Stats{
+		InboundAccepted:    c.inboundAccepted.Load(),
+		ConnectionsRefused: c.connsRefused.Load(),
+		DialsOK:            c.dialsOK.Load(),
+		DialsFailed:        c.dialsFailed.Load(),
+		AuthFailures:       c.authFailures.Load(),
+		TLSRefused:         c.tlsRefused.Load(),
+		CertsRejected:      c.certsRejected.Load(),
+		DuplicatesClosed:   c.duplicates.Load(),
+		Replaced:           c.replaced.Load(),
+		Reconnects:         c.reconnects.Load(),
+		MalformedFrames:    c.malformed.Load(),
+		ProtocolErrors:     c.protocol.Load(),
+		DirectDelivered:    c.directDelivered.Load(),
+		DirectDropped:      c.directDropped.Load(),
+		EventsDropped:      c.eventsDropped.Load(),
+	}
+	for i := range c.classes {
+		cc := &c.classes[i]
+		s.Classes[i] = ClassStats{
+			FramesIn: cc.framesIn.Load(), FramesOut: cc.framesOut.Load(),
+			BytesIn: cc.bytesIn.Load(), BytesOut: cc.bytesOut.Load(),
+			NoHandler: cc.noHandler.Load(),
+		}
+		for p := range cc.dropped {
+			s.Classes[i].Dropped[p] = cc.dropped[p].Load()
+		}
+	}
+	n.mu.Lock()
+	s.ConnectionsOpen = len(n.conns)
+	s.PeersConnected = len(n.peers)
+	n.mu.Unlock()
+	return s
+}
+
+// Metrics is Stats under the name the daemon uses.
+func (n *Node) Metrics() Stats { return n.Stats() }
+
+// WritePrometheus writes the snapshot in the Prometheus text exposition
+// format, every metric prefixed with x0x_transport_. It returns w's error.
+func (s Stats) WritePrometheus(w io.Writer) error {
+	bw := bufio.NewWriter(w)
+	metric := func(name, kind, help string) {
+		fmt.Fprintf(bw, "# HELP x0x_transport_%s %s\n# TYPE x0x_transport_%s %s\n", name, help, name, kind)
+	}
+	gauge := func(name, help string, v int) {
+		metric(name, "gauge", help)
+		fmt.Fprintf(bw, "x0x_transport_%s %d\n", name, v)
+	}
+	counter := func(name, help string, v uint64) {
+		metric(name, "counter", help)
+		fmt.Fprintf(bw, "x0x_transport_%s %d\n", name, v)
+	}
+	gauge("connections_open", "QUIC connections open, authenticated or not.", s.ConnectionsOpen)
+	gauge("peers_connected", "Authenticated peers.", s.PeersConnected)
+	counter("inbound_accepted_total", "Inbound connections accepted for authentication.", s.InboundAccepted)
+	counter("connections_refused_total", "Inbound connections refused by the connection limit.", s.ConnectionsRefused)
+	counter("dials_ok_total", "Outbound dials that authenticated.", s.DialsOK)
+	counter("dials_failed_total", "Outbound dials that failed.", s.DialsFailed)
+	counter("auth_failures_total", "Connections whose peer failed authentication.", s.AuthFailures)
+	counter("tls_refused_total", "Handshakes refused for lacking X25519MLKEM768.", s.TLSRefused)
+	counter("certs_rejected_total", "Agent certificates rejected.", s.CertsRejected)
+	counter("duplicates_closed_total", "Connections retired by simultaneous-dial dedup.", s.DuplicatesClosed)
+	counter("replaced_total", "Connections replaced by a newer one to the same peer.", s.Replaced)
+	counter("reconnects_total", "Successful automatic redials.", s.Reconnects)
+	counter("malformed_frames_total", "Unparseable inputs (each closed its connection).", s.MalformedFrames)
+	counter("protocol_errors_total", "Protocol violations (each closed its connection).", s.ProtocolErrors)
+	counter("direct_delivered_total", "Direct messages delivered.", s.DirectDelivered)
+	counter("direct_dropped_total", "Direct messages dropped (uncertified sender or unknown recipient).", s.DirectDropped)
+	counter("events_dropped_total", "Events dropped because the channel was full.", s.EventsDropped)
+	perClass := func(name string, get func(ClassStats) uint64, labels string) {
+		for i, cs := range s.Classes {
+			fmt.Fprintf(bw, "x0x_transport_%s{class=%q%s} %d\n", name, Class(i+1).String(), labels, get(cs))
+		}
+	}
+	metric("frames_total", "counter", "Frames sent and received per class.")
+	perClass("frames_total", func(c ClassStats) uint64 { return c.FramesIn }, `,direction="in"`)
+	perClass("frames_total", func(c ClassStats) uint64 { return c.FramesOut }, `,direction="out"`)
+	metric("bytes_total", "counter", "Frame bytes sent and received per class.")
+	perClass("bytes_total", func(c ClassStats) uint64 { return c.BytesIn }, `,direction="in"`)
+	perClass("bytes_total", func(c ClassStats) uint64 { return c.BytesOut }, `,direction="out"`)
+	metric("queue_dropped_total", "counter", "Frames dropped because the send queue was full.")
+	for p := Priority(0); p < numPriorities; p++ {
+		perClass("queue_dropped_total", func(c ClassStats) uint64 { return c.Dropped[p] }, fmt.Sprintf(",priority=%q", p.String()))
+	}
+	metric("no_handler_total", "counter", "Inbound frames dropped for lack of a handler.")
+	perClass("no_handler_total", func(c ClassStats) uint64 { return c.NoHandler }, "")
+	return bw.Flush()
+}

@@ -1,0 +1,234 @@
+package x0x
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/saorsa-labs/x0x-go/core/identity/keystore"
+	"github.com/saorsa-labs/x0x-go/core/transport"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+var cheapKDF = keystore.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}
+
+func build(t *testing.T, b *Builder) *Agent {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	a, err := b.Build(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	return a
+}
+
+func TestBuilderCreatesThenLoadsKeys(t *testing.T) {
+	dir := t.TempDir()
+	a := build(t, NewBuilder().WithDataDir(dir))
+	agentID, machineID := a.AgentID(), a.MachineID()
+	if agentID == machineID || agentID.IsZero() {
+		t.Fatal("agent and machine must be distinct non-zero identities")
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Close(); err != nil { // idempotent
+		t.Fatal(err)
+	}
+	for _, f := range []string{keystore.MachineKeyFile, keystore.AgentKeyFile} {
+		fi, err := os.Stat(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s mode %v", f, fi.Mode().Perm())
+		}
+	}
+	b := build(t, NewBuilder().WithDataDir(dir))
+	if b.AgentID() != agentID || b.MachineID() != machineID {
+		t.Fatal("second run did not load the same keys")
+	}
+}
+
+func TestBuilderWithMachineKeyAndAgentKey(t *testing.T) {
+	machineDir := t.TempDir()
+	dataDir := t.TempDir()
+	donor := build(t, NewBuilder().WithDataDir(t.TempDir()))
+	bundle, err := donor.ExportIdentity([]byte("pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp, err := ImportIdentity(bundle, []byte("pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ImportIdentity(bundle, []byte("wrong")); !errors.Is(err, keystore.ErrWrongPassphrase) {
+		t.Fatalf("wrong passphrase: %v", err)
+	}
+	path := filepath.Join(machineDir, "host.key")
+	a := build(t, NewBuilder().WithDataDir(dataDir).WithMachineKey(path).WithAgentKey(kp))
+	if a.AgentID() != donor.AgentID() {
+		t.Fatal("imported agent has another ID")
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("machine key not created at the given path: %v", err)
+	}
+	a.Close()
+	if _, err := os.Stat(filepath.Join(dataDir, keystore.MachineKeyFile)); !os.IsNotExist(err) {
+		t.Fatal("machine key also written to the data directory")
+	}
+	b := build(t, NewBuilder().WithDataDir(dataDir).WithMachineKey(path))
+	if b.MachineID() != a.MachineID() {
+		t.Fatal("machine key at path not reloaded")
+	}
+	if b.AgentID() == a.AgentID() {
+		t.Fatal("WithAgentKey must not save the agent key to the data directory")
+	}
+}
+
+func TestBuilderRefusesCorruptKeyFile(t *testing.T) {
+	dir := t.TempDir()
+	build(t, NewBuilder().WithDataDir(dir)).Close()
+	path := filepath.Join(dir, keystore.AgentKeyFile)
+	if err := os.WriteFile(path, []byte("garbage"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := NewBuilder().WithDataDir(dir).Build(context.Background())
+	var fe *keystore.FileError
+	if !errors.As(err, &fe) || fe.Path != path || !errors.Is(err, keystore.ErrCorrupt) {
+		t.Fatalf("err = %v, want *FileError naming %s wrapping ErrCorrupt", err, path)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "garbage" {
+		t.Fatal("corrupt key file was modified")
+	}
+}
+
+func TestBuilderPassphrase(t *testing.T) {
+	dir := t.TempDir()
+	a := build(t, NewBuilder().WithDataDir(dir).WithPassphrase([]byte("s3cret")).WithKDF(cheapKDF))
+	id := a.AgentID()
+	a.Close()
+	if _, err := NewBuilder().WithDataDir(dir).WithPassphrase([]byte("nope")).Build(context.Background()); !errors.Is(err, keystore.ErrWrongPassphrase) {
+		t.Fatalf("wrong passphrase: %v", err)
+	}
+	if _, err := NewBuilder().WithDataDir(dir).Build(context.Background()); !errors.Is(err, keystore.ErrPassphraseRequired) {
+		t.Fatalf("missing passphrase: %v", err)
+	}
+	b := build(t, NewBuilder().WithDataDir(dir).WithPassphrase([]byte("s3cret")))
+	if b.AgentID() != id {
+		t.Fatal("passphrase-sealed keys did not reload")
+	}
+}
+
+func TestBootstrapParsing(t *testing.T) {
+	if _, err := NewBuilder().WithDataDir(t.TempDir()).WithBootstrap("nonsense").Build(context.Background()); err == nil {
+		t.Fatal("bad bootstrap address accepted")
+	}
+	if _, err := NewBuilder().WithDataDir(t.TempDir()).WithBootstrap("zz@127.0.0.1:1").Build(context.Background()); err == nil {
+		t.Fatal("bad bootstrap peer ID accepted")
+	}
+	if _, err := NewBuilder().WithDataDir(t.TempDir()).WithNetwork("mainnet").Build(context.Background()); err == nil {
+		t.Fatal("unknown network accepted")
+	}
+	seeds, err := BootstrapPeers(NetworkTestnet)
+	if err != nil || len(seeds) != 6 {
+		t.Fatalf("testnet seeds = %v, %v", seeds, err)
+	}
+	if local, _ := BootstrapPeers(""); len(local) != 0 {
+		t.Fatal("the default network must have no built-in peers")
+	}
+	a := build(t, NewBuilder().WithDataDir(t.TempDir()))
+	if err := a.JoinNetwork(context.Background()); !errors.Is(err, ErrNoBootstrap) {
+		t.Fatalf("JoinNetwork with nobody: %v", err)
+	}
+}
+
+// Two agents join through a third node and exchange direct messages.
+func TestAgentsExchangeDirectMessages(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	boot := build(t, NewBuilder().WithDataDir(t.TempDir()))
+	bootAddr := boot.MachineID().String() + "@" + boot.Addr()
+	alice := build(t, NewBuilder().WithDataDir(t.TempDir()).WithBootstrap(bootAddr))
+	bob := build(t, NewBuilder().WithDataDir(t.TempDir()).WithBootstrap(bootAddr))
+	for _, a := range []*Agent{alice, bob} {
+		if err := a.JoinNetwork(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := alice.Connect(ctx, bob.MachineID().String()+"@"+bob.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.WaitForAgent(ctx, bob.AgentID()); err != nil {
+		t.Fatal(err)
+	}
+	if err := bob.WaitForAgent(ctx, alice.AgentID()); err != nil {
+		t.Fatal(err)
+	}
+	recv := func(a *Agent) Event {
+		for {
+			select {
+			case ev := <-a.Events():
+				if ev.Kind == EventDirectMessage {
+					return ev
+				}
+			case <-ctx.Done():
+				t.Fatal("timed out waiting for a direct message")
+			}
+		}
+	}
+	msg := []byte("ping")
+	if err := alice.SendDirect(ctx, bob.AgentID(), msg); err != nil {
+		t.Fatal(err)
+	}
+	msg[0] = 'X' // the caller may reuse its buffer
+	if ev := recv(bob); ev.From != alice.AgentID() || string(ev.Payload) != "ping" {
+		t.Fatalf("bob got %q from %s", ev.Payload, ev.From.Short())
+	}
+	if err := bob.SendDirect(ctx, alice.AgentID(), []byte("pong")); err != nil {
+		t.Fatal(err)
+	}
+	if ev := recv(alice); ev.From != bob.AgentID() || string(ev.Payload) != "pong" {
+		t.Fatalf("alice got %q from %s", ev.Payload, ev.From.Short())
+	}
+	// A pinned ID that does not match the node at the address is refused.
+	carol := build(t, NewBuilder().WithDataDir(t.TempDir()))
+	var mismatch *transport.PeerMismatchError
+	if _, err := alice.Connect(ctx, carol.MachineID().String()+"@"+bob.Addr()); !errors.As(err, &mismatch) {
+		t.Fatalf("connecting to bob's address while expecting carol: err = %v, want *PeerMismatchError", err)
+	}
+}
+
+// A restarted agent with no bootstrap configured finds its peers again
+// through the persistent peer cache.
+func TestRestartRejoinsFromPeerCache(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	peers := []*Agent{build(t, NewBuilder().WithDataDir(t.TempDir())), build(t, NewBuilder().WithDataDir(t.TempDir()))}
+	dir := t.TempDir()
+	a := build(t, NewBuilder().WithDataDir(dir))
+	for _, p := range peers {
+		if _, err := a.Connect(ctx, p.MachineID().String()+"@"+p.Addr()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.Close(); err != nil { // saves the peer cache
+		t.Fatal(err)
+	}
+	b := build(t, NewBuilder().WithDataDir(dir))
+	if err := b.JoinNetwork(ctx); err != nil {
+		t.Fatalf("rejoin from cache: %v", err)
+	}
+	for _, p := range peers {
+		if err := b.WaitForAgent(ctx, p.AgentID()); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,462 @@
+/*
+ * x0x.h — the C ABI of x0x, a post-quantum peer-to-peer network for AI agents.
+ *
+ * This hand-written header is the one contract every binding (C, Node-API,
+ * Python ctypes) uses. The library is libx0x.so.0 (soname, with a libx0x.so
+ * symlink) or the static archive libx0x.a; `pkg-config --cflags --libs x0x`
+ * gives the flags.
+ *
+ * General rules
+ * -------------
+ * - Every function that can fail returns an int status (x0x_status). X0X_OK
+ *   is 0. On failure, x0x_last_error() returns a message explaining it.
+ * - Objects are named by opaque 64-bit handles (x0x_config, x0x_agent,
+ *   x0x_identity). Handles are never reused and are type-tagged: a destroyed,
+ *   never-issued, zero or wrong-kind handle is X0X_ERR_INVALID_HANDLE, never
+ *   a crash.
+ * - Pointer arguments are borrowed for the duration of the call only, unless
+ *   the function says otherwise; the library never keeps them. Memory the
+ *   library returns through a `**out` argument is owned by the caller and
+ *   must be freed with x0x_free() (not free(): the library may use another
+ *   allocator). Event records filled by x0x_events_drain() are released with
+ *   x0x_events_release().
+ * - A NULL required pointer is X0X_ERR_INVALID_ARG. Output arguments are
+ *   left untouched on failure unless stated otherwise.
+ * - Every Go-side entry point recovers panics and reports X0X_ERR_PANIC.
+ * - Thread safety: every function may be called from any thread, and
+ *   concurrently on the same handle, unless stated otherwise. Blocking
+ *   functions take a timeout in milliseconds (0 means
+ *   X0X_DEFAULT_TIMEOUT_MS).
+ *
+ * Runtime notes
+ * -------------
+ * - The library contains a Go runtime. Only one Go runtime can live in a
+ *   process: do not load two Go c-shared libraries (or libx0x.so and
+ *   libx0x.a) into one process.
+ * - musl libc (e.g. Alpine) cannot dlopen() a Go c-shared library; link it
+ *   at build time there, or use a glibc system.
+ * - The Go runtime installs signal handlers (it uses SIGURG for preemption,
+ *   and SIGSEGV/SIGBUS/SIGFPE to report faults). Programs that install their
+ *   own handlers should use SA_ONSTACK and chain to the previous handler.
+ * - The library never creates network traffic other than to the addresses
+ *   the caller configures (bind address, bootstrap peers, x0x_connect).
+ *
+ * Future additions (publish/subscribe, task lists) will be new functions
+ * and new event kinds; existing functions, status codes and the x0x_event
+ * layout keep their meaning within an ABI major version.
+ */
+#ifndef X0X_H
+#define X0X_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ABI version implemented by this header. The major version is also the
+ * soname suffix (libx0x.so.0); a library with another major version is not
+ * compatible. Minor versions only add functions, keys and event kinds. */
+#define X0X_ABI_VERSION_MAJOR 0
+#define X0X_ABI_VERSION_MINOR 1
+#define X0X_ABI_VERSION ((X0X_ABI_VERSION_MAJOR << 16) | X0X_ABI_VERSION_MINOR)
+
+/* Size in bytes of an ID (agent, machine, peer): SHA-256 of a public key. */
+#define X0X_ID_SIZE 32
+/* Size of a buffer for the hex form of an ID, including the final NUL. */
+#define X0X_ID_HEX_SIZE 65
+/* Timeout used when a blocking function is given timeout_ms == 0. */
+#define X0X_DEFAULT_TIMEOUT_MS 30000u
+
+/* Limits on inputs. Larger inputs are X0X_ERR_TOO_LARGE (strings that have
+ * no NUL within X0X_MAX_STRING bytes included). */
+#define X0X_MAX_STRING 4096u            /* bytes, excluding the final NUL */
+#define X0X_MAX_PASSPHRASE 1024u        /* bytes */
+#define X0X_MAX_BUNDLE (64u * 1024u)    /* bytes of an identity bundle */
+/* A direct-message payload larger than this is rejected before it is even
+ * copied. The effective limit is lower: the node's frame size (4 MiB by
+ * default) minus 64 bytes of header; larger payloads are X0X_ERR_TOO_LARGE. */
+#define X0X_MAX_PAYLOAD (16u * 1024u * 1024u)
+/* Default and maximum capacity of an agent's event queue (see events). */
+#define X0X_DEFAULT_EVENT_QUEUE 1024u
+#define X0X_MAX_EVENT_QUEUE 65536u
+
+/* Status codes returned by the functions of this header. */
+typedef enum x0x_status {
+    X0X_OK = 0,
+    /* A NULL or malformed argument, an unknown key, a bad address. */
+    X0X_ERR_INVALID_ARG = 1,
+    /* The handle is zero, destroyed, never issued or of another kind. */
+    X0X_ERR_INVALID_HANDLE = 2,
+    /* The agent is closed (destroyed concurrently, or shutting down). */
+    X0X_ERR_CLOSED = 3,
+    /* An operating-system or network error (files, sockets, dial failures). */
+    X0X_ERR_IO = 4,
+    /* A cryptographic check failed (bad signature or certificate, a key
+     * file sealed with another local secret, no post-quantum TLS). */
+    X0X_ERR_CRYPTO = 5,
+    /* A passphrase is wrong, missing, or given for an unprotected file. */
+    X0X_ERR_WRONG_PASSPHRASE = 6,
+    /* Something named does not exist (a file, a local agent). */
+    X0X_ERR_NOT_FOUND = 7,
+    /* The timeout of a blocking call expired. */
+    X0X_ERR_TIMEOUT = 8,
+    /* An input or message exceeds a size limit. */
+    X0X_ERR_TOO_LARGE = 9,
+    /* The library caught an internal panic (a bug: please report it). The
+     * handle involved is still valid, but the operation may be incomplete. */
+    X0X_ERR_PANIC = 10,
+    /* No connected peer carries the destination agent. */
+    X0X_ERR_NO_ROUTE = 11,
+    /* Data (a key file, an identity bundle) is corrupt or of an
+     * unsupported format version. */
+    X0X_ERR_CORRUPT = 12,
+    /* A peer failed authentication or presented another identity than the
+     * one pinned in the address. */
+    X0X_ERR_AUTH = 13,
+    /* x0x_join_network had nobody to contact (no bootstrap or cached peers). */
+    X0X_ERR_NO_PEERS = 14,
+    /* An error the library could not classify more precisely. */
+    X0X_ERR_OTHER = 99
+} x0x_status;
+
+/* Opaque handles. 0 (X0X_NULL_HANDLE) is never a valid handle. */
+typedef uint64_t x0x_config;
+typedef uint64_t x0x_agent;
+typedef uint64_t x0x_identity;
+#define X0X_NULL_HANDLE ((uint64_t)0)
+
+/* The library's own Go glue declares the functions with slightly different
+ * (const-less) prototypes and defines X0X_INTERNAL_OMIT_PROTOTYPES to see
+ * only the types; users never define it. */
+#ifndef X0X_INTERNAL_OMIT_PROTOTYPES
+
+/* ------------------------------------------------------------------ */
+/* Library                                                             */
+/* ------------------------------------------------------------------ */
+
+/* Returns the ABI version of the loaded library as (major << 16) | minor.
+ * A caller built against this header should check that
+ * (x0x_abi_version() >> 16) == X0X_ABI_VERSION_MAJOR and
+ * (x0x_abi_version() & 0xffff) >= X0X_ABI_VERSION_MINOR. Never fails;
+ * thread-safe; does not touch the last error. */
+uint32_t x0x_abi_version(void);
+
+/* Returns a message describing the last failure of a library call made on
+ * the calling thread (it starts with the function's name, e.g.
+ * "x0x_connect: ..."), or "" if the last call succeeded. Each call of a
+ * status-returning function resets it; other threads never change it. The string is owned by the library
+ * (a per-thread buffer; messages are truncated to 1023 bytes) and stays
+ * valid until the next library call on this thread. Never returns NULL. */
+const char *x0x_last_error(void);
+
+/* Returns a static, library-owned name for a status code, e.g.
+ * "X0X_ERR_TIMEOUT" ("X0X_ERR_UNKNOWN" for codes not listed above). Never
+ * fails; does not touch the last error. */
+const char *x0x_status_name(int status);
+
+/* Frees memory returned by the library through an `out` pointer (strings,
+ * ID arrays, bundles). ptr may be NULL. Freeing anything else, or freeing
+ * twice, is undefined behaviour (as with free()). Thread-safe. */
+void x0x_free(void *ptr);
+
+/* Writes the 64 lowercase hex digits of id and a final NUL into out, which
+ * must hold X0X_ID_HEX_SIZE bytes. Errors: X0X_ERR_INVALID_ARG if id or out
+ * is NULL. */
+int x0x_id_to_hex(const uint8_t id[X0X_ID_SIZE], char out[X0X_ID_HEX_SIZE]);
+
+/* Parses 64 hex digits (NUL-terminated) into out (X0X_ID_SIZE bytes).
+ * Errors: X0X_ERR_INVALID_ARG if a pointer is NULL or hex is not exactly
+ * 64 hex digits; X0X_ERR_TOO_LARGE if hex has no NUL within X0X_MAX_STRING. */
+int x0x_id_from_hex(const char *hex, uint8_t out[X0X_ID_SIZE]);
+
+/* ------------------------------------------------------------------ */
+/* Agent configuration                                                 */
+/* ------------------------------------------------------------------ */
+
+/* Creates an empty configuration (all defaults) and stores its handle in
+ * *out. Release it with x0x_config_destroy; it may be destroyed right after
+ * x0x_agent_create, which copies what it needs. A config handle must not
+ * be used from two threads at once while being modified (calls are
+ * serialised internally, but the resulting value then depends on order).
+ * Errors: X0X_ERR_INVALID_ARG if out is NULL. */
+int x0x_config_new(x0x_config *out);
+
+/* Sets a string option (value is copied; both pointers are borrowed).
+ * Keys:
+ *   "data_dir"             directory holding keys and the peer cache
+ *                          (default $X0X_HOME, else ~/.x0x)
+ *   "bind_addr"            UDP address to listen on (default "127.0.0.1:0")
+ *   "bootstrap"            adds one bootstrap peer, "host:port" or
+ *                          "<64 hex peer id>@host:port"; may be repeated
+ *   "network"              "local" (default, no built-in peers) or
+ *                          "testnet" (the public test network)
+ *   "machine_key_path"     machine key file (default <data_dir>/machine.key)
+ *   "event_queue_capacity" decimal 1..X0X_MAX_EVENT_QUEUE (default
+ *                          X0X_DEFAULT_EVENT_QUEUE)
+ * Errors: X0X_ERR_INVALID_HANDLE; X0X_ERR_INVALID_ARG for a NULL pointer,
+ * an unknown key or a malformed value (checked now, not at create time);
+ * X0X_ERR_TOO_LARGE for a string longer than X0X_MAX_STRING. */
+int x0x_config_set(x0x_config cfg, const char *key, const char *value);
+
+/* Sets the passphrase that seals (and unseals) the key files in the data
+ * directory, stretched with Argon2id (about a quarter of a second per key
+ * file). The bytes are copied. len == 0 clears it (passphrase may then be
+ * NULL). Errors: X0X_ERR_INVALID_HANDLE; X0X_ERR_INVALID_ARG if passphrase
+ * is NULL with len > 0; X0X_ERR_TOO_LARGE if len > X0X_MAX_PASSPHRASE. */
+int x0x_config_set_passphrase(x0x_config cfg, const uint8_t *passphrase, size_t len);
+
+/* Makes the agent created from cfg use the agent key of id (from
+ * x0x_identity_import) instead of the data directory's agent.key. The key
+ * is not saved to the data directory (see x0x_identity_save). The config
+ * keeps its own reference: id may be destroyed afterwards.
+ * id == X0X_NULL_HANDLE clears it.
+ * Errors: X0X_ERR_INVALID_HANDLE for a bad cfg or id. */
+int x0x_config_set_identity(x0x_config cfg, x0x_identity id);
+
+/* Destroys a configuration. Agents created from it are unaffected.
+ * Errors: X0X_ERR_INVALID_HANDLE (including a second destroy). */
+int x0x_config_destroy(x0x_config cfg);
+
+/* ------------------------------------------------------------------ */
+/* Agents                                                              */
+/* ------------------------------------------------------------------ */
+
+/* Creates an agent: loads or creates the machine and agent keys in the data
+ * directory, opens the peer cache and starts listening on the bind address.
+ * It does not contact anyone (see x0x_join_network, x0x_connect).
+ * cfg may be X0X_NULL_HANDLE for all defaults. Blocks up to timeout_ms.
+ * Stores the new handle in *out; destroy it with x0x_agent_destroy.
+ * Errors: X0X_ERR_INVALID_ARG (out NULL), X0X_ERR_INVALID_HANDLE (cfg),
+ * X0X_ERR_WRONG_PASSPHRASE, X0X_ERR_CORRUPT (a key file; never
+ * overwritten), X0X_ERR_CRYPTO, X0X_ERR_IO (directory or socket),
+ * X0X_ERR_TIMEOUT. */
+int x0x_agent_create(x0x_config cfg, uint32_t timeout_ms, x0x_agent *out);
+
+/* Stops the agent: closes every connection, saves the peer cache, stops
+ * event delivery and closes the events fd. The handle becomes invalid at
+ * once; concurrent calls on it fail with X0X_ERR_CLOSED or
+ * X0X_ERR_INVALID_HANDLE. When it returns, no event callback of this agent
+ * is running or will run — except when called from inside this agent's
+ * own event callback, where it returns without waiting (the callback
+ * then finishes normally and no further callback follows).
+ * Errors: X0X_ERR_INVALID_HANDLE (including a second destroy); X0X_ERR_IO
+ * if saving the peer cache failed (the agent is destroyed anyway). */
+int x0x_agent_destroy(x0x_agent agent);
+
+/* Writes the agent's ID (X0X_ID_SIZE bytes) into out.
+ * Errors: X0X_ERR_INVALID_HANDLE, X0X_ERR_INVALID_ARG (out NULL). */
+int x0x_agent_id(x0x_agent agent, uint8_t out[X0X_ID_SIZE]);
+
+/* Writes the machine ID (X0X_ID_SIZE bytes; it is also the node's peer ID)
+ * into out. Errors: as x0x_agent_id. */
+int x0x_machine_id(x0x_agent agent, uint8_t out[X0X_ID_SIZE]);
+
+/* Stores in *out a NUL-terminated copy of the UDP address the agent listens
+ * on (e.g. "127.0.0.1:40123"). The caller frees it with x0x_free.
+ * Errors: X0X_ERR_INVALID_HANDLE, X0X_ERR_INVALID_ARG (out NULL). */
+int x0x_agent_addr(x0x_agent agent, char **out);
+
+/* Connects to every bootstrap peer (kept connected afterwards: lost
+ * connections are redialled with backoff) and to the best cached peers.
+ * Blocks up to timeout_ms; succeeds once at least one connection is up.
+ * Errors: X0X_ERR_INVALID_HANDLE, X0X_ERR_NO_PEERS (nobody to contact),
+ * X0X_ERR_TIMEOUT, X0X_ERR_CLOSED, X0X_ERR_AUTH, X0X_ERR_IO; the last error
+ * lists every failed peer. */
+int x0x_join_network(x0x_agent agent, uint32_t timeout_ms);
+
+/* Dials addr ("host:port" or "<64 hex peer id>@host:port") and keeps the
+ * connection up. On success the peer ID that proved itself there is written
+ * to out_peer (X0X_ID_SIZE bytes) unless out_peer is NULL. Blocks up to
+ * timeout_ms. Errors: X0X_ERR_INVALID_HANDLE, X0X_ERR_INVALID_ARG (addr NULL
+ * or malformed), X0X_ERR_TOO_LARGE, X0X_ERR_AUTH (a pinned peer ID did not
+ * match, authentication failed, or addr is this agent's own node),
+ * X0X_ERR_TIMEOUT, X0X_ERR_CLOSED, X0X_ERR_IO. */
+int x0x_connect(x0x_agent agent, const char *addr, uint32_t timeout_ms, uint8_t out_peer[X0X_ID_SIZE]);
+
+/* Sends payload (len bytes, copied before return; payload may be NULL if
+ * len is 0) to agent `to` (X0X_ID_SIZE bytes), via a connected peer that
+ * carries it (or locally, if `to` lives on this node). Delivery to the
+ * remote agent shows up there as an X0X_EVENT_DIRECT_MESSAGE. Blocks up to
+ * timeout_ms. Errors: X0X_ERR_INVALID_HANDLE, X0X_ERR_INVALID_ARG (NULL
+ * pointer), X0X_ERR_TOO_LARGE (see X0X_MAX_PAYLOAD), X0X_ERR_NO_ROUTE (no
+ * connected peer carries `to`), X0X_ERR_TIMEOUT, X0X_ERR_CLOSED,
+ * X0X_ERR_IO. */
+int x0x_send_direct(x0x_agent agent, const uint8_t to[X0X_ID_SIZE], const uint8_t *payload, size_t len,
+                    uint32_t timeout_ms);
+
+/* Blocks until some connected peer carries agent `id` (so that
+ * x0x_send_direct to it can succeed), up to timeout_ms.
+ * Errors: X0X_ERR_INVALID_HANDLE, X0X_ERR_INVALID_ARG, X0X_ERR_TIMEOUT. */
+int x0x_wait_for_agent(x0x_agent agent, const uint8_t id[X0X_ID_SIZE], uint32_t timeout_ms);
+
+/* Lists the peers with an authenticated connection: *out_ids receives
+ * *out_count * X0X_ID_SIZE bytes (peer i at offset i * X0X_ID_SIZE), owned
+ * by the caller and freed with x0x_free. With no peers, *out_ids is NULL
+ * and *out_count 0. Errors: X0X_ERR_INVALID_HANDLE, X0X_ERR_INVALID_ARG. */
+int x0x_connected_peers(x0x_agent agent, uint8_t **out_ids, size_t *out_count);
+
+/* Lists the agents connected peer `peer` has announced, in the same form
+ * as x0x_connected_peers (empty if the peer is unknown).
+ * Errors: X0X_ERR_INVALID_HANDLE, X0X_ERR_INVALID_ARG. */
+int x0x_peer_agents(x0x_agent agent, const uint8_t peer[X0X_ID_SIZE], uint8_t **out_ids, size_t *out_count);
+
+/* ------------------------------------------------------------------ */
+/* Identity export / import                                            */
+/* ------------------------------------------------------------------ */
+
+/* Seals the agent key into a passphrase-protected bundle (Argon2id, then
+ * XChaCha20-Poly1305; about a quarter of a second) for moving the agent to
+ * another machine. *out receives *out_len bytes, freed with x0x_free.
+ * Errors: X0X_ERR_INVALID_HANDLE, X0X_ERR_INVALID_ARG (NULL pointer or
+ * empty passphrase), X0X_ERR_TOO_LARGE (passphrase). */
+int x0x_identity_export(x0x_agent agent, const uint8_t *passphrase, size_t passphrase_len, uint8_t **out,
+                        size_t *out_len);
+
+/* Opens a bundle made by x0x_identity_export and stores a handle to the
+ * agent key in *out (destroy it with x0x_identity_destroy). Use it with
+ * x0x_config_set_identity or x0x_identity_save.
+ * Errors: X0X_ERR_INVALID_ARG (NULL pointer, empty passphrase),
+ * X0X_ERR_TOO_LARGE (bundle > X0X_MAX_BUNDLE or passphrase),
+ * X0X_ERR_WRONG_PASSPHRASE, X0X_ERR_CORRUPT (damaged bundle or unsupported
+ * version). */
+int x0x_identity_import(const uint8_t *bundle, size_t bundle_len, const uint8_t *passphrase, size_t passphrase_len,
+                        x0x_identity *out);
+
+/* Writes the agent ID of an imported identity into out (X0X_ID_SIZE bytes).
+ * Errors: X0X_ERR_INVALID_HANDLE, X0X_ERR_INVALID_ARG. */
+int x0x_identity_agent_id(x0x_identity id, uint8_t out[X0X_ID_SIZE]);
+
+/* Makes id the agent key stored in data directory dir (created if needed),
+ * replacing any existing agent.key atomically, sealed with passphrase
+ * (may be NULL when passphrase_len is 0: sealed with the local secret only).
+ * Errors: X0X_ERR_INVALID_HANDLE, X0X_ERR_INVALID_ARG, X0X_ERR_TOO_LARGE,
+ * X0X_ERR_WRONG_PASSPHRASE, X0X_ERR_IO. */
+int x0x_identity_save(x0x_identity id, const char *dir, const uint8_t *passphrase, size_t passphrase_len);
+
+/* Destroys an identity handle (configs holding it keep their reference).
+ * Errors: X0X_ERR_INVALID_HANDLE (including a second destroy). */
+int x0x_identity_destroy(x0x_identity id);
+
+/* ------------------------------------------------------------------ */
+/* Events                                                              */
+/* ------------------------------------------------------------------ */
+
+#endif /* X0X_INTERNAL_OMIT_PROTOTYPES */
+
+/* Kinds of event. Values not listed here are reserved for later minor
+ * versions (publish/subscribe messages, task-list changes, ...): bindings
+ * must skip records with a kind they do not know. */
+typedef enum x0x_event_kind {
+    /* A connection to `peer` is up; `addr` is its address; `agents` the
+     * agents it carries. */
+    X0X_EVENT_PEER_CONNECTED = 1,
+    /* The connection to `peer` went down; `status`/`error` say why
+     * (X0X_OK and NULL when closed locally). */
+    X0X_EVENT_PEER_DISCONNECTED = 2,
+    /* A dial to `addr` (expecting `peer`, all zero if unknown) failed with
+     * `status`/`error`. */
+    X0X_EVENT_CONNECTION_FAILED = 3,
+    /* `peer` reported seeing this node at `addr`, an address not reported
+     * before. */
+    X0X_EVENT_EXTERNAL_ADDRESS_DISCOVERED = 4,
+    /* `peer`'s set of agents changed; `agents` is the new set. */
+    X0X_EVENT_AGENTS_CHANGED = 5,
+    /* Agent `from` on `peer` sent `payload` to local agent `to`. */
+    X0X_EVENT_DIRECT_MESSAGE = 6
+} x0x_event_kind;
+
+/* One event. Which fields are set depends on kind; unset pointers are NULL,
+ * unset lengths 0 and unset IDs all zero. Pointer fields point to library
+ * memory whose lifetime depends on how the event was obtained (see
+ * x0x_events_drain and x0x_event_cb); never free them with x0x_free or
+ * free(). The layout is fixed within an ABI major version; `topic` and
+ * `reserved` are for later event kinds and are NULL/zero today. */
+typedef struct x0x_event {
+    uint32_t kind;              /* an x0x_event_kind */
+    int32_t status;             /* an x0x_status for failure events, else 0 */
+    uint8_t peer[X0X_ID_SIZE];  /* peer (machine) the event concerns */
+    uint8_t from[X0X_ID_SIZE];  /* sending agent (direct messages) */
+    uint8_t to[X0X_ID_SIZE];    /* receiving local agent (direct messages) */
+    const char *addr;           /* NUL-terminated address, or NULL */
+    const char *error;          /* NUL-terminated error message, or NULL */
+    const uint8_t *agents;      /* agents_count * X0X_ID_SIZE bytes, or NULL */
+    size_t agents_count;
+    const uint8_t *payload;     /* payload_len bytes, or NULL if empty */
+    size_t payload_len;
+    const char *topic;          /* reserved for publish/subscribe: NULL */
+    uint64_t reserved[4];       /* reserved: zero */
+} x0x_event;
+
+#ifndef X0X_INTERNAL_OMIT_PROTOTYPES
+
+/* Pull API ----------------------------------------------------------- */
+/* While no callback is registered, each agent queues its events in a
+ * bounded queue (capacity from "event_queue_capacity"). When the queue is
+ * full, new events are dropped and counted (x0x_events_dropped). */
+
+/* Stores in *fd a file descriptor that is readable (poll/select/epoll,
+ * POLLIN) while at least one event is queued and stops being readable when
+ * x0x_events_drain empties the queue. The fd is owned by the library: do
+ * not read, write or close it; it is closed by x0x_agent_destroy (stop
+ * polling it before that). The same fd is returned on every call.
+ * Errors: X0X_ERR_INVALID_HANDLE, X0X_ERR_INVALID_ARG (fd NULL). */
+int x0x_events_fd(x0x_agent agent, int *fd);
+
+/* Moves up to max queued events, oldest first, into out[0..*n) and stores
+ * the number moved in *n (0 if none: it never blocks). Pointer fields of the
+ * filled records point to memory owned by the library until the caller
+ * passes the records to x0x_events_release, which every drained record must
+ * go through exactly once. out is caller memory. Errors:
+ * X0X_ERR_INVALID_HANDLE, X0X_ERR_INVALID_ARG (out NULL with max > 0, n
+ * NULL). Safe to call from several threads (each event is returned once). */
+int x0x_events_drain(x0x_agent agent, x0x_event *out, size_t max, size_t *n);
+
+/* Frees the memory the pointer fields of events[0..n) point to and sets
+ * those fields to NULL/0 (so releasing a record twice is harmless). Records
+ * not filled by x0x_events_drain must be zeroed or never passed here.
+ * events may be NULL if n is 0. Never fails; may be called after the agent
+ * was destroyed. */
+void x0x_events_release(x0x_event *events, size_t n);
+
+/* Stores in *out how many events this agent's queue has dropped because it
+ * was full (or could not be delivered because of an internal error). It
+ * does not count events the node itself dropped while a slow callback
+ * held up delivery. Errors: X0X_ERR_INVALID_HANDLE, X0X_ERR_INVALID_ARG. */
+int x0x_events_dropped(x0x_agent agent, uint64_t *out);
+
+/* Callback API ------------------------------------------------------- */
+
+#endif /* X0X_INTERNAL_OMIT_PROTOTYPES */
+
+/* An event callback. It runs on a library-owned thread, one event at a
+ * time per agent, in event order. `event` and everything it points to are
+ * valid only during the call (copy what you need). user_data is the
+ * pointer given to x0x_set_event_callback. The callback may call any
+ * function of this library, including x0x_set_event_callback and
+ * x0x_agent_destroy for its own agent, without deadlocking. While it runs,
+ * the agent's other events wait (and are dropped by the node if too many
+ * accumulate), so it should return quickly. Destroying *another* agent
+ * from a callback waits for that agent's running callback; two callbacks
+ * destroying each other's agents at the same moment would deadlock. */
+typedef void (*x0x_event_cb)(x0x_agent agent, const x0x_event *event, void *user_data);
+
+#ifndef X0X_INTERNAL_OMIT_PROTOTYPES
+
+/* Registers cb (with user_data, which the library never dereferences) for
+ * the agent's events; cb == NULL unregisters it. While a callback is
+ * registered, new events go to it and are not queued for the pull API
+ * (already queued events stay drainable). A callback already running on
+ * another thread may still complete after this returns; after
+ * x0x_agent_destroy returns, none runs (see there).
+ * Errors: X0X_ERR_INVALID_HANDLE. */
+int x0x_set_event_callback(x0x_agent agent, x0x_event_cb cb, void *user_data);
+
+#endif /* X0X_INTERNAL_OMIT_PROTOTYPES */
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* X0X_H */

@@ -1,0 +1,663 @@
+/* C test of libx0x through include/x0x.h: every function of the header,
+ * two agents on 127.0.0.1 exchanging direct messages through the pull API
+ * and the callback API, identity export/import, and misuse (NULL pointers,
+ * stale, foreign and wrong-kind handles, double destroy, oversized inputs,
+ * wrong passphrases). Run by scripts/test-capi.sh under AddressSanitizer
+ * (leak checking on). Prints one line per failed check and ends with
+ * "N passed, M failed"; exits non-zero if M > 0. Only loopback is used. */
+#define _GNU_SOURCE
+#include "x0x.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static int passed, failed;
+
+#define CHECK(cond, ...)                                                   \
+    do {                                                                   \
+        if (cond) {                                                        \
+            passed++;                                                      \
+        } else {                                                           \
+            failed++;                                                      \
+            printf("FAIL %s:%d: ", __FILE__, __LINE__);                    \
+            printf(__VA_ARGS__);                                           \
+            printf(" [last error: %s]\n", x0x_last_error());               \
+        }                                                                  \
+    } while (0)
+
+/* CHECK_RC checks that expr returns status want. */
+#define CHECK_RC(expr, want)                                               \
+    do {                                                                   \
+        int rc_ = (expr);                                                  \
+        CHECK(rc_ == (want), "%s = %s, want %s", #expr, x0x_status_name(rc_), x0x_status_name(want)); \
+    } while (0)
+
+#define CHECK_OK(expr) CHECK_RC(expr, X0X_OK)
+
+static char root[] = "/tmp/x0x-ctest.XXXXXX";
+
+static void path(char *out, size_t n, const char *name) { snprintf(out, n, "%s/%s", root, name); }
+
+static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb, (void)flag, (void)ftw;
+    return remove(p);
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Creates an agent with its own data directory under root. bootstrap may
+ * be NULL; passphrase may be NULL. Returns the status. */
+static int make_agent(const char *name, const char *bootstrap, const char *passphrase, x0x_identity id,
+                      x0x_agent *out) {
+    char dir[512];
+    path(dir, sizeof dir, name);
+    x0x_config cfg;
+    int rc = x0x_config_new(&cfg);
+    if (rc != X0X_OK) return rc;
+    if ((rc = x0x_config_set(cfg, "data_dir", dir)) != X0X_OK) goto done;
+    if ((rc = x0x_config_set(cfg, "bind_addr", "127.0.0.1:0")) != X0X_OK) goto done;
+    if (bootstrap && (rc = x0x_config_set(cfg, "bootstrap", bootstrap)) != X0X_OK) goto done;
+    if (passphrase &&
+        (rc = x0x_config_set_passphrase(cfg, (const uint8_t *)passphrase, strlen(passphrase))) != X0X_OK)
+        goto done;
+    if (id != X0X_NULL_HANDLE && (rc = x0x_config_set_identity(cfg, id)) != X0X_OK) goto done;
+    rc = x0x_agent_create(cfg, 20000, out);
+done:
+    x0x_config_destroy(cfg);
+    return rc;
+}
+
+/* Waits up to timeout_ms for a direct message with the given payload on
+ * the pull API of agent; checks from/to. Returns 1 if found. */
+static int pull_message(x0x_agent agent, const char *want, const uint8_t from[32], const uint8_t to[32],
+                        int timeout_ms) {
+    int fd = -1;
+    if (x0x_events_fd(agent, &fd) != X0X_OK) return 0;
+    double deadline = now_s() + timeout_ms / 1000.0;
+    int found = 0;
+    while (!found && now_s() < deadline) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int r = poll(&p, 1, 200);
+        if (r <= 0) continue;
+        x0x_event evs[8];
+        size_t n = 0;
+        if (x0x_events_drain(agent, evs, 8, &n) != X0X_OK) return 0;
+        CHECK(n > 0, "fd readable but drain returned no event");
+        for (size_t i = 0; i < n; i++) {
+            if (evs[i].kind == X0X_EVENT_DIRECT_MESSAGE && evs[i].payload_len == strlen(want) &&
+                memcmp(evs[i].payload, want, evs[i].payload_len) == 0) {
+                CHECK(memcmp(evs[i].from, from, 32) == 0, "direct message: wrong sender");
+                CHECK(memcmp(evs[i].to, to, 32) == 0, "direct message: wrong recipient");
+                found = 1;
+            }
+        }
+        x0x_events_release(evs, n);
+        for (size_t i = 0; i < n; i++) {
+            CHECK(evs[i].payload == NULL && evs[i].addr == NULL && evs[i].agents == NULL,
+                  "release did not clear the record");
+        }
+    }
+    return found;
+}
+
+/* State shared with an event callback. */
+struct cb_state {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int messages;          /* direct messages seen */
+    char last[64];         /* last payload (NUL-terminated copy) */
+    uint8_t from[32];
+    int reentrant_ok;      /* calls made from inside the callback succeeded */
+    int destroy_in_cb;     /* destroy the agent from inside the callback */
+    int destroy_rc;
+    int calls_after_destroy;
+};
+
+static void on_event(x0x_agent agent, const x0x_event *ev, void *user_data) {
+    struct cb_state *st = user_data;
+    pthread_mutex_lock(&st->mu);
+    if (st->destroy_in_cb == 2) {
+        st->calls_after_destroy++;
+    }
+    pthread_mutex_unlock(&st->mu);
+    uint8_t id[32];
+    /* Calls back into the library from the callback thread. */
+    int ok = x0x_agent_id(agent, id) == X0X_OK && x0x_set_event_callback(agent, on_event, user_data) == X0X_OK;
+    int destroy_rc = -1;
+    if (st->destroy_in_cb == 1 && ev->kind == X0X_EVENT_DIRECT_MESSAGE) {
+        destroy_rc = x0x_agent_destroy(agent);
+    }
+    pthread_mutex_lock(&st->mu);
+    if (ev->kind == X0X_EVENT_DIRECT_MESSAGE) {
+        size_t n = ev->payload_len < sizeof st->last - 1 ? ev->payload_len : sizeof st->last - 1;
+        memcpy(st->last, ev->payload, n);
+        st->last[n] = '\0';
+        memcpy(st->from, ev->from, 32);
+        st->messages++;
+        st->reentrant_ok = ok;
+        if (destroy_rc != -1) {
+            st->destroy_rc = destroy_rc;
+            st->destroy_in_cb = 2;
+        }
+    }
+    pthread_cond_broadcast(&st->cv);
+    pthread_mutex_unlock(&st->mu);
+}
+
+/* Waits until st->messages >= n (up to timeout_ms). */
+static int wait_messages(struct cb_state *st, int n, int timeout_ms) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += timeout_ms / 1000;
+    pthread_mutex_lock(&st->mu);
+    while (st->messages < n) {
+        if (pthread_cond_timedwait(&st->cv, &st->mu, &ts) == ETIMEDOUT) break;
+    }
+    int ok = st->messages >= n;
+    pthread_mutex_unlock(&st->mu);
+    return ok;
+}
+
+static void cb_state_init(struct cb_state *st) {
+    memset(st, 0, sizeof *st);
+    pthread_mutex_init(&st->mu, NULL);
+    pthread_cond_init(&st->cv, NULL);
+}
+
+static void cb_state_destroy(struct cb_state *st) {
+    pthread_mutex_destroy(&st->mu);
+    pthread_cond_destroy(&st->cv);
+}
+
+/* Thread body: a failing call on another thread must not change the main
+ * thread's last error. */
+static void *fail_on_other_thread(void *arg) {
+    int *rc = arg;
+    *rc = x0x_agent_destroy((x0x_agent)0x0200000000777777ull);
+    if (strstr(x0x_last_error(), "not a handle issued") == NULL) *rc = -1;
+    return NULL;
+}
+
+static void test_library(void) {
+    uint32_t v = x0x_abi_version();
+    CHECK(v >> 16 == X0X_ABI_VERSION_MAJOR && (v & 0xffff) >= X0X_ABI_VERSION_MINOR, "ABI version %#x", v);
+    CHECK(strcmp(x0x_status_name(X0X_ERR_TIMEOUT), "X0X_ERR_TIMEOUT") == 0, "status name");
+    CHECK(strcmp(x0x_status_name(12345), "X0X_ERR_UNKNOWN") == 0, "unknown status name");
+    x0x_free(NULL);
+    x0x_events_release(NULL, 0);
+
+    uint8_t id[32], back[32];
+    for (int i = 0; i < 32; i++) id[i] = (uint8_t)(i * 7 + 1);
+    char hex[X0X_ID_HEX_SIZE];
+    CHECK_OK(x0x_id_to_hex(id, hex));
+    CHECK(strlen(hex) == 64 && strncmp(hex, "01080f", 6) == 0, "hex %s", hex);
+    CHECK(x0x_last_error()[0] == '\0', "last error not reset after success");
+    CHECK_OK(x0x_id_from_hex(hex, back));
+    CHECK(memcmp(id, back, 32) == 0, "hex round trip");
+    CHECK_RC(x0x_id_to_hex(NULL, hex), X0X_ERR_INVALID_ARG);
+    CHECK_RC(x0x_id_to_hex(id, NULL), X0X_ERR_INVALID_ARG);
+    CHECK_RC(x0x_id_from_hex(NULL, back), X0X_ERR_INVALID_ARG);
+    CHECK_RC(x0x_id_from_hex(hex, NULL), X0X_ERR_INVALID_ARG);
+    CHECK_RC(x0x_id_from_hex("abcd", back), X0X_ERR_INVALID_ARG);
+    CHECK(strlen(x0x_last_error()) > 0, "no last error after a failure");
+    hex[10] = 'z';
+    CHECK_RC(x0x_id_from_hex(hex, back), X0X_ERR_INVALID_ARG);
+    /* A string without NUL in the first X0X_MAX_STRING+1 bytes. */
+    char *big = malloc(X0X_MAX_STRING + 100);
+    memset(big, 'a', X0X_MAX_STRING + 100);
+    CHECK_RC(x0x_id_from_hex(big, back), X0X_ERR_TOO_LARGE);
+    free(big);
+
+    /* Thread-local last error. */
+    CHECK_RC(x0x_id_from_hex("abcd", back), X0X_ERR_INVALID_ARG);
+    char mine[256];
+    snprintf(mine, sizeof mine, "%s", x0x_last_error());
+    pthread_t t;
+    int trc = 0;
+    pthread_create(&t, NULL, fail_on_other_thread, &trc);
+    pthread_join(t, NULL);
+    CHECK(trc == X0X_ERR_INVALID_HANDLE, "other thread: rc %d", trc);
+    CHECK(strcmp(mine, x0x_last_error()) == 0, "last error changed by another thread: %s", x0x_last_error());
+}
+
+static void test_config(void) {
+    x0x_config cfg;
+    CHECK_RC(x0x_config_new(NULL), X0X_ERR_INVALID_ARG);
+    CHECK_OK(x0x_config_new(&cfg));
+    CHECK(cfg != X0X_NULL_HANDLE, "null config handle");
+    CHECK_RC(x0x_config_set(cfg, "no_such_key", "x"), X0X_ERR_INVALID_ARG);
+    CHECK(strstr(x0x_last_error(), "no_such_key") != NULL, "error does not name the key");
+    CHECK_RC(x0x_config_set(cfg, NULL, "x"), X0X_ERR_INVALID_ARG);
+    CHECK_RC(x0x_config_set(cfg, "data_dir", NULL), X0X_ERR_INVALID_ARG);
+    CHECK_RC(x0x_config_set(cfg, "bootstrap", "no-port"), X0X_ERR_INVALID_ARG);
+    CHECK_RC(x0x_config_set(cfg, "bootstrap", "1234@127.0.0.1:5"), X0X_ERR_INVALID_ARG);
+    CHECK_RC(x0x_config_set(cfg, "bootstrap", "127.0.0.1:99999"), X0X_ERR_INVALID_ARG);
+    CHECK_OK(x0x_config_set(cfg, "bootstrap", "127.0.0.1:9"));
+    CHECK_RC(x0x_config_set(cfg, "network", "moon"), X0X_ERR_INVALID_ARG);
+    CHECK_OK(x0x_config_set(cfg, "network", "local"));
+    CHECK_RC(x0x_config_set(cfg, "bind_addr", "nonsense"), X0X_ERR_INVALID_ARG);
+    CHECK_RC(x0x_config_set(cfg, "event_queue_capacity", "0"), X0X_ERR_INVALID_ARG);
+    CHECK_RC(x0x_config_set(cfg, "event_queue_capacity", "65537"), X0X_ERR_INVALID_ARG);
+    CHECK_RC(x0x_config_set(cfg, "event_queue_capacity", "12abc"), X0X_ERR_INVALID_ARG);
+    CHECK_OK(x0x_config_set(cfg, "event_queue_capacity", "16"));
+    char *big = malloc(X0X_MAX_STRING + 2);
+    memset(big, 'd', X0X_MAX_STRING + 1);
+    big[X0X_MAX_STRING + 1] = '\0';
+    CHECK_RC(x0x_config_set(cfg, "data_dir", big), X0X_ERR_TOO_LARGE);
+    big[X0X_MAX_STRING] = '\0'; /* exactly the limit is accepted */
+    CHECK_OK(x0x_config_set(cfg, "machine_key_path", big));
+    free(big);
+    CHECK_RC(x0x_config_set_passphrase(cfg, NULL, 3), X0X_ERR_INVALID_ARG);
+    uint8_t pw[X0X_MAX_PASSPHRASE + 1];
+    memset(pw, 'p', sizeof pw);
+    CHECK_RC(x0x_config_set_passphrase(cfg, pw, sizeof pw), X0X_ERR_TOO_LARGE);
+    CHECK_OK(x0x_config_set_passphrase(cfg, pw, X0X_MAX_PASSPHRASE));
+    CHECK_OK(x0x_config_set_passphrase(cfg, NULL, 0));
+    CHECK_RC(x0x_config_set_identity(cfg, cfg), X0X_ERR_INVALID_HANDLE); /* config used as identity */
+    CHECK_OK(x0x_config_set_identity(cfg, X0X_NULL_HANDLE));
+    CHECK_OK(x0x_config_destroy(cfg));
+    CHECK_RC(x0x_config_destroy(cfg), X0X_ERR_INVALID_HANDLE);
+    CHECK(strstr(x0x_last_error(), "already destroyed") != NULL, "double destroy: %s", x0x_last_error());
+    CHECK_RC(x0x_config_set(cfg, "data_dir", "/tmp"), X0X_ERR_INVALID_HANDLE);
+    CHECK_RC(x0x_config_destroy(X0X_NULL_HANDLE), X0X_ERR_INVALID_HANDLE);
+    CHECK_RC(x0x_config_destroy(0xdeadbeefcafef00dull), X0X_ERR_INVALID_HANDLE);
+    CHECK_RC(x0x_config_destroy(cfg + 1000000), X0X_ERR_INVALID_HANDLE); /* never issued */
+    CHECK(strstr(x0x_last_error(), "not a handle issued") != NULL, "never issued: %s", x0x_last_error());
+    x0x_agent a;
+    CHECK_RC(x0x_agent_create(0xdeadbeefcafef00dull, 1000, &a), X0X_ERR_INVALID_HANDLE);
+    CHECK_RC(x0x_agent_create(X0X_NULL_HANDLE, 1000, NULL), X0X_ERR_INVALID_ARG);
+}
+
+/* Messages between two agents: B bootstraps from A; A reads with the pull
+ * API, B with a callback. */
+static void test_two_agents(x0x_agent *pa, x0x_agent *pb) {
+    x0x_agent a, b;
+    CHECK_OK(make_agent("a", NULL, NULL, X0X_NULL_HANDLE, &a));
+    char *addr = NULL;
+    CHECK_OK(x0x_agent_addr(a, &addr));
+    CHECK(addr && strncmp(addr, "127.0.0.1:", 10) == 0, "addr %s", addr ? addr : "(null)");
+    CHECK_RC(x0x_agent_addr(a, NULL), X0X_ERR_INVALID_ARG);
+    uint8_t a_agent[32], a_machine[32], b_agent[32], b_machine[32];
+    CHECK_OK(x0x_agent_id(a, a_agent));
+    CHECK_OK(x0x_machine_id(a, a_machine));
+    CHECK(memcmp(a_agent, a_machine, 32) != 0, "agent and machine IDs equal");
+    CHECK_RC(x0x_agent_id(a, NULL), X0X_ERR_INVALID_ARG);
+    CHECK_RC(x0x_machine_id(a, NULL), X0X_ERR_INVALID_ARG);
+    CHECK_RC(x0x_join_network(a, 2000), X0X_ERR_NO_PEERS);
+
+    char hex[X0X_ID_HEX_SIZE], boot[600];
+    x0x_id_to_hex(a_machine, hex);
+    snprintf(boot, sizeof boot, "%s@%s", hex, addr);
+    CHECK_OK(make_agent("b", boot, NULL, X0X_NULL_HANDLE, &b));
+    CHECK_OK(x0x_agent_id(b, b_agent));
+    CHECK_OK(x0x_machine_id(b, b_machine));
+    CHECK_OK(x0x_join_network(b, 10000));
+
+    /* A pinned ID that is not the node at that address. */
+    uint8_t wrong[32];
+    memset(wrong, 0x42, 32);
+    char whex[X0X_ID_HEX_SIZE], waddr[600];
+    x0x_id_to_hex(wrong, whex);
+    snprintf(waddr, sizeof waddr, "%s@%s", whex, addr);
+    int rc_self, crc = x0x_connect(b, waddr, 5000, NULL);
+    CHECK(crc == X0X_ERR_AUTH, "connect with wrong pinned ID = %s, want X0X_ERR_AUTH", x0x_status_name(crc));
+    CHECK_RC(x0x_connect(b, NULL, 1000, NULL), X0X_ERR_INVALID_ARG);
+    CHECK_RC(x0x_connect(b, "not an address", 1000, NULL), X0X_ERR_INVALID_ARG);
+    rc_self = x0x_connect(a, addr, 5000, NULL);
+    CHECK(rc_self == X0X_ERR_AUTH, "connect to self = %s, want X0X_ERR_AUTH", x0x_status_name(rc_self));
+    uint8_t peer[32];
+    CHECK_OK(x0x_connect(b, addr, 5000, peer));
+    CHECK(memcmp(peer, a_machine, 32) == 0, "connect returned another peer ID");
+    x0x_free(addr);
+
+    CHECK_OK(x0x_wait_for_agent(b, a_agent, 10000));
+    CHECK_OK(x0x_wait_for_agent(a, b_agent, 10000));
+    CHECK_RC(x0x_wait_for_agent(a, wrong, 300), X0X_ERR_TIMEOUT);
+    CHECK_RC(x0x_wait_for_agent(a, NULL, 300), X0X_ERR_INVALID_ARG);
+
+    uint8_t *ids = NULL;
+    size_t n = 0;
+    CHECK_OK(x0x_connected_peers(a, &ids, &n));
+    CHECK(n == 1 && ids && memcmp(ids, b_machine, 32) == 0, "A's peers: %zu", n);
+    x0x_free(ids);
+    CHECK_RC(x0x_connected_peers(a, NULL, &n), X0X_ERR_INVALID_ARG);
+    CHECK_OK(x0x_peer_agents(a, b_machine, &ids, &n));
+    CHECK(n == 1 && ids && memcmp(ids, b_agent, 32) == 0, "B's agents seen by A: %zu", n);
+    x0x_free(ids);
+    CHECK_OK(x0x_peer_agents(a, wrong, &ids, &n));
+    CHECK(n == 0 && ids == NULL, "unknown peer has agents");
+    CHECK_RC(x0x_peer_agents(a, NULL, &ids, &n), X0X_ERR_INVALID_ARG);
+
+    /* B -> A, received with the pull API. */
+    const char *m1 = "hello A, from B";
+    CHECK_OK(x0x_send_direct(b, a_agent, (const uint8_t *)m1, strlen(m1), 5000));
+    CHECK(pull_message(a, m1, b_agent, a_agent, 10000), "A did not pull B's message");
+
+    /* A -> B, received with the callback API. */
+    struct cb_state st;
+    cb_state_init(&st);
+    CHECK_OK(x0x_set_event_callback(b, on_event, &st));
+    const char *m2 = "hello B, from A";
+    CHECK_OK(x0x_send_direct(a, b_agent, (const uint8_t *)m2, strlen(m2), 5000));
+    CHECK(wait_messages(&st, 1, 10000), "B's callback got no message");
+    pthread_mutex_lock(&st.mu);
+    CHECK(strcmp(st.last, m2) == 0, "B's callback payload %s", st.last);
+    CHECK(memcmp(st.from, a_agent, 32) == 0, "B's callback: wrong sender");
+    CHECK(st.reentrant_ok, "calls from inside the callback failed");
+    pthread_mutex_unlock(&st.mu);
+    CHECK_OK(x0x_set_event_callback(b, NULL, NULL));
+    /* With the callback removed, the next message goes to B's queue. */
+    const char *m3 = "second message to B";
+    CHECK_OK(x0x_send_direct(a, b_agent, (const uint8_t *)m3, strlen(m3), 5000));
+    CHECK(pull_message(b, m3, a_agent, b_agent, 10000), "B did not pull the message after removing the callback");
+    CHECK(st.messages == 1, "callback called after removal: %d", st.messages);
+
+    /* Sending misuse. */
+    CHECK_RC(x0x_send_direct(a, NULL, (const uint8_t *)"x", 1, 1000), X0X_ERR_INVALID_ARG);
+    CHECK_RC(x0x_send_direct(a, b_agent, NULL, 5, 1000), X0X_ERR_INVALID_ARG);
+    CHECK_RC(x0x_send_direct(a, wrong, (const uint8_t *)"x", 1, 1000), X0X_ERR_NO_ROUTE);
+    /* Larger than X0X_MAX_PAYLOAD: rejected before the buffer is read. */
+    uint8_t small[8] = {0};
+    CHECK_RC(x0x_send_direct(a, b_agent, small, (size_t)X0X_MAX_PAYLOAD + 1, 1000), X0X_ERR_TOO_LARGE);
+    /* Within X0X_MAX_PAYLOAD but above the node's frame limit. */
+    size_t big_len = 5u << 20;
+    uint8_t *bigp = calloc(1, big_len);
+    CHECK_RC(x0x_send_direct(a, b_agent, bigp, big_len, 5000), X0X_ERR_TOO_LARGE);
+    free(bigp);
+    CHECK_OK(x0x_send_direct(a, b_agent, NULL, 0, 5000)); /* empty payload is fine */
+
+    /* Drain/fd misuse. */
+    size_t got = 7;
+    CHECK_OK(x0x_events_drain(a, NULL, 0, &got));
+    CHECK(got == 0, "drain with max 0 returned %zu", got);
+    CHECK_RC(x0x_events_drain(a, NULL, 4, &got), X0X_ERR_INVALID_ARG);
+    x0x_event ev1;
+    CHECK_RC(x0x_events_drain(a, &ev1, 1, NULL), X0X_ERR_INVALID_ARG);
+    CHECK_RC(x0x_events_fd(a, NULL), X0X_ERR_INVALID_ARG);
+    uint64_t dropped = 99;
+    CHECK_OK(x0x_events_dropped(a, &dropped));
+    CHECK(dropped == 0, "A dropped %llu events", (unsigned long long)dropped);
+    CHECK_RC(x0x_events_dropped(a, NULL), X0X_ERR_INVALID_ARG);
+    cb_state_destroy(&st);
+    *pa = a;
+    *pb = b;
+}
+
+/* An agent with no peers: the fd is readable exactly while events are
+ * queued; a full queue drops and counts. */
+static void test_pull_queue(void) {
+    x0x_agent c;
+    char dir[512];
+    path(dir, sizeof dir, "c");
+    x0x_config cfg;
+    CHECK_OK(x0x_config_new(&cfg));
+    CHECK_OK(x0x_config_set(cfg, "data_dir", dir));
+    CHECK_OK(x0x_config_set(cfg, "event_queue_capacity", "2"));
+    CHECK_OK(x0x_agent_create(cfg, 20000, &c));
+    CHECK_OK(x0x_config_destroy(cfg));
+    uint8_t self[32];
+    CHECK_OK(x0x_agent_id(c, self));
+    int fd = -1, fd2 = -2;
+    CHECK_OK(x0x_events_fd(c, &fd));
+    CHECK_OK(x0x_events_fd(c, &fd2));
+    CHECK(fd >= 0 && fd == fd2, "events fd %d %d", fd, fd2);
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    CHECK(poll(&p, 1, 0) == 0, "fd readable with an empty queue");
+    for (int i = 0; i < 5; i++) {
+        char msg[24];
+        snprintf(msg, sizeof msg, "self %d", i);
+        CHECK_OK(x0x_send_direct(c, self, (const uint8_t *)msg, strlen(msg), 1000));
+    }
+    uint64_t dropped = 0;
+    double deadline = now_s() + 10;
+    while (now_s() < deadline && x0x_events_dropped(c, &dropped) == X0X_OK && dropped < 3) usleep(1000);
+    CHECK(dropped == 3, "dropped %llu, want 3", (unsigned long long)dropped);
+    CHECK(poll(&p, 1, 0) == 1 && (p.revents & POLLIN), "fd not readable with queued events");
+    x0x_event evs[4];
+    size_t n = 0;
+    CHECK_OK(x0x_events_drain(c, evs, 1, &n));
+    CHECK(n == 1 && evs[0].kind == X0X_EVENT_DIRECT_MESSAGE && evs[0].payload_len == 6 &&
+              memcmp(evs[0].payload, "self 0", 6) == 0,
+          "first drained event");
+    CHECK(poll(&p, 1, 0) == 1, "fd not readable with one event left");
+    x0x_events_release(evs, n);
+    x0x_events_release(evs, n); /* releasing twice is harmless */
+    CHECK_OK(x0x_events_drain(c, evs, 4, &n));
+    CHECK(n == 1 && evs[0].payload_len == 6 && memcmp(evs[0].payload, "self 1", 6) == 0, "second event");
+    CHECK(poll(&p, 1, 0) == 0, "fd readable after the queue was emptied");
+    x0x_events_release(evs, n);
+    /* Destroy from inside its own callback: no deadlock, handle gone. */
+    struct cb_state st;
+    cb_state_init(&st);
+    st.destroy_in_cb = 1;
+    CHECK_OK(x0x_set_event_callback(c, on_event, &st));
+    CHECK_OK(x0x_send_direct(c, self, (const uint8_t *)"bye", 3, 1000));
+    CHECK(wait_messages(&st, 1, 10000), "callback for self-message not called");
+    pthread_mutex_lock(&st.mu);
+    CHECK(st.destroy_rc == X0X_OK, "destroy from callback = %s", x0x_status_name(st.destroy_rc));
+    pthread_mutex_unlock(&st.mu);
+    CHECK_RC(x0x_agent_destroy(c), X0X_ERR_INVALID_HANDLE);
+    CHECK_RC(x0x_events_fd(c, &fd), X0X_ERR_INVALID_HANDLE);
+    usleep(200 * 1000); /* let the dispatcher finish before freeing st */
+    pthread_mutex_lock(&st.mu);
+    CHECK(st.calls_after_destroy == 0, "%d callbacks after destroy", st.calls_after_destroy);
+    pthread_mutex_unlock(&st.mu);
+    cb_state_destroy(&st);
+}
+
+static void test_identity(x0x_agent a) {
+    uint8_t a_agent[32], a_machine[32];
+    CHECK_OK(x0x_agent_id(a, a_agent));
+    CHECK_OK(x0x_machine_id(a, a_machine));
+    const uint8_t *pw = (const uint8_t *)"correct horse";
+    size_t pwl = strlen("correct horse");
+    uint8_t *bundle = NULL;
+    size_t blen = 0;
+    CHECK_RC(x0x_identity_export(a, NULL, 0, &bundle, &blen), X0X_ERR_INVALID_ARG);
+    CHECK_RC(x0x_identity_export(a, pw, pwl, NULL, &blen), X0X_ERR_INVALID_ARG);
+    CHECK_OK(x0x_identity_export(a, pw, pwl, &bundle, &blen));
+    CHECK(bundle && blen > 0 && blen <= X0X_MAX_BUNDLE, "bundle length %zu", blen);
+
+    x0x_identity id = 0;
+    CHECK_RC(x0x_identity_import(bundle, blen, (const uint8_t *)"wrong", 5, &id), X0X_ERR_WRONG_PASSPHRASE);
+    CHECK_RC(x0x_identity_import(bundle, 10, pw, pwl, &id), X0X_ERR_CORRUPT);
+    CHECK_RC(x0x_identity_import(bundle, blen, NULL, 0, &id), X0X_ERR_INVALID_ARG);
+    CHECK_RC(x0x_identity_import(NULL, 10, pw, pwl, &id), X0X_ERR_INVALID_ARG);
+    CHECK_RC(x0x_identity_import(bundle, blen, pw, pwl, NULL), X0X_ERR_INVALID_ARG);
+    CHECK_RC(x0x_identity_import(bundle, (size_t)X0X_MAX_BUNDLE + 1, pw, pwl, &id), X0X_ERR_TOO_LARGE);
+    CHECK(id == 0, "failed import wrote a handle");
+    CHECK_OK(x0x_identity_import(bundle, blen, pw, pwl, &id));
+    x0x_free(bundle);
+    uint8_t got[32];
+    CHECK_OK(x0x_identity_agent_id(id, got));
+    CHECK(memcmp(got, a_agent, 32) == 0, "imported identity has another agent ID");
+    CHECK_RC(x0x_identity_agent_id(id, NULL), X0X_ERR_INVALID_ARG);
+    /* Wrong-kind handles both ways. */
+    CHECK_RC(x0x_identity_agent_id(a, got), X0X_ERR_INVALID_HANDLE);
+    CHECK(strstr(x0x_last_error(), "agent handle") != NULL, "wrong kind: %s", x0x_last_error());
+    CHECK_RC(x0x_agent_id(id, got), X0X_ERR_INVALID_HANDLE);
+    CHECK_RC(x0x_identity_destroy(a), X0X_ERR_INVALID_HANDLE);
+    CHECK_RC(x0x_agent_destroy(id), X0X_ERR_INVALID_HANDLE);
+
+    /* An agent on another "machine" with the imported identity. */
+    x0x_agent e;
+    CHECK_OK(make_agent("e", NULL, NULL, id, &e));
+    uint8_t e_agent[32], e_machine[32];
+    CHECK_OK(x0x_agent_id(e, e_agent));
+    CHECK_OK(x0x_machine_id(e, e_machine));
+    CHECK(memcmp(e_agent, a_agent, 32) == 0, "agent E does not carry the imported identity");
+    CHECK(memcmp(e_machine, a_machine, 32) != 0, "agent E has A's machine ID");
+    CHECK_OK(x0x_agent_destroy(e));
+
+    /* Saved into a data directory, it becomes that directory's agent. */
+    char dir[512];
+    path(dir, sizeof dir, "f");
+    CHECK_RC(x0x_identity_save(id, NULL, NULL, 0), X0X_ERR_INVALID_ARG);
+    CHECK_OK(x0x_identity_save(id, dir, NULL, 0));
+    CHECK_OK(x0x_identity_destroy(id));
+    CHECK_RC(x0x_identity_destroy(id), X0X_ERR_INVALID_HANDLE);
+    CHECK_RC(x0x_identity_save(id, dir, NULL, 0), X0X_ERR_INVALID_HANDLE);
+    x0x_agent f;
+    CHECK_OK(make_agent("f", NULL, NULL, X0X_NULL_HANDLE, &f));
+    uint8_t f_agent[32];
+    CHECK_OK(x0x_agent_id(f, f_agent));
+    CHECK(memcmp(f_agent, a_agent, 32) == 0, "saved identity not loaded from the data directory");
+    CHECK_OK(x0x_agent_destroy(f));
+}
+
+/* Key files sealed with a passphrase refuse another one. */
+static void test_passphrase(void) {
+    x0x_agent g;
+    CHECK_OK(make_agent("g", NULL, "right one", X0X_NULL_HANDLE, &g));
+    uint8_t id1[32];
+    CHECK_OK(x0x_agent_id(g, id1));
+    CHECK_OK(x0x_agent_destroy(g));
+    x0x_agent bad = 0;
+    CHECK_RC(make_agent("g", NULL, "wrong one", X0X_NULL_HANDLE, &bad), X0X_ERR_WRONG_PASSPHRASE);
+    CHECK(bad == 0, "failed create wrote a handle");
+    CHECK_RC(make_agent("g", NULL, NULL, X0X_NULL_HANDLE, &bad), X0X_ERR_WRONG_PASSPHRASE);
+    CHECK_OK(make_agent("g", NULL, "right one", X0X_NULL_HANDLE, &g));
+    uint8_t id2[32];
+    CHECK_OK(x0x_agent_id(g, id2));
+    CHECK(memcmp(id1, id2, 32) == 0, "reopened agent has another ID");
+    CHECK_OK(x0x_agent_destroy(g));
+}
+
+/* Blocking calls honour their timeout. Nothing listens on the bootstrap
+ * address (a UDP port this test just bound and released on 127.0.0.1). */
+static void test_timeouts(void) {
+    x0x_agent probe, h;
+    CHECK_OK(make_agent("probe", NULL, NULL, X0X_NULL_HANDLE, &probe));
+    char *dead = NULL;
+    CHECK_OK(x0x_agent_addr(probe, &dead));
+    CHECK_OK(x0x_agent_destroy(probe));
+    CHECK_OK(make_agent("h", dead, NULL, X0X_NULL_HANDLE, &h));
+    double t0 = now_s();
+    int rc = x0x_join_network(h, 700);
+    double took = now_s() - t0;
+    CHECK(rc == X0X_ERR_TIMEOUT, "join to a dead address = %s, want X0X_ERR_TIMEOUT", x0x_status_name(rc));
+    CHECK(took < 10, "join took %.1fs with a 0.7s timeout", took);
+    CHECK(strstr(x0x_last_error(), dead) != NULL, "join error does not name the peer: %s", x0x_last_error());
+    rc = x0x_connect(h, dead, 500, NULL);
+    CHECK(rc == X0X_ERR_TIMEOUT, "connect to a dead address = %s, want X0X_ERR_TIMEOUT", x0x_status_name(rc));
+    x0x_free(dead);
+    CHECK_OK(x0x_agent_destroy(h));
+}
+
+struct hammer {
+    x0x_agent agent;
+    int bad; /* results other than OK / CLOSED / INVALID_HANDLE */
+    int ok;
+};
+
+static void *hammer_agent(void *arg) {
+    struct hammer *hm = arg;
+    uint8_t self[32] = {0};
+    for (int i = 0; i < 400; i++) {
+        int rcs[4];
+        rcs[0] = x0x_agent_id(hm->agent, self);
+        rcs[1] = x0x_send_direct(hm->agent, self, (const uint8_t *)"hammer", 6, 1000);
+        x0x_event evs[4];
+        size_t n = 0;
+        rcs[2] = x0x_events_drain(hm->agent, evs, 4, &n);
+        if (rcs[2] == X0X_OK) x0x_events_release(evs, n);
+        uint8_t *ids = NULL;
+        size_t cnt = 0;
+        rcs[3] = x0x_connected_peers(hm->agent, &ids, &cnt);
+        x0x_free(ids);
+        for (int k = 0; k < 4; k++) {
+            if (rcs[k] == X0X_OK) __atomic_fetch_add(&hm->ok, 1, __ATOMIC_SEQ_CST);
+            else if (rcs[k] != X0X_ERR_CLOSED && rcs[k] != X0X_ERR_INVALID_HANDLE) hm->bad++;
+        }
+    }
+    return NULL;
+}
+
+/* Several threads use an agent while another destroys it: every call
+ * returns OK, X0X_ERR_CLOSED or X0X_ERR_INVALID_HANDLE, never crashes. */
+static void test_concurrent_destroy(void) {
+    x0x_agent k;
+    CHECK_OK(make_agent("k", NULL, NULL, X0X_NULL_HANDLE, &k));
+    struct hammer hm[3];
+    pthread_t th[3];
+    for (int i = 0; i < 3; i++) {
+        hm[i] = (struct hammer){.agent = k};
+        pthread_create(&th[i], NULL, hammer_agent, &hm[i]);
+    }
+    /* Destroy once every thread is in its loop. */
+    double deadline = now_s() + 10;
+    for (int i = 0; i < 3 && now_s() < deadline; i++) {
+        while (__atomic_load_n(&hm[i].ok, __ATOMIC_SEQ_CST) == 0 && now_s() < deadline) usleep(100);
+    }
+    CHECK_OK(x0x_agent_destroy(k));
+    int bad = 0, ok = 0;
+    for (int i = 0; i < 3; i++) {
+        pthread_join(th[i], NULL);
+        bad += hm[i].bad;
+        ok += hm[i].ok;
+    }
+    CHECK(bad == 0, "%d calls racing with destroy returned an unexpected status", bad);
+    CHECK(ok >= 3, "threads did not all run before destroy (%d successful calls)", ok);
+}
+
+static void test_destroy(x0x_agent a, x0x_agent b) {
+    CHECK_OK(x0x_agent_destroy(a));
+    CHECK_RC(x0x_agent_destroy(a), X0X_ERR_INVALID_HANDLE);
+    uint8_t id[32];
+    CHECK_RC(x0x_agent_id(a, id), X0X_ERR_INVALID_HANDLE);
+    CHECK(strstr(x0x_last_error(), "already destroyed") != NULL, "stale handle: %s", x0x_last_error());
+    CHECK_RC(x0x_join_network(a, 100), X0X_ERR_INVALID_HANDLE);
+    CHECK_RC(x0x_send_direct(a, id, (const uint8_t *)"x", 1, 100), X0X_ERR_INVALID_HANDLE);
+    CHECK_RC(x0x_set_event_callback(a, on_event, NULL), X0X_ERR_INVALID_HANDLE);
+    /* B sees A go: PEER_DISCONNECTED in its queue (no callback set). */
+    int fd = -1;
+    CHECK_OK(x0x_events_fd(b, &fd));
+    int seen = 0;
+    double deadline = now_s() + 10;
+    while (!seen && now_s() < deadline) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 200) <= 0) continue;
+        x0x_event evs[8];
+        size_t n = 0;
+        CHECK_OK(x0x_events_drain(b, evs, 8, &n));
+        for (size_t i = 0; i < n; i++) seen |= evs[i].kind == X0X_EVENT_PEER_DISCONNECTED;
+        x0x_events_release(evs, n);
+    }
+    CHECK(seen, "B saw no PEER_DISCONNECTED after A was destroyed");
+    CHECK_OK(x0x_agent_destroy(b));
+    CHECK_RC(x0x_agent_destroy(b), X0X_ERR_INVALID_HANDLE);
+    CHECK_RC(x0x_agent_destroy(X0X_NULL_HANDLE), X0X_ERR_INVALID_HANDLE);
+    CHECK_RC(x0x_agent_destroy(0x02ffffffffffffffull), X0X_ERR_INVALID_HANDLE);
+}
+
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (mkdtemp(root) == NULL) {
+        perror("mkdtemp");
+        return 2;
+    }
+    x0x_agent a = 0, b = 0;
+    test_library();
+    test_config();
+    test_two_agents(&a, &b);
+    test_pull_queue();
+    test_identity(a);
+    test_passphrase();
+    test_timeouts();
+    test_concurrent_destroy();
+    test_destroy(a, b);
+    nftw(root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed == 0 ? 0 : 1;
+}
