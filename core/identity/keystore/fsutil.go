@@ -2,11 +2,10 @@ package keystore
 
 import (
 	"errors"
-	"fmt"
+	"github.com/saorsa-labs/x0x-go/core/internal/atomicfile"
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"runtime"
 )
 
@@ -63,82 +62,15 @@ func readPrivate(path string, limit int64) ([]byte, error) {
 }
 
 // errExists is returned by writeAtomic(replace=false) when path exists.
-var errExists = fs.ErrExist
+var errExists = atomicfile.ErrExists
 
-// writeAtomic writes data to path with mode 0600: a temporary file in the
-// same directory is written and fsynced, then moved into place, then the
-// directory is fsynced. With replace=false an existing path is never
-// touched: the move is a hard link, which fails if path exists (errExists).
-// On a file system without hard links it falls back to check-then-rename,
-// which can race with another process creating the file at the same moment.
-func writeAtomic(path string, data []byte, replace bool) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			_ = os.Remove(tmp)
-		}
-	}()
-	if err = f.Chmod(fileMode); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err = f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
+// writeAtomic writes data to path with mode 0600, crash-safely. With
+// replace=false an existing path is never touched (errExists).
+func writeAtomic(path string, data []byte, replace bool) error {
 	if replace {
-		if err = os.Rename(tmp, path); err != nil {
-			return err
-		}
-	} else {
-		linkErr := os.Link(tmp, path)
-		switch {
-		case linkErr == nil:
-			if err = os.Remove(tmp); err != nil {
-				return err
-			}
-		case errors.Is(linkErr, fs.ErrExist):
-			return fmt.Errorf("%s: %w", path, errExists)
-		default:
-			if _, statErr := os.Lstat(path); statErr == nil {
-				return fmt.Errorf("%s: %w", path, errExists)
-			} else if !errors.Is(statErr, fs.ErrNotExist) {
-				return statErr
-			}
-			if err = os.Rename(tmp, path); err != nil {
-				return err
-			}
-		}
+		return atomicfile.Replace(path, data, fileMode)
 	}
-	return syncDir(dir)
-}
-
-// syncDir makes a rename in dir durable. Windows cannot fsync directories.
-func syncDir(dir string) error {
-	if runtime.GOOS == "windows" {
-		return nil
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	return atomicfile.Create(path, data, fileMode)
 }
 
 // ensureDir creates dir (and missing parents) with mode 0700 and refuses an

@@ -3,11 +3,11 @@ package peercache
 import (
 	"errors"
 	"fmt"
+	"github.com/saorsa-labs/x0x-go/core/internal/atomicfile"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"time"
 
 	"github.com/saorsa-labs/x0x-go/core/identity"
@@ -190,7 +190,7 @@ func moveAside(path string) (string, error) {
 		if err := os.Remove(path); err != nil {
 			return "", err
 		}
-		return dst, syncDir(filepath.Dir(path))
+		return dst, atomicfile.SyncDir(filepath.Dir(path))
 	}
 	return "", fmt.Errorf("%s.corrupt through .corrupt.9 all exist", path)
 }
@@ -198,49 +198,9 @@ func moveAside(path string) (string, error) {
 // writeAtomic replaces path with data: temporary file in the same
 // directory, write, fsync, rename, fsync of the directory; mode 0600. The
 // directory is created (0700) if missing.
-func writeAtomic(path string, data []byte) (err error) {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+func writeAtomic(path string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			_ = os.Remove(tmp)
-		}
-	}()
-	if err = f.Chmod(0o600); err == nil {
-		if _, err = f.Write(data); err == nil {
-			err = f.Sync()
-		}
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	if err = os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	if runtime.GOOS == "windows" {
-		return nil
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	return atomicfile.Replace(path, data, 0o600)
 }
