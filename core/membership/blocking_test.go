@@ -1,0 +1,77 @@
+package membership
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/saorsa-labs/x0x-go/core/identity"
+	"github.com/saorsa-labs/x0x-go/core/sim"
+	"github.com/saorsa-labs/x0x-go/core/transport"
+)
+
+// blockingNet is a Network whose Connect blocks like a real handshake: until
+// release is closed (success) or the context ends.
+type blockingNet struct {
+	mu      sync.Mutex
+	release chan struct{}
+	entered chan struct{} // receives once per Connect call
+}
+
+func (b *blockingNet) LocalID() identity.PeerID { return identity.DeriveID([]byte("blocking")) }
+func (b *blockingNet) LocalAddr() string        { return "blocking:0" }
+func (b *blockingNet) Connect(ctx context.Context, _ identity.PeerID, _ string) error {
+	b.mu.Lock()
+	release := b.release
+	b.mu.Unlock()
+	b.entered <- struct{}{}
+	select {
+	case <-release:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+func (b *blockingNet) Disconnect(identity.PeerID) {}
+func (b *blockingNet) Send(identity.PeerID, transport.Class, transport.Priority, []byte) error {
+	return transport.ErrNotConnected
+}
+func (b *blockingNet) Handle(transport.Class, transport.MessageHandler) {}
+func (b *blockingNet) WatchPeers(func(transport.PeerEvent))             {}
+func (b *blockingNet) Peers() []identity.PeerID                         { return nil }
+
+// Over a transport whose Connect blocks, Dial runs on a goroutine that
+// Membership owns: Close cancels it and waits for it (goleak checks).
+func TestDialOnBlockingTransportIsOwned(t *testing.T) {
+	clk := sim.NewClock(time.Unix(0, 0)) // never advanced: no timer runs
+	net := &blockingNet{release: make(chan struct{}), entered: make(chan struct{}, 4)}
+	m, err := New(net, Config{Clock: clk, Rand: bytes.NewReader(make([]byte, 64))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok := make(chan error, 1)
+	m.Dial(NodeDesc{ID: testID(0, 1), Addr: "x"}, func(err error) { ok <- err })
+	<-net.entered
+	close(net.release)
+	if err := <-ok; err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	net.mu.Lock()
+	net.release = make(chan struct{}) // later dials block until Close
+	net.mu.Unlock()
+	var got error
+	var called bool
+	m.Dial(NodeDesc{ID: testID(0, 2), Addr: "y"}, func(err error) { got, called = err, true })
+	<-net.entered // the dial goroutine is inside Connect
+	m.Close()
+	if !called || !errors.Is(got, context.Canceled) {
+		t.Fatalf("after Close: called %v err %v, want context.Canceled", called, got)
+	}
+	m.Dial(NodeDesc{ID: testID(0, 3), Addr: "z"}, func(err error) { got = err })
+	if !errors.Is(got, ErrClosed) {
+		t.Fatalf("dial after close: %v", got)
+	}
+}

@@ -1,0 +1,923 @@
+// Package membership maintains x0x's global overlay: HyParView partial views
+// (a small symmetric active view of connected neighbours and a larger
+// passive view of known nodes) with SWIM failure detection on the active
+// view (direct and indirect probes, suspicion with a timeout, incarnation
+// numbers so a live node can refute, membership changes flooded along the
+// active view and piggybacked on probes).
+//
+// The protocol runs on a transport.Network, a clock.Clock and an io.Reader
+// for randomness, so the same code runs over QUIC and in core/sim. A
+// peer's identity is always the authenticated connection a frame came from.
+//
+// Membership also owns connection lifetimes: it keeps the connections of its
+// active view, and other layers (pub/sub) Hold the connections they use so
+// that membership does not close them. Connections nobody uses are closed
+// after an idle grace period.
+package membership
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/saorsa-labs/x0x-go/core/clock"
+	"github.com/saorsa-labs/x0x-go/core/identity"
+	"github.com/saorsa-labs/x0x-go/core/transport"
+)
+
+// State is a node's SWIM state.
+type State uint8
+
+// SWIM states, in increasing precedence at equal incarnation.
+const (
+	StateAlive   State = 1
+	StateSuspect State = 2
+	StateDead    State = 3
+)
+
+// String returns "alive", "suspect" or "dead".
+func (s State) String() string {
+	switch s {
+	case StateAlive:
+		return "alive"
+	case StateSuspect:
+		return "suspect"
+	case StateDead:
+		return "dead"
+	}
+	return fmt.Sprintf("state(%d)", uint8(s))
+}
+
+// Config holds the protocol parameters. Zero fields take the DESIGN.md
+// defaults noted beside them.
+type Config struct {
+	ActiveMin       int           // active view target (8)
+	ActiveMax       int           // active view bound (12)
+	PassiveMax      int           // passive view bound (128)
+	ARWL            int           // active random walk length for joins (6)
+	PRWL            int           // passive random walk length (3)
+	ShuffleInterval time.Duration // 30 s
+	ShuffleActive   int           // active entries sent in a shuffle (3)
+	ShufflePassive  int           // passive entries sent in a shuffle (4)
+	ProbeInterval   time.Duration // SWIM protocol period (1 s)
+	AckTimeout      time.Duration // direct probe timeout (500 ms)
+	IndirectProbes  int           // helpers asked on a direct timeout (3)
+	SuspectTimeout  time.Duration // suspect -> dead (3 s)
+	// ReconnectInterval is how often a node retries one recently failed
+	// peer, which re-merges the overlay after a partition heals (10 s).
+	ReconnectInterval time.Duration
+	// Retention is how long SWIM records and failed peers are remembered (5 min).
+	Retention time.Duration
+	// IdleGrace is how long an unused, unheld connection stays open (10 s).
+	IdleGrace time.Duration
+	// Clock drives all timers (required).
+	Clock clock.Clock
+	// Rand seeds the protocol's random choices (required).
+	Rand io.Reader
+}
+
+func (c Config) withDefaults() Config {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	defd := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&c.ActiveMin, 8)
+	def(&c.ActiveMax, 12)
+	if c.ActiveMax < c.ActiveMin {
+		c.ActiveMax = c.ActiveMin
+	}
+	def(&c.PassiveMax, 128)
+	def(&c.ARWL, 6)
+	def(&c.PRWL, 3)
+	def(&c.ShuffleActive, 3)
+	def(&c.ShufflePassive, 4)
+	def(&c.IndirectProbes, 3)
+	defd(&c.ShuffleInterval, 30*time.Second)
+	defd(&c.ProbeInterval, time.Second)
+	defd(&c.AckTimeout, 500*time.Millisecond)
+	defd(&c.SuspectTimeout, 3*time.Second)
+	defd(&c.ReconnectInterval, 10*time.Second)
+	defd(&c.Retention, 5*time.Minute)
+	defd(&c.IdleGrace, 10*time.Second)
+	return c
+}
+
+// EventKind says what an Event reports.
+type EventKind uint8
+
+// Event kinds.
+const (
+	// NeighborUp: the peer joined this node's active view.
+	NeighborUp EventKind = iota + 1
+	// NeighborDown: the peer left this node's active view.
+	NeighborDown
+	// MemberSuspect: SWIM suspects the peer.
+	MemberSuspect
+	// MemberDead: SWIM declared the peer dead.
+	MemberDead
+	// MemberAlive: the peer refuted a suspicion or came back.
+	MemberAlive
+)
+
+// Event is a membership change delivered to Watch listeners.
+type Event struct {
+	Kind EventKind
+	Peer NodeDesc
+}
+
+// Stats counts protocol activity and everything dropped.
+type Stats struct {
+	// Received and Sent count membership frames.
+	Received, Sent      uint64
+	DecodeErrors        uint64 // frames that failed to decode (dropped)
+	SendErrors          uint64 // Send returned an error (frame dropped)
+	DialFailures        uint64
+	Suspicions, Deaths  uint64 // declared by this node
+	Refutations         uint64 // times this node refuted a suspicion of itself
+	ShufflesSent        uint64
+	NeighborRejected    uint64
+	UpdatesApplied      uint64
+	IndirectProbesAsked uint64
+}
+
+// ErrNoBootstrap is returned by Join when no bootstrap peer could be reached.
+var ErrNoBootstrap = errors.New("membership: no bootstrap peer reachable")
+
+// ErrClosed is returned by calls on a closed Membership.
+var ErrClosed = errors.New("membership: closed")
+
+// nonBlockingConnector is implemented by networks whose Connect returns at
+// once (core/sim); membership then dials inline, which keeps simulations
+// deterministic. Over a real transport it dials on its own goroutines.
+type nonBlockingConnector interface{ ConnectDoesNotBlock() }
+
+type member struct {
+	desc    NodeDesc
+	state   State
+	inc     uint64
+	updated time.Time
+	told    time.Time // last time we told the node itself about this record
+	suspect clock.Timer
+}
+
+type connInfo struct {
+	addr      string
+	lastUsed  time.Time
+	lastHeard time.Time // last membership frame received from the peer
+}
+
+type probe struct {
+	target  identity.PeerID
+	acked   bool
+	started time.Time
+}
+
+type relay struct {
+	origin identity.PeerID
+	seq    uint64
+}
+
+type gone struct {
+	desc NodeDesc
+	at   time.Time
+}
+
+// Membership runs HyParView + SWIM for one node. Its methods are safe for
+// concurrent use.
+type Membership struct {
+	net    transport.Network
+	cfg    Config
+	self   NodeDesc
+	inline bool
+
+	mu         sync.Mutex
+	closed     bool
+	rng        *rand.Rand
+	active     []NodeDesc
+	passive    []NodeDesc
+	members    map[identity.PeerID]*member
+	conns      map[identity.PeerID]*connInfo
+	holds      map[identity.PeerID]int
+	graveyard  []gone
+	inc        uint64
+	refutedAt  time.Time
+	refutedInc uint64
+	seq        uint64
+	probes     map[uint64]*probe
+	relays     map[uint64]relay
+	pendingNb  map[identity.PeerID]time.Time
+	recent     []Update // updates still being piggybacked
+	recentTx   []int
+	timers     []clock.Timer
+	watchers   []func(Event)
+	events     []Event
+	stats      Stats
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// New creates the membership layer for net and registers its handlers. It
+// starts timers at once; call Join to enter the overlay and Close to stop.
+func New(net transport.Network, cfg Config) (*Membership, error) {
+	if net == nil || cfg.Clock == nil || cfg.Rand == nil {
+		return nil, errors.New("membership: New needs a network, a clock and a random source")
+	}
+	cfg = cfg.withDefaults()
+	var seed [32]byte
+	if _, err := io.ReadFull(cfg.Rand, seed[:]); err != nil {
+		return nil, fmt.Errorf("membership: reading seed: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m := &Membership{
+		net:       net,
+		cfg:       cfg,
+		self:      NodeDesc{ID: net.LocalID(), Addr: net.LocalAddr()},
+		rng:       rand.New(rand.NewChaCha8(seed)),
+		members:   make(map[identity.PeerID]*member),
+		conns:     make(map[identity.PeerID]*connInfo),
+		holds:     make(map[identity.PeerID]int),
+		probes:    make(map[uint64]*probe),
+		relays:    make(map[uint64]relay),
+		pendingNb: make(map[identity.PeerID]time.Time),
+		inc:       uint64(cfg.Clock.Now().UnixMilli()),
+		ctx:       ctx,
+		cancel:    cancel,
+	}
+	_, m.inline = net.(nonBlockingConnector)
+	net.WatchPeers(m.onPeerEvent)
+	net.Handle(transport.ClassMembership, m.onFrame)
+	m.mu.Lock()
+	// Spread the periodic work of different nodes over the period.
+	m.every(cfg.ProbeInterval, m.jitter(cfg.ProbeInterval), m.probeTick)
+	m.every(cfg.ShuffleInterval, m.jitter(cfg.ShuffleInterval), m.shuffleTick)
+	m.every(cfg.ReconnectInterval, m.jitter(cfg.ReconnectInterval), m.reconnectTick)
+	m.mu.Unlock()
+	return m, nil
+}
+
+// Self returns this node's descriptor.
+func (m *Membership) Self() NodeDesc { return m.self }
+
+// Watch adds a listener for membership events. Listeners run after the
+// membership lock is released, on the goroutine that caused the change; they
+// must not block.
+func (m *Membership) Watch(f func(Event)) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.watchers = append(m.watchers, f)
+}
+
+// Join enters the overlay through the first bootstrap peer that accepts a
+// connection: it connects and sends JOIN. Over a real transport it blocks
+// while connecting. It returns ErrNoBootstrap (wrapping the last error) if
+// none could be reached.
+func (m *Membership) Join(ctx context.Context, bootstrap []NodeDesc) error {
+	var last error = errors.New("empty bootstrap list")
+	for _, b := range bootstrap {
+		if b.ID == m.self.ID {
+			continue
+		}
+		if err := m.net.Connect(ctx, b.ID, b.Addr); err != nil {
+			last = err
+			continue
+		}
+		m.do(func() {
+			m.noteConn(b.ID, b.Addr)
+			m.addActive(b)
+			m.send(b.ID, &Message{Kind: kindJoin})
+		})
+		return nil
+	}
+	return fmt.Errorf("%w: %v", ErrNoBootstrap, last)
+}
+
+// Active returns a copy of the active view.
+func (m *Membership) Active() []NodeDesc {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.active)
+}
+
+// Passive returns a copy of the passive view.
+func (m *Membership) Passive() []NodeDesc {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.passive)
+}
+
+// MemberState returns what SWIM believes about id (ok false if nothing).
+func (m *Membership) MemberState(id identity.PeerID) (s State, inc uint64, ok bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if id == m.self.ID {
+		return StateAlive, m.inc, true
+	}
+	if mb := m.members[id]; mb != nil {
+		return mb.state, mb.inc, true
+	}
+	return 0, 0, false
+}
+
+// Stats returns a copy of the counters.
+func (m *Membership) Stats() Stats {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.stats
+}
+
+// Hold keeps the connection to peer open even when it is not in the active
+// view, until a matching Release. Holds are counted.
+func (m *Membership) Hold(peer identity.PeerID) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.holds[peer]++
+}
+
+// Release undoes one Hold; the connection is closed later if unused.
+func (m *Membership) Release(peer identity.PeerID) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.holds[peer] <= 1 {
+		delete(m.holds, peer)
+		if c := m.conns[peer]; c != nil {
+			c.lastUsed = m.cfg.Clock.Now()
+		}
+		return
+	}
+	m.holds[peer]--
+}
+
+// Dial connects to peer for another layer. Over a blocking transport it runs
+// on a membership goroutine; done is called without the membership lock
+// held, with nil on success.
+func (m *Membership) Dial(peer NodeDesc, done func(error)) {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		done(ErrClosed)
+		return
+	}
+	if m.inline {
+		m.mu.Unlock()
+		err := m.net.Connect(m.ctx, peer.ID, peer.Addr)
+		if err == nil {
+			m.do(func() { m.noteConn(peer.ID, peer.Addr) })
+		}
+		done(err)
+		return
+	}
+	m.wg.Add(1)
+	m.mu.Unlock()
+	go func() {
+		defer m.wg.Done()
+		err := m.net.Connect(m.ctx, peer.ID, peer.Addr)
+		if err == nil {
+			m.do(func() { m.noteConn(peer.ID, peer.Addr) })
+		}
+		done(err)
+	}()
+}
+
+// Close stops timers and goroutines and closes the active connections.
+func (m *Membership) Close() {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return
+	}
+	m.closed = true
+	for _, t := range m.timers {
+		t.Stop()
+	}
+	for _, mb := range m.members {
+		if mb.suspect != nil {
+			mb.suspect.Stop()
+		}
+	}
+	for _, a := range m.active {
+		m.send(a.ID, &Message{Kind: kindDisconnect})
+	}
+	m.cancel()
+	m.mu.Unlock()
+	m.wg.Wait()
+}
+
+// do runs f under the lock, then delivers the events f produced.
+func (m *Membership) do(f func()) {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return
+	}
+	f()
+	evs := m.events
+	m.events = nil
+	ws := m.watchers
+	m.mu.Unlock()
+	for _, e := range evs {
+		for _, w := range ws {
+			w(e)
+		}
+	}
+}
+
+func (m *Membership) emit(k EventKind, p NodeDesc) { m.events = append(m.events, Event{k, p}) }
+
+func (m *Membership) jitter(d time.Duration) time.Duration {
+	return time.Duration(m.rng.Int64N(int64(d)) + 1)
+}
+
+// every runs f (under the lock) after first and then every period.
+func (m *Membership) every(period, first time.Duration, f func()) {
+	idx := len(m.timers)
+	m.timers = append(m.timers, nil)
+	var tick func()
+	tick = func() {
+		m.do(func() {
+			f()
+			m.timers[idx] = m.cfg.Clock.AfterFunc(period, tick)
+		})
+	}
+	m.timers[idx] = m.cfg.Clock.AfterFunc(first, tick)
+}
+
+// after runs f under the lock after d; the timer is not tracked by Close,
+// so f must tolerate running after Close (do() skips it when closed).
+func (m *Membership) after(d time.Duration, f func()) clock.Timer {
+	return m.cfg.Clock.AfterFunc(d, func() { m.do(f) })
+}
+
+func (m *Membership) send(to identity.PeerID, msg *Message) {
+	if msg.Kind == kindPing || msg.Kind == kindAck || msg.Kind == kindPingReq {
+		msg.Updates = m.piggyback()
+	}
+	b, err := Encode(msg)
+	if err != nil {
+		m.stats.SendErrors++
+		return
+	}
+	if err := m.net.Send(to, transport.ClassMembership, transport.PriorityControl, b); err != nil {
+		m.stats.SendErrors++
+		return
+	}
+	m.stats.Sent++
+	if c := m.conns[to]; c != nil {
+		c.lastUsed = m.cfg.Clock.Now()
+	}
+}
+
+// dial connects to p (inline on the simulator, otherwise on a goroutine)
+// and then runs then(err) under the lock.
+func (m *Membership) dial(p NodeDesc, then func(error)) {
+	if _, ok := m.conns[p.ID]; ok {
+		then(nil)
+		return
+	}
+	if m.inline {
+		err := m.net.Connect(m.ctx, p.ID, p.Addr)
+		if err == nil {
+			m.noteConn(p.ID, p.Addr)
+		} else {
+			m.stats.DialFailures++
+		}
+		then(err)
+		return
+	}
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		err := m.net.Connect(m.ctx, p.ID, p.Addr)
+		m.do(func() {
+			if err == nil {
+				m.noteConn(p.ID, p.Addr)
+			} else {
+				m.stats.DialFailures++
+			}
+			then(err)
+		})
+	}()
+}
+
+func (m *Membership) noteConn(id identity.PeerID, addr string) {
+	c := m.conns[id]
+	if c == nil {
+		c = &connInfo{}
+		m.conns[id] = c
+	}
+	if addr != "" {
+		c.addr = addr
+	}
+	c.lastUsed = m.cfg.Clock.Now()
+}
+
+func (m *Membership) onPeerEvent(ev transport.PeerEvent) {
+	m.do(func() {
+		if ev.Up {
+			m.noteConn(ev.Peer, ev.Addr)
+			return
+		}
+		delete(m.conns, ev.Peer)
+		delete(m.pendingNb, ev.Peer)
+		if i := indexOf(m.active, ev.Peer); i >= 0 {
+			p := m.active[i]
+			m.removeActive(i)
+			m.bury(p)
+			m.repair()
+		}
+	})
+}
+
+func (m *Membership) onFrame(from identity.PeerID, b []byte) {
+	msg, err := Decode(b)
+	m.do(func() {
+		if err != nil {
+			m.stats.DecodeErrors++
+			return
+		}
+		m.stats.Received++
+		m.noteConn(from, "")
+		m.conns[from].lastHeard = m.cfg.Clock.Now()
+		m.handle(from, msg)
+	})
+}
+
+func (m *Membership) descOf(id identity.PeerID) NodeDesc {
+	if c := m.conns[id]; c != nil {
+		return NodeDesc{ID: id, Addr: c.addr}
+	}
+	return NodeDesc{ID: id}
+}
+
+func (m *Membership) handle(from identity.PeerID, msg *Message) {
+	for _, u := range msg.Updates {
+		m.apply(u, from)
+	}
+	sender := m.descOf(from)
+	if mb := m.members[from]; mb != nil && mb.state != StateAlive && msg.Kind != kindUpdate {
+		// A direct frame from a node we suspect or think dead: tell it what
+		// we believe, so that it refutes with a higher incarnation (which
+		// then spreads). At most once per protocol period per peer.
+		now := m.cfg.Clock.Now()
+		if now.Sub(mb.told) >= m.cfg.ProbeInterval {
+			mb.told = now
+			m.send(from, &Message{Kind: kindUpdate, Updates: []Update{{Node: mb.desc, State: mb.state, Inc: mb.inc}}})
+		}
+	}
+	switch msg.Kind {
+	case kindJoin:
+		m.addActive(sender)
+		// Give the joiner a head start on its passive view.
+		seedNodes := append(m.sample(m.active, m.cfg.ShuffleActive, from), m.sample(m.passive, m.cfg.ShufflePassive)...)
+		m.send(from, &Message{Kind: kindShuffleReply, Nodes: seedNodes})
+		for _, a := range m.active {
+			if a.ID != from {
+				m.send(a.ID, &Message{Kind: kindForwardJoin, TTL: uint8(m.cfg.ARWL), Node: &sender})
+			}
+		}
+	case kindForwardJoin:
+		n := *msg.Node
+		if n.ID == m.self.ID {
+			return
+		}
+		ttl := int(msg.TTL)
+		if ttl == 0 || len(m.active) <= 1 {
+			m.connectActive(n, true)
+			return
+		}
+		if ttl == m.cfg.PRWL {
+			m.addPassive(n)
+		}
+		if next, ok := m.randomActive(from, n.ID); ok {
+			m.send(next.ID, &Message{Kind: kindForwardJoin, TTL: uint8(ttl - 1), Node: &n})
+		} else {
+			m.connectActive(n, true)
+		}
+	case kindNeighbor:
+		accept := msg.High || len(m.active) < m.cfg.ActiveMax
+		if indexOf(m.active, from) >= 0 {
+			accept = true
+		}
+		if accept {
+			m.addActive(sender)
+		} else {
+			m.stats.NeighborRejected++
+			m.addPassive(sender)
+		}
+		m.send(from, &Message{Kind: kindNeighborReply, Accept: accept})
+	case kindNeighborReply:
+		if _, ok := m.pendingNb[from]; !ok {
+			return
+		}
+		delete(m.pendingNb, from)
+		if msg.Accept {
+			m.addActive(sender)
+		} else {
+			m.addPassive(sender)
+		}
+	case kindDisconnect:
+		if i := indexOf(m.active, from); i >= 0 {
+			m.removeActive(i)
+			m.addPassive(sender)
+			m.repair()
+		}
+	case kindShuffle:
+		m.onShuffle(from, msg)
+	case kindShuffleReply:
+		for _, n := range msg.Nodes {
+			m.addPassive(n)
+		}
+	case kindPing:
+		m.send(from, &Message{Kind: kindAck, Seq: msg.Seq})
+	case kindAck:
+		if p := m.probes[msg.Seq]; p != nil {
+			p.acked = true
+		}
+		if r, ok := m.relays[msg.Seq]; ok {
+			delete(m.relays, msg.Seq)
+			m.send(r.origin, &Message{Kind: kindAck, Seq: r.seq})
+		}
+	case kindPingReq:
+		m.relayProbe(from, msg)
+	case kindUpdate:
+		// updates applied above
+	}
+}
+
+// ---- HyParView views ----
+
+func indexOf(v []NodeDesc, id identity.PeerID) int {
+	for i := range v {
+		if v[i].ID == id {
+			return i
+		}
+	}
+	return -1
+}
+
+func (m *Membership) randomActive(not ...identity.PeerID) (NodeDesc, bool) {
+	cands := make([]NodeDesc, 0, len(m.active))
+	for _, a := range m.active {
+		if !slices.Contains(not, a.ID) {
+			cands = append(cands, a)
+		}
+	}
+	if len(cands) == 0 {
+		return NodeDesc{}, false
+	}
+	return cands[m.rng.IntN(len(cands))], true
+}
+
+func (m *Membership) addActive(p NodeDesc) {
+	if p.ID == m.self.ID {
+		return
+	}
+	if i := indexOf(m.active, p.ID); i >= 0 {
+		if p.Addr != "" {
+			m.active[i].Addr = p.Addr
+		}
+		return
+	}
+	if p.Addr == "" {
+		p = m.descOf(p.ID)
+	}
+	if i := indexOf(m.passive, p.ID); i >= 0 {
+		m.passive = slices.Delete(m.passive, i, i+1)
+	}
+	for len(m.active) >= m.cfg.ActiveMax {
+		i := m.rng.IntN(len(m.active))
+		victim := m.active[i]
+		m.send(victim.ID, &Message{Kind: kindDisconnect})
+		m.removeActive(i)
+		m.addPassive(victim)
+	}
+	m.active = append(m.active, p)
+	m.emit(NeighborUp, p)
+}
+
+func (m *Membership) removeActive(i int) {
+	p := m.active[i]
+	m.active = slices.Delete(m.active, i, i+1)
+	if c := m.conns[p.ID]; c != nil {
+		c.lastUsed = m.cfg.Clock.Now()
+	}
+	m.emit(NeighborDown, p)
+}
+
+func (m *Membership) addPassive(p NodeDesc) {
+	if p.ID == m.self.ID || p.Addr == "" || indexOf(m.active, p.ID) >= 0 {
+		return
+	}
+	if mb := m.members[p.ID]; mb != nil && mb.state == StateDead {
+		return
+	}
+	if i := indexOf(m.passive, p.ID); i >= 0 {
+		m.passive[i].Addr = p.Addr
+		return
+	}
+	if len(m.passive) >= m.cfg.PassiveMax {
+		i := m.rng.IntN(len(m.passive))
+		m.passive = slices.Delete(m.passive, i, i+1)
+	}
+	m.passive = append(m.passive, p)
+}
+
+// bury remembers a failed peer so that it can be retried later (partition
+// healing) and drops it from the passive view.
+func (m *Membership) bury(p NodeDesc) {
+	if i := indexOf(m.passive, p.ID); i >= 0 {
+		m.passive = slices.Delete(m.passive, i, i+1)
+	}
+	if p.Addr == "" {
+		return
+	}
+	for _, g := range m.graveyard {
+		if g.desc.ID == p.ID {
+			return
+		}
+	}
+	if len(m.graveyard) >= m.cfg.PassiveMax {
+		m.graveyard = m.graveyard[1:]
+	}
+	m.graveyard = append(m.graveyard, gone{p, m.cfg.Clock.Now()})
+}
+
+// connectActive dials p and makes it an active neighbour (NEIGHBOR with the
+// given priority; high means p must accept).
+func (m *Membership) connectActive(p NodeDesc, high bool) {
+	if p.ID == m.self.ID || indexOf(m.active, p.ID) >= 0 {
+		return
+	}
+	if _, busy := m.pendingNb[p.ID]; busy {
+		return
+	}
+	m.pendingNb[p.ID] = m.cfg.Clock.Now()
+	m.dial(p, func(err error) {
+		if err != nil {
+			delete(m.pendingNb, p.ID)
+			m.bury(p)
+			return
+		}
+		if high {
+			delete(m.pendingNb, p.ID)
+			m.addActive(p)
+			m.send(p.ID, &Message{Kind: kindNeighbor, High: true})
+			return
+		}
+		m.send(p.ID, &Message{Kind: kindNeighbor})
+	})
+}
+
+// repair promotes a passive peer when the active view is below target.
+func (m *Membership) repair() {
+	now := m.cfg.Clock.Now()
+	for id, t := range m.pendingNb {
+		if now.Sub(t) > 2*m.cfg.ProbeInterval {
+			delete(m.pendingNb, id)
+		}
+	}
+	if len(m.active)+len(m.pendingNb) >= m.cfg.ActiveMin || len(m.passive) == 0 {
+		return
+	}
+	p := m.passive[m.rng.IntN(len(m.passive))]
+	m.connectActive(p, len(m.active) == 0)
+}
+
+func (m *Membership) shuffleTick() {
+	if len(m.active) == 0 {
+		return
+	}
+	to, _ := m.randomActive()
+	nodes := []NodeDesc{m.self}
+	nodes = append(nodes, m.sample(m.active, m.cfg.ShuffleActive, to.ID)...)
+	nodes = append(nodes, m.sample(m.passive, m.cfg.ShufflePassive)...)
+	self := m.self
+	m.stats.ShufflesSent++
+	m.send(to.ID, &Message{Kind: kindShuffle, TTL: uint8(m.cfg.PRWL), Node: &self, Nodes: nodes})
+}
+
+func (m *Membership) sample(v []NodeDesc, k int, not ...identity.PeerID) []NodeDesc {
+	c := make([]NodeDesc, 0, len(v))
+	for _, x := range v {
+		if !slices.Contains(not, x.ID) {
+			c = append(c, x)
+		}
+	}
+	m.rng.Shuffle(len(c), func(i, j int) { c[i], c[j] = c[j], c[i] })
+	if len(c) > k {
+		c = c[:k]
+	}
+	return c
+}
+
+func (m *Membership) onShuffle(from identity.PeerID, msg *Message) {
+	origin := *msg.Node
+	if origin.ID == m.self.ID {
+		return
+	}
+	if msg.TTL > 1 && len(m.active) > 1 {
+		if next, ok := m.randomActive(from, origin.ID); ok {
+			msg.TTL--
+			msg.Updates = nil
+			m.send(next.ID, msg)
+			return
+		}
+	}
+	// Reply with as many nodes as we got, from the passive view first, topped
+	// up from the active view (small networks have small passive views).
+	reply := m.sample(m.passive, len(msg.Nodes), origin.ID)
+	if len(reply) < len(msg.Nodes) {
+		reply = append(reply, m.sample(m.active, len(msg.Nodes)-len(reply), origin.ID)...)
+	}
+	for _, n := range msg.Nodes {
+		m.addPassive(n)
+	}
+	m.dial(origin, func(err error) {
+		if err == nil {
+			m.send(origin.ID, &Message{Kind: kindShuffleReply, Nodes: reply})
+		}
+	})
+}
+
+func (m *Membership) reconnectTick() {
+	m.sweep()
+	now := m.cfg.Clock.Now()
+	keep := m.graveyard[:0]
+	for _, g := range m.graveyard {
+		if now.Sub(g.at) < m.cfg.Retention {
+			keep = append(keep, g)
+		}
+	}
+	m.graveyard = keep
+	if len(m.graveyard) == 0 {
+		return
+	}
+	i := m.rng.IntN(len(m.graveyard))
+	g := m.graveyard[i]
+	m.dial(g.desc, func(err error) {
+		if err != nil {
+			return
+		}
+		if j := slices.IndexFunc(m.graveyard, func(x gone) bool { return x.desc.ID == g.desc.ID }); j >= 0 {
+			m.graveyard = slices.Delete(m.graveyard, j, j+1)
+		}
+		// Only a frame from the peer itself (see handle) revives a dead record.
+		m.addPassive(g.desc)
+		if len(m.active) < m.cfg.ActiveMax && indexOf(m.active, g.desc.ID) < 0 {
+			m.pendingNb[g.desc.ID] = now
+			m.send(g.desc.ID, &Message{Kind: kindNeighbor})
+		}
+	})
+}
+
+// sweep closes connections that nobody uses and forgets old SWIM records.
+func (m *Membership) sweep() {
+	now := m.cfg.Clock.Now()
+	ids := make([]identity.PeerID, 0, len(m.conns))
+	for id := range m.conns {
+		ids = append(ids, id)
+	}
+	slices.SortFunc(ids, func(a, b identity.PeerID) int { return compare(a, b) })
+	for _, id := range ids {
+		c := m.conns[id]
+		if indexOf(m.active, id) >= 0 || m.holds[id] > 0 {
+			continue
+		}
+		if _, p := m.pendingNb[id]; p {
+			continue
+		}
+		if now.Sub(c.lastUsed) > m.cfg.IdleGrace {
+			delete(m.conns, id)
+			m.net.Disconnect(id)
+		}
+	}
+	for id, mb := range m.members {
+		if mb.suspect == nil && now.Sub(mb.updated) > m.cfg.Retention && indexOf(m.active, id) < 0 {
+			delete(m.members, id)
+		}
+	}
+}
+
+func compare(a, b identity.PeerID) int {
+	for i := range a {
+		if a[i] != b[i] {
+			if a[i] < b[i] {
+				return -1
+			}
+			return 1
+		}
+	}
+	return 0
+}

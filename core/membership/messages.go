@@ -1,0 +1,124 @@
+package membership
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/saorsa-labs/x0x-go/core/identity"
+	"github.com/saorsa-labs/x0x-go/core/wire"
+)
+
+// Message kinds on the membership stream class.
+const (
+	kindJoin uint8 = iota + 1
+	kindForwardJoin
+	kindNeighbor
+	kindNeighborReply
+	kindDisconnect
+	kindShuffle
+	kindShuffleReply
+	kindPing
+	kindAck
+	kindPingReq
+	kindUpdate
+	kindMax
+)
+
+// Limits on decoded membership messages.
+const (
+	// MaxNodesPerMessage bounds node lists (shuffles) in one message.
+	MaxNodesPerMessage = 64
+	// MaxUpdatesPerMessage bounds piggybacked SWIM updates in one message.
+	MaxUpdatesPerMessage = 64
+	// MaxAddrLen bounds the length of an address string.
+	MaxAddrLen = 256
+	// MaxTTL bounds random-walk TTLs.
+	MaxTTL = 16
+)
+
+// ErrMalformed is wrapped by every error Decode returns for bad input.
+var ErrMalformed = errors.New("membership: malformed message")
+
+// NodeDesc names a node and where to reach it.
+type NodeDesc struct {
+	ID   identity.PeerID `cbor:"1,keyasint"`
+	Addr string          `cbor:"2,keyasint"`
+}
+
+// Update is a SWIM membership change about one node.
+type Update struct {
+	Node  NodeDesc `cbor:"1,keyasint"`
+	State State    `cbor:"2,keyasint"`
+	Inc   uint64   `cbor:"3,keyasint"`
+}
+
+// Message is the single wire type of the membership protocol. Which fields
+// are meaningful depends on Kind. The sender of a message is never a field:
+// it is the authenticated peer the frame arrived from.
+type Message struct {
+	Kind    uint8      `cbor:"1,keyasint"`
+	TTL     uint8      `cbor:"2,keyasint,omitempty"`
+	Node    *NodeDesc  `cbor:"3,keyasint,omitempty"` // FORWARDJOIN: joiner; SHUFFLE: origin; PINGREQ: target
+	High    bool       `cbor:"4,keyasint,omitempty"` // NEIGHBOR: high priority
+	Accept  bool       `cbor:"5,keyasint,omitempty"` // NEIGHBORREPLY
+	Nodes   []NodeDesc `cbor:"6,keyasint,omitempty"`
+	Seq     uint64     `cbor:"7,keyasint,omitempty"` // PING / ACK / PINGREQ
+	Updates []Update   `cbor:"8,keyasint,omitempty"`
+}
+
+// Encode returns the deterministic CBOR encoding of m.
+func Encode(m *Message) ([]byte, error) { return wire.Marshal(m) }
+
+// Decode parses and validates a membership frame. Errors wrap ErrMalformed.
+func Decode(b []byte) (*Message, error) {
+	var m Message
+	if err := wire.Unmarshal(b, &m, "membership message"); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if m.Kind == 0 || m.Kind >= kindMax {
+		return nil, fmt.Errorf("%w: unknown kind %d", ErrMalformed, m.Kind)
+	}
+	if m.TTL > MaxTTL {
+		return nil, fmt.Errorf("%w: ttl %d over %d", ErrMalformed, m.TTL, MaxTTL)
+	}
+	if len(m.Nodes) > MaxNodesPerMessage {
+		return nil, fmt.Errorf("%w: %d nodes over %d", ErrMalformed, len(m.Nodes), MaxNodesPerMessage)
+	}
+	if len(m.Updates) > MaxUpdatesPerMessage {
+		return nil, fmt.Errorf("%w: %d updates over %d", ErrMalformed, len(m.Updates), MaxUpdatesPerMessage)
+	}
+	check := func(d *NodeDesc) error {
+		if len(d.Addr) > MaxAddrLen {
+			return fmt.Errorf("%w: address of %d bytes", ErrMalformed, len(d.Addr))
+		}
+		if d.ID.IsZero() {
+			return fmt.Errorf("%w: zero node ID", ErrMalformed)
+		}
+		return nil
+	}
+	if m.Node != nil {
+		if err := check(m.Node); err != nil {
+			return nil, err
+		}
+	}
+	switch m.Kind {
+	case kindForwardJoin, kindShuffle, kindPingReq:
+		if m.Node == nil {
+			return nil, fmt.Errorf("%w: kind %d needs a node", ErrMalformed, m.Kind)
+		}
+	}
+	for i := range m.Nodes {
+		if err := check(&m.Nodes[i]); err != nil {
+			return nil, err
+		}
+	}
+	for i := range m.Updates {
+		if err := check(&m.Updates[i].Node); err != nil {
+			return nil, err
+		}
+		if m.Updates[i].State < StateAlive || m.Updates[i].State > StateDead {
+			return nil, fmt.Errorf("%w: state %d", ErrMalformed, m.Updates[i].State)
+		}
+	}
+	return &m, nil
+}

@@ -1,0 +1,207 @@
+package pubsub
+
+import (
+	"errors"
+	"fmt"
+
+	"lukechampine.com/blake3"
+
+	"github.com/saorsa-labs/x0x-go/core/identity"
+	"github.com/saorsa-labs/x0x-go/core/membership"
+	"github.com/saorsa-labs/x0x-go/core/wire"
+)
+
+// TopicID identifies a topic: BLAKE3(topic name).
+type TopicID [32]byte
+
+// MsgID identifies a published message: BLAKE3 over its encoded signed header.
+type MsgID [32]byte
+
+// TopicIDOf returns BLAKE3(name).
+func TopicIDOf(name string) TopicID { return TopicID(blake3.Sum256([]byte(name))) }
+
+// Limits applied to pub/sub input.
+const (
+	// MaxPayload is the largest payload Publish accepts and a decoder keeps.
+	MaxPayload = 1 << 20
+	// MaxSignature bounds the signature field (ML-DSA-65 is 3,309 bytes).
+	MaxSignature = 4096
+	// MaxIDsPerFrame bounds the message IDs in one IHAVE/GRAFT/WANT frame.
+	MaxIDsPerFrame = 4096
+	// MaxMsgsPerFrame bounds the messages in one anti-entropy push frame.
+	MaxMsgsPerFrame = 64
+	// MaxTopicsPerFrame bounds a subscription announcement.
+	MaxTopicsPerFrame = 256
+	// MaxIBLTCells bounds an IBLT sketch.
+	MaxIBLTCells = 66 << maxAELevel
+)
+
+// Header is what the origin signs. Its encoding's BLAKE3 hash is the MsgID.
+type Header struct {
+	Topic       TopicID          `cbor:"1,keyasint"`
+	Origin      identity.AgentID `cbor:"2,keyasint"`
+	Seq         uint64           `cbor:"3,keyasint"`
+	Time        int64            `cbor:"4,keyasint"` // Unix milliseconds at the origin
+	PayloadHash [32]byte         `cbor:"5,keyasint"` // BLAKE3(payload)
+}
+
+// Signed is a published message as it travels: header, payload and the
+// origin's signature over the encoded header. Forwarders never change it.
+type Signed struct {
+	Header  Header `cbor:"1,keyasint"`
+	Payload []byte `cbor:"2,keyasint"`
+	Sig     []byte `cbor:"3,keyasint"`
+}
+
+// bytes returns the encoding the signature and the ID cover.
+func (h *Header) bytes() ([]byte, error) { return wire.Marshal(h) }
+
+// ID returns the message ID.
+func (s *Signed) ID() (MsgID, error) {
+	b, err := s.Header.bytes()
+	if err != nil {
+		return MsgID{}, err
+	}
+	return MsgID(blake3.Sum256(b)), nil
+}
+
+// Frame kinds on the pub/sub stream class.
+const (
+	kindGossip     uint8 = iota + 1 // eager push of one message
+	kindIHave                       // lazy announcement of IDs
+	kindGraft                       // ask for IDs and become eager
+	kindPrune                       // become lazy
+	kindTopics                      // the sender's subscriptions (announcement)
+	kindFind                        // random walk looking for a topic's subscribers
+	kindTopicJoin                   // become topic neighbours
+	kindTopicLeave                  // stop being topic neighbours
+	kindPublish                     // a message from a non-subscriber, walking to a subscriber
+	kindAESketch                    // anti-entropy: IBLT of recent IDs
+	kindAERetry                     // anti-entropy: sketch did not decode, send a larger one
+	kindAEWant                      // anti-entropy: send me these
+	kindAEPush                      // anti-entropy: here are messages you lack
+	kindAEIDs                       // anti-entropy fallback: my full recent ID list
+	kindMax
+)
+
+// Frame is the single wire type of the pub/sub protocol; Kind says which
+// fields are meaningful. The sender is the authenticated peer, never a field.
+type Frame struct {
+	Kind   uint8                `cbor:"1,keyasint"`
+	Topic  TopicID              `cbor:"2,keyasint,omitempty"`
+	Msg    *Signed              `cbor:"3,keyasint,omitempty"` // GOSSIP, PUBLISH
+	Hops   uint8                `cbor:"4,keyasint,omitempty"` // GOSSIP, PUBLISH (walk TTL)
+	IDs    IDList               `cbor:"5,keyasint,omitempty"` // IHAVE, GRAFT, AEWANT, AEIDS
+	Topics []TopicID            `cbor:"6,keyasint,omitempty"` // TOPICS
+	Node   *membership.NodeDesc `cbor:"7,keyasint,omitempty"` // FIND: who is looking
+	Msgs   []Signed             `cbor:"8,keyasint,omitempty"` // AEPUSH
+	Cells  []byte               `cbor:"9,keyasint,omitempty"` // AESKETCH
+	Level  uint8                `cbor:"10,keyasint,omitempty"`
+	Accept bool                 `cbor:"11,keyasint,omitempty"` // TOPICJOIN reply
+	Reply  bool                 `cbor:"12,keyasint,omitempty"` // TOPICJOIN: this is the answer
+}
+
+// IDList is a list of message IDs. On the wire it is one CBOR byte string
+// holding the 32-byte IDs back to back: compact, and cheap to encode and
+// decode (IHAVE frames are the most frequent pub/sub frames).
+type IDList []MsgID
+
+// MarshalCBOR encodes the list as one byte string.
+func (l IDList) MarshalCBOR() ([]byte, error) {
+	flat := make([]byte, 0, len(l)*len(MsgID{}))
+	for _, id := range l {
+		flat = append(flat, id[:]...)
+	}
+	return wire.Marshal(flat)
+}
+
+// UnmarshalCBOR decodes a byte string of whole IDs, at most MaxIDsPerFrame.
+func (l *IDList) UnmarshalCBOR(b []byte) error {
+	var flat []byte
+	if err := wire.Unmarshal(b, &flat, "message id list"); err != nil {
+		return err
+	}
+	const size = len(MsgID{})
+	if len(flat)%size != 0 || len(flat)/size > MaxIDsPerFrame {
+		return fmt.Errorf("id list of %d bytes", len(flat))
+	}
+	out := make(IDList, len(flat)/size)
+	for i := range out {
+		copy(out[i][:], flat[i*size:])
+	}
+	*l = out
+	return nil
+}
+
+// ErrMalformed is wrapped by every error DecodeFrame returns.
+var ErrMalformed = errors.New("pubsub: malformed frame")
+
+// EncodeFrame returns the deterministic CBOR encoding of f.
+func EncodeFrame(f *Frame) ([]byte, error) { return wire.Marshal(f) }
+
+// DecodeFrame parses and bounds-checks a pub/sub frame. It does not verify
+// signatures. Errors wrap ErrMalformed.
+func DecodeFrame(b []byte) (*Frame, error) {
+	var f Frame
+	if err := wire.Unmarshal(b, &f, "pubsub frame"); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	bad := func(format string, a ...any) (*Frame, error) {
+		return nil, fmt.Errorf("%w: "+format, append([]any{ErrMalformed}, a...)...)
+	}
+	if f.Kind == 0 || f.Kind >= kindMax {
+		return bad("unknown kind %d", f.Kind)
+	}
+	if len(f.IDs) > MaxIDsPerFrame {
+		return bad("%d ids", len(f.IDs))
+	}
+	if len(f.Topics) > MaxTopicsPerFrame {
+		return bad("%d topics", len(f.Topics))
+	}
+	if len(f.Msgs) > MaxMsgsPerFrame {
+		return bad("%d messages", len(f.Msgs))
+	}
+	if len(f.Cells)%cellSize != 0 || len(f.Cells)/cellSize > MaxIBLTCells {
+		return bad("sketch of %d bytes", len(f.Cells))
+	}
+	if f.Level > maxAELevel {
+		return bad("level %d", f.Level)
+	}
+	if f.Node != nil && (f.Node.ID.IsZero() || len(f.Node.Addr) > membership.MaxAddrLen) {
+		return bad("bad node descriptor")
+	}
+	switch f.Kind {
+	case kindGossip, kindPublish:
+		if f.Msg == nil {
+			return bad("kind %d without a message", f.Kind)
+		}
+	case kindFind:
+		if f.Node == nil {
+			return bad("find without a node")
+		}
+	case kindAESketch:
+		if len(f.Cells) == 0 {
+			return bad("empty sketch")
+		}
+	}
+	check := func(s *Signed) error {
+		if len(s.Payload) > MaxPayload {
+			return fmt.Errorf("%w: payload of %d bytes", ErrMalformed, len(s.Payload))
+		}
+		if len(s.Sig) > MaxSignature {
+			return fmt.Errorf("%w: signature of %d bytes", ErrMalformed, len(s.Sig))
+		}
+		return nil
+	}
+	if f.Msg != nil {
+		if err := check(f.Msg); err != nil {
+			return nil, err
+		}
+	}
+	for i := range f.Msgs {
+		if err := check(&f.Msgs[i]); err != nil {
+			return nil, err
+		}
+	}
+	return &f, nil
+}

@@ -1,0 +1,1045 @@
+// Package pubsub implements x0x topics: a Plumtree broadcast tree per topic
+// among that topic's subscribers (eager push along the tree, batched lazy
+// IHAVE announcements, GRAFT on timeout, PRUNE on duplicates), origin-signed
+// messages with BLAKE3 message IDs, a 5-minute dedup cache, a per-origin
+// replay window and a clock-skew bound, and anti-entropy every 30 s that
+// reconciles recent message IDs with a topic neighbour through an IBLT and
+// pulls what is missing.
+//
+// A node carries traffic only for topics it subscribes to. Topic neighbours
+// are found among the membership layer's active neighbours (which announce
+// their subscriptions) and, for sparse topics, by a bounded random walk
+// over the global overlay. A node can publish to a topic it does not
+// subscribe to: the message is handed to a subscribed neighbour or walks
+// to a subscriber.
+//
+// Signature checking is behind the Verifier interface: production code uses
+// MLDSAVerifier (ML-DSA-65 keys from a KeyResolver, cached); large
+// simulations may inject a cheap stand-in.
+package pubsub
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+
+	"lukechampine.com/blake3"
+
+	"github.com/saorsa-labs/x0x-go/core/clock"
+	"github.com/saorsa-labs/x0x-go/core/identity"
+	"github.com/saorsa-labs/x0x-go/core/membership"
+	"github.com/saorsa-labs/x0x-go/core/transport"
+)
+
+// Config holds the pub/sub parameters; zero fields take the defaults noted.
+type Config struct {
+	Clock    clock.Clock // required
+	Rand     io.Reader   // required
+	Signer   Signer      // required to Publish
+	Verifier Verifier    // required
+
+	TopicMinPeers int           // look for more topic neighbours below this (3)
+	TopicMaxPeers int           // accept no more topic neighbours than this (8)
+	IHaveInterval time.Duration // lazy announcement batching (150 ms)
+	GraftTimeout  time.Duration // wait for the eager copy after an IHAVE (400 ms)
+	GraftRetry    time.Duration // then try the next announcer after (200 ms)
+	DedupTTL      time.Duration // 5 min; also the oldest accepted message age
+	MaxSkew       time.Duration // how far in the future a timestamp may be (30 s)
+	AEInterval    time.Duration // anti-entropy period (30 s)
+	AEWindow      time.Duration // age of messages reconciled (4 min)
+	WalkTTL       int           // hops of a subscriber-finding walk (10)
+	StoreMax      int           // messages kept per topic for GRAFT / anti-entropy (8192)
+	DedupMax      int           // dedup cache bound (1<<20)
+	SubBuffer     int           // subscription channel capacity (1024)
+}
+
+func (c Config) withDefaults() Config {
+	di := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	dd := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	di(&c.TopicMinPeers, 3)
+	di(&c.TopicMaxPeers, 8)
+	dd(&c.IHaveInterval, 150*time.Millisecond)
+	dd(&c.GraftTimeout, 400*time.Millisecond)
+	dd(&c.GraftRetry, 200*time.Millisecond)
+	dd(&c.DedupTTL, 5*time.Minute)
+	dd(&c.MaxSkew, 30*time.Second)
+	dd(&c.AEInterval, 30*time.Second)
+	dd(&c.AEWindow, 4*time.Minute)
+	di(&c.WalkTTL, 10)
+	di(&c.StoreMax, 8192)
+	di(&c.DedupMax, 1<<20)
+	di(&c.SubBuffer, 1024)
+	return c
+}
+
+// Delivery is one message handed to a subscriber. Payload is owned by the
+// receiver (each delivery has its own copy only if the caller copies it:
+// several subscriptions of one node share the slice and must not modify it).
+type Delivery struct {
+	Topic   TopicID
+	ID      MsgID
+	Origin  identity.AgentID
+	Seq     uint64
+	Time    time.Time // the origin's timestamp
+	Payload []byte
+	Hops    int // overlay hops from the origin (0 for local and anti-entropy)
+}
+
+// EventKind says what a topic Event reports.
+type EventKind uint8
+
+// Topic neighbour events.
+const (
+	TopicNeighborUp EventKind = iota + 1
+	TopicNeighborDown
+)
+
+// Event reports a change of a topic's neighbours.
+type Event struct {
+	Kind  EventKind
+	Topic TopicID
+	Peer  identity.PeerID
+}
+
+// Stats counts messages and every drop. Drop* counters are messages
+// refused and never delivered.
+type Stats struct {
+	Published          uint64
+	Delivered          uint64 // to local subscribers (once per message)
+	PayloadsReceived   uint64 // frames carrying a full message (for RMR)
+	Duplicates         uint64
+	DropMalformed      uint64
+	DropBadSignature   uint64
+	DropUnknownSigner  uint64
+	DropReplay         uint64
+	DropStale          uint64 // timestamp too old or too far in the future
+	DropPayloadHash    uint64 // payload does not match the signed hash
+	DropNotSubscribed  uint64
+	SendQueueFull      uint64
+	SendErrors         uint64
+	SubscriberOverflow uint64 // deliveries dropped because a channel was full
+	IHavesSent         uint64
+	GraftsSent         uint64
+	PrunesSent         uint64
+	AERounds           uint64
+	AEPulled           uint64 // messages that arrived through anti-entropy and were new
+	AEFallbacks        uint64 // sketches too small at the largest level
+	WalksStarted       uint64
+	DropMissingFull    uint64 // IHAVE entries ignored because too many IDs were already awaited
+}
+
+// Errors returned by the API.
+var (
+	ErrClosed          = errors.New("pubsub: closed")
+	ErrPayloadTooLarge = errors.New("pubsub: payload too large")
+	ErrNoSigner        = errors.New("pubsub: no signer configured")
+)
+
+type stored struct {
+	msg  Signed
+	hops uint8
+	at   time.Time
+}
+
+type missing struct {
+	announcers []identity.PeerID
+	timer      clock.Timer
+}
+
+type topic struct {
+	id      TopicID
+	eager   []identity.PeerID
+	lazy    []identity.PeerID
+	subs    []*Subscription
+	store   map[MsgID]*stored
+	order   []MsgID
+	missing map[MsgID]*missing
+	lazyQ   map[identity.PeerID][]MsgID
+	// Per eager peer: first copies and duplicates it delivered recently
+	// (halved every pruneDecay). See accept for the prune rule.
+	firsts, dups map[identity.PeerID]int
+}
+
+func (t *topic) isPeer(p identity.PeerID) bool {
+	return slices.Contains(t.eager, p) || slices.Contains(t.lazy, p)
+}
+
+func (t *topic) peers() []identity.PeerID {
+	return append(slices.Clone(t.eager), t.lazy...)
+}
+
+// Subscription is a stream of deliveries for one topic.
+type Subscription struct {
+	// C receives deliveries (nil for SubscribeFunc subscriptions). It is
+	// closed by Unsubscribe or Close. Deliveries that find it full are
+	// dropped and counted in Stats.SubscriberOverflow.
+	C     <-chan Delivery
+	c     chan Delivery
+	fn    func(Delivery)
+	topic TopicID
+	ps    *PubSub
+}
+
+// Topic returns the subscription's topic ID.
+func (s *Subscription) Topic() TopicID { return s.topic }
+
+// Unsubscribe ends the subscription; it is idempotent.
+func (s *Subscription) Unsubscribe() { s.ps.unsubscribe(s) }
+
+// PubSub is one node's pub/sub engine. Its methods are safe for concurrent use.
+type PubSub struct {
+	net  transport.Network
+	mem  *membership.Membership
+	cfg  Config
+	self membership.NodeDesc
+
+	mu       sync.Mutex
+	closed   bool
+	rng      *rand.Rand
+	topics   map[TopicID]*topic
+	order    []TopicID // sorted subscribed topics (deterministic iteration)
+	active   []identity.PeerID
+	nbTopics map[identity.PeerID][]TopicID
+	dedup    *dedupCache
+	replay   replayWindows
+	seq      uint64
+	timers   []clock.Timer
+	flushing bool
+	ticks    uint64
+	watchers []func(Event)
+	post     []func()
+	stats    Stats
+}
+
+// New creates the pub/sub engine over net and mem (which must use the same
+// network) and registers its handlers.
+func New(net transport.Network, mem *membership.Membership, cfg Config) (*PubSub, error) {
+	if net == nil || mem == nil || cfg.Clock == nil || cfg.Rand == nil || cfg.Verifier == nil {
+		return nil, errors.New("pubsub: New needs a network, membership, clock, random source and verifier")
+	}
+	cfg = cfg.withDefaults()
+	var seed [32]byte
+	if _, err := io.ReadFull(cfg.Rand, seed[:]); err != nil {
+		return nil, fmt.Errorf("pubsub: reading seed: %w", err)
+	}
+	ps := &PubSub{
+		net:      net,
+		mem:      mem,
+		cfg:      cfg,
+		self:     mem.Self(),
+		rng:      rand.New(rand.NewChaCha8(seed)),
+		topics:   make(map[TopicID]*topic),
+		nbTopics: make(map[identity.PeerID][]TopicID),
+		dedup:    newDedup(cfg.DedupTTL, cfg.DedupMax),
+		replay:   replayWindows{max: 1 << 16, m: make(map[identity.AgentID]*replayWindow)},
+	}
+	for _, a := range mem.Active() {
+		ps.active = append(ps.active, a.ID)
+	}
+	mem.Watch(ps.onMember)
+	net.WatchPeers(ps.onPeerEvent)
+	net.Handle(transport.ClassPubSub, ps.onFrame)
+	ps.mu.Lock()
+	ps.every(time.Second, time.Duration(ps.rng.Int64N(int64(time.Second)))+1, ps.maintain)
+	ps.every(cfg.AEInterval, time.Duration(ps.rng.Int64N(int64(cfg.AEInterval)))+1, ps.antiEntropy)
+	ps.mu.Unlock()
+	return ps, nil
+}
+
+// Watch adds a listener for topic-neighbour events; it runs without the
+// pub/sub lock held and must not block.
+func (ps *PubSub) Watch(f func(Event)) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	ps.watchers = append(ps.watchers, f)
+}
+
+// Stats returns a copy of the counters.
+func (ps *PubSub) Stats() Stats {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	return ps.stats
+}
+
+// TopicPeers returns the eager and lazy neighbours of a subscribed topic.
+func (ps *PubSub) TopicPeers(t TopicID) (eager, lazy []identity.PeerID) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if tp := ps.topics[t]; tp != nil {
+		return slices.Clone(tp.eager), slices.Clone(tp.lazy)
+	}
+	return nil, nil
+}
+
+// Subscribe joins topic name and returns a channel subscription.
+func (ps *PubSub) Subscribe(name string) (*Subscription, error) {
+	c := make(chan Delivery, ps.cfg.SubBuffer)
+	return ps.subscribe(TopicIDOf(name), &Subscription{C: c, c: c})
+}
+
+// SubscribeFunc joins topic name and calls fn for each delivery, on the
+// goroutine that processed the message, without the lock held. fn must not
+// block.
+func (ps *PubSub) SubscribeFunc(name string, fn func(Delivery)) (*Subscription, error) {
+	return ps.subscribe(TopicIDOf(name), &Subscription{fn: fn})
+}
+
+func (ps *PubSub) subscribe(id TopicID, s *Subscription) (*Subscription, error) {
+	s.topic, s.ps = id, ps
+	var err error
+	ps.do(func() {
+		if ps.closed {
+			err = ErrClosed
+			return
+		}
+		t := ps.topics[id]
+		if t == nil {
+			t = &topic{id: id, store: make(map[MsgID]*stored), missing: make(map[MsgID]*missing),
+				lazyQ: make(map[identity.PeerID][]MsgID), firsts: make(map[identity.PeerID]int), dups: make(map[identity.PeerID]int)}
+			ps.topics[id] = t
+			i, _ := slices.BinarySearchFunc(ps.order, id, cmpTopic)
+			ps.order = slices.Insert(ps.order, i, id)
+			ps.announce()
+			for _, p := range ps.active {
+				if slices.Contains(ps.nbTopics[p], id) {
+					ps.addPeer(t, p)
+				}
+			}
+		}
+		t.subs = append(t.subs, s)
+	})
+	return s, err
+}
+
+func (ps *PubSub) unsubscribe(s *Subscription) {
+	ps.do(func() {
+		t := ps.topics[s.topic]
+		if t == nil {
+			return
+		}
+		i := slices.Index(t.subs, s)
+		if i < 0 {
+			return
+		}
+		t.subs = slices.Delete(t.subs, i, i+1)
+		if s.c != nil {
+			close(s.c)
+		}
+		if len(t.subs) > 0 {
+			return
+		}
+		for _, p := range t.peers() {
+			ps.send(p, transport.PriorityControl, &Frame{Kind: kindTopicLeave, Topic: t.id})
+			ps.removePeer(t, p)
+		}
+		for _, m := range t.missing {
+			m.timer.Stop()
+		}
+		delete(ps.topics, t.id)
+		if j, ok := slices.BinarySearchFunc(ps.order, t.id, cmpTopic); ok {
+			ps.order = slices.Delete(ps.order, j, j+1)
+		}
+		ps.announce()
+	})
+}
+
+// Publish signs payload once as this node's agent and sends it to topic
+// name. The node does not need to subscribe. It returns the message ID.
+func (ps *PubSub) Publish(name string, payload []byte) (MsgID, error) {
+	if len(payload) > MaxPayload {
+		return MsgID{}, fmt.Errorf("%w: %d bytes, limit %d", ErrPayloadTooLarge, len(payload), MaxPayload)
+	}
+	if ps.cfg.Signer == nil {
+		return MsgID{}, ErrNoSigner
+	}
+	ps.mu.Lock()
+	if ps.closed {
+		ps.mu.Unlock()
+		return MsgID{}, ErrClosed
+	}
+	ps.seq++
+	h := Header{Topic: TopicIDOf(name), Origin: ps.cfg.Signer.AgentID(), Seq: ps.seq,
+		Time: ps.cfg.Clock.Now().UnixMilli(), PayloadHash: blake3.Sum256(payload)}
+	ps.mu.Unlock()
+	hb, err := h.bytes()
+	if err != nil {
+		return MsgID{}, err
+	}
+	msg := &Signed{Header: h, Payload: slices.Clone(payload), Sig: ps.cfg.Signer.Sign(hb)}
+	id := MsgID(blake3.Sum256(hb))
+	ps.do(func() {
+		ps.stats.Published++
+		ps.accept(ps.self.ID, id, hb, msg, 0, kindPublish)
+	})
+	return id, nil
+}
+
+// Close stops the timers and closes subscription channels. It does not
+// wait for anything: pub/sub owns no goroutines.
+func (ps *PubSub) Close() {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if ps.closed {
+		return
+	}
+	ps.closed = true
+	for _, t := range ps.timers {
+		t.Stop()
+	}
+	for _, id := range ps.order {
+		t := ps.topics[id]
+		for _, m := range t.missing {
+			m.timer.Stop()
+		}
+		for _, s := range t.subs {
+			if s.c != nil {
+				close(s.c)
+			}
+		}
+		for _, p := range t.peers() {
+			ps.mem.Release(p)
+		}
+	}
+	ps.topics = nil
+	ps.order = nil
+}
+
+// do runs f under the lock and then the work f deferred (deliveries, events,
+// dials) without it.
+func (ps *PubSub) do(f func()) {
+	ps.mu.Lock()
+	if ps.closed {
+		ps.mu.Unlock()
+		return
+	}
+	f()
+	post := ps.post
+	ps.post = nil
+	ps.mu.Unlock()
+	for _, p := range post {
+		p()
+	}
+}
+
+func (ps *PubSub) later(f func()) { ps.post = append(ps.post, f) }
+
+func (ps *PubSub) emit(k EventKind, t TopicID, p identity.PeerID) {
+	ws := ps.watchers
+	ev := Event{k, t, p}
+	ps.later(func() {
+		for _, w := range ws {
+			w(ev)
+		}
+	})
+}
+
+func (ps *PubSub) every(period, first time.Duration, f func()) {
+	idx := len(ps.timers)
+	ps.timers = append(ps.timers, nil)
+	var tick func()
+	tick = func() {
+		ps.do(func() {
+			f()
+			ps.timers[idx] = ps.cfg.Clock.AfterFunc(period, tick)
+		})
+	}
+	ps.timers[idx] = ps.cfg.Clock.AfterFunc(first, tick)
+}
+
+func cmpTopic(a, b TopicID) int {
+	for i := range a {
+		if a[i] != b[i] {
+			if a[i] < b[i] {
+				return -1
+			}
+			return 1
+		}
+	}
+	return 0
+}
+
+// send encodes and sends one frame; it reports success and counts failures.
+func (ps *PubSub) send(to identity.PeerID, prio transport.Priority, f *Frame) bool {
+	b, err := EncodeFrame(f)
+	if err != nil {
+		ps.stats.SendErrors++
+		return false
+	}
+	return ps.sendBytes(to, prio, b)
+}
+
+func (ps *PubSub) sendBytes(to identity.PeerID, prio transport.Priority, b []byte) bool {
+	err := ps.net.Send(to, transport.ClassPubSub, prio, b)
+	switch {
+	case err == nil:
+		return true
+	case errors.Is(err, transport.ErrQueueFull):
+		ps.stats.SendQueueFull++
+	default:
+		ps.stats.SendErrors++
+	}
+	return false
+}
+
+// announce tells every active neighbour which topics we subscribe to.
+func (ps *PubSub) announce() {
+	for _, p := range ps.active {
+		ps.send(p, transport.PriorityControl, &Frame{Kind: kindTopics, Topics: ps.order})
+	}
+}
+
+// ---- topic neighbours ----
+
+func (ps *PubSub) addPeer(t *topic, p identity.PeerID) bool {
+	return ps.addPeerUpTo(t, p, ps.cfg.TopicMaxPeers)
+}
+
+// addPeerUpTo adds p as an eager topic neighbour if we have fewer than limit.
+func (ps *PubSub) addPeerUpTo(t *topic, p identity.PeerID, limit int) bool {
+	if p == ps.self.ID || t.isPeer(p) || len(t.eager)+len(t.lazy) >= limit {
+		return false
+	}
+	t.eager = append(t.eager, p)
+	ps.mem.Hold(p)
+	ps.emit(TopicNeighborUp, t.id, p)
+	return true
+}
+
+func (ps *PubSub) removePeer(t *topic, p identity.PeerID) {
+	if i := slices.Index(t.eager, p); i >= 0 {
+		t.eager = slices.Delete(t.eager, i, i+1)
+	} else if i := slices.Index(t.lazy, p); i >= 0 {
+		t.lazy = slices.Delete(t.lazy, i, i+1)
+	} else {
+		return
+	}
+	delete(t.lazyQ, p)
+	delete(t.firsts, p)
+	delete(t.dups, p)
+	ps.mem.Release(p)
+	ps.emit(TopicNeighborDown, t.id, p)
+}
+
+func (ps *PubSub) toEager(t *topic, p identity.PeerID) {
+	if i := slices.Index(t.lazy, p); i >= 0 {
+		t.lazy = slices.Delete(t.lazy, i, i+1)
+		t.eager = append(t.eager, p)
+	}
+}
+
+func (ps *PubSub) toLazy(t *topic, p identity.PeerID) {
+	if i := slices.Index(t.eager, p); i >= 0 {
+		t.eager = slices.Delete(t.eager, i, i+1)
+		t.lazy = append(t.lazy, p)
+	}
+}
+
+func (ps *PubSub) onMember(e membership.Event) {
+	ps.do(func() {
+		switch e.Kind {
+		case membership.NeighborUp:
+			if !slices.Contains(ps.active, e.Peer.ID) {
+				ps.active = append(ps.active, e.Peer.ID)
+			}
+			if len(ps.order) > 0 {
+				ps.send(e.Peer.ID, transport.PriorityControl, &Frame{Kind: kindTopics, Topics: ps.order})
+			}
+		case membership.NeighborDown:
+			if i := slices.Index(ps.active, e.Peer.ID); i >= 0 {
+				ps.active = slices.Delete(ps.active, i, i+1)
+			}
+			delete(ps.nbTopics, e.Peer.ID)
+		case membership.MemberDead:
+			ps.dropPeer(e.Peer.ID)
+		}
+	})
+}
+
+func (ps *PubSub) onPeerEvent(ev transport.PeerEvent) {
+	if ev.Up {
+		return
+	}
+	ps.do(func() { ps.dropPeer(ev.Peer) })
+}
+
+func (ps *PubSub) dropPeer(p identity.PeerID) {
+	for _, id := range ps.order {
+		ps.removePeer(ps.topics[id], p)
+	}
+}
+
+// ---- inbound ----
+
+func (ps *PubSub) onFrame(from identity.PeerID, b []byte) {
+	f, err := DecodeFrame(b)
+	ps.do(func() {
+		if err != nil {
+			ps.stats.DropMalformed++
+			return
+		}
+		ps.handle(from, f)
+	})
+}
+
+func (ps *PubSub) handle(from identity.PeerID, f *Frame) {
+	t := ps.topics[f.Topic]
+	switch f.Kind {
+	case kindGossip, kindPublish:
+		ps.stats.PayloadsReceived++
+		hb, err := f.Msg.Header.bytes()
+		if err != nil {
+			ps.stats.DropMalformed++
+			return
+		}
+		id := MsgID(blake3.Sum256(hb))
+		if f.Msg.Header.Topic != f.Topic && f.Kind == kindGossip {
+			ps.stats.DropMalformed++
+			return
+		}
+		if f.Kind == kindGossip && t != nil && !t.isPeer(from) && !ps.addPeer(t, from) {
+			// We are full: tell the sender to stop treating us as a neighbour.
+			ps.send(from, transport.PriorityControl, &Frame{Kind: kindTopicLeave, Topic: t.id})
+		}
+		ps.accept(from, id, hb, f.Msg, f.Hops, f.Kind)
+	case kindIHave:
+		if t == nil || !t.isPeer(from) {
+			ps.stats.DropNotSubscribed++
+			return
+		}
+		for _, id := range f.IDs {
+			ps.announced(t, from, id)
+		}
+	case kindGraft:
+		if t == nil || !t.isPeer(from) {
+			ps.stats.DropNotSubscribed++
+			return
+		}
+		ps.toEager(t, from)
+		for _, id := range f.IDs {
+			if s := t.store[id]; s != nil {
+				ps.send(from, transport.PriorityEager, &Frame{Kind: kindGossip, Topic: t.id, Msg: &s.msg, Hops: sat(s.hops)})
+			}
+		}
+	case kindPrune:
+		if t != nil {
+			ps.toLazy(t, from)
+		}
+	case kindTopics:
+		if slices.Contains(ps.active, from) {
+			// Only active neighbours' subscriptions are remembered (bounded).
+			ps.nbTopics[from] = slices.Clone(f.Topics)
+		}
+		for _, id := range ps.order {
+			t := ps.topics[id]
+			if slices.Contains(f.Topics, id) {
+				if slices.Contains(ps.active, from) && !t.isPeer(from) && !ps.addPeer(t, from) {
+					ps.send(from, transport.PriorityControl, &Frame{Kind: kindTopicLeave, Topic: id})
+				}
+			} else {
+				ps.removePeer(t, from)
+			}
+		}
+	case kindFind:
+		ps.onFind(from, f)
+	case kindTopicJoin:
+		if f.Reply {
+			if !f.Accept && t != nil {
+				ps.removePeer(t, from)
+			}
+			return
+		}
+		ok := t != nil && (t.isPeer(from) || ps.addPeer(t, from))
+		ps.send(from, transport.PriorityControl, &Frame{Kind: kindTopicJoin, Topic: f.Topic, Reply: true, Accept: ok})
+	case kindTopicLeave:
+		if t != nil {
+			ps.removePeer(t, from)
+		}
+	case kindAESketch, kindAERetry, kindAEWant, kindAEPush, kindAEIDs:
+		if t == nil {
+			ps.stats.DropNotSubscribed++
+			return
+		}
+		ps.onAntiEntropy(t, from, f)
+	}
+}
+
+func sat(h uint8) uint8 {
+	if h == 255 {
+		return h
+	}
+	return h + 1
+}
+
+// accept validates and processes a full message from peer from (or from
+// ourselves for local publishes).
+// hb is the encoded header (id is its BLAKE3 hash).
+func (ps *PubSub) accept(from identity.PeerID, id MsgID, hb []byte, msg *Signed, hops uint8, kind uint8) bool {
+	t := ps.topics[msg.Header.Topic]
+	local := from == ps.self.ID
+	walkTTL := uint8(0)
+	if kind == kindPublish {
+		// A PUBLISH frame's hop field is the walk's remaining TTL.
+		walkTTL, hops = hops, 0
+	}
+	if ps.dedup.has(id) {
+		ps.stats.Duplicates++
+		if kind == kindGossip && t != nil && t.isPeer(from) {
+			// Plumtree: duplicates on a link remove it from the tree. With
+			// one tree shared by every origin, a link that recently brought
+			// first copies is part of some origin's path: it is pruned only
+			// once its duplicates outnumber its first copies, which keeps
+			// concurrent messages from cutting the tree apart. (On a fresh
+			// link this is Plumtree's prune on the first duplicate.) The
+			// sender may consider us eager even if we had it lazy already.
+			t.dups[from]++
+			if !slices.Contains(t.eager, from) || t.dups[from] > t.firsts[from] {
+				ps.toLazy(t, from)
+				delete(t.dups, from)
+				delete(t.firsts, from)
+				ps.stats.PrunesSent++
+				ps.send(from, transport.PriorityControl, &Frame{Kind: kindPrune, Topic: t.id})
+			}
+		}
+		return false
+	}
+	if t == nil && !local {
+		if kind == kindPublish && walkTTL > 0 {
+			ps.forwardWalk(from, msg, walkTTL-1)
+			return false
+		}
+		ps.stats.DropNotSubscribed++
+		return false
+	}
+	if !local {
+		if err := ps.validate(id, hb, msg); err != nil {
+			return false
+		}
+	}
+	ps.dedup.add(id, ps.cfg.Clock.Now())
+	ps.replay.get(msg.Header.Origin).mark(msg.Header.Seq, id)
+	if t == nil {
+		// A local publish to a topic we do not subscribe to.
+		ps.handOff(msg)
+		return true
+	}
+	if !local && kind == kindGossip {
+		ps.toEager(t, from)
+		t.firsts[from]++
+	}
+	ps.store(t, id, msg, hops)
+	if m := t.missing[id]; m != nil {
+		m.timer.Stop()
+		delete(t.missing, id)
+	}
+	ps.deliver(t, id, msg, hops)
+	// Plumtree: eager push to the tree, lazy announcement to the rest.
+	b, err := EncodeFrame(&Frame{Kind: kindGossip, Topic: t.id, Msg: msg, Hops: sat(hops)})
+	if err != nil {
+		ps.stats.SendErrors++
+		return true
+	}
+	for _, p := range slices.Clone(t.eager) {
+		if p == from {
+			continue
+		}
+		if !ps.sendBytes(p, transport.PriorityEager, b) {
+			// Slow or broken peer: demote it; it will GRAFT if it needs to.
+			ps.toLazy(t, p)
+			ps.queueIHave(t, p, id)
+		}
+	}
+	for _, p := range t.lazy {
+		if p != from {
+			ps.queueIHave(t, p, id)
+		}
+	}
+	return true
+}
+
+// validate checks payload hash, timestamp, origin signature and replay
+// window, counting the reason for any refusal.
+func (ps *PubSub) validate(id MsgID, hb []byte, msg *Signed) error {
+	if blake3.Sum256(msg.Payload) != msg.Header.PayloadHash {
+		ps.stats.DropPayloadHash++
+		return errors.New("payload hash")
+	}
+	now := ps.cfg.Clock.Now()
+	ts := time.UnixMilli(msg.Header.Time)
+	if ts.Before(now.Add(-ps.cfg.DedupTTL)) || ts.After(now.Add(ps.cfg.MaxSkew)) {
+		ps.stats.DropStale++
+		return errors.New("stale")
+	}
+	if err := ps.cfg.Verifier.Verify(msg.Header.Origin, hb, msg.Sig); err != nil {
+		if errors.Is(err, ErrUnknownSigner) {
+			ps.stats.DropUnknownSigner++
+		} else {
+			ps.stats.DropBadSignature++
+		}
+		return err
+	}
+	if !ps.replay.get(msg.Header.Origin).check(msg.Header.Seq, id) {
+		ps.stats.DropReplay++
+		return errors.New("replay")
+	}
+	return nil
+}
+
+func (ps *PubSub) store(t *topic, id MsgID, msg *Signed, hops uint8) {
+	now := ps.cfg.Clock.Now()
+	for len(t.order) > 0 && (len(t.order) >= ps.cfg.StoreMax || now.Sub(t.store[t.order[0]].at) > ps.cfg.DedupTTL) {
+		delete(t.store, t.order[0])
+		t.order = t.order[1:]
+	}
+	t.store[id] = &stored{msg: *msg, hops: hops, at: now}
+	t.order = append(t.order, id)
+}
+
+func (ps *PubSub) deliver(t *topic, id MsgID, msg *Signed, hops uint8) {
+	ps.stats.Delivered++
+	d := Delivery{Topic: t.id, ID: id, Origin: msg.Header.Origin, Seq: msg.Header.Seq,
+		Time: time.UnixMilli(msg.Header.Time), Payload: msg.Payload, Hops: int(hops)}
+	for _, s := range t.subs {
+		if s.fn != nil {
+			fn := s.fn
+			ps.later(func() { fn(d) })
+			continue
+		}
+		select {
+		case s.c <- d:
+		default:
+			ps.stats.SubscriberOverflow++
+		}
+	}
+}
+
+// ---- lazy push and GRAFT ----
+
+func (ps *PubSub) queueIHave(t *topic, p identity.PeerID, id MsgID) {
+	t.lazyQ[p] = append(t.lazyQ[p], id)
+	if !ps.flushing {
+		ps.flushing = true
+		ps.cfg.Clock.AfterFunc(ps.cfg.IHaveInterval, func() { ps.do(ps.flushIHave) })
+	}
+}
+
+func (ps *PubSub) flushIHave() {
+	ps.flushing = false
+	for _, tid := range ps.order {
+		t := ps.topics[tid]
+		for _, p := range t.peers() {
+			ids := t.lazyQ[p]
+			if len(ids) == 0 {
+				continue
+			}
+			delete(t.lazyQ, p)
+			for len(ids) > 0 {
+				n := min(len(ids), MaxIDsPerFrame)
+				ps.stats.IHavesSent++
+				ps.send(p, transport.PriorityLazy, &Frame{Kind: kindIHave, Topic: t.id, IDs: ids[:n]})
+				ids = ids[n:]
+			}
+		}
+	}
+}
+
+// maxMissing bounds the announced-but-not-received IDs tracked per topic
+// (each has a GRAFT timer), so that IHAVE floods cannot exhaust memory.
+const maxMissing = 16384
+
+func (ps *PubSub) announced(t *topic, from identity.PeerID, id MsgID) {
+	if ps.dedup.has(id) {
+		return
+	}
+	m := t.missing[id]
+	if m == nil {
+		if len(t.missing) >= maxMissing {
+			ps.stats.DropMissingFull++
+			return
+		}
+		m = &missing{}
+		t.missing[id] = m
+		m.timer = ps.cfg.Clock.AfterFunc(ps.cfg.GraftTimeout, func() { ps.do(func() { ps.graftTimer(t, id) }) })
+	}
+	if len(m.announcers) < 8 && !slices.Contains(m.announcers, from) {
+		m.announcers = append(m.announcers, from)
+	}
+}
+
+func (ps *PubSub) graftTimer(t *topic, id MsgID) {
+	if ps.topics[t.id] != t {
+		return
+	}
+	m := t.missing[id]
+	if m == nil {
+		return
+	}
+	for len(m.announcers) > 0 {
+		p := m.announcers[0]
+		m.announcers = m.announcers[1:]
+		if !t.isPeer(p) {
+			continue
+		}
+		ps.toEager(t, p)
+		ps.stats.GraftsSent++
+		ps.send(p, transport.PriorityControl, &Frame{Kind: kindGraft, Topic: t.id, IDs: []MsgID{id}})
+		break
+	}
+	if len(m.announcers) == 0 {
+		// Keep the entry until the retry fires so late IHAVEs add announcers.
+		m.timer = ps.cfg.Clock.AfterFunc(ps.cfg.GraftRetry*5, func() {
+			ps.do(func() {
+				if cur := t.missing[id]; cur == m && len(m.announcers) == 0 {
+					delete(t.missing, id)
+				} else if cur == m {
+					ps.graftTimer(t, id)
+				}
+			})
+		})
+		return
+	}
+	m.timer = ps.cfg.Clock.AfterFunc(ps.cfg.GraftRetry, func() { ps.do(func() { ps.graftTimer(t, id) }) })
+}
+
+// ---- finding subscribers, publishing from outside ----
+
+// pruneDecayTicks is how many maintenance ticks (1 s) pass between halvings
+// of the per-link first/duplicate counters.
+const pruneDecayTicks = 10
+
+func (ps *PubSub) maintain() {
+	now := ps.cfg.Clock.Now()
+	ps.dedup.expire(now)
+	decay := ps.ticks%pruneDecayTicks == 0
+	ps.ticks++
+	for _, id := range ps.order {
+		t := ps.topics[id]
+		if decay {
+			for p, n := range t.firsts {
+				t.firsts[p] = n / 2
+			}
+			for p, n := range t.dups {
+				t.dups[p] = n / 2
+			}
+		}
+		for len(t.order) > 0 && now.Sub(t.store[t.order[0]].at) > ps.cfg.DedupTTL {
+			delete(t.store, t.order[0])
+			t.order = t.order[1:]
+		}
+		if len(t.eager)+len(t.lazy) < ps.cfg.TopicMinPeers && len(ps.active) > 0 {
+			ps.stats.WalksStarted++
+			self := ps.self
+			next := ps.active[ps.rng.IntN(len(ps.active))]
+			ps.send(next, transport.PriorityControl, &Frame{Kind: kindFind, Topic: id, Node: &self, Hops: uint8(ps.cfg.WalkTTL)})
+		}
+	}
+}
+
+// nextHop picks the next node of a walk for topic: a neighbour known to
+// subscribe if any, else a random active neighbour other than not.
+func (ps *PubSub) nextHop(topicID TopicID, not ...identity.PeerID) (identity.PeerID, bool) {
+	var subs, others []identity.PeerID
+	for _, p := range ps.active {
+		if slices.Contains(not, p) {
+			continue
+		}
+		if slices.Contains(ps.nbTopics[p], topicID) {
+			subs = append(subs, p)
+		} else {
+			others = append(others, p)
+		}
+	}
+	if len(subs) > 0 {
+		return subs[ps.rng.IntN(len(subs))], true
+	}
+	if len(others) > 0 {
+		return others[ps.rng.IntN(len(others))], true
+	}
+	return identity.PeerID{}, false
+}
+
+func (ps *PubSub) onFind(from identity.PeerID, f *Frame) {
+	seeker := *f.Node
+	if seeker.ID == ps.self.ID {
+		return
+	}
+	t := ps.topics[f.Topic]
+	// A walk comes from a node with too few topic neighbours (a late joiner
+	// in a topic where everyone is full, say): take it even above
+	// TopicMaxPeers, up to twice that, so that it cannot be starved.
+	if t != nil && !t.isPeer(seeker.ID) && len(t.eager)+len(t.lazy) < 2*ps.cfg.TopicMaxPeers {
+		topicID := t.id
+		ps.later(func() {
+			ps.mem.Dial(seeker, func(err error) {
+				if err != nil {
+					return
+				}
+				ps.do(func() {
+					t := ps.topics[topicID]
+					if t != nil && ps.addPeerUpTo(t, seeker.ID, 2*ps.cfg.TopicMaxPeers) {
+						ps.send(seeker.ID, transport.PriorityControl, &Frame{Kind: kindTopicJoin, Topic: topicID})
+					}
+				})
+			})
+		})
+		return
+	}
+	if f.Hops == 0 {
+		return
+	}
+	if next, ok := ps.nextHop(f.Topic, from, seeker.ID); ok {
+		f.Hops--
+		ps.send(next, transport.PriorityControl, f)
+	}
+}
+
+// handOffs is how many copies a non-subscriber's message starts with.
+const handOffs = 3
+
+// handOff sends a locally published message for a topic we do not
+// subscribe to towards subscribers: to subscribed neighbours if we know
+// some, otherwise along random walks.
+func (ps *PubSub) handOff(msg *Signed) {
+	topicID := msg.Header.Topic
+	var subs []identity.PeerID
+	for _, p := range ps.active {
+		if slices.Contains(ps.nbTopics[p], topicID) {
+			subs = append(subs, p)
+		}
+	}
+	// Three independent hand-offs, so that one crashed (not yet detected)
+	// neighbour cannot lose the message: subscribed neighbours first, random
+	// walks for the rest.
+	f := &Frame{Kind: kindPublish, Topic: topicID, Msg: msg, Hops: uint8(ps.cfg.WalkTTL)}
+	ps.rng.Shuffle(len(subs), func(i, j int) { subs[i], subs[j] = subs[j], subs[i] })
+	subs = subs[:min(handOffs, len(subs))]
+	for _, p := range subs {
+		ps.send(p, transport.PriorityEager, f)
+	}
+	for i := len(subs); i < handOffs; i++ {
+		if next, ok := ps.nextHop(topicID, subs...); ok {
+			ps.send(next, transport.PriorityEager, f)
+		}
+	}
+}
+
+func (ps *PubSub) forwardWalk(from identity.PeerID, msg *Signed, ttl uint8) {
+	if next, ok := ps.nextHop(msg.Header.Topic, from); ok {
+		ps.send(next, transport.PriorityEager, &Frame{Kind: kindPublish, Topic: msg.Header.Topic, Msg: msg, Hops: ttl})
+	}
+}
+
+// AEIntervalDefault returns the anti-entropy period this Config selects
+// (its AEInterval, or the 30 s default).
+func (c Config) AEIntervalDefault() time.Duration { return c.withDefaults().AEInterval }

@@ -1,0 +1,133 @@
+package pubsub
+
+import (
+	"time"
+
+	"github.com/saorsa-labs/x0x-go/core/identity"
+)
+
+// dedupCache remembers message IDs for a fixed time, bounded in count
+// (the oldest entries go first when full).
+type dedupCache struct {
+	ttl   time.Duration
+	max   int
+	seen  map[MsgID]time.Time
+	order []MsgID // insertion order (= expiry order)
+	head  int
+}
+
+func newDedup(ttl time.Duration, max int) *dedupCache {
+	return &dedupCache{ttl: ttl, max: max, seen: make(map[MsgID]time.Time)}
+}
+
+func (d *dedupCache) has(id MsgID) bool { _, ok := d.seen[id]; return ok }
+
+func (d *dedupCache) add(id MsgID, now time.Time) {
+	if _, ok := d.seen[id]; ok {
+		return
+	}
+	if len(d.seen) >= d.max {
+		d.popOldest()
+	}
+	d.seen[id] = now
+	d.order = append(d.order, id)
+}
+
+func (d *dedupCache) popOldest() {
+	if d.head >= len(d.order) {
+		return
+	}
+	delete(d.seen, d.order[d.head])
+	d.order[d.head] = MsgID{}
+	d.head++
+	if d.head > 1024 && d.head*2 > len(d.order) {
+		d.order = append([]MsgID(nil), d.order[d.head:]...)
+		d.head = 0
+	}
+}
+
+// expire drops entries older than the TTL.
+func (d *dedupCache) expire(now time.Time) {
+	for d.head < len(d.order) {
+		t := d.seen[d.order[d.head]]
+		if now.Sub(t) < d.ttl {
+			return
+		}
+		d.popOldest()
+	}
+}
+
+func (d *dedupCache) len() int { return len(d.seen) }
+
+// replayWindow tracks the sequence numbers seen from one origin: the
+// highest, and a bitmap of the windowBits below it.
+type replayWindow struct {
+	highest uint64
+	bits    [windowBits / 64]uint64
+	ids     map[uint64]MsgID // seq -> ID, for the seqs in the bitmap
+}
+
+const windowBits = 1024
+
+// check reports whether seq (with message id) is acceptable: new, or a
+// sequence number below the window (then only the dedup cache and the
+// timestamp bound protect it). The same seq with another ID inside the
+// window is an equivocation or a replay with altered fields: refused.
+func (w *replayWindow) check(seq uint64, id MsgID) bool {
+	if w.ids == nil || seq > w.highest {
+		return true
+	}
+	if w.highest-seq >= windowBits {
+		return true
+	}
+	if w.bits[(seq%windowBits)/64]&(1<<(seq%64)) == 0 {
+		return true
+	}
+	return w.ids[seq] == id
+}
+
+func (w *replayWindow) mark(seq uint64, id MsgID) {
+	if w.ids == nil {
+		w.ids = make(map[uint64]MsgID)
+		w.highest = seq
+	}
+	if seq > w.highest {
+		// Clear the bits that slide out of the window.
+		for s := w.highest + 1; s <= seq && s-w.highest <= windowBits; s++ {
+			old := s - windowBits
+			if s >= windowBits {
+				delete(w.ids, old)
+			}
+			w.bits[(s%windowBits)/64] &^= 1 << (s % 64)
+		}
+		if seq-w.highest > windowBits {
+			clear(w.ids)
+			w.bits = [windowBits / 64]uint64{}
+		}
+		w.highest = seq
+	}
+	if w.highest-seq >= windowBits {
+		return
+	}
+	w.bits[(seq%windowBits)/64] |= 1 << (seq % 64)
+	w.ids[seq] = id
+}
+
+// replayWindows holds one window per origin, bounded in origins (cleared
+// when full: a cleared window falls back to dedup and timestamp checks).
+type replayWindows struct {
+	max int
+	m   map[identity.AgentID]*replayWindow
+}
+
+func (r *replayWindows) get(origin identity.AgentID) *replayWindow {
+	w := r.m[origin]
+	if w == nil {
+		if len(r.m) >= r.max {
+			clear(r.m)
+		}
+		w = &replayWindow{}
+		r.m[origin] = w
+	}
+	return w
+}
