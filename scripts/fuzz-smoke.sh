@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Runs every Go fuzz target in the module briefly (FUZZTIME each, default 3s),
-# so that CI exercises each decoder of network input with generated inputs.
+# Runs every Go fuzz target in the module briefly, so that CI exercises each
+# decoder of network input with generated inputs. FUZZTIME is a go test
+# -fuzztime value; the default is an execution count, not a duration,
+# because a duration races Go's fuzzing coordinator at the deadline and
+# fails spuriously with "context deadline exceeded" on a loaded machine
+# (golang/go#75804); a count has no deadline to race.
 set -euo pipefail
-fuzztime=${FUZZTIME:-3s}
+fuzztime=${FUZZTIME:-5000x}
 pkgs=$(go list ./...)
 count=0
 for pkg in $pkgs; do
