@@ -11,6 +11,16 @@
 //	err = a.SendDirect(ctx, peerAgent, []byte("hello"))
 //	for ev := range a.Events() { ... }
 //
+// Every Agent also runs the gossip overlay (HyParView + SWIM membership,
+// Plumtree topics; see core/pubsub) on its node; JoinNetwork joins it:
+//
+//	sub, err := a.Subscribe("news")
+//	err = a.Publish(ctx, "news", []byte("hi"))
+//	for m := range sub.C { ... } // m.Origin's ML-DSA-65 signature was verified
+//
+// Overlay changes are reported to WatchMembership and WatchTopics listeners
+// (not on the Events channel).
+//
 // Only one Go runtime can live in a process; the C ABI, Node and Python
 // bindings all wrap this package.
 package x0x
@@ -29,6 +39,8 @@ import (
 	"github.com/saorsa-labs/x0x-go/core/clock"
 	"github.com/saorsa-labs/x0x-go/core/identity"
 	"github.com/saorsa-labs/x0x-go/core/identity/keystore"
+	"github.com/saorsa-labs/x0x-go/core/membership"
+	"github.com/saorsa-labs/x0x-go/core/pubsub"
 	"github.com/saorsa-labs/x0x-go/core/transport"
 	"github.com/saorsa-labs/x0x-go/core/transport/peercache"
 )
@@ -222,10 +234,15 @@ func (b *Builder) Build(ctx context.Context) (*Agent, error) {
 		node.Close()
 		return nil, err
 	}
-	return &Agent{
+	a := &Agent{
 		node: node, machine: machine, agent: agentKey, cert: cert,
 		cache: cache, dataDir: dir, bootstrap: boot,
-	}, nil
+	}
+	if err := a.startOverlay(clk, b.rand); err != nil {
+		node.Close()
+		return nil, err
+	}
+	return a, nil
 }
 
 // bootstrapPeer is a parsed bootstrap address.
@@ -265,6 +282,16 @@ type Agent struct {
 	dataDir   string
 	bootstrap []bootstrapPeer
 
+	// The gossip overlay (membership + pub/sub) and its key resolver.
+	overlay *pubsub.Overlay
+	keys    *keyService
+	subMu   sync.Mutex
+	subs    map[*Subscription]struct{} // nil once closed
+	// Addresses of connected peers as dialled or seen (overlay contacts).
+	addrMu    sync.Mutex
+	peerAddrs map[PeerID]string
+	held      map[PeerID]bool // peers kept connected and held in membership
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -295,10 +322,14 @@ func (a *Agent) Events() <-chan Event { return a.node.Events() }
 
 // JoinNetwork connects to every bootstrap peer (keeping them connected:
 // lost connections are redialled with backoff) and to the best cached
-// peers. It returns nil once at least one connection is up, or an error
-// joining every failure (ErrNoBootstrap if there was nobody to try).
+// peers, then joins the gossip overlay through the connected bootstrap
+// peers (they become HyParView contacts; an overlay join failure is
+// returned wrapped). It returns nil once at least one connection is up and
+// the overlay is joined, or an error joining every failure (ErrNoBootstrap
+// if there was nobody to try).
 func (a *Agent) JoinNetwork(ctx context.Context) error {
 	var errs []error
+	var contacts []membership.NodeDesc
 	connected := 0
 	for _, bp := range a.bootstrap {
 		peer := bp.peer
@@ -311,12 +342,13 @@ func (a *Agent) JoinNetwork(ctx context.Context) error {
 		if err != nil {
 			errs = append(errs, fmt.Errorf("bootstrap %s: %w", bp.addr, err))
 			if !peer.IsZero() {
-				_ = a.node.KeepConnected(peer, bp.addr) // keep trying a pinned peer
+				_ = a.keepConnected(peer, bp.addr) // keep trying a pinned peer
 			}
 			continue
 		}
 		connected++
-		if err := a.node.KeepConnected(peer, bp.addr); err != nil {
+		contacts = append(contacts, membership.NodeDesc{ID: peer, Addr: bp.addr})
+		if err := a.keepConnected(peer, bp.addr); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -326,6 +358,13 @@ func (a *Agent) JoinNetwork(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	if connected > 0 {
+		if len(contacts) == 0 {
+			// Only cached peers answered: use them as overlay contacts.
+			contacts = a.cachedContacts()
+		}
+		if err := a.joinOverlay(ctx, contacts); err != nil {
+			return fmt.Errorf("x0x: overlay join: %w", err)
+		}
 		return nil
 	}
 	if len(errs) == 0 {
@@ -352,7 +391,7 @@ func (a *Agent) Connect(ctx context.Context, addr string) (PeerID, error) {
 	if err != nil {
 		return PeerID{}, err
 	}
-	return peer, a.node.KeepConnected(peer, bp.addr)
+	return peer, a.keepConnected(peer, bp.addr)
 }
 
 // SendDirect sends payload to agent to over the connection of a peer that
@@ -407,11 +446,12 @@ func SaveAgentKey(dir string, kp *KeyPair, passphrase []byte) error {
 	return store.SaveAgentKey(kp)
 }
 
-// Close stops the node (closing every connection and the Events channel)
+// Close stops the overlay (closing every Subscription), the node (closing every connection and the Events channel)
 // and saves the peer cache. It is safe to call more than once; later calls
 // return the first result.
 func (a *Agent) Close() error {
 	a.closeOnce.Do(func() {
+		a.closeOverlay()
 		a.closeErr = errors.Join(a.node.Close(), a.cache.Save())
 	})
 	return a.closeErr

@@ -1,0 +1,344 @@
+package x0x
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/saorsa-labs/x0x-go/core/clock"
+	"github.com/saorsa-labs/x0x-go/core/identity"
+	"github.com/saorsa-labs/x0x-go/core/pubsub"
+	"github.com/saorsa-labs/x0x-go/core/transport"
+	"github.com/saorsa-labs/x0x-go/core/wire"
+)
+
+// Origin keys for pub/sub signatures.
+//
+// Published messages carry the origin's AgentID, not its 1,952-byte key
+// (DESIGN.md section 4), so a node that receives a message from an origin
+// it has never seen must fetch the key. keyService does this without losing
+// the message: it sits between the transport and pub/sub on the pub/sub
+// stream class. Each inbound pub/sub frame that carries a message whose
+// origin key is unknown is held back, and the key is asked of the peer that
+// forwarded the frame (that peer verified the message before forwarding it,
+// so it has the key). When a reply arrives, the key is accepted only if it
+// derives the requested AgentID (identity IDs are hashes of keys, so a
+// neighbour cannot substitute a key), it is cached, and the held frames are
+// handed to pub/sub, which then verifies the signatures as usual. A frame
+// whose key does not arrive within keyFetchTimeout is handed over anyway and
+// pub/sub drops it as an unknown signer (counted in Stats.DropUnknownSigner).
+//
+// Key frames share the pub/sub class with pub/sub frames. Pub/sub frames are
+// CBOR maps (first byte 0xa0-0xbf); key frames start with keyFrameTag, which
+// no CBOR map starts with, followed by the CBOR of a keyMsg.
+
+const (
+	// keyFrameTag is the first byte of a key request or reply frame.
+	keyFrameTag = 0x00
+	// keyFetchTimeout bounds how long frames wait for their origin's key.
+	keyFetchTimeout = 5 * time.Second
+	// maxHeldFrames bounds the frames held for keys (over all origins);
+	// further frames go straight to pub/sub.
+	maxHeldFrames = 4096
+	// maxAskedPeers bounds the peers asked for one origin's key.
+	maxAskedPeers = 8
+	// maxCachedKeys bounds the key cache (cleared when full, except for the
+	// local agent).
+	maxCachedKeys = 1 << 16
+
+	keyKindRequest = 1
+	keyKindReply   = 2
+)
+
+// errKeyFrame is wrapped by every error decodeKeyMsg returns.
+var errKeyFrame = errors.New("x0x: malformed key frame")
+
+// keyMsg is a key request (Agent set) or reply (Agent and Key set).
+type keyMsg struct {
+	Kind  uint8            `cbor:"1,keyasint"`
+	Agent identity.AgentID `cbor:"2,keyasint"`
+	Key   []byte           `cbor:"3,keyasint,omitempty"`
+}
+
+// encodeKeyMsg returns the tagged frame for m.
+func encodeKeyMsg(m *keyMsg) ([]byte, error) {
+	b, err := wire.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	return append([]byte{keyFrameTag}, b...), nil
+}
+
+// decodeKeyMsg parses a tagged key frame. Errors wrap errKeyFrame.
+func decodeKeyMsg(b []byte) (*keyMsg, error) {
+	if len(b) == 0 || b[0] != keyFrameTag {
+		return nil, fmt.Errorf("%w: missing tag", errKeyFrame)
+	}
+	var m keyMsg
+	if err := wire.Unmarshal(b[1:], &m, "key frame"); err != nil {
+		return nil, fmt.Errorf("%w: %w", errKeyFrame, err)
+	}
+	switch m.Kind {
+	case keyKindRequest:
+		if len(m.Key) != 0 {
+			return nil, fmt.Errorf("%w: request carries a key", errKeyFrame)
+		}
+	case keyKindReply:
+		if len(m.Key) != identity.PublicKeySize {
+			return nil, fmt.Errorf("%w: key of %d bytes", errKeyFrame, len(m.Key))
+		}
+	default:
+		return nil, fmt.Errorf("%w: kind %d", errKeyFrame, m.Kind)
+	}
+	return &m, nil
+}
+
+// heldFrame is an inbound pub/sub frame waiting for a key.
+type heldFrame struct {
+	from identity.PeerID
+	b    []byte
+}
+
+// pendingKey is an outstanding key fetch.
+type pendingKey struct {
+	frames []heldFrame
+	asked  map[identity.PeerID]bool
+	timer  clock.Timer
+}
+
+// keyService resolves origin keys for pub/sub (see the comment above). It
+// implements transport.Network for pub/sub and membership by wrapping the
+// node, and pubsub.KeyResolver for the verifier.
+type keyService struct {
+	transport.Network
+	clk   clock.Clock
+	local identity.AgentID
+
+	mu      sync.Mutex
+	closed  bool
+	handler transport.MessageHandler // pub/sub's handler
+	keys    map[identity.AgentID]*identity.PublicKey
+	localPK *identity.PublicKey
+	pending map[identity.AgentID]*pendingKey
+	held    int
+	stats   KeyStats
+}
+
+// KeyStats counts the work of the origin-key resolver.
+type KeyStats struct {
+	Requested   uint64 // key requests sent
+	Served      uint64 // key requests answered
+	Learned     uint64 // keys accepted from replies
+	BadReplies  uint64 // replies refused (key does not derive the agent, or not asked for)
+	Malformed   uint64 // key frames that did not decode
+	Held        uint64 // frames held back waiting for a key
+	TimedOut    uint64 // held frames released without their key
+	HeldOverrun uint64 // frames passed on unheld because maxHeldFrames was reached
+}
+
+// newKeyService wraps net; local is the agent key of this node.
+func newKeyService(net transport.Network, clk clock.Clock, local *identity.PublicKey) *keyService {
+	ks := &keyService{
+		Network: net, clk: clk, local: local.ID(), localPK: local,
+		keys:    map[identity.AgentID]*identity.PublicKey{local.ID(): local},
+		pending: make(map[identity.AgentID]*pendingKey),
+	}
+	net.Handle(transport.ClassPubSub, ks.onFrame)
+	return ks
+}
+
+// Handle records pub/sub's handler; other classes go to the node.
+func (ks *keyService) Handle(class transport.Class, h transport.MessageHandler) {
+	if class != transport.ClassPubSub {
+		ks.Network.Handle(class, h)
+		return
+	}
+	ks.mu.Lock()
+	ks.handler = h
+	ks.mu.Unlock()
+}
+
+// ResolveKey returns a cached key or pubsub.ErrUnknownSigner. It never
+// blocks: fetching happens before frames reach pub/sub.
+func (ks *keyService) ResolveKey(agent identity.AgentID) (*identity.PublicKey, error) {
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	if k := ks.keys[agent]; k != nil {
+		return k, nil
+	}
+	return nil, pubsub.ErrUnknownSigner
+}
+
+// Stats returns a copy of the counters.
+func (ks *keyService) Stats() KeyStats {
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	return ks.stats
+}
+
+// close stops the timers and drops held frames.
+func (ks *keyService) close() {
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	ks.closed = true
+	for id, p := range ks.pending {
+		p.timer.Stop()
+		delete(ks.pending, id)
+	}
+	ks.held = 0
+}
+
+// onFrame demultiplexes the pub/sub class.
+func (ks *keyService) onFrame(from identity.PeerID, b []byte) {
+	if len(b) > 0 && b[0] == keyFrameTag {
+		ks.onKeyFrame(from, b)
+		return
+	}
+	ks.process(from, b)
+}
+
+// process hands b to pub/sub, or holds it if it carries a message whose
+// origin key is unknown.
+func (ks *keyService) process(from identity.PeerID, b []byte) {
+	origin, unknown := ks.unknownOrigin(b)
+	var send []byte
+	ks.mu.Lock()
+	if ks.closed {
+		ks.mu.Unlock()
+		return
+	}
+	h := ks.handler
+	if unknown && ks.keys[origin] == nil && ks.held < maxHeldFrames {
+		p := ks.pending[origin]
+		if p == nil {
+			p = &pendingKey{asked: make(map[identity.PeerID]bool)}
+			ks.pending[origin] = p
+			p.timer = ks.clk.AfterFunc(keyFetchTimeout, func() { ks.expire(origin) })
+		}
+		p.frames = append(p.frames, heldFrame{from: from, b: b})
+		ks.held++
+		ks.stats.Held++
+		if !p.asked[from] && len(p.asked) < maxAskedPeers {
+			p.asked[from] = true
+			ks.stats.Requested++
+			send, _ = encodeKeyMsg(&keyMsg{Kind: keyKindRequest, Agent: origin})
+		}
+		ks.mu.Unlock()
+		if send != nil {
+			_ = ks.Network.Send(from, transport.ClassPubSub, transport.PriorityControl, send)
+		}
+		return
+	}
+	if unknown && ks.keys[origin] == nil {
+		ks.stats.HeldOverrun++
+	}
+	ks.mu.Unlock()
+	if h != nil {
+		h(from, b)
+	}
+}
+
+// unknownOrigin reports the first origin of a message in frame b whose key
+// is not cached. Frames that do not decode are passed on (pub/sub counts
+// them as malformed).
+func (ks *keyService) unknownOrigin(b []byte) (identity.AgentID, bool) {
+	f, err := pubsub.DecodeFrame(b)
+	if err != nil {
+		return identity.AgentID{}, false
+	}
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	if f.Msg != nil && ks.keys[f.Msg.Header.Origin] == nil {
+		return f.Msg.Header.Origin, true
+	}
+	for i := range f.Msgs {
+		if o := f.Msgs[i].Header.Origin; ks.keys[o] == nil {
+			return o, true
+		}
+	}
+	return identity.AgentID{}, false
+}
+
+// onKeyFrame answers a request or accepts a reply.
+func (ks *keyService) onKeyFrame(from identity.PeerID, b []byte) {
+	m, err := decodeKeyMsg(b)
+	ks.mu.Lock()
+	if ks.closed {
+		ks.mu.Unlock()
+		return
+	}
+	if err != nil {
+		ks.stats.Malformed++
+		ks.mu.Unlock()
+		return
+	}
+	if m.Kind == keyKindRequest {
+		k := ks.keys[m.Agent]
+		if k != nil {
+			ks.stats.Served++
+		}
+		ks.mu.Unlock()
+		if k != nil {
+			if out, err := encodeKeyMsg(&keyMsg{Kind: keyKindReply, Agent: m.Agent, Key: k.Bytes()}); err == nil {
+				_ = ks.Network.Send(from, transport.ClassPubSub, transport.PriorityControl, out)
+			}
+		}
+		return
+	}
+	p := ks.pending[m.Agent]
+	if p == nil || !p.asked[from] {
+		ks.stats.BadReplies++ // unsolicited (or late, after expiry)
+		ks.mu.Unlock()
+		return
+	}
+	ks.mu.Unlock()
+	pk, err := identity.ParsePublicKey(m.Key)
+	ks.mu.Lock()
+	if err != nil || pk.ID() != m.Agent {
+		ks.stats.BadReplies++
+		ks.mu.Unlock()
+		return
+	}
+	if ks.closed || ks.pending[m.Agent] != p {
+		ks.mu.Unlock()
+		return
+	}
+	if len(ks.keys) >= maxCachedKeys {
+		clear(ks.keys)
+		ks.keys[ks.local] = ks.localPK
+	}
+	ks.keys[m.Agent] = pk
+	ks.stats.Learned++
+	frames := ks.releaseLocked(m.Agent, p)
+	ks.mu.Unlock()
+	for _, f := range frames {
+		ks.process(f.from, f.b) // may hold again for another origin
+	}
+}
+
+// expire releases the frames of an origin whose key did not come.
+func (ks *keyService) expire(origin identity.AgentID) {
+	ks.mu.Lock()
+	p := ks.pending[origin]
+	if ks.closed || p == nil {
+		ks.mu.Unlock()
+		return
+	}
+	frames := ks.releaseLocked(origin, p)
+	ks.stats.TimedOut += uint64(len(frames))
+	h := ks.handler
+	ks.mu.Unlock()
+	if h != nil {
+		for _, f := range frames {
+			h(f.from, f.b)
+		}
+	}
+}
+
+func (ks *keyService) releaseLocked(origin identity.AgentID, p *pendingKey) []heldFrame {
+	p.timer.Stop()
+	delete(ks.pending, origin)
+	ks.held -= len(p.frames)
+	return p.frames
+}

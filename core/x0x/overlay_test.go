@@ -1,0 +1,489 @@
+package x0x
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"sort"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/saorsa-labs/x0x-go/core/clock"
+	"github.com/saorsa-labs/x0x-go/core/identity"
+	"github.com/saorsa-labs/x0x-go/core/pubsub"
+	"github.com/saorsa-labs/x0x-go/core/transport"
+	"lukechampine.com/blake3"
+)
+
+// cluster builds n agents on loopback; agent i>0 bootstraps from agent 0
+// (and, for larger clusters, also from agent i/2 so the overlay is not a star).
+func cluster(t testing.TB, n int) []*Agent {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	agents := make([]*Agent, n)
+	for i := range agents {
+		b := NewBuilder().WithDataDir(t.TempDir()).WithKDF(cheapKDF)
+		if i > 0 {
+			b.WithBootstrap(fmt.Sprintf("%s@%s", agents[0].MachineID(), agents[0].Addr()))
+			if j := i / 2; j > 0 {
+				b.WithBootstrap(fmt.Sprintf("%s@%s", agents[j].MachineID(), agents[j].Addr()))
+			}
+		}
+		a, err := b.Build(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		agents[i] = a
+		t.Cleanup(func() { a.Close() })
+		if i > 0 {
+			if err := a.JoinNetwork(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return agents
+}
+
+// waitTopic waits until every agent has at least one neighbour on topic.
+func waitTopic(t testing.TB, agents []*Agent, topic string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for _, a := range agents {
+		for {
+			e, l := a.TopicPeers(topic)
+			if len(e)+len(l) > 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("agent %s has no neighbour on %q", a.AgentID().Short(), topic)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+func recv(t testing.TB, s *Subscription, d time.Duration) Message {
+	t.Helper()
+	select {
+	case m, ok := <-s.C:
+		if !ok {
+			t.Fatal("subscription closed")
+		}
+		return m
+	case <-time.After(d):
+		t.Fatalf("no message on %q within %v", s.Topic(), d)
+	}
+	return Message{}
+}
+
+func TestPubSubThreeAgentsBothWays(t *testing.T) {
+	agents := cluster(t, 3)
+	subs := make([]*Subscription, 3)
+	for i, a := range agents {
+		s, err := a.Subscribe("chat")
+		if err != nil {
+			t.Fatal(err)
+		}
+		subs[i] = s
+	}
+	waitTopic(t, agents, "chat")
+	ctx := context.Background()
+	for i, a := range agents {
+		payload := []byte(fmt.Sprintf("hello from %d", i))
+		if err := a.Publish(ctx, "chat", payload); err != nil {
+			t.Fatal(err)
+		}
+		for j, s := range subs {
+			m := recv(t, s, 10*time.Second)
+			if m.Origin != a.AgentID() || string(m.Payload) != string(payload) || m.Topic != "chat" {
+				t.Fatalf("agent %d got %q from %s, want %q from agent %d", j, m.Payload, m.Origin.Short(), payload, i)
+			}
+		}
+	}
+	// Unsubscribe closes the channel; later messages go to the others only.
+	subs[2].Unsubscribe()
+	subs[2].Unsubscribe() // idempotent
+	if _, ok := <-subs[2].C; ok {
+		t.Fatal("channel still open after Unsubscribe")
+	}
+	if err := agents[2].Publish(ctx, "chat", []byte("bye")); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range subs[:2] {
+		if m := recv(t, s, 10*time.Second); string(m.Payload) != "bye" {
+			t.Fatalf("got %q", m.Payload)
+		}
+	}
+	for _, a := range agents {
+		ps, _ := a.OverlayStats()
+		if ps.DropBadSignature+ps.DropUnknownSigner != 0 {
+			t.Fatalf("unexpected signature drops: %+v", ps)
+		}
+	}
+	// A forged message (known origin, wrong signature) arriving on the
+	// pub/sub stream is dropped, never delivered.
+	forged := signedFrame(t, "chat", agents[2].AgentID(), []byte("forged"), make([]byte, identity.SignatureSize), 1<<40)
+	agents[1].keys.onFrame(agents[0].MachineID(), forged)
+	if ps, _ := agents[1].OverlayStats(); ps.DropBadSignature != 1 {
+		t.Fatalf("forged message not refused: %+v", ps)
+	}
+	select {
+	case m := <-subs[1].C:
+		t.Fatalf("forged message delivered: %q", m.Payload)
+	case <-time.After(200 * time.Millisecond):
+	}
+	// Close ends subscriptions and refuses further calls.
+	agents[0].Close()
+	if _, ok := <-subs[0].C; ok {
+		t.Fatal("subscription open after Close")
+	}
+	if err := agents[0].Publish(ctx, "chat", nil); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Publish after Close: %v", err)
+	}
+	if _, err := agents[0].Subscribe("chat"); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Subscribe after Close: %v", err)
+	}
+}
+
+// fakeNet records sends and lets a test inject frames into a keyService.
+type fakeNet struct {
+	transport.Network
+	mu   sync.Mutex
+	sent map[identity.PeerID][][]byte
+	h    transport.MessageHandler
+}
+
+func (f *fakeNet) Handle(c transport.Class, h transport.MessageHandler) {
+	if c == transport.ClassPubSub {
+		f.h = h
+	}
+}
+func (f *fakeNet) Send(p identity.PeerID, _ transport.Class, _ transport.Priority, b []byte) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.sent[p] = append(f.sent[p], b)
+	return nil
+}
+
+func TestKeyServiceHoldsFramesUntilVerifiedKey(t *testing.T) {
+	// Frames from a node carrying an unknown origin are held; the key is
+	// asked of the forwarder; a key that does not derive the origin is
+	// refused; the right key releases the frames to pub/sub.
+	local := mustKey(t)
+	origin := mustKey(t)
+	other := mustKey(t)
+	fn := &fakeNet{sent: map[identity.PeerID][][]byte{}}
+	ks := newKeyService(fn, clock.Real(), local.Public())
+	defer ks.close()
+	var got [][]byte
+	ks.Handle(transport.ClassPubSub, func(_ identity.PeerID, b []byte) { got = append(got, b) })
+
+	frame := gossipFrame(t, origin)
+	peer := identity.PeerID(other.ID())
+	fn.h(peer, frame)
+	if len(got) != 0 {
+		t.Fatal("frame with unknown origin passed on")
+	}
+	if len(fn.sent[peer]) != 1 {
+		t.Fatalf("want one key request to the forwarder, got %d", len(fn.sent[peer]))
+	}
+	req, err := decodeKeyMsg(fn.sent[peer][0])
+	if err != nil || req.Kind != keyKindRequest || req.Agent != origin.ID() {
+		t.Fatalf("bad request %+v %v", req, err)
+	}
+	// Substituted key: refused, frame still held.
+	bad, _ := encodeKeyMsg(&keyMsg{Kind: keyKindReply, Agent: origin.ID(), Key: other.Public().Bytes()})
+	fn.h(peer, bad)
+	if len(got) != 0 || ks.Stats().BadReplies != 1 {
+		t.Fatalf("substituted key accepted: %d frames, %+v", len(got), ks.Stats())
+	}
+	// Reply from a peer that was not asked: refused.
+	good, _ := encodeKeyMsg(&keyMsg{Kind: keyKindReply, Agent: origin.ID(), Key: origin.Public().Bytes()})
+	fn.h(identity.PeerID(local.ID()), good)
+	if len(got) != 0 {
+		t.Fatal("unsolicited reply accepted")
+	}
+	fn.h(peer, good)
+	if len(got) != 1 || !slices.Equal(got[0], frame) {
+		t.Fatalf("frame not released after the key arrived: %d", len(got))
+	}
+	if k, err := ks.ResolveKey(origin.ID()); err != nil || !k.Equal(origin.Public()) {
+		t.Fatal("key not cached")
+	}
+	// Now the node answers requests for that key.
+	fn.h(peer, mustKeyMsg(t, &keyMsg{Kind: keyKindRequest, Agent: origin.ID()}))
+	last := fn.sent[peer][len(fn.sent[peer])-1]
+	if rep, err := decodeKeyMsg(last); err != nil || rep.Kind != keyKindReply || !slices.Equal(rep.Key, origin.Public().Bytes()) {
+		t.Fatalf("bad reply %+v %v", rep, err)
+	}
+	// Malformed key frames are counted and ignored.
+	fn.h(peer, []byte{keyFrameTag, 0xff})
+	if ks.Stats().Malformed != 1 {
+		t.Fatal("malformed key frame not counted")
+	}
+}
+
+func mustKeyMsg(t *testing.T, m *keyMsg) []byte {
+	t.Helper()
+	b, err := encodeKeyMsg(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func FuzzDecodeKeyMsg(f *testing.F) {
+	kp, err := identity.GenerateKeyPair(rand.Reader)
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, m := range []*keyMsg{
+		{Kind: keyKindRequest, Agent: kp.ID()},
+		{Kind: keyKindReply, Agent: kp.ID(), Key: kp.Public().Bytes()},
+	} {
+		b, _ := encodeKeyMsg(m)
+		f.Add(b)
+	}
+	f.Add([]byte{keyFrameTag})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := decodeKeyMsg(b)
+		if err != nil {
+			return
+		}
+		out, err := encodeKeyMsg(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m2, err := decodeKeyMsg(out)
+		if err != nil || m2.Kind != m.Kind || m2.Agent != m.Agent || !slices.Equal(m2.Key, m.Key) {
+			t.Fatal("round trip changed the message")
+		}
+	})
+}
+
+// deliveryStats runs msgs publishes round-robin over agents on one topic
+// and waits for every subscriber to get every message. It returns the
+// publish-to-deliver latencies and the elapsed time.
+func runLoad(t testing.TB, agents []*Agent, msgs int, perSecond int) (lat []time.Duration, elapsed time.Duration, bytesOut uint64) {
+	t.Helper()
+	const topic = "load"
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	seen := make([]map[uint64]bool, len(agents))
+	subs := make([]*Subscription, len(agents))
+	want := msgs
+	done := make(chan struct{})
+	remaining := len(agents)
+	for i, a := range agents {
+		s, err := a.Subscribe(topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		subs[i] = s
+		seen[i] = map[uint64]bool{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for m := range s.C {
+				if len(m.Payload) < 17 || m.Payload[0] != 'L' {
+					continue // warm-up
+				}
+				n := binary.BigEndian.Uint64(m.Payload[1:])
+				sent := int64(binary.BigEndian.Uint64(m.Payload[9:]))
+				d := time.Since(time.Unix(0, sent))
+				mu.Lock()
+				if !seen[i][n] {
+					seen[i][n] = true
+					lat = append(lat, d)
+					if len(seen[i]) == want {
+						remaining--
+						if remaining == 0 {
+							close(done)
+						}
+					}
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	defer func() {
+		for _, s := range subs {
+			s.Unsubscribe()
+		}
+		wg.Wait()
+	}()
+	waitTopic(t, agents, topic)
+	warmUp(t, agents, topic)
+	before := pubsubBytes(agents)
+	ctx := context.Background()
+	start := time.Now()
+	var interval time.Duration
+	if perSecond > 0 {
+		interval = time.Second / time.Duration(perSecond)
+	}
+	for n := 0; n < msgs; n++ {
+		p := make([]byte, 64)
+		p[0] = 'L'
+		binary.BigEndian.PutUint64(p[1:], uint64(n))
+		binary.BigEndian.PutUint64(p[9:], uint64(time.Now().UnixNano()))
+		if err := agents[n%len(agents)].Publish(ctx, topic, p); err != nil {
+			t.Fatal(err)
+		}
+		if interval > 0 {
+			time.Sleep(interval)
+		}
+	}
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		mu.Lock()
+		var missing []string
+		for i := range seen {
+			if len(seen[i]) != want {
+				missing = append(missing, fmt.Sprintf("agent %d: %d/%d", i, len(seen[i]), want))
+			}
+		}
+		mu.Unlock()
+		t.Fatalf("delivery incomplete after 60 s: %v", missing)
+	}
+	elapsed = time.Since(start)
+	for i, s := range subs {
+		if s.Dropped() != 0 {
+			t.Fatalf("agent %d dropped %d messages (slow reader)", i, s.Dropped())
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return slices.Clone(lat), elapsed, pubsubBytes(agents) - before
+}
+
+// warmUp publishes from every agent until every agent has seen a warm-up
+// from every origin, so that origin keys are resolved before measuring.
+func warmUp(t testing.TB, agents []*Agent, topic string) {
+	t.Helper()
+	// Key resolution happens before frames reach pub/sub, so one round
+	// normally suffices; the loop guards against slow tree formation.
+	for round := 0; round < 50; round++ {
+		for _, a := range agents {
+			if err := a.Publish(context.Background(), topic, []byte("warm")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+		ok := true
+		for _, a := range agents {
+			for _, b := range agents {
+				if _, err := a.keys.ResolveKey(b.AgentID()); err != nil {
+					ok = false
+				}
+			}
+		}
+		if ok {
+			return
+		}
+	}
+	t.Fatal("origin keys not resolved after warm-up")
+}
+
+func pubsubBytes(agents []*Agent) uint64 {
+	var sum uint64
+	for _, a := range agents {
+		sum += a.node.Stats().Class(transport.ClassPubSub).BytesOut
+	}
+	return sum
+}
+
+func percentile(l []time.Duration, p float64) time.Duration {
+	sort.Slice(l, func(i, j int) bool { return l[i] < l[j] })
+	return l[int(float64(len(l)-1)*p)]
+}
+
+func TestLoadTenAgentsFullDelivery(t *testing.T) {
+	if testing.Short() {
+		t.Skip("loopback load test")
+	}
+	agents := cluster(t, 10)
+	lat, elapsed, bytes := runLoad(t, agents, 500, 0)
+	deliveries := 500 * len(agents)
+	if len(lat) != deliveries {
+		t.Fatalf("%d deliveries, want %d", len(lat), deliveries)
+	}
+	t.Logf("10 agents, 500 msgs: p50 %v p99 %v, %.0f msgs/s, %.0f pubsub bytes out per delivery",
+		percentile(lat, 0.5), percentile(lat, 0.99), 500/elapsed.Seconds(), float64(bytes)/float64(deliveries))
+}
+
+func mustKey(t *testing.T) *identity.KeyPair {
+	t.Helper()
+	kp, err := identity.GenerateKeyPair(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kp
+}
+
+// gossipFrame is an encoded GOSSIP frame (kind 1) carrying a message signed
+// by origin.
+func gossipFrame(t *testing.T, origin *identity.KeyPair) []byte {
+	t.Helper()
+	return signedFrame(t, "t", origin.ID(), []byte("x"), []byte{1}, 1)
+}
+
+// signedFrame is an encoded GOSSIP frame with the given origin and signature.
+func signedFrame(t *testing.T, topic string, origin AgentID, payload, sig []byte, seq uint64) []byte {
+	t.Helper()
+	h := pubsub.Header{Topic: pubsub.TopicIDOf(topic), Origin: origin, Seq: seq, Time: time.Now().UnixMilli(), PayloadHash: blake3.Sum256(payload)}
+	b, err := pubsub.EncodeFrame(&pubsub.Frame{Kind: 1, Topic: h.Topic, Msg: &pubsub.Signed{Header: h, Payload: payload, Sig: sig}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pubsub.DecodeFrame(b); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// BenchmarkQUIC50Agents is the issue-3 target: 50 agents on real QUIC over
+// loopback in one process, one topic, 10,000 messages published round-robin
+// at a paced 250 messages/s (X0X_LOADTEST_RATE overrides; the pace must not
+// exceed what the machine can deliver for long, or messages outlive the
+// 5-minute acceptance window and are dropped as stale); it fails unless every agent receives every
+// message. It runs the whole scenario once whatever b.N is (use
+// -benchtime=1x) and reports latency percentiles, throughput and pub/sub
+// bytes sent per delivered message.
+//
+// The full run takes minutes of CPU (every delivery verifies one ML-DSA-65
+// signature), so it is skipped unless X0X_LOADTEST=1; X0X_LOADTEST_MSGS
+// overrides the message count for a shorter run.
+func BenchmarkQUIC50Agents(b *testing.B) {
+	if os.Getenv("X0X_LOADTEST") != "1" {
+		b.Skip("set X0X_LOADTEST=1 to run the 50-agent QUIC load test")
+	}
+	const n = 50
+	msgs := 10000
+	if v, err := strconv.Atoi(os.Getenv("X0X_LOADTEST_MSGS")); err == nil && v > 0 {
+		msgs = v
+	}
+	agents := cluster(b, n)
+	b.ResetTimer()
+	rate := 250
+	if v, err := strconv.Atoi(os.Getenv("X0X_LOADTEST_RATE")); err == nil && v > 0 {
+		rate = v
+	}
+	lat, elapsed, bytes := runLoad(b, agents, msgs, rate)
+	b.StopTimer()
+	deliveries := msgs * n
+	if len(lat) != deliveries {
+		b.Fatalf("%d deliveries, want %d", len(lat), deliveries)
+	}
+	b.ReportMetric(float64(percentile(lat, 0.5).Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(percentile(lat, 0.99).Microseconds())/1000, "p99-ms")
+	b.ReportMetric(float64(msgs)/elapsed.Seconds(), "msgs/s")
+	b.ReportMetric(float64(bytes)/float64(deliveries), "wire-B/delivery")
+}
