@@ -19,6 +19,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/saorsa-labs/x0x-go/core/internal/defaults"
 	"io"
 	"math/rand/v2"
 	"slices"
@@ -82,34 +83,24 @@ type Config struct {
 }
 
 func (c Config) withDefaults() Config {
-	def := func(v *int, d int) {
-		if *v <= 0 {
-			*v = d
-		}
-	}
-	defd := func(v *time.Duration, d time.Duration) {
-		if *v <= 0 {
-			*v = d
-		}
-	}
-	def(&c.ActiveMin, 8)
-	def(&c.ActiveMax, 12)
+	defaults.Positive(&c.ActiveMin, 8)
+	defaults.Positive(&c.ActiveMax, 12)
 	if c.ActiveMax < c.ActiveMin {
 		c.ActiveMax = c.ActiveMin
 	}
-	def(&c.PassiveMax, 128)
-	def(&c.ARWL, 6)
-	def(&c.PRWL, 3)
-	def(&c.ShuffleActive, 3)
-	def(&c.ShufflePassive, 4)
-	def(&c.IndirectProbes, 3)
-	defd(&c.ShuffleInterval, 30*time.Second)
-	defd(&c.ProbeInterval, time.Second)
-	defd(&c.AckTimeout, 500*time.Millisecond)
-	defd(&c.SuspectTimeout, 3*time.Second)
-	defd(&c.ReconnectInterval, 10*time.Second)
-	defd(&c.Retention, 5*time.Minute)
-	defd(&c.IdleGrace, 10*time.Second)
+	defaults.Positive(&c.PassiveMax, 128)
+	defaults.Positive(&c.ARWL, 6)
+	defaults.Positive(&c.PRWL, 3)
+	defaults.Positive(&c.ShuffleActive, 3)
+	defaults.Positive(&c.ShufflePassive, 4)
+	defaults.Positive(&c.IndirectProbes, 3)
+	defaults.Positive(&c.ShuffleInterval, 30*time.Second)
+	defaults.Positive(&c.ProbeInterval, time.Second)
+	defaults.Positive(&c.AckTimeout, 500*time.Millisecond)
+	defaults.Positive(&c.SuspectTimeout, 3*time.Second)
+	defaults.Positive(&c.ReconnectInterval, 10*time.Second)
+	defaults.Positive(&c.Retention, 5*time.Minute)
+	defaults.Positive(&c.IdleGrace, 10*time.Second)
 	return c
 }
 

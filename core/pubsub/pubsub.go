@@ -21,6 +21,7 @@ package pubsub
 import (
 	"errors"
 	"fmt"
+	"github.com/saorsa-labs/x0x-go/core/internal/defaults"
 	"io"
 	"math/rand/v2"
 	"slices"
@@ -58,29 +59,19 @@ type Config struct {
 }
 
 func (c Config) withDefaults() Config {
-	di := func(v *int, d int) {
-		if *v <= 0 {
-			*v = d
-		}
-	}
-	dd := func(v *time.Duration, d time.Duration) {
-		if *v <= 0 {
-			*v = d
-		}
-	}
-	di(&c.TopicMinPeers, 3)
-	di(&c.TopicMaxPeers, 8)
-	dd(&c.IHaveInterval, 150*time.Millisecond)
-	dd(&c.GraftTimeout, 400*time.Millisecond)
-	dd(&c.GraftRetry, 200*time.Millisecond)
-	dd(&c.DedupTTL, 5*time.Minute)
-	dd(&c.MaxSkew, 30*time.Second)
-	dd(&c.AEInterval, 30*time.Second)
-	dd(&c.AEWindow, 4*time.Minute)
-	di(&c.WalkTTL, 10)
-	di(&c.StoreMax, 8192)
-	di(&c.DedupMax, 1<<20)
-	di(&c.SubBuffer, 1024)
+	defaults.Positive(&c.TopicMinPeers, 3)
+	defaults.Positive(&c.TopicMaxPeers, 8)
+	defaults.Positive(&c.IHaveInterval, 150*time.Millisecond)
+	defaults.Positive(&c.GraftTimeout, 400*time.Millisecond)
+	defaults.Positive(&c.GraftRetry, 200*time.Millisecond)
+	defaults.Positive(&c.DedupTTL, 5*time.Minute)
+	defaults.Positive(&c.MaxSkew, 30*time.Second)
+	defaults.Positive(&c.AEInterval, 30*time.Second)
+	defaults.Positive(&c.AEWindow, 4*time.Minute)
+	defaults.Positive(&c.WalkTTL, 10)
+	defaults.Positive(&c.StoreMax, 8192)
+	defaults.Positive(&c.DedupMax, 1<<20)
+	defaults.Positive(&c.SubBuffer, 1024)
 	return c
 }
 
