@@ -433,16 +433,7 @@ func (m *Membership) jitter(d time.Duration) time.Duration {
 
 // every runs f (under the lock) after first and then every period.
 func (m *Membership) every(period, first time.Duration, f func()) {
-	idx := len(m.timers)
-	m.timers = append(m.timers, nil)
-	var tick func()
-	tick = func() {
-		m.do(func() {
-			f()
-			m.timers[idx] = m.cfg.Clock.AfterFunc(period, tick)
-		})
-	}
-	m.timers[idx] = m.cfg.Clock.AfterFunc(first, tick)
+	m.timers = append(m.timers, clock.Every(m.cfg.Clock, first, period, m.do, f))
 }
 
 // after runs f under the lock after d; the timer is not tracked by Close,

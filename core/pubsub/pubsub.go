@@ -436,17 +436,9 @@ func (ps *PubSub) emit(k EventKind, t TopicID, p identity.PeerID) {
 	})
 }
 
+// every runs f under the lock after first and then every period until Close.
 func (ps *PubSub) every(period, first time.Duration, f func()) {
-	idx := len(ps.timers)
-	ps.timers = append(ps.timers, nil)
-	var tick func()
-	tick = func() {
-		ps.do(func() {
-			f()
-			ps.timers[idx] = ps.cfg.Clock.AfterFunc(period, tick)
-		})
-	}
-	ps.timers[idx] = ps.cfg.Clock.AfterFunc(first, tick)
+	ps.timers = append(ps.timers, clock.Every(ps.cfg.Clock, first, period, ps.do, f))
 }
 
 func cmpTopic(a, b TopicID) int {
