@@ -5,7 +5,7 @@ GOTEST    := $(GO) test -count=1
 # Packages whose tests run under the race detector (the core library).
 CORE_PKGS := ./core/...
 
-.PHONY: all build capi tools lint test test-core test-other test-capi fuzz demo bench clean
+.PHONY: all build capi tools lint test test-core test-other test-capi fuzz sim-check demo bench clean
 
 all: build
 
@@ -35,10 +35,21 @@ test-capi:
 fuzz:
 	./scripts/fuzz-smoke.sh
 
+# The overlay's targets on the simulator at full size (1,000 nodes x 1,000
+# messages): steady state, 5% loss, 10% churn, and a 50/50 partition that
+# heals. Each run prints its JSON figures (with wall_seconds) and fails if
+# delivery < 100%, steady-state RMR > 0.5, or the heal takes > 2 rounds.
+SIM := $(BUILD)/x0x-sim -nodes 1000 -messages 1000 -check
+sim-check: build
+	$(SIM)
+	$(SIM) -loss 0.05
+	$(SIM) -churn 0.1
+	$(SIM) -partition
+
 # Every test: lint, the core under -race, the rest, the C ABI, a short run of
-# every fuzz target, and the demo (which checks its own outcome and exits
-# non-zero on failure).
-test: lint test-core test-other test-capi fuzz demo
+# every fuzz target, the simulator at 1,000 nodes, and the demo (which checks
+# its own outcome and exits non-zero on failure).
+test: lint test-core test-other test-capi fuzz sim-check demo
 
 demo: build
 	./scripts/demo.sh

@@ -46,6 +46,8 @@ func run(args []string) error {
 	fs.Uint64Var(&c.Seed, "seed", 1, "random seed (same seed, same result)")
 	fs.DurationVar(&c.PublishInterval, "interval", 20*time.Millisecond, "virtual time between publications")
 	fs.BoolVar(&c.RealSignatures, "real-signatures", false, "sign and verify with ML-DSA-65 (slow at scale)")
+	check := fs.Bool("check", false, "exit non-zero unless the targets hold: delivery 1, steady-state RMR <= -max-rmr (runs without -partition), partition healed within 2 anti-entropy rounds")
+	maxRMR := fs.Float64("max-rmr", 0.5, "steady-state RMR allowed by -check")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -64,5 +66,31 @@ func run(args []string) error {
 		return err
 	}
 	enc := json.NewEncoder(os.Stdout)
-	return enc.Encode(output{Result: res, WallSeconds: time.Since(start).Seconds()})
+	if err := enc.Encode(output{Result: res, WallSeconds: time.Since(start).Seconds()}); err != nil {
+		return err
+	}
+	if *check {
+		return checkTargets(c, res, *maxRMR)
+	}
+	return nil
+}
+
+// checkTargets compares a run with the overlay's targets.
+func checkTargets(c scenario.Config, res *scenario.Result, maxRMR float64) error {
+	var failed []string
+	if res.DeliveryRatio != 1 {
+		failed = append(failed, fmt.Sprintf("delivery ratio %.6f, want 1", res.DeliveryRatio))
+	}
+	// The RMR target is for steady state: a partition run's second half
+	// includes the heal, when the halves exchange everything they missed.
+	if !c.Partition && res.RMRSteady > maxRMR {
+		failed = append(failed, fmt.Sprintf("steady-state RMR %.3f, want <= %.2f", res.RMRSteady, maxRMR))
+	}
+	if c.Partition && (res.AERoundsToConverge < 0 || res.AERoundsToConverge > 2) {
+		failed = append(failed, fmt.Sprintf("converged %.2f anti-entropy rounds after the heal, want <= 2", res.AERoundsToConverge))
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("targets missed: %v", failed)
+	}
+	return nil
 }

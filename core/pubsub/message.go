@@ -81,6 +81,7 @@ const (
 	kindAEWant                      // anti-entropy: send me these
 	kindAEPush                      // anti-entropy: here are messages you lack
 	kindAEIDs                       // anti-entropy fallback: my full recent ID list
+	kindIWant                       // ask for IDs without joining the tree (answered with AEPUSH)
 	kindMax
 )
 
@@ -91,7 +92,7 @@ type Frame struct {
 	Topic  TopicID              `cbor:"2,keyasint,omitempty"`
 	Msg    *Signed              `cbor:"3,keyasint,omitempty"` // GOSSIP, PUBLISH
 	Hops   uint8                `cbor:"4,keyasint,omitempty"` // GOSSIP, PUBLISH (walk TTL)
-	IDs    IDList               `cbor:"5,keyasint,omitempty"` // IHAVE, GRAFT, AEWANT, AEIDS
+	IDs    IDList               `cbor:"5,keyasint,omitempty"` // IHAVE, GRAFT, IWANT, AEWANT, AEIDS
 	Topics []TopicID            `cbor:"6,keyasint,omitempty"` // TOPICS
 	Node   *membership.NodeDesc `cbor:"7,keyasint,omitempty"` // FIND: who is looking
 	Msgs   []Signed             `cbor:"8,keyasint,omitempty"` // AEPUSH

@@ -123,6 +123,7 @@ type Stats struct {
 	SubscriberOverflow uint64 // deliveries dropped because a channel was full
 	IHavesSent         uint64
 	GraftsSent         uint64
+	IWantsSent         uint64 // single messages pulled without grafting
 	PrunesSent         uint64
 	AERounds           uint64
 	AEPulled           uint64 // messages that arrived through anti-entropy and were new
@@ -161,6 +162,9 @@ type topic struct {
 	// Per eager peer: first copies and duplicates it delivered recently
 	// (halved every pruneDecay). See accept for the prune rule.
 	firsts, dups map[identity.PeerID]int
+	// Per lazy peer: messages recently pulled from it with IWANT (halved
+	// every pruneDecay). See graftTimer.
+	pulls map[identity.PeerID]int
 }
 
 func (t *topic) isPeer(p identity.PeerID) bool {
@@ -298,7 +302,8 @@ func (ps *PubSub) subscribe(id TopicID, s *Subscription) (*Subscription, error) 
 		t := ps.topics[id]
 		if t == nil {
 			t = &topic{id: id, store: make(map[MsgID]*stored), missing: make(map[MsgID]*missing),
-				lazyQ: make(map[identity.PeerID][]MsgID), firsts: make(map[identity.PeerID]int), dups: make(map[identity.PeerID]int)}
+				lazyQ: make(map[identity.PeerID][]MsgID), firsts: make(map[identity.PeerID]int), dups: make(map[identity.PeerID]int),
+				pulls: make(map[identity.PeerID]int)}
 			ps.topics[id] = t
 			i, _ := slices.BinarySearchFunc(ps.order, id, cmpTopic)
 			ps.order = slices.Insert(ps.order, i, id)
@@ -511,6 +516,7 @@ func (ps *PubSub) removePeer(t *topic, p identity.PeerID) {
 	delete(t.lazyQ, p)
 	delete(t.firsts, p)
 	delete(t.dups, p)
+	delete(t.pulls, p)
 	ps.mem.Release(p)
 	ps.emit(TopicNeighborDown, t.id, p)
 }
@@ -614,6 +620,20 @@ func (ps *PubSub) handle(from identity.PeerID, f *Frame) {
 			if s := t.store[id]; s != nil {
 				ps.send(from, transport.PriorityEager, &Frame{Kind: kindGossip, Topic: t.id, Msg: &s.msg, Hops: sat(s.hops)})
 			}
+		}
+	case kindIWant:
+		if t == nil || !t.isPeer(from) {
+			ps.stats.DropNotSubscribed++
+			return
+		}
+		var msgs []Signed
+		for _, id := range f.IDs {
+			if s := t.store[id]; s != nil && len(msgs) < MaxMsgsPerFrame {
+				msgs = append(msgs, s.msg)
+			}
+		}
+		if len(msgs) > 0 {
+			ps.send(from, transport.PriorityEager, &Frame{Kind: kindAEPush, Topic: t.id, Msgs: msgs})
 		}
 	case kindPrune:
 		if t != nil {
@@ -874,6 +894,19 @@ func (ps *PubSub) graftTimer(t *topic, id MsgID) {
 		if !t.isPeer(p) {
 			continue
 		}
+		if len(t.eager) > 0 && t.pulls[p] < pullsBeforeGraft {
+			// Over QUIC a missing eager copy is usually late (a
+			// retransmission), not lost: fetch this one message without
+			// changing the tree, which would otherwise gain a redundant
+			// eager link per late copy. Only a peer we keep having to pull
+			// from (or having no eager peer at all) means the tree is
+			// broken here, and then we GRAFT.
+			t.pulls[p]++
+			ps.stats.IWantsSent++
+			ps.send(p, transport.PriorityControl, &Frame{Kind: kindIWant, Topic: t.id, IDs: []MsgID{id}})
+			break
+		}
+		delete(t.pulls, p)
 		ps.toEager(t, p)
 		ps.stats.GraftsSent++
 		ps.send(p, transport.PriorityControl, &Frame{Kind: kindGraft, Topic: t.id, IDs: []MsgID{id}})
@@ -897,6 +930,10 @@ func (ps *PubSub) graftTimer(t *topic, id MsgID) {
 
 // ---- finding subscribers, publishing from outside ----
 
+// pullsBeforeGraft is how many messages a node pulls from one lazy peer
+// (IWANT) within a decay period before it grafts that peer into the tree.
+const pullsBeforeGraft = 3
+
 // pruneDecayTicks is how many maintenance ticks (1 s) pass between halvings
 // of the per-link first/duplicate counters.
 const pruneDecayTicks = 10
@@ -911,6 +948,9 @@ func (ps *PubSub) maintain() {
 		if decay {
 			for p, n := range t.firsts {
 				t.firsts[p] = n / 2
+			}
+			for p, n := range t.pulls {
+				t.pulls[p] = n / 2
 			}
 			for p, n := range t.dups {
 				t.dups[p] = n / 2

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -393,5 +394,54 @@ func TestIHaveFloodIsBounded(t *testing.T) {
 	c.run(30 * time.Second) // GRAFT timers run out without wedging anything
 	if e, l := b.ps.TopicPeers(topic); len(e)+len(l) != 1 {
 		t.Fatalf("topic neighbours after the flood: %d", len(e)+len(l))
+	}
+}
+
+// A message announced by a lazy peer but not received eagerly is first
+// pulled with IWANT (the tree is unchanged: over QUIC the eager copy is
+// usually just late); a peer that has to be pulled from repeatedly is
+// grafted into the tree.
+func TestMissingMessagesPulledBeforeGrafting(t *testing.T) {
+	c := newTCluster(t, 3, sim.Config{Seed: 21}, false)
+	for _, tn := range c.nodes {
+		c.subscribe(tn, "pull")
+	}
+	c.run(5 * time.Second)
+	b := c.nodes[0]
+	topic := TopicIDOf("pull")
+	var lazyPeer, eagerPeer identity.PeerID
+	b.ps.do(func() {
+		tp := b.ps.topics[topic]
+		peers := tp.peers()
+		if len(peers) < 2 {
+			t.Fatalf("node has %d topic peers, want 2", len(peers))
+		}
+		// Make one neighbour eager and the other lazy.
+		eagerPeer, lazyPeer = peers[0], peers[1]
+		b.ps.toEager(tp, eagerPeer)
+		b.ps.toLazy(tp, lazyPeer)
+	})
+	announce := func(i int) {
+		b.ps.do(func() { b.ps.announced(b.ps.topics[topic], lazyPeer, idOf(5000+i)) })
+		c.run(b.ps.cfg.GraftTimeout + 10*time.Millisecond)
+	}
+	isEager := func(p identity.PeerID) bool {
+		e, _ := b.ps.TopicPeers(topic)
+		return slices.Contains(e, p)
+	}
+	before := b.ps.Stats()
+	for i := range pullsBeforeGraft {
+		announce(i)
+		st := b.ps.Stats()
+		if st.IWantsSent-before.IWantsSent != uint64(i+1) || st.GraftsSent != before.GraftsSent {
+			t.Fatalf("after %d misses: %d IWANTs, %d GRAFTs", i+1, st.IWantsSent-before.IWantsSent, st.GraftsSent-before.GraftsSent)
+		}
+		if isEager(lazyPeer) {
+			t.Fatalf("pulling made the lazy peer eager after %d misses", i+1)
+		}
+	}
+	announce(pullsBeforeGraft)
+	if st := b.ps.Stats(); st.GraftsSent != before.GraftsSent+1 || !isEager(lazyPeer) {
+		t.Fatalf("repeated misses did not graft: %d GRAFTs, eager %v", st.GraftsSent-before.GraftsSent, isEager(lazyPeer))
 	}
 }

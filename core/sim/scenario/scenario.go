@@ -151,6 +151,7 @@ type Drops struct {
 	// AEPulled, Grafts and Prunes measure repair and tree maintenance.
 	AEPulled uint64 `json:"ae_pulled"`
 	Grafts   uint64 `json:"grafts"`
+	IWants   uint64 `json:"iwants"`
 	Prunes   uint64 `json:"prunes"`
 }
 
@@ -445,6 +446,7 @@ func (r *run) result(res *Result, base, half traffic) {
 		d.SubscriberOverflow += s.SubscriberOverflow
 		d.AEPulled += s.AEPulled
 		d.Grafts += s.GraftsSent
+		d.IWants += s.IWantsSent
 		d.Prunes += s.PrunesSent
 		d.NotSubscribed += s.DropNotSubscribed
 	}
