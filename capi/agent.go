@@ -7,6 +7,7 @@ package main
 import "C"
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -28,7 +29,58 @@ type agentEntry struct {
 	cb   C.x0x_event_cb
 	ud   unsafe.Pointer // caller's user data (C memory, never dereferenced)
 
+	// inbox carries events from sources other than the node (topic
+	// subscriptions, task lists, injected events) to run, so that every
+	// event goes through one dispatcher, one at a time, as the header
+	// promises for callbacks.
+	inbox chan event
+	// stop is closed by destroy: forwarders and injectors give up on it.
+	stop chan struct{}
+	// fwd counts the forwarder goroutines; destroy waits for them.
+	fwd sync.WaitGroup
+
+	subMu       sync.Mutex
+	subs        map[string]*x0x.Subscription // nil once destroyed
+	subsDropped uint64                       // drops of ended subscriptions
+	lists       map[x0x.TaskListID]*openList // nil once destroyed
+
 	done chan struct{}
+}
+
+// inboxCapacity bounds the events waiting for the dispatcher from
+// subscriptions and task lists (each source also has its own buffer).
+const inboxCapacity = 1024
+
+// newAgentEntry wraps a facade agent and its pull queue.
+func newAgentEntry(a *x0x.Agent, q *eventQueue) *agentEntry {
+	return &agentEntry{a: a, q: q, inbox: make(chan event, inboxCapacity), stop: make(chan struct{}),
+		subs: map[string]*x0x.Subscription{}, lists: map[x0x.TaskListID]*openList{}, done: make(chan struct{})}
+}
+
+// callCtx is the context of a blocking call on this agent: it ends at the
+// call's timeout (0: the default) or when the agent is destroyed, so no
+// call outlives its agent (it then fails with X0X_ERR_CLOSED).
+func (e *agentEntry) callCtx(ms C.uint32_t) (context.Context, context.CancelFunc) {
+	ctx, cancel := timeout(ms)
+	go func() {
+		select {
+		case <-e.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}
+
+// post hands e to the dispatcher, waiting for room; it reports false if the
+// agent was destroyed first.
+func (e *agentEntry) post(ev event) bool {
+	select {
+	case e.inbox <- ev:
+		return true
+	case <-e.stop:
+		return false
+	}
 }
 
 // setCallback registers (or with cb nil, removes) the event callback.
@@ -43,28 +95,40 @@ func (e *agentEntry) setCallback(cb C.x0x_event_cb, ud unsafe.Pointer) {
 func (e *agentEntry) run() {
 	defer close(e.done)
 	defer e.q.close()
-	for ev := range e.a.Events() {
-		e.dispatch(ev)
+	nodeEvents := e.a.Events()
+	for {
+		select {
+		case ev, ok := <-nodeEvents:
+			if !ok {
+				return
+			}
+			if ce, known := convertEvent(ev); known {
+				e.deliver(ce)
+			}
+		case ce := <-e.inbox:
+			e.deliver(ce)
+		}
 	}
 }
 
-// dispatch delivers one event. A panic (a bug) is contained so delivery
-// goes on; the event is then counted as dropped.
-func (e *agentEntry) dispatch(ev x0x.Event) {
+// deliver hands one event to the callback or the pull queue. A panic (a
+// bug) is contained so delivery goes on; the event is then counted as
+// dropped.
+func (e *agentEntry) deliver(ce event) {
 	defer func() {
 		if recover() != nil {
 			e.q.countDrop()
 		}
 	}()
-	ce, ok := convertEvent(ev)
-	if !ok {
-		return
-	}
 	e.cbMu.Lock()
 	cb, ud := e.cb, e.ud
 	e.cbMu.Unlock()
 	if cb == nil {
-		e.q.push(ce)
+		if ce.waitForRoom {
+			e.q.pushWait(ce, e.stop)
+		} else {
+			e.q.push(ce)
+		}
 		return
 	}
 	if e.closed.Load() {

@@ -10,7 +10,7 @@ import (
 	"github.com/saorsa-labs/x0x-go/core/x0x"
 )
 
-func testAgent(t *testing.T, bootstrap ...string) (uint64, *agentEntry) {
+func testAgent(t testing.TB, bootstrap ...string) (uint64, *agentEntry) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -132,5 +132,29 @@ func TestNewAgentErrorsAreClassified(t *testing.T) {
 	_, err = newAgent(expired, &config{dataDir: t.TempDir(), bindAddr: "127.0.0.1:0", queueCap: 1})
 	if err == nil || !(errors.Is(err, context.Canceled) || classify(err) == statusClosed) {
 		t.Fatalf("cancelled build: %v", err)
+	}
+}
+
+// A blocking call ends with X0X_ERR_CLOSED when its agent is destroyed,
+// instead of waiting out its timeout.
+func TestBlockingCallEndsOnDestroy(t *testing.T) {
+	h, e := testAgent(t)
+	errc := make(chan error, 1)
+	go func() {
+		ctx, cancel := e.callCtx(60000)
+		defer cancel()
+		errc <- e.a.WaitForAgent(ctx, x0x.AgentID{7})
+	}()
+	time.Sleep(50 * time.Millisecond)
+	if err := destroyAgent(h, 0); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-errc:
+		if classify(err) != statusClosed {
+			t.Fatalf("wait after destroy: %v (status %d)", err, classify(err))
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("wait_for_agent still blocked after destroy")
 	}
 }

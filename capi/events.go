@@ -27,6 +27,12 @@ type event struct {
 	agents  []byte // len(ids) * 32
 	nAgents int
 	payload []byte
+	topic   string
+	nums    [4]uint64 // the record's reserved words
+
+	// waitForRoom makes the dispatcher wait for room in a full pull queue
+	// instead of dropping the event (x0x_debug_inject_events only).
+	waitForRoom bool
 }
 
 // eventKind maps a facade event kind to its x0x_event_kind value (0 for a
@@ -93,6 +99,12 @@ func (e *event) fill(dst *C.x0x_event) {
 		dst.payload = (*C.uint8_t)(C.CBytes(e.payload))
 		dst.payload_len = C.size_t(len(e.payload))
 	}
+	if e.topic != "" {
+		dst.topic = C.CString(e.topic)
+	}
+	for i, v := range e.nums {
+		dst.reserved[i] = C.uint64_t(v)
+	}
 }
 
 // copyID writes id to the 32 bytes at p.
@@ -109,6 +121,8 @@ type eventQueue struct {
 	dropped uint64
 	rfd     C.int // read end given to the caller; -1 once closed
 	wfd     C.int
+	// room gets a token whenever pop frees space (for pushWait).
+	room chan struct{}
 }
 
 // newEventQueue creates a queue of the given capacity and its fd.
@@ -118,7 +132,7 @@ func newEventQueue(capacity int) (*eventQueue, error) {
 	if rfd < 0 {
 		return nil, fmt.Errorf("x0x: creating the events fd: %w", errno)
 	}
-	return &eventQueue{buf: make([]event, capacity), rfd: rfd, wfd: wfd}, nil
+	return &eventQueue{buf: make([]event, capacity), rfd: rfd, wfd: wfd, room: make(chan struct{}, 1)}, nil
 }
 
 // push appends e, or drops and counts it if the queue is full or closed.
@@ -133,6 +147,31 @@ func (q *eventQueue) push(e event) {
 	q.n++
 	if q.n == 1 {
 		C.capi_notify_signal(q.wfd)
+	}
+}
+
+// pushWait appends e, waiting while the queue is full; it gives up (and
+// counts a drop) when stop is closed or the queue is closed.
+func (q *eventQueue) pushWait(e event, stop <-chan struct{}) {
+	for {
+		q.mu.Lock()
+		if q.rfd < 0 {
+			q.dropped++
+			q.mu.Unlock()
+			return
+		}
+		if q.n < len(q.buf) {
+			q.mu.Unlock()
+			q.push(e) // only the dispatcher pushes, so the room is still there
+			return
+		}
+		q.mu.Unlock()
+		select {
+		case <-q.room:
+		case <-stop:
+			q.countDrop()
+			return
+		}
 	}
 }
 
@@ -152,6 +191,10 @@ func (q *eventQueue) pop(max int) []event {
 		q.head = (q.head + 1) % len(q.buf)
 	}
 	q.n -= k
+	select {
+	case q.room <- struct{}{}:
+	default:
+	}
 	if q.n == 0 && q.rfd >= 0 {
 		C.capi_notify_reset(q.rfd)
 	}

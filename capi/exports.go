@@ -396,7 +396,7 @@ func newAgent(ctx context.Context, c *config) (uint64, error) {
 		a.Close()
 		return 0, err
 	}
-	e := &agentEntry{a: a, q: q, done: make(chan struct{})}
+	e := newAgentEntry(a, q)
 	h, err := handles.add(kindAgent, e)
 	if err != nil {
 		a.Close()
@@ -425,9 +425,15 @@ func destroyAgent(h, inCallbackOf uint64) error {
 	}
 	e := obj.(*agentEntry)
 	e.closed.Store(true)
+	close(e.stop)
+	e.subMu.Lock()
+	e.subs = nil // the agent's Close ends every subscription
+	e.subMu.Unlock()
+	e.dropListHandles() // and closes every task list
 	err = e.a.Close()
 	if inCallbackOf != e.handle {
 		<-e.done
+		e.fwd.Wait()
 	}
 	return err
 }
@@ -479,7 +485,7 @@ func x0x_agent_addr(h C.uint64_t, out **C.char) C.int {
 //export x0x_join_network
 func x0x_join_network(h C.uint64_t, timeoutMS C.uint32_t) C.int {
 	return withAgent("x0x_join_network", h, func(e *agentEntry) error {
-		ctx, cancel := timeout(timeoutMS)
+		ctx, cancel := e.callCtx(timeoutMS)
 		defer cancel()
 		return e.a.JoinNetwork(ctx)
 	})
@@ -495,7 +501,7 @@ func x0x_connect(h C.uint64_t, addr *C.char, timeoutMS C.uint32_t, outPeer *C.ui
 		if err := checkAddr(s); err != nil {
 			return err
 		}
-		ctx, cancel := timeout(timeoutMS)
+		ctx, cancel := e.callCtx(timeoutMS)
 		defer cancel()
 		peer, err := e.a.Connect(ctx, s)
 		if err != nil {
@@ -519,7 +525,7 @@ func x0x_send_direct(h C.uint64_t, to *C.uint8_t, payload *C.uint8_t, n C.size_t
 		if err != nil {
 			return err
 		}
-		ctx, cancel := timeout(timeoutMS)
+		ctx, cancel := e.callCtx(timeoutMS)
 		defer cancel()
 		return e.a.SendDirect(ctx, dst, data)
 	})
@@ -532,7 +538,7 @@ func x0x_wait_for_agent(h C.uint64_t, id *C.uint8_t, timeoutMS C.uint32_t) C.int
 		if err != nil {
 			return err
 		}
-		ctx, cancel := timeout(timeoutMS)
+		ctx, cancel := e.callCtx(timeoutMS)
 		defer cancel()
 		return e.a.WaitForAgent(ctx, v)
 	})
@@ -699,7 +705,7 @@ func x0x_events_dropped(h C.uint64_t, out *C.uint64_t) C.int {
 		if out == nil {
 			return errInvalidArg("out is NULL")
 		}
-		*out = C.uint64_t(e.q.droppedCount())
+		*out = C.uint64_t(e.q.droppedCount() + e.subscriptionDrops())
 		return nil
 	})
 }

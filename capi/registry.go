@@ -12,6 +12,7 @@ const (
 	kindConfig   handleKind = 1
 	kindAgent    handleKind = 2
 	kindIdentity handleKind = 3
+	kindTaskList handleKind = 4
 
 	kindShift = 56
 	seqMask   = uint64(1)<<kindShift - 1
@@ -23,6 +24,8 @@ func (k handleKind) String() string {
 		return "config"
 	case kindAgent:
 		return "agent"
+	case kindTaskList:
+		return "task list"
 	case kindIdentity:
 		return "identity"
 	}
@@ -73,7 +76,7 @@ func (r *registry) check(h uint64, k handleKind) error {
 	}
 	if got := handleKind(h >> kindShift); got != k {
 		switch got {
-		case kindConfig, kindAgent, kindIdentity:
+		case kindConfig, kindAgent, kindIdentity, kindTaskList:
 			return &handleError{h, k, fmt.Sprintf("it is a %s handle", got)}
 		}
 		return &handleError{h, k, "not a handle issued by this library"}

@@ -37,6 +37,9 @@ const (
 	statusCorrupt         status = C.X0X_ERR_CORRUPT
 	statusAuth            status = C.X0X_ERR_AUTH
 	statusNoPeers         status = C.X0X_ERR_NO_PEERS
+	statusTaskDone        status = C.X0X_ERR_TASK_DONE
+	statusTaskNotClaimed  status = C.X0X_ERR_TASK_NOT_CLAIMED
+	statusClaimedByOther  status = C.X0X_ERR_TASK_CLAIMED_BY_OTHER
 	statusOther           status = C.X0X_ERR_OTHER
 )
 
@@ -61,6 +64,15 @@ var sentinelStatus = []struct {
 	st  status
 }{
 	{x0x.ErrInvalidParams, statusInvalidArg},
+	{x0x.ErrTaskDone, statusTaskDone},
+	{x0x.ErrTaskNotClaimed, statusTaskNotClaimed},
+	{x0x.ErrClaimedByOther, statusClaimedByOther},
+	{x0x.ErrTaskNotFound, statusNotFound},
+	{x0x.ErrTaskListClosed, statusClosed},
+	{x0x.ErrTaskInvalid, statusInvalidArg},
+	{x0x.ErrTaskStoreCorrupt, statusCorrupt},
+	{x0x.ErrTaskStoreForeign, statusCorrupt},
+	{x0x.ErrTaskStoreFailed, statusIO},
 	{x0x.ErrSelfConnect, statusInvalidArg},
 	{x0x.ErrBadConfig, statusInvalidArg},
 	{x0x.ErrWrongPassphrase, statusWrongPassphrase},

@@ -41,9 +41,10 @@
  * - The library never creates network traffic other than to the addresses
  *   the caller configures (bind address, bootstrap peers, x0x_connect).
  *
- * Future additions (publish/subscribe, task lists) will be new functions
- * and new event kinds; existing functions, status codes and the x0x_event
- * layout keep their meaning within an ABI major version.
+ * Later additions are new functions, status codes and event kinds;
+ * existing functions, status codes and the x0x_event layout keep their
+ * meaning within an ABI major version. ABI 0.2 added publish/subscribe,
+ * task lists and x0x_debug_inject_events.
  */
 #ifndef X0X_H
 #define X0X_H
@@ -59,7 +60,7 @@ extern "C" {
  * soname suffix (libx0x.so.0); a library with another major version is not
  * compatible. Minor versions only add functions, keys and event kinds. */
 #define X0X_ABI_VERSION_MAJOR 0
-#define X0X_ABI_VERSION_MINOR 1
+#define X0X_ABI_VERSION_MINOR 2
 #define X0X_ABI_VERSION ((X0X_ABI_VERSION_MAJOR << 16) | X0X_ABI_VERSION_MINOR)
 
 /* Size in bytes of an ID (agent, machine, peer): SHA-256 of a public key. */
@@ -69,6 +70,8 @@ extern "C" {
 /* Timeout used when a blocking function is given timeout_ms == 0. */
 #define X0X_DEFAULT_TIMEOUT_MS 30000u
 
+/* Longest topic name, in bytes (a topic is any non-empty UTF-8 string). */
+#define X0X_MAX_TOPIC 256u
 /* Limits on inputs. Larger inputs are X0X_ERR_TOO_LARGE (strings that have
  * no NUL within X0X_MAX_STRING bytes included). */
 #define X0X_MAX_STRING 4096u            /* bytes, excluding the final NUL */
@@ -117,6 +120,15 @@ typedef enum x0x_status {
     X0X_ERR_AUTH = 13,
     /* x0x_join_network had nobody to contact (no bootstrap or cached peers). */
     X0X_ERR_NO_PEERS = 14,
+    /* Task lists: the task is Done, so it cannot be claimed (reopen it
+     * first). */
+    X0X_ERR_TASK_DONE = 15,
+    /* Task lists: the task is not claimed, so it cannot be completed (claim
+     * it first). */
+    X0X_ERR_TASK_NOT_CLAIMED = 16,
+    /* Task lists: the task is claimed by another agent, so this agent cannot
+     * complete it. */
+    X0X_ERR_TASK_CLAIMED_BY_OTHER = 17,
     /* An error the library could not classify more precisely. */
     X0X_ERR_OTHER = 99
 } x0x_status;
@@ -125,6 +137,7 @@ typedef enum x0x_status {
 typedef uint64_t x0x_config;
 typedef uint64_t x0x_agent;
 typedef uint64_t x0x_identity;
+typedef uint64_t x0x_tasklist;
 #define X0X_NULL_HANDLE ((uint64_t)0)
 
 /* The library's own Go glue declares the functions with slightly different
@@ -340,6 +353,139 @@ int x0x_identity_save(x0x_identity id, const char *dir, const uint8_t *passphras
 int x0x_identity_destroy(x0x_identity id);
 
 /* ------------------------------------------------------------------ */
+/* Publish / subscribe                                                 */
+/* ------------------------------------------------------------------ */
+
+/* Subscribes the agent to topic (NUL-terminated, 1..X0X_MAX_TOPIC bytes).
+ * Its messages arrive as X0X_EVENT_TOPIC_MESSAGE events (pull API or
+ * callback). Subscribing to a topic already subscribed is X0X_OK and
+ * changes nothing. Messages published before the subscription, or while
+ * the event queue is full, are not delivered (the latter are counted by
+ * x0x_events_dropped). Errors: X0X_ERR_INVALID_HANDLE,
+ * X0X_ERR_INVALID_ARG (NULL or empty topic), X0X_ERR_TOO_LARGE (topic
+ * longer than X0X_MAX_TOPIC), X0X_ERR_CLOSED. */
+int x0x_subscribe(x0x_agent agent, const char *topic);
+
+/* Ends the agent's subscription to topic; queued events stay drainable.
+ * Errors: X0X_ERR_INVALID_HANDLE, X0X_ERR_INVALID_ARG, X0X_ERR_TOO_LARGE,
+ * X0X_ERR_NOT_FOUND (not subscribed). */
+int x0x_unsubscribe(x0x_agent agent, const char *topic);
+
+/* Publishes payload (len bytes, copied; may be NULL if len is 0) on topic,
+ * signed by the agent. The agent need not subscribe to the topic. Returns
+ * once the message is handed to the overlay (it does not wait for
+ * delivery); out_msg_id (X0X_ID_SIZE bytes, may be NULL) receives the
+ * message ID. Blocks up to timeout_ms. Errors: X0X_ERR_INVALID_HANDLE,
+ * X0X_ERR_INVALID_ARG, X0X_ERR_TOO_LARGE (topic, or a payload over the
+ * overlay's message limit of 1 MiB), X0X_ERR_TIMEOUT, X0X_ERR_CLOSED. */
+int x0x_publish(x0x_agent agent, const char *topic, const uint8_t *payload, size_t len, uint32_t timeout_ms,
+                uint8_t out_msg_id[X0X_ID_SIZE]);
+
+/* ------------------------------------------------------------------ */
+/* Task lists                                                          */
+/* ------------------------------------------------------------------ */
+/* A task list is a CRDT replicated among the agents that joined it, synced
+ * over the overlay and persisted in the agent's data directory. Every
+ * operation is signed by the agent; claims and completions are only ever
+ * made for the calling agent. A list handle belongs to its agent: it
+ * becomes invalid when the agent is destroyed. Changes (local and remote)
+ * arrive as X0X_EVENT_TASK_CHANGED events. Task IDs and list IDs are
+ * X0X_ID_SIZE bytes. */
+
+/* Creates a new list named name (NUL-terminated, at most X0X_MAX_STRING
+ * bytes) and stores its handle in *out. Errors: X0X_ERR_INVALID_HANDLE,
+ * X0X_ERR_INVALID_ARG, X0X_ERR_TOO_LARGE, X0X_ERR_IO (persistence),
+ * X0X_ERR_CLOSED. */
+int x0x_tasklist_create(x0x_agent agent, const char *name, x0x_tasklist *out);
+
+/* Joins the list list_id (from x0x_tasklist_id on a member), loading what
+ * this agent persisted before, and starts catching up from members in the
+ * background. Joining a list the agent already has open returns a new
+ * handle to the same list. Errors: X0X_ERR_INVALID_HANDLE,
+ * X0X_ERR_INVALID_ARG, X0X_ERR_IO, X0X_ERR_CORRUPT (persisted state),
+ * X0X_ERR_CLOSED. */
+int x0x_tasklist_join(x0x_agent agent, const uint8_t list_id[X0X_ID_SIZE], x0x_tasklist *out);
+
+/* Writes the list's ID (X0X_ID_SIZE bytes) into out.
+ * Errors: X0X_ERR_INVALID_HANDLE, X0X_ERR_INVALID_ARG. */
+int x0x_tasklist_id(x0x_tasklist list, uint8_t out[X0X_ID_SIZE]);
+
+/* Stops syncing the list and invalidates the handle (and every other handle
+ * to the same list). The persisted state stays in the data directory, so a
+ * later x0x_tasklist_join resumes from it.
+ * Errors: X0X_ERR_INVALID_HANDLE (including a second leave). */
+int x0x_tasklist_leave(x0x_tasklist list);
+
+/* Adds a task at the end of the list with title and description
+ * (NUL-terminated; description may be NULL for ""), and writes its ID into
+ * out_task (may be NULL). Errors: X0X_ERR_INVALID_HANDLE,
+ * X0X_ERR_INVALID_ARG, X0X_ERR_TOO_LARGE, X0X_ERR_IO, X0X_ERR_CLOSED. */
+int x0x_tasklist_add(x0x_tasklist list, const char *title, const char *description, uint8_t out_task[X0X_ID_SIZE]);
+
+/* Sets one field of a task. field and value are NUL-terminated:
+ *   "title", "description"  any string up to X0X_MAX_STRING bytes
+ *   "assignee"              64 hex digits of an agent ID, or "" to unassign
+ *   "priority"              decimal 0..255
+ * Errors: X0X_ERR_INVALID_HANDLE, X0X_ERR_INVALID_ARG (unknown field,
+ * malformed value), X0X_ERR_TOO_LARGE, X0X_ERR_NOT_FOUND (no such task),
+ * X0X_ERR_IO, X0X_ERR_CLOSED. */
+int x0x_tasklist_update(x0x_tasklist list, const uint8_t task[X0X_ID_SIZE], const char *field, const char *value);
+
+/* Claims the task for this agent (Empty -> Claimed). Claiming a task this
+ * agent already claimed is X0X_OK; a task this replica already sees
+ * claimed by another agent is X0X_ERR_TASK_CLAIMED_BY_OTHER. Claims made
+ * concurrently (before their authors saw each other's) are all kept and
+ * every replica picks the same winner (the snapshot's "claimant"; the
+ * others are in "claims"). Errors: X0X_ERR_INVALID_HANDLE,
+ * X0X_ERR_INVALID_ARG, X0X_ERR_NOT_FOUND, X0X_ERR_TASK_DONE,
+ * X0X_ERR_TASK_CLAIMED_BY_OTHER, X0X_ERR_IO, X0X_ERR_CLOSED. */
+int x0x_tasklist_claim(x0x_tasklist list, const uint8_t task[X0X_ID_SIZE]);
+
+/* Marks a task this agent has claimed as Done. Errors: as
+ * x0x_tasklist_claim, plus X0X_ERR_TASK_NOT_CLAIMED and
+ * X0X_ERR_TASK_CLAIMED_BY_OTHER. */
+int x0x_tasklist_complete(x0x_tasklist list, const uint8_t task[X0X_ID_SIZE]);
+
+/* Reopens a task (Claimed or Done -> Empty). Errors: X0X_ERR_INVALID_HANDLE,
+ * X0X_ERR_INVALID_ARG, X0X_ERR_NOT_FOUND, X0X_ERR_IO, X0X_ERR_CLOSED. */
+int x0x_tasklist_reopen(x0x_tasklist list, const uint8_t task[X0X_ID_SIZE]);
+
+/* Moves a task to just after task `after` (X0X_ID_SIZE bytes), or to the
+ * front when after is NULL. Errors: as x0x_tasklist_reopen (NOT_FOUND for
+ * either task). */
+int x0x_tasklist_move(x0x_tasklist list, const uint8_t task[X0X_ID_SIZE], const uint8_t after[X0X_ID_SIZE]);
+
+/* Removes a task from the list. A concurrent edit of the same task by
+ * another agent keeps it (add wins). Errors: as x0x_tasklist_reopen. */
+int x0x_tasklist_remove(x0x_tasklist list, const uint8_t task[X0X_ID_SIZE]);
+
+/* Stores in *out_json a NUL-terminated UTF-8 JSON snapshot of the list, in
+ * list order, freed by the caller with x0x_free:
+ *   {"id":"<hex>","name":"...","tasks":[{"id":"<hex>","title":"...",
+ *    "description":"...","state":"empty"|"claimed"|"done",
+ *    "claimant":"<hex>"|null,"claims":["<hex>",...],"assignee":"<hex>"|null,
+ *    "priority":0..255,"created_by":"<hex>","created_at_ms":<int>}, ...]}
+ * "claimant" is the winning claimer (Claimed) or the completer (Done);
+ * "claims" lists every concurrent claimer. Errors: X0X_ERR_INVALID_HANDLE,
+ * X0X_ERR_INVALID_ARG. */
+int x0x_tasklist_snapshot(x0x_tasklist list, char **out_json);
+
+/* ------------------------------------------------------------------ */
+/* Benchmark aid                                                       */
+/* ------------------------------------------------------------------ */
+
+/* Delivers n synthetic X0X_EVENT_DIRECT_MESSAGE events (from and to this
+ * agent, payload_len bytes of 0xAB each, payload_len <= 65536) through the
+ * agent's normal event path (callback or pull queue). Unlike real events,
+ * these wait for room in a full pull queue instead of being dropped, so
+ * all n arrive as fast as the consumer takes them. It returns once all n
+ * are handed to the event path (call it from a thread other than the
+ * consumer's when using the pull API). For measuring how fast a binding consumes events; never
+ * needed otherwise. Errors: X0X_ERR_INVALID_HANDLE, X0X_ERR_INVALID_ARG
+ * (payload_len too large), X0X_ERR_CLOSED. */
+int x0x_debug_inject_events(x0x_agent agent, uint32_t n, size_t payload_len);
+
+/* ------------------------------------------------------------------ */
 /* Events                                                              */
 /* ------------------------------------------------------------------ */
 
@@ -364,15 +510,36 @@ typedef enum x0x_event_kind {
     /* `peer`'s set of agents changed; `agents` is the new set. */
     X0X_EVENT_AGENTS_CHANGED = 5,
     /* Agent `from` on `peer` sent `payload` to local agent `to`. */
-    X0X_EVENT_DIRECT_MESSAGE = 6
+    X0X_EVENT_DIRECT_MESSAGE = 6,
+    /* A message on subscribed `topic`: `from` is the publishing agent (its
+     * signature was verified), `payload` the message (NULL if empty),
+     * reserved[0] the publisher's sequence number and reserved[1] its
+     * timestamp (Unix milliseconds); `peer` and `to` are all zero. */
+    X0X_EVENT_TOPIC_MESSAGE = 7,
+    /* A task list changed: `topic` is the list ID in hex, `payload` the
+     * X0X_ID_SIZE-byte task ID, `from` the agent that made the change,
+     * reserved[0] the operation (an x0x_task_op) and reserved[1] 1 if this
+     * agent made it, else 0. */
+    X0X_EVENT_TASK_CHANGED = 8
 } x0x_event_kind;
+
+/* Task-list operations, as reported in X0X_EVENT_TASK_CHANGED. */
+typedef enum x0x_task_op {
+    X0X_TASK_ADDED = 1,
+    X0X_TASK_UPDATED = 2,
+    X0X_TASK_CLAIMED = 3,
+    X0X_TASK_COMPLETED = 4,
+    X0X_TASK_REOPENED = 5,
+    X0X_TASK_MOVED = 6,
+    X0X_TASK_REMOVED = 7
+} x0x_task_op;
 
 /* One event. Which fields are set depends on kind; unset pointers are NULL,
  * unset lengths 0 and unset IDs all zero. Pointer fields point to library
  * memory whose lifetime depends on how the event was obtained (see
  * x0x_events_drain and x0x_event_cb); never free them with x0x_free or
- * free(). The layout is fixed within an ABI major version; `topic` and
- * `reserved` are for later event kinds and are NULL/zero today. */
+ * free(). The layout is fixed within an ABI major version; `reserved`
+ * words not named by a kind are zero. */
 typedef struct x0x_event {
     uint32_t kind;              /* an x0x_event_kind */
     int32_t status;             /* an x0x_status for failure events, else 0 */
@@ -385,8 +552,8 @@ typedef struct x0x_event {
     size_t agents_count;
     const uint8_t *payload;     /* payload_len bytes, or NULL if empty */
     size_t payload_len;
-    const char *topic;          /* reserved for publish/subscribe: NULL */
-    uint64_t reserved[4];       /* reserved: zero */
+    const char *topic;          /* NUL-terminated topic / list ID, or NULL */
+    uint64_t reserved[4];       /* per-kind numbers (see the kind), else 0 */
 } x0x_event;
 
 #ifndef X0X_INTERNAL_OMIT_PROTOTYPES

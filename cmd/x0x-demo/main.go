@@ -1,4 +1,6 @@
-// Command x0x-demo runs the main job on loopback: two agents, alice and bob,
+// Command x0x-demo runs the Go parts of the main job on loopback. With
+// -team DIR it is the Go agent of the cross-language team demo (see
+// team.go). Otherwise two agents, alice and bob,
 // join the network through a running x0xd bootstrap node, connect to each
 // other, exchange direct messages both ways, survive bob's restart, and
 // check the daemon's health and metrics. It prints a transcript and exits
@@ -27,10 +29,17 @@ func main() {
 	bootstrap := flag.String("bootstrap", "", "x0xd UDP address (peerid@host:port or host:port)")
 	healthURL := flag.String("health", "", "x0xd HTTP base URL, e.g. http://127.0.0.1:12600")
 	timeout := flag.Duration("timeout", 60*time.Second, "give up after this long")
+	team := flag.String("team", "", "run the Go agent of the cross-language team demo, sharing this directory with the Node and Python agents")
 	flag.Parse()
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	if err := run(ctx, *bootstrap, *healthURL, os.Stdout); err != nil {
+	var err error
+	if *team != "" {
+		err = runTeam(ctx, *team, *bootstrap, os.Stdout)
+	} else {
+		err = run(ctx, *bootstrap, *healthURL, os.Stdout)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "demo FAILED:", err)
 		os.Exit(1)
 	}

@@ -115,3 +115,24 @@ const (
 	// PurposePubSubMessage signs a published message's header (origin signature).
 	PurposePubSubMessage = "pubsub-message"
 )
+
+// Signing purposes of task lists (core/tasklist): one per operation kind, so
+// a signed delta can never be replayed as an operation of another kind.
+const (
+	// PurposeTaskListInit signs a list's creation delta (name and creator).
+	PurposeTaskListInit = "tasklist-init"
+	// PurposeTaskAdd signs a delta that adds a task.
+	PurposeTaskAdd = "tasklist-add"
+	// PurposeTaskUpdate signs a delta that changes task fields.
+	PurposeTaskUpdate = "tasklist-update"
+	// PurposeTaskClaim signs a delta that claims a task for its author.
+	PurposeTaskClaim = "tasklist-claim"
+	// PurposeTaskComplete signs a delta that marks a task done by its author.
+	PurposeTaskComplete = "tasklist-complete"
+	// PurposeTaskReopen signs a delta that reopens a task.
+	PurposeTaskReopen = "tasklist-reopen"
+	// PurposeTaskMove signs a delta that moves a task.
+	PurposeTaskMove = "tasklist-move"
+	// PurposeTaskRemove signs a delta that removes a task.
+	PurposeTaskRemove = "tasklist-remove"
+)

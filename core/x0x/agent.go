@@ -15,7 +15,7 @@
 // Plumtree topics; see core/pubsub) on its node; JoinNetwork joins it:
 //
 //	sub, err := a.Subscribe("news")
-//	err = a.Publish(ctx, "news", []byte("hi"))
+//	_, err = a.Publish(ctx, "news", []byte("hi"))
 //	for m := range sub.C { ... } // m.Origin's ML-DSA-65 signature was verified
 //
 // Overlay changes are reported to WatchMembership and WatchTopics listeners
@@ -237,6 +237,7 @@ func (b *Builder) Build(ctx context.Context) (*Agent, error) {
 	a := &Agent{
 		node: node, machine: machine, agent: agentKey, cert: cert,
 		cache: cache, dataDir: dir, bootstrap: boot,
+		clk: clk, rnd: b.rand, logger: b.logger, closed: make(chan struct{}),
 	}
 	if err := a.startOverlay(clk, b.rand); err != nil {
 		node.Close()
@@ -291,6 +292,14 @@ type Agent struct {
 	addrMu    sync.Mutex
 	peerAddrs map[PeerID]string
 	held      map[PeerID]bool // peers kept connected and held in membership
+
+	// Injected dependencies, kept for the task lists.
+	clk    clock.Clock
+	rnd    io.Reader // nil: crypto/rand
+	logger *slog.Logger
+	lists  taskLists
+
+	closed chan struct{} // closed by Close
 
 	closeOnce sync.Once
 	closeErr  error
@@ -374,8 +383,10 @@ func (a *Agent) JoinNetwork(ctx context.Context) error {
 }
 
 // Connect dials a node at addr ("host:port" or "<peer id>@host:port") and
-// keeps it connected. It returns the PeerID that proved itself there; a
-// pinned ID that does not match fails with *transport.PeerMismatchError.
+// keeps it connected, and joins the gossip overlay through it (so topics
+// and task lists work over it). It returns the PeerID that proved itself
+// there; a pinned ID that does not match fails with
+// *transport.PeerMismatchError.
 func (a *Agent) Connect(ctx context.Context, addr string) (PeerID, error) {
 	bps, err := parseBootstrap([]string{addr})
 	if err != nil {
@@ -391,7 +402,15 @@ func (a *Agent) Connect(ctx context.Context, addr string) (PeerID, error) {
 	if err != nil {
 		return PeerID{}, err
 	}
-	return peer, a.keepConnected(peer, bp.addr)
+	if err := a.keepConnected(peer, bp.addr); err != nil {
+		return peer, err
+	}
+	// The peer is also an overlay contact, so topics and task lists work
+	// through a connection made this way as through JoinNetwork.
+	if err := a.joinOverlay(ctx, []membership.NodeDesc{{ID: peer, Addr: bp.addr}}); err != nil {
+		return peer, fmt.Errorf("x0x: overlay join through %s: %w", bp.addr, err)
+	}
+	return peer, nil
 }
 
 // SendDirect sends payload to agent to over the connection of a peer that
@@ -407,7 +426,8 @@ func (a *Agent) ConnectedPeers() []PeerID { return a.node.Peers() }
 // PeerAgents lists the agents a connected peer has announced.
 func (a *Agent) PeerAgents(peer PeerID) []AgentID { return a.node.PeerAgents(peer) }
 
-// WaitForAgent blocks until some connected peer carries agent, or ctx ends.
+// WaitForAgent blocks until some connected peer carries agent, or ctx ends
+// (ctx's error), or the agent is closed (ErrClosed).
 func (a *Agent) WaitForAgent(ctx context.Context, agent AgentID) error {
 	for {
 		if len(a.node.AgentPeers(agent)) > 0 {
@@ -416,6 +436,8 @@ func (a *Agent) WaitForAgent(ctx context.Context, agent AgentID) error {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("x0x: agent %s not reachable: %w", agent.Short(), ctx.Err())
+		case <-a.closed:
+			return ErrClosed
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
@@ -446,13 +468,15 @@ func SaveAgentKey(dir string, kp *KeyPair, passphrase []byte) error {
 	return store.SaveAgentKey(kp)
 }
 
-// Close stops the overlay (closing every Subscription), the node (closing every connection and the Events channel)
+// Close closes the task lists, stops the overlay (closing every Subscription), the node (closing every connection and the Events channel)
 // and saves the peer cache. It is safe to call more than once; later calls
 // return the first result.
 func (a *Agent) Close() error {
 	a.closeOnce.Do(func() {
+		close(a.closed)
+		listsErr := a.closeTaskLists()
 		a.closeOverlay()
-		a.closeErr = errors.Join(a.node.Close(), a.cache.Save())
+		a.closeErr = errors.Join(listsErr, a.node.Close(), a.cache.Save())
 	})
 	return a.closeErr
 }

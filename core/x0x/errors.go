@@ -3,6 +3,7 @@ package x0x
 import (
 	"github.com/saorsa-labs/x0x-go/core/identity"
 	"github.com/saorsa-labs/x0x-go/core/identity/keystore"
+	"github.com/saorsa-labs/x0x-go/core/pubsub"
 	"github.com/saorsa-labs/x0x-go/core/transport"
 	"github.com/saorsa-labs/x0x-go/core/wire"
 )
@@ -45,6 +46,9 @@ var (
 	ErrPeerClosed      = transport.ErrPeerClosed
 	ErrMessageTooLarge = wire.ErrTooLarge
 
+	// Publish/subscribe.
+	ErrPayloadTooLarge = pubsub.ErrPayloadTooLarge
+
 	// Signatures and certificates.
 	ErrBadSignature     = identity.ErrBadSignature
 	ErrBadKey           = identity.ErrBadKey
@@ -61,3 +65,6 @@ type KDFParams = keystore.KDFParams
 
 // DefaultKDFParams returns the Argon2id parameters used when none are set.
 func DefaultKDFParams() KDFParams { return keystore.DefaultKDFParams() }
+
+// MaxPayload is the largest payload Publish accepts.
+const MaxPayload = pubsub.MaxPayload

@@ -136,6 +136,8 @@ func (a *Agent) startOverlay(clk clock.Clock, rnd io.Reader) error {
 	}
 	a.overlay = ov
 	a.subs = make(map[*Subscription]struct{})
+	ov.WatchTopics(a.onTopicEvent)
+	a.node.Handle(transport.ClassBulk, a.onBulk)
 	return nil
 }
 
@@ -206,17 +208,18 @@ func (a *Agent) Subscribe(topic string) (*Subscription, error) {
 // Publish signs payload as this agent and sends it to topic (the agent
 // need not subscribe). It does not wait for delivery: nil means the message
 // was accepted and sent to the topic's neighbours. Errors: ErrClosed,
-// pubsub.ErrPayloadTooLarge (over pubsub.MaxPayload), ctx.Err() if ctx is
-// already done. The caller may reuse payload afterwards.
-func (a *Agent) Publish(ctx context.Context, topic string, payload []byte) error {
+// ErrPayloadTooLarge (over MaxPayload), ctx.Err() if ctx is
+// already done. It returns the message's ID. The caller may reuse payload
+// afterwards.
+func (a *Agent) Publish(ctx context.Context, topic string, payload []byte) (MsgID, error) {
 	if err := ctx.Err(); err != nil {
-		return err
+		return MsgID{}, err
 	}
-	_, err := a.overlay.Publish(topic, append([]byte(nil), payload...))
+	id, err := a.overlay.Publish(topic, append([]byte(nil), payload...))
 	if errors.Is(err, pubsub.ErrClosed) {
-		return ErrClosed
+		return MsgID{}, ErrClosed
 	}
-	return err
+	return id, err
 }
 
 // WatchMembership adds a listener for changes of the global overlay's

@@ -97,7 +97,7 @@ func TestPubSubThreeAgentsBothWays(t *testing.T) {
 	ctx := context.Background()
 	for i, a := range agents {
 		payload := []byte(fmt.Sprintf("hello from %d", i))
-		if err := a.Publish(ctx, "chat", payload); err != nil {
+		if _, err := a.Publish(ctx, "chat", payload); err != nil {
 			t.Fatal(err)
 		}
 		for j, s := range subs {
@@ -113,7 +113,7 @@ func TestPubSubThreeAgentsBothWays(t *testing.T) {
 	if _, ok := <-subs[2].C; ok {
 		t.Fatal("channel still open after Unsubscribe")
 	}
-	if err := agents[2].Publish(ctx, "chat", []byte("bye")); err != nil {
+	if _, err := agents[2].Publish(ctx, "chat", []byte("bye")); err != nil {
 		t.Fatal(err)
 	}
 	for _, s := range subs[:2] {
@@ -144,7 +144,7 @@ func TestPubSubThreeAgentsBothWays(t *testing.T) {
 	if _, ok := <-subs[0].C; ok {
 		t.Fatal("subscription open after Close")
 	}
-	if err := agents[0].Publish(ctx, "chat", nil); !errors.Is(err, ErrClosed) {
+	if _, err := agents[0].Publish(ctx, "chat", nil); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Publish after Close: %v", err)
 	}
 	if _, err := agents[0].Subscribe("chat"); !errors.Is(err, ErrClosed) {
@@ -333,7 +333,7 @@ func runLoad(t testing.TB, agents []*Agent, msgs int, perSecond int) (lat []time
 		p[0] = 'L'
 		binary.BigEndian.PutUint64(p[1:], uint64(n))
 		binary.BigEndian.PutUint64(p[9:], uint64(time.Now().UnixNano()))
-		if err := agents[n%len(agents)].Publish(ctx, topic, p); err != nil {
+		if _, err := agents[n%len(agents)].Publish(ctx, topic, p); err != nil {
 			t.Fatal(err)
 		}
 		if interval > 0 {
@@ -372,7 +372,7 @@ func warmUp(t testing.TB, agents []*Agent, topic string) {
 	// normally suffices; the loop guards against slow tree formation.
 	for round := 0; round < 50; round++ {
 		for _, a := range agents {
-			if err := a.Publish(context.Background(), topic, []byte("warm")); err != nil {
+			if _, err := a.Publish(context.Background(), topic, []byte("warm")); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -390,6 +390,22 @@ func warmUp(t testing.TB, agents []*Agent, topic string) {
 		}
 	}
 	t.Fatal("origin keys not resolved after warm-up")
+}
+
+// overlayTotals sums the agents' pub/sub counters.
+func overlayTotals(agents []*Agent) pubsub.Stats {
+	var t pubsub.Stats
+	for _, a := range agents {
+		s, _ := a.OverlayStats()
+		t.PayloadsReceived += s.PayloadsReceived
+		t.Delivered += s.Delivered
+		t.GraftsSent += s.GraftsSent
+		t.IWantsSent += s.IWantsSent
+		t.PrunesSent += s.PrunesSent
+		t.AEPulled += s.AEPulled
+		t.SendQueueFull += s.SendQueueFull
+	}
+	return t
 }
 
 func pubsubBytes(agents []*Agent) uint64 {
@@ -476,8 +492,16 @@ func BenchmarkQUIC50Agents(b *testing.B) {
 	if v, err := strconv.Atoi(os.Getenv("X0X_LOADTEST_RATE")); err == nil && v > 0 {
 		rate = v
 	}
+	before := overlayTotals(agents)
 	lat, elapsed, bytes := runLoad(b, agents, msgs, rate)
 	b.StopTimer()
+	after := overlayTotals(agents)
+	b.Logf("pub/sub during the run: %d payloads received, %d delivered, %d grafts, %d iwants, %d prunes, %d anti-entropy pulls, %d send-queue-full drops",
+		after.PayloadsReceived-before.PayloadsReceived, after.Delivered-before.Delivered, after.GraftsSent-before.GraftsSent,
+		after.IWantsSent-before.IWantsSent, after.PrunesSent-before.PrunesSent, after.AEPulled-before.AEPulled, after.SendQueueFull-before.SendQueueFull)
+	if d := after.Delivered - before.Delivered; d > 0 {
+		b.ReportMetric(float64(after.PayloadsReceived-before.PayloadsReceived)/float64(d)-1, "rmr")
+	}
 	deliveries := msgs * n
 	if len(lat) != deliveries {
 		b.Fatalf("%d deliveries, want %d", len(lat), deliveries)
@@ -486,4 +510,20 @@ func BenchmarkQUIC50Agents(b *testing.B) {
 	b.ReportMetric(float64(percentile(lat, 0.99).Microseconds())/1000, "p99-ms")
 	b.ReportMetric(float64(msgs)/elapsed.Seconds(), "msgs/s")
 	b.ReportMetric(float64(bytes)/float64(deliveries), "wire-B/delivery")
+}
+
+// BenchmarkPublishCall measures one Publish call from Go (64-byte payload,
+// an agent with no peers): mostly the ML-DSA-65 signature. make bench
+// prints it next to the same call from C, Node and Python.
+func BenchmarkPublishCall(b *testing.B) {
+	a := cluster(b, 1)[0]
+	payload := make([]byte, 64)
+	ctx := context.Background()
+	b.ResetTimer()
+	for range b.N {
+		if _, err := a.Publish(ctx, "bench", payload); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N), "us/call")
 }

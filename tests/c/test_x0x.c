@@ -1,6 +1,6 @@
 /* C test of libx0x through include/x0x.h: every function of the header,
  * two agents on 127.0.0.1 exchanging direct messages through the pull API
- * and the callback API, identity export/import, and misuse (NULL pointers,
+ * and the callback API, publish/subscribe both ways, injected events, task lists, identity export/import, and misuse (NULL pointers,
  * stale, foreign and wrong-kind handles, double destroy, oversized inputs,
  * wrong passphrases). Run by scripts/test-capi.sh under AddressSanitizer
  * (leak checking on). Prints one line per failed check and ends with
@@ -42,6 +42,10 @@ static int passed, failed;
 #define CHECK_OK(expr) CHECK_RC(expr, X0X_OK)
 
 static char root[] = "/tmp/x0x-ctest.XXXXXX";
+
+/* A task list of agent a that test_destroy checks is invalid after a's
+ * destroy. */
+static x0x_tasklist g_list_of_a;
 
 static void path(char *out, size_t n, const char *name) { snprintf(out, n, "%s/%s", root, name); }
 
@@ -194,6 +198,8 @@ static void test_library(void) {
     CHECK(v >> 16 == X0X_ABI_VERSION_MAJOR && (v & 0xffff) >= X0X_ABI_VERSION_MINOR, "ABI version %#x", v);
     CHECK(strcmp(x0x_status_name(X0X_ERR_TIMEOUT), "X0X_ERR_TIMEOUT") == 0, "status name");
     CHECK(strcmp(x0x_status_name(12345), "X0X_ERR_UNKNOWN") == 0, "unknown status name");
+    for (int st = X0X_OK; st <= X0X_ERR_TASK_CLAIMED_BY_OTHER; st++)
+        CHECK(strcmp(x0x_status_name(st), "X0X_ERR_UNKNOWN") != 0, "status %d has no name", st);
     x0x_free(NULL);
     x0x_events_release(NULL, 0);
 
@@ -456,6 +462,261 @@ static void test_pull_queue(void) {
     cb_state_destroy(&st);
 }
 
+/* Waits up to timeout_ms for a topic message with the given payload on the
+ * pull API of agent; checks topic, sender and sequence. Returns 1 if found. */
+static int pull_topic(x0x_agent agent, const char *topic, const char *want, const uint8_t from[32],
+                      int timeout_ms) {
+    int fd = -1;
+    if (x0x_events_fd(agent, &fd) != X0X_OK) return 0;
+    double deadline = now_s() + timeout_ms / 1000.0;
+    int found = 0;
+    while (!found && now_s() < deadline) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 100) <= 0) continue;
+        x0x_event evs[16];
+        size_t n = 0;
+        if (x0x_events_drain(agent, evs, 16, &n) != X0X_OK) return 0;
+        for (size_t i = 0; i < n; i++) {
+            if (evs[i].kind == X0X_EVENT_TOPIC_MESSAGE && evs[i].payload_len == strlen(want) &&
+                memcmp(evs[i].payload, want, evs[i].payload_len) == 0) {
+                CHECK(evs[i].topic && strcmp(evs[i].topic, topic) == 0, "topic message: wrong topic");
+                CHECK(memcmp(evs[i].from, from, 32) == 0, "topic message: wrong origin");
+                CHECK(evs[i].reserved[0] > 0 && evs[i].reserved[1] > 0, "topic message: no seq/time");
+                found = 1;
+            }
+        }
+        x0x_events_release(evs, n);
+        for (size_t i = 0; i < n; i++) CHECK(evs[i].topic == NULL, "release did not clear topic");
+    }
+    return found;
+}
+
+/* Publishes want on topic from `from` every 200 ms until `to` pulls it (the
+ * topic tree forms asynchronously after subscribing). */
+static int publish_until(x0x_agent from, x0x_agent to, const char *topic, const char *want,
+                         const uint8_t from_id[32]) {
+    for (int tries = 0; tries < 75; tries++) {
+        uint8_t id[32] = {0}, zero[32] = {0};
+        if (x0x_publish(from, topic, (const uint8_t *)want, strlen(want), 2000, id) != X0X_OK) return 0;
+        CHECK(memcmp(id, zero, 32) != 0, "publish returned a zero message ID");
+        if (pull_topic(to, topic, want, from_id, 200)) return 1;
+    }
+    return 0;
+}
+
+/* Publish/subscribe between a and b both ways, and misuse. */
+static void test_pubsub(x0x_agent a, x0x_agent b) {
+    uint8_t a_agent[32], b_agent[32];
+    CHECK_OK(x0x_agent_id(a, a_agent));
+    CHECK_OK(x0x_agent_id(b, b_agent));
+    CHECK_OK(x0x_subscribe(a, "c/topic"));
+    CHECK_OK(x0x_subscribe(a, "c/topic")); /* idempotent */
+    CHECK_OK(x0x_subscribe(b, "c/topic"));
+    CHECK(publish_until(b, a, "c/topic", "to A on a topic", b_agent), "A got no topic message from B");
+    CHECK(publish_until(a, b, "c/topic", "to B on a topic", a_agent), "B got no topic message from A");
+    CHECK_OK(x0x_publish(a, "c/elsewhere", NULL, 0, 1000, NULL)); /* unsubscribed topic, empty payload */
+
+    char longtopic[X0X_MAX_TOPIC + 2];
+    memset(longtopic, 't', sizeof longtopic - 1);
+    longtopic[sizeof longtopic - 1] = 0;
+    CHECK_RC(x0x_subscribe(a, NULL), X0X_ERR_INVALID_ARG);
+    CHECK_RC(x0x_subscribe(a, ""), X0X_ERR_INVALID_ARG);
+    CHECK_RC(x0x_subscribe(a, longtopic), X0X_ERR_TOO_LARGE);
+    CHECK_RC(x0x_publish(a, longtopic, NULL, 0, 1000, NULL), X0X_ERR_TOO_LARGE);
+    CHECK_RC(x0x_publish(a, "c/topic", NULL, 3, 1000, NULL), X0X_ERR_INVALID_ARG);
+    size_t big = (1u << 20) + 1;
+    uint8_t *bigp = calloc(1, big);
+    CHECK_RC(x0x_publish(a, "c/topic", bigp, big, 1000, NULL), X0X_ERR_TOO_LARGE);
+    free(bigp);
+    CHECK_RC(x0x_unsubscribe(a, "c/never"), X0X_ERR_NOT_FOUND);
+    CHECK_RC(x0x_unsubscribe(a, NULL), X0X_ERR_INVALID_ARG);
+    CHECK_OK(x0x_unsubscribe(a, "c/topic"));
+    CHECK_RC(x0x_unsubscribe(a, "c/topic"), X0X_ERR_NOT_FOUND);
+    CHECK_RC(x0x_subscribe(X0X_NULL_HANDLE, "c/topic"), X0X_ERR_INVALID_HANDLE);
+    CHECK_RC(x0x_publish(X0X_NULL_HANDLE, "c/topic", NULL, 0, 1000, NULL), X0X_ERR_INVALID_HANDLE);
+}
+
+struct inject_args {
+    x0x_agent agent;
+    uint32_t n;
+    int rc;
+};
+
+static void *inject_thread(void *arg) {
+    struct inject_args *ia = arg;
+    ia->rc = x0x_debug_inject_events(ia->agent, ia->n, 16);
+    return NULL;
+}
+
+/* Injected events all arrive through a small queue while being drained. */
+static void test_inject(x0x_agent a) {
+    struct inject_args ia = {.agent = a, .n = 20000, .rc = -1};
+    pthread_t th;
+    pthread_create(&th, NULL, inject_thread, &ia);
+    size_t got = 0;
+    int fd = -1;
+    CHECK_OK(x0x_events_fd(a, &fd));
+    double deadline = now_s() + 30;
+    int bad = 0;
+    while (got < ia.n && now_s() < deadline) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 100) <= 0) continue;
+        x0x_event evs[512];
+        size_t n = 0;
+        if (x0x_events_drain(a, evs, 512, &n) != X0X_OK) break;
+        for (size_t i = 0; i < n; i++) {
+            if (evs[i].kind != X0X_EVENT_DIRECT_MESSAGE) continue; /* the network's own events */
+            if (evs[i].payload_len == 16 && evs[i].payload[15] == 0xAB)
+                got++;
+            else
+                bad++;
+        }
+        x0x_events_release(evs, n);
+    }
+    pthread_join(th, NULL);
+    CHECK(ia.rc == X0X_OK, "inject = %s", x0x_status_name(ia.rc));
+    CHECK(got == ia.n && bad == 0, "injected %u, received %zu (+%d others)", ia.n, got, bad);
+    CHECK_RC(x0x_debug_inject_events(a, 1, 65537), X0X_ERR_INVALID_ARG);
+    CHECK_RC(x0x_debug_inject_events(X0X_NULL_HANDLE, 1, 1), X0X_ERR_INVALID_HANDLE);
+}
+
+/* Polls list's snapshot until it contains needle (or timeout_ms passes).
+ * Returns 1 if found. */
+static int wait_snapshot(x0x_tasklist list, const char *needle, int timeout_ms) {
+    double deadline = now_s() + timeout_ms / 1000.0;
+    while (now_s() < deadline) {
+        char *json = NULL;
+        if (x0x_tasklist_snapshot(list, &json) != X0X_OK) return 0;
+        int found = strstr(json, needle) != NULL;
+        x0x_free(json);
+        if (found) return 1;
+        usleep(20 * 1000);
+    }
+    return 0;
+}
+
+/* Counts queued X0X_EVENT_TASK_CHANGED events of op for list_hex. */
+static int count_task_events(x0x_agent agent, const char *list_hex, uint64_t op, const uint8_t task[32]) {
+    x0x_event evs[64];
+    size_t n = 0;
+    int count = 0;
+    do {
+        if (x0x_events_drain(agent, evs, 64, &n) != X0X_OK) return -1;
+        for (size_t i = 0; i < n; i++) {
+            if (evs[i].kind != X0X_EVENT_TASK_CHANGED) continue;
+            CHECK(evs[i].topic && strcmp(evs[i].topic, list_hex) == 0, "task event: wrong list");
+            CHECK(evs[i].payload_len == 32, "task event: payload of %zu bytes", evs[i].payload_len);
+            if (evs[i].reserved[0] == op && evs[i].payload_len == 32 && memcmp(evs[i].payload, task, 32) == 0) count++;
+        }
+        x0x_events_release(evs, n);
+    } while (n > 0);
+    return count;
+}
+
+/* Task lists between a and b: every function, the typed errors, events,
+ * and misuse. */
+static void test_tasklist(x0x_agent a, x0x_agent b) {
+    x0x_tasklist la = 0, lb = 0, lb2 = 0;
+    uint8_t list_id[32], id_b[32], t1[32], t2[32], t3[32], unknown[32];
+    char list_hex[X0X_ID_HEX_SIZE], hex[X0X_ID_HEX_SIZE], needle[256];
+    memset(unknown, 0x5a, 32);
+    CHECK_OK(x0x_tasklist_create(a, "c checklist", &la));
+    CHECK_OK(x0x_tasklist_id(la, list_id));
+    x0x_id_to_hex(list_id, list_hex);
+    CHECK_OK(x0x_tasklist_join(b, list_id, &lb));
+    CHECK_OK(x0x_tasklist_join(b, list_id, &lb2)); /* same list, new handle */
+    CHECK(lb2 != lb, "second join returned the same handle");
+    CHECK_OK(x0x_tasklist_id(lb2, id_b));
+    CHECK(memcmp(id_b, list_id, 32) == 0, "joined list has another ID");
+
+    CHECK_OK(x0x_tasklist_add(la, "first", "the first task", t1));
+    CHECK_OK(x0x_tasklist_add(la, "second", NULL, t2));
+    CHECK_OK(x0x_tasklist_add(la, "third", "", t3));
+    CHECK(count_task_events(a, list_hex, X0X_TASK_ADDED, t1) == 1, "no local ADDED event for the first task");
+    x0x_id_to_hex(t3, hex);
+    snprintf(needle, sizeof needle, "\"id\":\"%s\",\"title\":\"third\"", hex);
+    CHECK(wait_snapshot(lb, needle, 20000), "B's replica never got the third task");
+    CHECK(wait_snapshot(lb, "\"name\":\"c checklist\"", 5000), "B's replica has no list name");
+
+    /* Claims and completions: typed errors. */
+    CHECK_OK(x0x_tasklist_claim(lb, t1));
+    CHECK_OK(x0x_tasklist_claim(lb, t1)); /* again: fine */
+    x0x_id_to_hex(t1, hex);
+    snprintf(needle, sizeof needle, "\"id\":\"%s\",\"title\":\"first\",\"description\":\"the first task\",\"state\":\"claimed\"", hex);
+    CHECK(wait_snapshot(la, needle, 20000), "A never saw B's claim");
+    CHECK_RC(x0x_tasklist_complete(la, t1), X0X_ERR_TASK_CLAIMED_BY_OTHER);
+    CHECK_RC(x0x_tasklist_complete(la, t2), X0X_ERR_TASK_NOT_CLAIMED);
+    CHECK_OK(x0x_tasklist_complete(lb, t1));
+    CHECK_RC(x0x_tasklist_claim(lb, t1), X0X_ERR_TASK_DONE);
+    CHECK_OK(x0x_tasklist_reopen(lb, t1));
+    snprintf(needle, sizeof needle, "\"id\":\"%s\",\"title\":\"first\",\"description\":\"the first task\",\"state\":\"empty\"", hex);
+    CHECK(wait_snapshot(la, needle, 20000), "A never saw B's reopen");
+    CHECK_OK(x0x_tasklist_claim(la, t1));
+    CHECK_RC(x0x_tasklist_claim(la, unknown), X0X_ERR_NOT_FOUND);
+
+    /* Fields. */
+    uint8_t b_agent[32];
+    char b_hex[X0X_ID_HEX_SIZE];
+    CHECK_OK(x0x_agent_id(b, b_agent));
+    x0x_id_to_hex(b_agent, b_hex);
+    CHECK_OK(x0x_tasklist_update(la, t2, "title", "second, renamed"));
+    CHECK_OK(x0x_tasklist_update(la, t2, "description", "now with a description"));
+    CHECK_OK(x0x_tasklist_update(la, t2, "assignee", b_hex));
+    CHECK_OK(x0x_tasklist_update(la, t2, "priority", "200"));
+    snprintf(needle, sizeof needle, "\"assignee\":\"%s\",\"priority\":200", b_hex);
+    CHECK(wait_snapshot(lb, needle, 20000), "B never saw the update");
+    CHECK_OK(x0x_tasklist_update(la, t2, "assignee", ""));
+    CHECK_RC(x0x_tasklist_update(la, t2, "colour", "red"), X0X_ERR_INVALID_ARG);
+    CHECK_RC(x0x_tasklist_update(la, t2, "priority", "256"), X0X_ERR_INVALID_ARG);
+    CHECK_RC(x0x_tasklist_update(la, t2, "priority", "high"), X0X_ERR_INVALID_ARG);
+    CHECK_RC(x0x_tasklist_update(la, t2, "assignee", "abc"), X0X_ERR_INVALID_ARG);
+    CHECK_RC(x0x_tasklist_update(la, t2, NULL, "x"), X0X_ERR_INVALID_ARG);
+    CHECK_RC(x0x_tasklist_update(la, unknown, "title", "x"), X0X_ERR_NOT_FOUND);
+
+    /* Order: move t3 to the front, then after t1; remove t2. */
+    CHECK_OK(x0x_tasklist_move(lb, t3, NULL));
+    x0x_id_to_hex(t3, hex);
+    snprintf(needle, sizeof needle, "\"tasks\":[{\"id\":\"%s\"", hex);
+    CHECK(wait_snapshot(la, needle, 20000), "A never saw the move to the front");
+    CHECK_OK(x0x_tasklist_move(lb, t3, t1));
+    CHECK_RC(x0x_tasklist_move(lb, t3, unknown), X0X_ERR_NOT_FOUND);
+    CHECK_OK(x0x_tasklist_remove(la, t2));
+    CHECK_RC(x0x_tasklist_remove(la, t2), X0X_ERR_NOT_FOUND);
+    x0x_id_to_hex(t2, hex);
+    double deadline = now_s() + 20;
+    int gone = 0;
+    while (!gone && now_s() < deadline) {
+        char *json = NULL;
+        if (x0x_tasklist_snapshot(lb, &json) != X0X_OK) break;
+        gone = strstr(json, hex) == NULL;
+        x0x_free(json);
+        if (!gone) usleep(20 * 1000);
+    }
+    CHECK(gone, "B still has the removed task");
+    CHECK(count_task_events(b, list_hex, X0X_TASK_REMOVED, t2) == 1, "B got no REMOVED event");
+
+    /* Misuse. */
+    CHECK_RC(x0x_tasklist_create(a, NULL, &la), X0X_ERR_INVALID_ARG);
+    CHECK_RC(x0x_tasklist_create(a, "x", NULL), X0X_ERR_INVALID_ARG);
+    CHECK_RC(x0x_tasklist_join(a, NULL, &lb), X0X_ERR_INVALID_ARG);
+    CHECK_RC(x0x_tasklist_add(la, NULL, NULL, NULL), X0X_ERR_INVALID_ARG);
+    CHECK_RC(x0x_tasklist_claim(la, NULL), X0X_ERR_INVALID_ARG);
+    CHECK_RC(x0x_tasklist_snapshot(la, NULL), X0X_ERR_INVALID_ARG);
+    CHECK_RC(x0x_tasklist_id(la, NULL), X0X_ERR_INVALID_ARG);
+    CHECK_RC(x0x_tasklist_claim(a, t1), X0X_ERR_INVALID_HANDLE); /* an agent handle */
+    CHECK_RC(x0x_tasklist_create(la, "x", &lb), X0X_ERR_INVALID_HANDLE); /* a list handle */
+
+    /* Leave invalidates every handle of the list; join resumes. */
+    CHECK_OK(x0x_tasklist_leave(lb));
+    CHECK_RC(x0x_tasklist_leave(lb), X0X_ERR_INVALID_HANDLE);
+    CHECK_RC(x0x_tasklist_leave(lb2), X0X_ERR_INVALID_HANDLE);
+    CHECK_RC(x0x_tasklist_claim(lb, t1), X0X_ERR_INVALID_HANDLE);
+    CHECK_OK(x0x_tasklist_join(b, list_id, &lb));
+    CHECK(wait_snapshot(lb, "\"title\":\"third\"", 1000), "rejoined list lost its persisted tasks");
+    /* la stays open: destroying its agent invalidates it (test_destroy). */
+    g_list_of_a = la;
+}
+
 static void test_identity(x0x_agent a) {
     uint8_t a_agent[32], a_machine[32];
     CHECK_OK(x0x_agent_id(a, a_agent));
@@ -620,6 +881,9 @@ static void test_destroy(x0x_agent a, x0x_agent b) {
     CHECK_RC(x0x_join_network(a, 100), X0X_ERR_INVALID_HANDLE);
     CHECK_RC(x0x_send_direct(a, id, (const uint8_t *)"x", 1, 100), X0X_ERR_INVALID_HANDLE);
     CHECK_RC(x0x_set_event_callback(a, on_event, NULL), X0X_ERR_INVALID_HANDLE);
+    uint8_t lid[32];
+    CHECK_RC(x0x_tasklist_id(g_list_of_a, lid), X0X_ERR_INVALID_HANDLE);
+    CHECK_RC(x0x_tasklist_leave(g_list_of_a), X0X_ERR_INVALID_HANDLE);
     /* B sees A go: PEER_DISCONNECTED in its queue (no callback set). */
     int fd = -1;
     CHECK_OK(x0x_events_fd(b, &fd));
@@ -652,6 +916,9 @@ int main(void) {
     test_config();
     test_two_agents(&a, &b);
     test_pull_queue();
+    test_pubsub(a, b);
+    test_inject(a);
+    test_tasklist(a, b);
     test_identity(a);
     test_passphrase();
     test_timeouts();

@@ -1,0 +1,189 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/saorsa-labs/x0x-go/core/x0x"
+)
+
+// The cross-language team demo. Three agents, one each in Go (this
+// program), Node and Python, meet through the x0xd bootstrap node and a
+// shared work directory:
+//
+//   - every agent subscribes to teamTopic and publishes "hello from <lang>"
+//     every half second until all three have finished (the file
+//     done-<lang> exists for each), printing the first hello it hears from
+//     each of the others;
+//   - Go creates the task list and adds teamTasks, then writes the list ID
+//     to the file list-id; Node and Python join it;
+//   - once Node and Python see every task, each writes ready-<lang>; when
+//     both exist, Go writes claim-at, a wall-clock time (Unix ms) 500 ms
+//     ahead, and at that moment both claim the contested task. Claims made
+//     before either sees the other's are both kept, and every replica picks
+//     the same winner, who completes it. (Should one claim reach the other
+//     agent first after all, that claim is refused with CLAIMED_BY_OTHER;
+//     the transcript says so.) Node and Python also claim and complete
+//     their own task, Go its own;
+//   - each agent finishes when its replica shows every task done, and
+//     prints the final list.
+//
+// The same protocol is implemented by bindings/node/examples/team-agent.js
+// and bindings/python/examples/team_agent.py.
+const teamTopic = "x0x-demo/chat"
+
+// teamTasks are the list's tasks: the first is contested by Node and
+// Python, the others belong to Node, Python and Go.
+var teamTasks = []string{"draft the launch note", "review the API (node)", "write the tutorial (python)", "tag the release (go)"}
+
+var teamLangs = []string{"go", "node", "python"}
+
+// runTeam is the Go agent of the team demo.
+func runTeam(ctx context.Context, dir, bootstrap string, out io.Writer) error {
+	a, err := newAgent(ctx, filepath.Join(dir, "go-agent"), bootstrap)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	if err := a.JoinNetwork(ctx); err != nil {
+		return fmt.Errorf("join: %w", err)
+	}
+	say(out, "go", "agent %s joined through the bootstrap node", a.AgentID().Short())
+	sub, err := a.Subscribe(teamTopic)
+	if err != nil {
+		return err
+	}
+	list, err := a.CreateTaskList("launch checklist")
+	if err != nil {
+		return err
+	}
+	ids := make([]x0x.TaskID, len(teamTasks))
+	for i, title := range teamTasks {
+		if ids[i], err = list.Add(title, ""); err != nil {
+			return err
+		}
+	}
+	say(out, "go", "created task list %q (%s) with %d tasks", list.Name(), list.ID().String()[:16], len(ids))
+	if err := writeFileAtomic(filepath.Join(dir, "list-id"), list.ID().String()); err != nil {
+		return err
+	}
+
+	heard := map[string]bool{}
+	mine := ids[3]
+	claimedMine, claimAtWritten := false, false
+	finished := false
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("timed out (heard %v, tasks %s)", heard, summary(list.Snapshot()))
+		case m, ok := <-sub.C:
+			if !ok {
+				return errors.New("subscription closed")
+			}
+			text := string(m.Payload)
+			if lang, ok := strings.CutPrefix(text, "hello from "); ok && lang != "go" && !heard[lang] {
+				heard[lang] = true
+				say(out, "go", "heard %q on %s from agent %s", text, teamTopic, m.Origin.Short())
+			}
+		case <-tick.C:
+			if _, err := a.Publish(ctx, teamTopic, []byte("hello from go")); err != nil {
+				return err
+			}
+		}
+		if !claimAtWritten && allExist(dir, "ready-", []string{"node", "python"}) {
+			at := time.Now().Add(500 * time.Millisecond).UnixMilli()
+			if err := writeFileAtomic(filepath.Join(dir, "claim-at"), fmt.Sprint(at)); err != nil {
+				return err
+			}
+			claimAtWritten = true
+			say(out, "go", "node and python see every task: both claim %q at the same moment", teamTasks[0])
+		}
+		if !claimedMine {
+			if err := list.Claim(mine); err != nil {
+				return err
+			}
+			if err := list.Complete(mine); err != nil {
+				return err
+			}
+			say(out, "go", "claimed and completed %q", teamTasks[3])
+			claimedMine = true
+		}
+		if !finished && len(heard) == 2 && teamDone(list.Snapshot()) {
+			finished = true
+			if err := writeFileAtomic(filepath.Join(dir, "done-go"), "done"); err != nil {
+				return err
+			}
+			say(out, "go", "every task is done; final list:")
+			for _, t := range list.Snapshot() {
+				fmt.Fprintf(out, "          %s\n", describe(t))
+			}
+		}
+		if finished && allExist(dir, "done-", teamLangs) {
+			return nil
+		}
+	}
+}
+
+// teamDone reports whether every task is done.
+func teamDone(tasks []x0x.Task) bool {
+	if len(tasks) != len(teamTasks) {
+		return false
+	}
+	for _, t := range tasks {
+		if t.State != x0x.TaskDone {
+			return false
+		}
+	}
+	return true
+}
+
+// describe renders one task of the final list.
+func describe(t x0x.Task) string {
+	s := fmt.Sprintf("[%s] %-30s", map[x0x.TaskState]string{x0x.TaskEmpty: " ", x0x.TaskClaimed: "~", x0x.TaskDone: "x"}[t.State], t.Title)
+	if t.State != x0x.TaskEmpty {
+		s += " by " + t.Claimant.Short()
+	}
+	if len(t.Claims) > 1 {
+		others := make([]string, len(t.Claims))
+		for i, c := range t.Claims {
+			others[i] = c.Short()
+		}
+		s += fmt.Sprintf(" (claimed concurrently by %s)", strings.Join(others, " and "))
+	}
+	return s
+}
+
+func summary(tasks []x0x.Task) string {
+	parts := make([]string, len(tasks))
+	for i, t := range tasks {
+		parts[i] = fmt.Sprintf("%s:%s/%d", t.Title, t.State, len(t.Claims))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func allExist(dir, prefix string, names []string) bool {
+	for _, n := range names {
+		if _, err := os.Stat(filepath.Join(dir, prefix+n)); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// writeFileAtomic writes data to path through a rename, so readers never
+// see a partial file.
+func writeFileAtomic(path, data string) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(data), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}

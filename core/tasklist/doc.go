@@ -1,0 +1,67 @@
+// Package tasklist implements x0x task lists: a replicated, ordered list of
+// tasks with a claim/complete checkbox, built on core/crdt and synced
+// between agents as signed deltas.
+//
+// # State
+//
+// Each task has last-writer-wins registers (crdt.LWWRegister, hybrid
+// logical clock, AgentID bytes as the tie-break) for title, description,
+// assignee and priority, and a check set: an add-wins OR-Set
+// (crdt.ORSet) holding an "alive" element (task existence), Claimed(agent)
+// and Done(agent) elements stamped with the claim's HLC time. A task
+// exists while "alive" is in its set, so a remove concurrent with any edit,
+// claim or move loses (add wins: every edit re-adds "alive"). Done beats
+// Claimed; of concurrent claims the earliest (HLC, then AgentID bytes)
+// wins and all are listed in Task.Claims. Reopen removes the claims and
+// completions it has seen, so an unseen concurrent claim survives. The
+// order of tasks is a crdt.RGA of TaskIDs (insert after, move); removed
+// tasks keep their RGA slot and are hidden.
+//
+// # Deltas
+//
+// Every local operation becomes one Delta: {list, author, seq (per author,
+// contiguous from 1), deps (the author's version vector), HLC timestamp,
+// kind, the operation's fields and its CRDT deltas}, encoded with
+// core/wire and signed once by the author with ML-DSA-65 under a context
+// per operation kind (wire.PurposeTask*), so the signature binds the kind.
+// The author's public key travels in its seq 1 delta; AgentID must be its
+// hash. Relays forward deltas unchanged.
+//
+// A replica applies a delta when it is the author's next (seq ==
+// vv[author]+1) and every dependency is applied: delivery is causal.
+// Earlier deltas are held in a bounded pending buffer and a catch-up is
+// started. Before applying, a replica checks the signature and that the
+// delta is consistent with the causal past it claims: the right list; a
+// claim/completion/reopen names its author as the agent; every CRDT dot is
+// minted by the author with counters in line (no skipping ahead); the task
+// and positions it names are known; an added task's ID is
+// NewTaskID(list, author, seq). Deltas that fail are dropped and counted
+// (Stats.Drops); they never change state or the store, and do not use up
+// the author's sequence number.
+//
+// # Sync
+//
+// Local deltas are broadcast (Transport.Broadcast). Catch-up: on PeerUp,
+// every SyncInterval (with one random peer) and when a gap is detected, a
+// replica sends a SyncRequest with its version vector; the receiver
+// answers with exactly the deltas the requester lacks, in causal order, in
+// frames of at most SyncChunkSize and at most MaxSyncBytes per request
+// (the requester asks again for more), and asks back if the requester has
+// deltas it lacks.
+//
+// # Persistence
+//
+// A Store (bbolt) keeps every list's signed delta log in apply order, the
+// authors' keys and the list name. A local operation is committed
+// (fsynced) before it is broadcast and before the API call returns;
+// received deltas are committed once per received frame. Open replays the
+// log, verifying every signature again. Damaged or foreign files are
+// typed errors and are never modified.
+//
+// # Concurrency
+//
+// A List is safe for concurrent use. It owns one worker goroutine, which
+// processes received payloads (HandleBroadcast, HandleDirect never block:
+// they queue, and drop and count when the queue is full), and one timer;
+// Close stops both.
+package tasklist

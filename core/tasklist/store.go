@@ -1,0 +1,359 @@
+package tasklist
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/saorsa-labs/x0x-go/core/identity"
+	"github.com/saorsa-labs/x0x-go/core/wire"
+	bolt "go.etcd.io/bbolt"
+	bolterr "go.etcd.io/bbolt/errors"
+)
+
+// Store layout (bbolt):
+//
+//	"x0x-tasklist"            root bucket
+//	  "format" = storeFormat  marks the file as ours
+//	  "lists"                 bucket
+//	    <ListID>              bucket per list
+//	      "meta" = metaWire
+//	      "d"  author||seq(8, big endian) -> signed delta
+//	      "o"  index(8, big endian) -> author||seq   (apply order: causal)
+//	      "k"  author -> ML-DSA-65 public key
+//
+// Every write is one bbolt transaction (fsync on commit), so a kill -9
+// leaves either all or none of an operation's records.
+var (
+	rootBucket  = []byte("x0x-tasklist")
+	formatKey   = []byte("format")
+	listsBucket = []byte("lists")
+	metaKey     = []byte("meta")
+	deltaBucket = []byte("d")
+	orderBucket = []byte("o")
+	keyBucket   = []byte("k")
+)
+
+const storeFormat = "x0x-tasklist-store-v1"
+
+type metaWire struct {
+	V    uint8  `cbor:"1,keyasint"`
+	Name string `cbor:"2,keyasint"`
+}
+
+// Store is a crash-safe embedded database (bbolt) holding the signed delta
+// log of every task list opened with it. One Store serves many Lists (one
+// List per list ID at a time). Safe for concurrent use.
+type Store struct {
+	path string
+	db   *bolt.DB
+
+	mu     sync.Mutex
+	closed bool
+	open   map[ListID]bool
+}
+
+// StoredList describes a list persisted in a Store.
+type StoredList struct {
+	// ID names the list.
+	ID ListID
+	// Name is the list's name ("" if not known yet).
+	Name string
+	// Deltas is the number of operations stored.
+	Deltas int
+}
+
+// OpenStore opens (creating if absent) the store file at path. A file that
+// is not a bbolt database, or whose task-list records are damaged, gives
+// ErrStoreCorrupt; a bbolt database of something else gives
+// ErrStoreForeign. Neither is modified. A file locked by another process
+// gives an error after one second. The caller must Close the store after
+// closing its Lists.
+func OpenStore(path string) (*Store, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		switch {
+		case errors.Is(err, bolterr.ErrInvalid), errors.Is(err, bolterr.ErrVersionMismatch),
+			errors.Is(err, bolterr.ErrChecksum):
+			return nil, fmt.Errorf("%w: %s: %v", ErrStoreCorrupt, path, err)
+		}
+		return nil, fmt.Errorf("tasklist: open store %s: %w", path, err)
+	}
+	s := &Store{path: path, db: db, open: make(map[ListID]bool)}
+	if err := s.init(); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// init checks the file is ours (or empty, and then marks it).
+func (s *Store) init() error {
+	var state int // 0 empty, 1 ours, 2 foreign/corrupt (err set)
+	var bad error
+	err := s.view(func(tx *bolt.Tx) error {
+		root := tx.Bucket(rootBucket)
+		if root == nil {
+			c := tx.Cursor()
+			if k, _ := c.First(); k != nil {
+				bad = fmt.Errorf("%w: %s has no %q bucket", ErrStoreForeign, s.path, rootBucket)
+				state = 2
+			}
+			return nil
+		}
+		if f := root.Get(formatKey); string(f) != storeFormat {
+			bad = fmt.Errorf("%w: %s: format %q, want %q", ErrStoreForeign, s.path, f, storeFormat)
+			state = 2
+			return nil
+		}
+		if root.Bucket(listsBucket) == nil {
+			bad = fmt.Errorf("%w: %s: no lists bucket", ErrStoreCorrupt, s.path)
+			state = 2
+			return nil
+		}
+		state = 1
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrStoreCorrupt, s.path, err)
+	}
+	switch state {
+	case 1:
+		return nil
+	case 2:
+		return bad
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		root, err := tx.CreateBucket(rootBucket)
+		if err != nil {
+			return err
+		}
+		if err := root.Put(formatKey, []byte(storeFormat)); err != nil {
+			return err
+		}
+		_, err = root.CreateBucket(listsBucket)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("tasklist: initialise store %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// Close closes the database. Lists still open on it fail their next
+// write with ErrStoreFailed. Idempotent.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	return s.db.Close()
+}
+
+// Lists returns the lists persisted in the store, in ID order. Errors:
+// ErrClosed, ErrStoreCorrupt (damaged list records).
+func (s *Store) Lists() ([]StoredList, error) {
+	if err := s.checkOpen(); err != nil {
+		return nil, err
+	}
+	var out []StoredList
+	err := s.view(func(tx *bolt.Tx) error {
+		lists := tx.Bucket(rootBucket).Bucket(listsBucket)
+		return lists.ForEachBucket(func(k []byte) error {
+			if len(k) != len(ListID{}) {
+				return fmt.Errorf("%w: list key of %d bytes", ErrStoreCorrupt, len(k))
+			}
+			b := lists.Bucket(k)
+			sl := StoredList{ID: ListID(k)}
+			if m := b.Get(metaKey); m != nil {
+				var mw metaWire
+				if err := wire.Unmarshal(m, &mw, "list meta"); err != nil {
+					return fmt.Errorf("%w: list %s meta: %v", ErrStoreCorrupt, sl.ID, err)
+				}
+				sl.Name = mw.Name
+			}
+			if o := b.Bucket(orderBucket); o != nil {
+				sl.Deltas = o.Stats().KeyN
+			}
+			out = append(out, sl)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (s *Store) checkOpen() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	return nil
+}
+
+// claim reserves id for one List; release undoes it.
+func (s *Store) claim(id ListID) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	if s.open[id] {
+		return fmt.Errorf("%w: list %s is already open on this store", ErrInvalid, id)
+	}
+	s.open[id] = true
+	return nil
+}
+
+func (s *Store) release(id ListID) {
+	s.mu.Lock()
+	delete(s.open, id)
+	s.mu.Unlock()
+}
+
+// view and update run a transaction, turning a panic inside bbolt (which
+// it raises on some kinds of page corruption) into ErrStoreCorrupt.
+func (s *Store) view(fn func(*bolt.Tx) error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %s: %v", ErrStoreCorrupt, s.path, r)
+		}
+	}()
+	return s.db.View(fn)
+}
+
+func (s *Store) update(fn func(*bolt.Tx) error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %s: %v", ErrStoreCorrupt, s.path, r)
+		}
+	}()
+	return s.db.Update(fn)
+}
+
+func deltaKey(a identity.AgentID, seq uint64) []byte {
+	k := make([]byte, 0, 40)
+	k = append(k, a[:]...)
+	return binary.BigEndian.AppendUint64(k, seq)
+}
+
+// storedList is what load returns: the list's deltas in apply order and
+// its name.
+type storedList struct {
+	name   string
+	deltas [][]byte
+	refs   [][]byte // the author||seq key each delta is filed under
+	keys   map[identity.AgentID][]byte
+}
+
+// load reads list id's records. A missing list gives an empty result.
+// Damaged records give ErrStoreCorrupt.
+func (s *Store) load(id ListID) (*storedList, error) {
+	out := &storedList{keys: make(map[identity.AgentID][]byte)}
+	err := s.view(func(tx *bolt.Tx) error {
+		b := tx.Bucket(rootBucket).Bucket(listsBucket).Bucket(id[:])
+		if b == nil {
+			return nil
+		}
+		if m := b.Get(metaKey); m != nil {
+			var mw metaWire
+			if err := wire.Unmarshal(m, &mw, "list meta"); err != nil {
+				return fmt.Errorf("%w: list %s meta: %v", ErrStoreCorrupt, id, err)
+			}
+			out.name = mw.Name
+		}
+		db, ob, kb := b.Bucket(deltaBucket), b.Bucket(orderBucket), b.Bucket(keyBucket)
+		if db == nil || ob == nil || kb == nil {
+			return fmt.Errorf("%w: list %s: missing buckets", ErrStoreCorrupt, id)
+		}
+		if db.Stats().KeyN != ob.Stats().KeyN {
+			return fmt.Errorf("%w: list %s: %d deltas but %d order records", ErrStoreCorrupt, id, db.Stats().KeyN, ob.Stats().KeyN)
+		}
+		var want uint64
+		err := ob.ForEach(func(k, v []byte) error {
+			if len(k) != 8 || binary.BigEndian.Uint64(k) != want {
+				return fmt.Errorf("%w: list %s: order record %x out of sequence", ErrStoreCorrupt, id, k)
+			}
+			want++
+			if len(v) != 40 {
+				return fmt.Errorf("%w: list %s: order record %d: %d-byte value", ErrStoreCorrupt, id, want-1, len(v))
+			}
+			raw := db.Get(v)
+			if raw == nil {
+				return fmt.Errorf("%w: list %s: order record %d names a missing delta", ErrStoreCorrupt, id, want-1)
+			}
+			out.deltas = append(out.deltas, append([]byte(nil), raw...))
+			out.refs = append(out.refs, append([]byte(nil), v...))
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		return kb.ForEach(func(k, v []byte) error {
+			if len(k) != identity.IDSize {
+				return fmt.Errorf("%w: list %s: key record of %d bytes", ErrStoreCorrupt, id, len(k))
+			}
+			out.keys[identity.AgentID(k)] = append([]byte(nil), v...)
+			return nil
+		})
+	})
+	if err != nil {
+		if errors.Is(err, ErrStoreCorrupt) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: %v", ErrStoreCorrupt, err)
+	}
+	return out, nil
+}
+
+// appendDeltas durably appends deltas (in apply order, starting at
+// position next) to list id's log, with the author keys of seq-1 deltas
+// and, if name is not nil, the list name. One transaction, fsynced.
+func (s *Store) appendDeltas(id ListID, next uint64, ds []*delta, name *string) error {
+	if err := s.checkOpen(); err != nil {
+		return err
+	}
+	return s.update(func(tx *bolt.Tx) error {
+		b, err := tx.Bucket(rootBucket).Bucket(listsBucket).CreateBucketIfNotExists(id[:])
+		if err != nil {
+			return err
+		}
+		var bk [3]*bolt.Bucket
+		for i, n := range [][]byte{deltaBucket, orderBucket, keyBucket} {
+			if bk[i], err = b.CreateBucketIfNotExists(n); err != nil {
+				return err
+			}
+		}
+		for i, d := range ds {
+			k := deltaKey(d.author, d.seq)
+			if err := bk[0].Put(k, d.raw); err != nil {
+				return err
+			}
+			if err := bk[1].Put(binary.BigEndian.AppendUint64(nil, next+uint64(i)), k); err != nil {
+				return err
+			}
+			if d.seq == 1 {
+				if err := bk[2].Put(d.author[:], d.pub); err != nil {
+					return err
+				}
+			}
+		}
+		if name != nil {
+			m, err := wire.Marshal(metaWire{V: 1, Name: *name})
+			if err != nil {
+				return err
+			}
+			if err := b.Put(metaKey, m); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
