@@ -5,7 +5,7 @@ GOTEST    := $(GO) test -count=1
 # Packages whose tests run under the race detector (the core library).
 CORE_PKGS := ./core/...
 
-.PHONY: all build capi tools lint test test-core test-other test-capi fuzz sim-check demo bench clean
+.PHONY: all build capi node-addon tools lint test test-core test-other test-capi test-node test-python fuzz sim-check demo bench clean
 
 all: build
 
@@ -15,6 +15,10 @@ build:
 # The C ABI: build/lib/libx0x.so.0 (+ libx0x.a) and build/x0x.pc.
 capi:
 	./scripts/build-capi.sh
+
+# The Node addon (with libx0x.a linked in): bindings/node/npm/<platform>/x0x.node.
+node-addon:
+	./scripts/test-node.sh --build-only
 
 tools:
 	./scripts/install-tools.sh
@@ -32,6 +36,16 @@ test-other:
 test-capi:
 	./scripts/test-capi.sh
 
+# The Node binding: tsc, node --test (incl. npm pack + install), and the
+# same tests against an AddressSanitizer build of the addon.
+test-node:
+	./scripts/test-node.sh --asan
+
+# The Python package: builds the wheel, installs it into a fresh venv and
+# runs pytest against it.
+test-python:
+	./scripts/test-python.sh
+
 fuzz:
 	./scripts/fuzz-smoke.sh
 
@@ -46,16 +60,20 @@ sim-check: build
 	$(SIM) -churn 0.1
 	$(SIM) -partition
 
-# Every test: lint, the core under -race, the rest, the C ABI, a short run of
-# every fuzz target, the simulator at 1,000 nodes, and the demo (which checks
-# its own outcome and exits non-zero on failure).
-test: lint test-core test-other test-capi fuzz sim-check demo
+# Every test: lint, the core under -race, the rest, the C ABI, the Node and
+# Python bindings, a short run of every fuzz target, the simulator at 1,000
+# nodes, and the demo (which checks its own outcome and exits non-zero on
+# failure).
+test: lint test-core test-other test-capi test-node test-python fuzz sim-check demo
 
-demo: build
+demo: build node-addon
 	./scripts/demo.sh
 
-bench:
-	@$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$${BENCHTIME:-1s} -timeout 30m ./core/... 2>&1 | $(GO) run ./scripts/benchjson
+# Go benchmarks (core and the C layer), then events/s and publish-call cost
+# from C, Node and Python (scripts/bench-bindings.sh).
+bench: node-addon
+	@$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$${BENCHTIME:-1s} -timeout 30m ./core/... ./capi 2>&1 | $(GO) run ./scripts/benchjson
+	@./scripts/bench-bindings.sh
 
 clean:
 	rm -rf $(BUILD)

@@ -241,7 +241,8 @@ int x0x_config_destroy(x0x_config cfg);
  * It does not contact anyone (see x0x_join_network, x0x_connect).
  * cfg may be X0X_NULL_HANDLE for all defaults. Blocks up to timeout_ms.
  * Stores the new handle in *out; destroy it with x0x_agent_destroy.
- * Errors: X0X_ERR_INVALID_ARG (out NULL), X0X_ERR_INVALID_HANDLE (cfg),
+ * Errors: X0X_ERR_INVALID_ARG (out NULL, or a data directory path that
+ * is not a directory), X0X_ERR_INVALID_HANDLE (cfg),
  * X0X_ERR_WRONG_PASSPHRASE, X0X_ERR_CORRUPT (a key file; never
  * overwritten), X0X_ERR_CRYPTO, X0X_ERR_IO (directory or socket),
  * X0X_ERR_TIMEOUT. */
@@ -279,12 +280,14 @@ int x0x_agent_addr(x0x_agent agent, char **out);
  * lists every failed peer. */
 int x0x_join_network(x0x_agent agent, uint32_t timeout_ms);
 
-/* Dials addr ("host:port" or "<64 hex peer id>@host:port") and keeps the
- * connection up. On success the peer ID that proved itself there is written
+/* Dials addr ("host:port" or "<64 hex peer id>@host:port"), keeps the
+ * connection up and joins the gossip overlay through it (so topics and
+ * task lists work over this connection as after x0x_join_network). On success the peer ID that proved itself there is written
  * to out_peer (X0X_ID_SIZE bytes) unless out_peer is NULL. Blocks up to
  * timeout_ms. Errors: X0X_ERR_INVALID_HANDLE, X0X_ERR_INVALID_ARG (addr NULL
  * or malformed), X0X_ERR_TOO_LARGE, X0X_ERR_AUTH (a pinned peer ID did not
  * match, authentication failed, or addr is this agent's own node),
+ * X0X_ERR_INVALID_ARG also when addr pins this node's own peer ID,
  * X0X_ERR_TIMEOUT, X0X_ERR_CLOSED, X0X_ERR_IO. */
 int x0x_connect(x0x_agent agent, const char *addr, uint32_t timeout_ms, uint8_t out_peer[X0X_ID_SIZE]);
 

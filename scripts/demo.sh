@@ -1,14 +1,27 @@
 #!/usr/bin/env bash
-# The main job: an x0xd bootstrap node and agents on loopback (127.0.0.1 only).
-# Starts x0xd with a throw-away data directory, waits for it to be ready,
-# runs the demo agents against it, then stops the daemon with SIGTERM and
-# checks it shut down cleanly. Exits non-zero if any step fails.
+# The main job: a local network on loopback (127.0.0.1 only).
+#
+# 1. Starts x0xd (the bootstrap node) with a throw-away data directory.
+# 2. The team: three agents, one in Go (build/x0x-demo -team), one in Node
+#    (bindings/node/examples/team-agent.js) and one in Python
+#    (bindings/python/examples/team_agent.py), join through x0xd, say hello
+#    to each other on a topic, and work one task list together (add, claim,
+#    complete, with a concurrent claim); the protocol is in
+#    cmd/x0x-demo/team.go. Their transcripts interleave below.
+# 3. alice and bob (Go) exchange direct messages, bob restarts and alice
+#    reconnects by herself; x0xd's /health and /metrics are checked.
+# 4. x0xd is stopped with SIGTERM and must shut down cleanly.
+# Exits non-zero if any step fails. Expects `make build`, the C library and
+# the Node addon to be built (the Makefile's demo target does that).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+root=$PWD
 bin=build
 work=$(mktemp -d /tmp/x0x-demo.XXXXXX)
 daemon_pid=
+pids=()
 cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   if [ -n "$daemon_pid" ] && kill -0 "$daemon_pid" 2>/dev/null; then kill "$daemon_pid" 2>/dev/null || true; wait "$daemon_pid" 2>/dev/null || true; fi
   rm -rf "$work"
 }
@@ -25,11 +38,30 @@ ready=$(grep '^x0xd ready' "$work/x0xd.out") || { cat "$work/x0xd.log"; echo "x0
 machine=$(sed -E 's/.* machine=([0-9a-f]+).*/\1/' <<<"$ready")
 udp=$(sed -E 's/.* udp=([^ ]+).*/\1/' <<<"$ready")
 http=$(sed -E 's/.* http=([^ ]+).*/\1/' <<<"$ready")
-echo "[x0xd]  bootstrap node ${machine:0:8} on udp $udp, http $http"
+echo "[x0xd]    bootstrap node ${machine:0:8} on udp $udp, http $http"
 
+echo "== the team: Go, Node and Python agents on one topic and one task list"
+team="$work/team"
+mkdir -p "$team"
+"$bin/x0x-demo" -team "$team" -bootstrap "$machine@$udp" -timeout 120s &
+pids+=($!)
+node bindings/node/examples/team-agent.js "$team" "$machine@$udp" &
+pids+=($!)
+PYTHONPATH="$root/bindings/python/src" X0X_LIB="$root/build/lib/libx0x.so.0" \
+  python3 bindings/python/examples/team_agent.py "$team" "$machine@$udp" &
+pids+=($!)
+failed=0
+for i in "${!pids[@]}"; do
+  wait "${pids[$i]}" || { echo "team agent $((i + 1)) of 3 failed"; failed=1; }
+done
+pids=()
+[ "$failed" = 0 ] || exit 1
+echo "== the team finished: every agent saw the same final list"
+
+echo "== alice and bob: direct messages, a restart, the daemon's health"
 "$bin/x0x-demo" -bootstrap "$machine@$udp" -health "http://$http"
 
 kill -TERM "$daemon_pid"
 if ! wait "$daemon_pid"; then cat "$work/x0xd.log"; echo "x0xd did not shut down cleanly"; exit 1; fi
 daemon_pid=
-echo "[x0xd]  stopped cleanly on SIGTERM"
+echo "[x0xd]    stopped cleanly on SIGTERM"

@@ -1,0 +1,118 @@
+'use strict';
+// The Node agent of the cross-language team demo (`make demo`; the protocol
+// is described in cmd/x0x-demo/team.go). Usage:
+//   node team-agent.js <shared dir> <bootstrap peerid@host:port>
+const fs = require('node:fs');
+const path = require('node:path');
+const { Agent, TaskList } = require(process.env.X0X_NODE_PACKAGE || path.join(__dirname, '..', 'lib', 'index.js'));
+
+const LANG = 'node';
+const RIVAL = 'python';
+const TOPIC = 'x0x-demo/chat';
+const TASKS = ['draft the launch note', 'review the API (node)', 'write the tutorial (python)', 'tag the release (go)'];
+const CONTESTED = TASKS[0];
+const MINE = TASKS[1];
+
+const say = (msg) => console.log(`[${LANG}]  ${msg}`);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const short = (hex) => (hex || '').slice(0, 8);
+
+async function until(what, deadline, f) {
+  for (;;) {
+    const v = await f();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+const readFile = (p) => { try { return fs.readFileSync(p, 'utf8'); } catch { return null; } };
+
+function writeAtomic(p, data) {
+  fs.writeFileSync(p + '.tmp', data);
+  fs.renameSync(p + '.tmp', p);
+}
+
+async function main() {
+  const [dir, bootstrap] = process.argv.slice(2);
+  if (!dir || !bootstrap) throw new Error('usage: team-agent.js <dir> <bootstrap>');
+  const deadline = Date.now() + 90_000;
+  const agent = await Agent.create({ dataDir: path.join(dir, `${LANG}-agent`), bootstrap: [bootstrap] });
+  try {
+    await agent.joinNetwork();
+    say(`agent ${short(agent.agentId)} joined through the bootstrap node`);
+    const heard = new Set();
+    agent.subscribe(TOPIC, (m) => {
+      const text = m.payload.toString('utf8');
+      const lang = text.startsWith('hello from ') ? text.slice(11) : null;
+      if (lang && lang !== LANG && !heard.has(lang)) {
+        heard.add(lang);
+        say(`heard "${text}" on ${TOPIC} from agent ${short(m.from)}`);
+      }
+    });
+    const hello = setInterval(() => {
+      agent.publish(TOPIC, `hello from ${LANG}`).catch((e) => say(`publish failed: ${e.message}`));
+    }, 500);
+    try {
+      const listId = (await until('the list ID', deadline, () => readFile(path.join(dir, 'list-id')))).trim();
+      const list = await TaskList.join(agent, listId);
+      let snap = await until('every task', deadline, async () => {
+        const s = await list.listTasks();
+        return TASKS.every((t) => s.tasks.some((x) => x.title === t)) ? s : null;
+      });
+      say(`joined task list "${snap.name}" (${listId.slice(0, 16)}): ${snap.tasks.length} tasks`);
+      const idOf = (title) => snap.tasks.find((x) => x.title === title).id;
+
+      writeAtomic(path.join(dir, `ready-${LANG}`), 'ready');
+      const at = Number((await until('claim-at', deadline, () => readFile(path.join(dir, 'claim-at')))).trim());
+      await sleep(Math.max(0, at - Date.now()));
+      try {
+        await list.claimTask(idOf(CONTESTED));
+        say(`claimed "${CONTESTED}" (${RIVAL} is claiming it at the same moment)`);
+      } catch (e) {
+        if (e.code !== 'X0X_ERR_TASK_CLAIMED_BY_OTHER') throw e;
+        say(`claim of "${CONTESTED}" refused: ${RIVAL}'s claim arrived first (${e.code})`);
+      }
+      await list.claimTask(idOf(MINE));
+      await list.completeTask(idOf(MINE));
+      say(`claimed and completed "${MINE}"`);
+
+      // Claims made at `at` have reached every replica well within 1.5 s;
+      // after that the claim set is settled and its winner completes.
+      const settled = at + 1500;
+      let reported = false;
+      snap = await until('every task done', deadline, async () => {
+        const s = await list.listTasks();
+        const c = s.tasks.find((x) => x.title === CONTESTED);
+        if (!reported && Date.now() > settled && c.claimant) {
+          reported = true;
+          const who = c.claimant === agent.agentId ? 'me' : `agent ${short(c.claimant)}`;
+          say(c.claims.length > 1
+            ? `both claims on "${CONTESTED}" are kept; every replica picks the same winner: ${who}`
+            : `"${CONTESTED}" is held by ${who}`);
+          if (c.state === 'claimed' && c.claimant === agent.agentId) {
+            await list.completeTask(c.id);
+            say(`completed "${CONTESTED}"`);
+          }
+        }
+        return s.tasks.every((x) => x.state === 'done') && heard.size === 2 ? s : null;
+      });
+      writeAtomic(path.join(dir, `done-${LANG}`), 'done');
+      say(`every task is done (${snap.tasks.length}/${snap.tasks.length}) and both other agents were heard`);
+      // Keep saying hello until every agent has finished, so that nobody
+      // waits for a hello that is no longer sent.
+      await until('the others to finish', deadline, () =>
+        ['go', 'node', 'python'].every((l) => readFile(path.join(dir, `done-${l}`)) !== null));
+      await list.leave();
+    } finally {
+      clearInterval(hello);
+    }
+  } finally {
+    await agent.close();
+  }
+}
+
+main().catch((e) => {
+  console.error(`[${LANG}]  FAILED: ${e.stack || e}`);
+  process.exit(1);
+});

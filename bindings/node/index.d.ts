@@ -1,0 +1,256 @@
+// Type declarations of the x0x Node binding (lib/index.js).
+/// <reference types="node" />
+import { EventEmitter } from 'node:events';
+
+/** Bytes accepted as a payload or passphrase; strings are encoded as UTF-8. */
+export type Bytes = Buffer | Uint8Array | ArrayBufferView | ArrayBuffer | string;
+
+/** Status names of include/x0x.h, plus X0X_ERR_UNSUPPORTED (function missing from the linked library). */
+export type StatusCode =
+  | 'X0X_OK'
+  | 'X0X_ERR_INVALID_ARG'
+  | 'X0X_ERR_INVALID_HANDLE'
+  | 'X0X_ERR_CLOSED'
+  | 'X0X_ERR_IO'
+  | 'X0X_ERR_CRYPTO'
+  | 'X0X_ERR_WRONG_PASSPHRASE'
+  | 'X0X_ERR_NOT_FOUND'
+  | 'X0X_ERR_TIMEOUT'
+  | 'X0X_ERR_TOO_LARGE'
+  | 'X0X_ERR_PANIC'
+  | 'X0X_ERR_NO_ROUTE'
+  | 'X0X_ERR_CORRUPT'
+  | 'X0X_ERR_AUTH'
+  | 'X0X_ERR_NO_PEERS'
+  | 'X0X_ERR_TASK_DONE'
+  | 'X0X_ERR_TASK_NOT_CLAIMED'
+  | 'X0X_ERR_TASK_CLAIMED_BY_OTHER'
+  | 'X0X_ERR_OTHER'
+  | 'X0X_ERR_UNSUPPORTED'
+  | 'X0X_ERR_UNKNOWN';
+
+/** Status numbers by name. */
+export declare const Status: Readonly<Record<Exclude<StatusCode, 'X0X_ERR_UNKNOWN'>, number>>;
+
+/** Event kinds of include/x0x.h. */
+export declare const EventKind: Readonly<{
+  PEER_CONNECTED: 1;
+  PEER_DISCONNECTED: 2;
+  CONNECTION_FAILED: 3;
+  EXTERNAL_ADDRESS_DISCOVERED: 4;
+  AGENTS_CHANGED: 5;
+  DIRECT_MESSAGE: 6;
+  TOPIC_MESSAGE: 7;
+  TASK_CHANGED: 8;
+}>;
+
+/** An error reported by the x0x library (`code` is the status name). */
+export declare class X0xError extends Error {
+  constructor(code: StatusCode, status: number, message?: string);
+  readonly code: StatusCode;
+  readonly status: number;
+  /** Set on 'error' events for failed dials. */
+  addr?: string | null;
+  peer?: string | null;
+}
+
+/** A task operation refused because of the task's state (TASK_DONE, TASK_NOT_CLAIMED, TASK_CLAIMED_BY_OTHER). */
+export declare class X0xTaskError extends X0xError {}
+
+/** Options of blocking calls. timeoutMs 0 or absent: the library default (30 s). */
+export interface CallOptions {
+  timeoutMs?: number;
+}
+
+export interface AgentOptions {
+  /** Directory of keys and the peer cache (default $X0X_HOME, else ~/.x0x). */
+  dataDir?: string;
+  /** UDP address to listen on (default '127.0.0.1:0'). */
+  bindAddr?: string;
+  /** Bootstrap peers: 'host:port' or '<peer id hex>@host:port'. */
+  bootstrap?: string[];
+  /** 'local' (default: no built-in peers) or 'testnet' (the public test network). */
+  network?: 'local' | 'testnet';
+  /** Seals the key files (Argon2id, about 0.25 s per key file). */
+  passphrase?: Bytes;
+  /** Capacity of the agent's event queue, 1..65536 (default 1024). */
+  eventQueueCapacity?: number;
+  /** Machine key file (default <dataDir>/machine.key). */
+  machineKeyPath?: string;
+  /** Use this agent key instead of the data directory's agent.key. */
+  identity?: Identity;
+  /** Timeout of the creation itself. */
+  timeoutMs?: number;
+}
+
+/** A message on a subscribed topic. */
+export interface TopicMessage {
+  topic: string;
+  /** Publishing agent (hex); its signature was verified. */
+  from: string;
+  payload: Buffer;
+  /** Neighbour that delivered it (hex), or null for a local publish. */
+  peer: string | null;
+  /** The publisher's sequence number. */
+  seq: number;
+  /** The publisher's timestamp, Unix milliseconds. */
+  timestamp: number;
+}
+
+export interface DirectMessage {
+  from: string;
+  to: string;
+  peer: string | null;
+  payload: Buffer;
+}
+
+export interface ConnectedEvent {
+  peer: string;
+  addr: string | null;
+  agents: string[];
+}
+
+export interface DisconnectedEvent {
+  peer: string;
+  /** 'X0X_OK' when closed locally. */
+  code: StatusCode;
+  error: string | null;
+}
+
+export interface ConnectionFailedEvent {
+  peer: string | null;
+  addr: string | null;
+  code: StatusCode;
+  error: string | null;
+}
+
+export type TaskOp = 'added' | 'updated' | 'claimed' | 'completed' | 'reopened' | 'moved' | 'removed' | 'unknown';
+
+export interface TaskUpdatedEvent {
+  listId: string;
+  taskId: string;
+  /** Agent that made the change. */
+  from: string | null;
+  op: TaskOp;
+  /** True if this agent made the change. */
+  local: boolean;
+}
+
+/** Unsubscribes when called; also has .unsubscribe() and .topic. Returns false if already unsubscribed. */
+export interface Subscription {
+  (): boolean;
+  unsubscribe(): boolean;
+  readonly topic: string;
+}
+
+export interface AgentEvents {
+  connected: [ConnectedEvent];
+  disconnected: [DisconnectedEvent];
+  connectionFailed: [ConnectionFailedEvent];
+  externalAddress: [{ peer: string; addr: string }];
+  agentsChanged: [{ peer: string; agents: string[] }];
+  message: [TopicMessage];
+  direct: [DirectMessage];
+  taskUpdated: [TaskUpdatedEvent];
+  error: [Error];
+  close: [];
+}
+
+export declare class Agent extends EventEmitter {
+  private constructor(token: never);
+  static create(options?: AgentOptions): Promise<Agent>;
+  readonly agentId: string;
+  readonly machineId: string;
+  readonly addr: string;
+  /** '<machineId>@<addr>', for connect() and bootstrap lists. */
+  readonly connectAddr: string;
+  readonly closed: boolean;
+  joinNetwork(options?: CallOptions): Promise<void>;
+  /** Resolves to the peer ID (hex) that proved itself at addr. */
+  connect(addr: string, options?: CallOptions): Promise<string>;
+  subscribe(topic: string, cb: (msg: TopicMessage) => void): Subscription;
+  subscriptions(): string[];
+  /** Resolves to the message ID (hex). */
+  publish(topic: string, data: Bytes, options?: CallOptions): Promise<string>;
+  sendDirect(agentId: string, data: Bytes, options?: CallOptions): Promise<void>;
+  waitForAgent(agentId: string, options?: CallOptions): Promise<void>;
+  connectedPeers(): string[];
+  peerAgents(peerId: string): string[];
+  eventsDropped(): number;
+  exportIdentity(passphrase: Bytes): Promise<Buffer>;
+  debugInjectEvents(n: number, payloadLen: number): Promise<void>;
+  close(): Promise<void>;
+
+  on<K extends keyof AgentEvents>(event: K, listener: (...args: AgentEvents[K]) => void): this;
+  once<K extends keyof AgentEvents>(event: K, listener: (...args: AgentEvents[K]) => void): this;
+  off<K extends keyof AgentEvents>(event: K, listener: (...args: AgentEvents[K]) => void): this;
+  addListener<K extends keyof AgentEvents>(event: K, listener: (...args: AgentEvents[K]) => void): this;
+  removeListener<K extends keyof AgentEvents>(event: K, listener: (...args: AgentEvents[K]) => void): this;
+  emit<K extends keyof AgentEvents>(event: K, ...args: AgentEvents[K]): boolean;
+}
+
+export declare class Identity {
+  private constructor(token: never);
+  static import(bundle: Bytes, passphrase: Bytes): Promise<Identity>;
+  readonly agentId: string;
+  save(dir: string, passphrase?: Bytes): Promise<void>;
+  destroy(): void;
+}
+
+export type TaskState = 'empty' | 'claimed' | 'done';
+
+export interface Task {
+  id: string;
+  title: string;
+  description: string;
+  state: TaskState;
+  /** Winning claimer (claimed) or completer (done). */
+  claimant: string | null;
+  /** Every concurrent claimer. */
+  claims: string[];
+  assignee: string | null;
+  priority: number;
+  createdBy: string;
+  createdAtMs: number;
+}
+
+export interface TaskListSnapshot {
+  id: string;
+  name: string;
+  tasks: Task[];
+}
+
+export interface TaskFields {
+  title?: string;
+  description?: string;
+  /** Agent ID hex, or null to unassign. */
+  assignee?: string | null;
+  /** 0..255 */
+  priority?: number;
+}
+
+export declare class TaskList extends EventEmitter {
+  private constructor(token: never);
+  static create(agent: Agent, name: string): Promise<TaskList>;
+  static join(agent: Agent, listId: string): Promise<TaskList>;
+  readonly id: string;
+  readonly agent: Agent;
+  addTask(title: string, description?: string): Promise<string>;
+  claimTask(taskId: string): Promise<void>;
+  completeTask(taskId: string): Promise<void>;
+  reopenTask(taskId: string): Promise<void>;
+  updateTask(taskId: string, fields: TaskFields): Promise<void>;
+  moveTask(taskId: string, afterId: string | null): Promise<void>;
+  removeTask(taskId: string): Promise<void>;
+  listTasks(): Promise<TaskListSnapshot>;
+  leave(): Promise<void>;
+  on(event: 'taskUpdated', listener: (ev: TaskUpdatedEvent) => void): this;
+  once(event: 'taskUpdated', listener: (ev: TaskUpdatedEvent) => void): this;
+  off(event: 'taskUpdated', listener: (ev: TaskUpdatedEvent) => void): this;
+}
+
+/** ABI version of the linked library: (major << 16) | minor. */
+export declare function abiVersion(): number;
+
+/** Which optional library functions the linked libx0x provides. */
+export declare const capabilities: Readonly<{ pubsub: boolean; injectEvents: boolean; tasklist: boolean }>;

@@ -1,0 +1,73 @@
+'use strict';
+// Errors raised by the x0x binding.
+
+/** Status codes of include/x0x.h, by name (plus the binding's own). */
+const Status = Object.freeze({
+  X0X_OK: 0,
+  X0X_ERR_INVALID_ARG: 1,
+  X0X_ERR_INVALID_HANDLE: 2,
+  X0X_ERR_CLOSED: 3,
+  X0X_ERR_IO: 4,
+  X0X_ERR_CRYPTO: 5,
+  X0X_ERR_WRONG_PASSPHRASE: 6,
+  X0X_ERR_NOT_FOUND: 7,
+  X0X_ERR_TIMEOUT: 8,
+  X0X_ERR_TOO_LARGE: 9,
+  X0X_ERR_PANIC: 10,
+  X0X_ERR_NO_ROUTE: 11,
+  X0X_ERR_CORRUPT: 12,
+  X0X_ERR_AUTH: 13,
+  X0X_ERR_NO_PEERS: 14,
+  X0X_ERR_TASK_DONE: 15,
+  X0X_ERR_TASK_NOT_CLAIMED: 16,
+  X0X_ERR_TASK_CLAIMED_BY_OTHER: 17,
+  X0X_ERR_OTHER: 99,
+  // Not a library status: the linked libx0x lacks the function.
+  X0X_ERR_UNSUPPORTED: -1,
+});
+
+/**
+ * An error reported by the x0x library. `code` is the status name (e.g.
+ * 'X0X_ERR_TIMEOUT'), `status` its number, `message` the library's
+ * explanation (it starts with the C function's name).
+ */
+class X0xError extends Error {
+  constructor(code, status, message) {
+    super(message || code);
+    this.name = 'X0xError';
+    this.code = code;
+    this.status = status;
+  }
+}
+
+/**
+ * A task-list operation refused because of the task's state:
+ * X0X_ERR_TASK_DONE, X0X_ERR_TASK_NOT_CLAIMED or
+ * X0X_ERR_TASK_CLAIMED_BY_OTHER.
+ */
+class X0xTaskError extends X0xError {
+  constructor(code, status, message) {
+    super(code, status, message);
+    this.name = 'X0xTaskError';
+  }
+}
+
+const TASK_CODES = new Set(['X0X_ERR_TASK_DONE', 'X0X_ERR_TASK_NOT_CLAIMED', 'X0X_ERR_TASK_CLAIMED_BY_OTHER']);
+
+const NAMES = new Map(Object.entries(Status).map(([k, v]) => [v, k]));
+
+/**
+ * The name of a status number. The header's table (Status) wins over the
+ * library's x0x_status_name, which may lag behind for new codes.
+ */
+function statusName(status, libName) {
+  return NAMES.get(status) || libName || 'X0X_ERR_UNKNOWN';
+}
+
+/** Builds the right error class for a status (used by the addon). */
+function makeError(code, status, message) {
+  if (code === 'X0X_ERR_UNKNOWN' || code === undefined) code = statusName(status, code);
+  return TASK_CODES.has(code) ? new X0xTaskError(code, status, message) : new X0xError(code, status, message);
+}
+
+module.exports = { X0xError, X0xTaskError, Status, makeError, statusName };

@@ -1,0 +1,649 @@
+'use strict';
+// x0x for Node.js: agents, pub/sub, direct messages and task lists over the
+// x0x C ABI (include/x0x.h), through the native addon in ../src.
+//
+// Threading: blocking library calls run on libuv's thread pool and return
+// Promises; each open agent has one native thread that waits for events
+// and wakes the JS thread, which drains them in batches and emits them
+// here. An open agent keeps the process alive (like a listening server)
+// until close().
+
+const { EventEmitter } = require('node:events');
+const { loadAddon } = require('./loader');
+const { X0xError, X0xTaskError, Status, makeError, statusName } = require('./errors');
+
+const native = loadAddon();
+native.init(makeError);
+const STRIDE = native.eventStride;
+
+const MAX_TOPIC = 256;
+const MAX_STRING = 4096;
+const MAX_PASSPHRASE = 1024;
+const MAX_BUNDLE = 64 * 1024;
+const MAX_PAYLOAD = 16 * 1024 * 1024;
+const MAX_EVENT_QUEUE = 65536;
+
+/** Event kinds of include/x0x.h. */
+const EventKind = Object.freeze({
+  PEER_CONNECTED: 1,
+  PEER_DISCONNECTED: 2,
+  CONNECTION_FAILED: 3,
+  EXTERNAL_ADDRESS_DISCOVERED: 4,
+  AGENTS_CHANGED: 5,
+  DIRECT_MESSAGE: 6,
+  TOPIC_MESSAGE: 7,
+  TASK_CHANGED: 8,
+});
+
+/** Task operations reported by 'taskUpdated', indexed by x0x_task_op. */
+const TASK_OPS = [undefined, 'added', 'updated', 'claimed', 'completed', 'reopened', 'moved', 'removed'];
+
+const kToken = Symbol('x0x.constructor');
+const kNative = Symbol('x0x.native');
+const kListOpened = Symbol('x0x.listOpened');
+const kListClosed = Symbol('x0x.listClosed');
+const HEX_ID = /^[0-9a-fA-F]{64}$/;
+
+// ---- argument checks (TypeError / RangeError before any native call) ----
+
+function typeName(v) {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  return typeof v;
+}
+
+function checkString(v, what, { max = MAX_STRING, allowEmpty = false } = {}) {
+  if (typeof v !== 'string') throw new TypeError(`${what} must be a string, got ${typeName(v)}`);
+  if (!allowEmpty && v.length === 0) throw new RangeError(`${what} must not be empty`);
+  if (v.includes('\0')) throw new TypeError(`${what} must not contain NUL characters`);
+  const n = Buffer.byteLength(v, 'utf8');
+  if (n > max) throw new RangeError(`${what} is ${n} bytes long (UTF-8); the limit is ${max}`);
+  return v;
+}
+
+function checkTopic(topic) {
+  return checkString(topic, 'topic', { max: MAX_TOPIC });
+}
+
+function checkId(v, what) {
+  if (typeof v !== 'string') throw new TypeError(`${what} must be a 64-digit hex string, got ${typeName(v)}`);
+  if (!HEX_ID.test(v)) throw new RangeError(`${what} must be 64 hex digits, got ${JSON.stringify(v.slice(0, 80))}`);
+  return v.toLowerCase();
+}
+
+/** Converts a payload to bytes: Buffer, any TypedArray/DataView, ArrayBuffer or a string (UTF-8). */
+function toBytes(data, what, max = MAX_PAYLOAD) {
+  let out;
+  if (typeof data === 'string') out = Buffer.from(data, 'utf8');
+  else if (ArrayBuffer.isView(data) || data instanceof ArrayBuffer) out = data;
+  else throw new TypeError(`${what} must be a Buffer, Uint8Array, ArrayBuffer or string, got ${typeName(data)}`);
+  if (out.byteLength > max) throw new RangeError(`${what} is ${out.byteLength} bytes long; the limit is ${max}`);
+  return out;
+}
+
+function checkOptions(opts, allowed, what) {
+  if (opts === undefined || opts === null) return {};
+  if (typeof opts !== 'object' || Array.isArray(opts)) throw new TypeError(`${what} must be an object, got ${typeName(opts)}`);
+  for (const k of Object.keys(opts)) {
+    if (!allowed.includes(k)) throw new TypeError(`${what}: unknown option ${JSON.stringify(k)} (known: ${allowed.join(', ')})`);
+  }
+  return opts;
+}
+
+function checkTimeout(opts, what = 'options') {
+  const o = checkOptions(opts, ['timeoutMs'], what);
+  const t = o.timeoutMs;
+  if (t === undefined || t === null) return undefined;
+  if (typeof t !== 'number') throw new TypeError(`timeoutMs must be a number, got ${typeName(t)}`);
+  if (!Number.isInteger(t) || t < 0 || t > 0xffffffff) throw new RangeError(`timeoutMs must be an integer from 0 to 4294967295, got ${t}`);
+  return t;
+}
+
+function closedError() {
+  return new X0xError('X0X_ERR_CLOSED', Status.X0X_ERR_CLOSED, 'the agent is closed');
+}
+
+// ---- Agent --------------------------------------------------------------
+
+/**
+ * A local x0x agent. Create one with `await Agent.create(options)`; release
+ * it with `await agent.close()`.
+ */
+class Agent extends EventEmitter {
+  #native = null;
+  #closed = false;
+  #closing = null;
+  #subs = new Map(); // topic -> Set<{cb}>
+  #lists = new Map(); // list ID hex -> Set<TaskList>
+  #agentId = '';
+  #machineId = '';
+  #addr = '';
+
+  /** @private Use Agent.create(). */
+  constructor(token) {
+    super();
+    if (token !== kToken) throw new TypeError('use Agent.create(options) to create an agent');
+  }
+
+  /**
+   * Creates an agent: loads or creates its keys in dataDir and starts
+   * listening on bindAddr (default 127.0.0.1:0). It contacts nobody until
+   * joinNetwork() or connect().
+   */
+  static async create(options) {
+    const o = checkOptions(options, ['dataDir', 'bindAddr', 'bootstrap', 'network', 'passphrase', 'eventQueueCapacity',
+      'machineKeyPath', 'identity', 'timeoutMs'], 'Agent.create options');
+    const n = {};
+    for (const k of ['dataDir', 'bindAddr', 'machineKeyPath']) {
+      if (o[k] !== undefined && o[k] !== null) n[k] = checkString(o[k], k);
+    }
+    if (o.network !== undefined && o.network !== null) {
+      if (o.network !== 'local' && o.network !== 'testnet') {
+        throw new RangeError(`network must be 'local' or 'testnet', got ${JSON.stringify(o.network)}`);
+      }
+      n.network = o.network;
+    }
+    if (o.bootstrap !== undefined && o.bootstrap !== null) {
+      if (!Array.isArray(o.bootstrap)) throw new TypeError(`bootstrap must be an array of strings, got ${typeName(o.bootstrap)}`);
+      if (o.bootstrap.length > 56) throw new RangeError('bootstrap has more than 56 entries');
+      n.bootstrap = o.bootstrap.map((b, i) => checkString(b, `bootstrap[${i}]`));
+    }
+    if (o.passphrase !== undefined && o.passphrase !== null) {
+      n.passphrase = toBytes(o.passphrase, 'passphrase', MAX_PASSPHRASE);
+    }
+    if (o.eventQueueCapacity !== undefined && o.eventQueueCapacity !== null) {
+      const c = o.eventQueueCapacity;
+      if (typeof c !== 'number') throw new TypeError(`eventQueueCapacity must be a number, got ${typeName(c)}`);
+      if (!Number.isInteger(c) || c < 1 || c > MAX_EVENT_QUEUE) {
+        throw new RangeError(`eventQueueCapacity must be an integer from 1 to ${MAX_EVENT_QUEUE}, got ${c}`);
+      }
+      n.eventQueueCapacity = String(c);
+    }
+    if (o.identity !== undefined && o.identity !== null) {
+      if (!(o.identity instanceof Identity)) throw new TypeError('identity must be an Identity (from Identity.import)');
+      n.identity = o.identity[kNative]();
+    }
+    const t = checkTimeout({ timeoutMs: o.timeoutMs }, 'Agent.create options');
+    if (t !== undefined) n.timeoutMs = t;
+
+    const agent = new Agent(kToken);
+    const r = await native.agentCreate(n, (arr, count) => agent.#dispatch(arr, count));
+    agent.#native = r.agent;
+    agent.#agentId = r.agentId;
+    agent.#machineId = r.machineId;
+    agent.#addr = r.addr;
+    return agent;
+  }
+
+  /** This agent's ID (64 lowercase hex digits). */
+  get agentId() { return this.#agentId; }
+  /** The machine (peer) ID of this node (64 lowercase hex digits). */
+  get machineId() { return this.#machineId; }
+  /** The UDP address the agent listens on, e.g. '127.0.0.1:40123'. */
+  get addr() { return this.#addr; }
+  /** The address others pass to connect(): '<machineId>@<addr>'. */
+  get connectAddr() { return `${this.#machineId}@${this.#addr}`; }
+  /** True once close() was called. */
+  get closed() { return this.#closed; }
+
+  #handle() {
+    if (this.#closed) throw closedError();
+    return this.#native;
+  }
+
+  /** @internal for TaskList */
+  [kNative]() { return this.#handle(); }
+
+  /** Connects to the bootstrap peers (and cached peers). Resolves once one connection is up. */
+  async joinNetwork(options) {
+    const t = checkTimeout(options);
+    return native.joinNetwork(this.#handle(), t);
+  }
+
+  /**
+   * Dials addr ('host:port' or '<peer id hex>@host:port') and keeps the
+   * connection up. Resolves to the peer ID (hex) that proved itself there.
+   */
+  async connect(addr, options) {
+    checkString(addr, 'addr');
+    const t = checkTimeout(options);
+    return native.connect(this.#handle(), addr, t);
+  }
+
+  /**
+   * Subscribes cb to topic. Several callbacks per topic share one library
+   * subscription. cb receives {topic, from, payload, peer, seq, timestamp}.
+   * Returns a function that unsubscribes (also available as .unsubscribe()),
+   * with .topic. Throws X0xError('X0X_ERR_CLOSED') on a closed agent.
+   */
+  subscribe(topic, cb) {
+    checkTopic(topic);
+    if (typeof cb !== 'function') throw new TypeError(`callback must be a function, got ${typeName(cb)}`);
+    const h = this.#handle();
+    let set = this.#subs.get(topic);
+    if (!set) {
+      native.subscribe(h, topic);
+      set = new Set();
+      this.#subs.set(topic, set);
+    }
+    const entry = { cb };
+    set.add(entry);
+    const unsubscribe = () => {
+      if (!set.delete(entry)) return false;
+      if (set.size === 0 && this.#subs.get(topic) === set) {
+        this.#subs.delete(topic);
+        if (!this.#closed) native.unsubscribe(this.#native, topic);
+      }
+      return true;
+    };
+    unsubscribe.unsubscribe = unsubscribe;
+    unsubscribe.topic = topic;
+    return unsubscribe;
+  }
+
+  /** Topics with at least one subscriber callback. */
+  subscriptions() { return [...this.#subs.keys()]; }
+
+  /**
+   * Publishes data (Buffer, Uint8Array, ArrayBuffer or string as UTF-8) on
+   * topic. Resolves to the message ID (hex) once handed to the overlay.
+   */
+  async publish(topic, data, options) {
+    checkTopic(topic);
+    const bytes = toBytes(data, 'data');
+    const t = checkTimeout(options);
+    return native.publish(this.#handle(), topic, bytes, t);
+  }
+
+  /** Sends data to agent agentId (hex) over a connected peer that carries it. */
+  async sendDirect(agentId, data, options) {
+    checkId(agentId, 'agentId');
+    const bytes = toBytes(data, 'data');
+    const t = checkTimeout(options);
+    return native.sendDirect(this.#handle(), agentId, bytes, t);
+  }
+
+  /** Resolves once some connected peer carries agentId (so sendDirect can succeed). */
+  async waitForAgent(agentId, options) {
+    checkId(agentId, 'agentId');
+    const t = checkTimeout(options);
+    return native.waitForAgent(this.#handle(), agentId, t);
+  }
+
+  /** Peer IDs (hex) with an authenticated connection. */
+  connectedPeers() { return native.connectedPeers(this.#handle()); }
+
+  /** Agent IDs (hex) that connected peer peerId has announced. */
+  peerAgents(peerId) {
+    checkId(peerId, 'peerId');
+    return native.peerAgents(this.#handle(), peerId);
+  }
+
+  /** Events this agent's queue dropped because it was full. */
+  eventsDropped() { return native.eventsDropped(this.#handle()); }
+
+  /** Seals the agent key into a passphrase-protected bundle (Buffer). */
+  async exportIdentity(passphrase) {
+    const p = toBytes(passphrase, 'passphrase', MAX_PASSPHRASE);
+    if (p.byteLength === 0) throw new RangeError('passphrase must not be empty');
+    return native.identityExport(this.#handle(), p);
+  }
+
+  /**
+   * Benchmark aid: pushes n synthetic 'direct' events (payloadLen bytes of
+   * 0xAB, from and to this agent) through the real event path. Resolves
+   * once all are queued.
+   */
+  async debugInjectEvents(n, payloadLen) {
+    for (const [v, what] of [[n, 'n'], [payloadLen, 'payloadLen']]) {
+      if (typeof v !== 'number') throw new TypeError(`${what} must be a number, got ${typeName(v)}`);
+      if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new RangeError(`${what} must be an integer from 0 to 4294967295`);
+    }
+    return native.injectEvents(this.#handle(), n, payloadLen);
+  }
+
+  /**
+   * Stops the agent: closes connections, saves the peer cache, stops event
+   * delivery and releases the native thread. Calling it again returns the
+   * same Promise. Open task lists of this agent become unusable.
+   */
+  close() {
+    if (this.#closing) return this.#closing;
+    this.#closed = true;
+    const ext = this.#native;
+    const done = ext ? native.agentClose(ext) : Promise.resolve();
+    this.#closing = done.finally(() => {
+      for (const set of this.#lists.values()) for (const l of set) l[kListClosed]();
+      this.#lists.clear();
+      for (const set of this.#subs.values()) set.clear();
+      this.#subs.clear();
+      this.emit('close');
+    });
+    return this.#closing;
+  }
+
+  [kListOpened](list) {
+    let set = this.#lists.get(list.id);
+    if (!set) this.#lists.set(list.id, (set = new Set()));
+    set.add(list);
+  }
+
+  [kListClosed](list) {
+    const set = this.#lists.get(list.id);
+    if (set) {
+      set.delete(list);
+      if (set.size === 0) this.#lists.delete(list.id);
+    }
+  }
+
+  #report(err) {
+    if (this.listenerCount('error') > 0) {
+      try {
+        this.emit('error', err);
+        return;
+      } catch (e) {
+        err = e;
+      }
+    }
+    process.nextTick(() => { throw err; });
+  }
+
+  #safeEmit(name, ev) {
+    try {
+      this.emit(name, ev);
+    } catch (err) {
+      this.#report(err);
+    }
+  }
+
+  // Called by the addon on the JS thread with a batch of events: a flat
+  // array of STRIDE values per event (see src/x0x_node.h).
+  #dispatch(arr, count) {
+    for (let i = 0, b = 0; i < count; i++, b += STRIDE) {
+      if (this.#closed) return; // closed by a listener: deliver nothing more
+      switch (arr[b]) {
+        case EventKind.TOPIC_MESSAGE: {
+          const topic = arr[b + 8];
+          const msg = {
+            topic, from: arr[b + 3], payload: arr[b + 7], peer: arr[b + 2] || null,
+            seq: arr[b + 10] || 0, timestamp: arr[b + 11] || 0,
+          };
+          const set = this.#subs.get(topic);
+          if (set) {
+            for (const entry of set) {
+              try {
+                entry.cb(msg);
+              } catch (err) {
+                this.#report(err);
+              }
+            }
+          }
+          this.#safeEmit('message', msg);
+          break;
+        }
+        case EventKind.DIRECT_MESSAGE:
+          this.#safeEmit('direct', { from: arr[b + 3], to: arr[b + 4], peer: arr[b + 2] || null, payload: arr[b + 7] });
+          break;
+        case EventKind.PEER_CONNECTED:
+          this.#safeEmit('connected', { peer: arr[b + 2], addr: arr[b + 5] || null, agents: arr[b + 9] || [] });
+          break;
+        case EventKind.PEER_DISCONNECTED: {
+          const st = arr[b + 1] || 0;
+          this.#safeEmit('disconnected', { peer: arr[b + 2], code: statusName(st, native.statusName(st)), error: arr[b + 6] || null });
+          break;
+        }
+        case EventKind.CONNECTION_FAILED: {
+          const st = arr[b + 1] || 0;
+          const ev = { peer: arr[b + 2] || null, addr: arr[b + 5] || null, code: statusName(st, native.statusName(st)), error: arr[b + 6] || null };
+          this.#safeEmit('connectionFailed', ev);
+          if (this.listenerCount('error') > 0) {
+            const err = makeError(ev.code, st, `connection to ${ev.addr} failed: ${ev.error}`);
+            err.addr = ev.addr;
+            err.peer = ev.peer;
+            this.#safeEmit('error', err);
+          }
+          break;
+        }
+        case EventKind.EXTERNAL_ADDRESS_DISCOVERED:
+          this.#safeEmit('externalAddress', { peer: arr[b + 2], addr: arr[b + 5] });
+          break;
+        case EventKind.AGENTS_CHANGED:
+          this.#safeEmit('agentsChanged', { peer: arr[b + 2], agents: arr[b + 9] || [] });
+          break;
+        case EventKind.TASK_CHANGED: {
+          const payload = arr[b + 7];
+          const ev = {
+            listId: arr[b + 8], taskId: payload ? payload.toString('hex') : '', from: arr[b + 3] || null,
+            op: TASK_OPS[arr[b + 10]] || 'unknown', local: arr[b + 11] === 1,
+          };
+          this.#safeEmit('taskUpdated', ev);
+          const lists = this.#lists.get(ev.listId);
+          if (lists) {
+            for (const l of lists) {
+              try {
+                l.emit('taskUpdated', ev);
+              } catch (err) {
+                this.#report(err);
+              }
+            }
+          }
+          break;
+        }
+        default:
+          break; // kinds from later ABI versions
+      }
+    }
+  }
+}
+
+// ---- Identity -----------------------------------------------------------
+
+/** An agent key opened from an exported bundle (see Agent#exportIdentity). */
+class Identity {
+  #handle;
+  #agentId;
+  #destroyed = false;
+
+  /** @private Use Identity.import(). */
+  constructor(token, handle, agentId) {
+    if (token !== kToken) throw new TypeError('use Identity.import(bundle, passphrase)');
+    this.#handle = handle;
+    this.#agentId = agentId;
+  }
+
+  /** Opens a bundle made by exportIdentity (about 0.25 s: Argon2id). */
+  static async import(bundle, passphrase) {
+    const b = toBytes(bundle, 'bundle', MAX_BUNDLE);
+    const p = toBytes(passphrase, 'passphrase', MAX_PASSPHRASE);
+    if (p.byteLength === 0) throw new RangeError('passphrase must not be empty');
+    const r = await native.identityImport(b, p);
+    return new Identity(kToken, r.handle, r.id);
+  }
+
+  /** The agent ID (hex) of this key. */
+  get agentId() { return this.#agentId; }
+
+  [kNative]() {
+    if (this.#destroyed) throw new X0xError('X0X_ERR_INVALID_HANDLE', Status.X0X_ERR_INVALID_HANDLE, 'the identity was destroyed');
+    return this.#handle;
+  }
+
+  /** Stores this key as the agent key of data directory dir. */
+  async save(dir, passphrase) {
+    checkString(dir, 'dir');
+    const p = passphrase === undefined || passphrase === null ? undefined : toBytes(passphrase, 'passphrase', MAX_PASSPHRASE);
+    return native.identitySave(this[kNative](), dir, p);
+  }
+
+  /** Releases the native handle (agents created with it are unaffected). Idempotent. */
+  destroy() {
+    if (this.#destroyed) return;
+    this.#destroyed = true;
+    native.identityDestroy(this.#handle);
+  }
+}
+
+// ---- TaskList -----------------------------------------------------------
+
+function parseSnapshot(json) {
+  const s = JSON.parse(json);
+  return {
+    id: s.id,
+    name: s.name,
+    tasks: (s.tasks || []).map((t) => ({
+      id: t.id,
+      title: t.title,
+      description: t.description,
+      state: t.state,
+      claimant: t.claimant ?? null,
+      claims: t.claims || [],
+      assignee: t.assignee ?? null,
+      priority: t.priority,
+      createdBy: t.created_by,
+      createdAtMs: t.created_at_ms,
+    })),
+  };
+}
+
+/**
+ * A replicated task list (a CRDT) shared by the agents that joined it.
+ * Emits 'taskUpdated' for changes to this list (also emitted on the agent).
+ */
+class TaskList extends EventEmitter {
+  #agent;
+  #handle;
+  #id;
+  #left = false;
+  #leaving = null;
+
+  /** @private Use TaskList.create() or TaskList.join(). */
+  constructor(token, agent, handle, id) {
+    super();
+    if (token !== kToken) throw new TypeError('use TaskList.create(agent, name) or TaskList.join(agent, listId)');
+    this.#agent = agent;
+    this.#handle = handle;
+    this.#id = id;
+  }
+
+  static #checkAgent(agent) {
+    if (!(agent instanceof Agent)) throw new TypeError(`agent must be an Agent, got ${typeName(agent)}`);
+    return agent;
+  }
+
+  /** Creates a new list named name. */
+  static async create(agent, name) {
+    TaskList.#checkAgent(agent);
+    checkString(name, 'name', { allowEmpty: true });
+    const r = await native.tasklist('create', agent[kNative](), name);
+    const l = new TaskList(kToken, agent, r.handle, r.id);
+    agent[kListOpened](l);
+    return l;
+  }
+
+  /** Joins the list listId (hex, from list.id on a member). */
+  static async join(agent, listId) {
+    TaskList.#checkAgent(agent);
+    checkId(listId, 'listId');
+    const r = await native.tasklist('join', agent[kNative](), listId);
+    const l = new TaskList(kToken, agent, r.handle, r.id);
+    agent[kListOpened](l);
+    return l;
+  }
+
+  /** The list ID (64 hex digits): give it to others so they can join. */
+  get id() { return this.#id; }
+  /** The agent this list belongs to. */
+  get agent() { return this.#agent; }
+
+  #h() {
+    if (this.#agent.closed) throw closedError();
+    if (this.#left) throw new X0xError('X0X_ERR_INVALID_HANDLE', Status.X0X_ERR_INVALID_HANDLE, 'the task list was left');
+    return this.#handle;
+  }
+
+  /** Adds a task at the end; resolves to its ID (hex). */
+  async addTask(title, description) {
+    checkString(title, 'title', { allowEmpty: true });
+    if (description !== undefined && description !== null) checkString(description, 'description', { allowEmpty: true });
+    return native.tasklist('add', this.#h(), title, description ?? undefined);
+  }
+
+  /** Claims a task for this agent. Rejects with X0xTaskError X0X_ERR_TASK_DONE if it is done. */
+  async claimTask(taskId) { return native.tasklist('claim', this.#h(), checkId(taskId, 'taskId')); }
+
+  /** Marks a task this agent claimed as done. */
+  async completeTask(taskId) { return native.tasklist('complete', this.#h(), checkId(taskId, 'taskId')); }
+
+  /** Reopens a task (claimed or done -> empty). */
+  async reopenTask(taskId) { return native.tasklist('reopen', this.#h(), checkId(taskId, 'taskId')); }
+
+  /** Removes a task (a concurrent edit elsewhere keeps it: add wins). */
+  async removeTask(taskId) { return native.tasklist('remove', this.#h(), checkId(taskId, 'taskId')); }
+
+  /** Moves a task just after afterId, or to the front when afterId is null. */
+  async moveTask(taskId, afterId) {
+    checkId(taskId, 'taskId');
+    if (afterId !== null && afterId !== undefined) checkId(afterId, 'afterId');
+    return native.tasklist('move', this.#h(), taskId, afterId ?? null);
+  }
+
+  /**
+   * Sets fields of a task: title, description (strings), assignee (agent
+   * ID hex, or null to unassign), priority (integer 0..255). Each field is
+   * a separate signed operation, applied in that order.
+   */
+  async updateTask(taskId, fields) {
+    checkId(taskId, 'taskId');
+    const f = checkOptions(fields, ['title', 'description', 'assignee', 'priority'], 'updateTask fields');
+    const ops = [];
+    if (f.title !== undefined) ops.push(['title', checkString(f.title, 'title', { allowEmpty: true })]);
+    if (f.description !== undefined) ops.push(['description', checkString(f.description, 'description', { allowEmpty: true })]);
+    if (f.assignee !== undefined) ops.push(['assignee', f.assignee === null ? '' : checkId(f.assignee, 'assignee')]);
+    if (f.priority !== undefined) {
+      if (typeof f.priority !== 'number') throw new TypeError(`priority must be a number, got ${typeName(f.priority)}`);
+      if (!Number.isInteger(f.priority) || f.priority < 0 || f.priority > 255) {
+        throw new RangeError(`priority must be an integer from 0 to 255, got ${f.priority}`);
+      }
+      ops.push(['priority', String(f.priority)]);
+    }
+    if (ops.length === 0) throw new TypeError('updateTask: no field to update');
+    for (const op of ops) await native.tasklist('update', this.#h(), taskId, op);
+  }
+
+  /** Resolves to a snapshot {id, name, tasks: [...]} in list order. */
+  async listTasks() {
+    return parseSnapshot(await native.tasklist('snapshot', this.#h()));
+  }
+
+  /** Stops syncing the list (its state stays on disk). Calling it again returns the same Promise. */
+  leave() {
+    if (this.#leaving) return this.#leaving;
+    if (this.#left) return Promise.resolve();
+    let h;
+    try {
+      h = this.#h();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    this.#left = true;
+    this.#agent[kListClosed](this);
+    this.#leaving = native.tasklist('leave', h);
+    return this.#leaving;
+  }
+
+  [kListClosed]() { this.#left = true; }
+}
+
+module.exports = {
+  Agent,
+  TaskList,
+  Identity,
+  X0xError,
+  X0xTaskError,
+  Status,
+  EventKind,
+  /** ABI version of the linked library: (major << 16) | minor. */
+  abiVersion: () => native.abiVersion(),
+  /** Which optional library functions the linked libx0x provides. */
+  capabilities: Object.freeze({ ...native.capabilities }),
+};

@@ -1,0 +1,67 @@
+// Compiled with `tsc --noEmit` by test/types.test.js: uses the declarations
+// the way an application would, including lines that must NOT compile
+// (marked @ts-expect-error: tsc fails if they do compile).
+import { Agent, TaskList, Identity, X0xError, X0xTaskError, Status, EventKind, abiVersion, capabilities } from 'x0x';
+import type { TopicMessage, Task, TaskListSnapshot, Subscription, StatusCode } from 'x0x';
+
+async function main(): Promise<void> {
+  const agent: Agent = await Agent.create({ dataDir: '/tmp/x', bindAddr: '127.0.0.1:0', bootstrap: ['a@127.0.0.1:1'], eventQueueCapacity: 100 });
+  const id: string = agent.agentId;
+  const peer: string = await agent.connect(`${id}@127.0.0.1:1`, { timeoutMs: 1000 });
+  await agent.joinNetwork();
+  const sub: Subscription = agent.subscribe('topic', (m: TopicMessage) => {
+    const p: Buffer = m.payload;
+    const n: number = m.seq + m.timestamp;
+    void p; void n;
+  });
+  sub();
+  sub.unsubscribe();
+  const msgId: string = await agent.publish('topic', Buffer.from('x'));
+  await agent.publish('topic', 'text');
+  await agent.publish('topic', new Uint8Array(3));
+  await agent.sendDirect(peer, 'hello');
+  agent.on('direct', (m) => { const from: string = m.from; void from; });
+  agent.on('connected', (e) => { const agents: string[] = e.agents; void agents; });
+  agent.on('taskUpdated', (e) => { if (e.op === 'claimed' && e.local) void e.taskId; });
+  agent.on('error', (e: Error) => { if (e instanceof X0xError) { const c: StatusCode = e.code; void c; } });
+  const list = await TaskList.create(agent, 'list');
+  const other = await TaskList.join(agent, list.id);
+  const t: string = await list.addTask('title', 'desc');
+  await list.claimTask(t);
+  await list.completeTask(t);
+  await list.reopenTask(t);
+  await list.updateTask(t, { title: 'x', priority: 3, assignee: null });
+  await list.moveTask(t, null);
+  await list.removeTask(t);
+  const snap: TaskListSnapshot = await list.listTasks();
+  const first: Task | undefined = snap.tasks[0];
+  if (first) { const s: 'empty' | 'claimed' | 'done' = first.state; void s; }
+  await other.leave();
+  try {
+    await list.claimTask(t);
+  } catch (e) {
+    if (e instanceof X0xTaskError && e.code === 'X0X_ERR_TASK_DONE') void e.status;
+  }
+  const bundle: Buffer = await agent.exportIdentity('pw');
+  const ident = await Identity.import(bundle, 'pw');
+  await Agent.create({ identity: ident });
+  ident.destroy();
+  const n: number = Status.X0X_ERR_TIMEOUT + EventKind.TOPIC_MESSAGE + abiVersion();
+  const ok: boolean = capabilities.tasklist;
+  void n; void ok; void msgId;
+  await agent.close();
+
+  // @ts-expect-error network is 'local' | 'testnet'
+  await Agent.create({ network: 'mainnet' });
+  // @ts-expect-error unknown option
+  await Agent.create({ datadir: '/tmp' });
+  // @ts-expect-error payload must be bytes or a string
+  await agent.publish('t', 42);
+  // @ts-expect-error the constructor is private
+  new Agent();
+  // @ts-expect-error unknown event
+  agent.on('mesage', () => {});
+  // @ts-expect-error updateTask takes known fields only
+  await list.updateTask(t, { colour: 'red' });
+}
+void main;

@@ -1,0 +1,744 @@
+"""The asyncio Agent: one x0x agent (a node with its machine and agent keys).
+
+Blocking C calls run in the event loop's default thread-pool executor, so
+the loop never blocks. Events are pulled from libx0x on the loop that
+created the agent (``loop.add_reader`` on the library's event fd, drained in
+batches of up to 1024 records) and dispatched to the streams the caller
+opened: :meth:`Agent.events`, :meth:`Agent.subscribe` and
+:meth:`x0x.TaskList.changes`. Events that no stream wants are discarded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import ctypes
+import threading
+import warnings
+from collections.abc import Iterable
+from ctypes import byref, c_int, c_size_t, c_uint64, c_void_p, create_string_buffer
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
+
+from . import _lib, _util
+from ._lib import check, lib
+from .errors import Closed, InvalidHandle, X0xError
+from .events import (
+    DEFAULT_STREAM_CAPACITY,
+    AgentsChanged,
+    ConnectionFailed,
+    DirectMessage,
+    Event,
+    EventStream,
+    ExternalAddressDiscovered,
+    PeerConnected,
+    PeerDisconnected,
+    Stream,
+    TaskChanged,
+    TaskOp,
+    TopicMessage,
+    _on_loop,
+    _StreamOwner,
+)
+
+if TYPE_CHECKING:
+    from .identity import Identity
+    from .tasklist import TaskChanges, TaskList
+
+__all__ = ["Agent", "Subscription"]
+
+T = TypeVar("T")
+
+#: Records drained per x0x_events_drain call.
+DRAIN_BATCH = 1024
+_REC = _lib.EVENT_STRUCT.size
+_ZERO_ID = bytes(_lib.ID_SIZE)
+_TASK_OPS = {int(op): op for op in TaskOp}
+# ctypes.string_at without its Python wrapper frame (falls back to the public one).
+_string_at: Callable[[int, int], bytes] = getattr(ctypes, "_string_at", ctypes.string_at)
+
+
+class Subscription(Stream[TopicMessage]):
+    """Messages on one topic, from :meth:`Agent.subscribe`.
+
+    Read it with ``async for msg in sub`` (on the agent's event loop); end it
+    with ``await sub.unsubscribe()`` or ``async with``. Several
+    subscriptions to one topic each get every message; the agent stays
+    subscribed in the library until the last one ends.
+    """
+
+    __slots__ = ("_agent", "_topic", "_ctopic")
+
+    def __init__(self, agent: Agent, topic: str, ctopic: bytes, capacity: int) -> None:
+        super().__init__(agent._loop, capacity)
+        self._agent = agent
+        self._topic = topic
+        self._ctopic = ctopic
+
+    @property
+    def topic(self) -> str:
+        """The topic name."""
+        return self._topic
+
+    async def unsubscribe(self) -> None:
+        """Ends the subscription (idempotent); queued messages stay readable.
+
+        Raises X0xError subclasses if the library fails to unsubscribe (the
+        Python side is detached anyway). After the agent closed, it only
+        ends the stream.
+        """
+        if self._closed:
+            return
+        agent = self._agent
+        try:
+            if not agent._closed:
+                await agent._run("unsubscribe", lambda h: agent._unsubscribe_blocking(h, self))
+        except Closed:
+            pass
+        finally:
+            agent._drop_sub(self)
+            self._close_on_loop()
+
+    def close(self) -> None:
+        """Ends the subscription without awaiting (idempotent); library errors are ignored.
+
+        The C unsubscribe runs on the calling thread (it is a quick local
+        operation); prefer ``await sub.unsubscribe()`` inside coroutines.
+        """
+        if self._closed:
+            return
+        agent = self._agent
+        try:
+            if not agent._closed:
+                agent._unsubscribe_blocking(agent._handle, self)
+        except X0xError:
+            pass
+        finally:
+            agent._drop_sub(self)
+            self._close_on_loop()
+
+    def _close_on_loop(self) -> None:
+        if _on_loop(self._loop):
+            self._finish()
+        elif not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._finish)
+        else:
+            self._closed = True
+
+    async def __aenter__(self) -> Subscription:
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.unsubscribe()
+
+    def __repr__(self) -> str:
+        return f"<x0x.Subscription topic={self._topic!r} queued={len(self._items)} dropped={self._dropped}>"
+
+
+class Agent(_StreamOwner):
+    """An x0x agent. Create it with ``await Agent.create(...)``; close it with ``await agent.close()``.
+
+    The agent belongs to the event loop that created it: its events are
+    read there. Its coroutines may be awaited from any loop or thread
+    (``asyncio.run`` in worker threads included); the C calls are
+    thread-safe. Using the agent after :meth:`close` raises :class:`x0x.Closed`.
+    """
+
+    def __init__(self, _token: object, handle: int, loop: asyncio.AbstractEventLoop, info: tuple[bytes, bytes, str, int]) -> None:
+        if _token is not _TOKEN:
+            raise TypeError("use 'await Agent.create(...)' to create an Agent")
+        self._handle = handle
+        self._loop = loop
+        self._agent_id = info[0].hex()
+        self._machine_id = info[1].hex()
+        self._addr = info[2]
+        self._fd = info[3]
+        self._closed = False
+        self._lock = threading.Lock()  # guards _closed and the registries below
+        self._sub_lock = threading.Lock()  # serialises (un)subscribe registry + C calls
+        self._close_done: concurrent.futures.Future[None] = concurrent.futures.Future()
+        # Copy-on-write registries, read without locks by the dispatcher.
+        self._event_streams: tuple[EventStream, ...] = ()
+        self._topic_subs: dict[str, tuple[Subscription, ...]] = {}
+        self._task_streams: dict[str, tuple[TaskChanges, ...]] = {}
+        self._lists: set[TaskList] = set()
+        # Drain buffers, used only on the loop thread.
+        self._buf = (_lib.CEvent * DRAIN_BATCH)()
+        self._view = memoryview((ctypes.c_char * (_REC * DRAIN_BATCH)).from_buffer(self._buf)).cast("B")
+        self._n = c_size_t(0)
+        self._nref = byref(self._n)
+        self._reader = False
+
+    # ------------------------------------------------------------------ creation
+
+    @classmethod
+    async def create(
+        cls,
+        *,
+        data_dir: _util.StrPath | None = None,
+        bind_addr: str | None = None,
+        bootstrap: Iterable[str] = (),
+        network: str | None = None,
+        passphrase: str | bytes | None = None,
+        event_queue_capacity: int | None = None,
+        machine_key_path: _util.StrPath | None = None,
+        identity: Identity | None = None,
+        timeout: float | None = None,
+    ) -> Agent:
+        """Creates an agent: loads or creates its keys in ``data_dir`` and starts listening.
+
+        It contacts nobody until :meth:`join_network` or :meth:`connect`.
+        ``bind_addr`` defaults to ``"127.0.0.1:0"``; ``bootstrap`` entries are
+        ``"host:port"`` or ``"<64 hex peer id>@host:port"``; ``network`` is
+        ``"local"`` (default) or ``"testnet"``; ``passphrase`` seals the key
+        files (Argon2id, ~0.25 s per key file); ``identity`` uses an
+        imported agent key instead of the data directory's. ``timeout`` is in
+        seconds (None: the library default of 30 s).
+
+        Raises TypeError/ValueError for bad arguments, and
+        :class:`x0x.InvalidArgument`, :class:`x0x.WrongPassphrase`,
+        :class:`x0x.Corrupt`, :class:`x0x.CryptoError`,
+        :class:`x0x.X0xIOError` or :class:`x0x.X0xTimeout` from the library.
+        """
+        settings: list[tuple[bytes, bytes]] = []
+        if data_dir is not None:
+            settings.append((b"data_dir", _util.path_string(data_dir, "data_dir")))
+        if bind_addr is not None:
+            settings.append((b"bind_addr", _util.c_string(bind_addr, "bind_addr", allow_empty=False)))
+        if isinstance(bootstrap, (str, bytes)):
+            raise TypeError("bootstrap must be an iterable of address strings, not a single string")
+        for i, b in enumerate(bootstrap):
+            settings.append((b"bootstrap", _util.c_string(b, f"bootstrap[{i}]", allow_empty=False)))
+        if network is not None:
+            settings.append((b"network", _util.c_string(network, "network", allow_empty=False)))
+        if machine_key_path is not None:
+            settings.append((b"machine_key_path", _util.path_string(machine_key_path, "machine_key_path")))
+        if event_queue_capacity is not None:
+            cap = _util.uint(event_queue_capacity, "event_queue_capacity", 1, _lib.MAX_EVENT_QUEUE)
+            settings.append((b"event_queue_capacity", str(cap).encode()))
+        pp = None if passphrase is None else _util.passphrase(passphrase)
+        ident = 0
+        if identity is not None:
+            from .identity import Identity
+
+            if not isinstance(identity, Identity):
+                raise TypeError(f"identity must be an x0x.Identity, not {type(identity).__name__}")
+            ident = identity._live_handle()
+        ms = _util.timeout_ms(timeout)
+
+        loop = asyncio.get_running_loop()
+        fut = loop.run_in_executor(None, _create_blocking, settings, pp, ident, ms)
+        try:
+            handle, info = await asyncio.shield(fut)
+        except asyncio.CancelledError:
+            fut.add_done_callback(_destroy_orphan)
+            raise
+        agent = cls(_TOKEN, handle, loop, info)
+        try:
+            loop.add_reader(agent._fd, agent._on_readable)
+        except BaseException:
+            await loop.run_in_executor(None, lib.x0x_agent_destroy, handle)
+            raise
+        agent._reader = True
+        return agent
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def agent_id(self) -> str:
+        """This agent's ID (64 lowercase hex digits)."""
+        return self._agent_id
+
+    @property
+    def machine_id(self) -> str:
+        """The machine ID (64 hex digits), which is also the node's peer ID."""
+        return self._machine_id
+
+    @property
+    def addr(self) -> str:
+        """The UDP address the agent listens on, e.g. ``"127.0.0.1:40123"``."""
+        return self._addr
+
+    @property
+    def dial_addr(self) -> str:
+        """``"<machine id>@<addr>"``: an address for :meth:`connect` that pins this node's identity."""
+        return f"{self._machine_id}@{self._addr}"
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called."""
+        return self._closed
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop that owns this agent's event delivery."""
+        return self._loop
+
+    @property
+    def events_dropped(self) -> int:
+        """Events the library's queue dropped because it was full (see ``event_queue_capacity``).
+
+        Drops by individual Python streams are counted per stream
+        (``stream.dropped``). Raises :class:`x0x.Closed` after close.
+        """
+        h = self._live_handle("events_dropped")
+        out = c_uint64(0)
+        self._check_live(lib.x0x_events_dropped(h, byref(out)), "events_dropped")
+        return int(out.value)
+
+    # ------------------------------------------------------------------ network
+
+    async def join_network(self, timeout: float | None = None) -> None:
+        """Connects to the bootstrap and best cached peers; returns once one connection is up.
+
+        Raises :class:`x0x.NoPeers` (nobody to contact), :class:`x0x.X0xTimeout`,
+        :class:`x0x.AuthError`, :class:`x0x.X0xIOError`, :class:`x0x.Closed`.
+        """
+        ms = _util.timeout_ms(timeout)
+        await self._run("join_network", lambda h: check(lib.x0x_join_network(h, ms)))
+
+    async def connect(self, addr: str, timeout: float | None = None) -> str:
+        """Dials ``addr`` (``"host:port"`` or ``"<peer hex>@host:port"``) and keeps the connection up.
+
+        Returns the peer ID (hex) that proved itself there. Raises
+        :class:`x0x.InvalidArgument` (malformed address), :class:`x0x.AuthError`
+        (pinned ID mismatch, or this agent's own node), :class:`x0x.X0xTimeout`,
+        :class:`x0x.X0xIOError`, :class:`x0x.Closed`.
+        """
+        caddr = _util.c_string(addr, "addr", allow_empty=False)
+        ms = _util.timeout_ms(timeout)
+
+        def do(h: int) -> str:
+            out = create_string_buffer(_lib.ID_SIZE)
+            check(lib.x0x_connect(h, caddr, ms, out))
+            return out.raw.hex()
+
+        return await self._run("connect", do)
+
+    async def send_direct(self, agent_id: str | bytes, data: _util.BytesLike, timeout: float | None = None) -> None:
+        """Sends ``data`` to agent ``agent_id`` via a connected peer carrying it (or locally).
+
+        Raises :class:`x0x.NoRoute` (no connected peer carries it),
+        :class:`x0x.TooLarge`, :class:`x0x.X0xTimeout`, :class:`x0x.Closed`.
+        """
+        to = _util.id_bytes(agent_id, "agent_id")
+        raw = _util.payload(data, "data", _lib.MAX_PAYLOAD)
+        ms = _util.timeout_ms(timeout)
+        await self._run("send_direct", lambda h: check(lib.x0x_send_direct(h, to, raw, len(raw), ms)))
+
+    async def wait_for_agent(self, agent_id: str | bytes, timeout: float | None = None) -> None:
+        """Waits until some connected peer carries ``agent_id``; raises :class:`x0x.X0xTimeout` otherwise."""
+        aid = _util.id_bytes(agent_id, "agent_id")
+        ms = _util.timeout_ms(timeout)
+        await self._run("wait_for_agent", lambda h: check(lib.x0x_wait_for_agent(h, aid, ms)))
+
+    async def connected_peers(self) -> list[str]:
+        """The peer IDs (hex) with an authenticated connection."""
+
+        def do(h: int) -> list[str]:
+            ptr, n = c_void_p(), c_size_t(0)
+            check(lib.x0x_connected_peers(h, byref(ptr), byref(n)))
+            return _lib.take_ids(ptr.value, n.value)
+
+        return await self._run("connected_peers", do)
+
+    async def peer_agents(self, peer: str | bytes) -> list[str]:
+        """The agents (hex IDs) connected peer ``peer`` announced (empty if unknown)."""
+        pid = _util.id_bytes(peer, "peer")
+
+        def do(h: int) -> list[str]:
+            ptr, n = c_void_p(), c_size_t(0)
+            check(lib.x0x_peer_agents(h, pid, byref(ptr), byref(n)))
+            return _lib.take_ids(ptr.value, n.value)
+
+        return await self._run("peer_agents", do)
+
+    # ------------------------------------------------------------------ pub/sub
+
+    async def subscribe(self, topic: str, *, capacity: int = DEFAULT_STREAM_CAPACITY) -> Subscription:
+        """Subscribes to ``topic`` (1..256 UTF-8 bytes) and returns a stream of its messages.
+
+        Only messages arriving after this returns are delivered. The
+        stream keeps up to ``capacity`` unread messages; later ones are
+        dropped and counted (``sub.dropped``). Raises :class:`x0x.Closed`
+        and library errors.
+        """
+        ctopic = _util.c_string(topic, "topic", max_len=_lib.MAX_TOPIC, allow_empty=False)
+        sub = Subscription(self, topic, ctopic, capacity)
+        await self._run("subscribe", lambda h: self._subscribe_blocking(h, sub))
+        return sub
+
+    async def publish(self, topic: str, data: _util.BytesLike, timeout: float | None = None) -> str:
+        """Publishes ``data`` (at most 1 MiB) on ``topic``, signed by this agent; returns the message ID (hex).
+
+        Returns once the message is handed to the overlay (not delivered).
+        Raises :class:`x0x.TooLarge`, :class:`x0x.X0xTimeout`, :class:`x0x.Closed`.
+        """
+        ctopic = _util.c_string(topic, "topic", max_len=_lib.MAX_TOPIC, allow_empty=False)
+        raw = _util.payload(data, "data", _lib.MAX_PUBLISH)
+        ms = _util.timeout_ms(timeout)
+
+        def do(h: int) -> str:
+            out = create_string_buffer(_lib.ID_SIZE)
+            check(lib.x0x_publish(h, ctopic, raw, len(raw), ms, out))
+            return out.raw.hex()
+
+        return await self._run("publish", do)
+
+    def _subscribe_blocking(self, h: int, sub: Subscription) -> None:
+        with self._sub_lock:
+            subs = self._topic_subs.get(sub._topic, ())
+            if not subs:
+                check(lib.x0x_subscribe(h, sub._ctopic))
+            with self._lock:
+                if self._closed:
+                    raise Closed("subscribe: the agent is closed")
+                new = dict(self._topic_subs)
+                new[sub._topic] = subs + (sub,)
+                self._topic_subs = new
+
+    def _unsubscribe_blocking(self, h: int, sub: Subscription) -> None:
+        with self._sub_lock:
+            subs = self._topic_subs.get(sub._topic, ())
+            if sub not in subs:
+                return
+            rest = tuple(s for s in subs if s is not sub)
+            self._drop_sub(sub)
+            if not rest:
+                check(lib.x0x_unsubscribe(h, sub._ctopic))
+
+    def _drop_sub(self, sub: Subscription) -> None:
+        with self._lock:
+            subs = self._topic_subs.get(sub._topic, ())
+            if sub in subs:
+                new = dict(self._topic_subs)
+                rest = tuple(s for s in subs if s is not sub)
+                if rest:
+                    new[sub._topic] = rest
+                else:
+                    del new[sub._topic]
+                self._topic_subs = new
+
+    # ------------------------------------------------------------------ events
+
+    def events(self, *, capacity: int = DEFAULT_STREAM_CAPACITY) -> EventStream:
+        """Returns a new stream of every event of this agent from now on.
+
+        Read it on the agent's event loop with ``async for``; close it with
+        ``stream.close()`` or ``async with``. Each call makes an independent
+        stream; events arriving while no stream is open are not kept. Raises
+        :class:`x0x.Closed` after close.
+        """
+        stream = EventStream(self._loop, capacity, self)
+        with self._lock:
+            if self._closed:
+                raise Closed("events: the agent is closed")
+            self._event_streams = self._event_streams + (stream,)
+        return stream
+
+    def _remove_event_stream(self, stream: EventStream) -> None:
+        with self._lock:
+            self._event_streams = tuple(s for s in self._event_streams if s is not stream)
+
+    def _add_task_stream(self, list_id: str, stream: TaskChanges) -> None:
+        with self._lock:
+            if self._closed:
+                raise Closed("changes: the agent is closed")
+            new = dict(self._task_streams)
+            new[list_id] = new.get(list_id, ()) + (stream,)
+            self._task_streams = new
+
+    def _remove_task_stream(self, list_id: str, stream: TaskChanges) -> None:
+        with self._lock:
+            rest = tuple(s for s in self._task_streams.get(list_id, ()) if s is not stream)
+            new = dict(self._task_streams)
+            if rest:
+                new[list_id] = rest
+            else:
+                new.pop(list_id, None)
+            self._task_streams = new
+
+    async def debug_inject_events(self, n: int, payload_len: int = 16) -> None:
+        """Pushes ``n`` synthetic direct-message events (``payload_len`` bytes of 0xAB) through the event path.
+
+        For benchmarks: unlike real events they wait for room in the
+        library's queue instead of being dropped. Returns once all are
+        handed to the event path (they are consumed on the agent's loop).
+        """
+        cnt = _util.uint(n, "n", 0, 0xFFFFFFFF)
+        plen = _util.uint(payload_len, "payload_len", 0, _lib.MAX_INJECT_PAYLOAD)
+        await self._run("debug_inject_events", lambda h: check(lib.x0x_debug_inject_events(h, cnt, plen)))
+
+    def _on_readable(self) -> None:
+        """Loop-thread reader callback: drains one batch and dispatches it."""
+        if self._closed:
+            self._remove_reader()
+            return
+        rc = lib.x0x_events_drain(self._handle, self._buf, DRAIN_BATCH, self._nref)
+        if rc != 0:
+            # The handle is gone (destroyed behind our back): stop watching the fd.
+            self._remove_reader()
+            return
+        count = self._n.value
+        if count:
+            try:
+                self._dispatch(count)
+            finally:
+                lib.x0x_events_release(self._buf, count)
+
+    def _dispatch(self, count: int) -> None:
+        streams = self._event_streams
+        topics = self._topic_subs
+        tasks = self._task_streams
+        string_at = _string_at
+        woken: list[Stream[Any]] = []
+        # Hot path for the common case of exactly one all-events stream.
+        single = streams[0] if len(streams) == 1 else None
+        if single is not None:
+            sq = single._items
+            cap = single._capacity
+            append = sq.append
+        for rec in _lib.EVENT_STRUCT.iter_unpack(self._view[: count * _REC]):
+            kind = rec[0]
+            ev: Event
+            if kind == 6:
+                plen = rec[10]
+                ev = DirectMessage(rec[3], rec[4], rec[2], string_at(rec[9], plen) if plen else b"")
+            elif kind == 7:
+                plen = rec[10]
+                topic = string_at(rec[11], -1).decode("utf-8", "replace") if rec[11] else ""
+                msg = TopicMessage(topic, rec[3], string_at(rec[9], plen) if plen else b"", rec[12], rec[13], rec[2])
+                subs = topics.get(topic)
+                if subs:
+                    for s in subs:
+                        s._push(msg)
+                        woken.append(s)
+                ev = msg
+            elif kind == 8:
+                list_id = string_at(rec[11], -1).decode("ascii", "replace") if rec[11] else ""
+                tid = string_at(rec[9], rec[10]).hex() if rec[10] else ""
+                tc = TaskChanged(list_id, tid, _TASK_OPS.get(rec[12], rec[12]), rec[3].hex(), bool(rec[13]))
+                tsubs = tasks.get(list_id)
+                if tsubs:
+                    for t in tsubs:
+                        t._push(tc)
+                        woken.append(t)
+                ev = tc
+            elif kind == 1:
+                ev = PeerConnected(rec[2].hex(), _cstr(rec[5]) or "", _ids(rec[7], rec[8]))
+            elif kind == 2:
+                ev = PeerDisconnected(rec[2].hex(), rec[1], _cstr(rec[6]))
+            elif kind == 3:
+                ev = ConnectionFailed(
+                    _cstr(rec[5]) or "", None if rec[2] == _ZERO_ID else rec[2].hex(), rec[1], _cstr(rec[6])
+                )
+            elif kind == 4:
+                ev = ExternalAddressDiscovered(rec[2].hex(), _cstr(rec[5]) or "")
+            elif kind == 5:
+                ev = AgentsChanged(rec[2].hex(), _ids(rec[7], rec[8]))
+            else:
+                continue  # a kind from a newer ABI minor: skip it
+            if single is not None:
+                if len(sq) < cap:
+                    append(ev)
+                else:
+                    single._dropped += 1
+            else:
+                for es in streams:
+                    es._push(ev)
+        for es in streams:
+            if es._items:
+                es._wake()
+        for w in woken:
+            w._wake()
+
+    def _remove_reader(self) -> None:
+        if self._reader:
+            self._reader = False
+            if not self._loop.is_closed():
+                self._loop.remove_reader(self._fd)
+
+    # ------------------------------------------------------------------ identity
+
+    async def export_identity(self, passphrase: str | bytes) -> bytes:
+        """Seals this agent's key into a passphrase-protected bundle (~0.25 s) for :meth:`x0x.Identity.import_bundle`."""
+        pp = _util.passphrase(passphrase)
+        if not pp:
+            raise ValueError("passphrase must not be empty")
+
+        def do(h: int) -> bytes:
+            ptr, n = c_void_p(), c_size_t(0)
+            check(lib.x0x_identity_export(h, pp, len(pp), byref(ptr), byref(n)))
+            return _lib.take_bytes(ptr.value, n.value)
+
+        return await self._run("export_identity", do)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def close(self) -> None:
+        """Stops the agent: ends every stream, closes connections, saves the peer cache.
+
+        Idempotent and safe to call concurrently (later calls wait for the
+        first). Open task lists become unusable. Raises :class:`x0x.X0xIOError`
+        (from the first call only) if saving the peer cache failed; the
+        agent is closed anyway.
+        """
+        with self._lock:
+            first = not self._closed
+            self._closed = True
+        if not first:
+            await asyncio.wrap_future(self._close_done)
+            return
+        try:
+            await self._detach_from_loop()
+        finally:
+            for tl in list(self._lists):
+                tl._mark_left()
+            loop = asyncio.get_running_loop()
+            fut = loop.run_in_executor(None, _destroy_blocking, self._handle)
+            fut.add_done_callback(lambda _f: self._close_done.set_result(None))
+            await asyncio.shield(fut)
+
+    async def _detach_from_loop(self) -> None:
+        loop = self._loop
+        if _on_loop(loop) or loop.is_closed() or not loop.is_running():
+            self._detach_now()
+            return
+        done: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+        def job() -> None:
+            try:
+                self._detach_now()
+                done.set_result(None)
+            except BaseException as exc:  # pragma: no cover - defensive
+                done.set_exception(exc)
+
+        loop.call_soon_threadsafe(job)
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(done), 10.0)
+        except asyncio.TimeoutError:  # pragma: no cover - owner loop stuck
+            warnings.warn("x0x: the agent's event loop did not respond; closing anyway", RuntimeWarning, stacklevel=3)
+
+    def _detach_now(self) -> None:
+        self._remove_reader()
+        with self._lock:
+            streams: list[Stream[Any]] = list(self._event_streams)
+            for subs in self._topic_subs.values():
+                streams.extend(subs)
+            for ts in self._task_streams.values():
+                streams.extend(ts)
+            self._event_streams = ()
+            self._topic_subs = {}
+            self._task_streams = {}
+        live = not self._loop.is_closed()
+        for s in streams:
+            if live:
+                s._finish()
+            else:
+                s._closed = True
+
+    async def __aenter__(self) -> Agent:
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    def __del__(self) -> None:
+        if not getattr(self, "_closed", True):
+            warnings.warn(f"x0x.Agent {self._agent_id[:16]}… was never closed", ResourceWarning, stacklevel=2)
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else self._addr
+        return f"<x0x.Agent {self._agent_id[:16]}… {state}>"
+
+    # ------------------------------------------------------------------ helpers
+
+    def _live_handle(self, what: str) -> int:
+        if self._closed:
+            raise Closed(f"{what}: the agent is closed")
+        return self._handle
+
+    def _check_live(self, rc: int, what: str) -> None:
+        try:
+            check(rc)
+        except (InvalidHandle, Closed) as exc:
+            if self._closed:
+                raise Closed(f"{what}: the agent is closed") from exc
+            raise
+
+    async def _run(self, what: str, fn: Callable[[int], T]) -> T:
+        """Runs fn(handle) in the executor; library errors after close become Closed."""
+        h = self._live_handle(what)
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(None, fn, h)
+        except (InvalidHandle, Closed) as exc:
+            if self._closed:
+                raise Closed(f"{what}: the agent is closed") from exc
+            raise
+
+
+_TOKEN = object()
+
+
+def _cstr(addr: int) -> str | None:
+    return ctypes.string_at(addr).decode("utf-8", "replace") if addr else None
+
+
+def _ids(addr: int, count: int) -> list[str]:
+    if not addr or not count:
+        return []
+    raw = ctypes.string_at(addr, count * _lib.ID_SIZE)
+    return [raw[i : i + _lib.ID_SIZE].hex() for i in range(0, len(raw), _lib.ID_SIZE)]
+
+
+def _create_blocking(
+    settings: list[tuple[bytes, bytes]], passphrase: bytes | None, identity: int, ms: int
+) -> tuple[int, tuple[bytes, bytes, str, int]]:
+    cfg = c_uint64(0)
+    check(lib.x0x_config_new(byref(cfg)))
+    handle = c_uint64(0)
+    try:
+        for key, value in settings:
+            check(lib.x0x_config_set(cfg, key, value))
+        if passphrase:
+            check(lib.x0x_config_set_passphrase(cfg, passphrase, len(passphrase)))
+        if identity:
+            check(lib.x0x_config_set_identity(cfg, identity))
+        check(lib.x0x_agent_create(cfg, ms, byref(handle)))
+    finally:
+        lib.x0x_config_destroy(cfg)
+    h = int(handle.value)
+    try:
+        aid = create_string_buffer(_lib.ID_SIZE)
+        mid = create_string_buffer(_lib.ID_SIZE)
+        check(lib.x0x_agent_id(h, aid))
+        check(lib.x0x_machine_id(h, mid))
+        ptr = c_void_p()
+        check(lib.x0x_agent_addr(h, byref(ptr)))
+        addr = _lib.take_string(ptr.value)
+        fd = c_int(-1)
+        check(lib.x0x_events_fd(h, byref(fd)))
+    except BaseException:
+        lib.x0x_agent_destroy(h)
+        raise
+    return h, (aid.raw, mid.raw, addr, int(fd.value))
+
+
+def _destroy_blocking(handle: int) -> None:
+    rc = lib.x0x_agent_destroy(handle)
+    if rc != 0 and rc != InvalidHandle.CODE:
+        check(rc)
+
+
+def _destroy_orphan(fut: asyncio.Future[tuple[int, tuple[bytes, bytes, str, int]]]) -> None:
+    """Destroys an agent whose create() was cancelled after the C call started."""
+    if fut.cancelled() or fut.exception() is not None:
+        return
+    handle = fut.result()[0]
+    threading.Thread(target=lib.x0x_agent_destroy, args=(handle,), name="x0x-orphan-destroy").start()
+

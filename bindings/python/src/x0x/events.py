@@ -1,0 +1,402 @@
+"""Event types and the bounded asynchronous streams that deliver them.
+
+Events come from libx0x's pull API: the agent watches the library's event fd
+with ``loop.add_reader`` and drains records in batches on its event loop,
+converting each into one of the dataclasses below (all fields are copies:
+nothing refers to library memory). Each stream (:class:`EventStream`,
+:class:`x0x.Subscription`, :class:`x0x.TaskChanges`) has its own bounded
+queue; when a consumer falls behind, new items for that stream are dropped
+and counted in :attr:`Stream.dropped`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import enum
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import ClassVar, Generic, TypeVar, Union
+
+__all__ = [
+    "EventKind",
+    "TaskOp",
+    "PeerConnected",
+    "PeerDisconnected",
+    "ConnectionFailed",
+    "ExternalAddressDiscovered",
+    "AgentsChanged",
+    "DirectMessage",
+    "TopicMessage",
+    "TaskChanged",
+    "Event",
+    "Stream",
+    "EventStream",
+]
+
+
+class EventKind(enum.IntEnum):
+    """The ``x0x_event_kind`` values."""
+
+    PEER_CONNECTED = 1
+    PEER_DISCONNECTED = 2
+    CONNECTION_FAILED = 3
+    EXTERNAL_ADDRESS_DISCOVERED = 4
+    AGENTS_CHANGED = 5
+    DIRECT_MESSAGE = 6
+    TOPIC_MESSAGE = 7
+    TASK_CHANGED = 8
+
+
+class TaskOp(enum.IntEnum):
+    """The ``x0x_task_op`` values reported by :class:`TaskChanged`."""
+
+    ADDED = 1
+    UPDATED = 2
+    CLAIMED = 3
+    COMPLETED = 4
+    REOPENED = 5
+    MOVED = 6
+    REMOVED = 7
+
+
+@dataclass(slots=True)
+class PeerConnected:
+    """A connection to ``peer`` (machine ID, hex) at ``addr`` is up; ``agents`` are the agents it carries."""
+
+    kind: ClassVar[EventKind] = EventKind.PEER_CONNECTED
+    peer: str
+    addr: str
+    agents: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class PeerDisconnected:
+    """The connection to ``peer`` went down; ``status``/``error`` say why (0 and None when closed locally)."""
+
+    kind: ClassVar[EventKind] = EventKind.PEER_DISCONNECTED
+    peer: str
+    status: int
+    error: str | None
+
+
+@dataclass(slots=True)
+class ConnectionFailed:
+    """A dial to ``addr`` (expecting ``peer``, None if unknown) failed with ``status``/``error``."""
+
+    kind: ClassVar[EventKind] = EventKind.CONNECTION_FAILED
+    addr: str
+    peer: str | None
+    status: int
+    error: str | None
+
+
+@dataclass(slots=True)
+class ExternalAddressDiscovered:
+    """``peer`` reported seeing this node at ``addr``."""
+
+    kind: ClassVar[EventKind] = EventKind.EXTERNAL_ADDRESS_DISCOVERED
+    peer: str
+    addr: str
+
+
+@dataclass(slots=True)
+class AgentsChanged:
+    """``peer``'s set of agents changed to ``agents`` (hex IDs)."""
+
+    kind: ClassVar[EventKind] = EventKind.AGENTS_CHANGED
+    peer: str
+    agents: list[str]
+
+
+_ZERO_ID = bytes(32)
+
+
+def _hex(v: str | bytes) -> str:
+    return v if isinstance(v, str) else v.hex()
+
+
+class DirectMessage:
+    """Agent ``sender`` (hex) on ``peer`` sent ``payload`` to local agent ``recipient``.
+
+    The IDs are converted to hex when first read (they may be given as hex
+    strings or 32 raw bytes); ``payload`` is a copy owned by the object.
+    """
+
+    __slots__ = ("_sender", "_recipient", "_peer", "payload")
+    kind: ClassVar[EventKind] = EventKind.DIRECT_MESSAGE
+
+    def __init__(self, sender: str | bytes, recipient: str | bytes, peer: str | bytes, payload: bytes) -> None:
+        self._sender = sender
+        self._recipient = recipient
+        self._peer = peer
+        self.payload: bytes = payload
+
+    @property
+    def sender(self) -> str:
+        """The sending agent's ID (hex)."""
+        return _hex(self._sender)
+
+    @property
+    def recipient(self) -> str:
+        """The receiving local agent's ID (hex)."""
+        return _hex(self._recipient)
+
+    @property
+    def peer(self) -> str:
+        """The peer (machine) that delivered the message (hex)."""
+        return _hex(self._peer)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, DirectMessage):
+            return NotImplemented
+        return (self.sender, self.recipient, self.peer, self.payload) == (
+            other.sender,
+            other.recipient,
+            other.peer,
+            other.payload,
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (
+            f"DirectMessage(sender={self.sender!r}, recipient={self.recipient!r}, peer={self.peer!r}, "
+            f"payload={self.payload!r:.80})"
+        )
+
+
+class TopicMessage:
+    """A message on a subscribed ``topic``.
+
+    ``origin`` is the publishing agent (hex; its signature was verified),
+    ``seq`` the publisher's sequence number, ``timestamp`` the publisher's
+    clock in Unix milliseconds, and ``peer`` the neighbour that delivered it
+    (None when the library leaves it unset, as libx0x 0.2 does). IDs are converted to hex when first read; ``payload`` is a copy.
+    """
+
+    __slots__ = ("topic", "_origin", "payload", "seq", "timestamp", "_peer")
+    kind: ClassVar[EventKind] = EventKind.TOPIC_MESSAGE
+
+    def __init__(
+        self, topic: str, origin: str | bytes, payload: bytes, seq: int, timestamp: int, peer: str | bytes
+    ) -> None:
+        self.topic: str = topic
+        self._origin = origin
+        self.payload: bytes = payload
+        self.seq: int = seq
+        self.timestamp: int = timestamp
+        self._peer = peer
+
+    @property
+    def origin(self) -> str:
+        """The publishing agent's ID (hex)."""
+        return _hex(self._origin)
+
+    @property
+    def peer(self) -> str | None:
+        """The neighbour (machine ID, hex) that delivered the message, or None if the library did not say."""
+        p = self._peer
+        if isinstance(p, bytes):
+            return None if p == _ZERO_ID else p.hex()
+        return p or None
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, TopicMessage):
+            return NotImplemented
+        return (self.topic, self.origin, self.payload, self.seq, self.timestamp, self.peer) == (
+            other.topic,
+            other.origin,
+            other.payload,
+            other.seq,
+            other.timestamp,
+            other.peer,
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (
+            f"TopicMessage(topic={self.topic!r}, origin={self.origin!r}, payload={self.payload!r:.80}, "
+            f"seq={self.seq}, timestamp={self.timestamp}, peer={self.peer!r})"
+        )
+
+
+@dataclass(slots=True)
+class TaskChanged:
+    """Task ``task_id`` of list ``list_id`` changed by ``op``, made by ``agent`` (``local``: by this agent)."""
+
+    kind: ClassVar[EventKind] = EventKind.TASK_CHANGED
+    list_id: str
+    task_id: str
+    op: TaskOp | int
+    agent: str
+    local: bool
+
+
+#: Any event delivered by :meth:`x0x.Agent.events`.
+Event = Union[
+    PeerConnected,
+    PeerDisconnected,
+    ConnectionFailed,
+    ExternalAddressDiscovered,
+    AgentsChanged,
+    DirectMessage,
+    TopicMessage,
+    TaskChanged,
+]
+
+T = TypeVar("T")
+
+#: Default capacity of a stream's queue.
+DEFAULT_STREAM_CAPACITY = 8192
+
+
+class Stream(Generic[T]):
+    """A bounded queue of items fed by the agent's event loop, read with ``async for``.
+
+    Streams are created by the agent (never directly). They must be consumed
+    on the agent's event loop. Iteration ends (``StopAsyncIteration``) once
+    the stream is closed — by :meth:`close`, by unsubscribing, or when the
+    agent closes — and the items queued before that have been read.
+    """
+
+    __slots__ = ("_loop", "_items", "_capacity", "_dropped", "_waiter", "_closed", "__weakref__")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, capacity: int) -> None:
+        if isinstance(capacity, bool) or not isinstance(capacity, int):
+            raise TypeError(f"capacity must be an int, not {type(capacity).__name__}")
+        if capacity < 1:
+            raise ValueError(f"capacity must be >= 1, got {capacity}")
+        self._loop = loop
+        self._items: collections.deque[T] = collections.deque()
+        self._capacity = capacity
+        self._dropped = 0
+        self._waiter: asyncio.Future[None] | None = None
+        self._closed = False
+
+    @property
+    def dropped(self) -> int:
+        """Items dropped because this stream's queue was full."""
+        return self._dropped
+
+    @property
+    def capacity(self) -> int:
+        """Most items the queue holds before it drops new ones."""
+        return self._capacity
+
+    @property
+    def closed(self) -> bool:
+        """True once the stream receives no more items."""
+        return self._closed
+
+    def qsize(self) -> int:
+        """Items queued and not yet read."""
+        return len(self._items)
+
+    # Called on the loop thread by the agent's dispatcher.
+    def _push(self, item: T) -> None:
+        if len(self._items) >= self._capacity:
+            self._dropped += 1
+        else:
+            self._items.append(item)
+
+    def _wake(self) -> None:
+        w = self._waiter
+        if w is not None:
+            self._waiter = None
+            if not w.done():
+                w.set_result(None)
+
+    def _finish(self) -> None:
+        """Marks the stream closed and wakes its reader (loop thread only)."""
+        self._closed = True
+        self._wake()
+
+    def _detach(self) -> None:  # overridden: unregister from the agent
+        pass
+
+    def close(self) -> None:
+        """Stops delivery to this stream; already queued items stay readable. Idempotent."""
+        if self._closed:
+            return
+        self._detach()
+        if _on_loop(self._loop):
+            self._finish()
+        elif not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._finish)
+        else:
+            self._closed = True
+
+    def get_nowait(self) -> T:
+        """Returns the oldest queued item; raises asyncio.QueueEmpty if there is none."""
+        if self._items:
+            return self._items.popleft()
+        raise asyncio.QueueEmpty
+
+    def get_batch_nowait(self, max_items: int = 1024) -> list[T]:
+        """Removes and returns up to max_items queued items (maybe none)."""
+        items = self._items
+        n = min(max_items, len(items))
+        return [items.popleft() for _ in range(n)]
+
+    async def get(self) -> T:
+        """Waits for and returns the next item; raises StopAsyncIteration once closed and empty."""
+        while True:
+            if self._items:
+                return self._items.popleft()
+            if self._closed:
+                raise StopAsyncIteration
+            if asyncio.get_running_loop() is not self._loop:
+                raise RuntimeError("x0x streams must be read on the event loop of their agent")
+            w = self._loop.create_future()
+            self._waiter = w
+            try:
+                await w
+            finally:
+                if self._waiter is w:
+                    self._waiter = None
+
+    def __aiter__(self) -> Stream[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        items = self._items
+        if items:
+            return items.popleft()
+        return await self.get()
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
+
+
+class EventStream(Stream[Event]):
+    """Every event of an agent, from :meth:`x0x.Agent.events`; an async context manager closing itself."""
+
+    __slots__ = ("_owner",)
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, capacity: int, owner: _StreamOwner) -> None:
+        super().__init__(loop, capacity)
+        self._owner = owner
+
+    def _detach(self) -> None:
+        self._owner._remove_event_stream(self)
+
+    async def __aenter__(self) -> EventStream:
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class _StreamOwner:
+    """What a stream needs from its agent (implemented by x0x.Agent)."""
+
+    def _remove_event_stream(self, stream: EventStream) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
