@@ -71,7 +71,9 @@ demo: build node-addon
 
 # Go benchmarks (core and the C layer), then events/s and publish-call cost
 # from C, Node and Python (scripts/bench-bindings.sh).
-bench: node-addon
+# Only the JSON lines go to stdout (build output goes to stderr).
+bench:
+	@./scripts/test-node.sh --build-only >&2
 	@$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$${BENCHTIME:-1s} -timeout 30m ./core/... ./capi 2>&1 | $(GO) run ./scripts/benchjson
 	@./scripts/bench-bindings.sh
 
