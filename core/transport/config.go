@@ -122,6 +122,12 @@ type Config struct {
 	// background to that many peers from PeerCache (3-5 is typical).
 	ConnectCachedOnStart int
 
+	// Services are the roles this node offers its peers (advertised in the
+	// hello of every connection): ServiceCoordinator, ServiceRelay.
+	Services Services
+	// Relay bounds the relay service per client (used with ServiceRelay).
+	Relay RelayLimits
+
 	// Logger receives debug and warning logs (nil discards them).
 	Logger *slog.Logger
 }
@@ -161,6 +167,7 @@ func (c *Config) fill() {
 	setDur(&c.ReconnectMin, DefaultReconnectMin)
 	setDur(&c.ReconnectMax, DefaultReconnectMax)
 	setDur(&c.RedialCooldown, DefaultRedialCooldown)
+	c.Relay.fill()
 	if c.Clock == nil {
 		c.Clock = clock.Real()
 	}
@@ -202,6 +209,12 @@ func (c *Config) validate() error {
 		if v < 0 {
 			return bad("%s is negative (%d)", name, v)
 		}
+	}
+	if err := c.Relay.validate(); err != nil {
+		return err
+	}
+	if c.Services&^allServices != 0 {
+		return bad("unknown services %s", c.Services)
 	}
 	if c.ConnectCachedOnStart < 0 {
 		return bad("ConnectCachedOnStart is negative")

@@ -35,8 +35,10 @@ func (c Class) urgency() int8 {
 		return 0
 	case ClassPubSub:
 		return 2
-	case ClassDirect:
+	case ClassDirect, ClassNAT:
 		return 3
+	case ClassRelay:
+		return 1 // relayed packets carry other connections' control traffic too
 	}
 	return 6 // bulk
 }
@@ -57,6 +59,9 @@ type conn struct {
 	role     role
 	addr     string          // remote address as seen locally
 	expected identity.PeerID // dialler: the PeerID asked for (zero if unknown)
+	// A relayed connection runs through via (zero for a direct one); the
+	// relay named viaPeer as the other end, which the proof must confirm.
+	via, viaPeer identity.PeerID
 
 	// Set by the handshake, then read-only.
 	peer        identity.PeerID
@@ -64,8 +69,9 @@ type conn struct {
 	ekm         []byte             // TLS exporter value, identical at both ends
 	ctrl        *quic.Stream
 	helloAgents map[identity.AgentID]*remoteAgent
-	observed    netip.AddrPort
-	agentsVer   uint64 // node agents version sent in our hello
+	observed    netip.AddrPort // how the peer sees us (invalid on relayed connections)
+	services    Services       // the roles the peer offers
+	agentsVer   uint64         // node agents version sent in our hello
 
 	queues [numClasses]classQueue
 	queued atomic.Int64 // bytes queued across classes
@@ -113,11 +119,17 @@ func newConn(n *Node, qc *quic.Conn, r role, expected identity.PeerID) *conn {
 		downDone:   make(chan struct{}),
 		superseded: make(chan struct{}),
 	}
+	if ra, ok := qc.RemoteAddr().(RelayAddr); ok {
+		c.via, c.viaPeer = ra.Relay, ra.Peer
+	}
 	for i := range c.queues {
 		c.queues[i] = newClassQueue()
 	}
 	return c
 }
+
+// relayed reports whether the connection runs through a relay.
+func (c *conn) relayed() bool { return !c.via.IsZero() }
 
 // fail closes the connection with code, recording err as the local reason
 // unless one was recorded before. It blocks until quic-go has closed the
@@ -301,6 +313,12 @@ func (c *conn) exchange(ekm []byte) error {
 	if err != nil {
 		return err
 	}
+	if c.relayed() && chk.pub.ID() != c.viaPeer {
+		// The relay named another source than the key that proved itself:
+		// answer nothing, so the dialler learns nothing either.
+		return fmt.Errorf("%w: relay %s attributed the connection to %s, it proved to be %s",
+			ErrAuthFailed, c.via.Short(), c.viaPeer.Short(), chk.pub.ID().Short())
+	}
 	c.peer, c.instance = chk.pub.ID(), chk.instance
 	if err := c.writeAuth(ekm, c.peer); err != nil {
 		return err
@@ -355,7 +373,11 @@ func (c *conn) writeHello() error {
 	if err != nil {
 		return err
 	}
-	addr, err := wire.Marshal(&addrReport{Observed: c.addr})
+	report := addrReport{Services: uint8(c.n.cfg.Services)}
+	if !c.relayed() {
+		report.Observed = c.addr
+	}
+	addr, err := wire.Marshal(&report)
 	if err != nil {
 		return err
 	}
@@ -389,7 +411,12 @@ func (c *conn) readHello(hdr *[frameHeaderSize]byte) error {
 	if t != frameAddr {
 		return fmt.Errorf("%w: expected the address report, got a %s frame", ErrProtocol, t)
 	}
-	c.observed, err = decodeAddr(body)
+	var services Services
+	c.observed, services, err = decodeAddr(body)
+	c.services = services
+	if err == nil && c.relayed() == c.observed.IsValid() {
+		err = fmt.Errorf("%w: a direct connection must report the observed address, a relayed one must not", ErrProtocol)
+	}
 	return err
 }
 
@@ -413,7 +440,7 @@ func (c *conn) readControl() error {
 		}
 		switch t {
 		case frameRetire:
-			if len(body) != 1 || body[0]&^0x0f != 0 {
+			if len(body) != 1 || body[0]&^(1<<numClasses-1) != 0 {
 				return fmt.Errorf("%w: retire frame %x", ErrMalformed, body)
 			}
 			c.mu.Lock()
@@ -533,6 +560,8 @@ func (c *conn) readClass(st *quic.ReceiveStream) {
 		cc.framesIn.Add(1)
 		cc.bytesIn.Add(uint64(frameHeaderSize + len(body)))
 		switch {
+		case k == ClassRelay:
+			err = n.onRelayFrame(c, t, body)
 		case t == frameData:
 			if h := n.handlers[k.index()].Load(); h != nil {
 				(*h)(c.peer, body)

@@ -27,6 +27,11 @@ const (
 	EventAgentsChanged
 	// EventDirectMessage: agent From on Peer sent Payload to local agent To.
 	EventDirectMessage
+	// EventNatTypeDetected: this node's NAT mapping behaviour was
+	// classified (or changed) as NAT, from the addresses several peers
+	// reported; Addr is the external address if one is known. Emitted by
+	// core/nat through Notify.
+	EventNatTypeDetected
 )
 
 // String names the kind.
@@ -44,6 +49,8 @@ func (k EventKind) String() string {
 		return "AgentsChanged"
 	case EventDirectMessage:
 		return "DirectMessage"
+	case EventNatTypeDetected:
+		return "NatTypeDetected"
 	}
 	return fmt.Sprintf("EventKind(%d)", uint8(k))
 }
@@ -61,6 +68,8 @@ type Event struct {
 	From    identity.AgentID   // DirectMessage: the sending agent (certified on Peer)
 	To      identity.AgentID   // DirectMessage: the local recipient agent
 	Payload []byte             // DirectMessage: the message
+	Relayed bool               // PeerConnected, PeerDisconnected: the connection runs through a relay
+	NAT     string             // NatTypeDetected: the mapping behaviour (see core/nat)
 }
 
 // emit delivers an event to the Events channel (dropping and counting it if
@@ -73,7 +82,7 @@ func (n *Node) emit(ev Event) {
 		return
 	}
 	if ev.Kind == EventPeerConnected || ev.Kind == EventPeerDisconnected {
-		pe := PeerEvent{Peer: ev.Peer, Addr: ev.Addr, Up: ev.Kind == EventPeerConnected, Err: ev.Err}
+		pe := PeerEvent{Peer: ev.Peer, Addr: ev.Addr, Relayed: ev.Relayed, Up: ev.Kind == EventPeerConnected, Err: ev.Err}
 		for _, h := range n.watchers {
 			h(pe)
 		}
@@ -100,4 +109,15 @@ func (n *Node) WatchPeers(h func(PeerEvent)) {
 	n.emitMu.Lock()
 	n.watchers = append(n.watchers, h)
 	n.emitMu.Unlock()
+}
+
+// Notify posts an event of a kind that a layer above the transport
+// produces (EventNatTypeDetected) to the Events channel, in order with the
+// node's own events. Other kinds are ignored: they come only from the
+// transport itself.
+func (n *Node) Notify(ev Event) {
+	if ev.Kind != EventNatTypeDetected {
+		return
+	}
+	n.emit(ev)
 }

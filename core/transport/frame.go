@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/saorsa-labs/x0x-go/core/identity"
 )
 
 // Wire format of every x0x stream (control and class streams alike):
@@ -28,6 +30,10 @@ const (
 	frameDrained frameType = 0x05 // retiring: all the peer's data was read (control stream)
 	frameData    frameType = 0x10 // opaque payload for the class handler
 	frameDirect  frameType = 0x11 // agent-to-agent direct message (direct stream)
+	// Relay frames (relay stream, on direct connections only); see relay.go.
+	frameRelayFwd frameType = 0x20 // client to relay: target PeerID || QUIC packet
+	frameRelayPkt frameType = 0x21 // relay to client: source PeerID || QUIC packet
+	frameRelayErr frameType = 0x22 // relay to client: target PeerID || refusal code
 )
 
 // frameHeaderSize is the size of a frame header.
@@ -40,6 +46,9 @@ const (
 	maxAgentsBody = 1 << 20 // MaxAgentsPerPeer certificates of ~5.4 KB each
 	maxAddrBody   = 128     // one host:port string
 	directIDsSize = 2 * 32  // from and to AgentIDs in front of a direct payload
+	// maxRelayPacket bounds one relayed QUIC packet (quic-go sends at most
+	// 1452-byte packets; the margin allows other stacks' larger ones).
+	maxRelayPacket = 2048
 )
 
 func (t frameType) String() string {
@@ -58,6 +67,12 @@ func (t frameType) String() string {
 		return "data"
 	case frameDirect:
 		return "direct"
+	case frameRelayFwd:
+		return "relay-forward"
+	case frameRelayPkt:
+		return "relay-packet"
+	case frameRelayErr:
+		return "relay-error"
 	}
 	return fmt.Sprintf("type(%#02x)", uint8(t))
 }
@@ -77,6 +92,10 @@ func maxBody(t frameType, maxFrame int) int {
 		return 0
 	case frameData, frameDirect:
 		return maxFrame
+	case frameRelayFwd, frameRelayPkt:
+		return identity.IDSize + maxRelayPacket
+	case frameRelayErr:
+		return identity.IDSize + 1
 	}
 	return -1
 }
@@ -152,9 +171,9 @@ func readClassHeader(r io.Reader) (Class, error) {
 }
 
 // Number of stream classes and their index helpers.
-const numClasses = 4
+const numClasses = 6
 
-func (c Class) valid() bool { return c >= ClassMembership && c <= ClassDirect }
+func (c Class) valid() bool { return c >= ClassMembership && c <= ClassRelay }
 
 func (c Class) index() int { return int(c) - 1 }
 
@@ -169,6 +188,10 @@ func (c Class) String() string {
 		return "bulk"
 	case ClassDirect:
 		return "direct"
+	case ClassNAT:
+		return "nat"
+	case ClassRelay:
+		return "relay"
 	}
 	return fmt.Sprintf("class(%d)", uint8(c))
 }

@@ -118,15 +118,18 @@ func FuzzDecodeAddr(f *testing.F) {
 	f.Add(good)
 	f.Add([]byte{0xa1, 0x01, 0x60})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		ap, err := decodeAddr(b)
+		ap, svc, err := decodeAddr(b)
 		if err != nil {
 			if !errors.Is(err, ErrMalformed) {
 				t.Fatalf("untyped error %v", err)
 			}
 			return
 		}
-		if !ap.IsValid() || ap.Port() == 0 {
+		if ap.IsValid() && ap.Port() == 0 {
 			t.Fatalf("invalid address %v accepted", ap)
+		}
+		if svc&^allServices != 0 {
+			t.Fatalf("unknown services %v kept", svc)
 		}
 	})
 }

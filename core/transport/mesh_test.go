@@ -38,8 +38,8 @@ func TestSimultaneousDialDedup(t *testing.T) {
 			// connections really are established at the same time.
 			var wg sync.WaitGroup
 			var errA, errB error
-			wg.Go(func() { _, errA = a.dial(context.Background(), b.LocalID(), b.LocalAddr()) })
-			wg.Go(func() { _, errB = b.dial(context.Background(), a.LocalID(), a.LocalAddr()) })
+			wg.Go(func() { _, errA = a.dial(context.Background(), b.LocalID(), b.LocalAddr(), dialOptions{}) })
+			wg.Go(func() { _, errB = b.dial(context.Background(), a.LocalID(), a.LocalAddr(), dialOptions{}) })
 			wg.Wait()
 			if errA != nil || errB != nil {
 				t.Fatalf("dials: %v / %v", errA, errB)

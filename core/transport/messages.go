@@ -100,22 +100,30 @@ func decodeAgents(b []byte, maxItems int) (*agentsMsg, error) {
 
 // addrReport tells the peer the address its packets come from, as this side
 // sees it; peers use it to learn their external address.
+// It also states the services the sender offers. On a relayed connection
+// Observed is empty: the relay path has no address to report.
 type addrReport struct {
 	Observed string `cbor:"1,keyasint"`
+	Services uint8  `cbor:"2,keyasint,omitempty"`
 }
 
-// decodeAddr parses an address frame body. The address must be a literal
-// ip:port. Errors wrap ErrMalformed.
-func decodeAddr(b []byte) (netip.AddrPort, error) {
+// decodeAddr parses an address frame body. The address must be empty or a
+// literal ip:port; unknown service bits are ignored. Errors wrap
+// ErrMalformed.
+func decodeAddr(b []byte) (netip.AddrPort, Services, error) {
 	var m addrReport
 	if err := wire.Unmarshal(b, &m, "address report"); err != nil {
-		return netip.AddrPort{}, fmt.Errorf("%w: %w", ErrMalformed, err)
+		return netip.AddrPort{}, 0, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	services := Services(m.Services) & allServices
+	if m.Observed == "" {
+		return netip.AddrPort{}, services, nil
 	}
 	ap, err := netip.ParseAddrPort(m.Observed)
 	if err != nil || ap.Port() == 0 || !ap.Addr().IsValid() {
-		return netip.AddrPort{}, fmt.Errorf("%w: observed address %q", ErrMalformed, m.Observed)
+		return netip.AddrPort{}, 0, fmt.Errorf("%w: observed address %q", ErrMalformed, m.Observed)
 	}
-	return ap, nil
+	return ap, services, nil
 }
 
 // Direct message frame body: from AgentID (32) || to AgentID (32) || payload.

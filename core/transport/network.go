@@ -17,6 +17,10 @@ const (
 	ClassPubSub     Class = 2 // Plumtree and anti-entropy
 	ClassBulk       Class = 3 // large transfers (state sync)
 	ClassDirect     Class = 4 // agent-to-agent direct messages
+	ClassNAT        Class = 5 // hole-punch coordination (core/nat)
+	// ClassRelay carries QUIC packets of connections relayed through a
+	// node. The transport handles it itself: Handle and Send refuse it.
+	ClassRelay Class = 6
 )
 
 // Priority orders frames within one peer's send queue: control goes before
@@ -45,10 +49,11 @@ type MessageHandler func(from identity.PeerID, msg []byte)
 
 // PeerEvent reports an authenticated connection coming up or going down.
 type PeerEvent struct {
-	Peer identity.PeerID
-	Addr string // the peer's address as this node sees it
-	Up   bool
-	Err  error // why the connection went down (nil on Up, or on a local close)
+	Peer    identity.PeerID
+	Addr    string // the peer's address as this node sees it
+	Relayed bool   // the connection runs through a relay (Addr is a RelayAddr)
+	Up      bool
+	Err     error // why the connection went down (nil on Up, or on a local close)
 }
 
 // Network is the message service the overlay layers (membership, pubsub,

@@ -31,12 +31,21 @@ type Node struct {
 	rand     io.Reader // serialised cfg.Rand
 	log      *slog.Logger
 
-	udp       *net.UDPConn
-	tr        *quic.Transport
-	ln        *quic.Listener
-	qconf     *quic.Config
-	tlsClient *tls.Config
-	localAddr string
+	udp   *net.UDPConn
+	tr    *quic.Transport
+	ln    *quic.Listener
+	qconf *quic.Config
+	// The relay path: a second QUIC transport over relayed packets.
+	relayPC  *relayConn
+	relayTr  *quic.Transport
+	relayLn  *quic.Listener
+	relaySrv *relayServer // nil unless the node offers ServiceRelay
+	// relayTamper, set only by tests before any connection, replaces each
+	// forwarded frame body (source || packet) from client to target by the
+	// bodies it returns, sent to the peer it returns: a hostile relay.
+	relayTamper atomic.Pointer[tamperFunc]
+	tlsClient   *tls.Config
+	localAddr   string
 
 	ctx       context.Context // cancelled by Close
 	cancel    context.CancelFunc
@@ -67,6 +76,7 @@ type Node struct {
 	agentIdx     map[identity.AgentID]map[identity.PeerID]struct{}
 	extAddrs     map[string]struct{}
 	extOrder     []string
+	relayDials   map[RelayAddr]context.CancelCauseFunc // relayed dials in flight
 }
 
 // dialCall is a dial in flight that later callers for the same peer join.
@@ -107,6 +117,10 @@ func Listen(ctx context.Context, cfg Config) (*Node, error) {
 		local:        make(map[identity.AgentID]*identity.AgentCert),
 		agentIdx:     make(map[identity.AgentID]map[identity.PeerID]struct{}),
 		extAddrs:     make(map[string]struct{}),
+		relayDials:   make(map[RelayAddr]context.CancelCauseFunc),
+	}
+	if cfg.Services.Has(ServiceRelay) {
+		n.relaySrv = newRelayServer(cfg.Relay)
 	}
 	n.bufPool.New = func() any {
 		b := make([]byte, 0, writeBatchBytes+bigFrameBytes)
@@ -149,9 +163,19 @@ func Listen(ctx context.Context, cfg Config) (*Node, error) {
 		_ = n.udp.Close()
 		return nil, fmt.Errorf("transport: QUIC listen: %w", err)
 	}
+	n.relayPC = newRelayConn(n)
+	n.relayTr = &quic.Transport{Conn: n.relayPC, StatelessResetKey: &resetKey, TokenGeneratorKey: &tokenKey}
+	n.relayLn, err = n.relayTr.Listen(serverTLS, n.qconf)
+	if err != nil {
+		_ = n.ln.Close()
+		_ = n.tr.Close()
+		_ = n.udp.Close()
+		return nil, fmt.Errorf("transport: QUIC listen on the relay path: %w", err)
+	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
-	n.wg.Add(1)
-	go n.acceptLoop()
+	n.wg.Add(2)
+	go n.acceptLoop(n.ln)
+	go n.acceptLoop(n.relayLn)
 	if cfg.ConnectCachedOnStart > 0 {
 		n.wg.Add(1)
 		go func() {
@@ -203,8 +227,11 @@ func (n *Node) Close() error {
 		wg.Wait()
 		n.wg.Wait()
 		_ = n.ln.Close()
+		_ = n.relayLn.Close()
 		_ = n.tr.Close()
+		_ = n.relayTr.Close()
 		_ = n.udp.Close()
+		_ = n.relayPC.Close()
 		n.emitMu.Lock()
 		n.eventsClosed = true
 		close(n.events)
@@ -223,7 +250,7 @@ func (n *Node) LocalAddr() string { return n.localAddr }
 // previous one; nil removes it). Frames of a class without a handler are
 // dropped and counted. An unknown class is ignored and logged.
 func (n *Node) Handle(class Class, h MessageHandler) {
-	if !class.valid() {
+	if !class.valid() || class == ClassRelay {
 		n.log.Warn("Handle: unknown class ignored", "class", uint8(class))
 		return
 	}
@@ -270,7 +297,7 @@ func (n *Node) Disconnect(peer identity.PeerID) {
 // ErrTooLarge (over Config.MaxFrameSize), ErrBadClass or ErrClosed. The
 // caller must not modify msg afterwards.
 func (n *Node) Send(peer identity.PeerID, class Class, prio Priority, msg []byte) error {
-	if !class.valid() {
+	if !class.valid() || class == ClassRelay {
 		return fmt.Errorf("%w: %d", ErrBadClass, uint8(class))
 	}
 	if !prio.valid() {
@@ -365,7 +392,7 @@ func (n *Node) Connect(ctx context.Context, peer identity.PeerID, addr string) e
 	n.dials[peer] = call
 	n.mu.Unlock()
 
-	_, call.err = n.dial(ctx, peer, addr)
+	_, call.err = n.dial(ctx, peer, addr, dialOptions{})
 
 	n.mu.Lock()
 	delete(n.dials, peer)
@@ -386,17 +413,38 @@ func (n *Node) ConnectAddr(ctx context.Context, addr string) (identity.PeerID, e
 		}
 	}
 	n.mu.Unlock()
-	return n.dial(ctx, identity.PeerID{}, addr)
+	return n.dial(ctx, identity.PeerID{}, addr, dialOptions{})
 }
 
-// dial opens, authenticates and registers one outbound connection.
-func (n *Node) dial(ctx context.Context, expected identity.PeerID, addr string) (identity.PeerID, error) {
-	if !expected.IsZero() {
+// dialOptions modify a dial.
+type dialOptions struct {
+	relayed bool // through the relay path (no cooldown, no peer cache)
+	punch   bool // a hole-punch attempt (no cooldown, events or peer cache on failure)
+}
+
+// dial opens, authenticates and registers one outbound connection to a UDP
+// address.
+func (n *Node) dial(ctx context.Context, expected identity.PeerID, addr string, opts dialOptions) (identity.PeerID, error) {
+	udpAddr, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return expected, fmt.Errorf("transport: address %q: %w", addr, err)
+	}
+	return n.dialOn(ctx, expected, n.tr, udpAddr, opts)
+}
+
+// dialOn opens, authenticates and registers one outbound connection on tr.
+func (n *Node) dialOn(ctx context.Context, expected identity.PeerID, tr *quic.Transport, raddr net.Addr, opts dialOptions) (identity.PeerID, error) {
+	plain := !opts.relayed && !opts.punch
+	addr := raddr.String()
+	if !expected.IsZero() && plain {
 		if err := n.checkCooldown(expected); err != nil {
 			return identity.PeerID{}, err
 		}
 	}
-	c, err := n.openConn(ctx, expected, addr)
+	if opts.punch {
+		n.stats.punchDials.Add(1)
+	}
+	c, err := n.openConn(ctx, expected, tr, raddr)
 	if err == nil {
 		err = c.handshake(ctx)
 		if err == nil {
@@ -422,7 +470,7 @@ func (n *Node) dial(ctx context.Context, expected identity.PeerID, addr string) 
 			return peer, err
 		}
 		n.stats.dialsFailed.Add(1)
-		if !peer.IsZero() {
+		if !peer.IsZero() && plain {
 			n.mu.Lock()
 			n.noteFailLocked(peer)
 			n.mu.Unlock()
@@ -431,25 +479,24 @@ func (n *Node) dial(ctx context.Context, expected identity.PeerID, addr string) 
 			}
 		}
 		n.log.Debug("dial failed", "addr", addr, "peer", expected.Short(), "err", err)
-		n.emit(Event{Kind: EventConnectionFailed, Peer: expected, Addr: addr, Err: err})
+		if !opts.punch {
+			n.emit(Event{Kind: EventConnectionFailed, Peer: expected, Addr: addr, Err: err})
+		}
 		return peer, err
 	}
 	n.stats.dialsOK.Add(1)
-	if n.cfg.PeerCache != nil {
+	if n.cfg.PeerCache != nil && plain {
 		n.cfg.PeerCache.Record(c.peer, addr, true, c.qc.ConnectionStats().SmoothedRTT)
 	}
 	go n.runConn(c)
 	return c.peer, nil
 }
 
-// openConn dials addr with the handshake timeout and tracks the connection.
-// The tracked connection holds one count of n.wg until untrack or runConn
-// releases it.
-func (n *Node) openConn(ctx context.Context, expected identity.PeerID, addr string) (*conn, error) {
-	udpAddr, err := net.ResolveUDPAddr("udp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("transport: address %q: %w", addr, err)
-	}
+// openConn dials raddr on tr with the handshake timeout and tracks the
+// connection. The tracked connection holds one count of n.wg until untrack
+// or runConn releases it.
+func (n *Node) openConn(ctx context.Context, expected identity.PeerID, tr *quic.Transport, raddr net.Addr) (*conn, error) {
+	addr := raddr.String()
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
@@ -468,7 +515,7 @@ func (n *Node) openConn(ctx context.Context, expected identity.PeerID, addr stri
 		cancel(fmt.Errorf("transport: handshake with %s timed out after %v", addr, n.cfg.HandshakeTimeout))
 	})
 	stop := context.AfterFunc(n.ctx, func() { cancel(ErrClosed) })
-	qc, err := n.tr.Dial(dctx, udpAddr, n.tlsClient, n.qconf)
+	qc, err := tr.Dial(dctx, raddr, n.tlsClient, n.qconf)
 	stop()
 	timer.Stop()
 	if cause := context.Cause(dctx); err != nil && cause != nil {
@@ -506,11 +553,11 @@ func (n *Node) untrack(c *conn) {
 	n.wg.Done()
 }
 
-// acceptLoop accepts inbound connections until Close.
-func (n *Node) acceptLoop() {
+// acceptLoop accepts inbound connections on ln until Close.
+func (n *Node) acceptLoop(ln *quic.Listener) {
 	defer n.wg.Done()
 	for {
-		qc, err := n.ln.Accept(n.ctx)
+		qc, err := ln.Accept(n.ctx)
 		if err != nil {
 			return
 		}
@@ -613,6 +660,14 @@ func (n *Node) decide(nc, old *conn) regAction {
 	if nc.instance != old.instance {
 		return regReplace
 	}
+	if nc.relayed() != old.relayed() {
+		// A direct connection always takes over from a relayed one (the
+		// upgrade after hole punching); both ends see the same paths.
+		if old.relayed() {
+			return regSwap
+		}
+		return regLose
+	}
 	newWins := false
 	if nc.role != old.role {
 		newWins = n.dialledByLower(nc)
@@ -706,8 +761,11 @@ func (n *Node) register(c *conn) (retired bool, err error) {
 		if c.prev != nil {
 			<-c.prev.downDone
 		}
-		n.emit(Event{Kind: EventPeerConnected, Peer: c.peer, Addr: c.addr, Agents: agents})
+		n.emit(Event{Kind: EventPeerConnected, Peer: c.peer, Addr: c.addr, Agents: agents, Relayed: c.relayed()})
 		close(c.upDone)
+	}
+	if c.relayed() {
+		n.stats.relayedConns.Add(1)
 	}
 	n.noteExternal(c)
 	if resync {
@@ -763,7 +821,17 @@ func (n *Node) teardown(c *conn) {
 	}
 	delete(n.conns, c)
 	silent := c.silent
+	var carried []*conn
+	if current && !c.relayed() {
+		carried = n.relayedThroughLocked(c.peer)
+	}
 	n.mu.Unlock()
+	for _, x := range carried {
+		x.fail(codeNormal, ErrRelayLost)
+	}
+	if current && n.relaySrv != nil {
+		n.relaySrv.forget(c.peer)
+	}
 
 	if !silent {
 		reason := c.localErr()
@@ -773,7 +841,7 @@ func (n *Node) teardown(c *conn) {
 		case reason == nil:
 			reason = remoteReason(cause)
 		}
-		n.emit(Event{Kind: EventPeerDisconnected, Peer: c.peer, Addr: c.addr, Err: reason})
+		n.emit(Event{Kind: EventPeerDisconnected, Peer: c.peer, Addr: c.addr, Err: reason, Relayed: c.relayed()})
 	}
 	close(c.downDone)
 	n.mu.Lock()
@@ -789,6 +857,9 @@ func (n *Node) teardown(c *conn) {
 // noteExternal records the address the peer sees us at and emits
 // ExternalAddressDiscovered the first time an address is reported.
 func (n *Node) noteExternal(c *conn) {
+	if !c.observed.IsValid() {
+		return // relayed connections carry no observed address
+	}
 	addr := c.observed.String()
 	n.mu.Lock()
 	_, seen := n.extAddrs[addr]

@@ -39,7 +39,13 @@ type Stats struct {
 	DirectDelivered    uint64 // direct messages emitted as events
 	DirectDropped      uint64 // direct messages from uncertified agents or to unknown agents
 	EventsDropped      uint64 // events lost because the Events channel was full
-	// Classes is indexed by Class-1 (membership, pubsub, bulk, direct).
+	PunchDials         uint64 // hole-punch dials started (DialDirect, one per address)
+	RelayedConns       uint64 // relayed connections that authenticated (either direction)
+	RelayForwarded     uint64 // packets this node forwarded as a relay
+	RelayBytes         uint64 // packet bytes this node forwarded as a relay
+	RelayRefused       uint64 // packets this node refused to relay (quota, unknown target)
+	RelayDropped       uint64 // relayed packets dropped on a full queue or a missing relay
+	// Classes is indexed by Class-1 (membership, pubsub, bulk, direct, nat, relay).
 	Classes [numClasses]ClassStats
 }
 
@@ -69,6 +75,9 @@ type counters struct {
 	malformed, protocol            atomic.Uint64
 	directDelivered, directDropped atomic.Uint64
 	eventsDropped                  atomic.Uint64
+	punchDials, relayedConns       atomic.Uint64
+	relayForwarded, relayBytes     atomic.Uint64
+	relayRefused, relayDropped     atomic.Uint64
 	classes                        [numClasses]classCounters
 }
 
@@ -91,6 +100,12 @@ func (n *Node) Stats() Stats {
 		DirectDelivered:    c.directDelivered.Load(),
 		DirectDropped:      c.directDropped.Load(),
 		EventsDropped:      c.eventsDropped.Load(),
+		PunchDials:         c.punchDials.Load(),
+		RelayedConns:       c.relayedConns.Load(),
+		RelayForwarded:     c.relayForwarded.Load(),
+		RelayBytes:         c.relayBytes.Load(),
+		RelayRefused:       c.relayRefused.Load(),
+		RelayDropped:       c.relayDropped.Load(),
 	}
 	for i := range c.classes {
 		cc := &c.classes[i]
@@ -145,6 +160,12 @@ func (s Stats) WritePrometheus(w io.Writer) error {
 	counter("direct_delivered_total", "Direct messages delivered.", s.DirectDelivered)
 	counter("direct_dropped_total", "Direct messages dropped (uncertified sender or unknown recipient).", s.DirectDropped)
 	counter("events_dropped_total", "Events dropped because the channel was full.", s.EventsDropped)
+	counter("punch_dials_total", "Hole-punch dials started (one per candidate address).", s.PunchDials)
+	counter("relayed_connections_total", "Relayed connections that authenticated.", s.RelayedConns)
+	counter("relay_forwarded_packets_total", "Packets forwarded as a relay.", s.RelayForwarded)
+	counter("relay_forwarded_bytes_total", "Packet bytes forwarded as a relay.", s.RelayBytes)
+	counter("relay_refused_packets_total", "Packets refused as a relay (quota or unknown target).", s.RelayRefused)
+	counter("relay_dropped_packets_total", "Relayed packets dropped (full queue or no relay connection).", s.RelayDropped)
 	perClass := func(name string, get func(ClassStats) uint64, labels string) {
 		for i, cs := range s.Classes {
 			fmt.Fprintf(bw, "x0x_transport_%s{class=%q%s} %d\n", name, Class(i+1).String(), labels, get(cs))

@@ -195,11 +195,16 @@ func TestDecodeAgentsAndAddr(t *testing.T) {
 		}
 	}
 	for addr, ok := range map[string]bool{"127.0.0.1:9": true, "[::1]:443": true, "127.0.0.1:0": false,
-		"localhost:80": false, "1.2.3.4": false, "": false} {
+		"localhost:80": false, "1.2.3.4": false, "": true} {
 		b, _ := wire.Marshal(&addrReport{Observed: addr})
-		if _, err := decodeAddr(b); (err == nil) != ok || (err != nil && !errors.Is(err, ErrMalformed)) {
+		if _, _, err := decodeAddr(b); (err == nil) != ok || (err != nil && !errors.Is(err, ErrMalformed)) {
 			t.Errorf("%q: %v", addr, err)
 		}
+	}
+	// Services: known bits kept, unknown bits dropped.
+	b, _ = wire.Marshal(&addrReport{Observed: "127.0.0.1:9", Services: 0xff})
+	if _, svc, err := decodeAddr(b); err != nil || svc != ServiceCoordinator|ServiceRelay {
+		t.Errorf("services: %v %v", svc, err)
 	}
 	if _, _, _, err := decodeDirect(make([]byte, 63)); !errors.Is(err, ErrMalformed) {
 		t.Fatal("short direct message accepted")

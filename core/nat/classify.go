@@ -1,0 +1,177 @@
+// Package nat gets x0x nodes connected across NATs: it learns the node's
+// external addresses and NAT mapping behaviour from what its peers report,
+// coordinates hole punches through a node connected to both sides, and
+// falls back to a relay when punching fails, then keeps trying to upgrade
+// the relayed connection to a direct one.
+//
+// # Address discovery
+//
+// Every authenticated direct connection carries, in its hello, the address
+// the peer sees this node at (transport.PeerInfo.Observed). Classify
+// combines those reports, one vote per observer IP (so one host with many
+// identities counts once), into a Type: TypeNone when observers agree on
+// one of the node's own interface addresses, TypeEndpointIndependent
+// (a cone NAT: one external address whatever the destination) when two or
+// more observers agree on another address, TypeEndpointDependent (a
+// symmetric NAT: a new external port per destination) when observers see
+// the same external IP at different ports, and TypeUnknown until two
+// observers at different IPs have reported. A Service emits
+// transport.EventNatTypeDetected whenever the result changes.
+//
+// # Coordinated hole punching
+//
+// To reach B, A sends a punch request to a coordinator C (a peer that
+// offers transport.ServiceCoordinator and is connected to both). C passes
+// an offer to B with A's candidate addresses: the address C observes A at
+// (a fact of an authenticated connection) and the private-range interface
+// addresses A states (only LAN addresses: a peer's bare assertion never
+// makes another node send to a public address). B starts dialling those
+// candidates from its one QUIC socket, which opens B's NAT towards A, and
+// only then answers through C with its own candidates; A dials them when
+// the answer arrives. A's packets therefore reach B's NAT after B's first
+// packet has left it, so a cone NAT on either side lets them through
+// (libp2p's DCUtR times the two dials by a measured round trip to the same
+// end). Both dials may succeed; the transport's dedup keeps one.
+//
+// # Relay fallback and upgrade
+//
+// When punching fails (or cannot work: both sides report an
+// endpoint-dependent NAT), A connects to B through a coordinator that also
+// offers transport.ServiceRelay (transport.Node.ConnectRelayed): the same
+// end-to-end QUIC session with the ML-DSA binding, its packets forwarded
+// by the relay. The Service then retries a hole punch on a backoff; when
+// one succeeds the direct connection replaces the relayed one without
+// loss (the transport's dedup prefers direct paths).
+//
+// # Hostile peers
+//
+// A coordinator acts only for its own connected peers, rate-limits
+// requests per requester, keeps a bounded table of pending punches and
+// forwards an answer only from the peer that was asked. A node acts on an
+// offer only from a coordinator it is directly connected to, rate-limits
+// offers per coordinator, dials at most MaxCandidates addresses per offer
+// for at most PunchTimeout, and accepts as public addresses only the one
+// the coordinator observed. Messages are bounded before they are decoded.
+package nat
+
+import (
+	"net/netip"
+	"slices"
+
+	"github.com/saorsa-labs/x0x-go/core/identity"
+)
+
+// Type is a NAT mapping behaviour, as far as the node's peers reveal it.
+type Type uint8
+
+// NAT types.
+const (
+	// TypeUnknown: fewer than two observers at different IPs have reported.
+	TypeUnknown Type = iota
+	// TypeNone: peers see the node at one of its own interface addresses.
+	TypeNone
+	// TypeEndpointIndependent: one external address towards every peer (a
+	// full-cone, address-restricted or port-restricted NAT); hole punching
+	// works with any peer that is not behind a symmetric NAT.
+	TypeEndpointIndependent
+	// TypeEndpointDependent: a new external port per destination (a
+	// symmetric NAT); hole punching works only towards permissive NATs.
+	TypeEndpointDependent
+)
+
+// String names the type as it appears in events and logs.
+func (t Type) String() string {
+	switch t {
+	case TypeNone:
+		return "none"
+	case TypeEndpointIndependent:
+		return "endpoint-independent"
+	case TypeEndpointDependent:
+		return "endpoint-dependent"
+	}
+	return "unknown"
+}
+
+// Observation is one peer's report of the address it sees this node at.
+type Observation struct {
+	Observer     identity.PeerID
+	ObserverAddr netip.Addr     // the observer's IP as this node sees it
+	Observed     netip.AddrPort // this node's address as the observer sees it
+}
+
+// Result is what Classify concludes.
+type Result struct {
+	Type Type
+	// External is the address most observers agree on (invalid if none
+	// agree); for TypeEndpointDependent it is the address the latest
+	// observer reported.
+	External netip.AddrPort
+	// Observers is the number of distinct observer IPs counted.
+	Observers int
+}
+
+// Classify combines observations (in the order they were made) into a
+// NAT type. local lists the node's own interface addresses. Each observer
+// IP votes once, with its latest observation.
+func Classify(obs []Observation, local []netip.AddrPort) Result {
+	latest := make(map[netip.Addr]netip.AddrPort)
+	var order []netip.Addr
+	for _, o := range obs {
+		if !o.Observed.IsValid() || !o.ObserverAddr.IsValid() {
+			continue
+		}
+		ip := o.ObserverAddr.Unmap()
+		if _, seen := latest[ip]; !seen {
+			order = append(order, ip)
+		}
+		latest[ip] = netip.AddrPortFrom(o.Observed.Addr().Unmap(), o.Observed.Port())
+	}
+	r := Result{Observers: len(latest)}
+	votes := make(map[netip.AddrPort]int)
+	best, bestVotes := netip.AddrPort{}, 0
+	for _, ip := range order {
+		a := latest[ip]
+		votes[a]++
+		if votes[a] > bestVotes {
+			best, bestVotes = a, votes[a]
+		}
+	}
+	switch {
+	case bestVotes >= 2:
+		r.External = best
+		r.Type = TypeEndpointIndependent
+		if slices.Contains(local, best) {
+			r.Type = TypeNone
+		}
+	case len(latest) >= 2 && sameIPs(latest):
+		r.Type = TypeEndpointDependent
+		r.External = latest[order[len(order)-1]]
+	}
+	return r
+}
+
+// sameIPs reports whether every observed address has the same IP.
+func sameIPs(m map[netip.Addr]netip.AddrPort) bool {
+	var ip netip.Addr
+	for _, a := range m {
+		if !ip.IsValid() {
+			ip = a.Addr()
+		} else if a.Addr() != ip {
+			return false
+		}
+	}
+	return true
+}
+
+// isLAN reports whether addr is in a private, shared (carrier-grade NAT),
+// loopback or unique-local range: an address a peer may state for itself
+// without it being observed.
+func isLAN(addr netip.Addr) bool {
+	addr = addr.Unmap()
+	if addr.IsPrivate() || addr.IsLoopback() {
+		return true
+	}
+	return cgnat.Contains(addr)
+}
+
+var cgnat = netip.MustParsePrefix("100.64.0.0/10")

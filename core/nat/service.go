@@ -1,0 +1,816 @@
+package nat
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/saorsa-labs/x0x-go/core/clock"
+	"github.com/saorsa-labs/x0x-go/core/identity"
+	"github.com/saorsa-labs/x0x-go/core/internal/defaults"
+	"github.com/saorsa-labs/x0x-go/core/internal/ratelimit"
+	"github.com/saorsa-labs/x0x-go/core/transport"
+	"github.com/saorsa-labs/x0x-go/core/wire"
+)
+
+// Defaults of Config.
+const (
+	DefaultDirectGrace   = 150 * time.Millisecond
+	DefaultPunchTimeout  = 1500 * time.Millisecond
+	DefaultPunchAttempts = 3
+	DefaultUpgradeMin    = 5 * time.Second
+	DefaultUpgradeMax    = 5 * time.Minute
+	DefaultRatePerSecond = 10
+	DefaultRateBurst     = 20
+	DefaultMaxPending    = 1024
+	// pendingLife is how long a coordinator waits for a target's answer.
+	pendingLife = 10 * time.Second
+	// maxObservations bounds the remembered address reports.
+	maxObservations = 64
+)
+
+// Errors of Connect beyond the transport's.
+var (
+	// ErrNoCoordinator means no connected coordinator could pass a punch
+	// request to the peer (none connected, or none connected to the peer).
+	ErrNoCoordinator = errors.New("nat: no coordinator connected to the peer")
+	// ErrUnreachable means neither a direct dial, hole punching nor a relay
+	// connected the peer.
+	ErrUnreachable = errors.New("nat: peer unreachable directly, by hole punching and by relay")
+)
+
+// Config configures a Service. Zero values take the defaults.
+type Config struct {
+	// Node is the transport node to traverse NATs for. Required.
+	Node *transport.Node
+	// Clock drives timers (default the real clock); Rand draws nonces
+	// (default crypto/rand; must be safe for concurrent use).
+	Clock clock.Clock
+	Rand  io.Reader
+	// Logger receives debug logs (nil discards them).
+	Logger *slog.Logger
+	// DirectGrace is how long Connect lets a plain dial run alone before
+	// it starts hole punching beside it (default 150 ms).
+	DirectGrace time.Duration
+	// PunchTimeout bounds one punch attempt: the coordinator round trip
+	// and the dials (default 1.5 s). PunchAttempts is how many Connect
+	// makes (default 3).
+	PunchTimeout  time.Duration
+	PunchAttempts int
+	// UpgradeMin and UpgradeMax bound the backoff between attempts to
+	// replace a relayed connection by a direct one (defaults 5 s, 5 min).
+	UpgradeMin, UpgradeMax time.Duration
+	// RatePerSecond and RateBurst bound punch requests per requester (as a
+	// coordinator) and offers per coordinator (as a target).
+	RatePerSecond float64
+	RateBurst     int
+	// MaxPending bounds a coordinator's punches awaiting an answer.
+	MaxPending int
+}
+
+func (c *Config) fill() {
+	if c.Clock == nil {
+		c.Clock = clock.Real()
+	}
+	if c.Rand == nil {
+		c.Rand = rand.Reader
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	defaults.Positive(&c.DirectGrace, DefaultDirectGrace)
+	defaults.Positive(&c.PunchTimeout, DefaultPunchTimeout)
+	defaults.Positive(&c.UpgradeMin, DefaultUpgradeMin)
+	defaults.Positive(&c.UpgradeMax, DefaultUpgradeMax)
+	defaults.Positive(&c.PunchAttempts, DefaultPunchAttempts)
+	defaults.Positive(&c.RatePerSecond, DefaultRatePerSecond)
+	defaults.Positive(&c.RateBurst, DefaultRateBurst)
+	defaults.Positive(&c.MaxPending, DefaultMaxPending)
+}
+
+// Stats counts a Service's work.
+type Stats struct {
+	Requests        uint64 // punch requests this node sent
+	Coordinated     uint64 // punch requests this node passed on as a coordinator
+	Offers          uint64 // offers this node acted on as a target
+	PunchesOK       uint64 // Connect/upgrade attempts that ended direct by punching
+	PunchesFailed   uint64 // punch attempts that found no direct path
+	RelayFallbacks  uint64 // connections made through a relay
+	Upgrades        uint64 // relayed connections replaced by direct ones
+	Refused         uint64 // requests or offers refused or ignored (rate, bounds, roles)
+	MalformedFrames uint64 // NAT messages that did not decode
+}
+
+// Path says how Connect reached a peer.
+type Path struct {
+	Relayed  bool
+	Via      identity.PeerID // the relay, if Relayed
+	Attempts int             // punch attempts made (0: the direct dial or an existing connection sufficed)
+}
+
+// Service runs NAT traversal on a node. It implements transport.Network
+// (the overlay runs on it): Connect falls back from a direct dial to hole
+// punching and then to a relay, and LocalAddr advertises the best-known
+// reachable address. Every other method is the node's.
+type Service struct {
+	*transport.Node
+	cfg Config
+	clk clock.Clock
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu        sync.Mutex
+	closed    bool
+	obs       []Observation
+	result    Result
+	waiting   map[[nonceSize]byte]*waiter
+	pending   map[[nonceSize]byte]*pendingPunch
+	reqRate   map[identity.PeerID]*ratelimit.Bucket
+	offerRate map[identity.PeerID]*ratelimit.Bucket
+	upgrades  map[identity.PeerID]*upgrade
+	stats     Stats
+
+	notifyMu  sync.Mutex // serialises announce
+	announced Result     // the last classification announced
+}
+
+type waiter struct {
+	coord identity.PeerID
+	ch    chan *message
+}
+
+type pendingPunch struct {
+	from, to identity.PeerID
+	expires  time.Time
+}
+
+type upgrade struct {
+	timer clock.Timer
+	delay time.Duration
+}
+
+// New starts NAT traversal on cfg.Node: it handles transport.ClassNAT and
+// watches the node's connections. Close stops it (before the node closes).
+func New(cfg Config) (*Service, error) {
+	if cfg.Node == nil {
+		return nil, errors.New("nat: Config.Node is required")
+	}
+	cfg.fill()
+	s := &Service{
+		Node: cfg.Node, cfg: cfg, clk: cfg.Clock,
+		waiting:   make(map[[nonceSize]byte]*waiter),
+		pending:   make(map[[nonceSize]byte]*pendingPunch),
+		reqRate:   make(map[identity.PeerID]*ratelimit.Bucket),
+		offerRate: make(map[identity.PeerID]*ratelimit.Bucket),
+		upgrades:  make(map[identity.PeerID]*upgrade),
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	cfg.Node.Handle(transport.ClassNAT, s.onFrame)
+	cfg.Node.WatchPeers(s.onPeer)
+	return s, nil
+}
+
+// Close stops timers and waits for the Service's goroutines. The node is
+// left running.
+func (s *Service) Close() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	for _, u := range s.upgrades {
+		u.timer.Stop()
+	}
+	s.upgrades = map[identity.PeerID]*upgrade{}
+	s.mu.Unlock()
+	s.cancel()
+	s.wg.Wait()
+	s.Node.Handle(transport.ClassNAT, nil)
+}
+
+// go runs f on a goroutine the Service owns, unless it is closed.
+func (s *Service) spawn(f func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		f()
+	}()
+}
+
+// Stats returns a snapshot of the counters.
+func (s *Service) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stats
+}
+
+// NAT returns the current classification of this node's NAT.
+func (s *Service) NAT() Result {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.result
+}
+
+// LocalAddr returns the address peers should dial: the external address
+// when the NAT type shows it is reachable (TypeNone, or a cone NAT's
+// mapping, which a coordinated punch can open), else a local interface
+// address, else the bound address.
+func (s *Service) LocalAddr() string {
+	s.mu.Lock()
+	r := s.result
+	s.mu.Unlock()
+	if r.External.IsValid() && (r.Type == TypeNone || r.Type == TypeEndpointIndependent) {
+		return r.External.String()
+	}
+	if c := s.Node.LocalCandidates(); len(c) > 0 {
+		return c[0].String()
+	}
+	return s.Node.LocalAddr()
+}
+
+// Connect implements transport.Network: see ConnectPath.
+func (s *Service) Connect(ctx context.Context, peer identity.PeerID, addr string) error {
+	_, err := s.ConnectPath(ctx, peer, addr)
+	return err
+}
+
+// ConnectPath connects to peer, trying in turn: an existing connection; a
+// direct dial to addr (if it is a usable address); after DirectGrace,
+// beside that dial, hole punches coordinated by connected coordinators;
+// and after a failed punch, a relay that is connected to the peer. It
+// returns how the peer was reached. A relayed connection is upgraded in
+// the background. Errors: *transport.PeerMismatchError (addr is another
+// peer), transport.ErrSelfConnect, transport.ErrClosed, ctx's error, or
+// ErrUnreachable joined with what each way returned.
+func (s *Service) ConnectPath(ctx context.Context, peer identity.PeerID, addr string) (Path, error) {
+	if info, ok := s.Node.PeerInfo(peer); ok {
+		return Path{Relayed: info.Relayed, Via: info.Via}, nil
+	}
+	if peer == s.Node.LocalID() {
+		return Path{}, transport.ErrSelfConnect
+	}
+	var errs []error
+	direct := make(chan error, 1)
+	if usableAddr(addr) {
+		dctx := context.WithoutCancel(ctx) // let it finish: it may still win
+		go func() { direct <- s.Node.Connect(dctx, peer, addr) }()
+		grace := time.NewTimer(s.cfg.DirectGrace)
+		select {
+		case err := <-direct:
+			grace.Stop()
+			if err == nil {
+				return s.pathTo(peer), nil
+			}
+			if fatalDialError(err) {
+				return Path{}, err
+			}
+			errs = append(errs, fmt.Errorf("direct dial %s: %w", addr, err))
+			direct = nil
+		case <-grace.C:
+		case <-ctx.Done():
+			grace.Stop()
+			return Path{}, ctx.Err()
+		}
+	} else {
+		direct = nil
+	}
+	path, err := s.traverse(ctx, peer)
+	if err == nil {
+		return path, nil
+	}
+	errs = append(errs, err)
+	if direct != nil {
+		// The plain dial is still running: it is the last chance.
+		select {
+		case derr := <-direct:
+			if derr == nil {
+				return s.pathTo(peer), nil
+			}
+			errs = append(errs, fmt.Errorf("direct dial %s: %w", addr, derr))
+		case <-ctx.Done():
+			return Path{}, ctx.Err()
+		}
+	}
+	if s.Node.IsConnected(peer) {
+		return s.pathTo(peer), nil
+	}
+	return Path{}, fmt.Errorf("%w: %w", ErrUnreachable, errors.Join(errs...))
+}
+
+func (s *Service) pathTo(peer identity.PeerID) Path {
+	info, _ := s.Node.PeerInfo(peer)
+	return Path{Relayed: info.Relayed, Via: info.Via}
+}
+
+// usableAddr reports whether addr is a literal ip:port worth dialling.
+func usableAddr(addr string) bool {
+	ap, err := netip.ParseAddrPort(addr)
+	return err == nil && ap.Port() != 0 && !ap.Addr().IsUnspecified()
+}
+
+// fatalDialError reports errors that no other path would fix.
+func fatalDialError(err error) bool {
+	return errors.Is(err, transport.ErrPeerMismatch) || errors.Is(err, transport.ErrSelfConnect) ||
+		errors.Is(err, transport.ErrClosed)
+}
+
+// traverse punches through coordinators and falls back to relays.
+func (s *Service) traverse(ctx context.Context, peer identity.PeerID) (Path, error) {
+	var errs []error
+	tried := map[identity.PeerID]bool{}
+	attempts := 0
+	for attempt := range s.cfg.PunchAttempts {
+		if s.Node.IsConnected(peer) {
+			p := s.pathTo(peer)
+			p.Attempts = attempts
+			return p, nil
+		}
+		attempts++
+		res, relays, err := s.punchOnce(ctx, peer)
+		if err == nil {
+			s.count(func(st *Stats) { st.PunchesOK++ })
+			return Path{Attempts: attempts}, nil
+		}
+		if ctx.Err() != nil || errors.Is(err, transport.ErrClosed) {
+			return Path{}, err
+		}
+		errs = append(errs, err)
+		if res == nil && errors.Is(err, ErrNoCoordinator) && len(relays) == 0 {
+			break // nobody can pass a request or relay: retrying will not help
+		}
+		for _, r := range relays {
+			if tried[r] {
+				continue
+			}
+			tried[r] = true
+			rerr := s.Node.ConnectRelayed(ctx, peer, r)
+			if rerr == nil {
+				s.count(func(st *Stats) { st.RelayFallbacks++ })
+				return Path{Relayed: true, Via: r, Attempts: attempts}, nil
+			}
+			errs = append(errs, fmt.Errorf("relay %s: %w", r.Short(), rerr))
+		}
+		if attempt+1 < s.cfg.PunchAttempts {
+			select {
+			case <-time.After(100 * time.Millisecond << attempt):
+			case <-ctx.Done():
+				return Path{}, ctx.Err()
+			}
+		}
+	}
+	return Path{}, errors.Join(errs...)
+}
+
+// punchOnce asks coordinators for the peer's candidates and dials them. It
+// returns the coordinator's answer (nil if none answered) and the
+// coordinators that offered to relay to the peer.
+func (s *Service) punchOnce(ctx context.Context, peer identity.PeerID) (*message, []identity.PeerID, error) {
+	res, relays, err := s.askCoordinators(ctx, peer)
+	if err != nil {
+		return nil, relays, err
+	}
+	mine := s.NAT().Type
+	if mine == TypeEndpointDependent && Type(res.NAT) == TypeEndpointDependent {
+		s.count(func(st *Stats) { st.PunchesFailed++ })
+		return res, relays, fmt.Errorf("nat: both sides are behind endpoint-dependent NATs: hole punching cannot work")
+	}
+	addrs := offeredCandidates(res.Addrs)
+	pctx, cancel := context.WithTimeout(ctx, s.cfg.PunchTimeout)
+	defer cancel()
+	if err := s.Node.DialDirect(pctx, peer, addrStrings(addrs)); err != nil {
+		s.count(func(st *Stats) { st.PunchesFailed++ })
+		return res, relays, err
+	}
+	return res, relays, nil
+}
+
+// offeredCandidates keeps the first address (the one the coordinator
+// observed) and the LAN addresses after it.
+func offeredCandidates(addrs []string) []netip.AddrPort {
+	if len(addrs) == 0 {
+		return nil
+	}
+	out := candidates(addrs[:1], false)
+	for _, a := range candidates(addrs[1:], true) {
+		if !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// coordinators lists directly connected peers offering coordination
+// (relays first, then by ID), excluding peer.
+func (s *Service) coordinators(peer identity.PeerID) []transport.PeerInfo {
+	var out []transport.PeerInfo
+	for _, p := range s.Node.PeersInfo() {
+		if p.Peer != peer && !p.Relayed && p.Services.Has(transport.ServiceCoordinator) {
+			out = append(out, p)
+		}
+	}
+	slices.SortFunc(out, func(a, b transport.PeerInfo) int {
+		ar, br := a.Services.Has(transport.ServiceRelay), b.Services.Has(transport.ServiceRelay)
+		if ar != br {
+			if ar {
+				return -1
+			}
+			return 1
+		}
+		return bytes.Compare(a.Peer[:], b.Peer[:])
+	})
+	return out
+}
+
+// askCoordinators sends a punch request through each coordinator in turn
+// until one answers with the peer's candidates.
+func (s *Service) askCoordinators(ctx context.Context, peer identity.PeerID) (*message, []identity.PeerID, error) {
+	coords := s.coordinators(peer)
+	if len(coords) == 0 {
+		return nil, nil, ErrNoCoordinator
+	}
+	var relays []identity.PeerID
+	var errs []error
+	for _, c := range coords {
+		m, err := s.request(ctx, c.Peer, peer)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("coordinator %s: %w", c.Peer.Short(), err))
+			if ctx.Err() != nil {
+				break
+			}
+			continue
+		}
+		if m.Relay && c.Services.Has(transport.ServiceRelay) {
+			relays = append(relays, c.Peer)
+		}
+		if m.Kind == msgResult {
+			return m, relays, nil
+		}
+		errs = append(errs, fmt.Errorf("coordinator %s refused (code %d)", c.Peer.Short(), m.Code))
+	}
+	return nil, relays, fmt.Errorf("%w: %w", ErrNoCoordinator, errors.Join(errs...))
+}
+
+// request sends one punch request to coord and waits for its result or
+// refusal (at most PunchTimeout).
+func (s *Service) request(ctx context.Context, coord, peer identity.PeerID) (*message, error) {
+	var nonce [nonceSize]byte
+	if _, err := io.ReadFull(s.cfg.Rand, nonce[:]); err != nil {
+		return nil, err
+	}
+	w := &waiter{coord: coord, ch: make(chan *message, 1)}
+	s.mu.Lock()
+	s.waiting[nonce] = w
+	s.stats.Requests++
+	mine := s.result.Type
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.waiting, nonce)
+		s.mu.Unlock()
+	}()
+	if err := s.send(coord, &message{Kind: msgRequest, Nonce: nonce[:], Peer: peer[:],
+		Addrs: addrStrings(s.lanCandidates()), NAT: uint8(mine)}); err != nil {
+		return nil, err
+	}
+	t := time.NewTimer(s.cfg.PunchTimeout)
+	defer t.Stop()
+	select {
+	case m := <-w.ch:
+		return m, nil
+	case <-t.C:
+		return nil, errors.New("no answer in time")
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-s.ctx.Done():
+		return nil, transport.ErrClosed
+	}
+}
+
+// lanCandidates lists this node's LAN interface addresses.
+func (s *Service) lanCandidates() []netip.AddrPort {
+	var out []netip.AddrPort
+	for _, a := range s.Node.LocalCandidates() {
+		if isLAN(a.Addr()) && len(out) < MaxCandidates-1 {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+func (s *Service) send(peer identity.PeerID, m *message) error {
+	b, err := wire.Marshal(m)
+	if err != nil {
+		return err
+	}
+	return s.Node.Send(peer, transport.ClassNAT, transport.PriorityControl, b)
+}
+
+func (s *Service) count(f func(*Stats)) {
+	s.mu.Lock()
+	f(&s.stats)
+	s.mu.Unlock()
+}
+
+// ---- inbound messages ----
+
+func (s *Service) onFrame(from identity.PeerID, b []byte) {
+	m, err := decodeMessage(b)
+	if err != nil {
+		s.count(func(st *Stats) { st.MalformedFrames++ })
+		s.cfg.Logger.Debug("malformed NAT message", "peer", from.Short(), "err", err)
+		return
+	}
+	switch m.Kind {
+	case msgRequest:
+		s.onRequest(from, m)
+	case msgOffer:
+		s.onOffer(from, m)
+	case msgAnswer:
+		s.onAnswer(from, m)
+	case msgResult, msgRefusal:
+		s.mu.Lock()
+		w := s.waiting[m.nonce()]
+		s.mu.Unlock()
+		if w == nil || w.coord != from {
+			s.count(func(st *Stats) { st.Refused++ }) // unsolicited
+			return
+		}
+		select {
+		case w.ch <- m:
+		default:
+		}
+	}
+}
+
+// refuse answers a request with a refusal.
+func (s *Service) refuse(to identity.PeerID, m *message, code uint8) {
+	s.count(func(st *Stats) { st.Refused++ })
+	_ = s.send(to, &message{Kind: msgRefusal, Nonce: m.Nonce, Peer: m.Peer, Code: code})
+}
+
+// onRequest: as a coordinator, pass A's request to B.
+func (s *Service) onRequest(from identity.PeerID, m *message) {
+	if !s.Node.Services().Has(transport.ServiceCoordinator) {
+		s.refuse(from, m, refuseNotCoord)
+		return
+	}
+	now := s.clk.Now()
+	target := m.peer()
+	if target == from || target == s.Node.LocalID() {
+		s.refuse(from, m, refuseBadTarget)
+		return
+	}
+	fromInfo, ok := s.Node.PeerInfo(from)
+	if !ok || fromInfo.Relayed {
+		return
+	}
+	toInfo, ok := s.Node.PeerInfo(target)
+	if !ok || toInfo.Relayed {
+		s.refuse(from, m, refuseNoTarget)
+		return
+	}
+	s.mu.Lock()
+	if !s.allow(s.reqRate, from, now) {
+		s.mu.Unlock()
+		s.refuse(from, m, refuseBusy)
+		return
+	}
+	if len(s.pending) >= s.cfg.MaxPending {
+		for k, p := range s.pending {
+			if now.After(p.expires) {
+				delete(s.pending, k)
+			}
+		}
+	}
+	nonce := m.nonce()
+	if _, dup := s.pending[nonce]; dup || len(s.pending) >= s.cfg.MaxPending {
+		s.mu.Unlock()
+		s.refuse(from, m, refuseBusy)
+		return
+	}
+	s.pending[nonce] = &pendingPunch{from: from, to: target, expires: now.Add(pendingLife)}
+	s.stats.Coordinated++
+	s.mu.Unlock()
+	addrs := withObserved(fromInfo.Addr, m.Addrs)
+	_ = s.send(target, &message{Kind: msgOffer, Nonce: m.Nonce, Peer: from[:], Addrs: addrs, NAT: m.NAT})
+}
+
+// withObserved puts the observed address first, then the stated LAN
+// candidates.
+func withObserved(observed string, stated []string) []string {
+	var out []netip.AddrPort
+	if ap, err := netip.ParseAddrPort(observed); err == nil {
+		out = append(out, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
+	}
+	for _, a := range candidates(stated, true) {
+		if len(out) < MaxCandidates && !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	return addrStrings(out)
+}
+
+// onAnswer: as a coordinator, pass B's answer back to A.
+func (s *Service) onAnswer(from identity.PeerID, m *message) {
+	nonce := m.nonce()
+	s.mu.Lock()
+	p := s.pending[nonce]
+	if p == nil || p.to != from {
+		s.stats.Refused++
+		s.mu.Unlock()
+		return
+	}
+	delete(s.pending, nonce)
+	s.mu.Unlock()
+	info, ok := s.Node.PeerInfo(from)
+	if !ok || info.Relayed {
+		return
+	}
+	_ = s.send(p.from, &message{Kind: msgResult, Nonce: m.Nonce, Peer: from[:], Addrs: withObserved(info.Addr, m.Addrs),
+		NAT: m.NAT, Relay: s.Node.Services().Has(transport.ServiceRelay)})
+}
+
+// onOffer: as the target, dial the requester's candidates, then answer.
+func (s *Service) onOffer(from identity.PeerID, m *message) {
+	info, ok := s.Node.PeerInfo(from)
+	if !ok || info.Relayed || !info.Services.Has(transport.ServiceCoordinator) {
+		s.count(func(st *Stats) { st.Refused++ })
+		return
+	}
+	peer := m.peer()
+	if peer == s.Node.LocalID() || peer == from {
+		s.count(func(st *Stats) { st.Refused++ })
+		return
+	}
+	s.mu.Lock()
+	ok = s.allow(s.offerRate, from, s.clk.Now())
+	if ok {
+		s.stats.Offers++
+	}
+	mine := s.result.Type
+	s.mu.Unlock()
+	if !ok {
+		s.count(func(st *Stats) { st.Refused++ })
+		return
+	}
+	addrs := addrStrings(offeredCandidates(m.Addrs))
+	if len(addrs) > 0 && !(mine == TypeEndpointDependent && Type(m.NAT) == TypeEndpointDependent) {
+		s.spawn(func() {
+			ctx, cancel := context.WithTimeout(s.ctx, s.cfg.PunchTimeout)
+			defer cancel()
+			_ = s.Node.DialDirect(ctx, peer, addrs)
+		})
+	}
+	_ = s.send(from, &message{Kind: msgAnswer, Nonce: m.Nonce, Addrs: addrStrings(s.lanCandidates()), NAT: uint8(mine)})
+}
+
+// ---- address discovery and upgrades ----
+
+// onPeer runs on the transport's event goroutine: it records address
+// reports and schedules upgrades of relayed connections. It must not block.
+func (s *Service) onPeer(ev transport.PeerEvent) {
+	if !ev.Up {
+		s.mu.Lock()
+		if u := s.upgrades[ev.Peer]; u != nil {
+			u.timer.Stop()
+			delete(s.upgrades, ev.Peer)
+		}
+		s.mu.Unlock()
+		return
+	}
+	if ev.Relayed {
+		// One side drives the upgrade (the lower ID), so the two do not
+		// punch against each other's requests.
+		if local := s.Node.LocalID(); bytes.Compare(local[:], ev.Peer[:]) < 0 {
+			s.scheduleUpgrade(ev.Peer, s.cfg.UpgradeMin)
+		}
+		return
+	}
+	info, ok := s.Node.PeerInfo(ev.Peer)
+	if !ok || info.Relayed || !info.Observed.IsValid() {
+		return
+	}
+	ap, err := netip.ParseAddrPort(info.Addr)
+	if err != nil {
+		return
+	}
+	s.observe(Observation{Observer: ev.Peer, ObserverAddr: ap.Addr(), Observed: info.Observed})
+}
+
+// observe records a report and, on a change of the classification,
+// emits NatTypeDetected from another goroutine (onPeer runs inside the
+// transport's event delivery, which Notify would re-enter).
+func (s *Service) observe(o Observation) {
+	local := s.Node.LocalCandidates()
+	if bound, err := netip.ParseAddrPort(s.Node.LocalAddr()); err == nil {
+		local = append(local, bound)
+	}
+	s.mu.Lock()
+	s.obs = append(s.obs, o)
+	if len(s.obs) > maxObservations {
+		s.obs = slices.Delete(s.obs, 0, len(s.obs)-maxObservations)
+	}
+	r := Classify(s.obs, local)
+	changed := r.Type != s.result.Type || r.External != s.result.External
+	s.result = r
+	s.mu.Unlock()
+	if changed {
+		s.spawn(s.announce)
+	}
+}
+
+// announce emits NatTypeDetected for the current classification unless it
+// was the last one announced.
+func (s *Service) announce() {
+	s.notifyMu.Lock()
+	defer s.notifyMu.Unlock()
+	r := s.NAT()
+	if r.Type == TypeUnknown || (r.Type == s.announced.Type && r.External == s.announced.External) {
+		return
+	}
+	s.announced = r
+	ev := transport.Event{Kind: transport.EventNatTypeDetected, NAT: r.Type.String()}
+	if r.External.IsValid() {
+		ev.Addr = r.External.String()
+	}
+	s.Node.Notify(ev)
+}
+
+func (s *Service) scheduleUpgrade(peer identity.PeerID, delay time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	if u := s.upgrades[peer]; u != nil {
+		u.timer.Stop()
+	}
+	u := &upgrade{delay: delay}
+	u.timer = s.clk.AfterFunc(delay, func() { s.spawn(func() { s.tryUpgrade(peer, u) }) })
+	s.upgrades[peer] = u
+}
+
+// tryUpgrade makes one punch attempt for a relayed peer and reschedules
+// itself with a doubled delay if it fails.
+func (s *Service) tryUpgrade(peer identity.PeerID, u *upgrade) {
+	s.mu.Lock()
+	current := s.upgrades[peer] == u
+	s.mu.Unlock()
+	info, ok := s.Node.PeerInfo(peer)
+	if !current || !ok || !info.Relayed {
+		return
+	}
+	if _, _, err := s.punchOnce(s.ctx, peer); err == nil {
+		s.count(func(st *Stats) { st.Upgrades++; st.PunchesOK++ })
+		s.mu.Lock()
+		if s.upgrades[peer] == u {
+			delete(s.upgrades, peer)
+		}
+		s.mu.Unlock()
+		return
+	}
+	s.scheduleUpgrade(peer, min(2*u.delay, s.cfg.UpgradeMax))
+}
+
+// ---- rate limits ----
+
+// maxBuckets bounds a rate-limit table; full buckets are pruned first.
+const maxBuckets = 4096
+
+// allow takes one token from peer's bucket in m. s.mu must be held.
+func (s *Service) allow(m map[identity.PeerID]*ratelimit.Bucket, peer identity.PeerID, now time.Time) bool {
+	rate, burst := s.cfg.RatePerSecond, float64(s.cfg.RateBurst)
+	b := m[peer]
+	if b == nil {
+		if len(m) >= maxBuckets {
+			for k, v := range m {
+				if v.Full(now, rate, burst) {
+					delete(m, k)
+				}
+			}
+			if len(m) >= maxBuckets {
+				return false
+			}
+		}
+		nb := ratelimit.New(now, burst)
+		b = &nb
+		m[peer] = b
+	}
+	return b.Take(now, 1, rate, burst)
+}
