@@ -5,7 +5,7 @@ GOTEST    := $(GO) test -count=1
 # Packages whose tests run under the race detector (the core library).
 CORE_PKGS := ./core/...
 
-.PHONY: all build capi node-addon tools lint test test-core test-other test-capi test-node test-python fuzz sim-check demo bench clean
+.PHONY: all build capi node-addon tools lint test test-core test-other test-capi test-node test-python fuzz sim-check natlab demo bench clean
 
 all: build
 
@@ -60,11 +60,17 @@ sim-check: build
 	$(SIM) -churn 0.1
 	$(SIM) -partition
 
+# The NAT lab (root: network namespaces and nftables, installed if
+# missing): every pair of NAT types must connect, punchable pairs directly
+# within 1 s, and pub/sub and a task list must work across the lab.
+natlab: build
+	./scripts/natlab.sh
+
 # Every test: lint, the core under -race, the rest, the C ABI, the Node and
 # Python bindings, a short run of every fuzz target, the simulator at 1,000
-# nodes, and the demo (which checks its own outcome and exits non-zero on
-# failure).
-test: lint test-core test-other test-capi test-node test-python fuzz sim-check demo
+# nodes, the NAT lab, and the demo (which checks its own outcome and exits
+# non-zero on failure).
+test: lint test-core test-other test-capi test-node test-python fuzz sim-check natlab demo
 
 demo: build node-addon
 	./scripts/demo.sh

@@ -51,8 +51,23 @@ func eventKind(k x0x.EventKind) uint32 {
 		return C.X0X_EVENT_AGENTS_CHANGED
 	case x0x.EventDirectMessage:
 		return C.X0X_EVENT_DIRECT_MESSAGE
+	case x0x.EventNatTypeDetected:
+		return C.X0X_EVENT_NAT_TYPE_DETECTED
 	}
 	return 0
+}
+
+// natType maps the facade's NAT type name to an x0x_nat_type.
+func natType(name string) uint64 {
+	switch name {
+	case "none":
+		return C.X0X_NAT_NONE
+	case "endpoint-independent":
+		return C.X0X_NAT_ENDPOINT_INDEPENDENT
+	case "endpoint-dependent":
+		return C.X0X_NAT_ENDPOINT_DEPENDENT
+	}
+	return C.X0X_NAT_UNKNOWN
 }
 
 // convertEvent converts ev; ok is false for kinds the ABI does not know.
@@ -73,6 +88,9 @@ func convertEvent(ev x0x.Event) (e event, ok bool) {
 		e.agents = append(e.agents, a[:]...)
 	}
 	e.payload = ev.Payload
+	if ev.Kind == x0x.EventNatTypeDetected {
+		e.nums[0] = natType(ev.NAT)
+	}
 	return e, true
 }
 

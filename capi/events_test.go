@@ -15,6 +15,12 @@ func TestConvertEventSkipsUnknownKinds(t *testing.T) {
 	if !ok || e.nAgents != 2 || len(e.agents) != 64 || e.agents[0] != 1 || e.agents[32] != 2 {
 		t.Fatalf("agents not flattened: %+v", e)
 	}
+	for name, want := range map[string]uint64{"none": 1, "endpoint-independent": 2, "endpoint-dependent": 3, "junk": 0} {
+		e, ok := convertEvent(x0x.Event{Kind: x0x.EventNatTypeDetected, NAT: name, Addr: "198.18.0.9:5"})
+		if !ok || e.kind != 9 || e.nums[0] != want || e.addr != "198.18.0.9:5" {
+			t.Errorf("NAT %q: %+v %v", name, e, ok)
+		}
+	}
 	e, _ = convertEvent(x0x.Event{Kind: x0x.EventPeerDisconnected, Err: x0x.ErrClosed})
 	if e.st != statusClosed || e.errMsg != x0x.ErrClosed.Error() {
 		t.Fatalf("error not converted: %+v", e)

@@ -60,7 +60,7 @@ extern "C" {
  * soname suffix (libx0x.so.0); a library with another major version is not
  * compatible. Minor versions only add functions, keys and event kinds. */
 #define X0X_ABI_VERSION_MAJOR 0
-#define X0X_ABI_VERSION_MINOR 2
+#define X0X_ABI_VERSION_MINOR 3
 #define X0X_ABI_VERSION ((X0X_ABI_VERSION_MAJOR << 16) | X0X_ABI_VERSION_MINOR)
 
 /* Size in bytes of an ID (agent, machine, peer): SHA-256 of a public key. */
@@ -523,8 +523,28 @@ typedef enum x0x_event_kind {
      * X0X_ID_SIZE-byte task ID, `from` the agent that made the change,
      * reserved[0] the operation (an x0x_task_op) and reserved[1] 1 if this
      * agent made it, else 0. */
-    X0X_EVENT_TASK_CHANGED = 8
+    X0X_EVENT_TASK_CHANGED = 8,
+    /* This node's NAT mapping behaviour was classified from the addresses
+     * several peers (at different IPs) see it at, or the classification
+     * changed: reserved[0] is an x0x_nat_type, `addr` the external address
+     * peers agree on (NULL if none); `peer` is all zero. ABI 0.3. */
+    X0X_EVENT_NAT_TYPE_DETECTED = 9
 } x0x_event_kind;
+
+/* NAT mapping behaviours, as reported in X0X_EVENT_NAT_TYPE_DETECTED. */
+typedef enum x0x_nat_type {
+    /* Fewer than two peers at different IPs have reported (never sent in
+     * an event). */
+    X0X_NAT_UNKNOWN = 0,
+    /* Peers see the node at one of its own interface addresses. */
+    X0X_NAT_NONE = 1,
+    /* One external address towards every peer (a cone NAT): hole punching
+     * works with any peer not behind a symmetric NAT. */
+    X0X_NAT_ENDPOINT_INDEPENDENT = 2,
+    /* A new external port per destination (a symmetric NAT): peers behind
+     * most NATs are reached through a relay. */
+    X0X_NAT_ENDPOINT_DEPENDENT = 3
+} x0x_nat_type;
 
 /* Task-list operations, as reported in X0X_EVENT_TASK_CHANGED. */
 typedef enum x0x_task_op {

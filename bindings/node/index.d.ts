@@ -42,7 +42,16 @@ export declare const EventKind: Readonly<{
   DIRECT_MESSAGE: 6;
   TOPIC_MESSAGE: 7;
   TASK_CHANGED: 8;
+  NAT_TYPE_DETECTED: 9;
 }>;
+
+/**
+ * This node's NAT mapping behaviour, learnt from the addresses peers at
+ * different IPs see it at: 'none' (a public address), 'endpoint-independent'
+ * (a cone NAT: hole punching works), 'endpoint-dependent' (a symmetric NAT:
+ * most peers are reached through a relay).
+ */
+export type NatType = 'unknown' | 'none' | 'endpoint-independent' | 'endpoint-dependent';
 
 /** An error reported by the x0x library (`code` is the status name). */
 export declare class X0xError extends Error {
@@ -148,6 +157,8 @@ export interface AgentEvents {
   disconnected: [DisconnectedEvent];
   connectionFailed: [ConnectionFailedEvent];
   externalAddress: [{ peer: string; addr: string }];
+  /** The NAT type was detected or changed; addr is the external address peers agree on (null if none). */
+  natType: [{ type: NatType; addr: string | null }];
   agentsChanged: [{ peer: string; agents: string[] }];
   message: [TopicMessage];
   direct: [DirectMessage];

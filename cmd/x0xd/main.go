@@ -1,7 +1,8 @@
 // Command x0xd runs an x0x node daemon.
 //
 //	x0xd [-data-dir DIR] [-listen 0.0.0.0:12000] [-http 127.0.0.1:12600]
-//	     [-bootstrap ADDR,...] [-network local|testnet] [-role bootstrap]
+//	     [-bootstrap ADDR,...] [-network local|testnet]
+//	     [-role bootstrap|coordinator|relay[,...]]
 //
 // It serves GET /health (JSON) and GET /metrics (Prometheus text) on the
 // HTTP address, keeps its keys and peer cache in the data directory, prints
@@ -54,7 +55,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.httpAddr, "http", "127.0.0.1:12600", "HTTP address for /health and /metrics")
 	fs.StringVar(&o.bootstrap, "bootstrap", "", "comma-separated bootstrap peers (host:port or peerid@host:port)")
 	fs.StringVar(&o.network, "network", x0x.NetworkLocal, "network whose built-in seeds to use: local (none) or testnet (public)")
-	fs.StringVar(&o.role, "role", "bootstrap", "node role (bootstrap)")
+	fs.StringVar(&o.role, "role", "bootstrap", "node roles, comma-separated: bootstrap (the default: a node others join through), "+
+		"coordinator (passes hole-punch requests between its peers), relay (forwards connections that cannot punch); "+
+		"offer coordinator and relay only on a publicly reachable address")
 	fs.StringVar(&o.passFile, "passphrase-file", "", "file holding a passphrase that seals the key files")
 	fs.BoolVar(&o.verbose, "v", false, "log debug messages to stderr")
 	if err := fs.Parse(args); err != nil {
@@ -63,10 +66,25 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	if o.role != "bootstrap" {
-		return o, fmt.Errorf("role %q is not supported yet (only bootstrap)", o.role)
+	if _, err := roleServices(o.role); err != nil {
+		return o, err
 	}
 	return o, nil
+}
+
+// roleServices maps a -role list to the services the node offers.
+func roleServices(roles string) (x0x.Services, error) {
+	var list []string
+	for _, r := range strings.Split(roles, ",") {
+		switch r = strings.TrimSpace(r); r {
+		case "bootstrap":
+		case "coordinator", "relay":
+			list = append(list, r)
+		default:
+			return 0, fmt.Errorf("unknown role %q (want bootstrap, coordinator or relay)", r)
+		}
+	}
+	return x0x.ParseServices(strings.Join(list, ","))
 }
 
 func run(args []string, stdout, stderr io.Writer) error {
@@ -87,7 +105,12 @@ func serve(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
-	b := x0x.NewBuilder().WithDataDir(o.dataDir).WithBindAddr(o.listen).WithNetwork(o.network).WithLogger(logger)
+	services, err := roleServices(o.role)
+	if err != nil {
+		return err
+	}
+	b := x0x.NewBuilder().WithDataDir(o.dataDir).WithBindAddr(o.listen).WithNetwork(o.network).WithLogger(logger).
+		WithServices(services)
 	if o.bootstrap != "" {
 		b.WithBootstrap(strings.Split(o.bootstrap, ",")...)
 	}
@@ -146,6 +169,8 @@ func logEvent(l *slog.Logger, ev x0x.Event) {
 		l.Info("peer connected", "peer", ev.Peer.Short(), "addr", ev.Addr, "agents", len(ev.Agents))
 	case x0x.EventPeerDisconnected:
 		l.Info("peer disconnected", "peer", ev.Peer.Short(), "err", ev.Err)
+	case x0x.EventNatTypeDetected:
+		l.Info("NAT type detected", "nat", ev.NAT, "external", ev.Addr)
 	default:
 		l.Debug("event", "kind", ev.Kind.String(), "peer", ev.Peer.Short(), "addr", ev.Addr, "err", ev.Err)
 	}

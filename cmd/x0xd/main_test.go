@@ -24,8 +24,19 @@ func TestParseFlags(t *testing.T) {
 	if o.listen != "0.0.0.0:12000" || o.httpAddr != "127.0.0.1:12600" || o.network != x0x.NetworkLocal {
 		t.Fatalf("defaults = %+v", o)
 	}
-	if _, err := parseFlags([]string{"-role", "relay"}, io.Discard); err == nil {
-		t.Fatal("unsupported role accepted")
+	if _, err := parseFlags([]string{"-role", "gateway"}, io.Discard); err == nil {
+		t.Fatal("unknown role accepted")
+	}
+	for roles, want := range map[string]x0x.Services{
+		"bootstrap": 0, "coordinator": x0x.ServiceCoordinator, "relay": x0x.ServiceRelay,
+		"coordinator,relay": x0x.ServiceCoordinator | x0x.ServiceRelay, "bootstrap, relay": x0x.ServiceRelay,
+	} {
+		if _, err := parseFlags([]string{"-role", roles}, io.Discard); err != nil {
+			t.Errorf("-role %q: %v", roles, err)
+		}
+		if got, err := roleServices(roles); err != nil || got != want {
+			t.Errorf("roleServices(%q) = %v, %v; want %v", roles, got, err, want)
+		}
 	}
 	if _, err := parseFlags([]string{"stray"}, io.Discard); err == nil {
 		t.Fatal("stray argument accepted")
@@ -94,7 +105,7 @@ func TestDaemonServesHealthAndMetrics(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if h.Status != "ok" || h.MachineID != machine || h.Peers != 1 || h.Role != "bootstrap" {
+	if h.Status != "ok" || h.MachineID != machine || h.Peers != 1 || h.Role != "bootstrap" || h.NATType != "unknown" {
 		t.Fatalf("/health = %+v", h)
 	}
 	metrics := httpGet(t, "http://"+httpAddr+"/metrics")
@@ -103,6 +114,8 @@ func TestDaemonServesHealthAndMetrics(t *testing.T) {
 		"# TYPE x0x_transport_peers_connected gauge\nx0x_transport_peers_connected 1\n",
 		"# TYPE x0x_transport_inbound_accepted_total counter\nx0x_transport_inbound_accepted_total 1\n",
 		`x0x_transport_queue_dropped_total{class="direct",priority="eager"} 0`,
+		"# TYPE x0x_nat_punches_ok_total counter\n",
+		"# TYPE x0x_transport_relay_forwarded_packets_total counter\n",
 	} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %q:\n%s", want, metrics)

@@ -17,6 +17,7 @@ type fakeCache struct {
 	mu         sync.Mutex
 	candidates []PeerAddr
 	records    []cacheRecord
+	services   map[identity.PeerID]Services
 }
 
 type cacheRecord struct {
@@ -30,6 +31,15 @@ func (f *fakeCache) Record(peer identity.PeerID, addr string, ok bool, rtt time.
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.records = append(f.records, cacheRecord{peer, addr, ok, rtt})
+}
+
+func (f *fakeCache) RecordServices(peer identity.PeerID, _ string, s Services) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.services == nil {
+		f.services = make(map[identity.PeerID]Services)
+	}
+	f.services[peer] = s
 }
 
 func (f *fakeCache) Candidates(n int) []PeerAddr {
@@ -46,7 +56,9 @@ func (f *fakeCache) snapshot() []cacheRecord {
 
 func TestConnectCachedRecordsOutcomes(t *testing.T) {
 	a := startNode(t, testConfig(testKey("cache", 1)))
-	b := startNode(t, testConfig(testKey("cache", 2)))
+	bc := testConfig(testKey("cache", 2))
+	bc.Services = ServiceCoordinator | ServiceRelay
+	b := startNode(t, bc)
 	dead := testKey("cache", 3).ID()
 	cache := &fakeCache{candidates: []PeerAddr{
 		{Peer: a.LocalID(), Addr: a.LocalAddr()},
@@ -67,6 +79,12 @@ func TestConnectCachedRecordsOutcomes(t *testing.T) {
 	recs := cache.snapshot()
 	if len(recs) != 3 {
 		t.Fatalf("records %+v", recs)
+	}
+	cache.mu.Lock()
+	sa, sb, sd := cache.services[a.LocalID()], cache.services[b.LocalID()], cache.services[dead]
+	cache.mu.Unlock()
+	if sa != 0 || sb != ServiceCoordinator|ServiceRelay || sd != 0 {
+		t.Errorf("recorded services a=%v b=%v dead=%v", sa, sb, sd)
 	}
 	for _, r := range recs {
 		switch r.peer {

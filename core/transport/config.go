@@ -55,6 +55,10 @@ type PeerCache interface {
 	// decides how to explore, e.g. epsilon-greedy). The node owns the
 	// returned slice.
 	Candidates(n int) []PeerAddr
+	// RecordServices notes the roles peer offered when it was reached at
+	// addr (after a successful Record), so that coordinators and relays
+	// are remembered across restarts.
+	RecordServices(peer identity.PeerID, addr string, s Services)
 }
 
 // Config configures a Node. Zero values take the documented defaults, so a

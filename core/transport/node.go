@@ -487,6 +487,7 @@ func (n *Node) dialOn(ctx context.Context, expected identity.PeerID, tr *quic.Tr
 	n.stats.dialsOK.Add(1)
 	if n.cfg.PeerCache != nil && plain {
 		n.cfg.PeerCache.Record(c.peer, addr, true, c.qc.ConnectionStats().SmoothedRTT)
+		n.cfg.PeerCache.RecordServices(c.peer, addr, c.services)
 	}
 	go n.runConn(c)
 	return c.peer, nil

@@ -40,6 +40,7 @@ import (
 	"github.com/saorsa-labs/x0x-go/core/identity"
 	"github.com/saorsa-labs/x0x-go/core/identity/keystore"
 	"github.com/saorsa-labs/x0x-go/core/membership"
+	"github.com/saorsa-labs/x0x-go/core/nat"
 	"github.com/saorsa-labs/x0x-go/core/pubsub"
 	"github.com/saorsa-labs/x0x-go/core/transport"
 	"github.com/saorsa-labs/x0x-go/core/transport/peercache"
@@ -74,7 +75,29 @@ const (
 	EventExternalAddressDiscovered = transport.EventExternalAddressDiscovered
 	EventAgentsChanged             = transport.EventAgentsChanged
 	EventDirectMessage             = transport.EventDirectMessage
+	// EventNatTypeDetected reports this node's NAT mapping behaviour in
+	// Event.NAT ("none", "endpoint-independent", "endpoint-dependent") and
+	// its external address in Event.Addr; it is emitted again on a change.
+	EventNatTypeDetected = transport.EventNatTypeDetected
 )
+
+// Services are the roles a node offers its peers (see WithServices).
+type Services = transport.Services
+
+// Roles a node can offer.
+const (
+	// ServiceCoordinator passes hole-punch requests between its peers.
+	ServiceCoordinator = transport.ServiceCoordinator
+	// ServiceRelay forwards relayed connections' packets between its peers.
+	ServiceRelay = transport.ServiceRelay
+)
+
+// ParseServices parses a comma-separated list of "coordinator" and "relay".
+func ParseServices(list string) (Services, error) { return transport.ParseServices(list) }
+
+// Path says how ConnectPeer reached a peer: directly or through a relay,
+// and after how many hole-punch attempts.
+type Path = nat.Path
 
 // ParseID parses a 64-hex-digit ID.
 func ParseID(s string) (ID, error) { return identity.ParseID(s) }
@@ -110,6 +133,7 @@ type Builder struct {
 	clk            clock.Clock
 	rand           io.Reader
 	logger         *slog.Logger
+	services       Services
 	tune           func(*transport.Config)
 }
 
@@ -157,6 +181,11 @@ func (b *Builder) WithBootstrap(addrs ...string) *Builder {
 // added (NetworkLocal, the default, has none; NetworkTestnet is the public
 // test network and is contacted only when chosen here).
 func (b *Builder) WithNetwork(name string) *Builder { b.network = name; return b }
+
+// WithServices makes the node offer roles to its peers: ServiceCoordinator
+// (pass hole-punch requests) and ServiceRelay (forward relayed
+// connections). Only publicly reachable nodes should offer them.
+func (b *Builder) WithServices(s Services) *Builder { b.services = s; return b }
 
 // WithClock injects the time source (default the real clock).
 func (b *Builder) WithClock(c clock.Clock) *Builder { b.clk = c; return b }
@@ -221,6 +250,7 @@ func (b *Builder) Build(ctx context.Context) (*Agent, error) {
 		Rand:      b.rand,
 		Logger:    b.logger,
 		PeerCache: cacheAdapter{cache},
+		Services:  b.services,
 	}
 	if b.tune != nil {
 		b.tune(&cfg)
@@ -234,12 +264,18 @@ func (b *Builder) Build(ctx context.Context) (*Agent, error) {
 		node.Close()
 		return nil, err
 	}
+	traversal, err := nat.New(nat.Config{Node: node, Clock: clk, Logger: b.logger})
+	if err != nil {
+		node.Close()
+		return nil, err
+	}
 	a := &Agent{
-		node: node, machine: machine, agent: agentKey, cert: cert,
+		node: node, nat: traversal, machine: machine, agent: agentKey, cert: cert,
 		cache: cache, dataDir: dir, bootstrap: boot,
 		clk: clk, rnd: b.rand, logger: b.logger, closed: make(chan struct{}),
 	}
 	if err := a.startOverlay(clk, b.rand); err != nil {
+		traversal.Close()
 		node.Close()
 		return nil, err
 	}
@@ -276,6 +312,7 @@ func parseBootstrap(addrs []string) ([]bootstrapPeer, error) {
 // safe for concurrent use.
 type Agent struct {
 	node      *transport.Node
+	nat       *nat.Service // NAT traversal; the overlay runs on it
 	machine   *identity.KeyPair
 	agent     *identity.KeyPair
 	cert      *identity.AgentCert
@@ -366,6 +403,7 @@ func (a *Agent) JoinNetwork(ctx context.Context) error {
 	if err != nil {
 		errs = append(errs, err)
 	}
+	connected += a.connectCachedCoordinators(ctx)
 	if connected > 0 {
 		if len(contacts) == 0 {
 			// Only cached peers answered: use them as overlay contacts.
@@ -380,6 +418,29 @@ func (a *Agent) JoinNetwork(ctx context.Context) error {
 		return ErrNoBootstrap
 	}
 	return fmt.Errorf("x0x: join failed: %w", errors.Join(errs...))
+}
+
+// cachedCoordinators is how many remembered coordinators JoinNetwork dials
+// when no connected peer coordinates hole punches.
+const cachedCoordinators = 2
+
+// connectCachedCoordinators dials remembered coordinators (best first)
+// when no connected peer offers coordination, so that hole punching works
+// after a restart even if the bootstrap peers do not coordinate. It
+// returns how many it connected.
+func (a *Agent) connectCachedCoordinators(ctx context.Context) int {
+	for _, p := range a.node.PeersInfo() {
+		if p.Services.Has(ServiceCoordinator) {
+			return 0
+		}
+	}
+	got := 0
+	for _, e := range a.cache.WithServices(uint8(ServiceCoordinator), cachedCoordinators) {
+		if a.node.Connect(ctx, e.Peer, e.Addr) == nil {
+			got++
+		}
+	}
+	return got
 }
 
 // Connect dials a node at addr ("host:port" or "<peer id>@host:port") and
@@ -419,6 +480,35 @@ func (a *Agent) Connect(ctx context.Context, addr string) (PeerID, error) {
 func (a *Agent) SendDirect(ctx context.Context, to AgentID, payload []byte) error {
 	return a.node.SendDirect(ctx, a.agent.ID(), to, append([]byte(nil), payload...))
 }
+
+// ConnectPeer connects to the node peer, also behind a NAT: a direct dial
+// to addr (its advertised address; may be empty), then hole punching
+// coordinated by a connected coordinator, then a relay (see core/nat). It
+// returns how the peer was reached; a relayed connection keeps trying to
+// become direct in the background. Errors wrap nat.ErrUnreachable (with
+// each way's error), transport.ErrPeerMismatch, or ctx's error.
+func (a *Agent) ConnectPeer(ctx context.Context, peer PeerID, addr string) (Path, error) {
+	return a.nat.ConnectPath(ctx, peer, addr)
+}
+
+// AdvertisedAddr returns the address this node tells the overlay to dial
+// it at: its external address once peers agree on one, else a local
+// interface address, else Addr.
+func (a *Agent) AdvertisedAddr() string { return a.nat.LocalAddr() }
+
+// NATType returns this node's NAT mapping behaviour as learnt from its
+// peers ("unknown" until two peers at different IPs have reported) and
+// its external address ("" if unknown).
+func (a *Agent) NATType() (kind string, external string) {
+	r := a.nat.NAT()
+	if r.External.IsValid() {
+		external = r.External.String()
+	}
+	return r.Type.String(), external
+}
+
+// NATStats returns the NAT traversal counters.
+func (a *Agent) NATStats() nat.Stats { return a.nat.Stats() }
 
 // ConnectedPeers lists the peers with an authenticated connection.
 func (a *Agent) ConnectedPeers() []PeerID { return a.node.Peers() }
@@ -476,6 +566,7 @@ func (a *Agent) Close() error {
 		close(a.closed)
 		listsErr := a.closeTaskLists()
 		a.closeOverlay()
+		a.nat.Close()
 		a.closeErr = errors.Join(listsErr, a.node.Close(), a.cache.Save())
 	})
 	return a.closeErr
@@ -486,6 +577,10 @@ type cacheAdapter struct{ c *peercache.Cache }
 
 func (ca cacheAdapter) Record(peer identity.PeerID, addr string, ok bool, rtt time.Duration) {
 	ca.c.Record(peer, addr, ok, rtt)
+}
+
+func (ca cacheAdapter) RecordServices(peer identity.PeerID, addr string, s transport.Services) {
+	ca.c.RecordServices(peer, addr, uint8(s))
 }
 
 func (ca cacheAdapter) Candidates(n int) []transport.PeerAddr {

@@ -117,13 +117,13 @@ func (a *Agent) startOverlay(clk clock.Clock, rnd io.Reader) error {
 	a.node.WatchPeers(func(ev transport.PeerEvent) {
 		a.addrMu.Lock()
 		defer a.addrMu.Unlock()
-		if ev.Up && ev.Addr != "" {
+		if ev.Up && ev.Addr != "" && !ev.Relayed {
 			a.peerAddrs[ev.Peer] = ev.Addr
 		} else if !ev.Up {
 			delete(a.peerAddrs, ev.Peer)
 		}
 	})
-	a.keys = newKeyService(a.node, clk, a.agent.Public())
+	a.keys = newKeyService(a.nat, clk, a.agent.Public())
 	ov, err := pubsub.NewOverlay(a.keys, pubsub.OverlayConfig{
 		Clock:    clk,
 		Rand:     rnd,

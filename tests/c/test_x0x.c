@@ -62,15 +62,15 @@ static double now_s(void) {
 
 /* Creates an agent with its own data directory under root. bootstrap may
  * be NULL; passphrase may be NULL. Returns the status. */
-static int make_agent(const char *name, const char *bootstrap, const char *passphrase, x0x_identity id,
-                      x0x_agent *out) {
+static int make_agent_at(const char *name, const char *bind, const char *bootstrap, const char *passphrase,
+                         x0x_identity id, x0x_agent *out) {
     char dir[512];
     path(dir, sizeof dir, name);
     x0x_config cfg;
     int rc = x0x_config_new(&cfg);
     if (rc != X0X_OK) return rc;
     if ((rc = x0x_config_set(cfg, "data_dir", dir)) != X0X_OK) goto done;
-    if ((rc = x0x_config_set(cfg, "bind_addr", "127.0.0.1:0")) != X0X_OK) goto done;
+    if ((rc = x0x_config_set(cfg, "bind_addr", bind)) != X0X_OK) goto done;
     if (bootstrap && (rc = x0x_config_set(cfg, "bootstrap", bootstrap)) != X0X_OK) goto done;
     if (passphrase &&
         (rc = x0x_config_set_passphrase(cfg, (const uint8_t *)passphrase, strlen(passphrase))) != X0X_OK)
@@ -80,6 +80,11 @@ static int make_agent(const char *name, const char *bootstrap, const char *passp
 done:
     x0x_config_destroy(cfg);
     return rc;
+}
+
+static int make_agent(const char *name, const char *bootstrap, const char *passphrase, x0x_identity id,
+                      x0x_agent *out) {
+    return make_agent_at(name, "127.0.0.1:0", bootstrap, passphrase, id, out);
 }
 
 /* Waits up to timeout_ms for a direct message with the given payload on
@@ -402,6 +407,48 @@ static void test_two_agents(x0x_agent *pa, x0x_agent *pb) {
 
 /* An agent with no peers: the fd is readable exactly while events are
  * queued; a full queue drops and counts. */
+/* Two peers at different IPs (127.0.0.1 and 127.0.0.2) see an agent at its
+ * own address: it reports X0X_EVENT_NAT_TYPE_DETECTED with X0X_NAT_NONE and
+ * that address. */
+static void test_nat_event(void) {
+    x0x_agent n, o1, o2;
+    CHECK_OK(make_agent("nat-n", NULL, NULL, X0X_NULL_HANDLE, &n));
+    CHECK_OK(make_agent("nat-o1", NULL, NULL, X0X_NULL_HANDLE, &o1));
+    CHECK_OK(make_agent_at("nat-o2", "127.0.0.2:0", NULL, NULL, X0X_NULL_HANDLE, &o2));
+    char *addr = NULL, *a1 = NULL, *a2 = NULL;
+    CHECK_OK(x0x_agent_addr(n, &addr));
+    CHECK_OK(x0x_agent_addr(o1, &a1));
+    CHECK_OK(x0x_agent_addr(o2, &a2));
+    CHECK_OK(x0x_connect(n, a1, 10000, NULL));
+    CHECK_OK(x0x_connect(n, a2, 10000, NULL));
+    int fd = -1, found = 0;
+    CHECK_OK(x0x_events_fd(n, &fd));
+    double deadline = now_s() + 20;
+    while (!found && now_s() < deadline) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 200) <= 0) continue;
+        x0x_event evs[16];
+        size_t k = 0;
+        CHECK_OK(x0x_events_drain(n, evs, 16, &k));
+        for (size_t i = 0; i < k; i++) {
+            if (evs[i].kind != X0X_EVENT_NAT_TYPE_DETECTED) continue;
+            CHECK(evs[i].reserved[0] == X0X_NAT_NONE, "NAT type %llu, want X0X_NAT_NONE",
+                  (unsigned long long)evs[i].reserved[0]);
+            CHECK(evs[i].addr && strcmp(evs[i].addr, addr) == 0, "external address %s, want %s",
+                  evs[i].addr ? evs[i].addr : "(null)", addr);
+            found = 1;
+        }
+        x0x_events_release(evs, k);
+    }
+    CHECK(found, "no X0X_EVENT_NAT_TYPE_DETECTED");
+    x0x_free(addr);
+    x0x_free(a1);
+    x0x_free(a2);
+    CHECK_OK(x0x_agent_destroy(o2));
+    CHECK_OK(x0x_agent_destroy(o1));
+    CHECK_OK(x0x_agent_destroy(n));
+}
+
 static void test_pull_queue(void) {
     x0x_agent c;
     char dir[512];
@@ -915,6 +962,7 @@ int main(void) {
     test_library();
     test_config();
     test_two_agents(&a, &b);
+    test_nat_event();
     test_pull_queue();
     test_pubsub(a, b);
     test_inject(a);

@@ -33,7 +33,11 @@ const EventKind = Object.freeze({
   DIRECT_MESSAGE: 6,
   TOPIC_MESSAGE: 7,
   TASK_CHANGED: 8,
+  NAT_TYPE_DETECTED: 9,
 });
+
+/** NAT types reported by 'natType', indexed by x0x_nat_type. */
+const NAT_TYPES = ['unknown', 'none', 'endpoint-independent', 'endpoint-dependent'];
 
 /** Task operations reported by 'taskUpdated', indexed by x0x_task_op. */
 const TASK_OPS = [undefined, 'added', 'updated', 'claimed', 'completed', 'reopened', 'moved', 'removed'];
@@ -406,6 +410,9 @@ class Agent extends EventEmitter {
         }
         case EventKind.EXTERNAL_ADDRESS_DISCOVERED:
           this.#safeEmit('externalAddress', { peer: arr[b + 2], addr: arr[b + 5] });
+          break;
+        case EventKind.NAT_TYPE_DETECTED:
+          this.#safeEmit('natType', { type: NAT_TYPES[arr[b + 10]] || 'unknown', addr: arr[b + 5] || null });
           break;
         case EventKind.AGENTS_CHANGED:
           this.#safeEmit('agentsChanged', { peer: arr[b + 2], agents: arr[b + 9] || [] });

@@ -119,7 +119,7 @@ static napi_value cached_hex(napi_env env, id_cache *c, const uint8_t *id) {
 }
 
 static int known_kind(uint32_t k) {
-    return k >= X0X_EVENT_PEER_CONNECTED && k <= X0X_EVENT_TASK_CHANGED;
+    return k >= X0X_EVENT_PEER_CONNECTED && k <= X0X_EVENT_NAT_TYPE_DETECTED;
 }
 
 #define SET(idx, val)                                                                                               \

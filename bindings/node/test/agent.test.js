@@ -53,6 +53,17 @@ test('connect: both sides see the connection, with the right peer and agents', a
   assert.ok(Array.isArray(eb.agents));
 });
 
+test('natType: two peers at different IPs see the agent at its own address', async (t) => {
+  const [n, o1] = await makeAgents(t, 2);
+  const [o2] = await makeAgents(t, 1, () => ({ bindAddr: '127.0.0.2:0' }));
+  const detected = nextEvent(n, 'natType');
+  await n.connect(o1.connectAddr, { timeoutMs: 10000 });
+  await n.connect(o2.connectAddr, { timeoutMs: 10000 });
+  const ev = await detected;
+  assert.deepEqual(ev, { type: 'none', addr: n.addr });
+  assert.equal(x0x.EventKind.NAT_TYPE_DETECTED, 9);
+});
+
 test('connect to a pinned but wrong peer ID fails with X0X_ERR_AUTH', async (t) => {
   const [a, b, c] = await makeAgents(t, 3);
   const wrong = `${c.machineId}@${b.addr}`; // b's address, c's identity

@@ -33,6 +33,20 @@ async def test_create_identity_and_address(tmp_path: Path) -> None:
 
 
 @arun
+async def test_nat_type_detected(tmp_path: Path) -> None:
+    # Two peers at different IPs see the agent at its own address.
+    async with make_agent(tmp_path, "n") as n, make_agent(tmp_path, "o1") as o1, make_agent(
+        tmp_path, "o2", bind_addr="127.0.0.2:0"
+    ) as o2:
+        events = n.events()
+        await n.connect(o1.dial_addr, timeout=STEP)
+        await n.connect(o2.dial_addr, timeout=STEP)
+        ev = await next_of(events, x0x.NatTypeDetected)
+        assert ev.nat_type == "none" and ev.addr == n.addr
+        assert ev.kind is x0x.EventKind.NAT_TYPE_DETECTED
+
+
+@arun
 async def test_connect_events_and_direct_both_ways(tmp_path: Path) -> None:
     async with make_agent(tmp_path, "a") as a, make_agent(tmp_path, "b") as b:
         ea, eb = a.events(), b.events()

@@ -68,6 +68,7 @@ type fileEntry struct {
 	Failures  uint64 `cbor:"4,keyasint"`
 	RTT       int64  `cbor:"5,keyasint"`
 	LastSeen  int64  `cbor:"6,keyasint"`
+	Services  uint8  `cbor:"7,keyasint,omitempty"`
 }
 
 func encodeFile(entries []Entry) ([]byte, error) {
@@ -79,7 +80,7 @@ func encodeFile(entries []Entry) ([]byte, error) {
 		}
 		body.Entries[i] = fileEntry{
 			Peer: e.Peer[:], Addr: e.Addr, Successes: e.Successes, Failures: e.Failures,
-			RTT: int64(e.RTT), LastSeen: seen,
+			RTT: int64(e.RTT), LastSeen: seen, Services: e.Services,
 		}
 	}
 	b, err := wire.Marshal(body)
@@ -141,6 +142,7 @@ func decodeFile(data []byte) ([]Entry, error) {
 		}
 		seen[k] = struct{}{}
 		e.Addr, e.Successes, e.Failures, e.RTT = fe.Addr, fe.Successes, fe.Failures, time.Duration(fe.RTT)
+		e.Services = fe.Services
 		if fe.LastSeen != 0 {
 			e.LastSeen = time.Unix(0, fe.LastSeen)
 		}

@@ -12,6 +12,7 @@ package peercache
 
 import (
 	"bytes"
+	"cmp"
 	crand "crypto/rand"
 	"errors"
 	"fmt"
@@ -69,6 +70,9 @@ type Entry struct {
 	// LastSeen is the time of the last successful contact; the zero Time if
 	// there was none.
 	LastSeen time.Time
+	// Services are the roles the peer offered at its last contact
+	// (transport.Services bits: coordinator, relay).
+	Services uint8
 }
 
 // Quality scores an entry at time now, in (0, 1]; higher is better. It is
@@ -287,6 +291,32 @@ func (c *Cache) Record(peer identity.PeerID, addr string, ok bool, rtt time.Dura
 		return
 	}
 	update(e, ok, rtt, now)
+}
+
+// RecordServices notes the roles (transport.Services bits) the peer at
+// addr offered on a successful contact. Unknown peers are ignored: Record
+// adds entries.
+func (c *Cache) RecordServices(peer identity.PeerID, addr string, services uint8) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if i, ok := c.index[entryKey{peer, addr}]; ok {
+		c.list[i].Services = services
+	}
+}
+
+// WithServices returns up to n entries whose peers offered every role in
+// mask, best quality first.
+func (c *Cache) WithServices(mask uint8, n int) []Entry {
+	all := c.Entries()
+	now := c.clk.Now()
+	var out []Entry
+	for _, e := range all {
+		if e.Services&mask == mask && mask != 0 {
+			out = append(out, e)
+		}
+	}
+	slices.SortFunc(out, func(a, b Entry) int { return cmp.Compare(Quality(b, now), Quality(a, now)) })
+	return out[:min(n, len(out))]
 }
 
 func update(e *Entry, ok bool, rtt time.Duration, now time.Time) {

@@ -357,8 +357,10 @@ func TestPersistenceRoundTrip(t *testing.T) {
 	for i := range 30 {
 		c.Record(peer(i), fmt.Sprintf("127.0.0.1:%d", 1000+i), i%4 != 0, time.Duration(i)*time.Millisecond)
 		c.Record(peer(i), fmt.Sprintf("[::1]:%d", 1000+i), false, 0)
+		c.RecordServices(peer(i), fmt.Sprintf("127.0.0.1:%d", 1000+i), uint8(i%4))
 		clk.Advance(time.Second)
 	}
+	c.RecordServices(peer(99), "127.0.0.1:1", 3) // unknown: ignored
 	if err := c.Save(); err != nil {
 		t.Fatal(err)
 	}
@@ -384,9 +386,27 @@ func TestPersistenceRoundTrip(t *testing.T) {
 	for i := range a {
 		x, y := a[i], b[i]
 		if x.Peer != y.Peer || x.Addr != y.Addr || x.Successes != y.Successes || x.Failures != y.Failures ||
-			x.RTT != y.RTT || !x.LastSeen.Equal(y.LastSeen) || x.LastSeen.IsZero() != y.LastSeen.IsZero() {
+			x.RTT != y.RTT || !x.LastSeen.Equal(y.LastSeen) || x.LastSeen.IsZero() != y.LastSeen.IsZero() ||
+			x.Services != y.Services {
 			t.Fatalf("entry %d: saved %+v, loaded %+v", i, x, y)
 		}
+	}
+	// The roles are remembered: peers i%4 == 3 offered both services, but
+	// only those with a success count (i%4 != 0 holds for all of them).
+	both := c2.WithServices(3, 100)
+	if len(both) != 7 {
+		t.Fatalf("%d entries with both services, want 7", len(both))
+	}
+	for i, e := range both {
+		if e.Services != 3 || e.Addr[:9] != "127.0.0.1" {
+			t.Fatalf("WithServices entry %+v", e)
+		}
+		if i > 0 && Quality(e, clk.Now()) > Quality(both[i-1], clk.Now()) {
+			t.Fatal("WithServices not ordered best first")
+		}
+	}
+	if got := c2.WithServices(3, 2); len(got) != 2 || c2.WithServices(0, 5) != nil {
+		t.Fatal("WithServices bounds")
 	}
 	// A second save replaces the file.
 	c2.Remove(peer(0))

@@ -31,6 +31,7 @@ from .events import (
     Event,
     EventStream,
     ExternalAddressDiscovered,
+    NatTypeDetected,
     PeerConnected,
     PeerDisconnected,
     Stream,
@@ -54,6 +55,7 @@ DRAIN_BATCH = 1024
 _REC = _lib.EVENT_STRUCT.size
 _ZERO_ID = bytes(_lib.ID_SIZE)
 _TASK_OPS = {int(op): op for op in TaskOp}
+_NAT_TYPES = {1: "none", 2: "endpoint-independent", 3: "endpoint-dependent"}
 # ctypes.string_at without its Python wrapper frame (falls back to the public one).
 _string_at: Callable[[int, int], bytes] = getattr(ctypes, "_string_at", ctypes.string_at)
 
@@ -538,6 +540,8 @@ class Agent(_StreamOwner):
                 ev = ExternalAddressDiscovered(rec[2].hex(), _cstr(rec[5]) or "")
             elif kind == 5:
                 ev = AgentsChanged(rec[2].hex(), _ids(rec[7], rec[8]))
+            elif kind == 9:
+                ev = NatTypeDetected(_NAT_TYPES.get(rec[12], "unknown"), _cstr(rec[5]))
             else:
                 continue  # a kind from a newer ABI minor: skip it
             if single is not None:

@@ -25,6 +25,7 @@ __all__ = [
     "PeerDisconnected",
     "ConnectionFailed",
     "ExternalAddressDiscovered",
+    "NatTypeDetected",
     "AgentsChanged",
     "DirectMessage",
     "TopicMessage",
@@ -46,6 +47,7 @@ class EventKind(enum.IntEnum):
     DIRECT_MESSAGE = 6
     TOPIC_MESSAGE = 7
     TASK_CHANGED = 8
+    NAT_TYPE_DETECTED = 9
 
 
 class TaskOp(enum.IntEnum):
@@ -98,6 +100,19 @@ class ExternalAddressDiscovered:
     kind: ClassVar[EventKind] = EventKind.EXTERNAL_ADDRESS_DISCOVERED
     peer: str
     addr: str
+
+
+@dataclass(slots=True)
+class NatTypeDetected:
+    """This node's NAT mapping behaviour, learnt from the addresses peers at
+    different IPs see it at: ``nat_type`` is ``"none"`` (a public address),
+    ``"endpoint-independent"`` (a cone NAT: hole punching works) or
+    ``"endpoint-dependent"`` (a symmetric NAT: most peers are reached through
+    a relay); ``addr`` is the external address peers agree on, if any."""
+
+    kind: ClassVar[EventKind] = EventKind.NAT_TYPE_DETECTED
+    nat_type: str
+    addr: str | None
 
 
 @dataclass(slots=True)
@@ -240,6 +255,7 @@ Event = Union[
     PeerDisconnected,
     ConnectionFailed,
     ExternalAddressDiscovered,
+    NatTypeDetected,
     AgentsChanged,
     DirectMessage,
     TopicMessage,

@@ -1,0 +1,315 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/saorsa-labs/x0x-go/core/x0x"
+)
+
+// request is one command from the driver to an agent process.
+type request struct {
+	Op      string `json:"op"`
+	Machine string `json:"machine,omitempty"`
+	Agent   string `json:"agent,omitempty"`
+	Addr    string `json:"addr,omitempty"`
+	Topic   string `json:"topic,omitempty"`
+	Msg     string `json:"msg,omitempty"`
+	List    string `json:"list,omitempty"`
+	Title   string `json:"title,omitempty"`
+}
+
+// reply is an agent process's answer to one request.
+type reply struct {
+	OK        bool     `json:"ok"`
+	Err       string   `json:"err,omitempty"`
+	Machine   string   `json:"machine,omitempty"`
+	Agent     string   `json:"agent,omitempty"`
+	Addr      string   `json:"addr,omitempty"`
+	NAT       string   `json:"nat,omitempty"`
+	External  string   `json:"external,omitempty"`
+	Relayed   bool     `json:"relayed,omitempty"`
+	Attempts  int      `json:"attempts,omitempty"`
+	StartNs   int64    `json:"start_ns,omitempty"`
+	AtNs      int64    `json:"at_ns,omitempty"`
+	List      string   `json:"list,omitempty"`
+	Items     []string `json:"items,omitempty"`
+	PeersUp   int      `json:"peers_up,omitempty"`
+	Relayeds  int      `json:"relayed_peers,omitempty"`
+	Upgrades  uint64   `json:"upgrades,omitempty"`
+	Fallbacks uint64   `json:"relay_fallbacks,omitempty"`
+}
+
+// labAgent is the state of an agent process: one x0x.Agent at a time
+// (each "new" replaces it with a fresh identity, data directory and port,
+// so that no NAT state of an earlier pair helps a later one).
+type labAgent struct {
+	bootstrap []string
+	dir       string
+
+	mu       sync.Mutex
+	changed  chan struct{}
+	agent    *x0x.Agent
+	gen      int
+	direct   map[string]int64 // sending agent hex -> first arrival (Unix ns)
+	messages map[string][]string
+	lists    map[string]*x0x.TaskList
+	subs     []*x0x.Subscription
+}
+
+// runAgent serves requests from stdin until it closes.
+func runAgent(args []string, in io.Reader, out io.Writer) error {
+	var bootstrap string
+	for i := 0; i < len(args); i++ {
+		if args[i] == "-bootstrap" && i+1 < len(args) {
+			bootstrap = args[i+1]
+			i++
+		}
+	}
+	if bootstrap == "" {
+		return errors.New("agent needs -bootstrap ID@ADDR[,ID@ADDR]")
+	}
+	dir, err := os.MkdirTemp("", "x0x-natlab-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	la := &labAgent{bootstrap: strings.Split(bootstrap, ","), dir: dir, changed: make(chan struct{})}
+	defer la.closeAgent()
+	enc := json.NewEncoder(out)
+	sc := bufio.NewScanner(in)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		var req request
+		var rep reply
+		if err := json.Unmarshal(sc.Bytes(), &req); err != nil {
+			rep = reply{Err: "bad request: " + err.Error()}
+		} else {
+			rep = la.handle(req)
+		}
+		if err := enc.Encode(rep); err != nil {
+			return err
+		}
+	}
+	return sc.Err()
+}
+
+func (la *labAgent) handle(req request) reply {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	fail := func(err error) reply { return reply{Err: err.Error()} }
+	if req.Op == "new" {
+		if err := la.newAgent(ctx); err != nil {
+			return fail(err)
+		}
+	}
+	la.mu.Lock()
+	a := la.agent
+	la.mu.Unlock()
+	if a == nil {
+		return fail(fmt.Errorf("no agent: send new first"))
+	}
+	switch req.Op {
+	case "new", "info":
+		return la.info(a)
+	case "connect":
+		machine, err := x0x.ParseID(req.Machine)
+		if err != nil {
+			return fail(err)
+		}
+		agentID, err := x0x.ParseID(req.Agent)
+		if err != nil {
+			return fail(err)
+		}
+		start := time.Now()
+		path, err := a.ConnectPeer(ctx, machine, req.Addr)
+		if err != nil {
+			return reply{Err: err.Error(), StartNs: start.UnixNano()}
+		}
+		if err := a.SendDirect(ctx, agentID, []byte("hello through the NAT")); err != nil {
+			return reply{Err: "send: " + err.Error(), StartNs: start.UnixNano()}
+		}
+		return reply{OK: true, Relayed: path.Relayed, Attempts: path.Attempts, StartNs: start.UnixNano()}
+	case "recv":
+		at, err := la.waitDirect(ctx, req.Agent)
+		if err != nil {
+			return fail(err)
+		}
+		return reply{OK: true, AtNs: at}
+	case "subscribe":
+		sub, err := a.Subscribe(req.Topic)
+		if err != nil {
+			return fail(err)
+		}
+		la.mu.Lock()
+		la.subs = append(la.subs, sub)
+		gen := la.gen
+		la.mu.Unlock()
+		go func() {
+			for m := range sub.C {
+				la.mu.Lock()
+				if la.gen == gen {
+					la.messages[m.Topic] = append(la.messages[m.Topic], string(m.Payload))
+				}
+				la.mu.Unlock()
+			}
+		}()
+		return reply{OK: true}
+	case "publish":
+		if _, err := a.Publish(ctx, req.Topic, []byte(req.Msg)); err != nil {
+			return fail(err)
+		}
+		return reply{OK: true}
+	case "messages":
+		la.mu.Lock()
+		items := slices.Clone(la.messages[req.Topic])
+		la.mu.Unlock()
+		slices.Sort(items)
+		return reply{OK: true, Items: items}
+	case "create_list", "join_list":
+		var l *x0x.TaskList
+		var err error
+		if req.Op == "create_list" {
+			l, err = a.CreateTaskList(req.Title)
+		} else {
+			var id x0x.TaskListID
+			if id, err = x0x.ParseTaskListID(req.List); err == nil {
+				l, err = a.JoinTaskList(id)
+			}
+		}
+		if err != nil {
+			return fail(err)
+		}
+		id := l.ID()
+		key := fmt.Sprintf("%x", id[:])
+		la.mu.Lock()
+		la.lists[key] = l
+		la.mu.Unlock()
+		return reply{OK: true, List: key}
+	case "add_task", "tasks":
+		la.mu.Lock()
+		l := la.lists[req.List]
+		la.mu.Unlock()
+		if l == nil {
+			return fail(fmt.Errorf("list %q not open", req.List))
+		}
+		if req.Op == "add_task" {
+			if _, err := l.Add(req.Title, ""); err != nil {
+				return fail(err)
+			}
+			return reply{OK: true}
+		}
+		var items []string
+		for _, t := range l.Snapshot() {
+			items = append(items, fmt.Sprintf("%x %s", t.ID[:4], t.Title))
+		}
+		return reply{OK: true, Items: items}
+	}
+	return fail(fmt.Errorf("unknown op %q", req.Op))
+}
+
+func (la *labAgent) info(a *x0x.Agent) reply {
+	nat, ext := a.NATType()
+	r := reply{OK: true, Machine: a.MachineID().String(), Agent: a.AgentID().String(), NAT: nat, External: ext,
+		Addr: a.AdvertisedAddr()}
+	for _, p := range a.Node().PeersInfo() {
+		r.PeersUp++
+		if p.Relayed {
+			r.Relayeds++
+		}
+	}
+	st := a.NATStats()
+	r.Upgrades, r.Fallbacks = st.Upgrades, st.RelayFallbacks
+	return r
+}
+
+// newAgent replaces the agent by a fresh one and waits (up to 5 s) until
+// its NAT type is known.
+func (la *labAgent) newAgent(ctx context.Context) error {
+	la.closeAgent()
+	la.mu.Lock()
+	la.gen++
+	gen := la.gen
+	la.mu.Unlock()
+	dir, err := os.MkdirTemp(la.dir, "agent-")
+	if err != nil {
+		return err
+	}
+	a, err := x0x.NewBuilder().WithDataDir(dir).WithBindAddr("0.0.0.0:0").WithBootstrap(la.bootstrap...).Build(ctx)
+	if err != nil {
+		return err
+	}
+	la.mu.Lock()
+	la.agent = a
+	la.direct = make(map[string]int64)
+	la.messages = make(map[string][]string)
+	la.lists = make(map[string]*x0x.TaskList)
+	la.mu.Unlock()
+	go func() {
+		for ev := range a.Events() {
+			if ev.Kind != x0x.EventDirectMessage {
+				continue
+			}
+			now := time.Now().UnixNano()
+			la.mu.Lock()
+			if la.gen == gen {
+				if _, seen := la.direct[ev.From.String()]; !seen {
+					la.direct[ev.From.String()] = now
+				}
+				close(la.changed)
+				la.changed = make(chan struct{})
+			}
+			la.mu.Unlock()
+		}
+	}()
+	if err := a.JoinNetwork(ctx); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if kind, _ := a.NATType(); kind != "unknown" {
+			return nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return nil
+}
+
+func (la *labAgent) waitDirect(ctx context.Context, from string) (int64, error) {
+	for {
+		la.mu.Lock()
+		at, ok := la.direct[from]
+		ch := la.changed
+		la.mu.Unlock()
+		if ok {
+			return at, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return 0, fmt.Errorf("no direct message from %.8s: %w", from, ctx.Err())
+		}
+	}
+}
+
+func (la *labAgent) closeAgent() {
+	la.mu.Lock()
+	a, subs := la.agent, la.subs
+	la.agent, la.subs = nil, nil
+	la.mu.Unlock()
+	for _, s := range subs {
+		s.Unsubscribe()
+	}
+	if a != nil {
+		_ = a.Close()
+	}
+}
