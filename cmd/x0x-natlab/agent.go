@@ -26,6 +26,10 @@ type request struct {
 	Msg     string `json:"msg,omitempty"`
 	List    string `json:"list,omitempty"`
 	Title   string `json:"title,omitempty"`
+	// Overlay (for "new"): join the gossip overlay through the servers.
+	// Without it the agent only connects to them (address reports and
+	// coordination), so no overlay traffic connects a measured pair early.
+	Overlay bool `json:"overlay,omitempty"`
 }
 
 // reply is an agent process's answer to one request.
@@ -47,6 +51,7 @@ type reply struct {
 	Relayeds  int      `json:"relayed_peers,omitempty"`
 	Upgrades  uint64   `json:"upgrades,omitempty"`
 	Fallbacks uint64   `json:"relay_fallbacks,omitempty"`
+	Already   bool     `json:"already_connected,omitempty"`
 }
 
 // labAgent is the state of an agent process: one x0x.Agent at a time
@@ -108,7 +113,7 @@ func (la *labAgent) handle(req request) reply {
 	defer cancel()
 	fail := func(err error) reply { return reply{Err: err.Error()} }
 	if req.Op == "new" {
-		if err := la.newAgent(ctx); err != nil {
+		if err := la.newAgent(ctx, req.Overlay); err != nil {
 			return fail(err)
 		}
 	}
@@ -129,6 +134,9 @@ func (la *labAgent) handle(req request) reply {
 		agentID, err := x0x.ParseID(req.Agent)
 		if err != nil {
 			return fail(err)
+		}
+		if _, up := a.Node().PeerInfo(machine); up {
+			return reply{Already: true, Err: "already connected before the measured connect"}
 		}
 		start := time.Now()
 		path, err := a.ConnectPeer(ctx, machine, req.Addr)
@@ -234,7 +242,7 @@ func (la *labAgent) info(a *x0x.Agent) reply {
 
 // newAgent replaces the agent by a fresh one and waits (up to 5 s) until
 // its NAT type is known.
-func (la *labAgent) newAgent(ctx context.Context) error {
+func (la *labAgent) newAgent(ctx context.Context, overlay bool) error {
 	la.closeAgent()
 	la.mu.Lock()
 	la.gen++
@@ -271,8 +279,21 @@ func (la *labAgent) newAgent(ctx context.Context) error {
 			la.mu.Unlock()
 		}
 	}()
-	if err := a.JoinNetwork(ctx); err != nil {
-		return err
+	if overlay {
+		if err := a.JoinNetwork(ctx); err != nil {
+			return err
+		}
+	} else {
+		for _, b := range la.bootstrap {
+			id, addr, _ := strings.Cut(b, "@")
+			peer, err := x0x.ParseID(id)
+			if err != nil {
+				return err
+			}
+			if err := a.Node().Connect(ctx, peer, addr); err != nil {
+				return err
+			}
+		}
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {

@@ -10,8 +10,11 @@
 //
 //  1. For every ordered pair of NAT types (hosts "<type>-a" to "<type>-b"
 //     for the same type) and the hairpin pair, gives both ends a fresh
-//     agent (new key, new port, so no NAT state of an earlier pair helps),
-//     connects the first to the second with ConnectPeer (the second's
+//     agent (new key, new port, so no NAT state of an earlier pair helps)
+//     connected only to the servers (not joined to the overlay, so that
+//     nothing but the measured call connects the pair; the call fails if
+//     the two are already connected), connects the first to the second
+//     with ConnectPeer (the second's
 //     advertised address, then hole punching, then a relay) and sends a
 //     direct message. It prints one JSON line per pair: connected (1/0),
 //     path (direct/relayed), ms from the start of the connect to the
@@ -275,7 +278,7 @@ func runOverlay(hosts map[string]*host, order []string) (map[string]any, error) 
 	}
 	const topic = "natlab/all"
 	each(func(h *host) error {
-		if _, err := call(h, request{Op: "new"}); err != nil {
+		if _, err := call(h, request{Op: "new", Overlay: true}); err != nil {
 			return err
 		}
 		_, err := call(h, request{Op: "subscribe", Topic: topic})

@@ -59,7 +59,8 @@ func writeNATMetrics(w io.Writer, s nat.Stats) {
 	}{
 		{"punch_requests_total", "Hole-punch requests sent to coordinators.", s.Requests},
 		{"punches_coordinated_total", "Hole-punch requests passed on as a coordinator.", s.Coordinated},
-		{"punch_offers_total", "Hole-punch offers acted on.", s.Offers},
+		{"punch_offers_total", "Hole-punch offers answered.", s.Offers},
+		{"punch_syncs_total", "Hole-punch syncs on which this node dialled.", s.Syncs},
 		{"punches_ok_total", "Punch attempts that ended with a direct connection.", s.PunchesOK},
 		{"punches_failed_total", "Punch attempts that found no direct path.", s.PunchesFailed},
 		{"relay_fallbacks_total", "Connections made through a relay.", s.RelayFallbacks},

@@ -25,13 +25,14 @@
 // an offer to B with A's candidate addresses: the address C observes A at
 // (a fact of an authenticated connection) and the private-range interface
 // addresses A states (only LAN addresses: a peer's bare assertion never
-// makes another node send to a public address). B starts dialling those
-// candidates from its one QUIC socket, which opens B's NAT towards A, and
-// only then answers through C with its own candidates; A dials them when
-// the answer arrives. A's packets therefore reach B's NAT after B's first
-// packet has left it, so a cone NAT on either side lets them through
-// (libp2p's DCUtR times the two dials by a measured round trip to the same
-// end). Both dials may succeed; the transport's dedup keeps one.
+// makes another node send to a public address). B answers through C with
+// its own candidates. A has now measured the round trip A-C-B-C-A; as in
+// libp2p's DCUtR it sends a sync through C, waits half that round trip
+// (the time the sync needs to reach B) and dials B's candidates, while B
+// dials A's as the sync arrives: both send from their one QUIC socket at
+// about the same moment, so each side's first packets leave its NAT
+// before the other's arrive, and cone NATs on both sides let them
+// through. Both dials may succeed; the transport's dedup keeps one.
 //
 // # Relay fallback and upgrade
 //

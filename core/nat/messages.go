@@ -16,6 +16,7 @@ const (
 	msgAnswer  = 3 // B to C: my LAN candidates, for the request Nonce
 	msgResult  = 4 // C to A: Peer (B)'s candidates
 	msgRefusal = 5 // C to A: cannot coordinate with Peer (Code says why)
+	msgSync    = 6 // A to C to B: dial now (Peer is B, then A)
 )
 
 // Refusal codes.
@@ -58,7 +59,7 @@ func decodeMessage(b []byte) (*message, error) {
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	switch {
-	case m.Kind < msgRequest || m.Kind > msgRefusal:
+	case m.Kind < msgRequest || m.Kind > msgSync:
 		return nil, fmt.Errorf("%w: kind %d", ErrMalformed, m.Kind)
 	case len(m.Nonce) != nonceSize:
 		return nil, fmt.Errorf("%w: nonce of %d bytes", ErrMalformed, len(m.Nonce))

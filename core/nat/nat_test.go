@@ -221,7 +221,10 @@ func TestConnectPunchesThroughCoordinator(t *testing.T) {
 	if st := c.svc.Stats(); st.Coordinated != 1 {
 		t.Fatalf("coordinator stats %+v", st)
 	}
-	waitFor(t, "B acted on the offer", func() bool { return b.svc.Stats().Offers == 1 })
+	waitFor(t, "B answered the offer and dialled on the sync", func() bool {
+		st := b.svc.Stats()
+		return st.Offers == 1 && st.Syncs == 1
+	})
 	if a.svc.Stats().PunchesOK != 1 {
 		t.Fatalf("A stats %+v", a.svc.Stats())
 	}
@@ -355,6 +358,13 @@ func TestHostileMessages(t *testing.T) {
 	waitFor(t, "offer from a non-coordinator refused", func() bool { return b.svc.Stats().Refused == 1 })
 	if b.svc.Stats().Offers != 0 || b.node.Stats().PunchDials != 0 {
 		t.Fatal("B acted on an offer from a non-coordinator")
+	}
+	// A sync for an offer B never had: ignored, no dial.
+	aid := a.node.LocalID()
+	send(c, b, &message{Kind: msgSync, Nonce: nonce, Peer: aid[:]})
+	waitFor(t, "unsolicited sync refused", func() bool { return b.svc.Stats().Refused == 2 })
+	if b.svc.Stats().Syncs != 0 || b.node.Stats().PunchDials != 0 {
+		t.Fatal("B dialled on an unsolicited sync")
 	}
 	// An unsolicited result: ignored.
 	send(c, a, &message{Kind: msgResult, Nonce: nonce, Peer: bid[:]})

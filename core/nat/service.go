@@ -100,7 +100,8 @@ func (c *Config) fill() {
 type Stats struct {
 	Requests        uint64 // punch requests this node sent
 	Coordinated     uint64 // punch requests this node passed on as a coordinator
-	Offers          uint64 // offers this node acted on as a target
+	Offers          uint64 // offers this node answered as a target
+	Syncs           uint64 // syncs on which this node dialled as a target
 	PunchesOK       uint64 // Connect/upgrade attempts that ended direct by punching
 	PunchesFailed   uint64 // punch attempts that found no direct path
 	RelayFallbacks  uint64 // connections made through a relay
@@ -134,7 +135,8 @@ type Service struct {
 	obs       []Observation
 	result    Result
 	waiting   map[[nonceSize]byte]*waiter
-	pending   map[[nonceSize]byte]*pendingPunch
+	pending   map[[nonceSize]byte]*pendingPunch // as coordinator
+	offers    map[[nonceSize]byte]*pendingOffer // as target, until the sync
 	reqRate   map[identity.PeerID]*ratelimit.Bucket
 	offerRate map[identity.PeerID]*ratelimit.Bucket
 	upgrades  map[identity.PeerID]*upgrade
@@ -152,6 +154,13 @@ type waiter struct {
 type pendingPunch struct {
 	from, to identity.PeerID
 	expires  time.Time
+	answered bool
+}
+
+type pendingOffer struct {
+	coord, peer identity.PeerID
+	addrs       []string
+	expires     time.Time
 }
 
 type upgrade struct {
@@ -170,6 +179,7 @@ func New(cfg Config) (*Service, error) {
 		Node: cfg.Node, cfg: cfg, clk: cfg.Clock,
 		waiting:   make(map[[nonceSize]byte]*waiter),
 		pending:   make(map[[nonceSize]byte]*pendingPunch),
+		offers:    make(map[[nonceSize]byte]*pendingOffer),
 		reqRate:   make(map[identity.PeerID]*ratelimit.Bucket),
 		offerRate: make(map[identity.PeerID]*ratelimit.Bucket),
 		upgrades:  make(map[identity.PeerID]*upgrade),
@@ -381,7 +391,7 @@ func (s *Service) traverse(ctx context.Context, peer identity.PeerID) (Path, err
 // returns the coordinator's answer (nil if none answered) and the
 // coordinators that offered to relay to the peer.
 func (s *Service) punchOnce(ctx context.Context, peer identity.PeerID) (*message, []identity.PeerID, error) {
-	res, relays, err := s.askCoordinators(ctx, peer)
+	res, coord, rtt, relays, err := s.askCoordinators(ctx, peer)
 	if err != nil {
 		return nil, relays, err
 	}
@@ -391,8 +401,20 @@ func (s *Service) punchOnce(ctx context.Context, peer identity.PeerID) (*message
 		return res, relays, fmt.Errorf("nat: both sides are behind endpoint-dependent NATs: hole punching cannot work")
 	}
 	addrs := offeredCandidates(res.Addrs)
+	// The sync takes about half the measured round trip to reach B, which
+	// dials when it arrives: wait that long, then dial too.
+	if err := s.send(coord, &message{Kind: msgSync, Nonce: res.Nonce, Peer: peer[:]}); err != nil {
+		return res, relays, err
+	}
 	pctx, cancel := context.WithTimeout(ctx, s.cfg.PunchTimeout)
 	defer cancel()
+	wait := time.NewTimer(rtt / 2)
+	select {
+	case <-wait.C:
+	case <-pctx.Done():
+		wait.Stop()
+		return res, relays, pctx.Err()
+	}
 	if err := s.Node.DialDirect(pctx, peer, addrStrings(addrs)); err != nil {
 		s.count(func(st *Stats) { st.PunchesFailed++ })
 		return res, relays, err
@@ -438,15 +460,18 @@ func (s *Service) coordinators(peer identity.PeerID) []transport.PeerInfo {
 }
 
 // askCoordinators sends a punch request through each coordinator in turn
-// until one answers with the peer's candidates.
-func (s *Service) askCoordinators(ctx context.Context, peer identity.PeerID) (*message, []identity.PeerID, error) {
+// until one answers with the peer's candidates. It returns the answer, the
+// coordinator that gave it, the request's round-trip time and the
+// coordinators that offered to relay to the peer.
+func (s *Service) askCoordinators(ctx context.Context, peer identity.PeerID) (*message, identity.PeerID, time.Duration, []identity.PeerID, error) {
 	coords := s.coordinators(peer)
 	if len(coords) == 0 {
-		return nil, nil, ErrNoCoordinator
+		return nil, identity.PeerID{}, 0, nil, ErrNoCoordinator
 	}
 	var relays []identity.PeerID
 	var errs []error
 	for _, c := range coords {
+		start := time.Now()
 		m, err := s.request(ctx, c.Peer, peer)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("coordinator %s: %w", c.Peer.Short(), err))
@@ -459,11 +484,11 @@ func (s *Service) askCoordinators(ctx context.Context, peer identity.PeerID) (*m
 			relays = append(relays, c.Peer)
 		}
 		if m.Kind == msgResult {
-			return m, relays, nil
+			return m, c.Peer, time.Since(start), relays, nil
 		}
 		errs = append(errs, fmt.Errorf("coordinator %s refused (code %d)", c.Peer.Short(), m.Code))
 	}
-	return nil, relays, fmt.Errorf("%w: %w", ErrNoCoordinator, errors.Join(errs...))
+	return nil, identity.PeerID{}, 0, relays, fmt.Errorf("%w: %w", ErrNoCoordinator, errors.Join(errs...))
 }
 
 // request sends one punch request to coord and waits for its result or
@@ -543,6 +568,8 @@ func (s *Service) onFrame(from identity.PeerID, b []byte) {
 		s.onOffer(from, m)
 	case msgAnswer:
 		s.onAnswer(from, m)
+	case msgSync:
+		s.onSync(from, m)
 	case msgResult, msgRefusal:
 		s.mu.Lock()
 		w := s.waiting[m.nonce()]
@@ -631,12 +658,12 @@ func (s *Service) onAnswer(from identity.PeerID, m *message) {
 	nonce := m.nonce()
 	s.mu.Lock()
 	p := s.pending[nonce]
-	if p == nil || p.to != from {
+	if p == nil || p.to != from || p.answered {
 		s.stats.Refused++
 		s.mu.Unlock()
 		return
 	}
-	delete(s.pending, nonce)
+	p.answered = true // kept for the sync
 	s.mu.Unlock()
 	info, ok := s.Node.PeerInfo(from)
 	if !ok || info.Relayed {
@@ -646,7 +673,8 @@ func (s *Service) onAnswer(from identity.PeerID, m *message) {
 		NAT: m.NAT, Relay: s.Node.Services().Has(transport.ServiceRelay)})
 }
 
-// onOffer: as the target, dial the requester's candidates, then answer.
+// onOffer: as the target, remember the requester's candidates and answer;
+// the dial waits for the sync.
 func (s *Service) onOffer(from identity.PeerID, m *message) {
 	info, ok := s.Node.PeerInfo(from)
 	if !ok || info.Relayed || !info.Services.Has(transport.ServiceCoordinator) {
@@ -658,10 +686,25 @@ func (s *Service) onOffer(from identity.PeerID, m *message) {
 		s.count(func(st *Stats) { st.Refused++ })
 		return
 	}
+	now := s.clk.Now()
+	nonce := m.nonce()
 	s.mu.Lock()
-	ok = s.allow(s.offerRate, from, s.clk.Now())
+	ok = s.allow(s.offerRate, from, now)
+	if ok && len(s.offers) >= s.cfg.MaxPending {
+		for k, o := range s.offers {
+			if now.After(o.expires) {
+				delete(s.offers, k)
+			}
+		}
+		ok = len(s.offers) < s.cfg.MaxPending
+	}
+	if _, dup := s.offers[nonce]; dup {
+		ok = false
+	}
 	if ok {
 		s.stats.Offers++
+		s.offers[nonce] = &pendingOffer{coord: from, peer: peer, addrs: addrStrings(offeredCandidates(m.Addrs)),
+			expires: now.Add(pendingLife)}
 	}
 	mine := s.result.Type
 	s.mu.Unlock()
@@ -669,15 +712,37 @@ func (s *Service) onOffer(from identity.PeerID, m *message) {
 		s.count(func(st *Stats) { st.Refused++ })
 		return
 	}
-	addrs := addrStrings(offeredCandidates(m.Addrs))
-	if len(addrs) > 0 && !(mine == TypeEndpointDependent && Type(m.NAT) == TypeEndpointDependent) {
-		s.spawn(func() {
-			ctx, cancel := context.WithTimeout(s.ctx, s.cfg.PunchTimeout)
-			defer cancel()
-			_ = s.Node.DialDirect(ctx, peer, addrs)
-		})
-	}
 	_ = s.send(from, &message{Kind: msgAnswer, Nonce: m.Nonce, Addrs: addrStrings(s.lanCandidates()), NAT: uint8(mine)})
+}
+
+// onSync: as the coordinator, pass the requester's sync to the target; as
+// the target, dial the requester's candidates now.
+func (s *Service) onSync(from identity.PeerID, m *message) {
+	nonce := m.nonce()
+	s.mu.Lock()
+	if p := s.pending[nonce]; p != nil && p.from == from && p.to == m.peer() && p.answered {
+		delete(s.pending, nonce)
+		s.mu.Unlock()
+		_ = s.send(p.to, &message{Kind: msgSync, Nonce: m.Nonce, Peer: from[:]})
+		return
+	}
+	o := s.offers[nonce]
+	if o == nil || o.coord != from || o.peer != m.peer() {
+		s.stats.Refused++
+		s.mu.Unlock()
+		return
+	}
+	delete(s.offers, nonce)
+	s.stats.Syncs++
+	s.mu.Unlock()
+	if len(o.addrs) == 0 {
+		return
+	}
+	s.spawn(func() {
+		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.PunchTimeout)
+		defer cancel()
+		_ = s.Node.DialDirect(ctx, o.peer, o.addrs)
+	})
 }
 
 // ---- address discovery and upgrades ----

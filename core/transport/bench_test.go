@@ -132,12 +132,15 @@ func BenchmarkHandshake(b *testing.B) {
 
 func BenchmarkDirectThroughput(b *testing.B) {
 	for _, size := range []int{1 << 10, 64 << 10} {
-		b.Run(fmt.Sprintf("x0x/%dKiB", size>>10), func(b *testing.B) { benchX0XDirect(b, size) })
+		b.Run(fmt.Sprintf("x0x/%dKiB", size>>10), func(b *testing.B) { benchX0XDirect(b, size, false) })
+		b.Run(fmt.Sprintf("x0x-relayed/%dKiB", size>>10), func(b *testing.B) { benchX0XDirect(b, size, true) })
 		b.Run(fmt.Sprintf("quic-go/%dKiB", size>>10), func(b *testing.B) { benchRawStream(b, size) })
 	}
 }
 
-func benchX0XDirect(b *testing.B, size int) {
+// benchX0XDirect measures direct messages from one node to another,
+// connected directly or through a third node relaying their packets.
+func benchX0XDirect(b *testing.B, size int, relayed bool) {
 	a := startNodeNoRecorder(b, benchConfig(testKey("bt", 1)))
 	s := startNodeNoRecorder(b, benchConfig(testKey("bt", 2)))
 	from, to := testKey("bt-agent", 1), testKey("bt-agent", 2)
@@ -161,7 +164,23 @@ func benchX0XDirect(b *testing.B, size int) {
 	}()
 	b.Cleanup(func() { _ = s.Close(); <-done })
 	ctx := context.Background()
-	if err := a.Connect(ctx, s.LocalID(), s.LocalAddr()); err != nil {
+	if relayed {
+		rc := benchConfig(testKey("bt", 3))
+		rc.Services = ServiceRelay
+		rc.Relay = RelayLimits{BytesPerSecond: 1 << 30, Burst: 1 << 30} // measure the path, not the quota
+		r := startNodeNoRecorder(b, rc)
+		for _, n := range []*Node{a, s} {
+			if err := n.Connect(ctx, r.LocalID(), r.LocalAddr()); err != nil {
+				b.Fatal(err)
+			}
+		}
+		for !r.IsConnected(s.LocalID()) {
+			runtime.Gosched()
+		}
+		if err := a.ConnectRelayed(ctx, s.LocalID(), r.LocalID()); err != nil {
+			b.Fatal(err)
+		}
+	} else if err := a.Connect(ctx, s.LocalID(), s.LocalAddr()); err != nil {
 		b.Fatal(err)
 	}
 	for a.SendDirect(ctx, from.ID(), to.ID(), nil) != nil { // until the route is known

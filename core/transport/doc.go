@@ -57,6 +57,21 @@
 // PeerConnected. Peers marked with KeepConnected are redialled with jittered
 // exponential backoff and a per-peer redial cooldown.
 //
+// # Services, relayed connections and hole punching
+//
+// Each side's hello also states the services it offers (Config.Services:
+// ServiceCoordinator, ServiceRelay); peers learn roles only from this
+// authenticated exchange (PeerInfo.Services). A node that offers
+// ServiceRelay forwards, within Config.Relay's per-client limits, the QUIC
+// packets of connections between two of its peers (ConnectRelayed): the
+// ends run an ordinary x0x connection over a second quic.Transport whose
+// packets travel on the relay stream class, so the relay sees only
+// ciphertext and cannot impersonate either end (see relay.go). A direct
+// connection always replaces a relayed one to the same peer through the
+// dedup below, without loss. DialDirect dials a list of candidate
+// addresses at once from the one socket, for coordinated hole punching
+// (core/nat).
+//
 // # Ownership
 //
 // Every goroutine belongs to the Node and stops in Close. Payloads passed to
