@@ -238,14 +238,17 @@ func (s *Service) NAT() Result {
 }
 
 // LocalAddr returns the address peers should dial: the external address
-// when the NAT type shows it is reachable (TypeNone, or a cone NAT's
-// mapping, which a coordinated punch can open), else a local interface
-// address, else the bound address.
+// when peers see the node at its own address (TypeNone), else a local
+// interface address (reachable from the same LAN), else the bound
+// address. A cone NAT's external mapping is not advertised: only a
+// coordinated punch opens it, and an unsolicited dial to it can make some
+// NATs (Linux conntrack without an input filter) give the node's own
+// later mapping another port.
 func (s *Service) LocalAddr() string {
 	s.mu.Lock()
 	r := s.result
 	s.mu.Unlock()
-	if r.External.IsValid() && (r.Type == TypeNone || r.Type == TypeEndpointIndependent) {
+	if r.External.IsValid() && r.Type == TypeNone {
 		return r.External.String()
 	}
 	if c := s.Node.LocalCandidates(); len(c) > 0 {

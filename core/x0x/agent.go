@@ -492,8 +492,8 @@ func (a *Agent) ConnectPeer(ctx context.Context, peer PeerID, addr string) (Path
 }
 
 // AdvertisedAddr returns the address this node tells the overlay to dial
-// it at: its external address once peers agree on one, else a local
-// interface address, else Addr.
+// it at: its external address once peers see it at its own address (no
+// NAT), else a local interface address, else Addr.
 func (a *Agent) AdvertisedAddr() string { return a.nat.LocalAddr() }
 
 // NATType returns this node's NAT mapping behaviour as learnt from its
