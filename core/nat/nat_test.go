@@ -86,6 +86,12 @@ func TestCandidatesFilter(t *testing.T) {
 	}
 }
 
+func TestOnLocalNetwork(t *testing.T) {
+	if !onLocalNetwork(netip.MustParseAddr("127.0.0.1")) || !onLocalNetwork(netip.MustParseAddr("127.9.9.9")) {
+		t.Fatal("loopback network not recognised as local")
+	}
+}
+
 func TestDecodeMessageBounds(t *testing.T) {
 	good := message{Kind: msgRequest, Nonce: make([]byte, nonceSize), Peer: make([]byte, 32), Addrs: []string{"10.0.0.1:1"}}
 	b, _ := wire.Marshal(&good)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/netip"
 	"slices"
 	"sync"
@@ -283,7 +284,13 @@ func (s *Service) ConnectPath(ctx context.Context, peer identity.PeerID, addr st
 	if usableAddr(addr) {
 		dctx := context.WithoutCancel(ctx) // let it finish: it may still win
 		go func() { direct <- s.Node.Connect(dctx, peer, addr) }()
-		grace := time.NewTimer(s.cfg.DirectGrace)
+		graceFor := s.cfg.DirectGrace
+		if ap := netip.MustParseAddrPort(addr); isLAN(ap.Addr()) && !onLocalNetwork(ap.Addr()) {
+			// Another network's private address: the dial can only work
+			// by accident (overlapping ranges); punch at once beside it.
+			graceFor = 0
+		}
+		grace := time.NewTimer(graceFor)
 		select {
 		case err := <-direct:
 			grace.Stop()
@@ -335,6 +342,21 @@ func (s *Service) pathTo(peer identity.PeerID) Path {
 func usableAddr(addr string) bool {
 	ap, err := netip.ParseAddrPort(addr)
 	return err == nil && ap.Port() != 0 && !ap.Addr().IsUnspecified()
+}
+
+// onLocalNetwork reports whether addr is on a network of one of this
+// host's interfaces.
+func onLocalNetwork(addr netip.Addr) bool {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return true // unknown: assume it may be, and let the dial run
+	}
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok && ipn.Contains(net.IP(addr.AsSlice())) {
+			return true
+		}
+	}
+	return false
 }
 
 // fatalDialError reports errors that no other path would fix.
