@@ -353,6 +353,7 @@ func (ps *PubSub) unsubscribe(s *Subscription) {
 
 // Publish signs payload once as this node's agent and sends it to topic
 // name. The node does not need to subscribe. It returns the message ID.
+// Sequence numbers are restart-safe (see nextSeq).
 func (ps *PubSub) Publish(name string, payload []byte) (MsgID, error) {
 	if len(payload) > MaxPayload {
 		return MsgID{}, fmt.Errorf("%w: %d bytes, limit %d", ErrPayloadTooLarge, len(payload), MaxPayload)
@@ -365,9 +366,10 @@ func (ps *PubSub) Publish(name string, payload []byte) (MsgID, error) {
 		ps.mu.Unlock()
 		return MsgID{}, ErrClosed
 	}
-	ps.seq++
+	now := ps.cfg.Clock.Now()
+	ps.seq = nextSeq(ps.seq, now)
 	h := Header{Topic: TopicIDOf(name), Origin: ps.cfg.Signer.AgentID(), Seq: ps.seq,
-		Time: ps.cfg.Clock.Now().UnixMilli(), PayloadHash: blake3.Sum256(payload)}
+		Time: now.UnixMilli(), PayloadHash: blake3.Sum256(payload)}
 	ps.mu.Unlock()
 	hb, err := h.bytes()
 	if err != nil {
@@ -1066,3 +1068,17 @@ func (ps *PubSub) forwardWalk(from identity.PeerID, msg *Signed, ttl uint8) {
 // AEIntervalDefault returns the anti-entropy period this Config selects
 // (its AEInterval, or the 30 s default).
 func (c Config) AEIntervalDefault() time.Duration { return c.withDefaults().AEInterval }
+
+// nextSeq returns the sequence number after last for a message published
+// at now: last+1, or the wall clock in microseconds if that is larger. A
+// restarted publisher (whose counter starts again at 0) so continues above
+// every number it used before, unless it had published faster than one
+// message per microsecond on average or its clock went back, and the
+// receivers' replay windows accept its messages at once.
+func nextSeq(last uint64, now time.Time) uint64 {
+	next := last + 1
+	if us := now.UnixMicro(); us > 0 && uint64(us) > next {
+		next = uint64(us)
+	}
+	return next
+}

@@ -166,11 +166,11 @@ func TestRealSignaturesAndBadMessagesDropped(t *testing.T) {
 	// Stale and future timestamps.
 	inject(t, c, attacker, victim, &Frame{Kind: kindGossip, Topic: topic, Msg: signed(originKey, "secure", 104, now.Add(-10*time.Minute), []byte("old"))})
 	inject(t, c, attacker, victim, &Frame{Kind: kindGossip, Topic: topic, Msg: signed(originKey, "secure", 105, now.Add(time.Hour), []byte("future"))})
-	// Replay: a validly signed second message reusing sequence number 1 of
-	// the origin (whose message 'hello' had seq 1).
-	inject(t, c, attacker, victim, &Frame{Kind: kindGossip, Topic: topic, Msg: signed(originKey, "secure", 1, now, []byte("replay"))})
-	// Exact re-send of the delivered message: a duplicate, not delivered again.
+	// Replay: a validly signed second message reusing the sequence number
+	// of the origin's delivered message.
 	orig := victim.got[good]
+	inject(t, c, attacker, victim, &Frame{Kind: kindGossip, Topic: topic, Msg: signed(originKey, "secure", orig.Seq, now, []byte("replay"))})
+	// Exact re-send of the delivered message: a duplicate, not delivered again.
 	dup := signed(originKey, "secure", orig.Seq, orig.Time, orig.Payload)
 	inject(t, c, attacker, victim, &Frame{Kind: kindGossip, Topic: topic, Msg: dup})
 	// Oversized payload: refused by the decoder.
