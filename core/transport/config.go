@@ -29,6 +29,7 @@ const (
 	DefaultReconnectMin     = 1 * time.Second
 	DefaultReconnectMax     = 60 * time.Second
 	DefaultRedialCooldown   = 1 * time.Second
+	DefaultFrameTimeout     = 30 * time.Second
 
 	// HardMaxFrameSize is the largest MaxFrameSize a Config may set.
 	HardMaxFrameSize = 16 << 20
@@ -102,6 +103,10 @@ type Config struct {
 	// MaxAgentsPerPeer caps the agents one peer may announce (default 64);
 	// extra certificates are rejected and counted.
 	MaxAgentsPerPeer int
+	// FrameTimeout bounds how long a frame on a class stream may take to
+	// arrive once its header has (default 30 s); a peer that stalls
+	// mid-frame longer is disconnected as a protocol violation.
+	FrameTimeout time.Duration
 
 	// Clock is the time source for timeouts, certificate checks and
 	// reconnection (default the real clock).
@@ -171,6 +176,7 @@ func (c *Config) fill() {
 	setDur(&c.ReconnectMin, DefaultReconnectMin)
 	setDur(&c.ReconnectMax, DefaultReconnectMax)
 	setDur(&c.RedialCooldown, DefaultRedialCooldown)
+	setDur(&c.FrameTimeout, DefaultFrameTimeout)
 	c.Relay.fill()
 	if c.Clock == nil {
 		c.Clock = clock.Real()
@@ -194,7 +200,7 @@ func (c *Config) validate() error {
 	for name, d := range map[string]time.Duration{
 		"KeepAlive": c.KeepAlive, "IdleTimeout": c.IdleTimeout, "HandshakeTimeout": c.HandshakeTimeout,
 		"AuthTimeout": c.AuthTimeout, "ReconnectMin": c.ReconnectMin, "ReconnectMax": c.ReconnectMax,
-		"RedialCooldown": c.RedialCooldown,
+		"RedialCooldown": c.RedialCooldown, "FrameTimeout": c.FrameTimeout,
 	} {
 		if d < 0 {
 			return bad("%s is negative (%v)", name, d)

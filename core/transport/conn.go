@@ -8,13 +8,20 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/quic-go/quic-go"
 	"github.com/saorsa-labs/x0x-go/core/identity"
 	"github.com/saorsa-labs/x0x-go/core/wire"
 )
+
+// controlMaxFrame is the frame size limit on the control stream: no data
+// or direct frames there, so only the per-type limits of the auth, hello
+// and retirement frames apply.
+const controlMaxFrame = 0
 
 // errLocalClose marks a deliberate local close (Disconnect, Close): the
 // PeerDisconnected event then carries a nil error.
@@ -282,7 +289,6 @@ func (c *conn) handshake(ctx context.Context) error {
 
 // exchange runs the proof and hello exchange on the control stream.
 func (c *conn) exchange(ekm []byte) error {
-	n := c.n
 	ctx := c.qc.Context()
 	var hdr [frameHeaderSize]byte
 	if c.role == roleDialler {
@@ -326,7 +332,7 @@ func (c *conn) exchange(ekm []byte) error {
 	if chk.toMismatch {
 		// Let the dialler see who we are (it will report a mismatch and
 		// close); never accept the connection ourselves.
-		_, _, _ = readFrame(c.ctrl, &hdr, n.cfg.MaxFrameSize)
+		_, _, _ = readFrame(c.ctrl, &hdr, controlMaxFrame)
 		return fmt.Errorf("%w: dialler expected another peer", ErrAuthFailed)
 	}
 	if err := c.writeHello(); err != nil {
@@ -345,7 +351,16 @@ func (c *conn) writeAuth(ekm []byte, to identity.PeerID) error {
 }
 
 func (c *conn) readAuth(hdr *[frameHeaderSize]byte, ekm []byte, want role) (authCheck, error) {
-	t, body, err := readFrame(c.ctrl, hdr, c.n.cfg.MaxFrameSize)
+	// Before the proof only the proof is read: any other frame type is
+	// refused on its header, before its body is allocated or read.
+	t, n, err := readFrameHeader(c.ctrl, hdr, controlMaxFrame)
+	if err == nil && t != frameAuth {
+		err = fmt.Errorf("%w: expected the auth proof, got a %s frame", ErrAuthFailed, t)
+	}
+	var body []byte
+	if err == nil {
+		body, err = readFrameBody(c.ctrl, t, n)
+	}
 	if err != nil {
 		if errors.Is(err, io.EOF) {
 			return authCheck{}, fmt.Errorf("%w: control stream closed before the proof", ErrAuthFailed)
@@ -354,9 +369,6 @@ func (c *conn) readAuth(hdr *[frameHeaderSize]byte, ekm []byte, want role) (auth
 			return authCheck{}, fmt.Errorf("%w: %w", ErrAuthFailed, err)
 		}
 		return authCheck{}, err
-	}
-	if t != frameAuth {
-		return authCheck{}, fmt.Errorf("%w: expected the auth proof, got a %s frame", ErrAuthFailed, t)
 	}
 	m, err := decodeAuth(body)
 	if err != nil {
@@ -389,7 +401,7 @@ func (c *conn) writeHello() error {
 
 func (c *conn) readHello(hdr *[frameHeaderSize]byte) error {
 	n := c.n
-	t, body, err := readFrame(c.ctrl, hdr, n.cfg.MaxFrameSize)
+	t, body, err := readFrame(c.ctrl, hdr, controlMaxFrame)
 	if err != nil {
 		return eofAsMalformed(err, "hello")
 	}
@@ -404,7 +416,7 @@ func (c *conn) readHello(hdr *[frameHeaderSize]byte) error {
 		return fmt.Errorf("%w: hello must carry the full agent set", ErrProtocol)
 	}
 	c.helloAgents = n.verifyCerts(c.peer, m.Add)
-	t, body, err = readFrame(c.ctrl, hdr, n.cfg.MaxFrameSize)
+	t, body, err = readFrame(c.ctrl, hdr, controlMaxFrame)
 	if err != nil {
 		return eofAsMalformed(err, "hello")
 	}
@@ -434,7 +446,7 @@ func eofAsMalformed(err error, what string) error {
 func (c *conn) readControl() error {
 	var hdr [frameHeaderSize]byte
 	for {
-		t, body, err := readFrame(c.ctrl, &hdr, c.n.cfg.MaxFrameSize)
+		t, body, err := readFrame(c.ctrl, &hdr, controlMaxFrame)
 		if err != nil {
 			return eofAsMalformed(err, "the connection")
 		}
@@ -553,8 +565,20 @@ func (c *conn) readClass(st *quic.ReceiveStream) {
 	for err == nil {
 		var t frameType
 		var body []byte
-		t, body, err = readFrame(br, &hdr, n.cfg.MaxFrameSize)
+		var size int
+		t, size, err = readFrameHeader(br, &hdr, n.cfg.MaxFrameSize)
 		if err != nil {
+			break
+		}
+		// A frame that has started must finish within FrameTimeout: a peer
+		// cannot hold a reader (and its buffer) by stalling mid-frame.
+		_ = st.SetReadDeadline(time.Now().Add(n.cfg.FrameTimeout))
+		body, err = readFrameBody(br, t, size)
+		_ = st.SetReadDeadline(time.Time{})
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				err = fmt.Errorf("%w: %s frame of %d bytes not completed within %v", ErrProtocol, t, size, n.cfg.FrameTimeout)
+			}
 			break
 		}
 		cc.framesIn.Add(1)

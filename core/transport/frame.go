@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/saorsa-labs/x0x-go/core/identity"
 )
@@ -134,24 +135,47 @@ func parseFrameHeader(h []byte, maxFrame int) (frameType, int, error) {
 // ErrMalformed; other errors are r's (e.g. the connection closing). The
 // returned body is freshly allocated and owned by the caller.
 func readFrame(r io.Reader, hdr *[frameHeaderSize]byte, maxFrame int) (frameType, []byte, error) {
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		if errors.Is(err, io.ErrUnexpectedEOF) {
-			return 0, nil, fmt.Errorf("%w: truncated frame header", ErrMalformed)
-		}
-		return 0, nil, err
-	}
-	t, n, err := parseFrameHeader(hdr[:], maxFrame)
+	t, n, err := readFrameHeader(r, hdr, maxFrame)
 	if err != nil {
 		return 0, nil, err
 	}
-	body := make([]byte, n)
-	if _, err := io.ReadFull(r, body); err != nil {
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return 0, nil, fmt.Errorf("%w: truncated %s frame (%d bytes announced)", ErrMalformed, t, n)
+	body, err := readFrameBody(r, t, n)
+	return t, body, err
+}
+
+// readFrameHeader reads and validates one frame header.
+func readFrameHeader(r io.Reader, hdr *[frameHeaderSize]byte, maxFrame int) (frameType, int, error) {
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return 0, 0, fmt.Errorf("%w: truncated frame header", ErrMalformed)
 		}
-		return 0, nil, err
+		return 0, 0, err
 	}
-	return t, body, nil
+	return parseFrameHeader(hdr[:], maxFrame)
+}
+
+// bodyChunk is how much of a frame body is allocated ahead of the bytes
+// that arrived: a peer that announces a large frame and sends little of it
+// costs little memory.
+const bodyChunk = 64 << 10
+
+// readFrameBody reads the n-byte body of a frame of type t, growing the
+// buffer as the bytes arrive.
+func readFrameBody(r io.Reader, t frameType, n int) ([]byte, error) {
+	body := make([]byte, 0, min(n, bodyChunk))
+	for len(body) < n {
+		k := min(n-len(body), bodyChunk)
+		body = slices.Grow(body, k)
+		got, err := io.ReadFull(r, body[len(body):len(body)+k])
+		body = body[:len(body)+got]
+		if err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				return nil, fmt.Errorf("%w: truncated %s frame (%d bytes announced)", ErrMalformed, t, n)
+			}
+			return nil, err
+		}
+	}
+	return body, nil
 }
 
 // readClassHeader reads the first byte of a class stream and validates it.

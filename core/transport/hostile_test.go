@@ -1,0 +1,96 @@
+package transport
+
+import (
+	"runtime"
+	"testing"
+	"time"
+)
+
+// heapInUse returns the live heap after a collection.
+func heapInUse() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+// Pre-auth memory (issue 10, attack 6): 60 unauthenticated connections each
+// announce a 4 MiB data frame on the control stream and send nothing more.
+// Before the proof only an auth frame is read, so each is refused on its
+// header at once (not after AuthTimeout) and nothing of the announced size
+// is allocated: the heap grows by far less than the 240 MiB announced.
+func TestPreAuthFrameAnnouncementsCostNothing(t *testing.T) {
+	cfg := testConfig(testKey("hostile", 0))
+	cfg.AuthTimeout = time.Minute // a refusal within seconds is the header check, not the timeout
+	n := startNode(t, cfg)
+	const conns = 60
+	base := heapInUse()
+	clients := make([]*rawClient, conns)
+	for i := range clients {
+		rc, err := rawDial(t, n.LocalAddr(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc.openControl()
+		var hdr [frameHeaderSize]byte
+		putFrameHeader(hdr[:], frameData, DefaultMaxFrameSize)
+		rc.write(append(hdr[:], make([]byte, 1024)...))
+		clients[i] = rc
+	}
+	// Every client must be refused well before the one-minute auth timeout.
+	deadline := time.After(20 * time.Second)
+	for i, rc := range clients {
+		select {
+		case <-rc.qc.Context().Done():
+		case <-deadline:
+			t.Fatalf("client %d not refused within 20 s: the node waits for the auth timeout", i)
+		}
+		if code := rc.waitClosed(); code != codeAuthFailed {
+			t.Fatalf("client %d closed with code %d, want auth failure", i, code)
+		}
+	}
+	grown := int64(heapInUse()) - int64(base)
+	t.Logf("heap grew by %.1f MiB for %d hostile pre-auth connections", float64(grown)/(1<<20), conns)
+	if grown > 32<<20 {
+		t.Fatalf("heap grew by %d MiB", grown>>20)
+	}
+	if got := n.Stats().AuthFailures; got < conns {
+		t.Fatalf("%d auth failures counted, want %d", got, conns)
+	}
+}
+
+// A stalled frame (issue 10, attack 6): an authenticated peer announces a
+// 4 MiB frame on a class stream, sends 10 KiB of it and stops. The node
+// allocates only what arrived and disconnects the peer after FrameTimeout.
+func TestStalledClassFrameDisconnects(t *testing.T) {
+	cfg := testConfig(testKey("hostile", 1))
+	cfg.FrameTimeout = 300 * time.Millisecond
+	n := startNode(t, cfg)
+	const conns = 20
+	base := heapInUse()
+	clients := make([]*rawClient, conns)
+	for i := range clients {
+		rc, err := rawDial(t, n.LocalAddr(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc.authenticate(testKey("hostile-peer", i), n.LocalID())
+		var hdr [frameHeaderSize]byte
+		putFrameHeader(hdr[:], frameData, DefaultMaxFrameSize)
+		rc.openClass(ClassPubSub, append(hdr[:], make([]byte, 10<<10)...))
+		clients[i] = rc
+	}
+	grown := int64(heapInUse()) - int64(base)
+	t.Logf("heap grew by %.1f MiB with %d stalled 4 MiB frames", float64(grown)/(1<<20), conns)
+	if grown > 32<<20 { // 20 x 4 MiB = 80 MiB if bodies were allocated on their headers
+		t.Fatalf("heap grew by %d MiB", grown>>20)
+	}
+	for i, rc := range clients {
+		if code := rc.waitClosed(); code != codeProtocol {
+			t.Fatalf("client %d closed with code %d, want protocol error", i, code)
+		}
+	}
+	if got := n.Stats().ProtocolErrors; got < conns {
+		t.Fatalf("%d protocol errors counted, want %d", got, conns)
+	}
+}
