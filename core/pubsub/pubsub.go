@@ -129,6 +129,7 @@ type Stats struct {
 	AEPulled           uint64 // messages that arrived through anti-entropy and were new
 	AEFallbacks        uint64 // sketches too small at the largest level
 	WalksStarted       uint64
+	WalksForwarded     uint64 // verified walks passed on towards a subscriber
 	DropMissingFull    uint64 // IHAVE entries ignored because too many IDs were already awaited
 }
 
@@ -721,7 +722,16 @@ func (ps *PubSub) accept(from identity.PeerID, id MsgID, hb []byte, msg *Signed,
 	}
 	if t == nil && !local {
 		if kind == kindPublish && walkTTL > 0 {
-			ps.forwardWalk(from, msg, walkTTL-1)
+			// A walk is verified before it is passed on, recorded so that it
+			// never passes here twice, and its remaining hops are capped at
+			// WalkTTL whatever the sender wrote: a forged or replayed walk
+			// cannot be amplified.
+			if err := ps.validate(id, hb, msg); err != nil {
+				return false
+			}
+			ps.dedup.add(id, ps.cfg.Clock.Now())
+			ps.stats.WalksForwarded++
+			ps.forwardWalk(from, msg, uint8(min(int(walkTTL), ps.cfg.WalkTTL, 255))-1)
 			return false
 		}
 		ps.stats.DropNotSubscribed++

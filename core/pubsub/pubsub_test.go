@@ -445,3 +445,52 @@ func TestMissingMessagesPulledBeforeGrafting(t *testing.T) {
 		t.Fatalf("repeated misses did not graft: %d GRAFTs, eager %v", st.GraftsSent-before.GraftsSent, isEager(lazyPeer))
 	}
 }
+
+// Walks (issue 10, attack 7): a PUBLISH walk towards a topic nobody here
+// subscribes to is verified before any forwarding, recorded in the dedup
+// cache, and capped at WalkTTL hops whatever hop count the sender wrote.
+func TestWalksVerifiedDedupedAndCapped(t *testing.T) {
+	c := newTCluster(t, 16, sim.Config{Seed: 5}, true)
+	c.run(10 * time.Second)
+	victim, attacker := c.nodes[3], c.nodes[9]
+	var s [32]byte
+	copy(s[:], fmt.Sprintf("agent-%d-%d", 5, 0)) // node 0's agent: a known origin
+	origin := identity.KeyPairFromSeed(s)
+	walks := func() (n uint64) {
+		for _, tn := range c.nodes {
+			n += tn.ps.Stats().WalksForwarded
+		}
+		return n
+	}
+	now := c.w.Clock.Now()
+	topic := TopicIDOf("nobody")
+
+	// A forged signature with the largest hop count: dropped where it lands.
+	forged := signed(origin, "nobody", 50, now, []byte("forged"))
+	forged.Sig[0] ^= 0xff
+	badBefore := victim.ps.Stats().DropBadSignature
+	for range 5 {
+		inject(t, c, attacker, victim, &Frame{Kind: kindPublish, Topic: topic, Msg: forged, Hops: 255})
+	}
+	if w := walks(); w != 0 {
+		t.Fatalf("a forged walk was forwarded %d times", w)
+	}
+	if got := victim.ps.Stats().DropBadSignature - badBefore; got != 5 {
+		t.Fatalf("%d bad signatures counted at the victim, want 5", got)
+	}
+
+	// A valid walk with hop count 255, sent five times: it travels at most
+	// WalkTTL hops in all (no subscriber ends it), and the copies are
+	// duplicates.
+	valid := signed(origin, "nobody", 51, now, []byte("valid"))
+	for range 5 {
+		inject(t, c, attacker, victim, &Frame{Kind: kindPublish, Topic: topic, Msg: valid, Hops: 255})
+	}
+	c.run(5 * time.Second)
+	if w := walks(); w == 0 || w > 10 {
+		t.Fatalf("a valid walk was forwarded %d times in all, want 1..10 (WalkTTL)", w)
+	}
+	if victim.ps.Stats().Duplicates < 4 {
+		t.Fatalf("the resent walk was not recognised as a duplicate: %+v", victim.ps.Stats())
+	}
+}
