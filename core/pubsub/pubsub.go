@@ -722,14 +722,15 @@ func (ps *PubSub) accept(from identity.PeerID, id MsgID, hb []byte, msg *Signed,
 	}
 	if t == nil && !local {
 		if kind == kindPublish && walkTTL > 0 {
-			// A walk is verified before it is passed on, recorded so that it
-			// never passes here twice, and its remaining hops are capped at
-			// WalkTTL whatever the sender wrote: a forged or replayed walk
-			// cannot be amplified.
+			// A walk is verified before it is passed on, and its remaining
+			// hops are capped at WalkTTL whatever the sender wrote: a forged
+			// walk goes nowhere and a valid one costs at most WalkTTL
+			// frames. (Walks are not put in the dedup cache: a walk that
+			// cycles back through a node must go on, or sparse topics lose
+			// messages under churn.)
 			if err := ps.validate(id, hb, msg); err != nil {
 				return false
 			}
-			ps.dedup.add(id, ps.cfg.Clock.Now())
 			ps.stats.WalksForwarded++
 			ps.forwardWalk(from, msg, uint8(min(int(walkTTL), ps.cfg.WalkTTL, 255))-1)
 			return false
