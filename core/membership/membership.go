@@ -140,6 +140,10 @@ type Stats struct {
 	NeighborRejected    uint64
 	UpdatesApplied      uint64
 	IndirectProbesAsked uint64
+	// ForgedClaims counts SWIM updates dropped as impossible: a claim about
+	// this node above its own incarnation, or about another node too far
+	// above the incarnation known for it.
+	ForgedClaims uint64
 }
 
 // ErrNoBootstrap is returned by Join when no bootstrap peer could be reached.

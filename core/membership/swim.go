@@ -1,6 +1,8 @@
 package membership
 
 import (
+	"time"
+
 	"slices"
 
 	"github.com/saorsa-labs/x0x-go/core/identity"
@@ -101,8 +103,14 @@ func (m *Membership) apply(u Update, from identity.PeerID) {
 		// Refute: an Alive with a higher incarnation than the suspicion
 		// overrides it everywhere. A suspicion below our incarnation (made by
 		// a node that did not know it) is answered with the current one, at
-		// most once per protocol period.
-		now := m.cfg.Clock.Now()
+		// most once per protocol period. Incarnations start at the wall
+		// clock in milliseconds, so a claim far above the clock is a forgery
+		// that every node drops (incIsForged): it is neither adopted nor can
+		// it wrap the incarnation around.
+		if m.incIsForged(u.Inc, now) {
+			m.stats.ForgedClaims++
+			return
+		}
 		if u.Inc >= m.inc {
 			m.inc = u.Inc + 1
 		} else if now.Sub(m.refutedAt) < m.cfg.ProbeInterval && m.refutedInc == m.inc {
@@ -113,7 +121,19 @@ func (m *Membership) apply(u Update, from identity.PeerID) {
 		m.broadcast(Update{Node: m.self, State: StateAlive, Inc: m.inc}, identity.PeerID{})
 		return
 	}
+	if m.incIsForged(u.Inc, now) {
+		m.stats.ForgedClaims++
+		return
+	}
 	mb := m.members[u.Node.ID]
+	if from != m.self.ID && from != u.Node.ID {
+		// A claim about a third node is a hint, not a verdict: a death
+		// becomes a suspicion that the node can still refute, and we declare
+		// it dead only on our own suspicion timeout.
+		if u.State == StateDead {
+			u.State = StateSuspect
+		}
+	}
 	if mb != nil && !supersedes(u, mb) {
 		return
 	}
@@ -169,6 +189,17 @@ func (m *Membership) apply(u Update, from identity.PeerID) {
 		}
 	}
 	m.broadcast(u, from)
+}
+
+// maxIncAhead bounds how far an incarnation may run ahead of the wall
+// clock (incarnations start at the clock in milliseconds and rise by one
+// per refutation): 10 minutes of clock skew and refutations.
+const maxIncAhead = 10 * time.Minute
+
+// incIsForged reports whether inc is beyond what any honest node can have
+// reached by now.
+func (m *Membership) incIsForged(inc uint64, now time.Time) bool {
+	return inc > uint64(max(now.UnixMilli(), 0))+uint64(maxIncAhead.Milliseconds())
 }
 
 // supersedes reports whether update u overrides the record mb. Records are
