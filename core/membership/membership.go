@@ -530,7 +530,9 @@ func (m *Membership) onFrame(from identity.PeerID, b []byte) {
 	msg, err := Decode(b)
 	m.do(func() {
 		if err != nil {
+			// Honest peers never send undecodable frames: drop the peer.
 			m.stats.DecodeErrors++
+			m.net.Disconnect(from)
 			return
 		}
 		m.stats.Received++

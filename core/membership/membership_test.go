@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -332,22 +333,33 @@ func TestDeterministic(t *testing.T) {
 	}
 }
 
-func TestBadFramesCountedAndIgnored(t *testing.T) {
-	c := newCluster(t, 2, sim.Config{Seed: 1})
-	defer c.close()
-	c.w.Clock.RunFor(2 * time.Second)
+// Every undecodable frame is counted and disconnects its sender (honest
+// peers never send one); the overlay repairs itself afterwards.
+func TestBadFramesCountedAndDisconnect(t *testing.T) {
 	bad := [][]byte{{0xff}, {}, mustEncode(t, &Message{Kind: 99}), mustEncode(t, &Message{Kind: kindForwardJoin})}
-	for _, b := range bad {
-		if err := c.nodes[0].Send(c.nodes[1].LocalID(), transport.ClassMembership, transport.PriorityControl, b); err != nil {
+	for i, b := range bad {
+		c := newCluster(t, 4, sim.Config{Seed: 1})
+		c.w.Clock.RunFor(2 * time.Second)
+		from, to := c.nodes[0], c.nodes[1]
+		if err := from.Connect(context.Background(), to.LocalID(), to.LocalAddr()); err != nil {
 			t.Fatal(err)
 		}
-	}
-	c.w.Clock.RunFor(time.Second)
-	if got := c.ms[1].Stats().DecodeErrors; got != uint64(len(bad)) {
-		t.Fatalf("decode errors %d, want %d", got, len(bad))
-	}
-	if err := c.checkViews(); err != nil {
-		t.Fatal(err)
+		c.w.Clock.RunFor(100 * time.Millisecond)
+		if err := from.Send(to.LocalID(), transport.ClassMembership, transport.PriorityControl, b); err != nil {
+			t.Fatal(err)
+		}
+		c.w.Clock.RunFor(100 * time.Millisecond)
+		if got := c.ms[1].Stats().DecodeErrors; got != 1 {
+			t.Fatalf("frame %d: decode errors %d, want 1", i, got)
+		}
+		if slices.Contains(to.Peers(), from.LocalID()) {
+			t.Fatalf("frame %d: the sender is still connected", i)
+		}
+		c.w.Clock.RunFor(30 * time.Second)
+		if err := c.checkViews(); err != nil {
+			t.Fatal(err)
+		}
+		c.close()
 	}
 }
 

@@ -72,7 +72,7 @@ func Encode(m *Message) ([]byte, error) { return wire.Marshal(m) }
 // Decode parses and validates a membership frame. Errors wrap ErrMalformed.
 func Decode(b []byte) (*Message, error) {
 	var m Message
-	if err := wire.Unmarshal(b, &m, "membership message"); err != nil {
+	if err := wire.UnmarshalLimit(b, &m, "membership message", wire.LimitSmall); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	if m.Kind == 0 || m.Kind >= kindMax {

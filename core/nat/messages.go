@@ -55,7 +55,7 @@ func decodeMessage(b []byte) (*message, error) {
 		return nil, fmt.Errorf("%w: %d bytes", ErrMalformed, len(b))
 	}
 	var m message
-	if err := wire.Unmarshal(b, &m, "nat message"); err != nil {
+	if err := wire.UnmarshalLimit(b, &m, "nat message", wire.LimitSmall); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	switch {

@@ -119,7 +119,7 @@ func (l IDList) MarshalCBOR() ([]byte, error) {
 // UnmarshalCBOR decodes a byte string of whole IDs, at most MaxIDsPerFrame.
 func (l *IDList) UnmarshalCBOR(b []byte) error {
 	var flat []byte
-	if err := wire.Unmarshal(b, &flat, "message id list"); err != nil {
+	if err := wire.UnmarshalLimit(b, &flat, "message id list", wire.LimitMedium); err != nil {
 		return err
 	}
 	const size = len(MsgID{})
@@ -144,7 +144,7 @@ func EncodeFrame(f *Frame) ([]byte, error) { return wire.Marshal(f) }
 // signatures. Errors wrap ErrMalformed.
 func DecodeFrame(b []byte) (*Frame, error) {
 	var f Frame
-	if err := wire.Unmarshal(b, &f, "pubsub frame"); err != nil {
+	if err := wire.UnmarshalLimit(b, &f, "pubsub frame", wire.LimitMedium); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	bad := func(format string, a ...any) (*Frame, error) {

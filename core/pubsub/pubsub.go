@@ -578,7 +578,9 @@ func (ps *PubSub) onFrame(from identity.PeerID, b []byte) {
 	f, err := DecodeFrame(b)
 	ps.do(func() {
 		if err != nil {
+			// Honest peers never send undecodable frames: drop the peer.
 			ps.stats.DropMalformed++
+			ps.net.Disconnect(from)
 			return
 		}
 		ps.handle(from, f)

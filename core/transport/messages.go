@@ -49,7 +49,7 @@ type authMsg struct {
 // role). Errors wrap ErrMalformed; signatures are checked by verifyAuth.
 func decodeAuth(b []byte) (*authMsg, error) {
 	var m authMsg
-	if err := wire.Unmarshal(b, &m, "auth message"); err != nil {
+	if err := wire.UnmarshalLimit(b, &m, "auth message", wire.LimitSmall); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	switch {
@@ -80,7 +80,7 @@ type agentsMsg struct {
 // Errors wrap ErrMalformed; each certificate is verified by the caller.
 func decodeAgents(b []byte, maxItems int) (*agentsMsg, error) {
 	var m agentsMsg
-	if err := wire.Unmarshal(b, &m, "agents message"); err != nil {
+	if err := wire.UnmarshalLimit(b, &m, "agents message", wire.LimitMedium); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	if len(m.Add) > maxItems || len(m.Remove) > maxItems {
@@ -112,7 +112,7 @@ type addrReport struct {
 // ErrMalformed.
 func decodeAddr(b []byte) (netip.AddrPort, Services, error) {
 	var m addrReport
-	if err := wire.Unmarshal(b, &m, "address report"); err != nil {
+	if err := wire.UnmarshalLimit(b, &m, "address report", wire.LimitSmall); err != nil {
 		return netip.AddrPort{}, 0, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	services := Services(m.Services) & allServices

@@ -36,12 +36,41 @@ func (e *DecodeError) Error() string { return fmt.Sprintf("wire: decode %s: %v",
 // Unwrap returns the underlying codec error.
 func (e *DecodeError) Unwrap() error { return e.Err }
 
+// Limit bounds the number of elements in any one array or map that a
+// decoder accepts, so that a small message cannot make it allocate many
+// elements (a 1 MB array of a million empty maps decoded into structs costs
+// tens of megabytes). Each message type decodes with the smallest Limit its
+// valid messages fit in.
+type Limit uint8
+
+// Element limits for UnmarshalLimit.
+const (
+	// LimitDefault allows MaxElements (what Unmarshal applies).
+	LimitDefault Limit = iota
+	// LimitSmall allows 64 elements: control messages.
+	LimitSmall
+	// LimitMedium allows 4,096 elements: batches of IDs or certificates.
+	LimitMedium
+	numLimits
+)
+
+// elements returns the element bound of l.
+func (l Limit) elements() int {
+	switch l {
+	case LimitSmall:
+		return 64
+	case LimitMedium:
+		return 4096
+	}
+	return MaxElements
+}
+
 // Codec is an immutable pair of CBOR encode/decode modes: deterministic
 // (RFC 8949 core) encoding, so that signed bytes are stable, and strict
 // decoding with bounded sizes and no duplicate map keys.
 type Codec struct {
 	enc cbor.EncMode
-	dec cbor.DecMode
+	dec [numLimits]cbor.DecMode // one per Limit
 }
 
 // NewCodec builds the x0x codec. It only fails if the library rejects the
@@ -51,19 +80,22 @@ func NewCodec() (*Codec, error) {
 	if err != nil {
 		return nil, err
 	}
-	dec, err := cbor.DecOptions{
-		DupMapKey:         cbor.DupMapKeyEnforcedAPF,
-		MaxNestedLevels:   MaxNesting,
-		MaxArrayElements:  MaxElements,
-		MaxMapPairs:       MaxElements,
-		IndefLength:       cbor.IndefLengthForbidden,
-		TagsMd:            cbor.TagsForbidden,
-		ExtraReturnErrors: cbor.ExtraDecErrorUnknownField,
-	}.DecMode()
-	if err != nil {
-		return nil, err
+	c := &Codec{enc: enc}
+	for l := range numLimits {
+		c.dec[l], err = cbor.DecOptions{
+			DupMapKey:         cbor.DupMapKeyEnforcedAPF,
+			MaxNestedLevels:   MaxNesting,
+			MaxArrayElements:  l.elements(),
+			MaxMapPairs:       l.elements(),
+			IndefLength:       cbor.IndefLengthForbidden,
+			TagsMd:            cbor.TagsForbidden,
+			ExtraReturnErrors: cbor.ExtraDecErrorUnknownField,
+		}.DecMode()
+		if err != nil {
+			return nil, err
+		}
 	}
-	return &Codec{enc: enc, dec: dec}, nil
+	return c, nil
 }
 
 // std is the codec every package uses; it is never modified after init.
@@ -84,10 +116,20 @@ func Marshal(v any) ([]byte, error) { return std.enc.Marshal(v) }
 // oversized input and malformed input are errors (*DecodeError or ErrTooLarge);
 // what names the target in the error message.
 func Unmarshal(data []byte, v any, what string) error {
+	return UnmarshalLimit(data, v, what, LimitDefault)
+}
+
+// UnmarshalLimit is Unmarshal with at most limit's number of elements in
+// any array or map of data (more is a *DecodeError, found before the
+// elements are allocated).
+func UnmarshalLimit(data []byte, v any, what string, limit Limit) error {
 	if len(data) > MaxMessageSize {
 		return ErrTooLarge
 	}
-	rest, err := std.dec.UnmarshalFirst(data, v)
+	if limit >= numLimits {
+		limit = LimitDefault
+	}
+	rest, err := std.dec[limit].UnmarshalFirst(data, v)
 	if err != nil {
 		return &DecodeError{What: what, Err: err}
 	}

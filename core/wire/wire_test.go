@@ -101,3 +101,37 @@ func FuzzUnmarshal(f *testing.F) {
 		}
 	})
 }
+
+func TestUnmarshalLimit(t *testing.T) {
+	for _, tc := range []struct {
+		limit Limit
+		max   int
+	}{{LimitSmall, 64}, {LimitMedium, 4096}} {
+		ok, _ := Marshal(make([]uint16, tc.max))
+		var v []uint16
+		if err := UnmarshalLimit(ok, &v, "list", tc.limit); err != nil || len(v) != tc.max {
+			t.Fatalf("limit %d: %d elements refused: %v", tc.max, tc.max, err)
+		}
+		over, _ := Marshal(make([]uint16, tc.max+1))
+		var de *DecodeError
+		if err := UnmarshalLimit(over, &v, "list", tc.limit); !errors.As(err, &de) {
+			t.Fatalf("limit %d: %d elements accepted (%v)", tc.max, tc.max+1, err)
+		}
+		// Maps are bounded as well.
+		m := make(map[int]bool, tc.max+1)
+		for i := range tc.max + 1 {
+			m[i] = true
+		}
+		mb, _ := Marshal(m)
+		var mv map[int]bool
+		if err := UnmarshalLimit(mb, &mv, "map", tc.limit); !errors.As(err, &de) {
+			t.Fatalf("limit %d: map of %d pairs accepted (%v)", tc.max, tc.max+1, err)
+		}
+	}
+	// The default is Unmarshal's bound.
+	big, _ := Marshal(make([]uint16, 5000))
+	var v []uint16
+	if err := UnmarshalLimit(big, &v, "list", LimitDefault); err != nil {
+		t.Fatal(err)
+	}
+}

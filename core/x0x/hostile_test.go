@@ -1,8 +1,11 @@
 package x0x
 
 import (
+	"bytes"
+	"encoding/binary"
 	"context"
 	"math"
+	"runtime"
 	"testing"
 	"time"
 
@@ -84,4 +87,67 @@ func TestForgedSWIMDeathIsIgnored(t *testing.T) {
 		t.Fatalf("the victim's incarnation went from %d to %d", incBefore, incAfter)
 	}
 	t.Logf("forged claims dropped: %d", victim.overlay.Members.Stats().ForgedClaims)
+}
+
+// Decode amplification (issue 10, attack 1), over QUIC: ten strangers each
+// send a 1 MB membership frame whose node list is an array of a million
+// empty maps (decoded into structs, about 48 MB each). The decoder refuses
+// arrays over the message type's bound before allocating them, the node
+// allocates about what it received, and each sender is disconnected.
+func TestDecodeAmplificationRefused(t *testing.T) {
+	agents := cluster(t, 2)
+	victim := agents[0]
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const n = 1_000_000
+	frame := binary.BigEndian.AppendUint32([]byte{0xa2, 0x01, 0x0b, 0x06, 0x9a}, n)
+	frame = append(frame, bytes.Repeat([]byte{0xa0}, n)...)
+	const attackers = 10
+	nodes := make([]*transport.Node, attackers)
+	for i := range nodes {
+		a, err := transport.Listen(ctx, transport.Config{BindAddr: "127.0.0.1:0", Machine: mustKey(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+		go func() {
+			for range a.Events() {
+			}
+		}()
+		if err := a.Connect(ctx, victim.MachineID(), victim.Addr()); err != nil {
+			t.Fatal(err)
+		}
+		nodes[i] = a
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	errorsBefore := victim.overlay.Members.Stats().DecodeErrors
+	for _, a := range nodes {
+		if err := a.Send(victim.MachineID(), transport.ClassMembership, transport.PriorityControl, frame); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for victim.overlay.Members.Stats().DecodeErrors-errorsBefore < attackers {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d frames refused", victim.overlay.Members.Stats().DecodeErrors-errorsBefore, attackers)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	runtime.ReadMemStats(&after)
+	allocated := after.TotalAlloc - before.TotalAlloc
+	t.Logf("%d hostile 1 MB frames: %.0f MiB allocated in the process (senders' included)", attackers, float64(allocated)/(1<<20))
+	if allocated > 200<<20 { // decoding them would allocate about 500 MiB
+		t.Fatalf("%d MiB allocated", allocated>>20)
+	}
+	for i, a := range nodes {
+		deadline := time.Now().Add(10 * time.Second)
+		for a.IsConnected(victim.MachineID()) {
+			if time.Now().After(deadline) {
+				t.Fatalf("attacker %d still connected", i)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
 }

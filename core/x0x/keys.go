@@ -76,7 +76,7 @@ func decodeKeyMsg(b []byte) (*keyMsg, error) {
 		return nil, fmt.Errorf("%w: missing tag", errKeyFrame)
 	}
 	var m keyMsg
-	if err := wire.Unmarshal(b[1:], &m, "key frame"); err != nil {
+	if err := wire.UnmarshalLimit(b[1:], &m, "key frame", wire.LimitSmall); err != nil {
 		return nil, fmt.Errorf("%w: %w", errKeyFrame, err)
 	}
 	switch m.Kind {
