@@ -203,6 +203,7 @@ func TestRelayMisattributionRefused(t *testing.T) {
 	if err := c.Connect(context.Background(), r.LocalID(), r.LocalAddr()); err != nil {
 		t.Fatal(err)
 	}
+	waitFor(t, "the relay sees C", func() bool { return r.IsConnected(c.LocalID()) })
 	// The relay labels A's packets to B as coming from C, and routes B's
 	// answers to "C" back to A, so the whole exchange goes through.
 	fake := c.LocalID()
@@ -248,6 +249,7 @@ func TestRelayRefusals(t *testing.T) {
 	if err := c.Connect(ctx, r.LocalID(), r.LocalAddr()); err != nil {
 		t.Fatal(err)
 	}
+	waitFor(t, "the relay sees C", func() bool { return r.IsConnected(c.LocalID()) })
 	if err := a.ConnectRelayed(ctx, b.LocalID(), r.LocalID()); err != nil {
 		t.Fatalf("first relayed peer: %v", err)
 	}

@@ -2,8 +2,8 @@ package x0x
 
 import (
 	"bytes"
-	"encoding/binary"
 	"context"
+	"encoding/binary"
 	"math"
 	"runtime"
 	"testing"
