@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
+	"strings"
 	"time"
+	"unicode"
 
-	"github.com/saorsa-labs/x0x-go/core/nat"
 	"github.com/saorsa-labs/x0x-go/core/x0x"
 )
 
@@ -45,29 +47,46 @@ func newHandler(agent *x0x.Agent, role string, started time.Time) http.Handler {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 		fmt.Fprintf(w, "# HELP x0x_uptime_seconds Seconds since the daemon started.\n# TYPE x0x_uptime_seconds gauge\nx0x_uptime_seconds %.3f\n", time.Since(started).Seconds())
 		_ = agent.Node().Stats().WritePrometheus(w)
-		writeNATMetrics(w, agent.NATStats())
+		ps, keys := agent.OverlayStats()
+		writeCounters(w, "pubsub", ps)
+		writeCounters(w, "keys", keys)
+		writeCounters(w, "membership", agent.MembershipStats())
+		writeCounters(w, "nat", agent.NATStats())
 	})
 	return mux
 }
 
-// writeNATMetrics writes the NAT traversal counters in the Prometheus text
-// format.
-func writeNATMetrics(w io.Writer, s nat.Stats) {
-	for _, m := range []struct {
-		name, help string
-		v          uint64
-	}{
-		{"punch_requests_total", "Hole-punch requests sent to coordinators.", s.Requests},
-		{"punches_coordinated_total", "Hole-punch requests passed on as a coordinator.", s.Coordinated},
-		{"punch_offers_total", "Hole-punch offers answered.", s.Offers},
-		{"punch_syncs_total", "Hole-punch syncs on which this node dialled.", s.Syncs},
-		{"punches_ok_total", "Punch attempts that ended with a direct connection.", s.PunchesOK},
-		{"punches_failed_total", "Punch attempts that found no direct path.", s.PunchesFailed},
-		{"relay_fallbacks_total", "Connections made through a relay.", s.RelayFallbacks},
-		{"upgrades_total", "Relayed connections replaced by direct ones.", s.Upgrades},
-		{"refused_total", "NAT requests or offers refused or ignored.", s.Refused},
-		{"malformed_total", "NAT messages that did not decode.", s.MalformedFrames},
-	} {
-		fmt.Fprintf(w, "# HELP x0x_nat_%s %s\n# TYPE x0x_nat_%s counter\nx0x_nat_%s %d\n", m.name, m.help, m.name, m.name, m.v)
+// writeCounters writes every uint64 field of stats (a counters struct) as
+// a Prometheus counter named x0x_<layer>_<field in snake case>_total, so
+// that a counter added to a layer is exported without touching the daemon.
+func writeCounters(w io.Writer, layer string, stats any) {
+	v := reflect.ValueOf(stats)
+	for i := range v.NumField() {
+		f := v.Type().Field(i)
+		if f.Type.Kind() != reflect.Uint64 || !f.IsExported() {
+			continue
+		}
+		name := fmt.Sprintf("x0x_%s_%s_total", layer, snake(f.Name))
+		fmt.Fprintf(w, "# HELP %s %s counter %s.\n# TYPE %s counter\n%s %d\n", name, layer, f.Name, name, name, v.Field(i).Uint())
 	}
+}
+
+// snake turns a Go field name into snake case ("DropBadSignature" ->
+// "drop_bad_signature", "AERounds" -> "ae_rounds").
+func snake(s string) string {
+	var b strings.Builder
+	for i, r := range s {
+		if unicode.IsUpper(r) && i > 0 {
+			prev := rune(s[i-1])
+			next := rune(0)
+			if i+1 < len(s) {
+				next = rune(s[i+1])
+			}
+			if unicode.IsLower(prev) || (unicode.IsUpper(prev) && unicode.IsLower(next)) {
+				b.WriteByte('_')
+			}
+		}
+		b.WriteRune(unicode.ToLower(r))
+	}
+	return b.String()
 }

@@ -16,6 +16,15 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
+func TestSnake(t *testing.T) {
+	for in, want := range map[string]string{"DropBadSignature": "drop_bad_signature", "AERounds": "ae_rounds",
+		"PunchesOK": "punches_ok", "Requests": "requests", "IHavesSent": "i_haves_sent"} {
+		if got := snake(in); got != want {
+			t.Errorf("snake(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
 func TestParseFlags(t *testing.T) {
 	o, err := parseFlags(nil, io.Discard)
 	if err != nil {
@@ -115,6 +124,9 @@ func TestDaemonServesHealthAndMetrics(t *testing.T) {
 		"# TYPE x0x_transport_inbound_accepted_total counter\nx0x_transport_inbound_accepted_total 1\n",
 		`x0x_transport_queue_dropped_total{class="direct",priority="eager"} 0`,
 		"# TYPE x0x_nat_punches_ok_total counter\n",
+		"# TYPE x0x_pubsub_drop_bad_signature_total counter\n",
+		"# TYPE x0x_membership_forged_claims_total counter\n",
+		"# TYPE x0x_keys_bad_replies_total counter\n",
 		"# TYPE x0x_transport_relay_forwarded_packets_total counter\n",
 	} {
 		if !strings.Contains(metrics, want) {

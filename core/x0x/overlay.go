@@ -236,6 +236,10 @@ func (a *Agent) OverlayStats() (pubsub.Stats, KeyStats) {
 	return a.overlay.PubSub.Stats(), a.keys.Stats()
 }
 
+// MembershipStats returns the overlay membership counters (HyParView and
+// SWIM: probes, suspicions, deaths, forged claims dropped, ...).
+func (a *Agent) MembershipStats() membership.Stats { return a.overlay.Members.Stats() }
+
 // TopicPeers returns the eager and lazy neighbours of a subscribed topic.
 func (a *Agent) TopicPeers(topic string) (eager, lazy []PeerID) {
 	return a.overlay.PubSub.TopicPeers(pubsub.TopicIDOf(topic))
