@@ -398,3 +398,20 @@ func TestHostileMessages(t *testing.T) {
 		t.Fatalf("%d busy refusals, %d coordinated; want 3 and 3", refusals, c.svc.Stats().Coordinated)
 	}
 }
+
+// With no coordinator at all, a relay that does not coordinate still
+// carries the connection.
+func TestRelayOnlyNodeIsUsed(t *testing.T) {
+	r := startPeer(t, 0, "127.0.0.1:0", transport.ServiceRelay, nil)
+	a := startPeer(t, 1, "127.0.0.1:0", 0, nil)
+	b := startPeer(t, 2, "127.0.0.1:0", 0, nil)
+	a.connect(t, r)
+	b.connect(t, r)
+	path, err := a.svc.ConnectPath(context.Background(), b.node.LocalID(), "")
+	if err != nil {
+		t.Fatalf("ConnectPath: %v", err)
+	}
+	if !path.Relayed || path.Via != r.node.LocalID() {
+		t.Fatalf("path %+v, want relayed via the relay-only node", path)
+	}
+}

@@ -378,6 +378,10 @@ func (s *Service) traverse(ctx context.Context, peer identity.PeerID) (Path, err
 		}
 		attempts++
 		res, relays, err := s.punchOnce(ctx, peer)
+		// Relays that are not coordinators may still carry the peer: try
+		// them after those known to reach it (a relay without the peer
+		// refuses at once).
+		relays = append(relays, s.otherRelays(peer, relays)...)
 		if err == nil {
 			s.count(func(st *Stats) { st.PunchesOK++ })
 			return Path{Attempts: attempts}, nil
@@ -445,6 +449,25 @@ func (s *Service) punchOnce(ctx context.Context, peer identity.PeerID) (*message
 		return res, relays, err
 	}
 	return res, relays, nil
+}
+
+// maxOtherRelays bounds the relays tried that did not say they reach the
+// peer.
+const maxOtherRelays = 3
+
+// otherRelays lists up to maxOtherRelays directly connected peers offering
+// ServiceRelay that are not in known (and not peer itself).
+func (s *Service) otherRelays(peer identity.PeerID, known []identity.PeerID) []identity.PeerID {
+	var out []identity.PeerID
+	for _, p := range s.Node.PeersInfo() {
+		if len(out) == maxOtherRelays {
+			break
+		}
+		if p.Peer != peer && !p.Relayed && p.Services.Has(transport.ServiceRelay) && !slices.Contains(known, p.Peer) {
+			out = append(out, p.Peer)
+		}
+	}
+	return out
 }
 
 // offeredCandidates keeps the first address (the one the coordinator
