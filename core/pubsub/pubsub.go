@@ -55,6 +55,7 @@ type Config struct {
 	WalkTTL       int           // hops of a subscriber-finding walk (10)
 	StoreMax      int           // messages kept per topic for GRAFT / anti-entropy (8192)
 	DedupMax      int           // dedup cache bound (1<<20)
+	ReplayBytes   int           // byte budget of the per-origin replay windows (64 MiB), LRU-evicted
 	SubBuffer     int           // subscription channel capacity (1024)
 }
 
@@ -71,6 +72,7 @@ func (c Config) withDefaults() Config {
 	defaults.Positive(&c.WalkTTL, 10)
 	defaults.Positive(&c.StoreMax, 8192)
 	defaults.Positive(&c.DedupMax, 1<<20)
+	defaults.Positive(&c.ReplayBytes, 64<<20)
 	defaults.Positive(&c.SubBuffer, 1024)
 	return c
 }
@@ -239,7 +241,7 @@ func New(net transport.Network, mem *membership.Membership, cfg Config) (*PubSub
 		topics:   make(map[TopicID]*topic),
 		nbTopics: make(map[identity.PeerID][]TopicID),
 		dedup:    newDedup(cfg.DedupTTL, cfg.DedupMax),
-		replay:   replayWindows{max: 1 << 16, m: make(map[identity.AgentID]*replayWindow)},
+		replay:   newReplayWindows(cfg.ReplayBytes),
 	}
 	for _, a := range mem.Active() {
 		ps.active = append(ps.active, a.ID)
@@ -746,7 +748,7 @@ func (ps *PubSub) accept(from identity.PeerID, id MsgID, hb []byte, msg *Signed,
 		}
 	}
 	ps.dedup.add(id, ps.cfg.Clock.Now())
-	ps.replay.get(msg.Header.Origin).mark(msg.Header.Seq, id)
+	ps.replay.mark(msg.Header.Origin, msg.Header.Seq, id)
 	if t == nil {
 		// A local publish to a topic we do not subscribe to.
 		ps.handOff(msg)
@@ -807,7 +809,7 @@ func (ps *PubSub) validate(id MsgID, hb []byte, msg *Signed) error {
 		}
 		return err
 	}
-	if !ps.replay.get(msg.Header.Origin).check(msg.Header.Seq, id) {
+	if !ps.replay.check(msg.Header.Origin, msg.Header.Seq, id) {
 		ps.stats.DropReplay++
 		return errors.New("replay")
 	}

@@ -1,6 +1,7 @@
 package pubsub
 
 import (
+	"container/list"
 	"time"
 
 	"github.com/saorsa-labs/x0x-go/core/identity"
@@ -113,21 +114,63 @@ func (w *replayWindow) mark(seq uint64, id MsgID) {
 	w.ids[seq] = id
 }
 
-// replayWindows holds one window per origin, bounded in origins (cleared
-// when full: a cleared window falls back to dedup and timestamp checks).
+// replayWindows holds one window per origin within a byte budget, evicting
+// the least recently used window one at a time (an evicted origin falls
+// back to the dedup and timestamp checks; nothing else is forgotten).
 type replayWindows struct {
-	max int
-	m   map[identity.AgentID]*replayWindow
+	maxBytes int
+	bytes    int
+	m        map[identity.AgentID]*list.Element // of *replayEntry
+	lru      list.List                          // front: most recently used
 }
 
-func (r *replayWindows) get(origin identity.AgentID) *replayWindow {
-	w := r.m[origin]
-	if w == nil {
-		if len(r.m) >= r.max {
-			clear(r.m)
-		}
-		w = &replayWindow{}
-		r.m[origin] = w
+type replayEntry struct {
+	origin identity.AgentID
+	w      replayWindow
+	size   int
+}
+
+// Approximate memory of a window: the bitmap and bookkeeping, plus one map
+// entry per remembered sequence number.
+const (
+	replayWindowBase  = 256
+	replayWindowEntry = 64
+)
+
+func newReplayWindows(maxBytes int) replayWindows {
+	return replayWindows{maxBytes: maxBytes, m: make(map[identity.AgentID]*list.Element)}
+}
+
+// check reports whether seq/id is acceptable for origin (see
+// replayWindow.check); an origin without a window accepts anything.
+func (r *replayWindows) check(origin identity.AgentID, seq uint64, id MsgID) bool {
+	e := r.m[origin]
+	if e == nil {
+		return true
 	}
-	return w
+	return e.Value.(*replayEntry).w.check(seq, id)
+}
+
+// mark records seq/id for origin, making its window the most recently used
+// and evicting the least recently used ones beyond the budget.
+func (r *replayWindows) mark(origin identity.AgentID, seq uint64, id MsgID) {
+	e := r.m[origin]
+	if e == nil {
+		e = r.lru.PushFront(&replayEntry{origin: origin})
+		r.m[origin] = e
+	} else {
+		r.lru.MoveToFront(e)
+	}
+	re := e.Value.(*replayEntry)
+	re.w.mark(seq, id)
+	size := replayWindowBase + replayWindowEntry*len(re.w.ids)
+	r.bytes += size - re.size
+	re.size = size
+	for r.bytes > r.maxBytes && r.lru.Len() > 1 {
+		old := r.lru.Back()
+		oe := old.Value.(*replayEntry)
+		r.bytes -= oe.size
+		delete(r.m, oe.origin)
+		r.lru.Remove(old)
+	}
 }

@@ -1,8 +1,11 @@
 package pubsub
 
 import (
+	"fmt"
 	"testing"
 	"time"
+
+	"github.com/saorsa-labs/x0x-go/core/identity"
 )
 
 func TestDedupExpiresAndIsBounded(t *testing.T) {
@@ -81,5 +84,54 @@ func TestNextSeqIsRestartSafe(t *testing.T) {
 	// A clock before 1970 (the zero time) falls back to counting.
 	if got := nextSeq(7, time.Time{}); got != 8 {
 		t.Fatalf("zero clock: %d", got)
+	}
+}
+
+// Replay windows (issue 10, attack 9): within the byte budget the least
+// recently used window is evicted, one at a time; before, every window was
+// cleared at once when the origin count hit its cap, reopening the replay
+// gap for every origin.
+func TestReplayWindowsLRUByBytes(t *testing.T) {
+	origin := func(i int) identity.AgentID { return identity.DeriveID([]byte(fmt.Sprint("origin", i))) }
+	budget := 100 * (replayWindowBase + replayWindowEntry) // room for 100 one-entry windows
+	r := newReplayWindows(budget)
+	for i := range 100 {
+		r.mark(origin(i), 1, MsgID{byte(i)})
+	}
+	if r.lru.Len() != 100 || r.bytes != budget {
+		t.Fatalf("%d windows, %d bytes", r.lru.Len(), r.bytes)
+	}
+	// Origin 0 is used again; then 10 new origins arrive.
+	r.mark(origin(0), 2, MsgID{200})
+	for i := 100; i < 110; i++ {
+		r.mark(origin(i), 1, MsgID{byte(i)})
+	}
+	if r.bytes > budget {
+		t.Fatalf("%d bytes over the budget of %d", r.bytes, budget)
+	}
+	// The least recently used ones (1..) went first; origin 0 and the new
+	// ones still refuse a replay of a sequence number with another ID.
+	if r.check(origin(0), 1, MsgID{99}) || r.check(origin(105), 1, MsgID{99}) {
+		t.Fatal("a recently used window was evicted")
+	}
+	if !r.check(origin(1), 1, MsgID{99}) {
+		t.Fatal("the least recently used window was kept")
+	}
+	kept := 0
+	for i := range 110 {
+		if _, ok := r.m[origin(i)]; ok {
+			kept++
+		}
+	}
+	if kept < 80 {
+		t.Fatalf("only %d windows kept: eviction is not one at a time", kept)
+	}
+	// A window grows with the sequence numbers it remembers, and its bytes
+	// count against the budget.
+	for s := uint64(3); s < 50; s++ {
+		r.mark(origin(0), s, MsgID{byte(s)})
+	}
+	if r.bytes > budget || r.m[origin(0)] == nil {
+		t.Fatalf("growth not accounted: %d bytes", r.bytes)
 	}
 }
