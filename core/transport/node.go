@@ -371,13 +371,9 @@ func (n *Node) Connect(ctx context.Context, peer identity.PeerID, addr string) e
 		return ErrSelfConnect
 	}
 	n.mu.Lock()
-	if n.closed {
+	if done, err := n.connectedLocked(peer); done {
 		n.mu.Unlock()
-		return ErrClosed
-	}
-	if n.peers[peer] != nil {
-		n.mu.Unlock()
-		return nil
+		return err
 	}
 	if call := n.dials[peer]; call != nil {
 		n.mu.Unlock()
@@ -399,6 +395,15 @@ func (n *Node) Connect(ctx context.Context, peer identity.PeerID, addr string) e
 	n.mu.Unlock()
 	close(call.done)
 	return call.err
+}
+
+// connectedLocked reports whether a dial to peer has nothing to do: the
+// node is closed (ErrClosed) or peer is connected (nil). n.mu must be held.
+func (n *Node) connectedLocked(peer identity.PeerID) (done bool, err error) {
+	if n.closed {
+		return true, ErrClosed
+	}
+	return n.peers[peer] != nil, nil
 }
 
 // ConnectAddr dials addr without knowing the PeerID there (e.g. a bootstrap

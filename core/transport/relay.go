@@ -309,13 +309,9 @@ func (n *Node) ConnectRelayed(ctx context.Context, peer, relay identity.PeerID) 
 		return fmt.Errorf("%w: relayed dial needs a peer other than the relay", ErrRelayRefused)
 	}
 	n.mu.Lock()
-	if n.closed {
+	if done, err := n.connectedLocked(peer); done {
 		n.mu.Unlock()
-		return ErrClosed
-	}
-	if n.peers[peer] != nil {
-		n.mu.Unlock()
-		return nil
+		return err
 	}
 	rc := n.peers[relay]
 	n.mu.Unlock()
