@@ -52,23 +52,56 @@ func newHandler(agent *x0x.Agent, role string, started time.Time) http.Handler {
 		writeCounters(w, "keys", keys)
 		writeCounters(w, "membership", agent.MembershipStats())
 		writeCounters(w, "nat", agent.NATStats())
+		writeCounters(w, "tasklist", sumCounters(agent.OpenTaskListsStats()))
 	})
 	return mux
 }
 
-// writeCounters writes every uint64 field of stats (a counters struct) as
-// a Prometheus counter named x0x_<layer>_<field in snake case>_total, so
-// that a counter added to a layer is exported without touching the daemon.
+// writeCounters writes every uint64 field of stats (a counters struct,
+// nested structs included) as a Prometheus counter named
+// x0x_<layer>_<field path in snake case>_total, so that a counter added to a
+// layer is exported without touching the daemon.
 func writeCounters(w io.Writer, layer string, stats any) {
-	v := reflect.ValueOf(stats)
-	for i := range v.NumField() {
-		f := v.Type().Field(i)
-		if f.Type.Kind() != reflect.Uint64 || !f.IsExported() {
-			continue
+	var walk func(prefix string, v reflect.Value)
+	walk = func(prefix string, v reflect.Value) {
+		for i := range v.NumField() {
+			f := v.Type().Field(i)
+			if !f.IsExported() {
+				continue
+			}
+			switch f.Type.Kind() {
+			case reflect.Struct:
+				walk(prefix+snake(f.Name)+"_", v.Field(i))
+			case reflect.Uint64:
+				name := fmt.Sprintf("x0x_%s_%s%s_total", layer, prefix, snake(f.Name))
+				fmt.Fprintf(w, "# HELP %s %s counter %s%s.\n# TYPE %s counter\n%s %d\n", name, layer, prefix, f.Name,
+					name, name, v.Field(i).Uint())
+			}
 		}
-		name := fmt.Sprintf("x0x_%s_%s_total", layer, snake(f.Name))
-		fmt.Fprintf(w, "# HELP %s %s counter %s.\n# TYPE %s counter\n%s %d\n", name, layer, f.Name, name, name, v.Field(i).Uint())
 	}
+	walk("", reflect.ValueOf(stats))
+}
+
+// sumCounters adds the uint64 fields (nested structs included) of every
+// element of list into one value of the element type.
+func sumCounters[T any](list []T) T {
+	var total T
+	var add func(dst, src reflect.Value)
+	add = func(dst, src reflect.Value) {
+		for i := range dst.NumField() {
+			switch df := dst.Field(i); {
+			case !dst.Type().Field(i).IsExported():
+			case df.Kind() == reflect.Struct:
+				add(df, src.Field(i))
+			case df.Kind() == reflect.Uint64:
+				df.SetUint(df.Uint() + src.Field(i).Uint())
+			}
+		}
+	}
+	for _, s := range list {
+		add(reflect.ValueOf(&total).Elem(), reflect.ValueOf(s))
+	}
+	return total
 }
 
 // snake turns a Go field name into snake case ("DropBadSignature" ->

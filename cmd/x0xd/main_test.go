@@ -25,6 +25,29 @@ func TestSnake(t *testing.T) {
 	}
 }
 
+func TestSumCounters(t *testing.T) {
+	type inner struct{ A, B uint64 }
+	type stats struct {
+		N     uint64
+		Gauge int
+		In    inner
+	}
+	got := sumCounters([]stats{{N: 1, Gauge: 5, In: inner{A: 2}}, {N: 3, In: inner{A: 1, B: 7}}})
+	if got.N != 4 || got.In.A != 3 || got.In.B != 7 || got.Gauge != 0 {
+		t.Fatalf("sum %+v", got)
+	}
+	var b strings.Builder
+	writeCounters(&b, "t", got)
+	for _, want := range []string{"x0x_t_n_total 4\n", "x0x_t_in_a_total 3\n", "x0x_t_in_b_total 7\n"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("missing %q in\n%s", want, b.String())
+		}
+	}
+	if strings.Contains(b.String(), "gauge") {
+		t.Error("a non-counter field was exported")
+	}
+}
+
 func TestParseFlags(t *testing.T) {
 	o, err := parseFlags(nil, io.Discard)
 	if err != nil {
@@ -127,6 +150,7 @@ func TestDaemonServesHealthAndMetrics(t *testing.T) {
 		"# TYPE x0x_pubsub_drop_bad_signature_total counter\n",
 		"# TYPE x0x_membership_forged_claims_total counter\n",
 		"# TYPE x0x_keys_bad_replies_total counter\n",
+		"# TYPE x0x_tasklist_drops_bad_signature_total counter\n",
 		"# TYPE x0x_transport_relay_forwarded_packets_total counter\n",
 	} {
 		if !strings.Contains(metrics, want) {

@@ -152,6 +152,25 @@ func (a *Agent) TaskList(id TaskListID) (*TaskList, error) {
 // StoredTaskLists lists the task lists persisted in the data directory
 // (joined before, open or not).
 func (a *Agent) StoredTaskLists() ([]tasklist.StoredList, error) {
+	return a.storedTaskLists()
+}
+
+// OpenTaskListsStats returns the counters of every open task list.
+func (a *Agent) OpenTaskListsStats() []TaskListStats {
+	a.lists.mu.Lock()
+	open := make([]*TaskList, 0, len(a.lists.open))
+	for _, l := range a.lists.open {
+		open = append(open, l)
+	}
+	a.lists.mu.Unlock()
+	out := make([]TaskListStats, len(open))
+	for i, l := range open {
+		out[i] = l.Stats()
+	}
+	return out
+}
+
+func (a *Agent) storedTaskLists() ([]tasklist.StoredList, error) {
 	a.lists.mu.Lock()
 	defer a.lists.mu.Unlock()
 	st, err := a.taskStoreLocked()
