@@ -30,6 +30,8 @@ const (
 	DefaultReconnectMax     = 60 * time.Second
 	DefaultRedialCooldown   = 1 * time.Second
 	DefaultFrameTimeout     = 30 * time.Second
+	DefaultMaxConnsPerIP    = 64
+	DefaultMaxPendingPerIP  = 32
 
 	// HardMaxFrameSize is the largest MaxFrameSize a Config may set.
 	HardMaxFrameSize = 16 << 20
@@ -86,6 +88,13 @@ type Config struct {
 	// those still authenticating (default 256). Beyond it dials fail with
 	// ErrConnLimit and inbound connections are refused and counted.
 	MaxConnections int
+	// MaxConnsPerIP caps the inbound connections from one source IP
+	// (default 64), and MaxPendingPerIP those of them still authenticating
+	// (default 32): one host with many throwaway keys can take neither the
+	// whole connection table nor every handshake slot. Refusals count as
+	// ConnectionsRefused.
+	MaxConnsPerIP   int
+	MaxPendingPerIP int
 	// MaxFrameSize is the hard cap on one message (default 4 MiB, at most
 	// HardMaxFrameSize). Larger sends fail with ErrTooLarge; a larger frame
 	// received is a protocol error that closes the connection, so all nodes
@@ -168,6 +177,8 @@ func (c *Config) fill() {
 	setDur(&c.HandshakeTimeout, DefaultHandshakeTimeout)
 	setDur(&c.AuthTimeout, DefaultAuthTimeout)
 	setInt(&c.MaxConnections, DefaultMaxConnections)
+	setInt(&c.MaxConnsPerIP, DefaultMaxConnsPerIP)
+	setInt(&c.MaxPendingPerIP, DefaultMaxPendingPerIP)
 	setInt(&c.MaxFrameSize, DefaultMaxFrameSize)
 	setInt(&c.QueueDepth, DefaultQueueDepth)
 	setInt(&c.QueueBytes, DefaultQueueBytes)
@@ -214,6 +225,7 @@ func (c *Config) validate() error {
 	}
 	for name, v := range map[string]int{
 		"MaxConnections": c.MaxConnections, "QueueDepth": c.QueueDepth, "QueueBytes": c.QueueBytes,
+		"MaxConnsPerIP": c.MaxConnsPerIP, "MaxPendingPerIP": c.MaxPendingPerIP,
 		"EventBuffer": c.EventBuffer, "MaxAgentsPerPeer": c.MaxAgentsPerPeer,
 	} {
 		if v < 0 {

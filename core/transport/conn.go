@@ -69,6 +69,7 @@ type conn struct {
 	// A relayed connection runs through via (zero for a direct one); the
 	// relay named viaPeer as the other end, which the proof must confirm.
 	via, viaPeer identity.PeerID
+	inboundIP    netip.Addr // source IP of an accepted direct connection (else invalid)
 
 	// Set by the handshake, then read-only.
 	peer        identity.PeerID

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"context"
 	"runtime"
 	"testing"
 	"time"
@@ -22,6 +23,7 @@ func heapInUse() uint64 {
 func TestPreAuthFrameAnnouncementsCostNothing(t *testing.T) {
 	cfg := testConfig(testKey("hostile", 0))
 	cfg.AuthTimeout = time.Minute // a refusal within seconds is the header check, not the timeout
+	cfg.MaxPendingPerIP = 100     // this test is about the header check, not the slot budget
 	n := startNode(t, cfg)
 	const conns = 60
 	base := heapInUse()
@@ -92,5 +94,63 @@ func TestStalledClassFrameDisconnects(t *testing.T) {
 	}
 	if got := n.Stats().ProtocolErrors; got < conns {
 		t.Fatalf("%d protocol errors counted, want %d", got, conns)
+	}
+}
+
+// Connection-table exhaustion (issue 10, attack 5): one host with throwaway
+// keys gets at most MaxConnsPerIP connections, and at most MaxPendingPerIP
+// of them may sit unauthenticated; a peer from another address still
+// connects while the attacker holds its share.
+func TestConnectionSlotsPerSourceIP(t *testing.T) {
+	cfg := testConfig(testKey("slots", 0))
+	cfg.MaxConnsPerIP, cfg.MaxPendingPerIP = 10, 4
+	cfg.AuthTimeout = time.Minute // pending connections stay pending during the test
+	n := startNode(t, cfg)
+
+	// Four unauthenticated connections fill the pending budget of
+	// 127.0.0.1; a fifth is refused at once.
+	var pending []*rawClient
+	for range 4 {
+		rc, err := rawDial(t, n.LocalAddr(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pending = append(pending, rc)
+	}
+	waitFor(t, "four pending connections", func() bool { return n.Stats().InboundAccepted == 4 })
+	if rc, err := rawDial(t, n.LocalAddr(), nil); err == nil {
+		if code := rc.waitClosed(); code != codeConnLimit {
+			t.Fatalf("fifth pending connection closed with code %d, want the connection limit", code)
+		}
+	}
+	for _, rc := range pending {
+		rc.close()
+	}
+	waitFor(t, "the pending connections gone", func() bool { return n.Stats().ConnectionsOpen == 0 })
+
+	// Ten authenticated connections from 127.0.0.1 are accepted, the
+	// eleventh is refused.
+	for i := range 10 {
+		rc, err := rawDial(t, n.LocalAddr(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc.authenticate(testKey("slots-attacker", i), n.LocalID())
+	}
+	waitFor(t, "ten attacker peers", func() bool { return len(n.Peers()) == 10 })
+	if rc, err := rawDial(t, n.LocalAddr(), nil); err == nil {
+		if code := rc.waitClosed(); code != codeConnLimit {
+			t.Fatalf("eleventh connection closed with code %d, want the connection limit", code)
+		}
+	}
+	// An honest peer on another address is not affected.
+	hc := testConfig(testKey("slots", 1))
+	hc.BindAddr = "127.0.0.2:0"
+	h := startNode(t, hc)
+	if err := h.Connect(context.Background(), n.LocalID(), n.LocalAddr()); err != nil {
+		t.Fatalf("honest peer refused: %v", err)
+	}
+	if n.Stats().ConnectionsRefused < 2 {
+		t.Fatalf("refusals not counted: %+v", n.Stats())
 	}
 }

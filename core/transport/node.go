@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -77,6 +78,10 @@ type Node struct {
 	extAddrs     map[string]struct{}
 	extOrder     []string
 	relayDials   map[RelayAddr]context.CancelCauseFunc // relayed dials in flight
+	// Inbound connections per source IP: all of them, and those still
+	// authenticating (relayed connections are not counted: they have no IP).
+	ipConns   map[netip.Addr]int
+	ipPending map[netip.Addr]int
 }
 
 // dialCall is a dial in flight that later callers for the same peer join.
@@ -118,6 +123,8 @@ func Listen(ctx context.Context, cfg Config) (*Node, error) {
 		agentIdx:     make(map[identity.AgentID]map[identity.PeerID]struct{}),
 		extAddrs:     make(map[string]struct{}),
 		relayDials:   make(map[RelayAddr]context.CancelCauseFunc),
+		ipConns:      make(map[netip.Addr]int),
+		ipPending:    make(map[netip.Addr]int),
 	}
 	if cfg.Services.Has(ServiceRelay) {
 		n.relaySrv = newRelayServer(cfg.Relay)
@@ -554,9 +561,34 @@ func (n *Node) untrack(c *conn) {
 		c.fail(codeProtocol, errors.New("transport: setup abandoned"))
 	}
 	n.mu.Lock()
-	delete(n.conns, c)
+	n.forgetConnLocked(c)
 	n.mu.Unlock()
 	n.wg.Done()
+}
+
+// forgetConnLocked removes c from the node's connection tables. n.mu must
+// be held.
+func (n *Node) forgetConnLocked(c *conn) {
+	if _, ok := n.conns[c]; !ok {
+		return
+	}
+	delete(n.conns, c)
+	if c.inboundIP.IsValid() {
+		n.ipConns[c.inboundIP]--
+		if n.ipConns[c.inboundIP] <= 0 {
+			delete(n.ipConns, c.inboundIP)
+		}
+	}
+}
+
+// remoteIP is the IP of a UDP remote address (invalid for relayed ones).
+func remoteIP(a net.Addr) netip.Addr {
+	if ua, ok := a.(*net.UDPAddr); ok {
+		if ip, ok := netip.AddrFromSlice(ua.IP); ok {
+			return ip.Unmap()
+		}
+	}
+	return netip.Addr{}
 }
 
 // acceptLoop accepts inbound connections on ln until Close.
@@ -573,13 +605,20 @@ func (n *Node) acceptLoop(ln *quic.Listener) {
 			_ = qc.CloseWithError(codeShutdown, "node closing")
 			return
 		}
-		if len(n.conns)+n.pendingDials >= n.cfg.MaxConnections {
+		ip := remoteIP(qc.RemoteAddr())
+		if len(n.conns)+n.pendingDials >= n.cfg.MaxConnections ||
+			(ip.IsValid() && (n.ipConns[ip] >= n.cfg.MaxConnsPerIP || n.ipPending[ip] >= n.cfg.MaxPendingPerIP)) {
 			n.mu.Unlock()
 			n.stats.connsRefused.Add(1)
 			_ = qc.CloseWithError(codeConnLimit, "connection limit reached")
 			continue
 		}
 		c := newConn(n, qc, roleListener, identity.PeerID{})
+		c.inboundIP = ip
+		if ip.IsValid() {
+			n.ipConns[ip]++
+			n.ipPending[ip]++
+		}
 		n.conns[c] = struct{}{}
 		n.wg.Add(1)
 		n.mu.Unlock()
@@ -591,6 +630,14 @@ func (n *Node) acceptLoop(ln *quic.Listener) {
 // serveInbound authenticates and runs an accepted connection.
 func (n *Node) serveInbound(c *conn) {
 	err := c.handshake(n.ctx)
+	if c.inboundIP.IsValid() {
+		n.mu.Lock()
+		n.ipPending[c.inboundIP]--
+		if n.ipPending[c.inboundIP] <= 0 {
+			delete(n.ipPending, c.inboundIP)
+		}
+		n.mu.Unlock()
+	}
 	if err == nil {
 		_, err = n.register(c)
 	}
@@ -825,7 +872,7 @@ func (n *Node) teardown(c *conn) {
 		n.indexRemoveLocked(c.peer, c.agents)
 		n.notifyPeersLocked()
 	}
-	delete(n.conns, c)
+	n.forgetConnLocked(c)
 	silent := c.silent
 	var carried []*conn
 	if current && !c.relayed() {

@@ -25,7 +25,7 @@ type Stats struct {
 	ConnectionsOpen    int    // QUIC connections open, authenticated or not
 	PeersConnected     int    // authenticated peers
 	InboundAccepted    uint64 // inbound QUIC connections accepted for authentication
-	ConnectionsRefused uint64 // inbound refused by MaxConnections
+	ConnectionsRefused uint64 // inbound refused by MaxConnections, MaxConnsPerIP or MaxPendingPerIP
 	DialsOK            uint64 // outbound dials that authenticated
 	DialsFailed        uint64 // outbound dials that failed (ConnectionFailed events)
 	AuthFailures       uint64 // bad, missing or late proofs; identity mismatches
