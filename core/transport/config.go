@@ -32,6 +32,7 @@ const (
 	DefaultFrameTimeout     = 30 * time.Second
 	DefaultMaxConnsPerIP    = 64
 	DefaultMaxPendingPerIP  = 32
+	DefaultMaxPendingDials  = 64
 
 	// HardMaxFrameSize is the largest MaxFrameSize a Config may set.
 	HardMaxFrameSize = 16 << 20
@@ -86,7 +87,9 @@ type Config struct {
 
 	// MaxConnections caps open connections, inbound and outbound, including
 	// those still authenticating (default 256). Beyond it dials fail with
-	// ErrConnLimit and inbound connections are refused and counted.
+	// ErrConnLimit and inbound connections are refused and counted. Dials
+	// whose QUIC handshake is still running are bounded separately
+	// (MaxPendingDials) and take no inbound slot.
 	MaxConnections int
 	// MaxConnsPerIP caps the inbound connections from one source IP
 	// (default 64), and MaxPendingPerIP those of them still authenticating
@@ -95,6 +98,11 @@ type Config struct {
 	// ConnectionsRefused.
 	MaxConnsPerIP   int
 	MaxPendingPerIP int
+	// MaxPendingDials caps outbound dials in flight (default 64), so that
+	// peers who make this node dial (overlay joins, punches) cannot hold
+	// unbounded handshakes; further dials fail at once with ErrDialLimit.
+	// Inbound connections are not refused because of outbound dials.
+	MaxPendingDials int
 	// MaxFrameSize is the hard cap on one message (default 4 MiB, at most
 	// HardMaxFrameSize). Larger sends fail with ErrTooLarge; a larger frame
 	// received is a protocol error that closes the connection, so all nodes
@@ -179,6 +187,7 @@ func (c *Config) fill() {
 	setInt(&c.MaxConnections, DefaultMaxConnections)
 	setInt(&c.MaxConnsPerIP, DefaultMaxConnsPerIP)
 	setInt(&c.MaxPendingPerIP, DefaultMaxPendingPerIP)
+	setInt(&c.MaxPendingDials, DefaultMaxPendingDials)
 	setInt(&c.MaxFrameSize, DefaultMaxFrameSize)
 	setInt(&c.QueueDepth, DefaultQueueDepth)
 	setInt(&c.QueueBytes, DefaultQueueBytes)
@@ -225,7 +234,7 @@ func (c *Config) validate() error {
 	}
 	for name, v := range map[string]int{
 		"MaxConnections": c.MaxConnections, "QueueDepth": c.QueueDepth, "QueueBytes": c.QueueBytes,
-		"MaxConnsPerIP": c.MaxConnsPerIP, "MaxPendingPerIP": c.MaxPendingPerIP,
+		"MaxConnsPerIP": c.MaxConnsPerIP, "MaxPendingPerIP": c.MaxPendingPerIP, "MaxPendingDials": c.MaxPendingDials,
 		"EventBuffer": c.EventBuffer, "MaxAgentsPerPeer": c.MaxAgentsPerPeer,
 	} {
 		if v < 0 {

@@ -34,6 +34,9 @@ var (
 	ErrProtocol = errors.New("transport: protocol violation")
 	// ErrConnLimit means Config.MaxConnections connections are already open.
 	ErrConnLimit = errors.New("transport: connection limit reached")
+	// ErrDialLimit means Config.MaxPendingDials outbound dials are already
+	// in flight; try again later.
+	ErrDialLimit = errors.New("transport: too many dials in flight")
 	// ErrSelfConnect means a connection to this node's own PeerID was
 	// attempted (or the remote presented this node's key).
 	ErrSelfConnect = errors.New("transport: refusing to connect to self")

@@ -2,6 +2,8 @@ package transport
 
 import (
 	"context"
+	"errors"
+	"net"
 	"runtime"
 	"testing"
 	"time"
@@ -153,4 +155,51 @@ func TestConnectionSlotsPerSourceIP(t *testing.T) {
 	if n.Stats().ConnectionsRefused < 2 {
 		t.Fatalf("refusals not counted: %+v", n.Stats())
 	}
+}
+
+// Dials a peer makes this node start (issue 10, part of attack 2): at most
+// MaxPendingDials are in flight, the rest fail at once, and pending dials
+// take no inbound slot, so peers can still connect in.
+func TestPendingDialsCappedAndSeparateFromInbound(t *testing.T) {
+	cfg := testConfig(testKey("dials", 0))
+	cfg.MaxPendingDials, cfg.MaxConnections = 4, 4
+	cfg.HandshakeTimeout = 2 * time.Second
+	n := startNode(t, cfg)
+	results := make(chan error, 20)
+	for i := range 20 {
+		go func() {
+			_, err := n.ConnectAddr(context.Background(), silentAddr(t, i))
+			results <- err
+		}()
+	}
+	limited := 0
+	for range 16 { // the 16 refused dials end at once; 4 wait for their timeout
+		if err := <-results; errors.Is(err, ErrDialLimit) {
+			limited++
+		}
+	}
+	if limited != 16 || n.Stats().DialsRefused != 16 {
+		t.Fatalf("%d dials refused by the cap (stats %d), want 16", limited, n.Stats().DialsRefused)
+	}
+	// Four dials hang; an inbound peer still gets in.
+	in := startNode(t, testConfig(testKey("dials", 1)))
+	if err := in.Connect(context.Background(), n.LocalID(), n.LocalAddr()); err != nil {
+		t.Fatalf("inbound peer refused while dials are pending: %v", err)
+	}
+	for range 4 {
+		if err := <-results; err == nil || errors.Is(err, ErrDialLimit) {
+			t.Fatalf("a silent address answered, or a fifth dial was refused: %v", err)
+		}
+	}
+}
+
+// silentAddr returns a loopback UDP address that receives and ignores
+// packets (a QUIC dial there waits for its timeout).
+func silentAddr(t *testing.T, _ int) string {
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c.LocalAddr().String()
 }

@@ -478,7 +478,7 @@ func (n *Node) dialOn(ctx context.Context, expected identity.PeerID, tr *quic.Tr
 		}
 	}
 	if err != nil {
-		if errors.Is(err, ErrClosed) || errors.Is(err, ErrConnLimit) {
+		if errors.Is(err, ErrClosed) || errors.Is(err, ErrConnLimit) || errors.Is(err, ErrDialLimit) {
 			return peer, err
 		}
 		n.stats.dialsFailed.Add(1)
@@ -515,9 +515,14 @@ func (n *Node) openConn(ctx context.Context, expected identity.PeerID, tr *quic.
 		n.mu.Unlock()
 		return nil, ErrClosed
 	}
-	if len(n.conns)+n.pendingDials >= n.cfg.MaxConnections {
+	if len(n.conns) >= n.cfg.MaxConnections {
 		n.mu.Unlock()
 		return nil, ErrConnLimit
+	}
+	if n.pendingDials >= n.cfg.MaxPendingDials {
+		n.mu.Unlock()
+		n.stats.dialsRefused.Add(1)
+		return nil, fmt.Errorf("%w: %d dials already in flight", ErrDialLimit, n.pendingDials)
 	}
 	n.pendingDials++
 	n.wg.Add(1)
@@ -606,7 +611,7 @@ func (n *Node) acceptLoop(ln *quic.Listener) {
 			return
 		}
 		ip := remoteIP(qc.RemoteAddr())
-		if len(n.conns)+n.pendingDials >= n.cfg.MaxConnections ||
+		if len(n.conns) >= n.cfg.MaxConnections ||
 			(ip.IsValid() && (n.ipConns[ip] >= n.cfg.MaxConnsPerIP || n.ipPending[ip] >= n.cfg.MaxPendingPerIP)) {
 			n.mu.Unlock()
 			n.stats.connsRefused.Add(1)

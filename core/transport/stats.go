@@ -28,6 +28,7 @@ type Stats struct {
 	ConnectionsRefused uint64 // inbound refused by MaxConnections, MaxConnsPerIP or MaxPendingPerIP
 	DialsOK            uint64 // outbound dials that authenticated
 	DialsFailed        uint64 // outbound dials that failed (ConnectionFailed events)
+	DialsRefused       uint64 // outbound dials refused by MaxPendingDials
 	AuthFailures       uint64 // bad, missing or late proofs; identity mismatches
 	TLSRefused         uint64 // ClientHellos without X25519MLKEM768, or non-PQ handshakes
 	CertsRejected      uint64 // agent certificates that did not verify or exceeded the cap
@@ -68,6 +69,7 @@ type classCounters struct {
 type counters struct {
 	inboundAccepted, connsRefused  atomic.Uint64
 	dialsOK, dialsFailed           atomic.Uint64
+	dialsRefused                   atomic.Uint64
 	authFailures, tlsRefused       atomic.Uint64
 	certsRejected                  atomic.Uint64
 	duplicates, replaced           atomic.Uint64
@@ -89,6 +91,7 @@ func (n *Node) Stats() Stats {
 		ConnectionsRefused: c.connsRefused.Load(),
 		DialsOK:            c.dialsOK.Load(),
 		DialsFailed:        c.dialsFailed.Load(),
+		DialsRefused:       c.dialsRefused.Load(),
 		AuthFailures:       c.authFailures.Load(),
 		TLSRefused:         c.tlsRefused.Load(),
 		CertsRejected:      c.certsRejected.Load(),
@@ -149,6 +152,7 @@ func (s Stats) WritePrometheus(w io.Writer) error {
 	counter("connections_refused_total", "Inbound connections refused by the connection limit.", s.ConnectionsRefused)
 	counter("dials_ok_total", "Outbound dials that authenticated.", s.DialsOK)
 	counter("dials_failed_total", "Outbound dials that failed.", s.DialsFailed)
+	counter("dials_refused_total", "Outbound dials refused by the in-flight dial cap.", s.DialsRefused)
 	counter("auth_failures_total", "Connections whose peer failed authentication.", s.AuthFailures)
 	counter("tls_refused_total", "Handshakes refused for lacking X25519MLKEM768.", s.TLSRefused)
 	counter("certs_rejected_total", "Agent certificates rejected.", s.CertsRejected)
