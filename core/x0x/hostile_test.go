@@ -151,3 +151,60 @@ func TestDecodeAmplificationRefused(t *testing.T) {
 		}
 	}
 }
+
+// Frames held for unknown origin keys (issue 10, part of attack 9): a
+// stranger sends forty 1 MB messages of made-up origins and never answers
+// key requests. The victim holds at most maxHeldBytesPerPeer of them (not
+// 40 MB for the 5 s key timeout); the rest go on to pub/sub, which drops
+// them for their unknown signer.
+func TestHeldFramesBoundedPerPeer(t *testing.T) {
+	agents := cluster(t, 1)
+	victim := agents[0]
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	attacker, err := transport.Listen(ctx, transport.Config{BindAddr: "127.0.0.1:0", Machine: mustKey(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer attacker.Close()
+	go func() {
+		for range attacker.Events() {
+		}
+	}()
+	if err := attacker.Connect(ctx, victim.MachineID(), victim.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	const frames = 40
+	payload := bytes.Repeat([]byte{7}, 1000<<10)
+	for i := range frames {
+		var origin AgentID
+		binary.BigEndian.PutUint64(origin[:], uint64(i+1))
+		f := signedFrame(t, "held", origin, payload, []byte{1}, 1)
+		if err := attacker.Send(victim.MachineID(), transport.ClassPubSub, transport.PriorityEager, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		_, ks := victim.OverlayStats()
+		if ks.Held+ks.HeldOverrun == frames {
+			fit := uint64(maxHeldBytesPerPeer / len(payload))
+			if ks.Held > fit || ks.HeldOverrun < frames-fit {
+				t.Fatalf("held %d frames (%d passed on) of %d KB from one peer, bound %d bytes",
+					ks.Held, ks.HeldOverrun, len(payload)>>10, maxHeldBytesPerPeer)
+			}
+			t.Logf("held %d, passed on %d", ks.Held, ks.HeldOverrun)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("frames not processed: %+v", ks)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	victim.keys.mu.Lock()
+	heldBytes := victim.keys.heldB
+	victim.keys.mu.Unlock()
+	if heldBytes > maxHeldBytesPerPeer {
+		t.Fatalf("%d bytes held for one peer", heldBytes)
+	}
+}

@@ -38,9 +38,14 @@ const (
 	keyFrameTag = 0x00
 	// keyFetchTimeout bounds how long frames wait for their origin's key.
 	keyFetchTimeout = 5 * time.Second
-	// maxHeldFrames bounds the frames held for keys (over all origins);
-	// further frames go straight to pub/sub.
-	maxHeldFrames = 4096
+	// maxHeldFrames and maxHeldBytes bound the frames held for keys (over
+	// all origins), maxHeldBytesPerPeer those forwarded by one peer, so that
+	// a peer sending frames of made-up origins cannot hold much memory or
+	// crowd out honest peers' frames; frames over a bound go straight to
+	// pub/sub (which drops them if their key stays unknown).
+	maxHeldFrames       = 4096
+	maxHeldBytes        = 32 << 20
+	maxHeldBytesPerPeer = 4 << 20
 	// maxAskedPeers bounds the peers asked for one origin's key.
 	maxAskedPeers = 8
 	// maxCachedKeys bounds the key cache (cleared when full, except for the
@@ -122,6 +127,8 @@ type keyService struct {
 	localPK *identity.PublicKey
 	pending map[identity.AgentID]*pendingKey
 	held    int
+	heldB   int                     // bytes of the held frames
+	heldBy  map[identity.PeerID]int // bytes held per forwarding peer
 	stats   KeyStats
 }
 
@@ -134,7 +141,7 @@ type KeyStats struct {
 	Malformed   uint64 // key frames that did not decode
 	Held        uint64 // frames held back waiting for a key
 	TimedOut    uint64 // held frames released without their key
-	HeldOverrun uint64 // frames passed on unheld because maxHeldFrames was reached
+	HeldOverrun uint64 // frames passed on unheld because a held-frame bound (count, bytes, per peer) was reached
 }
 
 // newKeyService wraps net; local is the agent key of this node.
@@ -143,6 +150,7 @@ func newKeyService(net transport.Network, clk clock.Clock, local *identity.Publi
 		Network: net, clk: clk, local: local.ID(), localPK: local,
 		keys:    map[identity.AgentID]*identity.PublicKey{local.ID(): local},
 		pending: make(map[identity.AgentID]*pendingKey),
+		heldBy:  make(map[identity.PeerID]int),
 	}
 	net.Handle(transport.ClassPubSub, ks.onFrame)
 	return ks
@@ -186,7 +194,8 @@ func (ks *keyService) close() {
 		p.timer.Stop()
 		delete(ks.pending, id)
 	}
-	ks.held = 0
+	ks.held, ks.heldB = 0, 0
+	clear(ks.heldBy)
 }
 
 // onFrame demultiplexes the pub/sub class.
@@ -209,7 +218,8 @@ func (ks *keyService) process(from identity.PeerID, b []byte) {
 		return
 	}
 	h := ks.handler
-	if unknown && ks.keys[origin] == nil && ks.held < maxHeldFrames {
+	fits := ks.held < maxHeldFrames && ks.heldB+len(b) <= maxHeldBytes && ks.heldBy[from]+len(b) <= maxHeldBytesPerPeer
+	if unknown && ks.keys[origin] == nil && fits {
 		p := ks.pending[origin]
 		if p == nil {
 			p = &pendingKey{asked: make(map[identity.PeerID]bool)}
@@ -218,6 +228,8 @@ func (ks *keyService) process(from identity.PeerID, b []byte) {
 		}
 		p.frames = append(p.frames, heldFrame{from: from, b: b})
 		ks.held++
+		ks.heldB += len(b)
+		ks.heldBy[from] += len(b)
 		ks.stats.Held++
 		if !p.asked[from] && len(p.asked) < maxAskedPeers {
 			p.asked[from] = true
@@ -340,5 +352,11 @@ func (ks *keyService) releaseLocked(origin identity.AgentID, p *pendingKey) []he
 	p.timer.Stop()
 	delete(ks.pending, origin)
 	ks.held -= len(p.frames)
+	for _, f := range p.frames {
+		ks.heldB -= len(f.b)
+		if ks.heldBy[f.from] -= len(f.b); ks.heldBy[f.from] <= 0 {
+			delete(ks.heldBy, f.from)
+		}
+	}
 	return p.frames
 }
