@@ -210,7 +210,21 @@ func (s *Service) Close() {
 	s.Node.Handle(transport.ClassNAT, nil)
 }
 
-// go runs f on a goroutine the Service owns, unless it is closed.
+// after returns a channel closed after d on the Service's clock, and a
+// function that stops the timer.
+func (s *Service) after(d time.Duration) (<-chan struct{}, func() bool) {
+	ch := make(chan struct{})
+	t := s.clk.AfterFunc(d, func() { close(ch) })
+	return ch, t.Stop
+}
+
+// wait is after without the stop function (for short waits).
+func (s *Service) wait(d time.Duration) <-chan struct{} {
+	ch, _ := s.after(d)
+	return ch
+}
+
+// spawn runs f on a goroutine the Service owns, unless it is closed.
 func (s *Service) spawn(f func()) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -290,10 +304,10 @@ func (s *Service) ConnectPath(ctx context.Context, peer identity.PeerID, addr st
 			// by accident (overlapping ranges); punch at once beside it.
 			graceFor = 0
 		}
-		grace := time.NewTimer(graceFor)
+		grace, stopGrace := s.after(graceFor)
 		select {
 		case err := <-direct:
-			grace.Stop()
+			stopGrace()
 			if err == nil {
 				return s.pathTo(peer), nil
 			}
@@ -302,9 +316,9 @@ func (s *Service) ConnectPath(ctx context.Context, peer identity.PeerID, addr st
 			}
 			errs = append(errs, fmt.Errorf("direct dial %s: %w", addr, err))
 			direct = nil
-		case <-grace.C:
+		case <-grace:
 		case <-ctx.Done():
-			grace.Stop()
+			stopGrace()
 			return Path{}, ctx.Err()
 		}
 	} else {
@@ -407,7 +421,7 @@ func (s *Service) traverse(ctx context.Context, peer identity.PeerID) (Path, err
 		}
 		if attempt+1 < s.cfg.PunchAttempts {
 			select {
-			case <-time.After(100 * time.Millisecond << attempt):
+			case <-s.wait(100 * time.Millisecond << attempt):
 			case <-ctx.Done():
 				return Path{}, ctx.Err()
 			}
@@ -437,11 +451,11 @@ func (s *Service) punchOnce(ctx context.Context, peer identity.PeerID) (*message
 	}
 	pctx, cancel := context.WithTimeout(ctx, s.cfg.PunchTimeout)
 	defer cancel()
-	wait := time.NewTimer(rtt / 2)
+	wait, stopWait := s.after(rtt / 2)
 	select {
-	case <-wait.C:
+	case <-wait:
 	case <-pctx.Done():
-		wait.Stop()
+		stopWait()
 		return res, relays, pctx.Err()
 	}
 	if err := s.Node.DialDirect(pctx, peer, addrStrings(addrs)); err != nil {
@@ -519,7 +533,7 @@ func (s *Service) askCoordinators(ctx context.Context, peer identity.PeerID) (*m
 	var relays []identity.PeerID
 	var errs []error
 	for _, c := range coords {
-		start := time.Now()
+		start := s.clk.Now()
 		m, err := s.request(ctx, c.Peer, peer)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("coordinator %s: %w", c.Peer.Short(), err))
@@ -532,7 +546,7 @@ func (s *Service) askCoordinators(ctx context.Context, peer identity.PeerID) (*m
 			relays = append(relays, c.Peer)
 		}
 		if m.Kind == msgResult {
-			return m, c.Peer, time.Since(start), relays, nil
+			return m, c.Peer, s.clk.Now().Sub(start), relays, nil
 		}
 		errs = append(errs, fmt.Errorf("coordinator %s refused (code %d)", c.Peer.Short(), m.Code))
 	}
@@ -561,12 +575,12 @@ func (s *Service) request(ctx context.Context, coord, peer identity.PeerID) (*me
 		Addrs: addrStrings(s.lanCandidates()), NAT: uint8(mine)}); err != nil {
 		return nil, err
 	}
-	t := time.NewTimer(s.cfg.PunchTimeout)
-	defer t.Stop()
+	timeout, stop := s.after(s.cfg.PunchTimeout)
+	defer stop()
 	select {
 	case m := <-w.ch:
 		return m, nil
-	case <-t.C:
+	case <-timeout:
 		return nil, errors.New("no answer in time")
 	case <-ctx.Done():
 		return nil, ctx.Err()
