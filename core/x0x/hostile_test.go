@@ -40,18 +40,7 @@ func TestForgedSWIMDeathIsIgnored(t *testing.T) {
 	waitActive(victim, neighbour.MachineID())
 	_, incBefore, _ := victim.overlay.Members.MemberState(victim.MachineID())
 
-	attacker, err := transport.Listen(ctx, transport.Config{BindAddr: "127.0.0.1:0", Machine: mustKey(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer attacker.Close()
-	go func() {
-		for range attacker.Events() {
-		}
-	}()
-	if err := attacker.Connect(ctx, victim.MachineID(), victim.Addr()); err != nil {
-		t.Fatal(err)
-	}
+	attacker := stranger(t, ctx, victim)
 	const kindUpdate = 11 // membership's SWIM update frame
 	for _, u := range []membership.Update{
 		{Node: membership.NodeDesc{ID: neighbour.MachineID(), Addr: neighbour.Addr()}, State: membership.StateDead, Inc: math.MaxUint64},
@@ -105,19 +94,7 @@ func TestDecodeAmplificationRefused(t *testing.T) {
 	const attackers = 10
 	nodes := make([]*transport.Node, attackers)
 	for i := range nodes {
-		a, err := transport.Listen(ctx, transport.Config{BindAddr: "127.0.0.1:0", Machine: mustKey(t)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer a.Close()
-		go func() {
-			for range a.Events() {
-			}
-		}()
-		if err := a.Connect(ctx, victim.MachineID(), victim.Addr()); err != nil {
-			t.Fatal(err)
-		}
-		nodes[i] = a
+		nodes[i] = stranger(t, ctx, victim)
 	}
 	var before, after runtime.MemStats
 	runtime.GC()
@@ -162,18 +139,7 @@ func TestHeldFramesBoundedPerPeer(t *testing.T) {
 	victim := agents[0]
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	attacker, err := transport.Listen(ctx, transport.Config{BindAddr: "127.0.0.1:0", Machine: mustKey(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer attacker.Close()
-	go func() {
-		for range attacker.Events() {
-		}
-	}()
-	if err := attacker.Connect(ctx, victim.MachineID(), victim.Addr()); err != nil {
-		t.Fatal(err)
-	}
+	attacker := stranger(t, ctx, victim)
 	const frames = 40
 	payload := bytes.Repeat([]byte{7}, 1000<<10)
 	for i := range frames {
@@ -207,4 +173,24 @@ func TestHeldFramesBoundedPerPeer(t *testing.T) {
 	if heldBytes > maxHeldBytesPerPeer {
 		t.Fatalf("%d bytes held for one peer", heldBytes)
 	}
+}
+
+// stranger is a bare transport node with a fresh key, connected to victim:
+// an attacker that speaks the wire protocol without running an agent. It
+// is closed at the end of the test.
+func stranger(t *testing.T, ctx context.Context, victim *Agent) *transport.Node {
+	t.Helper()
+	n, err := transport.Listen(ctx, transport.Config{BindAddr: "127.0.0.1:0", Machine: mustKey(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	go func() {
+		for range n.Events() {
+		}
+	}()
+	if err := n.Connect(ctx, victim.MachineID(), victim.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
