@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"math"
 	"runtime"
 	"testing"
@@ -146,20 +147,29 @@ func TestHeldFramesBoundedPerPeer(t *testing.T) {
 		var origin AgentID
 		binary.BigEndian.PutUint64(origin[:], uint64(i+1))
 		f := signedFrame(t, "held", origin, payload, []byte{1}, 1)
-		if err := attacker.Send(victim.MachineID(), transport.ClassPubSub, transport.PriorityEager, f); err != nil {
-			t.Fatal(err)
+		for { // 40 MB outrun the sender's queue budget: wait for room
+			err := attacker.Send(victim.MachineID(), transport.ClassPubSub, transport.PriorityEager, f)
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, transport.ErrQueueFull) || ctx.Err() != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(5 * time.Millisecond)
 		}
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		_, ks := victim.OverlayStats()
 		if ks.Held+ks.HeldOverrun == frames {
-			fit := uint64(maxHeldBytesPerPeer / len(payload))
-			if ks.Held > fit || ks.HeldOverrun < frames-fit {
-				t.Fatalf("held %d frames (%d passed on) of %d KB from one peer, bound %d bytes",
-					ks.Held, ks.HeldOverrun, len(payload)>>10, maxHeldBytesPerPeer)
+			// Held frames time out after keyFetchTimeout and free their
+			// budget, so on a slow machine more than the bound's worth may
+			// be held over the run; at no moment may more be held.
+			if ks.HeldPeakB > maxHeldBytesPerPeer || ks.HeldOverrun == 0 {
+				t.Fatalf("at most %d bytes held at once (%d frames held, %d passed on) of %d KB frames from one peer, bound %d bytes",
+					ks.HeldPeakB, ks.Held, ks.HeldOverrun, len(payload)>>10, maxHeldBytesPerPeer)
 			}
-			t.Logf("held %d, passed on %d", ks.Held, ks.HeldOverrun)
+			t.Logf("held %d, passed on %d, peak %d bytes", ks.Held, ks.HeldOverrun, ks.HeldPeakB)
 			break
 		}
 		if time.Now().After(deadline) {

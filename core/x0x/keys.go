@@ -142,6 +142,7 @@ type KeyStats struct {
 	Held        uint64 // frames held back waiting for a key
 	TimedOut    uint64 // held frames released without their key
 	HeldOverrun uint64 // frames passed on unheld because a held-frame bound (count, bytes, per peer) was reached
+	HeldPeakB   uint64 // the most bytes held at once
 }
 
 // newKeyService wraps net; local is the agent key of this node.
@@ -231,6 +232,7 @@ func (ks *keyService) process(from identity.PeerID, b []byte) {
 		ks.heldB += len(b)
 		ks.heldBy[from] += len(b)
 		ks.stats.Held++
+		ks.stats.HeldPeakB = max(ks.stats.HeldPeakB, uint64(ks.heldB))
 		if !p.asked[from] && len(p.asked) < maxAskedPeers {
 			p.asked[from] = true
 			ks.stats.Requested++
