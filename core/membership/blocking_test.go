@@ -48,12 +48,21 @@ func (b *blockingNet) Peers() []identity.PeerID                         { return
 func TestDialOnBlockingTransportIsOwned(t *testing.T) {
 	clk := sim.NewClock(time.Unix(0, 0)) // never advanced: no timer runs
 	net := &blockingNet{release: make(chan struct{}), entered: make(chan struct{}, 4)}
-	m, err := New(net, Config{Clock: clk, Rand: bytes.NewReader(make([]byte, 64))})
+	m, err := New(net, Config{Clock: clk, Rand: bytes.NewReader(make([]byte, 64)), Records: SimulatedRecords{ID: net.LocalID()}})
 	if err != nil {
 		t.Fatal(err)
 	}
+	desc := func(id identity.PeerID, addr string) NodeDesc {
+		rec, _ := SimulatedRecords{ID: id}.Sign(addr)
+		return NodeDesc{ID: id, Addr: addr, Rec: rec}
+	}
+	var refused error
+	m.Dial(NodeDesc{ID: testID(0, 1), Addr: "x"}, func(err error) { refused = err })
+	if !errors.Is(refused, ErrUnvouched) || !errors.Is(refused, ErrBadRecord) || len(net.entered) != 0 {
+		t.Fatalf("dial of an address without a record: %v (%d connects)", refused, len(net.entered))
+	}
 	ok := make(chan error, 1)
-	m.Dial(NodeDesc{ID: testID(0, 1), Addr: "x"}, func(err error) { ok <- err })
+	m.Dial(desc(testID(0, 1), "x"), func(err error) { ok <- err })
 	<-net.entered
 	close(net.release)
 	if err := <-ok; err != nil {
@@ -64,13 +73,13 @@ func TestDialOnBlockingTransportIsOwned(t *testing.T) {
 	net.mu.Unlock()
 	var got error
 	var called bool
-	m.Dial(NodeDesc{ID: testID(0, 2), Addr: "y"}, func(err error) { got, called = err, true })
+	m.Dial(desc(testID(0, 2), "y"), func(err error) { got, called = err, true })
 	<-net.entered // the dial goroutine is inside Connect
 	m.Close()
 	if !called || !errors.Is(got, context.Canceled) {
 		t.Fatalf("after Close: called %v err %v, want context.Canceled", called, got)
 	}
-	m.Dial(NodeDesc{ID: testID(0, 3), Addr: "z"}, func(err error) { got = err })
+	m.Dial(desc(testID(0, 3), "z"), func(err error) { got = err })
 	if !errors.Is(got, ErrClosed) {
 		t.Fatalf("dial after close: %v", got)
 	}

@@ -9,6 +9,13 @@
 // for randomness, so the same code runs over QUIC and in core/sim. A
 // peer's identity is always the authenticated connection a frame came from.
 //
+// Addresses other peers pass on (joiners, shuffle entries, probe targets,
+// pub/sub seekers) are dialled only when the named node's signed address
+// record vouches for them or this node saw the node there itself (see
+// Records), within a claimed-dial budget, and not again soon after a dial
+// of the address failed: a peer cannot turn this node into a packet
+// cannon aimed at an address of its choosing.
+//
 // Membership also owns connection lifetimes: it keeps the connections of its
 // active view, and other layers (pub/sub) Hold the connections they use so
 // that membership does not close them. Connections nobody uses are closed
@@ -19,7 +26,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/saorsa-labs/x0x-go/core/internal/defaults"
 	"io"
 	"math/rand/v2"
 	"slices"
@@ -28,6 +34,8 @@ import (
 
 	"github.com/saorsa-labs/x0x-go/core/clock"
 	"github.com/saorsa-labs/x0x-go/core/identity"
+	"github.com/saorsa-labs/x0x-go/core/internal/defaults"
+	"github.com/saorsa-labs/x0x-go/core/internal/ratelimit"
 	"github.com/saorsa-labs/x0x-go/core/transport"
 )
 
@@ -76,10 +84,21 @@ type Config struct {
 	Retention time.Duration
 	// IdleGrace is how long an unused, unheld connection stays open (10 s).
 	IdleGrace time.Duration
+	// ClaimedDialRate and ClaimedDialBurst bound dials to addresses that
+	// peers passed on (joiners, shuffle origins, probe targets, pub/sub
+	// seekers): 2 per second, bursts of 16.
+	ClaimedDialRate  float64
+	ClaimedDialBurst int
+	// FailedAddrHold is how long an address whose dial failed is not dialled
+	// again on another peer's word (30 s).
+	FailedAddrHold time.Duration
 	// Clock drives all timers (required).
 	Clock clock.Clock
 	// Rand seeds the protocol's random choices (required).
 	Rand io.Reader
+	// Records signs this node's address record and checks others' (required:
+	// NewMachineRecords on a real network, SimulatedRecords in simulations).
+	Records Records
 }
 
 func (c Config) withDefaults() Config {
@@ -101,6 +120,9 @@ func (c Config) withDefaults() Config {
 	defaults.Positive(&c.ReconnectInterval, 10*time.Second)
 	defaults.Positive(&c.Retention, 5*time.Minute)
 	defaults.Positive(&c.IdleGrace, 10*time.Second)
+	defaults.Positive(&c.ClaimedDialRate, 2)
+	defaults.Positive(&c.ClaimedDialBurst, 16)
+	defaults.Positive(&c.FailedAddrHold, 30*time.Second)
 	return c
 }
 
@@ -144,6 +166,12 @@ type Stats struct {
 	// this node above its own incarnation, or about another node too far
 	// above the incarnation known for it.
 	ForgedClaims uint64
+	// Unvouched counts node descriptors dropped because neither a signed
+	// record nor an authenticated connection vouched for the address.
+	Unvouched uint64
+	// DialsRefused counts dials to passed-on addresses refused by the claimed
+	// dial budget or because the address failed recently.
+	DialsRefused uint64
 }
 
 // ErrNoBootstrap is returned by Join when no bootstrap peer could be reached.
@@ -151,6 +179,20 @@ var ErrNoBootstrap = errors.New("membership: no bootstrap peer reachable")
 
 // ErrClosed is returned by calls on a closed Membership.
 var ErrClosed = errors.New("membership: closed")
+
+// Errors of dials to addresses other peers passed on (Dial and the
+// protocol's own dials).
+var (
+	// ErrUnvouched: no signed record or authenticated connection vouches
+	// for the address (it wraps the record's ErrBadRecord detail).
+	ErrUnvouched = errors.New("membership: address not vouched for")
+	// ErrDialRefused: the claimed-dial budget is spent or the address
+	// failed within Config.FailedAddrHold.
+	ErrDialRefused = errors.New("membership: dial refused (budget spent or address failed recently)")
+)
+
+// maxFailedAddrs bounds the memory of recently failed addresses.
+const maxFailedAddrs = 1024
 
 // nonBlockingConnector is implemented by networks whose Connect returns at
 // once (core/sim); membership then dials inline, which keeps simulations
@@ -167,7 +209,8 @@ type member struct {
 }
 
 type connInfo struct {
-	addr      string
+	addr      string    // observed on the authenticated connection
+	vouched   *NodeDesc // the peer's own signed record, if it sent one
 	lastUsed  time.Time
 	lastHeard time.Time // last membership frame received from the peer
 }
@@ -212,7 +255,9 @@ type Membership struct {
 	probes     map[uint64]*probe
 	relays     map[uint64]relay
 	pendingNb  map[identity.PeerID]time.Time
-	recent     []Update // updates still being piggybacked
+	dialBudget ratelimit.Bucket     // dials of passed-on addresses
+	failed     map[string]time.Time // addresses whose dial failed, when
+	recent     []Update             // updates still being piggybacked
 	recentTx   []int
 	timers     []clock.Timer
 	watchers   []func(Event)
@@ -227,29 +272,37 @@ type Membership struct {
 // New creates the membership layer for net and registers its handlers. It
 // starts timers at once; call Join to enter the overlay and Close to stop.
 func New(net transport.Network, cfg Config) (*Membership, error) {
-	if net == nil || cfg.Clock == nil || cfg.Rand == nil {
-		return nil, errors.New("membership: New needs a network, a clock and a random source")
+	if net == nil || cfg.Clock == nil || cfg.Rand == nil || cfg.Records == nil {
+		return nil, errors.New("membership: New needs a network, a clock, a random source and address records")
 	}
 	cfg = cfg.withDefaults()
 	var seed [32]byte
 	if _, err := io.ReadFull(cfg.Rand, seed[:]); err != nil {
 		return nil, fmt.Errorf("membership: reading seed: %w", err)
 	}
+	self := NodeDesc{ID: net.LocalID(), Addr: net.LocalAddr()}
+	rec, err := cfg.Records.Sign(self.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("membership: signing the address record: %w", err)
+	}
+	self.Rec = rec
 	ctx, cancel := context.WithCancel(context.Background())
 	m := &Membership{
-		net:       net,
-		cfg:       cfg,
-		self:      NodeDesc{ID: net.LocalID(), Addr: net.LocalAddr()},
-		rng:       rand.New(rand.NewChaCha8(seed)),
-		members:   make(map[identity.PeerID]*member),
-		conns:     make(map[identity.PeerID]*connInfo),
-		holds:     make(map[identity.PeerID]int),
-		probes:    make(map[uint64]*probe),
-		relays:    make(map[uint64]relay),
-		pendingNb: make(map[identity.PeerID]time.Time),
-		inc:       uint64(cfg.Clock.Now().UnixMilli()),
-		ctx:       ctx,
-		cancel:    cancel,
+		net:        net,
+		cfg:        cfg,
+		self:       self,
+		rng:        rand.New(rand.NewChaCha8(seed)),
+		members:    make(map[identity.PeerID]*member),
+		conns:      make(map[identity.PeerID]*connInfo),
+		holds:      make(map[identity.PeerID]int),
+		probes:     make(map[uint64]*probe),
+		relays:     make(map[uint64]relay),
+		pendingNb:  make(map[identity.PeerID]time.Time),
+		failed:     make(map[string]time.Time),
+		dialBudget: ratelimit.New(cfg.Clock.Now(), float64(cfg.ClaimedDialBurst)),
+		inc:        uint64(cfg.Clock.Now().UnixMilli()),
+		ctx:        ctx,
+		cancel:     cancel,
 	}
 	_, m.inline = net.(nonBlockingConnector)
 	net.WatchPeers(m.onPeerEvent)
@@ -292,7 +345,8 @@ func (m *Membership) Join(ctx context.Context, bootstrap []NodeDesc) error {
 		m.do(func() {
 			m.noteConn(b.ID, b.Addr)
 			m.addActive(b)
-			m.send(b.ID, &Message{Kind: kindJoin})
+			self := m.self
+			m.send(b.ID, &Message{Kind: kindJoin, Node: &self})
 		})
 		return nil
 	}
@@ -365,12 +419,15 @@ func (m *Membership) Dial(peer NodeDesc, done func(error)) {
 		done(ErrClosed)
 		return
 	}
+	if err := m.mayDialLocked(peer); err != nil {
+		m.mu.Unlock()
+		done(err)
+		return
+	}
 	if m.inline {
 		m.mu.Unlock()
 		err := m.net.Connect(m.ctx, peer.ID, peer.Addr)
-		if err == nil {
-			m.do(func() { m.noteConn(peer.ID, peer.Addr) })
-		}
+		m.do(func() { m.dialled(peer, err) })
 		done(err)
 		return
 	}
@@ -379,9 +436,7 @@ func (m *Membership) Dial(peer NodeDesc, done func(error)) {
 	go func() {
 		defer m.wg.Done()
 		err := m.net.Connect(m.ctx, peer.ID, peer.Addr)
-		if err == nil {
-			m.do(func() { m.noteConn(peer.ID, peer.Addr) })
-		}
+		m.do(func() { m.dialled(peer, err) })
 		done(err)
 	}()
 }
@@ -474,11 +529,7 @@ func (m *Membership) dial(p NodeDesc, then func(error)) {
 	}
 	if m.inline {
 		err := m.net.Connect(m.ctx, p.ID, p.Addr)
-		if err == nil {
-			m.noteConn(p.ID, p.Addr)
-		} else {
-			m.stats.DialFailures++
-		}
+		m.dialled(p, err)
 		then(err)
 		return
 	}
@@ -487,14 +538,113 @@ func (m *Membership) dial(p NodeDesc, then func(error)) {
 		defer m.wg.Done()
 		err := m.net.Connect(m.ctx, p.ID, p.Addr)
 		m.do(func() {
-			if err == nil {
-				m.noteConn(p.ID, p.Addr)
-			} else {
-				m.stats.DialFailures++
-			}
+			m.dialled(p, err)
 			then(err)
 		})
 	}()
+}
+
+// dialClaimed is dial for an address another peer passed on: it fails at
+// once with ErrUnvouched or ErrDialRefused (see mayDialLocked).
+func (m *Membership) dialClaimed(p NodeDesc, then func(error)) {
+	if err := m.mayDialLocked(p); err != nil {
+		then(err)
+		return
+	}
+	m.dial(p, then)
+}
+
+// mayDialLocked decides whether a passed-on descriptor may be dialled: a
+// connected peer always (no packet goes out); otherwise the address must
+// be vouched for and pass budgetLocked.
+func (m *Membership) mayDialLocked(p NodeDesc) error {
+	if _, ok := m.conns[p.ID]; ok {
+		return nil
+	}
+	if err := m.vouch(p); err != nil {
+		return err
+	}
+	return m.budgetLocked(p)
+}
+
+// budgetLocked refuses a dial of p's address if it failed within
+// FailedAddrHold or the claimed-dial budget has no token left. Addresses
+// in the views were vouched for when they entered; their dials still
+// spend the budget, so a view filled with throwaway records of one victim
+// address cannot make this node spray it.
+func (m *Membership) budgetLocked(p NodeDesc) error {
+	if _, ok := m.conns[p.ID]; ok {
+		return nil
+	}
+	now := m.cfg.Clock.Now()
+	if at, ok := m.failed[p.Addr]; ok && now.Sub(at) < m.cfg.FailedAddrHold {
+		m.stats.DialsRefused++
+		return fmt.Errorf("%w: %s failed %s ago", ErrDialRefused, p.Addr, now.Sub(at).Round(time.Millisecond))
+	}
+	if !m.dialBudget.Take(now, 1, m.cfg.ClaimedDialRate, float64(m.cfg.ClaimedDialBurst)) {
+		m.stats.DialsRefused++
+		return fmt.Errorf("%w: over %g dials/s", ErrDialRefused, m.cfg.ClaimedDialRate)
+	}
+	return nil
+}
+
+// vouch returns nil if p's address was observed on an authenticated
+// connection to p or its signed record vouches for it; it counts and wraps
+// ErrUnvouched otherwise.
+func (m *Membership) vouch(p NodeDesc) error {
+	if p.Addr == "" {
+		m.stats.Unvouched++
+		return fmt.Errorf("%w: no address", ErrUnvouched)
+	}
+	if c := m.conns[p.ID]; c != nil && c.addr == p.Addr {
+		return nil
+	}
+	if err := m.cfg.Records.Check(p.ID, p.Addr, p.Rec); err != nil {
+		m.stats.Unvouched++
+		return fmt.Errorf("%w: %w", ErrUnvouched, err)
+	}
+	return nil
+}
+
+// dialled records the outcome of a dial of p.
+func (m *Membership) dialled(p NodeDesc, err error) {
+	if err == nil {
+		m.noteConn(p.ID, p.Addr)
+		delete(m.failed, p.Addr)
+		return
+	}
+	m.stats.DialFailures++
+	if len(m.failed) >= maxFailedAddrs {
+		now := m.cfg.Clock.Now()
+		for a, at := range m.failed {
+			if now.Sub(at) >= m.cfg.FailedAddrHold {
+				delete(m.failed, a)
+			}
+		}
+		for a := range m.failed { // all recent: forget an arbitrary one
+			if len(m.failed) < maxFailedAddrs {
+				break
+			}
+			delete(m.failed, a)
+		}
+	}
+	m.failed[p.Addr] = m.cfg.Clock.Now()
+}
+
+// learnRecord keeps the record a peer sent about itself (JOIN, NEIGHBOR,
+// NEIGHBORREPLY, a SHUFFLE it started), so that descriptors of it passed to
+// others carry a record they can check.
+func (m *Membership) learnRecord(from identity.PeerID, d *NodeDesc) {
+	c := m.conns[from]
+	if d == nil || d.ID != from || c == nil {
+		return
+	}
+	if m.cfg.Records.Check(d.ID, d.Addr, d.Rec) != nil {
+		m.stats.Unvouched++
+		return
+	}
+	v := *d
+	c.vouched = &v
 }
 
 func (m *Membership) noteConn(id identity.PeerID, addr string) {
@@ -544,6 +694,9 @@ func (m *Membership) onFrame(from identity.PeerID, b []byte) {
 
 func (m *Membership) descOf(id identity.PeerID) NodeDesc {
 	if c := m.conns[id]; c != nil {
+		if c.vouched != nil {
+			return *c.vouched
+		}
 		return NodeDesc{ID: id, Addr: c.addr}
 	}
 	return NodeDesc{ID: id}
@@ -552,6 +705,10 @@ func (m *Membership) descOf(id identity.PeerID) NodeDesc {
 func (m *Membership) handle(from identity.PeerID, msg *Message) {
 	for _, u := range msg.Updates {
 		m.apply(u, from)
+	}
+	switch msg.Kind {
+	case kindJoin, kindNeighbor, kindNeighborReply, kindShuffle:
+		m.learnRecord(from, msg.Node)
 	}
 	sender := m.descOf(from)
 	if mb := m.members[from]; mb != nil && mb.state != StateAlive && msg.Kind != kindUpdate {
@@ -570,6 +727,9 @@ func (m *Membership) handle(from identity.PeerID, msg *Message) {
 		// Give the joiner a head start on its passive view.
 		seedNodes := append(m.sample(m.active, m.cfg.ShuffleActive, from), m.sample(m.passive, m.cfg.ShufflePassive)...)
 		m.send(from, &Message{Kind: kindShuffleReply, Nodes: seedNodes})
+		if sender.Rec == nil {
+			return // nobody else could check the joiner's address
+		}
 		for _, a := range m.active {
 			if a.ID != from {
 				m.send(a.ID, &Message{Kind: kindForwardJoin, TTL: uint8(m.cfg.ARWL), Node: &sender})
@@ -579,6 +739,9 @@ func (m *Membership) handle(from identity.PeerID, msg *Message) {
 		n := *msg.Node
 		if n.ID == m.self.ID {
 			return
+		}
+		if m.vouch(n) != nil {
+			return // a walk for an unverifiable address goes no further
 		}
 		ttl := int(msg.TTL)
 		if ttl == 0 || len(m.active) <= 1 {
@@ -604,7 +767,8 @@ func (m *Membership) handle(from identity.PeerID, msg *Message) {
 			m.stats.NeighborRejected++
 			m.addPassive(sender)
 		}
-		m.send(from, &Message{Kind: kindNeighborReply, Accept: accept})
+		self := m.self
+		m.send(from, &Message{Kind: kindNeighborReply, Accept: accept, Node: &self})
 	case kindNeighborReply:
 		if _, ok := m.pendingNb[from]; !ok {
 			return
@@ -625,7 +789,9 @@ func (m *Membership) handle(from identity.PeerID, msg *Message) {
 		m.onShuffle(from, msg)
 	case kindShuffleReply:
 		for _, n := range msg.Nodes {
-			m.addPassive(n)
+			if m.vouch(n) == nil {
+				m.addPassive(n)
+			}
 		}
 	case kindPing:
 		m.send(from, &Message{Kind: kindAck, Seq: msg.Seq})
@@ -751,7 +917,11 @@ func (m *Membership) connectActive(p NodeDesc, high bool) {
 	if _, busy := m.pendingNb[p.ID]; busy {
 		return
 	}
+	if err := m.budgetLocked(p); err != nil {
+		return
+	}
 	m.pendingNb[p.ID] = m.cfg.Clock.Now()
+	self := m.self
 	m.dial(p, func(err error) {
 		if err != nil {
 			delete(m.pendingNb, p.ID)
@@ -761,10 +931,10 @@ func (m *Membership) connectActive(p NodeDesc, high bool) {
 		if high {
 			delete(m.pendingNb, p.ID)
 			m.addActive(p)
-			m.send(p.ID, &Message{Kind: kindNeighbor, High: true})
+			m.send(p.ID, &Message{Kind: kindNeighbor, High: true, Node: &self})
 			return
 		}
-		m.send(p.ID, &Message{Kind: kindNeighbor})
+		m.send(p.ID, &Message{Kind: kindNeighbor, Node: &self})
 	})
 }
 
@@ -788,8 +958,8 @@ func (m *Membership) shuffleTick() {
 		return
 	}
 	to, _ := m.randomActive()
-	nodes := []NodeDesc{m.self}
-	nodes = append(nodes, m.sample(m.active, m.cfg.ShuffleActive, to.ID)...)
+	// The origin (Node) joins the receiver's passive view with the others.
+	nodes := m.sample(m.active, m.cfg.ShuffleActive, to.ID)
 	nodes = append(nodes, m.sample(m.passive, m.cfg.ShufflePassive)...)
 	self := m.self
 	m.stats.ShufflesSent++
@@ -815,6 +985,9 @@ func (m *Membership) onShuffle(from identity.PeerID, msg *Message) {
 	if origin.ID == m.self.ID {
 		return
 	}
+	if m.vouch(origin) != nil {
+		return // nobody could answer an origin whose address is unverifiable
+	}
 	if msg.TTL > 1 && len(m.active) > 1 {
 		if next, ok := m.randomActive(from, origin.ID); ok {
 			msg.TTL--
@@ -829,10 +1002,13 @@ func (m *Membership) onShuffle(from identity.PeerID, msg *Message) {
 	if len(reply) < len(msg.Nodes) {
 		reply = append(reply, m.sample(m.active, len(msg.Nodes)-len(reply), origin.ID)...)
 	}
+	m.addPassive(origin)
 	for _, n := range msg.Nodes {
-		m.addPassive(n)
+		if m.vouch(n) == nil {
+			m.addPassive(n)
+		}
 	}
-	m.dial(origin, func(err error) {
+	m.dialClaimed(origin, func(err error) {
 		if err == nil {
 			m.send(origin.ID, &Message{Kind: kindShuffleReply, Nodes: reply})
 		}
@@ -865,7 +1041,8 @@ func (m *Membership) reconnectTick() {
 		m.addPassive(g.desc)
 		if len(m.active) < m.cfg.ActiveMax && indexOf(m.active, g.desc.ID) < 0 {
 			m.pendingNb[g.desc.ID] = now
-			m.send(g.desc.ID, &Message{Kind: kindNeighbor})
+			self := m.self
+			m.send(g.desc.ID, &Message{Kind: kindNeighbor, Node: &self})
 		}
 	})
 }

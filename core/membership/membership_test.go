@@ -68,7 +68,7 @@ func (c *cluster) add(t tb) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := New(node, Config{Clock: node.Clock(), Rand: node.Rand()})
+	m, err := New(node, Config{Clock: node.Clock(), Rand: node.Rand(), Records: SimulatedRecords{ID: node.LocalID()}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +182,7 @@ func TestViewInvariantsProperty(t *testing.T) {
 func TestJoinFailsWithoutBootstrap(t *testing.T) {
 	w := sim.NewWorld(sim.Config{Seed: 1})
 	node, _ := w.AddNode(testID(1, 0))
-	m, err := New(node, Config{Clock: node.Clock(), Rand: node.Rand()})
+	m, err := New(node, Config{Clock: node.Clock(), Rand: node.Rand(), Records: SimulatedRecords{ID: node.LocalID()}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,10 +39,13 @@ const (
 // ErrMalformed is wrapped by every error Decode returns for bad input.
 var ErrMalformed = errors.New("membership: malformed message")
 
-// NodeDesc names a node and where to reach it.
+// NodeDesc names a node and where to reach it. Rec, when present, is the
+// node's own signed record of Addr (see Records); membership dials a
+// descriptor it did not observe itself only if Rec vouches for it.
 type NodeDesc struct {
 	ID   identity.PeerID `cbor:"1,keyasint"`
 	Addr string          `cbor:"2,keyasint"`
+	Rec  []byte          `cbor:"3,keyasint,omitempty"`
 }
 
 // Update is a SWIM membership change about one node.
@@ -58,7 +61,7 @@ type Update struct {
 type Message struct {
 	Kind    uint8      `cbor:"1,keyasint"`
 	TTL     uint8      `cbor:"2,keyasint,omitempty"`
-	Node    *NodeDesc  `cbor:"3,keyasint,omitempty"` // FORWARDJOIN: joiner; SHUFFLE: origin; PINGREQ: target
+	Node    *NodeDesc  `cbor:"3,keyasint,omitempty"` // JOIN, NEIGHBOR, NEIGHBORREPLY: sender; FORWARDJOIN: joiner; SHUFFLE: origin; PINGREQ: target
 	High    bool       `cbor:"4,keyasint,omitempty"` // NEIGHBOR: high priority
 	Accept  bool       `cbor:"5,keyasint,omitempty"` // NEIGHBORREPLY
 	Nodes   []NodeDesc `cbor:"6,keyasint,omitempty"`
@@ -91,6 +94,9 @@ func Decode(b []byte) (*Message, error) {
 		if len(d.Addr) > MaxAddrLen {
 			return fmt.Errorf("%w: address of %d bytes", ErrMalformed, len(d.Addr))
 		}
+		if len(d.Rec) > MaxRecordLen {
+			return fmt.Errorf("%w: address record of %d bytes", ErrMalformed, len(d.Rec))
+		}
 		if d.ID.IsZero() {
 			return fmt.Errorf("%w: zero node ID", ErrMalformed)
 		}
@@ -115,6 +121,9 @@ func Decode(b []byte) (*Message, error) {
 	for i := range m.Updates {
 		if err := check(&m.Updates[i].Node); err != nil {
 			return nil, err
+		}
+		if m.Updates[i].Node.Rec != nil { // SWIM updates name nodes, they do not vouch
+			return nil, fmt.Errorf("%w: address record in a SWIM update", ErrMalformed)
 		}
 		if m.Updates[i].State < StateAlive || m.Updates[i].State > StateDead {
 			return nil, fmt.Errorf("%w: state %d", ErrMalformed, m.Updates[i].State)

@@ -68,7 +68,7 @@ func (m *Membership) relayProbe(from identity.PeerID, msg *Message) {
 	m.seq++
 	seq := m.seq
 	m.relays[seq] = relay{origin: from, seq: msg.Seq}
-	m.dial(target, func(err error) {
+	m.dialClaimed(target, func(err error) {
 		if err != nil {
 			delete(m.relays, seq)
 			return
@@ -95,6 +95,7 @@ func (m *Membership) suspect(id identity.PeerID) {
 // apply merges a SWIM update (from the frame's sender, or self) using the
 // SWIM precedence rules, acts on it and floods it on if it changed anything.
 func (m *Membership) apply(u Update, from identity.PeerID) {
+	u.Node.Rec = nil // updates name nodes; records travel only where they are checked
 	now := m.cfg.Clock.Now()
 	if u.Node.ID == m.self.ID {
 		if u.State == StateAlive {
@@ -118,7 +119,7 @@ func (m *Membership) apply(u Update, from identity.PeerID) {
 		}
 		m.refutedAt, m.refutedInc = now, m.inc
 		m.stats.Refutations++
-		m.broadcast(Update{Node: m.self, State: StateAlive, Inc: m.inc}, identity.PeerID{})
+		m.broadcast(Update{Node: NodeDesc{ID: m.self.ID, Addr: m.self.Addr}, State: StateAlive, Inc: m.inc}, identity.PeerID{})
 		return
 	}
 	if m.incIsForged(u.Inc, now) {

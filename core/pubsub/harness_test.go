@@ -66,7 +66,7 @@ func (c *tcluster) add() *tnode {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	mem, err := membership.New(net, membership.Config{Clock: net.Clock(), Rand: net.Rand()})
+	mem, err := membership.New(net, membership.Config{Clock: net.Clock(), Rand: net.Rand(), Records: membership.SimulatedRecords{ID: net.LocalID()}})
 	if err != nil {
 		c.t.Fatal(err)
 	}

@@ -22,12 +22,14 @@ type Overlay struct {
 }
 
 // OverlayConfig configures both layers. Clock and Rand are shared (and
-// override the ones in the sub-configs); Signer and Verifier go to pub/sub.
+// override the ones in the sub-configs); Signer and Verifier go to pub/sub,
+// Records (address records) to membership.
 type OverlayConfig struct {
 	Clock      clock.Clock
 	Rand       io.Reader
 	Signer     Signer
 	Verifier   Verifier
+	Records    membership.Records
 	Membership membership.Config
 	PubSub     Config
 }
@@ -40,6 +42,9 @@ func NewOverlay(net transport.Network, cfg OverlayConfig) (*Overlay, error) {
 	}
 	mc := cfg.Membership
 	mc.Clock, mc.Rand = cfg.Clock, cfg.Rand
+	if cfg.Records != nil {
+		mc.Records = cfg.Records
+	}
 	mem, err := membership.New(net, mc)
 	if err != nil {
 		return nil, err

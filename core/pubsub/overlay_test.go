@@ -22,7 +22,8 @@ func TestOverlayFacade(t *testing.T) {
 		agent := identity.DeriveID(fmt.Appendf(nil, "oa-%d", i))
 		known[agent] = true
 		o, err := NewOverlay(net, OverlayConfig{Clock: net.Clock(), Rand: net.Rand(),
-			Signer: SimulatedSigner{ID: agent}, Verifier: SimulatedVerifier{Known: known}})
+			Signer: SimulatedSigner{ID: agent}, Verifier: SimulatedVerifier{Known: known},
+			Records: membership.SimulatedRecords{ID: net.LocalID()}})
 		if err != nil {
 			t.Fatal(err)
 		}

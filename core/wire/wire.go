@@ -150,6 +150,8 @@ const (
 	PurposeAgentCert = "agent-cert"
 	PurposePeerAuth  = "peer-auth"
 	PurposeBundle    = "bundle"
+	// PurposeAddrRecord signs a node's address record (core/membership).
+	PurposeAddrRecord = "addr-record"
 )
 
 // Signing purposes of the pub/sub overlay.

@@ -3,14 +3,21 @@ package x0x
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math"
+	"net"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/saorsa-labs/x0x-go/core/clock"
+	"github.com/saorsa-labs/x0x-go/core/identity"
 	"github.com/saorsa-labs/x0x-go/core/membership"
+	"github.com/saorsa-labs/x0x-go/core/pubsub"
 	"github.com/saorsa-labs/x0x-go/core/transport"
 )
 
@@ -203,4 +210,164 @@ func stranger(t *testing.T, ctx context.Context, victim *Agent) *transport.Node 
 		t.Fatal(err)
 	}
 	return n
+}
+
+// Dials to claimed addresses (issue 10, attack 2), over QUIC: a stranger
+// sends FIND walks, FORWARDJOINs with TTL 0, SHUFFLEs and PINGREQs naming a
+// silent address. Descriptors without the named node's signed record are
+// not dialled at all; descriptors with valid records of throwaway keys (an
+// attacker can always make those) are dialled only within the claimed-dial
+// budget, and once a dial of the address failed, not again. An honest
+// agent still joins and receives messages afterwards.
+func TestClaimedAddressesAreNotDialled(t *testing.T) {
+	agents := cluster(t, 1)
+	victim := agents[0]
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	sub, err := victim.Subscribe("find")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	silent, dials := silentAddr(t)
+	attacker := stranger(t, ctx, victim)
+	send := func(class transport.Class, b []byte) {
+		if err := attacker.Send(victim.MachineID(), class, transport.PriorityControl, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Membership frame kinds (membership's wire numbers).
+	const kindForwardJoin, kindShuffle, kindPingReq, kindFind = 2, 6, 10, 6
+	attack := func(desc func(i int) membership.NodeDesc, rounds int) {
+		for i := range rounds {
+			d := desc(i)
+			f, err := pubsub.EncodeFrame(&pubsub.Frame{Kind: kindFind, Topic: pubsub.TopicIDOf("find"), Node: &d, Hops: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			send(transport.ClassPubSub, f)
+			for _, m := range []*membership.Message{
+				{Kind: kindForwardJoin, Node: &d},
+				{Kind: kindShuffle, TTL: 0, Node: &d, Nodes: []membership.NodeDesc{d}},
+				{Kind: kindPingReq, Seq: uint64(i + 1), Node: &d},
+			} {
+				b, err := membership.Encode(m)
+				if err != nil {
+					t.Fatal(err)
+				}
+				send(transport.ClassMembership, b)
+			}
+		}
+	}
+	// Round 1: claims without records, about fresh IDs and about the
+	// victim's own neighbours-to-be: never dialled.
+	const rounds = 100
+	unvouchedBefore := victim.overlay.Members.Stats().Unvouched
+	attack(func(int) membership.NodeDesc {
+		return membership.NodeDesc{ID: identity.DeriveID(randomBytes(t, 32)), Addr: silent}
+	}, rounds)
+	deadline := time.Now().Add(20 * time.Second)
+	for victim.overlay.Members.Stats().Unvouched-unvouchedBefore < 4*rounds {
+		if time.Now().After(deadline) {
+			t.Fatalf("claims not refused: %+v", victim.overlay.Members.Stats())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if n := dials(); n != 0 {
+		t.Fatalf("%d dials to an address nobody vouched for", n)
+	}
+	// Round 2: each claim signed by its own throwaway key.
+	start := time.Now()
+	attack(func(int) membership.NodeDesc {
+		k := mustKey(t)
+		rec, err := membership.NewMachineRecords(k, clock.Real()).Sign(silent)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return membership.NodeDesc{ID: k.ID(), Addr: silent, Rec: rec}
+	}, rounds)
+	time.Sleep(2 * time.Second)
+	elapsed := time.Since(start).Seconds()
+	// Defaults: a burst of 16 claimed dials, then 2 per second.
+	bound := 16 + int(2*elapsed) + 1
+	st := victim.overlay.Members.Stats()
+	t.Logf("%d self-signed claims in %.1f s: %d dials to the silent address, %d refused (bound %d)", 4*rounds, elapsed, dials(), st.DialsRefused, bound)
+	if n := dials(); n == 0 || n > bound {
+		t.Fatalf("%d dials to the silent address, want 1..%d", n, bound)
+	}
+	// An honest agent still joins through the victim and hears it.
+	honest, err := NewBuilder().WithDataDir(t.TempDir()).WithKDF(cheapKDF).
+		WithBootstrap(fmt.Sprintf("%s@%s", victim.MachineID(), victim.Addr())).Build(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer honest.Close()
+	if err := honest.JoinNetwork(ctx); err != nil {
+		t.Fatal(err)
+	}
+	hsub, err := honest.Subscribe("find")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hsub.Unsubscribe()
+	for {
+		if _, err := victim.Publish(ctx, "find", []byte("still here")); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case m := <-hsub.C:
+			if string(m.Payload) != "still here" {
+				t.Fatalf("got %q", m.Payload)
+			}
+			return
+		case <-time.After(500 * time.Millisecond):
+		case <-ctx.Done():
+			t.Fatal("the honest agent never received the victim's message")
+		}
+	}
+}
+
+// silentAddr binds a UDP socket that never answers and counts the QUIC
+// connection attempts that reach it (distinct destination connection IDs
+// of long-header packets).
+func silentAddr(t *testing.T) (string, func() int) {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	dcids := map[string]bool{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 2048)
+		for {
+			n, _, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			if n > 6 && buf[0]&0x80 != 0 && int(buf[5]) <= n-6 {
+				mu.Lock()
+				dcids[string(buf[6:6+int(buf[5])])] = true
+				mu.Unlock()
+			}
+		}
+	}()
+	t.Cleanup(func() { pc.Close(); <-done })
+	return pc.LocalAddr().String(), func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(dcids)
+	}
+}
+
+func randomBytes(t *testing.T, n int) []byte {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

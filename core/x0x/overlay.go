@@ -129,6 +129,7 @@ func (a *Agent) startOverlay(clk clock.Clock, rnd io.Reader) error {
 		Rand:     rnd,
 		Signer:   pubsub.AgentSigner{Key: a.agent},
 		Verifier: pubsub.NewMLDSAVerifier(a.keys, 0),
+		Records:  membership.NewMachineRecords(a.machine, clk),
 	})
 	if err != nil {
 		a.keys.close()

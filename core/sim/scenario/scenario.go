@@ -291,7 +291,7 @@ func (r *run) addNode(topics []int) error {
 	if err != nil {
 		return err
 	}
-	mem, err := membership.New(net, membership.Config{Clock: net.Clock(), Rand: net.Rand()})
+	mem, err := membership.New(net, membership.Config{Clock: net.Clock(), Rand: net.Rand(), Records: membership.SimulatedRecords{ID: net.LocalID()}})
 	if err != nil {
 		return err
 	}
