@@ -165,7 +165,7 @@ func x0x_tasklist_create(h C.uint64_t, name *C.char, out *C.uint64_t) C.int {
 		if out == nil {
 			return errInvalidArg("out is NULL")
 		}
-		l, err := e.a.CreateTaskList(n)
+		l, err := e.a.CreateTaskList(n, x0x.OpenToAll()) // C ABI 0.3 has no writer calls yet: its lists are open
 		if err != nil {
 			return err
 		}

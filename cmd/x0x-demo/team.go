@@ -59,7 +59,7 @@ func runTeam(ctx context.Context, dir, bootstrap string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	list, err := a.CreateTaskList("launch checklist")
+	list, err := a.CreateTaskList("launch checklist", x0x.OpenToAll())
 	if err != nil {
 		return err
 	}

@@ -187,7 +187,7 @@ func (la *labAgent) handle(req request) reply {
 		var l *x0x.TaskList
 		var err error
 		if req.Op == "create_list" {
-			l, err = a.CreateTaskList(req.Title)
+			l, err = a.CreateTaskList(req.Title, x0x.OpenToAll())
 		} else {
 			var id x0x.TaskListID
 			if id, err = x0x.ParseTaskListID(req.List); err == nil {

@@ -16,6 +16,9 @@ var (
 	errWrongAgent    = fmt.Errorf("%w: operation made for another agent", ErrRejected)
 	errUnknownTask   = fmt.Errorf("%w: unknown task or position", ErrRejected)
 	errInvalidOp     = fmt.Errorf("%w: invalid operation", ErrRejected)
+	errNotWriter     = fmt.Errorf("%w: author may not write to the list", ErrRejected)
+	errBadTime       = fmt.Errorf("%w: timestamp out of bounds", ErrRejected)
+	errForbidden     = fmt.Errorf("%w: operation forbidden by the task's state", ErrRejected)
 )
 
 // applyMode says where a delta comes from.
@@ -45,6 +48,12 @@ func (l *List) countDrop(err error, what string) {
 		dr.WrongAgent++
 	case errors.Is(err, errUnknownTask):
 		dr.UnknownTask++
+	case errors.Is(err, errNotWriter):
+		dr.NotWriter++
+	case errors.Is(err, errBadTime):
+		dr.BadTime++
+	case errors.Is(err, errForbidden):
+		dr.Forbidden++
 	default:
 		dr.Invalid++
 	}
@@ -93,7 +102,7 @@ func (l *List) checkAndApply(d *delta, verified bool, mode applyMode) error {
 			return err
 		}
 	}
-	if err := l.validate(d); err != nil {
+	if err := l.validate(d, mode); err != nil {
 		return err
 	}
 	return l.apply(d, mode)
@@ -101,16 +110,27 @@ func (l *List) checkAndApply(d *delta, verified bool, mode applyMode) error {
 
 // validate checks a verified delta against the state its dependencies
 // describe; l.mu held. It changes nothing.
-func (l *List) validate(d *delta) error {
+func (l *List) validate(d *delta, mode applyMode) error {
 	if d.list != l.id {
 		return errWrongList
 	}
-	if d.agent != nil && *d.agent != d.author {
+	if d.agent != nil && *d.agent != d.author && d.kind != OpWriters {
 		return fmt.Errorf("%w: %v for %s by %s", errWrongAgent, d.kind, d.agent.Short(), d.author.Short())
+	}
+	if err := l.mayWrite(d); err != nil {
+		return err
+	}
+	if err := l.checkTime(d, mode); err != nil {
+		return err
 	}
 	var t *taskState
 	switch d.kind {
 	case OpInit:
+		return nil
+	case OpWriters:
+		if d.grant != nil && *d.grant && len(l.access[len(l.access)-1].writers) >= MaxWriters {
+			return fmt.Errorf("%w: over %d writers", errInvalidOp, MaxWriters)
+		}
 		return nil
 	case OpAdd:
 		if want := NewTaskID(l.id, d.author, d.seq); d.task != want {
@@ -122,6 +142,9 @@ func (l *List) validate(d *delta) error {
 	default:
 		if t = l.tasks[d.task]; t == nil {
 			return fmt.Errorf("%w: task %s", errUnknownTask, d.task.Short())
+		}
+		if err := checkTaskRules(d, t); err != nil {
+			return err
 		}
 	}
 	if d.order != nil {
@@ -244,7 +267,7 @@ func (l *List) apply(d *delta, mode applyMode) error {
 	switch d.kind {
 	case OpInit:
 	case OpAdd:
-		t = &taskState{id: d.task, createdBy: d.author, createdAt: d.ts, insert: slot,
+		t = &taskState{id: d.task, createdBy: d.author, createdSeq: d.seq, createdAt: d.ts, insert: slot,
 			check: crdt.NewORSet[checkElem](l.selfID)}
 		l.tasks[d.task] = t
 	default:
@@ -273,7 +296,8 @@ func (l *List) apply(d *delta, mode applyMode) error {
 			l.keys[d.author] = pk
 		}
 	}
-	_ = l.hlc.Update(d.ts) // a timestamp beyond the drift limit still applies; the clock just does not follow it
+	l.recordRules(d, t)
+	_ = l.hlc.Update(d.ts) // only replayed deltas can be beyond the drift limit; the clock does not follow them
 	l.vv.Set(d.author, d.seq)
 	l.deltas[d.author] = append(l.deltas[d.author], d.raw)
 	l.order = append(l.order, d.key())

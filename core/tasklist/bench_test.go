@@ -59,7 +59,7 @@ func BenchmarkRemoteApply(b *testing.B) {
 	applied := 0
 	for b.Loop() {
 		b.StopTimer()
-		r, err := Open(Config{ID: ListID{9}, Self: key(2), Clock: newTestClock(), Transport: nopTransport{}})
+		r, err := Open(Config{ID: listOf(1, "solo", 9), Self: key(2), Clock: newTestClock(), Transport: nopTransport{}})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -79,7 +79,7 @@ func BenchmarkRemoteApply(b *testing.B) {
 }
 
 func broadcastFrameB(b *testing.B, raw []byte) []byte {
-	f, err := encodeFrame(&frameWire{T: frameDelta, List: ListID{9}, Deltas: [][]byte{raw}})
+	f, err := encodeFrame(&frameWire{T: frameDelta, List: listOf(1, "solo", 9), Deltas: [][]byte{raw}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -167,7 +167,7 @@ func BenchmarkLateJoiner10k(b *testing.B) {
 func BenchmarkReopen(b *testing.B) {
 	st := openStore(b, b.TempDir())
 	st.db.NoSync = true
-	l, err := Open(Config{ID: ListID{3}, Name: "r", Self: key(1), Store: st, Clock: newTestClock(), Transport: nopTransport{}})
+	l, err := Open(Config{ID: listOf(1, "r", 3), Name: "r", Nonce: [16]byte{3}, Self: key(1), Store: st, Clock: newTestClock(), Transport: nopTransport{}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -179,7 +179,7 @@ func BenchmarkReopen(b *testing.B) {
 	_ = l.Close()
 	b.ResetTimer()
 	for b.Loop() {
-		l, err := Open(Config{ID: ListID{3}, Self: key(1), Store: st, Clock: newTestClock(), Transport: nopTransport{}})
+		l, err := Open(Config{ID: listOf(1, "r", 3), Self: key(1), Store: st, Clock: newTestClock(), Transport: nopTransport{}})
 		if err != nil {
 			b.Fatal(err)
 		}

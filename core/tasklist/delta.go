@@ -88,6 +88,9 @@ type bodyWire struct {
 	Agent    []byte             `cbor:"16,keyasint,omitempty"`
 	Order    cbor.RawMessage    `cbor:"17,keyasint,omitempty"`
 	Check    cbor.RawMessage    `cbor:"18,keyasint,omitempty"`
+	Nonce    []byte             `cbor:"19,keyasint,omitempty"` // INIT: the nonce of NewListID
+	Open     *bool              `cbor:"20,keyasint,omitempty"` // INIT, WRITERS: every agent may write
+	Grant    *bool              `cbor:"21,keyasint,omitempty"` // WRITERS: grant (true) or revoke Agent's access
 }
 
 // delta is a decoded, structurally checked (not yet verified) delta.
@@ -111,6 +114,9 @@ type delta struct {
 	agent  *identity.AgentID
 	order  *crdt.RGADelta[TaskID]
 	check  *crdt.ORSetDelta[checkElem]
+	nonce  []byte
+	open   *bool
+	grant  *bool
 
 	verified bool // signature checked (set while held in the pending buffer)
 }
@@ -152,7 +158,7 @@ func decodeDelta(raw []byte) (*delta, error) {
 	}
 	d := &delta{raw: raw, body: sw.Body, sig: sw.Sig, list: b.List, author: identity.AgentID(b.Author),
 		seq: b.Seq, deps: b.Deps, kind: OpKind(b.Kind), pub: b.PubKey,
-		name: b.Name, title: b.Title, desc: b.Desc, prio: b.Priority}
+		name: b.Name, title: b.Title, desc: b.Desc, prio: b.Priority, nonce: b.Nonce, open: b.Open, grant: b.Grant}
 	d.ts = crdt.Timestamp{Wall: b.Wall, Logical: b.Logical, Replica: d.author}
 	if d.seq < 1 || d.seq > crdt.MaxCounter {
 		return nil, malformedf("seq %d outside [1, 2^53-1]", d.seq)
@@ -230,12 +236,30 @@ func checkText(s *string, limit int, what string) error {
 func (d *delta) checkShape(hasTask bool) error {
 	type shape struct{ task, name, title, desc, fields, agent, order, check bool }
 	var want shape
+	if d.kind != OpInit && d.nonce != nil {
+		return malformedf("%v delta carries a nonce", d.kind)
+	}
+	if d.kind != OpInit && d.kind != OpWriters && d.open != nil {
+		return malformedf("%v delta carries the open flag", d.kind)
+	}
+	if d.kind != OpWriters && d.grant != nil {
+		return malformedf("%v delta carries a grant", d.kind)
+	}
 	switch d.kind {
 	case OpInit:
 		want = shape{name: true}
 		if d.seq != 1 {
 			return malformedf("init delta with seq %d", d.seq)
 		}
+		if len(d.nonce) != 16 {
+			return malformedf("init delta nonce of %d bytes, want 16", len(d.nonce))
+		}
+	case OpWriters:
+		// Grant names an agent; the open flag stands alone or beside it.
+		if (d.grant != nil) != (d.agent != nil) || (d.grant == nil && d.open == nil) {
+			return malformedf("writers delta needs an agent with a grant, or the open flag")
+		}
+		want = shape{agent: d.agent != nil}
 	case OpAdd:
 		want = shape{task: true, title: true, desc: true, order: true, check: true}
 	case OpUpdate:

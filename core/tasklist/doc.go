@@ -39,6 +39,37 @@
 // (Stats.Drops); they never change state or the store, and do not use up
 // the author's sequence number.
 //
+// # Who may write, and the rules every replica enforces on receipt
+//
+// A list's ID is NewListID(creator, name, nonce) and its creation (the
+// OpInit delta) carries the nonce, so only the creator can create it. The
+// creator may write; others only if the creator granted them (OpWriters,
+// AddWriter/RemoveWriter) or declared the list open (OpenToAll, SetOpen).
+// Every rule is checked against the state the delta's causal past (its
+// version vector) describes, never against deltas concurrent with it, so
+// every replica accepts or rejects a delta alike whatever the arrival
+// order; the local API applies the same rules before signing, so honest
+// deltas are never rejected. A delta is rejected (Stats.Drops, and it
+// does not use up its author's sequence number) when:
+//   - its author was not a writer as of the creator's deltas it depends
+//     on, or it is an OpInit not by the creator, or an OpWriters not by
+//     the creator (Drops.NotWriter);
+//   - its timestamp is not after every delta it depends on, or is more
+//     than the HLC drift (one minute) ahead of the receiver's clock; such
+//     a delta is fetched again by catch-up later (Drops.BadTime);
+//   - it names a task whose creation is not in its causal past
+//     (Drops.UnknownTask);
+//   - it claims a task that its causal past shows done or claimed by
+//     another agent, or completes a task whose winning (earliest) claim in
+//     its causal past is not its author's (Drops.Forbidden).
+//
+// What these rules cannot do: a writer may stamp an operation anywhere
+// after its causal past, so a writer that hides a claim it has seen (by
+// not depending on it) can still make an earlier concurrent claim that
+// wins; and a revoked writer whose deltas do not depend on its revocation
+// is still judged by the grant it depends on. Grant write access only to
+// agents you trust to follow the protocol; strangers change nothing.
+//
 // # Sync
 //
 // Local deltas are broadcast (Transport.Broadcast). Catch-up: on PeerUp,

@@ -74,6 +74,7 @@ func TestForgedDeltasNeverChangeState(t *testing.T) {
 	r := h.open(t, 2, ListID{1}, "", st, nil)
 	m := key(3) // a member whose first delta r has
 	mr := h.open(t, 3, ListID{1}, "", nil, nil)
+	settle(t, h, a, r, mr)
 	x, _ := a.l.Add("x", "")
 	_, _ = mr.l.Add("m's task", "")
 	settle(t, h, a, r, mr)
@@ -92,7 +93,7 @@ func TestForgedDeltasNeverChangeState(t *testing.T) {
 
 	before := r.l.Snapshot()
 	beforeVV := r.l.VersionVector()
-	storedBefore := storedDeltas(t, st, ListID{1})
+	storedBefore := storedDeltas(t, st, a.l.ID())
 
 	mID := m.ID()
 	rVV := r.l.VersionVector()
@@ -103,7 +104,7 @@ func TestForgedDeltasNeverChangeState(t *testing.T) {
 	}
 	ts := crdt.Timestamp{Wall: 1_700_000_000_500, Replica: mID}
 	base := func(kind OpKind) bodyWire {
-		return bodyWire{List: ListID{1}, Author: mID[:], Seq: next, Deps: rVV.Clone(), Wall: ts.Wall, Kind: uint8(kind), Task: &x}
+		return bodyWire{List: a.l.ID(), Author: mID[:], Seq: next, Deps: rVV.Clone(), Wall: ts.Wall, Kind: uint8(kind), Task: &x}
 	}
 	aID := a.id
 	tampered := slices.Clone(genuine)
@@ -187,7 +188,7 @@ func TestForgedDeltasNeverChangeState(t *testing.T) {
 	}
 	for _, c := range cases {
 		n := c.count(r.l.Stats().Drops)
-		r.l.HandleBroadcast(mID, broadcastFrame(t, ListID{1}, c.raw))
+		r.l.HandleBroadcast(mID, broadcastFrame(t, a.l.ID(), c.raw))
 		flushAll(t, r)
 		if got := c.count(r.l.Stats().Drops); got != n+1 {
 			t.Errorf("%s: drop counter %d -> %d, want +1 (drops %+v)", c.name, n, got, r.l.Stats().Drops)
@@ -199,19 +200,19 @@ func TestForgedDeltasNeverChangeState(t *testing.T) {
 	if !equalTasks(r.l.Snapshot(), before) || !r.l.VersionVector().Equal(beforeVV) {
 		t.Fatalf("forged deltas changed state: %s", fmtTasks(r.l.Snapshot()))
 	}
-	if got := storedDeltas(t, st, ListID{1}); got != storedBefore {
+	if got := storedDeltas(t, st, a.l.ID()); got != storedBefore {
 		t.Fatalf("forged deltas persisted: %d -> %d records", storedBefore, got)
 	}
 
 	// The genuine delta applies; replaying it changes nothing.
-	r.l.HandleBroadcast(a.id, broadcastFrame(t, ListID{1}, genuine))
+	r.l.HandleBroadcast(a.id, broadcastFrame(t, a.l.ID(), genuine))
 	flushAll(t, r)
 	if got, _ := r.l.Task(x); got.Title != "genuine" {
 		t.Fatalf("genuine delta not applied: %+v", got)
 	}
 	after := r.l.Snapshot()
 	dups := r.l.Stats().Duplicates
-	r.l.HandleBroadcast(a.id, broadcastFrame(t, ListID{1}, genuine))
+	r.l.HandleBroadcast(a.id, broadcastFrame(t, a.l.ID(), genuine))
 	flushAll(t, r)
 	if r.l.Stats().Duplicates != dups+1 || !equalTasks(r.l.Snapshot(), after) {
 		t.Fatal("replayed delta not ignored")
@@ -238,9 +239,9 @@ func TestUnknownAuthorDeltaIsHeldNotApplied(t *testing.T) {
 	var deps crdt.VersionVector
 	deps.Set(sID, 1)
 	title := "t"
-	b := bodyWire{List: ListID{9}, Author: sID[:], Seq: 2, Deps: deps, Wall: 1, Kind: uint8(OpUpdate), Task: &TaskID{1}, Title: &title}
+	b := bodyWire{List: r.ID(), Author: sID[:], Seq: 2, Deps: deps, Wall: 1, Kind: uint8(OpUpdate), Task: &TaskID{1}, Title: &title}
 	raw := forge(t, stranger, b, "", nil, checkDelta(t, sID, checkElem{Kind: elemAlive}))
-	r.HandleBroadcast(sID, broadcastFrame(t, ListID{9}, raw))
+	r.HandleBroadcast(sID, broadcastFrame(t, r.ID(), raw))
 	ctx := t.Context()
 	if err := r.Flush(ctx); err != nil {
 		t.Fatal(err)
@@ -256,8 +257,8 @@ func TestSeqOneKeyMustHashToAuthor(t *testing.T) {
 	r := openSolo(t, 1, nil)
 	victim, thief := key(5).ID(), key(6)
 	name := "hijack"
-	b := bodyWire{List: ListID{9}, Author: victim[:], Seq: 1, Kind: uint8(OpInit), Name: &name, PubKey: thief.Public().Bytes()}
-	r.HandleBroadcast(victim, broadcastFrame(t, ListID{9}, forge(t, thief, b, "", nil, nil)))
+	b := bodyWire{List: r.ID(), Author: victim[:], Seq: 1, Kind: uint8(OpInit), Name: &name, Nonce: make([]byte, 16), PubKey: thief.Public().Bytes()}
+	r.HandleBroadcast(victim, broadcastFrame(t, r.ID(), forge(t, thief, b, "", nil, nil)))
 	if err := r.Flush(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -289,8 +290,8 @@ func TestPendingJunkIsEvictedForVerifiedDeltas(t *testing.T) {
 		var deps crdt.VersionVector
 		deps.Set(sID, 1)
 		title := "junk"
-		b := bodyWire{List: ListID{1}, Author: sID[:], Seq: 2, Deps: deps, Kind: uint8(OpUpdate), Task: &TaskID{1}, Title: &title}
-		r.l.HandleBroadcast(sID, broadcastFrame(t, ListID{1}, forge(t, s, b, "", nil, checkDelta(t, sID, checkElem{Kind: elemAlive}))))
+		b := bodyWire{List: a.l.ID(), Author: sID[:], Seq: 2, Deps: deps, Kind: uint8(OpUpdate), Task: &TaskID{1}, Title: &title}
+		r.l.HandleBroadcast(sID, broadcastFrame(t, a.l.ID(), forge(t, s, b, "", nil, checkDelta(t, sID, checkElem{Kind: elemAlive}))))
 	}
 	flushAll(t, r)
 	if r.l.Stats().Pending != 2 {

@@ -12,7 +12,7 @@ import (
 
 // seedDeltas returns signed deltas of every kind, made by a real replica.
 func seedDeltas(t testing.TB) [][]byte {
-	l, err := Open(Config{ID: ListID{9}, Name: "seed", Self: key(1), Clock: newTestClock(), Transport: nopTransport{}})
+	l, err := Open(Config{ID: listOf(1, "seed", 9), Name: "seed", Nonce: [16]byte{9}, Self: key(1), Clock: newTestClock(), Transport: nopTransport{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,9 +58,9 @@ func FuzzDecodeFrame(f *testing.F) {
 	var vv crdt.VersionVector
 	vv.Set(key(1).ID(), 3)
 	for _, fr := range []*frameWire{
-		{T: frameDelta, List: ListID{9}, Deltas: ds[:1]},
-		{T: frameRequest, List: ListID{9}, VV: &vv, Reply: true},
-		{T: frameDeltas, List: ListID{9}, Deltas: ds, More: true},
+		{T: frameDelta, List: listOf(1, "seed", 9), Deltas: ds[:1]},
+		{T: frameRequest, List: listOf(1, "seed", 9), VV: &vv, Reply: true},
+		{T: frameDeltas, List: listOf(1, "seed", 9), Deltas: ds, More: true},
 	} {
 		b, err := encodeFrame(fr)
 		if err != nil {
@@ -88,14 +88,14 @@ func FuzzHandleFrame(f *testing.F) {
 	ds := seedDeltas(f)
 	var vv crdt.VersionVector
 	for _, fr := range []*frameWire{
-		{T: frameDeltas, List: ListID{9}, Deltas: ds},
-		{T: frameDelta, List: ListID{9}, Deltas: ds[3:4]},
-		{T: frameRequest, List: ListID{9}, VV: &vv},
+		{T: frameDeltas, List: listOf(1, "seed", 9), Deltas: ds},
+		{T: frameDelta, List: listOf(1, "seed", 9), Deltas: ds[3:4]},
+		{T: frameRequest, List: listOf(1, "seed", 9), VV: &vv},
 	} {
 		b, _ := encodeFrame(fr)
 		f.Add(b, true)
 	}
-	l, err := Open(Config{ID: ListID{9}, Self: key(2), Clock: newTestClock(), Transport: nopTransport{}})
+	l, err := Open(Config{ID: listOf(1, "seed", 9), Self: key(2), Clock: newTestClock(), Transport: nopTransport{}})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -125,8 +125,8 @@ func FuzzStoreRecord(f *testing.F) {
 	f.Fuzz(func(t *testing.T, rec, meta []byte) {
 		err := st.update(func(tx *bolt.Tx) error {
 			lists := tx.Bucket(rootBucket).Bucket(listsBucket)
-			_ = lists.DeleteBucket(ListID{9}.bytes())
-			b, err := lists.CreateBucket(ListID{9}.bytes())
+			_ = lists.DeleteBucket(listOf(1, "seed", 9).bytes())
+			b, err := lists.CreateBucket(listOf(1, "seed", 9).bytes())
 			if err != nil {
 				return err
 			}
@@ -154,7 +154,7 @@ func FuzzStoreRecord(f *testing.F) {
 		if _, err := st.Lists(); err != nil && !errors.Is(err, ErrStoreCorrupt) {
 			t.Fatalf("Lists: untyped error %v", err)
 		}
-		l, err := Open(Config{ID: ListID{9}, Self: key(2), Store: st, Clock: newTestClock(), Transport: nopTransport{}})
+		l, err := Open(Config{ID: listOf(1, "seed", 9), Self: key(2), Store: st, Clock: newTestClock(), Transport: nopTransport{}})
 		if err != nil {
 			if !errors.Is(err, ErrStoreCorrupt) {
 				t.Fatalf("untyped error: %v", err)

@@ -76,10 +76,15 @@ type hub struct {
 	frames int // frames sent
 	bytes  int // bytes sent
 	maxLen int // largest frame
+
+	created   map[ListID]ListID // seed -> ID of the list created under it
+	creators  map[ListID]*List  // seed -> the creator's replica
+	openLists bool              // lists are created open to every writer
 }
 
 func newHub(auto bool) *hub {
-	return &hub{auto: auto, lists: make(map[identity.PeerID]*List), cut: make(map[[2]identity.PeerID]bool)}
+	return &hub{auto: auto, lists: make(map[identity.PeerID]*List), cut: make(map[[2]identity.PeerID]bool),
+		created: make(map[ListID]ListID), creators: make(map[ListID]*List), openLists: true}
 }
 
 func (h *hub) linked(a, b identity.PeerID) bool { return a != b && !h.cut[[2]identity.PeerID{a, b}] }
@@ -158,21 +163,58 @@ type replica struct {
 	l  *List
 }
 
-// open adds a replica for agent n to the hub.
-func (h *hub) open(t tb, n byte, listID ListID, name string, st *Store, clk clock.Clock) *replica {
+// listOf is the ID of the list agent n creates under name with nonce
+// {seed}.
+func listOf(n byte, name string, seed byte) ListID { return createdID(key(n), name, ListID{seed}) }
+
+// createdID is the ID of the list agent kp creates under name with the
+// nonce seed (the test's stand-in list name).
+func createdID(kp *identity.KeyPair, name string, seed ListID) ListID {
+	return NewListID(kp.ID(), name, [16]byte(seed[:16]))
+}
+
+// open adds a replica for agent n to the hub. The list is named by seed:
+// the replica given a name creates it (open to every writer, so that
+// tests of the CRDT semantics need no grants), the others join it, after
+// its creator opened it.
+func (h *hub) open(t tb, n byte, seed ListID, name string, st *Store, clk clock.Clock) *replica {
 	t.Helper()
 	kp := key(n)
 	r := &replica{kp: kp, id: kp.ID()}
 	if clk == nil {
 		clk = newTestClock()
 	}
-	l, err := Open(Config{ID: listID, Name: name, Self: kp, Store: st, Clock: clk,
+	h.mu.Lock()
+	listID, ok := h.created[seed]
+	if name != "" && !ok {
+		listID = createdID(kp, name, seed)
+		h.created[seed] = listID
+	} else if !ok {
+		listID = seed
+	}
+	h.mu.Unlock()
+	l, err := Open(Config{ID: listID, Name: name, Nonce: [16]byte(seed[:16]), OpenToAll: h.openLists, Self: kp, Store: st, Clock: clk,
 		Rand: rand.NewChaCha8([32]byte{n}), Transport: hubTransport{h, r.id}})
 	if err != nil {
 		t.Fatalf("Open agent %d: %v", n, err)
 	}
 	r.l = l
 	h.mu.Lock()
+	if c := h.creators[seed]; c != nil && name == "" {
+		// A joiner has the list's creation (without which it may not
+		// write), as if it had synced with the creator once.
+		c.mu.Lock()
+		init := c.deltas[c.selfID][0]
+		c.mu.Unlock()
+		f, err := encodeFrame(&frameWire{T: frameDeltas, List: listID, Deltas: [][]byte{init}})
+		if err != nil {
+			t.Fatalf("%v", err)
+		}
+		l.handleFrame(true, c.selfID, f)
+	}
+	if name != "" {
+		h.creators[seed] = l
+	}
 	h.lists[r.id] = l
 	if !slices.Contains(h.ids, r.id) {
 		h.ids = append(h.ids, r.id)
@@ -279,7 +321,7 @@ func (nopTransport) Send(identity.PeerID, []byte) error { return nil }
 func (nopTransport) Peers() []identity.PeerID           { return nil }
 func openSolo(t tb, n byte, st *Store) *List {
 	t.Helper()
-	l, err := Open(Config{ID: ListID{9}, Name: "solo", Self: key(n), Store: st, Clock: newTestClock(), Transport: nopTransport{}})
+	l, err := Open(Config{ID: listOf(n, "solo", 9), Name: "solo", Nonce: [16]byte{9}, Self: key(n), Store: st, Clock: newTestClock(), Transport: nopTransport{}})
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}

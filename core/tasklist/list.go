@@ -57,8 +57,14 @@ type Config struct {
 	ID ListID
 	// Name is the display name, carried in the creator's first operation;
 	// "" when joining. Ignored if this agent already has operations in
-	// the list.
+	// the list. With Name set, ID must be NewListID(Self, Name, Nonce):
+	// every replica checks that the list's creation is its creator's.
 	Name string
+	// Nonce is the nonce ID was derived with (creating only).
+	Nonce [16]byte
+	// OpenToAll, when creating, lets every agent write to the list;
+	// otherwise only the creator and the agents it grants (AddWriter) can.
+	OpenToAll bool
 	// Self is the local agent; it signs every operation. Required.
 	Self *identity.KeyPair
 	// Store persists the list; nil keeps it in memory only.
@@ -77,15 +83,18 @@ type Config struct {
 
 // taskState is one task's replicated state.
 type taskState struct {
-	id        TaskID
-	createdBy identity.AgentID
-	createdAt crdt.Timestamp
-	insert    crdt.Dot // the task's RGA element
-	title     crdt.LWWRegister[string]
-	desc      crdt.LWWRegister[string]
-	assignee  crdt.LWWRegister[identity.AgentID]
-	priority  crdt.LWWRegister[uint8]
-	check     *crdt.ORSet[checkElem]
+	id         TaskID
+	createdBy  identity.AgentID
+	createdAt  crdt.Timestamp
+	createdSeq uint64   // the creator's delta that added the task
+	insert     crdt.Dot // the task's RGA element
+	title      crdt.LWWRegister[string]
+	desc       crdt.LWWRegister[string]
+	assignee   crdt.LWWRegister[identity.AgentID]
+	priority   crdt.LWWRegister[uint8]
+	check      *crdt.ORSet[checkElem]
+	marks      []mark      // claims and completions, for the receipt rules
+	reopens    []reopenRec // reopens, for the receipt rules
 }
 
 func (t *taskState) alive() bool { return t.check.Contains(aliveElem) }
@@ -149,6 +158,9 @@ type List struct {
 	rgaLast  map[identity.AgentID]uint64 // greatest RGA counter per author
 	lastGap  time.Time
 	stats    Stats
+	creator  identity.AgentID                      // author of the valid OpInit (zero until known)
+	access   []writersSnap                         // access state after each of the creator's init/writers deltas
+	stamps   map[identity.AgentID][]crdt.Timestamp // applied deltas' timestamps by author, index seq-1
 
 	unsaved    []*delta // remote deltas applied but not yet persisted
 	nameDirty  bool     // the name changed since it was last persisted
@@ -193,6 +205,7 @@ func Open(cfg Config) (*List, error) {
 		tasks:   make(map[TaskID]*taskState),
 		slots:   make(map[crdt.Dot]TaskID),
 		rgaLast: make(map[identity.AgentID]uint64),
+		stamps:  make(map[identity.AgentID][]crdt.Timestamp),
 		memos:   make(map[identity.PeerID]*peerMemo),
 
 		maxPending: MaxPending,
@@ -210,7 +223,17 @@ func Open(cfg Config) (*List, error) {
 	}
 	if cfg.Name != "" && l.vv.Get(l.selfID) == 0 && !l.name.IsSet() {
 		name := cfg.Name
-		if _, err := l.commitLocal(&bodyWire{Kind: uint8(OpInit), Name: &name}, l.hlc.Now(), nil, nil); err != nil {
+		if NewListID(l.selfID, name, cfg.Nonce) != l.id {
+			if l.store != nil {
+				l.store.release(l.id)
+			}
+			return nil, fmt.Errorf("%w: list ID is not NewListID(Self, Name, Nonce)", ErrInvalid)
+		}
+		b := &bodyWire{Kind: uint8(OpInit), Name: &name, Nonce: cfg.Nonce[:]}
+		if cfg.OpenToAll {
+			b.Open = &cfg.OpenToAll
+		}
+		if _, err := l.commitLocal(b, l.hlc.Now(), nil, nil); err != nil {
 			if l.store != nil {
 				l.store.release(l.id)
 			}

@@ -1,6 +1,7 @@
 package tasklist
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
 	"time"
@@ -14,7 +15,97 @@ func (l *List) begin() error {
 	if l.closed {
 		return ErrClosed
 	}
-	return l.failed
+	if l.failed != nil {
+		return l.failed
+	}
+	return l.writable()
+}
+
+// writable reports whether this agent may write now (the receipt rule of
+// mayWrite, for the delta it would make); l.mu held.
+func (l *List) writable() error {
+	switch {
+	case l.creator.IsZero():
+		return fmt.Errorf("%w: the list's creation has not been received yet", ErrNotWriter)
+	case l.creator == l.selfID:
+		return nil
+	}
+	if s := l.access[len(l.access)-1]; !s.open && !s.writers[l.selfID] {
+		return fmt.Errorf("%w: %s has not been granted access by the creator %s", ErrNotWriter, l.selfID.Short(), l.creator.Short())
+	}
+	return nil
+}
+
+// AddWriter lets agent write to the list; RemoveWriter revokes that (it
+// takes effect for the agent's operations made after it saw the
+// revocation: see the package doc). Only the list's creator may call
+// them. Errors: ErrNotWriter, ErrInvalid (over MaxWriters, or the
+// creator itself), ErrClosed, ErrStoreFailed.
+func (l *List) AddWriter(agent identity.AgentID) error { return l.setWriter(agent, true) }
+
+// RemoveWriter revokes agent's write access; see AddWriter.
+func (l *List) RemoveWriter(agent identity.AgentID) error { return l.setWriter(agent, false) }
+
+func (l *List) setWriter(agent identity.AgentID, grant bool) error {
+	return l.local(func() error {
+		if l.creator != l.selfID {
+			return fmt.Errorf("%w: only the creator %s changes writers", ErrNotWriter, l.creator.Short())
+		}
+		if agent == l.selfID {
+			return fmt.Errorf("%w: the creator is always a writer", ErrInvalid)
+		}
+		cur := l.access[len(l.access)-1]
+		if cur.writers[agent] == grant {
+			return nil
+		}
+		if grant && len(cur.writers) >= MaxWriters {
+			return fmt.Errorf("%w: over %d writers", ErrInvalid, MaxWriters)
+		}
+		_, err := l.commitLocal(&bodyWire{Kind: uint8(OpWriters), Agent: agent[:], Grant: &grant}, l.hlc.Now(), nil, nil)
+		return err
+	})
+}
+
+// SetOpen lets every agent write to the list (open) or only the creator
+// and its granted writers. Only the creator may call it. Errors:
+// ErrNotWriter, ErrClosed, ErrStoreFailed.
+func (l *List) SetOpen(open bool) error {
+	return l.local(func() error {
+		if l.creator != l.selfID {
+			return fmt.Errorf("%w: only the creator %s opens or closes the list", ErrNotWriter, l.creator.Short())
+		}
+		if l.access[len(l.access)-1].open == open {
+			return nil
+		}
+		_, err := l.commitLocal(&bodyWire{Kind: uint8(OpWriters), Open: &open}, l.hlc.Now(), nil, nil)
+		return err
+	})
+}
+
+// Access describes who may write to a list, as this replica knows it.
+type Access struct {
+	// Creator is the list's creator (zero until its creation is received).
+	Creator identity.AgentID
+	// Writers are the agents the creator granted access, sorted.
+	Writers []identity.AgentID
+	// Open is true when every agent may write.
+	Open bool
+}
+
+// Access returns who may write to the list now; the caller owns it.
+func (l *List) Access() Access {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	a := Access{Creator: l.creator}
+	if len(l.access) > 0 {
+		cur := l.access[len(l.access)-1]
+		a.Open = cur.open
+		for w := range cur.writers {
+			a.Writers = append(a.Writers, w)
+		}
+		slices.SortFunc(a.Writers, func(x, y identity.AgentID) int { return bytes.Compare(x[:], y[:]) })
+	}
+	return a
 }
 
 // liveTask returns task id if it exists and is not removed; l.mu held.

@@ -47,6 +47,7 @@ func TestPersistenceSurvivesReopen(t *testing.T) {
 	h := newHub(true)
 	a := h.open(t, 1, ListID{1}, "persisted", st, nil)
 	b := h.open(t, 2, ListID{1}, "", nil, nil)
+	settle(t, h, a, b)
 	x, _ := a.l.Add("x", "d")
 	y, _ := b.l.Add("y", "")
 	settle(t, h, a, b)
@@ -60,18 +61,18 @@ func TestPersistenceSurvivesReopen(t *testing.T) {
 	_ = a.l.Close()
 
 	// Same store, list closed and reopened (joining: no name given).
-	l, err := Open(Config{ID: ListID{1}, Self: key(1), Store: st, Clock: newTestClock(), Transport: nopTransport{}})
+	l, err := Open(Config{ID: listOf(1, "persisted", 1), Self: key(1), Store: st, Clock: newTestClock(), Transport: nopTransport{}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !equalTasks(l.Snapshot(), want) || !l.VersionVector().Equal(wantVV) || l.Name() != "persisted" {
 		t.Fatalf("reopened: %s name %q", fmtTasks(l.Snapshot()), l.Name())
 	}
-	if l.Stats().Replayed != uint64(storedDeltas(t, st, ListID{1})) {
-		t.Fatalf("replayed %d of %d", l.Stats().Replayed, storedDeltas(t, st, ListID{1}))
+	if l.Stats().Replayed != uint64(storedDeltas(t, st, listOf(1, "persisted", 1))) {
+		t.Fatalf("replayed %d of %d", l.Stats().Replayed, storedDeltas(t, st, listOf(1, "persisted", 1)))
 	}
 	// Opening the same list twice on one store is refused.
-	if _, err := Open(Config{ID: ListID{1}, Self: key(1), Store: st, Transport: nopTransport{}}); !errors.Is(err, ErrInvalid) {
+	if _, err := Open(Config{ID: listOf(1, "persisted", 1), Self: key(1), Store: st, Transport: nopTransport{}}); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("second Open: %v", err)
 	}
 	// New local operations continue the sequence.
@@ -85,10 +86,10 @@ func TestPersistenceSurvivesReopen(t *testing.T) {
 	// A new process: reopen the file.
 	st2 := openStore(t, dir)
 	lists, err := st2.Lists()
-	if err != nil || len(lists) != 1 || lists[0].ID != (ListID{1}) || lists[0].Name != "persisted" {
+	if err != nil || len(lists) != 1 || lists[0].ID != listOf(1, "persisted", 1) || lists[0].Name != "persisted" {
 		t.Fatalf("Lists = %+v, %v", lists, err)
 	}
-	l2, err := Open(Config{ID: ListID{1}, Self: key(1), Store: st2, Clock: newTestClock(), Transport: nopTransport{}})
+	l2, err := Open(Config{ID: listOf(1, "persisted", 1), Self: key(1), Store: st2, Clock: newTestClock(), Transport: nopTransport{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +196,7 @@ func TestCorruptListRecordsAreTypedErrors(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			l, err := Open(Config{ID: ListID{1}, Name: "n", Self: key(1), Store: st, Clock: newTestClock(), Transport: nopTransport{}})
+			l, err := Open(Config{ID: listOf(1, "n", 1), Name: "n", Nonce: [16]byte{1}, Self: key(1), Store: st, Clock: newTestClock(), Transport: nopTransport{}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -203,10 +204,10 @@ func TestCorruptListRecordsAreTypedErrors(t *testing.T) {
 			_, _ = l.Add("title", "")
 			_ = l.Close()
 			_ = st.Close()
-			corruptRecord(t, path, ListID{1}, damage)
+			corruptRecord(t, path, listOf(1, "n", 1), damage)
 			before := fileBytes(t, path)
 			st = openStore(t, dir)
-			_, err = Open(Config{ID: ListID{1}, Self: key(1), Store: st, Clock: newTestClock(), Transport: nopTransport{}})
+			_, err = Open(Config{ID: listOf(1, "n", 1), Self: key(1), Store: st, Clock: newTestClock(), Transport: nopTransport{}})
 			if name == "bad meta" {
 				if _, lerr := st.Lists(); !errors.Is(lerr, ErrStoreCorrupt) {
 					t.Fatalf("Lists with bad meta: %v", lerr)
@@ -237,7 +238,7 @@ func TestKill9Child(t *testing.T) {
 		fmt.Println("ERROR", err)
 		os.Exit(2)
 	}
-	l, err := Open(Config{ID: ListID{7}, Name: "crash", Self: key(1), Store: st, Transport: nopTransport{}})
+	l, err := Open(Config{ID: listOf(1, "crash", 7), Name: "crash", Nonce: [16]byte{7}, Self: key(1), Store: st, Transport: nopTransport{}})
 	if err != nil {
 		fmt.Println("ERROR", err)
 		os.Exit(2)
@@ -307,7 +308,7 @@ func TestKill9MidWrite(t *testing.T) {
 		if err != nil {
 			t.Fatalf("round %d: store after kill -9: %v", round, err)
 		}
-		l, err := Open(Config{ID: ListID{7}, Self: key(1), Store: st, Clock: newTestClock(), Transport: nopTransport{}})
+		l, err := Open(Config{ID: listOf(1, "crash", 7), Self: key(1), Store: st, Clock: newTestClock(), Transport: nopTransport{}})
 		if err != nil {
 			t.Fatalf("round %d: list after kill -9: %v", round, err)
 		}
@@ -320,7 +321,7 @@ func TestKill9MidWrite(t *testing.T) {
 				t.Errorf("round %d: committed task %s lost", round, id.Short())
 			}
 		}
-		if l.Name() != "crash" || l.Stats().Replayed != uint64(storedDeltas(t, st, ListID{7})) {
+		if l.Name() != "crash" || l.Stats().Replayed != uint64(storedDeltas(t, st, listOf(1, "crash", 7))) {
 			t.Errorf("round %d: name %q, replayed %d", round, l.Name(), l.Stats().Replayed)
 		}
 		_ = l.Close()

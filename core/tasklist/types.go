@@ -26,6 +26,8 @@ const (
 	MaxDescriptionLen = 16 << 10
 	// MaxNameLen is the largest list name, in bytes of UTF-8.
 	MaxNameLen = 1 << 10
+	// MaxWriters bounds the agents granted write access to one list.
+	MaxWriters = 1024
 )
 
 // ListID names a task list: BLAKE3 (derive-key mode, domain-separated) of
@@ -120,6 +122,11 @@ var (
 	ErrNotClaimed = errors.New("tasklist: task is not claimed")
 	// ErrClaimedByOther: Complete (or Claim) on a task another agent holds.
 	ErrClaimedByOther = errors.New("tasklist: task is claimed by another agent")
+	// ErrNotWriter: this agent may not write to the list (the creator has
+	// not granted it access and the list is not open, or this replica has
+	// not yet received the list's creation), or, for AddWriter,
+	// RemoveWriter and SetOpen, is not the list's creator.
+	ErrNotWriter = errors.New("tasklist: not a writer of this list")
 	// ErrClosed: the list (or store) has been closed.
 	ErrClosed = errors.New("tasklist: closed")
 	// ErrInvalid: an argument is out of range (field too long, invalid
@@ -193,12 +200,17 @@ const (
 	OpMove
 	// OpRemove removes a task.
 	OpRemove
+	// OpWriters grants or revokes an agent's write access, or opens or
+	// closes the list to every agent; only the list's creator makes it
+	// (Change.Task is zero).
+	OpWriters
 )
 
-var opNames = [...]string{"invalid", "init", "add", "update", "claim", "complete", "reopen", "move", "remove"}
+var opNames = [...]string{"invalid", "init", "add", "update", "claim", "complete", "reopen", "move", "remove", "writers"}
 
 var opPurposes = [...]string{"", wire.PurposeTaskListInit, wire.PurposeTaskAdd, wire.PurposeTaskUpdate,
-	wire.PurposeTaskClaim, wire.PurposeTaskComplete, wire.PurposeTaskReopen, wire.PurposeTaskMove, wire.PurposeTaskRemove}
+	wire.PurposeTaskClaim, wire.PurposeTaskComplete, wire.PurposeTaskReopen, wire.PurposeTaskMove, wire.PurposeTaskRemove,
+	wire.PurposeTaskWriters}
 
 // String returns the kind's name.
 func (k OpKind) String() string {
@@ -208,7 +220,7 @@ func (k OpKind) String() string {
 	return opNames[0]
 }
 
-func (k OpKind) valid() bool { return k >= OpInit && k <= OpRemove }
+func (k OpKind) valid() bool { return k >= OpInit && k <= OpWriters }
 
 // purpose returns the signing purpose of deltas of kind k.
 func (k OpKind) purpose() string { return opPurposes[k] }
@@ -289,6 +301,18 @@ type Drops struct {
 	// Equivocation: a validly signed delta that differs from the one this
 	// replica holds for the same author and sequence number.
 	Equivocation uint64
+	// NotWriter: deltas whose author could not write to the list as of the
+	// delta's causal past (not the creator, not granted, list not open),
+	// and list creations by an agent that did not create the list.
+	NotWriter uint64
+	// BadTime: deltas whose timestamp is not after every delta they depend
+	// on, or is further ahead of this replica's clock than the allowed
+	// drift (such a delta is fetched again by catch-up later).
+	BadTime uint64
+	// Forbidden: claims of a task that is done or held by another agent,
+	// and completions by an agent that does not hold the winning claim, as
+	// of the delta's causal past.
+	Forbidden uint64
 	// PendingFull: deltas that arrived out of order and found the pending
 	// buffer full (they are fetched again by catch-up).
 	PendingFull uint64

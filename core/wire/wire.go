@@ -175,6 +175,9 @@ const (
 	PurposeTaskComplete = "tasklist-complete"
 	// PurposeTaskReopen signs a delta that reopens a task.
 	PurposeTaskReopen = "tasklist-reopen"
+	// PurposeTaskWriters signs a delta by which a list's creator grants or
+	// revokes write access or opens the list to everyone.
+	PurposeTaskWriters = "tasklist-writers"
 	// PurposeTaskMove signs a delta that moves a task.
 	PurposeTaskMove = "tasklist-move"
 	// PurposeTaskRemove signs a delta that removes a task.

@@ -33,7 +33,19 @@ type (
 	TaskOp = tasklist.OpKind
 	// TaskListStats counts a list's operations, sync traffic and drops.
 	TaskListStats = tasklist.Stats
+	// TaskListAccess says who may write to a list.
+	TaskListAccess = tasklist.Access
 )
+
+// TaskListOption configures CreateTaskList.
+type TaskListOption func(*taskListOptions)
+
+type taskListOptions struct{ open bool }
+
+// OpenToAll creates a list every agent that knows its ID may write to.
+// Without it only the creator and the agents it grants (AddWriter) can;
+// every member enforces that on every operation it receives.
+func OpenToAll() TaskListOption { return func(o *taskListOptions) { o.open = true } }
 
 // Task-list errors (see core/tasklist); errors.Is works on what the
 // TaskList methods return.
@@ -44,6 +56,7 @@ var (
 	ErrClaimedByOther   = tasklist.ErrClaimedByOther
 	ErrTaskListClosed   = tasklist.ErrClosed
 	ErrTaskListNotFound = errors.New("x0x: task list not open")
+	ErrNotWriter        = tasklist.ErrNotWriter
 	ErrTaskInvalid      = tasklist.ErrInvalid
 	ErrTaskStoreCorrupt = tasklist.ErrStoreCorrupt
 	ErrTaskStoreForeign = tasklist.ErrStoreForeign
@@ -124,20 +137,32 @@ func (l *TaskList) unsubscribe() {
 }
 
 // CreateTaskList creates a new, empty task list named name and joins it.
-// Errors: ErrClosed, and persistence errors (I/O, a corrupt store).
-func (a *Agent) CreateTaskList(name string) (*TaskList, error) {
+// Only this agent may write to it until it grants others (AddWriter) or
+// opens it (SetOpen, or the OpenToAll option). Errors: ErrClosed, and
+// persistence errors (I/O, a corrupt store).
+func (a *Agent) CreateTaskList(name string, opts ...TaskListOption) (*TaskList, error) {
+	var o taskListOptions
+	for _, f := range opts {
+		f(&o)
+	}
 	var nonce [16]byte
 	if _, err := io.ReadFull(a.rand(), nonce[:]); err != nil {
 		return nil, fmt.Errorf("x0x: task list nonce: %w", err)
 	}
-	return a.openTaskList(tasklist.NewListID(a.agent.ID(), name, nonce), name)
+	return a.openTaskList(tasklist.NewListID(a.agent.ID(), name, nonce), name, nonce, o.open)
 }
 
 // JoinTaskList opens list id: it loads what this agent persisted before
 // and catches up from the list's members in the background (changes arrive
 // on Changes). Joining a list that is already open returns the open one.
 // Errors: ErrClosed, persistence errors.
-func (a *Agent) JoinTaskList(id TaskListID) (*TaskList, error) { return a.openTaskList(id, "") }
+//
+// Until the list's creation has arrived from a member, writes fail with
+// ErrNotWriter; so do they if the creator has not granted this agent
+// access to a list that is not open.
+func (a *Agent) JoinTaskList(id TaskListID) (*TaskList, error) {
+	return a.openTaskList(id, "", [16]byte{}, false)
+}
 
 // TaskList returns the open list id, or ErrTaskListNotFound.
 func (a *Agent) TaskList(id TaskListID) (*TaskList, error) {
@@ -195,7 +220,7 @@ func (a *Agent) taskStoreLocked() (*tasklist.Store, error) {
 	return a.lists.store, nil
 }
 
-func (a *Agent) openTaskList(id TaskListID, name string) (*TaskList, error) {
+func (a *Agent) openTaskList(id TaskListID, name string, nonce [16]byte, open bool) (*TaskList, error) {
 	// openMu serialises opens; mu guards the map only, because pub/sub
 	// reports topic events (onTopicEvent takes mu) from inside Subscribe.
 	a.lists.openMu.Lock()
@@ -212,7 +237,7 @@ func (a *Agent) openTaskList(id TaskListID, name string) (*TaskList, error) {
 	}
 	l := &TaskList{agent: a, topic: pubsub.TopicIDOf(TaskListTopic(id))}
 	inner, err := tasklist.Open(tasklist.Config{
-		ID: id, Name: name, Self: a.agent, Store: st, Clock: a.clk, Rand: a.rand(),
+		ID: id, Name: name, Nonce: nonce, OpenToAll: open, Self: a.agent, Store: st, Clock: a.clk, Rand: a.rand(),
 		Transport: listTransport{l}, Logger: a.logger,
 	})
 	if err != nil {
@@ -368,6 +393,23 @@ func (l *TaskList) Move(id TaskID, after *TaskID) error { return l.list.Move(id,
 // Remove removes a task (a concurrent edit elsewhere keeps it: add wins).
 // Errors: ErrTaskNotFound, ErrTaskListClosed.
 func (l *TaskList) Remove(id TaskID) error { return l.list.Remove(id) }
+
+// AddWriter lets agent write to the list. Only the list's creator may
+// call it. Errors: ErrNotWriter (not the creator), ErrTaskInvalid,
+// ErrTaskListClosed, ErrTaskStoreFailed.
+func (l *TaskList) AddWriter(agent AgentID) error { return l.list.AddWriter(agent) }
+
+// RemoveWriter revokes agent's write access (effective for what agent
+// does after it received the revocation). Only the creator may call it;
+// errors as AddWriter.
+func (l *TaskList) RemoveWriter(agent AgentID) error { return l.list.RemoveWriter(agent) }
+
+// SetOpen lets every agent write (open) or only the creator and its
+// writers. Only the creator may call it; errors as AddWriter.
+func (l *TaskList) SetOpen(open bool) error { return l.list.SetOpen(open) }
+
+// Access returns who may write to the list, as this replica knows it.
+func (l *TaskList) Access() TaskListAccess { return l.list.Access() }
 
 // Snapshot returns the live tasks in list order; the caller owns the slice.
 func (l *TaskList) Snapshot() []Task { return l.list.Snapshot() }

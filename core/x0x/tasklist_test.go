@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -62,6 +63,28 @@ func TestTaskListFiveAgentsWithOfflineEdits(t *testing.T) {
 		t.Fatalf("second join: %v, same list %v", err, again == lists[1])
 	}
 	waitTopic(t, agents, TaskListTopic(id))
+	// Only the creator may write until it grants the others access.
+	if _, err := lists[0].Add("before the grants", ""); err != nil {
+		t.Fatal(err)
+	}
+	waitSame(t, lists, 1)
+	if _, err := lists[1].Add("not yet", ""); !errors.Is(err, ErrNotWriter) {
+		t.Fatalf("write before a grant: %v", err)
+	}
+	for i := 1; i < 5; i++ {
+		if err := lists[0].AddWriter(agents[i].AgentID()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for i := 1; i < 5; i++ {
+		for !slices.Contains(lists[i].Access().Writers, agents[i].AgentID()) {
+			if time.Now().After(deadline) {
+				t.Fatalf("agent %d never saw its grant", i)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
 
 	// Every agent adds three tasks at the same time.
 	var wg sync.WaitGroup
@@ -77,7 +100,7 @@ func TestTaskListFiveAgentsWithOfflineEdits(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	snap := waitSame(t, lists, 15)
+	snap := waitSame(t, lists, 16)
 	if lists[4].Name() != "sprint" {
 		t.Fatalf("joiner sees name %q", lists[4].Name())
 	}
@@ -145,7 +168,7 @@ func TestTaskListFiveAgentsWithOfflineEdits(t *testing.T) {
 		t.Fatal(err)
 	}
 	lists[4] = offList
-	final := waitSame(t, lists, 15) // 15 + 1 added offline - 1 removed
+	final := waitSame(t, lists, 16) // 16 + 1 added offline - 1 removed
 
 	byID := map[TaskID]Task{}
 	for _, task := range final {
@@ -196,7 +219,7 @@ func TestTaskListFiveAgentsWithOfflineEdits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(back.Snapshot()) != 15 {
+	if len(back.Snapshot()) != 16 {
 		t.Fatalf("rejoined list has %d tasks", len(back.Snapshot()))
 	}
 	stored, err := agents[2].StoredTaskLists()
