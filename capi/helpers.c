@@ -61,6 +61,7 @@ const char *x0x_status_name(int status) {
     case X0X_ERR_TASK_DONE: return "X0X_ERR_TASK_DONE";
     case X0X_ERR_TASK_NOT_CLAIMED: return "X0X_ERR_TASK_NOT_CLAIMED";
     case X0X_ERR_TASK_CLAIMED_BY_OTHER: return "X0X_ERR_TASK_CLAIMED_BY_OTHER";
+    case X0X_ERR_NOT_WRITER: return "X0X_ERR_NOT_WRITER";
     case X0X_ERR_OTHER: return "X0X_ERR_OTHER";
     }
     return "X0X_ERR_UNKNOWN";

@@ -40,6 +40,7 @@ const (
 	statusTaskDone        status = C.X0X_ERR_TASK_DONE
 	statusTaskNotClaimed  status = C.X0X_ERR_TASK_NOT_CLAIMED
 	statusClaimedByOther  status = C.X0X_ERR_TASK_CLAIMED_BY_OTHER
+	statusNotWriter       status = C.X0X_ERR_NOT_WRITER
 	statusOther           status = C.X0X_ERR_OTHER
 )
 
@@ -67,6 +68,7 @@ var sentinelStatus = []struct {
 	{x0x.ErrTaskDone, statusTaskDone},
 	{x0x.ErrTaskNotClaimed, statusTaskNotClaimed},
 	{x0x.ErrClaimedByOther, statusClaimedByOther},
+	{x0x.ErrNotWriter, statusNotWriter},
 	{x0x.ErrTaskNotFound, statusNotFound},
 	{x0x.ErrTaskListClosed, statusClosed},
 	{x0x.ErrTaskInvalid, statusInvalidArg},

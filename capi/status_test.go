@@ -72,6 +72,7 @@ func TestClassify(t *testing.T) {
 		{fmt.Errorf("claim: %w: abc", x0x.ErrTaskDone), statusTaskDone},
 		{fmt.Errorf("complete: %w", x0x.ErrTaskNotClaimed), statusTaskNotClaimed},
 		{fmt.Errorf("complete: %w", x0x.ErrClaimedByOther), statusClaimedByOther},
+		{fmt.Errorf("add: %w", x0x.ErrNotWriter), statusNotWriter},
 		{fmt.Errorf("claim: %w", x0x.ErrTaskNotFound), statusNotFound},
 		{fmt.Errorf("add: %w", x0x.ErrTaskInvalid), statusInvalidArg},
 		{fmt.Errorf("open: %w", x0x.ErrTaskStoreCorrupt), statusCorrupt},

@@ -53,6 +53,8 @@ func taskOp(k x0x.TaskOp) uint64 {
 		return C.X0X_TASK_MOVED
 	case x0x.TaskOpRemove:
 		return C.X0X_TASK_REMOVED
+	case x0x.TaskOpWriters:
+		return C.X0X_TASK_ACCESS_CHANGED
 	}
 	return 0
 }
@@ -165,7 +167,7 @@ func x0x_tasklist_create(h C.uint64_t, name *C.char, out *C.uint64_t) C.int {
 		if out == nil {
 			return errInvalidArg("out is NULL")
 		}
-		l, err := e.a.CreateTaskList(n, x0x.OpenToAll()) // C ABI 0.3 has no writer calls yet: its lists are open
+		l, err := e.a.CreateTaskList(n)
 		if err != nil {
 			return err
 		}
@@ -302,6 +304,32 @@ func x0x_tasklist_remove(h C.uint64_t, task *C.uint8_t) C.int {
 	return withTask("x0x_tasklist_remove", h, task, func(l *x0x.TaskList, id x0x.TaskID) error { return l.Remove(id) })
 }
 
+//export x0x_tasklist_add_writer
+func x0x_tasklist_add_writer(h C.uint64_t, agent *C.uint8_t) C.int {
+	return withWriter("x0x_tasklist_add_writer", h, agent, (*x0x.TaskList).AddWriter)
+}
+
+//export x0x_tasklist_remove_writer
+func x0x_tasklist_remove_writer(h C.uint64_t, agent *C.uint8_t) C.int {
+	return withWriter("x0x_tasklist_remove_writer", h, agent, (*x0x.TaskList).RemoveWriter)
+}
+
+// withWriter runs f on the list named by h and the agent ID at agent.
+func withWriter(name string, h C.uint64_t, agent *C.uint8_t, f func(l *x0x.TaskList, a x0x.AgentID) error) C.int {
+	return withList(name, h, func(ol *openList) error {
+		id, err := readID(agent, "agent")
+		if err != nil {
+			return err
+		}
+		return f(ol.list, x0x.AgentID(id))
+	})
+}
+
+//export x0x_tasklist_set_open
+func x0x_tasklist_set_open(h C.uint64_t, open C.int) C.int {
+	return withList("x0x_tasklist_set_open", h, func(ol *openList) error { return ol.list.SetOpen(open != 0) })
+}
+
 //export x0x_tasklist_move
 func x0x_tasklist_move(h C.uint64_t, task, after *C.uint8_t) C.int {
 	return withTask("x0x_tasklist_move", h, task, func(l *x0x.TaskList, id x0x.TaskID) error {
@@ -319,9 +347,12 @@ func x0x_tasklist_move(h C.uint64_t, task, after *C.uint8_t) C.int {
 
 // snapshotJSON is the JSON form of x0x_tasklist_snapshot.
 type snapshotJSON struct {
-	ID    string     `json:"id"`
-	Name  string     `json:"name"`
-	Tasks []taskJSON `json:"tasks"`
+	ID      string     `json:"id"`
+	Name    string     `json:"name"`
+	Creator *string    `json:"creator"`
+	Writers []string   `json:"writers"`
+	Open    bool       `json:"open"`
+	Tasks   []taskJSON `json:"tasks"`
 }
 
 type taskJSON struct {
@@ -349,7 +380,11 @@ func optionalID(id x0x.ID) *string {
 // snapshot renders the list as the header documents.
 func snapshot(l *x0x.TaskList) ([]byte, error) {
 	id := l.ID()
-	out := snapshotJSON{ID: id.String(), Name: l.Name(), Tasks: []taskJSON{}}
+	acc := l.Access()
+	out := snapshotJSON{ID: id.String(), Name: l.Name(), Creator: optionalID(acc.Creator), Writers: []string{}, Open: acc.Open, Tasks: []taskJSON{}}
+	for _, w := range acc.Writers {
+		out.Writers = append(out.Writers, w.String())
+	}
 	for _, t := range l.Snapshot() {
 		claims := make([]string, len(t.Claims))
 		for i, c := range t.Claims {

@@ -60,7 +60,7 @@ extern "C" {
  * soname suffix (libx0x.so.0); a library with another major version is not
  * compatible. Minor versions only add functions, keys and event kinds. */
 #define X0X_ABI_VERSION_MAJOR 0
-#define X0X_ABI_VERSION_MINOR 3
+#define X0X_ABI_VERSION_MINOR 4
 #define X0X_ABI_VERSION ((X0X_ABI_VERSION_MAJOR << 16) | X0X_ABI_VERSION_MINOR)
 
 /* Size in bytes of an ID (agent, machine, peer): SHA-256 of a public key. */
@@ -129,6 +129,11 @@ typedef enum x0x_status {
     /* Task lists: the task is claimed by another agent, so this agent cannot
      * complete it. */
     X0X_ERR_TASK_CLAIMED_BY_OTHER = 17,
+    /* Task lists: this agent may not write to the list (the creator has not
+     * granted it access and the list is not open, or the list's creation has
+     * not reached this replica yet), or may not change its writers (only
+     * the creator can). ABI 0.4. */
+    X0X_ERR_NOT_WRITER = 18,
     /* An error the library could not classify more precisely. */
     X0X_ERR_OTHER = 99
 } x0x_status;
@@ -396,15 +401,19 @@ int x0x_publish(x0x_agent agent, const char *topic, const uint8_t *payload, size
  * X0X_ID_SIZE bytes. */
 
 /* Creates a new list named name (NUL-terminated, at most X0X_MAX_STRING
- * bytes) and stores its handle in *out. Errors: X0X_ERR_INVALID_HANDLE,
- * X0X_ERR_INVALID_ARG, X0X_ERR_TOO_LARGE, X0X_ERR_IO (persistence),
- * X0X_ERR_CLOSED. */
+ * bytes) and stores its handle in *out. Only the calling agent may write to
+ * it until it grants others (x0x_tasklist_add_writer) or opens it
+ * (x0x_tasklist_set_open); every member refuses other agents' operations.
+ * Errors: X0X_ERR_INVALID_HANDLE, X0X_ERR_INVALID_ARG, X0X_ERR_TOO_LARGE,
+ * X0X_ERR_IO (persistence), X0X_ERR_CLOSED. */
 int x0x_tasklist_create(x0x_agent agent, const char *name, x0x_tasklist *out);
 
 /* Joins the list list_id (from x0x_tasklist_id on a member), loading what
  * this agent persisted before, and starts catching up from members in the
  * background. Joining a list the agent already has open returns a new
- * handle to the same list. Errors: X0X_ERR_INVALID_HANDLE,
+ * handle to the same list. Writes fail with X0X_ERR_NOT_WRITER until the
+ * list's creation has arrived from a member, and unless the creator granted
+ * this agent access or opened the list. Errors: X0X_ERR_INVALID_HANDLE,
  * X0X_ERR_INVALID_ARG, X0X_ERR_IO, X0X_ERR_CORRUPT (persisted state),
  * X0X_ERR_CLOSED. */
 int x0x_tasklist_join(x0x_agent agent, const uint8_t list_id[X0X_ID_SIZE], x0x_tasklist *out);
@@ -462,9 +471,27 @@ int x0x_tasklist_move(x0x_tasklist list, const uint8_t task[X0X_ID_SIZE], const 
  * another agent keeps it (add wins). Errors: as x0x_tasklist_reopen. */
 int x0x_tasklist_remove(x0x_tasklist list, const uint8_t task[X0X_ID_SIZE]);
 
+/* Grants agent (its X0X_ID_SIZE-byte agent ID) write access to the list;
+ * x0x_tasklist_remove_writer revokes it (effective for what the agent does
+ * after it received the revocation). Granting a writer again, or revoking a
+ * non-writer, is X0X_OK. Only the list's creator may call them. ABI 0.4.
+ * Errors: X0X_ERR_INVALID_HANDLE, X0X_ERR_INVALID_ARG (NULL agent, the
+ * creator itself, over 1,024 writers), X0X_ERR_NOT_WRITER (not the
+ * creator), X0X_ERR_IO, X0X_ERR_CLOSED. */
+int x0x_tasklist_add_writer(x0x_tasklist list, const uint8_t agent[X0X_ID_SIZE]);
+
+/* Revokes agent's write access; see x0x_tasklist_add_writer. ABI 0.4. */
+int x0x_tasklist_remove_writer(x0x_tasklist list, const uint8_t agent[X0X_ID_SIZE]);
+
+/* Lets every agent write to the list (open non-zero) or only the creator
+ * and the agents it granted (open zero). Only the creator may call it.
+ * ABI 0.4. Errors: as x0x_tasklist_add_writer. */
+int x0x_tasklist_set_open(x0x_tasklist list, int open);
+
 /* Stores in *out_json a NUL-terminated UTF-8 JSON snapshot of the list, in
  * list order, freed by the caller with x0x_free:
- *   {"id":"<hex>","name":"...","tasks":[{"id":"<hex>","title":"...",
+ *   {"id":"<hex>","name":"...","creator":"<hex>"|null,"writers":["<hex>",...],
+ *    "open":true|false,"tasks":[{"id":"<hex>","title":"...",
  *    "description":"...","state":"empty"|"claimed"|"done",
  *    "claimant":"<hex>"|null,"claims":["<hex>",...],"assignee":"<hex>"|null,
  *    "priority":0..255,"created_by":"<hex>","created_at_ms":<int>}, ...]}
@@ -554,7 +581,10 @@ typedef enum x0x_task_op {
     X0X_TASK_COMPLETED = 4,
     X0X_TASK_REOPENED = 5,
     X0X_TASK_MOVED = 6,
-    X0X_TASK_REMOVED = 7
+    X0X_TASK_REMOVED = 7,
+    /* The creator granted or revoked write access, or opened or closed the
+     * list; the payload (task ID) is all zero. ABI 0.4. */
+    X0X_TASK_ACCESS_CHANGED = 8
 } x0x_task_op;
 
 /* One event. Which fields are set depends on kind; unset pointers are NULL,

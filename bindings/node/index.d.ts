@@ -25,6 +25,7 @@ export type StatusCode =
   | 'X0X_ERR_TASK_DONE'
   | 'X0X_ERR_TASK_NOT_CLAIMED'
   | 'X0X_ERR_TASK_CLAIMED_BY_OTHER'
+  | 'X0X_ERR_NOT_WRITER'
   | 'X0X_ERR_OTHER'
   | 'X0X_ERR_UNSUPPORTED'
   | 'X0X_ERR_UNKNOWN';
@@ -133,7 +134,7 @@ export interface ConnectionFailedEvent {
   error: string | null;
 }
 
-export type TaskOp = 'added' | 'updated' | 'claimed' | 'completed' | 'reopened' | 'moved' | 'removed' | 'unknown';
+export type TaskOp = 'added' | 'updated' | 'claimed' | 'completed' | 'reopened' | 'moved' | 'removed' | 'access' | 'unknown';
 
 export interface TaskUpdatedEvent {
   listId: string;
@@ -228,6 +229,12 @@ export interface Task {
 export interface TaskListSnapshot {
   id: string;
   name: string;
+  /** The list's creator (agent ID hex), null until its creation arrived. */
+  creator: string | null;
+  /** Agents the creator granted write access. */
+  writers: string[];
+  /** Every agent may write. */
+  open: boolean;
   tasks: Task[];
 }
 
@@ -253,6 +260,9 @@ export declare class TaskList extends EventEmitter {
   updateTask(taskId: string, fields: TaskFields): Promise<void>;
   moveTask(taskId: string, afterId: string | null): Promise<void>;
   removeTask(taskId: string): Promise<void>;
+  addWriter(agentId: string): Promise<void>;
+  removeWriter(agentId: string): Promise<void>;
+  setOpen(open: boolean): Promise<void>;
   listTasks(): Promise<TaskListSnapshot>;
   leave(): Promise<void>;
   on(event: 'taskUpdated', listener: (ev: TaskUpdatedEvent) => void): this;

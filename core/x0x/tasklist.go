@@ -80,6 +80,7 @@ const (
 	TaskOpReopen   = tasklist.OpReopen
 	TaskOpMove     = tasklist.OpMove
 	TaskOpRemove   = tasklist.OpRemove
+	TaskOpWriters  = tasklist.OpWriters
 )
 
 // TaskListFile is the name, in the data directory, of the store holding

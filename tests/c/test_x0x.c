@@ -203,7 +203,7 @@ static void test_library(void) {
     CHECK(v >> 16 == X0X_ABI_VERSION_MAJOR && (v & 0xffff) >= X0X_ABI_VERSION_MINOR, "ABI version %#x", v);
     CHECK(strcmp(x0x_status_name(X0X_ERR_TIMEOUT), "X0X_ERR_TIMEOUT") == 0, "status name");
     CHECK(strcmp(x0x_status_name(12345), "X0X_ERR_UNKNOWN") == 0, "unknown status name");
-    for (int st = X0X_OK; st <= X0X_ERR_TASK_CLAIMED_BY_OTHER; st++)
+    for (int st = X0X_OK; st <= X0X_ERR_NOT_WRITER; st++)
         CHECK(strcmp(x0x_status_name(st), "X0X_ERR_UNKNOWN") != 0, "status %d has no name", st);
     x0x_free(NULL);
     x0x_events_release(NULL, 0);
@@ -684,6 +684,27 @@ static void test_tasklist(x0x_agent a, x0x_agent b) {
     snprintf(needle, sizeof needle, "\"id\":\"%s\",\"title\":\"third\"", hex);
     CHECK(wait_snapshot(lb, needle, 20000), "B's replica never got the third task");
     CHECK(wait_snapshot(lb, "\"name\":\"c checklist\"", 5000), "B's replica has no list name");
+
+    /* Writers: only the creator, until it grants B. */
+    uint8_t b_id[32], a_id[32], scratch[32];
+    char b_id_hex[X0X_ID_HEX_SIZE], a_id_hex[X0X_ID_HEX_SIZE];
+    CHECK_OK(x0x_agent_id(b, b_id));
+    CHECK_OK(x0x_agent_id(a, a_id));
+    x0x_id_to_hex(b_id, b_id_hex);
+    x0x_id_to_hex(a_id, a_id_hex);
+    snprintf(needle, sizeof needle, "\"creator\":\"%s\",\"writers\":[],\"open\":false", a_id_hex);
+    CHECK(wait_snapshot(lb, needle, 5000), "B's snapshot does not show A as the only writer");
+    CHECK_RC(x0x_tasklist_add(lb, "not yet", NULL, scratch), X0X_ERR_NOT_WRITER);
+    CHECK_RC(x0x_tasklist_claim(lb, t1), X0X_ERR_NOT_WRITER);
+    CHECK_RC(x0x_tasklist_add_writer(lb, b_id), X0X_ERR_NOT_WRITER); /* only the creator grants */
+    CHECK_RC(x0x_tasklist_set_open(lb, 1), X0X_ERR_NOT_WRITER);
+    CHECK_RC(x0x_tasklist_add_writer(la, NULL), X0X_ERR_INVALID_ARG);
+    CHECK_RC(x0x_tasklist_add_writer(la, a_id), X0X_ERR_INVALID_ARG); /* the creator itself */
+    CHECK_OK(x0x_tasklist_add_writer(la, b_id));
+    CHECK_OK(x0x_tasklist_add_writer(la, b_id)); /* again: fine */
+    snprintf(needle, sizeof needle, "\"writers\":[\"%s\"]", b_id_hex);
+    CHECK(wait_snapshot(lb, needle, 20000), "B never saw its grant");
+    CHECK(count_task_events(b, list_hex, X0X_TASK_ACCESS_CHANGED, (const uint8_t[32]){0}) >= 1, "B got no ACCESS_CHANGED event");
 
     /* Claims and completions: typed errors. */
     CHECK_OK(x0x_tasklist_claim(lb, t1));

@@ -44,8 +44,9 @@ async function main() {
     if (capabilities.tasklist) {
       const list = await TaskList.create(alice, 'example');
       const task = await list.addTask('write the report');
+      await list.addWriter(bob.agentId); // only the creator writes until it grants others
       const bobs = await TaskList.join(bob, list.id);
-      for (let i = 0; i < 100 && (await bobs.listTasks()).tasks.length === 0; i++) await new Promise((r) => setTimeout(r, 100));
+      for (let i = 0; i < 100 && !(await bobs.listTasks()).writers.includes(bob.agentId); i++) await new Promise((r) => setTimeout(r, 100));
       await bobs.claimTask(task);
       await bobs.completeTask(task);
       for (let i = 0; i < 100 && (await list.listTasks()).tasks[0].state !== 'done'; i++) await new Promise((r) => setTimeout(r, 100));

@@ -21,6 +21,7 @@ const Status = Object.freeze({
   X0X_ERR_TASK_DONE: 15,
   X0X_ERR_TASK_NOT_CLAIMED: 16,
   X0X_ERR_TASK_CLAIMED_BY_OTHER: 17,
+  X0X_ERR_NOT_WRITER: 18,
   X0X_ERR_OTHER: 99,
   // Not a library status: the linked libx0x lacks the function.
   X0X_ERR_UNSUPPORTED: -1,
@@ -41,9 +42,9 @@ class X0xError extends Error {
 }
 
 /**
- * A task-list operation refused because of the task's state:
- * X0X_ERR_TASK_DONE, X0X_ERR_TASK_NOT_CLAIMED or
- * X0X_ERR_TASK_CLAIMED_BY_OTHER.
+ * A task-list operation refused because of the task's state or the
+ * agent's rights: X0X_ERR_TASK_DONE, X0X_ERR_TASK_NOT_CLAIMED,
+ * X0X_ERR_TASK_CLAIMED_BY_OTHER or X0X_ERR_NOT_WRITER.
  */
 class X0xTaskError extends X0xError {
   constructor(code, status, message) {
@@ -52,7 +53,7 @@ class X0xTaskError extends X0xError {
   }
 }
 
-const TASK_CODES = new Set(['X0X_ERR_TASK_DONE', 'X0X_ERR_TASK_NOT_CLAIMED', 'X0X_ERR_TASK_CLAIMED_BY_OTHER']);
+const TASK_CODES = new Set(['X0X_ERR_TASK_DONE', 'X0X_ERR_TASK_NOT_CLAIMED', 'X0X_ERR_TASK_CLAIMED_BY_OTHER', 'X0X_ERR_NOT_WRITER']);
 
 const NAMES = new Map(Object.entries(Status).map(([k, v]) => [v, k]));
 

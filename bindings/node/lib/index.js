@@ -40,7 +40,7 @@ const EventKind = Object.freeze({
 const NAT_TYPES = ['unknown', 'none', 'endpoint-independent', 'endpoint-dependent'];
 
 /** Task operations reported by 'taskUpdated', indexed by x0x_task_op. */
-const TASK_OPS = [undefined, 'added', 'updated', 'claimed', 'completed', 'reopened', 'moved', 'removed'];
+const TASK_OPS = [undefined, 'added', 'updated', 'claimed', 'completed', 'reopened', 'moved', 'removed', 'access'];
 
 const kToken = Symbol('x0x.constructor');
 const kNative = Symbol('x0x.native');
@@ -497,6 +497,9 @@ function parseSnapshot(json) {
   return {
     id: s.id,
     name: s.name,
+    creator: s.creator ?? null,
+    writers: s.writers || [],
+    open: !!s.open,
     tasks: (s.tasks || []).map((t) => ({
       id: t.id,
       title: t.title,
@@ -583,6 +586,21 @@ class TaskList extends EventEmitter {
 
   /** Reopens a task (claimed or done -> empty). */
   async reopenTask(taskId) { return native.tasklist('reopen', this.#h(), checkId(taskId, 'taskId')); }
+
+  /**
+   * Lets agentId (hex) write to the list. Only the list's creator may;
+   * others reject with X0xTaskError X0X_ERR_NOT_WRITER.
+   */
+  async addWriter(agentId) { return native.tasklist('addWriter', this.#h(), checkId(agentId, 'agentId')); }
+
+  /** Revokes agentId's write access (creator only). */
+  async removeWriter(agentId) { return native.tasklist('removeWriter', this.#h(), checkId(agentId, 'agentId')); }
+
+  /** Lets every agent write (true) or only the creator and its writers (creator only). */
+  async setOpen(open) {
+    if (typeof open !== 'boolean') throw new TypeError(`open must be a boolean, got ${typeName(open)}`);
+    return native.tasklist('setOpen', this.#h(), open);
+  }
 
   /** Removes a task (a concurrent edit elsewhere keeps it: add wins). */
   async removeTask(taskId) { return native.tasklist('remove', this.#h(), checkId(taskId, 'taskId')); }

@@ -38,6 +38,9 @@ typedef enum op {
     OP_TL_MOVE,
     OP_TL_REMOVE,
     OP_TL_SNAPSHOT,
+    OP_TL_ADD_WRITER,
+    OP_TL_REMOVE_WRITER,
+    OP_TL_SET_OPEN,
 } op_t;
 
 /* Agent configuration: string options in order, plus secrets. */
@@ -271,6 +274,18 @@ static void execute(napi_env env, void *data) {
     case OP_TL_SNAPSHOT:
         NEED(x0x_tasklist_snapshot);
         st = x0x_tasklist_snapshot(j->handle, &j->out_str);
+        break;
+    case OP_TL_ADD_WRITER:
+        NEED(x0x_tasklist_add_writer);
+        st = x0x_tasklist_add_writer(j->handle, j->id);
+        break;
+    case OP_TL_REMOVE_WRITER:
+        NEED(x0x_tasklist_remove_writer);
+        st = x0x_tasklist_remove_writer(j->handle, j->id);
+        break;
+    case OP_TL_SET_OPEN:
+        NEED(x0x_tasklist_set_open);
+        st = x0x_tasklist_set_open(j->handle, (int)j->count);
         break;
     }
     set_err(j, st);
@@ -879,13 +894,15 @@ static const struct {
     {"create", OP_TL_CREATE}, {"join", OP_TL_JOIN},         {"leave", OP_TL_LEAVE},       {"add", OP_TL_ADD},
     {"update", OP_TL_UPDATE}, {"claim", OP_TL_CLAIM},       {"complete", OP_TL_COMPLETE}, {"reopen", OP_TL_REOPEN},
     {"move", OP_TL_MOVE},     {"remove", OP_TL_REMOVE},     {"snapshot", OP_TL_SNAPSHOT},
+    {"addWriter", OP_TL_ADD_WRITER}, {"removeWriter", OP_TL_REMOVE_WRITER}, {"setOpen", OP_TL_SET_OPEN},
 };
 
 /* tasklist(op, target, a, b) -> Promise. target is the agent external for
  * "create" (a = name) and "join" (a = list ID), else the list handle
  * (BigInt). "add": a = title, b = description|undefined; "update": a =
  * task ID, b = [field, value]; "move": a = task ID, b = after ID|null;
- * "claim"/"complete"/"reopen"/"remove": a = task ID. */
+ * "claim"/"complete"/"reopen"/"remove": a = task ID; "addWriter"/
+ * "removeWriter": a = agent ID; "setOpen": a = boolean. */
 napi_value xn_async_tasklist(napi_env env, napi_callback_info info) {
     napi_value argv[4] = {NULL, NULL, NULL, NULL}, early;
     char name[16];
@@ -968,6 +985,19 @@ napi_value xn_async_tasklist(napi_env env, napi_callback_info info) {
     case OP_TL_REMOVE:
         ok = argv[2] != NULL && xn_get_id(env, argv[2], "taskId", j->id);
         break;
+    case OP_TL_ADD_WRITER:
+    case OP_TL_REMOVE_WRITER:
+        ok = argv[2] != NULL && xn_get_id(env, argv[2], "agentId", j->id);
+        break;
+    case OP_TL_SET_OPEN: {
+        bool open = false;
+        if (argv[2] == NULL || napi_get_value_bool(env, argv[2], &open) != napi_ok) {
+            (void)napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "open must be a boolean");
+            ok = 0;
+        }
+        j->count = open ? 1 : 0;
+        break;
+    }
     default:
         break;
     }

@@ -44,6 +44,9 @@
 #pragma weak x0x_tasklist_move
 #pragma weak x0x_tasklist_remove
 #pragma weak x0x_tasklist_snapshot
+#pragma weak x0x_tasklist_add_writer
+#pragma weak x0x_tasklist_remove_writer
+#pragma weak x0x_tasklist_set_open
 
 /* Pseudo status (never returned by the library): the linked libx0x lacks
  * the function. Reported to JS as code "X0X_ERR_UNSUPPORTED". */

@@ -119,6 +119,20 @@ test('two agents: replication, claims by others, concurrent claims', { skip }, a
   let snap = await until(lb, (s) => s.tasks.some((x) => x.id === t1));
   assert.equal(snap.tasks[0].title, 'write report');
 
+  // Only the creator writes until it grants B.
+  assert.equal(snap.creator, a.agentId);
+  assert.deepEqual(snap.writers, []);
+  assert.equal(snap.open, false);
+  const notWriter = (e) => e instanceof x0x.X0xTaskError && e.code === 'X0X_ERR_NOT_WRITER';
+  await assert.rejects(lb.claimTask(t1), notWriter);
+  await assert.rejects(lb.addWriter(b.agentId), notWriter);
+  await assert.rejects(lb.setOpen(true), notWriter);
+  await assert.rejects(la.setOpen('yes'), TypeError);
+  const granted = nextEvent(lb, 'taskUpdated', (e) => e.op === 'access' && !e.local, 20000);
+  await la.addWriter(b.agentId);
+  await granted;
+  snap = await until(lb, (s) => s.writers.includes(b.agentId));
+
   // B claims; A sees the claim and cannot complete B's task.
   await lb.claimTask(t1);
   await until(la, (s) => s.tasks[0].state === 'claimed' && s.tasks[0].claimant === b.agentId);

@@ -121,6 +121,25 @@ async def test_two_agents_share_a_list(tmp_path: Path) -> None:
             return any(t.id == t1 for t in await lb.list_tasks())
 
         await wait_for(b_has_task, "b to catch up")
+        # Only the creator writes until it grants b.
+        snap = await lb.snapshot()
+        assert (snap.creator, snap.writers, snap.open) == (a.agent_id, (), False)
+        with pytest.raises(x0x.NotWriter):
+            await lb.claim_task(t1)
+        with pytest.raises(x0x.NotWriter):
+            await lb.add_writer(b.agent_id)
+        with pytest.raises(x0x.NotWriter):
+            await lb.set_open(True)
+        with pytest.raises(TypeError):
+            await la.set_open(1)  # type: ignore[arg-type]
+        await la.add_writer(b.agent_id)
+        ch = await next_of(remote, x0x.TaskChanged, lambda c: c.op is x0x.TaskOp.ACCESS_CHANGED)
+        assert ch.agent == a.agent_id and ch.local is False
+
+        async def b_is_writer() -> bool:
+            return b.agent_id in (await lb.snapshot()).writers
+
+        await wait_for(b_is_writer, "b to see its grant")
         await lb.claim_task(t1)
 
         async def a_sees_claim() -> bool:

@@ -47,7 +47,7 @@ DEFAULT_EVENT_QUEUE = 1024
 MAX_EVENT_QUEUE = 65536
 MAX_INJECT_PAYLOAD = 65536
 ABI_MAJOR = 0
-ABI_MINOR = 3
+ABI_MINOR = 4
 
 SONAME = "libx0x.so.0"
 
@@ -135,6 +135,9 @@ _PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
     "x0x_tasklist_move": (c_int, [c_uint64, c_char_p, c_char_p]),
     "x0x_tasklist_remove": (c_int, [c_uint64, c_char_p]),
     "x0x_tasklist_snapshot": (c_int, [c_uint64, _charpp]),
+    "x0x_tasklist_add_writer": (c_int, [c_uint64, c_char_p]),
+    "x0x_tasklist_remove_writer": (c_int, [c_uint64, c_char_p]),
+    "x0x_tasklist_set_open": (c_int, [c_uint64, c_int]),
     "x0x_debug_inject_events": (c_int, [c_uint64, c_uint32, c_size_t]),
     "x0x_events_fd": (c_int, [c_uint64, POINTER(c_int)]),
     "x0x_events_drain": (c_int, [c_uint64, POINTER(CEvent), c_size_t, _sizep]),

@@ -28,6 +28,7 @@ __all__ = [
     "TaskDone",
     "TaskNotClaimed",
     "TaskClaimedByOther",
+    "NotWriter",
     "OtherError",
     "Unsupported",
     "error_for_status",
@@ -178,6 +179,15 @@ class TaskClaimedByOther(X0xError):
     STATUS = "X0X_ERR_TASK_CLAIMED_BY_OTHER"
 
 
+class NotWriter(X0xError):
+    """This agent may not write to the task list (not granted by its creator and
+    the list is not open, or the list's creation has not arrived yet), or may not
+    change its writers (only the creator can)."""
+
+    CODE = 18
+    STATUS = "X0X_ERR_NOT_WRITER"
+
+
 class OtherError(X0xError):
     """An error the library could not classify more precisely."""
 
@@ -212,6 +222,7 @@ _BY_CODE: dict[int, type[X0xError]] = {
         TaskDone,
         TaskNotClaimed,
         TaskClaimedByOther,
+        NotWriter,
         OtherError,
     )
 }

@@ -60,6 +60,7 @@ class TaskOp(enum.IntEnum):
     REOPENED = 5
     MOVED = 6
     REMOVED = 7
+    ACCESS_CHANGED = 8
 
 
 @dataclass(slots=True)

@@ -63,6 +63,9 @@ class TaskListSnapshot:
     id: str
     name: str
     tasks: tuple[Task, ...]
+    creator: str | None = None  # the list's creator, None until its creation arrived
+    writers: tuple[str, ...] = ()  # agents the creator granted write access
+    open: bool = False  # every agent may write
 
 
 class TaskChanges(Stream[TaskChanged]):
@@ -194,6 +197,25 @@ class TaskList:
         """Reopens a claimed or done task (back to EMPTY). Raises :class:`x0x.NotFound`."""
         tid = _util.id_bytes(task_id, "task_id")
         await self._run("reopen_task", lambda h: check(lib.x0x_tasklist_reopen(h, tid)))
+
+    async def add_writer(self, agent_id: str | bytes) -> None:
+        """Lets ``agent_id`` write to the list. Only the list's creator may call it;
+        others get :class:`x0x.NotWriter` (as does every write by an agent that
+        was not granted access to a list that is not open)."""
+        aid = _util.id_bytes(agent_id, "agent_id")
+        await self._run("add_writer", lambda h: check(lib.x0x_tasklist_add_writer(h, aid)))
+
+    async def remove_writer(self, agent_id: str | bytes) -> None:
+        """Revokes ``agent_id``'s write access (creator only; :class:`x0x.NotWriter`)."""
+        aid = _util.id_bytes(agent_id, "agent_id")
+        await self._run("remove_writer", lambda h: check(lib.x0x_tasklist_remove_writer(h, aid)))
+
+    async def set_open(self, open_to_all: bool) -> None:
+        """Lets every agent write (True) or only the creator and its writers (creator only)."""
+        if not isinstance(open_to_all, bool):
+            raise TypeError(f"open_to_all must be a bool, got {type(open_to_all).__name__}")
+        flag = 1 if open_to_all else 0
+        await self._run("set_open", lambda h: check(lib.x0x_tasklist_set_open(h, flag)))
 
     async def remove_task(self, task_id: str | bytes) -> None:
         """Removes a task (a concurrent edit by another agent keeps it). Raises :class:`x0x.NotFound`."""
@@ -372,7 +394,14 @@ def parse_snapshot(text: str) -> TaskListSnapshot:
             )
             for t in doc["tasks"] or ()
         )
-        return TaskListSnapshot(id=str(doc["id"]), name=str(doc["name"]), tasks=tasks)
+        return TaskListSnapshot(
+            id=str(doc["id"]),
+            name=str(doc["name"]),
+            tasks=tasks,
+            creator=_opt_hex(doc.get("creator"), "creator"),
+            writers=tuple(str(w) for w in (doc.get("writers") or ())),
+            open=bool(doc.get("open", False)),
+        )
     except OtherError:
         raise
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
