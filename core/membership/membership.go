@@ -387,6 +387,16 @@ func (m *Membership) Stats() Stats {
 	return m.stats
 }
 
+// Protected reports whether this node relies on its connection to peer:
+// an active-view neighbour, a peer asked to become one, or a peer another
+// layer holds. The agent's connection eviction policy spares these.
+func (m *Membership) Protected(peer identity.PeerID) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, pending := m.pendingNb[peer]
+	return pending || m.holds[peer] > 0 || indexOf(m.active, peer) >= 0
+}
+
 // Hold keeps the connection to peer open even when it is not in the active
 // view, until a matching Release. Holds are counted.
 func (m *Membership) Hold(peer identity.PeerID) {
@@ -515,7 +525,9 @@ func (m *Membership) send(to identity.PeerID, msg *Message) {
 		return
 	}
 	m.stats.Sent++
-	if c := m.conns[to]; c != nil {
+	// An answer to someone else's probe is not a use of the connection: a
+	// stranger pinging us must not keep its slot alive (sweep).
+	if c := m.conns[to]; c != nil && msg.Kind != kindAck {
 		c.lastUsed = m.cfg.Clock.Now()
 	}
 }
@@ -686,8 +698,14 @@ func (m *Membership) onFrame(from identity.PeerID, b []byte) {
 			return
 		}
 		m.stats.Received++
-		m.noteConn(from, "")
-		m.conns[from].lastHeard = m.cfg.Clock.Now()
+		// Hearing from a peer does not renew its connection (only this
+		// node's own use does), or anyone could hold a slot by talking.
+		c := m.conns[from]
+		if c == nil {
+			c = &connInfo{lastUsed: m.cfg.Clock.Now()}
+			m.conns[from] = c
+		}
+		c.lastHeard = m.cfg.Clock.Now()
 		m.handle(from, msg)
 	})
 }

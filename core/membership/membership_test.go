@@ -399,3 +399,38 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// Connection-table squatting (issue 10, attack 5), on the simulator: a
+// stranger that connects and keeps pinging, without being anyone's
+// neighbour, loses its connection after the idle grace; the overlay's own
+// connections stay.
+func TestTalkativeStrangerIsDisconnected(t *testing.T) {
+	c := newCluster(t, 6, sim.Config{Seed: 3})
+	defer c.close()
+	c.w.Clock.RunFor(5 * time.Second)
+	stranger, err := c.w.AddNode(testID(99, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim := c.nodes[0]
+	if err := stranger.Connect(context.Background(), victim.LocalID(), victim.LocalAddr()); err != nil {
+		t.Fatal(err)
+	}
+	acks := 0
+	stranger.Handle(transport.ClassMembership, func(identity.PeerID, []byte) { acks++ })
+	var seq uint64
+	for range 60 { // a ping every 500 ms for 30 s
+		seq++
+		_ = stranger.Send(victim.LocalID(), transport.ClassMembership, transport.PriorityControl, mustEncode(t, &Message{Kind: kindPing, Seq: seq}))
+		c.w.Clock.RunFor(500 * time.Millisecond)
+	}
+	if acks == 0 {
+		t.Fatal("the victim never answered: the test does not exercise the attack")
+	}
+	if slices.Contains(victim.Peers(), stranger.LocalID()) {
+		t.Fatalf("the stranger still holds its connection after 30 s of pings (%d acks)", acks)
+	}
+	if err := c.checkViews(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -33,6 +33,7 @@ const (
 	DefaultMaxConnsPerIP    = 64
 	DefaultMaxPendingPerIP  = 32
 	DefaultMaxPendingDials  = 64
+	DefaultEvictMinAge      = 10 * time.Second
 
 	// HardMaxFrameSize is the largest MaxFrameSize a Config may set.
 	HardMaxFrameSize = 16 << 20
@@ -98,6 +99,10 @@ type Config struct {
 	// ConnectionsRefused.
 	MaxConnsPerIP   int
 	MaxPendingPerIP int
+	// EvictMinAge is how long an inbound connection must have been
+	// established before the eviction policy (SetEvictionPolicy) may close
+	// it to make room for a newcomer (default 10 s).
+	EvictMinAge time.Duration
 	// MaxPendingDials caps outbound dials in flight (default 64), so that
 	// peers who make this node dial (overlay joins, punches) cannot hold
 	// unbounded handshakes; further dials fail at once with ErrDialLimit.
@@ -197,6 +202,7 @@ func (c *Config) fill() {
 	setDur(&c.ReconnectMax, DefaultReconnectMax)
 	setDur(&c.RedialCooldown, DefaultRedialCooldown)
 	setDur(&c.FrameTimeout, DefaultFrameTimeout)
+	setDur(&c.EvictMinAge, DefaultEvictMinAge)
 	c.Relay.fill()
 	if c.Clock == nil {
 		c.Clock = clock.Real()

@@ -111,8 +111,10 @@ type conn struct {
 	// Guarded by n.mu.
 	agents     map[identity.AgentID]*remoteAgent
 	registered bool
-	silent     bool  // superseded by a dedup swap: no PeerDisconnected
-	prev       *conn // previous connection to the same peer (event ordering)
+	regAt      time.Time // when registered (set under n.mu)
+	evicted    bool      // closed by the eviction policy (under n.mu)
+	silent     bool      // superseded by a dedup swap: no PeerDisconnected
+	prev       *conn     // previous connection to the same peer (event ordering)
 
 	upDone     chan struct{} // closed once PeerConnected is emitted (or inherited)
 	downDone   chan struct{} // closed once PeerDisconnected is emitted (or skipped)

@@ -5,8 +5,12 @@ import (
 	"errors"
 	"net"
 	"runtime"
+	"slices"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/saorsa-labs/x0x-go/core/identity"
 )
 
 // heapInUse returns the live heap after a collection.
@@ -202,4 +206,74 @@ func silentAddr(t *testing.T, _ int) string {
 	}
 	t.Cleanup(func() { c.Close() })
 	return c.LocalAddr().String()
+}
+
+// Eviction (issue 10, attack 5): with a policy, a full table admits each
+// newcomer in place of a distinct established inbound peer (a connection
+// being evicted is never picked twice, so the table does not grow past
+// its bound for long); a policy that declines refuses the newcomer.
+func TestEvictionPolicyAdmitsNewcomers(t *testing.T) {
+	cfg := testConfig(testKey("evict", 0))
+	cfg.MaxConnections = 3
+	cfg.EvictMinAge = 50 * time.Millisecond
+	n := startNode(t, cfg)
+	var mu sync.Mutex
+	var offered [][]identity.PeerID
+	spared := map[identity.PeerID]bool{}
+	n.SetEvictionPolicy(func(c []identity.PeerID) (identity.PeerID, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		offered = append(offered, slices.Clone(c))
+		for _, p := range c {
+			if !spared[p] {
+				return p, true
+			}
+		}
+		return identity.PeerID{}, false
+	})
+	dial := func(i int) (*testNode, error) {
+		d := startNode(t, testConfig(testKey("evict", i)))
+		return d, d.Connect(context.Background(), n.LocalID(), n.LocalAddr())
+	}
+	var first []*testNode
+	for i := 1; i <= 3; i++ {
+		d, err := dial(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first = append(first, d)
+	}
+	spare := first[0].LocalID()
+	mu.Lock()
+	spared[spare] = true // the policy keeps this one
+	mu.Unlock()
+	time.Sleep(100 * time.Millisecond)
+	for i := 4; i <= 5; i++ {
+		d, err := dial(i)
+		if err != nil {
+			t.Fatalf("newcomer %d refused: %v", i, err)
+		}
+		mu.Lock()
+		spared[d.LocalID()] = true
+		mu.Unlock()
+	}
+	waitFor(t, "evicted connections to close", func() bool {
+		return !n.IsConnected(first[1].LocalID()) && !n.IsConnected(first[2].LocalID())
+	})
+	if !n.IsConnected(spare) {
+		t.Fatal("the spared peer was evicted")
+	}
+	if st := n.Stats(); st.Evicted != 2 || st.ConnectionsOpen > cfg.MaxConnections {
+		t.Fatalf("evicted %d, %d open", st.Evicted, st.ConnectionsOpen)
+	}
+	// The policy spares everyone left: it declines, the newcomer is refused.
+	time.Sleep(100 * time.Millisecond)
+	if _, err := dial(6); err == nil {
+		t.Fatal("a newcomer was admitted though the policy declined")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(offered) < 3 {
+		t.Fatalf("policy consulted %d times", len(offered))
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -78,6 +79,8 @@ type Node struct {
 	extAddrs     map[string]struct{}
 	extOrder     []string
 	relayDials   map[RelayAddr]context.CancelCauseFunc // relayed dials in flight
+	evictPick    func([]identity.PeerID) (identity.PeerID, bool)
+	nEvicting    int // evicted connections still closing
 	// Inbound connections per source IP: all of them, and those still
 	// authenticating (relayed connections are not counted: they have no IP).
 	ipConns   map[netip.Addr]int
@@ -515,7 +518,7 @@ func (n *Node) openConn(ctx context.Context, expected identity.PeerID, tr *quic.
 		n.mu.Unlock()
 		return nil, ErrClosed
 	}
-	if len(n.conns) >= n.cfg.MaxConnections {
+	if len(n.conns)-n.nEvicting >= n.cfg.MaxConnections {
 		n.mu.Unlock()
 		return nil, ErrConnLimit
 	}
@@ -578,6 +581,9 @@ func (n *Node) forgetConnLocked(c *conn) {
 		return
 	}
 	delete(n.conns, c)
+	if c.evicted {
+		n.nEvicting--
+	}
 	if c.inboundIP.IsValid() {
 		n.ipConns[c.inboundIP]--
 		if n.ipConns[c.inboundIP] <= 0 {
@@ -611,8 +617,8 @@ func (n *Node) acceptLoop(ln *quic.Listener) {
 			return
 		}
 		ip := remoteIP(qc.RemoteAddr())
-		if len(n.conns) >= n.cfg.MaxConnections ||
-			(ip.IsValid() && (n.ipConns[ip] >= n.cfg.MaxConnsPerIP || n.ipPending[ip] >= n.cfg.MaxPendingPerIP)) {
+		perIP := ip.IsValid() && (n.ipConns[ip] >= n.cfg.MaxConnsPerIP || n.ipPending[ip] >= n.cfg.MaxPendingPerIP)
+		if perIP || (len(n.conns)-n.nEvicting >= n.cfg.MaxConnections && !n.evictForNewcomer()) {
 			n.mu.Unlock()
 			n.stats.connsRefused.Add(1)
 			_ = qc.CloseWithError(codeConnLimit, "connection limit reached")
@@ -630,6 +636,68 @@ func (n *Node) acceptLoop(ln *quic.Listener) {
 		n.stats.inboundAccepted.Add(1)
 		go n.serveInbound(c)
 	}
+}
+
+// SetEvictionPolicy installs pick, consulted when an inbound connection
+// finds MaxConnections reached: candidates are the peers of established
+// inbound direct connections older than EvictMinAge, longest established
+// first, and pick returns the one to close to admit the newcomer (ok
+// false: refuse the newcomer). pick runs on the accept goroutine, so it
+// must not block; it should keep the connections the upper layers rely
+// on (the x0x agent keeps overlay neighbours and held peers). Without a
+// policy a full table refuses newcomers.
+func (n *Node) SetEvictionPolicy(pick func(candidates []identity.PeerID) (identity.PeerID, bool)) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.evictPick = pick
+}
+
+// evictionCandidatesLocked lists the peers of established inbound direct
+// connections older than EvictMinAge, not already being evicted, longest
+// established first; n.mu held.
+func (n *Node) evictionCandidatesLocked() []identity.PeerID {
+	now := n.clk.Now()
+	var cands []*conn
+	for c := range n.conns {
+		if c.role == roleListener && c.registered && !c.evicted && !c.relayed() && n.peers[c.peer] == c && now.Sub(c.regAt) >= n.cfg.EvictMinAge {
+			cands = append(cands, c)
+		}
+	}
+	slices.SortFunc(cands, func(a, b *conn) int { return a.regAt.Compare(b.regAt) })
+	ids := make([]identity.PeerID, len(cands))
+	for i, c := range cands {
+		ids[i] = c.peer
+	}
+	return ids
+}
+
+// evictForNewcomer asks the eviction policy for a connection to close so
+// that an inbound newcomer can take its slot, and closes it. It is called
+// with n.mu held and returns with it held, releasing it while the policy
+// runs. It reports whether a connection was evicted (its slot frees when
+// it has closed; until then the table may exceed MaxConnections by the
+// connections closing, which are never picked twice).
+func (n *Node) evictForNewcomer() bool {
+	pick := n.evictPick
+	if pick == nil {
+		return false
+	}
+	cands := n.evictionCandidatesLocked()
+	if len(cands) == 0 {
+		return false
+	}
+	n.mu.Unlock()
+	victim, ok := pick(cands)
+	n.mu.Lock()
+	c := n.peers[victim]
+	if !ok || n.closed || c == nil || !slices.Contains(cands, victim) || c.evicted || c.role != roleListener {
+		return false
+	}
+	c.evicted = true
+	n.nEvicting++
+	n.stats.evicted.Add(1)
+	go c.fail(codeConnLimit, errors.New("transport: evicted to admit a newcomer"))
+	return true
 }
 
 // serveInbound authenticates and runs an accepted connection.
@@ -775,6 +843,7 @@ func (n *Node) register(c *conn) (retired bool, err error) {
 		return true, nil
 	}
 	c.registered = true
+	c.regAt = n.clk.Now()
 	c.prev = n.tail[c.peer]
 	var oldAgents []identity.AgentID
 	if old != nil {

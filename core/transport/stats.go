@@ -26,6 +26,7 @@ type Stats struct {
 	PeersConnected     int    // authenticated peers
 	InboundAccepted    uint64 // inbound QUIC connections accepted for authentication
 	ConnectionsRefused uint64 // inbound refused by MaxConnections, MaxConnsPerIP or MaxPendingPerIP
+	Evicted            uint64 // inbound connections closed by the eviction policy to admit a newcomer
 	DialsOK            uint64 // outbound dials that authenticated
 	DialsFailed        uint64 // outbound dials that failed (ConnectionFailed events)
 	DialsRefused       uint64 // outbound dials refused by MaxPendingDials
@@ -68,6 +69,7 @@ type classCounters struct {
 // counters holds the node's live counters.
 type counters struct {
 	inboundAccepted, connsRefused  atomic.Uint64
+	evicted                        atomic.Uint64
 	dialsOK, dialsFailed           atomic.Uint64
 	dialsRefused                   atomic.Uint64
 	authFailures, tlsRefused       atomic.Uint64
@@ -89,6 +91,7 @@ func (n *Node) Stats() Stats {
 	s := Stats{
 		InboundAccepted:    c.inboundAccepted.Load(),
 		ConnectionsRefused: c.connsRefused.Load(),
+		Evicted:            c.evicted.Load(),
 		DialsOK:            c.dialsOK.Load(),
 		DialsFailed:        c.dialsFailed.Load(),
 		DialsRefused:       c.dialsRefused.Load(),

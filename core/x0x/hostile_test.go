@@ -371,3 +371,58 @@ func randomBytes(t *testing.T, n int) []byte {
 	}
 	return b
 }
+
+// Connection-table exhaustion (issue 10, attack 5), over QUIC: strangers
+// fill a node's connection table; an honest newcomer is still admitted,
+// in place of the longest established stranger, and the node's overlay
+// neighbour keeps its connection.
+func TestFullTableAdmitsNewcomers(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const table = 8
+	victim, err := NewBuilder().WithDataDir(t.TempDir()).WithKDF(cheapKDF).
+		WithTransportConfig(func(c *transport.Config) {
+			c.MaxConnections = table
+			c.EvictMinAge = 300 * time.Millisecond
+		}).Build(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { victim.Close() })
+	join := func() *Agent {
+		a, err := NewBuilder().WithDataDir(t.TempDir()).WithKDF(cheapKDF).
+			WithBootstrap(fmt.Sprintf("%s@%s", victim.MachineID(), victim.Addr())).Build(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { a.Close() })
+		if err := a.JoinNetwork(ctx); err != nil {
+			t.Fatalf("join: %v", err)
+		}
+		return a
+	}
+	neighbour := join()
+	for range table - 1 {
+		stranger(t, ctx, victim)
+	}
+	if got := victim.node.Stats().ConnectionsOpen; got < table {
+		t.Fatalf("%d connections open, want a full table of %d", got, table)
+	}
+	time.Sleep(500 * time.Millisecond) // older than EvictMinAge
+	newcomer := join()
+	deadline := time.Now().Add(5 * time.Second)
+	for !victim.node.IsConnected(newcomer.MachineID()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the newcomer is not connected: %+v (newcomer sees victim: %v)", victim.node.Stats(), newcomer.node.IsConnected(victim.MachineID()))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	st := victim.node.Stats()
+	if st.Evicted == 0 {
+		t.Fatalf("nothing evicted: %+v", st)
+	}
+	if !victim.node.IsConnected(neighbour.MachineID()) {
+		t.Fatal("the overlay neighbour was evicted")
+	}
+	t.Logf("evicted %d, refused %d", st.Evicted, st.ConnectionsRefused)
+}

@@ -136,6 +136,17 @@ func (a *Agent) startOverlay(clk clock.Clock, rnd io.Reader) error {
 		return fmt.Errorf("x0x: start overlay: %w", err)
 	}
 	a.overlay = ov
+	// A full connection table admits a newcomer in place of the longest
+	// established inbound peer the overlay does not rely on (issue 10,
+	// attack 5): strangers cannot keep honest newcomers out.
+	a.node.SetEvictionPolicy(func(cands []PeerID) (PeerID, bool) {
+		for _, p := range cands {
+			if !ov.Members.Protected(p) {
+				return p, true
+			}
+		}
+		return PeerID{}, false
+	})
 	a.subs = make(map[*Subscription]struct{})
 	ov.WatchTopics(a.onTopicEvent)
 	a.node.Handle(transport.ClassBulk, a.onBulk)
