@@ -32,6 +32,7 @@ import (
 
 	"github.com/saorsa-labs/x0x-go/core/clock"
 	"github.com/saorsa-labs/x0x-go/core/identity"
+	"github.com/saorsa-labs/x0x-go/core/internal/ratelimit"
 	"github.com/saorsa-labs/x0x-go/core/membership"
 	"github.com/saorsa-labs/x0x-go/core/transport"
 )
@@ -57,6 +58,17 @@ type Config struct {
 	DedupMax      int           // dedup cache bound (1<<20)
 	ReplayBytes   int           // byte budget of the per-origin replay windows (64 MiB), LRU-evicted
 	SubBuffer     int           // subscription channel capacity (1024)
+	StoreBytes    int           // payload bytes kept per topic for GRAFT / anti-entropy (64 MiB), oldest evicted first
+
+	// Flood control (see flood.go): frames and bytes per connected peer,
+	// messages per origin. Frames or messages over a rate are dropped and
+	// counted (Stats.RateLimited).
+	PeerFrameRate  float64 // frames per second per peer (2,000)
+	PeerFrameBurst int     // (4,000)
+	PeerByteRate   float64 // bytes per second per peer (16 MiB)
+	PeerByteBurst  int     // (64 MiB)
+	OriginRate     float64 // messages per second per origin (1,000)
+	OriginBurst    int     // (2,000)
 }
 
 func (c Config) withDefaults() Config {
@@ -74,8 +86,21 @@ func (c Config) withDefaults() Config {
 	defaults.Positive(&c.DedupMax, 1<<20)
 	defaults.Positive(&c.ReplayBytes, 64<<20)
 	defaults.Positive(&c.SubBuffer, 1024)
+	defaults.Positive(&c.StoreBytes, 64<<20)
+	defaults.Positive(&c.PeerFrameRate, 2000)
+	defaults.Positive(&c.PeerFrameBurst, 4000)
+	defaults.Positive(&c.PeerByteRate, 16<<20)
+	defaults.Positive(&c.PeerByteBurst, 64<<20)
+	defaults.Positive(&c.OriginRate, DefaultOriginRate)
+	defaults.Positive(&c.OriginBurst, DefaultOriginBurst)
 	return c
 }
+
+// Default per-origin message rate limits (Config.OriginRate, OriginBurst).
+const (
+	DefaultOriginRate  = 1000
+	DefaultOriginBurst = 2000
+)
 
 // Delivery is one message handed to a subscriber. Payload is owned by the
 // receiver (each delivery has its own copy only if the caller copies it:
@@ -133,6 +158,9 @@ type Stats struct {
 	WalksStarted       uint64
 	WalksForwarded     uint64 // verified walks passed on towards a subscriber
 	DropMissingFull    uint64 // IHAVE entries ignored because too many IDs were already awaited
+	RateLimited        uint64 // frames over a peer's rate, or messages over their origin's rate (dropped)
+	PeersScoredOut     uint64 // peers disconnected because most of their recent messages were invalid
+	StoreEvicted       uint64 // stored messages evicted early by the per-topic byte budget
 }
 
 // Errors returned by the API.
@@ -160,6 +188,7 @@ type topic struct {
 	subs    []*Subscription
 	store   map[MsgID]*stored
 	order   []MsgID
+	storeB  int // payload bytes in store
 	missing map[MsgID]*missing
 	lazyQ   map[identity.PeerID][]MsgID
 	// Per eager peer: first copies and duplicates it delivered recently
@@ -219,6 +248,10 @@ type PubSub struct {
 	watchers []func(Event)
 	post     []func()
 	stats    Stats
+
+	scores         map[identity.PeerID]*peerScore
+	origins        map[identity.AgentID]ratelimit.Bucket
+	originOverflow ratelimit.Bucket
 }
 
 // New creates the pub/sub engine over net and mem (which must use the same
@@ -233,22 +266,29 @@ func New(net transport.Network, mem *membership.Membership, cfg Config) (*PubSub
 		return nil, fmt.Errorf("pubsub: reading seed: %w", err)
 	}
 	ps := &PubSub{
-		net:      net,
-		mem:      mem,
-		cfg:      cfg,
-		self:     mem.Self(),
-		rng:      rand.New(rand.NewChaCha8(seed)),
-		topics:   make(map[TopicID]*topic),
-		nbTopics: make(map[identity.PeerID][]TopicID),
-		dedup:    newDedup(cfg.DedupTTL, cfg.DedupMax),
-		replay:   newReplayWindows(cfg.ReplayBytes),
+		net:            net,
+		mem:            mem,
+		cfg:            cfg,
+		self:           mem.Self(),
+		rng:            rand.New(rand.NewChaCha8(seed)),
+		topics:         make(map[TopicID]*topic),
+		nbTopics:       make(map[identity.PeerID][]TopicID),
+		dedup:          newDedup(cfg.DedupTTL, cfg.DedupMax),
+		replay:         newReplayWindows(cfg.ReplayBytes),
+		scores:         make(map[identity.PeerID]*peerScore),
+		origins:        make(map[identity.AgentID]ratelimit.Bucket),
+		originOverflow: ratelimit.New(cfg.Clock.Now(), float64(cfg.OriginBurst)),
 	}
 	for _, a := range mem.Active() {
 		ps.active = append(ps.active, a.ID)
 	}
 	mem.Watch(ps.onMember)
 	net.WatchPeers(ps.onPeerEvent)
-	net.Handle(transport.ClassPubSub, ps.onFrame)
+	if fs, ok := net.(FrameSource); ok {
+		fs.HandleFrames(ps.onDecoded)
+	} else {
+		net.Handle(transport.ClassPubSub, ps.onFrame)
+	}
 	ps.mu.Lock()
 	ps.every(time.Second, time.Duration(ps.rng.Int64N(int64(time.Second)))+1, ps.maintain)
 	ps.every(cfg.AEInterval, time.Duration(ps.rng.Int64N(int64(cfg.AEInterval)))+1, ps.antiEntropy)
@@ -569,6 +609,7 @@ func (ps *PubSub) onPeerEvent(ev transport.PeerEvent) {
 }
 
 func (ps *PubSub) dropPeer(p identity.PeerID) {
+	delete(ps.scores, p)
 	for _, id := range ps.order {
 		ps.removePeer(ps.topics[id], p)
 	}
@@ -578,11 +619,19 @@ func (ps *PubSub) dropPeer(p identity.PeerID) {
 
 func (ps *PubSub) onFrame(from identity.PeerID, b []byte) {
 	f, err := DecodeFrame(b)
+	ps.onDecoded(from, f, len(b), err)
+}
+
+// onDecoded handles a decoded frame of size bytes (or its decoding error).
+func (ps *PubSub) onDecoded(from identity.PeerID, f *Frame, size int, err error) {
 	ps.do(func() {
 		if err != nil {
 			// Honest peers never send undecodable frames: drop the peer.
 			ps.stats.DropMalformed++
 			ps.net.Disconnect(from)
+			return
+		}
+		if !ps.admitFrame(from, size) {
 			return
 		}
 		ps.handle(from, f)
@@ -732,7 +781,10 @@ func (ps *PubSub) accept(from identity.PeerID, id MsgID, hb []byte, msg *Signed,
 			// frames. (Walks are not put in the dedup cache: a walk that
 			// cycles back through a node must go on, or sparse topics lose
 			// messages under churn.)
-			if err := ps.validate(id, hb, msg); err != nil {
+			if err := ps.validate(from, id, hb, msg); err != nil {
+				return false
+			}
+			if !ps.admitOrigin(msg.Header.Origin) {
 				return false
 			}
 			ps.stats.WalksForwarded++
@@ -743,7 +795,10 @@ func (ps *PubSub) accept(from identity.PeerID, id MsgID, hb []byte, msg *Signed,
 		return false
 	}
 	if !local {
-		if err := ps.validate(id, hb, msg); err != nil {
+		if err := ps.validate(from, id, hb, msg); err != nil {
+			return false
+		}
+		if !ps.admitOrigin(msg.Header.Origin) {
 			return false
 		}
 	}
@@ -789,10 +844,14 @@ func (ps *PubSub) accept(from identity.PeerID, id MsgID, hb []byte, msg *Signed,
 }
 
 // validate checks payload hash, timestamp, origin signature and replay
-// window, counting the reason for any refusal.
-func (ps *PubSub) validate(id MsgID, hb []byte, msg *Signed) error {
+// window, counting the reason for any refusal and scoring from: a payload
+// that does not match its hash or a signature that does not verify is the
+// sender's fault (it must have checked before forwarding); a stale, replayed
+// or unknown-signer message may not be.
+func (ps *PubSub) validate(from identity.PeerID, id MsgID, hb []byte, msg *Signed) error {
 	if blake3.Sum256(msg.Payload) != msg.Header.PayloadHash {
 		ps.stats.DropPayloadHash++
+		ps.scoreInvalid(from)
 		return errors.New("payload hash")
 	}
 	now := ps.cfg.Clock.Now()
@@ -806,6 +865,7 @@ func (ps *PubSub) validate(id MsgID, hb []byte, msg *Signed) error {
 			ps.stats.DropUnknownSigner++
 		} else {
 			ps.stats.DropBadSignature++
+			ps.scoreInvalid(from)
 		}
 		return err
 	}
@@ -813,17 +873,34 @@ func (ps *PubSub) validate(id MsgID, hb []byte, msg *Signed) error {
 		ps.stats.DropReplay++
 		return errors.New("replay")
 	}
+	ps.scoreValid(from)
 	return nil
 }
 
 func (ps *PubSub) store(t *topic, id MsgID, msg *Signed, hops uint8) {
 	now := ps.cfg.Clock.Now()
-	for len(t.order) > 0 && (len(t.order) >= ps.cfg.StoreMax || now.Sub(t.store[t.order[0]].at) > ps.cfg.DedupTTL) {
-		delete(t.store, t.order[0])
-		t.order = t.order[1:]
+	for len(t.order) > 0 {
+		old := t.store[t.order[0]]
+		expired := len(t.order) >= ps.cfg.StoreMax || now.Sub(old.at) > ps.cfg.DedupTTL
+		overBudget := t.storeB+len(msg.Payload) > ps.cfg.StoreBytes
+		if !expired && !overBudget {
+			break
+		}
+		if !expired {
+			ps.stats.StoreEvicted++
+		}
+		t.dropOldest()
 	}
 	t.store[id] = &stored{msg: *msg, hops: hops, at: now}
 	t.order = append(t.order, id)
+	t.storeB += len(msg.Payload)
+}
+
+// dropOldest removes the oldest stored message.
+func (t *topic) dropOldest() {
+	t.storeB -= len(t.store[t.order[0]].msg.Payload)
+	delete(t.store, t.order[0])
+	t.order = t.order[1:]
 }
 
 func (ps *PubSub) deliver(t *topic, id MsgID, msg *Signed, hops uint8) {
@@ -959,6 +1036,9 @@ func (ps *PubSub) maintain() {
 	now := ps.cfg.Clock.Now()
 	ps.dedup.expire(now)
 	decay := ps.ticks%pruneDecayTicks == 0
+	if decay {
+		ps.decayScores()
+	}
 	ps.ticks++
 	for _, id := range ps.order {
 		t := ps.topics[id]
@@ -974,8 +1054,7 @@ func (ps *PubSub) maintain() {
 			}
 		}
 		for len(t.order) > 0 && now.Sub(t.store[t.order[0]].at) > ps.cfg.DedupTTL {
-			delete(t.store, t.order[0])
-			t.order = t.order[1:]
+			t.dropOldest()
 		}
 		if len(t.eager)+len(t.lazy) < ps.cfg.TopicMinPeers && len(ps.active) > 0 {
 			ps.stats.WalksStarted++

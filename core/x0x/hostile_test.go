@@ -311,19 +311,26 @@ func TestClaimedAddressesAreNotDialled(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer hsub.Unsubscribe()
+	publishUntilHeard(t, ctx, victim, hsub, "still here")
+}
+
+// publishUntilHeard publishes payload on sub's topic from `from` every
+// 300 ms until sub receives it (topic trees take a moment to form).
+func publishUntilHeard(t *testing.T, ctx context.Context, from *Agent, sub *Subscription, payload string) {
+	t.Helper()
 	for {
-		if _, err := victim.Publish(ctx, "find", []byte("still here")); err != nil {
+		if _, err := from.Publish(ctx, sub.Topic(), []byte(payload)); err != nil {
 			t.Fatal(err)
 		}
 		select {
-		case m := <-hsub.C:
-			if string(m.Payload) != "still here" {
-				t.Fatalf("got %q", m.Payload)
+		case m := <-sub.C:
+			if string(m.Payload) != payload {
+				t.Fatalf("got %q, want %q", m.Payload, payload)
 			}
 			return
-		case <-time.After(500 * time.Millisecond):
+		case <-time.After(300 * time.Millisecond):
 		case <-ctx.Done():
-			t.Fatal("the honest agent never received the victim's message")
+			t.Fatalf("%q never arrived", payload)
 		}
 	}
 }
@@ -425,4 +432,93 @@ func TestFullTableAdmitsNewcomers(t *testing.T) {
 		t.Fatal("the overlay neighbour was evicted")
 	}
 	t.Logf("evicted %d, refused %d", st.Evicted, st.ConnectionsRefused)
+}
+
+// Peer scores (issue 10, attack 9), over QUIC: a stranger sends messages
+// of a known origin with signatures that do not verify; once most of its
+// recent traffic is invalid the node disconnects it, and an honest
+// neighbour's messages still arrive.
+func TestInvalidTrafficScoresPeerOut(t *testing.T) {
+	agents := cluster(t, 2)
+	victim, neighbour := agents[0], agents[1]
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sub, err := victim.Subscribe("scored")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	attacker := stranger(t, ctx, victim)
+	bogus := make([]byte, identity.SignatureSize)
+	for i := range 40 {
+		f := signedFrame(t, "scored", victim.AgentID(), []byte(fmt.Sprint("forged ", i)), bogus, uint64(1000+i))
+		if err := attacker.Send(victim.MachineID(), transport.ClassPubSub, transport.PriorityEager, f); err != nil {
+			break // disconnected part-way: that is the point
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for attacker.IsConnected(victim.MachineID()) {
+		if time.Now().After(deadline) {
+			st, _ := victim.OverlayStats()
+			t.Fatalf("attacker still connected: %+v", st)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	st, _ := victim.OverlayStats()
+	if st.PeersScoredOut != 1 || st.DropBadSignature < 16 || st.Delivered != 0 {
+		t.Fatalf("scored out %d, bad signatures %d, delivered %d", st.PeersScoredOut, st.DropBadSignature, st.Delivered)
+	}
+	nsub, err := neighbour.Subscribe("scored")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nsub.Unsubscribe()
+	publishUntilHeard(t, ctx, neighbour, sub, "honest")
+}
+
+// Per-peer frame rate (issue 10, attack 9), over QUIC: a stranger sends
+// 8,000 small pub/sub frames as fast as it can; beyond the burst (4,000)
+// and the rate (2,000/s) they are dropped before they are handled.
+func TestPeerFrameFloodIsRateLimited(t *testing.T) {
+	agents := cluster(t, 1)
+	victim := agents[0]
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	attacker := stranger(t, ctx, victim)
+	f, err := pubsub.EncodeFrame(&pubsub.Frame{Kind: 2, Topic: pubsub.TopicIDOf("nothing"), IDs: pubsub.IDList{{1}}}) // IHAVE
+	if err != nil {
+		t.Fatal(err)
+	}
+	const frames = 8000
+	start := time.Now()
+	sent := 0
+	for sent < frames {
+		err := attacker.Send(victim.MachineID(), transport.ClassPubSub, transport.PriorityControl, f)
+		switch {
+		case err == nil:
+			sent++
+		case errors.Is(err, transport.ErrQueueFull):
+			time.Sleep(time.Millisecond)
+		default:
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st, _ := victim.OverlayStats()
+		handled := st.DropNotSubscribed + st.RateLimited
+		if handled >= frames {
+			elapsed := time.Since(start).Seconds()
+			maxHandled := 4000 + 2000*elapsed
+			t.Logf("%d frames in %.2f s: %d rate-limited, %d handled", frames, elapsed, st.RateLimited, st.DropNotSubscribed)
+			if st.RateLimited == 0 || float64(st.DropNotSubscribed) > maxHandled {
+				t.Fatalf("%d handled, bound %.0f; %d rate-limited", st.DropNotSubscribed, maxHandled, st.RateLimited)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("frames not processed: %+v", st)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

@@ -99,10 +99,12 @@ func decodeKeyMsg(b []byte) (*keyMsg, error) {
 	return &m, nil
 }
 
-// heldFrame is an inbound pub/sub frame waiting for a key.
+// heldFrame is an inbound pub/sub frame waiting for a key, decoded (f)
+// from size bytes.
 type heldFrame struct {
 	from identity.PeerID
-	b    []byte
+	f    *pubsub.Frame
+	size int
 }
 
 // pendingKey is an outstanding key fetch.
@@ -122,7 +124,7 @@ type keyService struct {
 
 	mu      sync.Mutex
 	closed  bool
-	handler transport.MessageHandler // pub/sub's handler
+	handler func(identity.PeerID, *pubsub.Frame, int, error) // pub/sub's decoded-frame handler
 	keys    map[identity.AgentID]*identity.PublicKey
 	localPK *identity.PublicKey
 	pending map[identity.AgentID]*pendingKey
@@ -157,12 +159,23 @@ func newKeyService(net transport.Network, clk clock.Clock, local *identity.Publi
 	return ks
 }
 
-// Handle records pub/sub's handler; other classes go to the node.
+// Handle registers h for a class other than pub/sub's, whose frames the
+// service decodes once and hands over through HandleFrames.
 func (ks *keyService) Handle(class transport.Class, h transport.MessageHandler) {
-	if class != transport.ClassPubSub {
-		ks.Network.Handle(class, h)
+	if class == transport.ClassPubSub {
+		ks.HandleFrames(func(from identity.PeerID, f *pubsub.Frame, size int, err error) {
+			if b, encErr := pubsub.EncodeFrame(f); err == nil && encErr == nil {
+				h(from, b)
+			}
+		})
 		return
 	}
+	ks.Network.Handle(class, h)
+}
+
+// HandleFrames implements pubsub.FrameSource: pub/sub receives the frames
+// this service decoded (and held while it fetched an origin's key).
+func (ks *keyService) HandleFrames(h func(from identity.PeerID, f *pubsub.Frame, size int, err error)) {
 	ks.mu.Lock()
 	ks.handler = h
 	ks.mu.Unlock()
@@ -208,29 +221,38 @@ func (ks *keyService) onFrame(from identity.PeerID, b []byte) {
 	ks.process(from, b)
 }
 
-// process hands b to pub/sub, or holds it if it carries a message whose
-// origin key is unknown.
+// process decodes b and hands it to pub/sub, or holds it if it carries a
+// message whose origin key is unknown.
 func (ks *keyService) process(from identity.PeerID, b []byte) {
-	origin, unknown := ks.unknownOrigin(b)
+	f, err := pubsub.DecodeFrame(b)
+	ks.processDecoded(from, f, len(b), err)
+}
+
+func (ks *keyService) processDecoded(from identity.PeerID, f *pubsub.Frame, size int, decErr error) {
+	var origin identity.AgentID
+	unknown := false
 	var send []byte
 	ks.mu.Lock()
 	if ks.closed {
 		ks.mu.Unlock()
 		return
 	}
+	if decErr == nil {
+		origin, unknown = ks.unknownOriginLocked(f)
+	}
 	h := ks.handler
-	fits := ks.held < maxHeldFrames && ks.heldB+len(b) <= maxHeldBytes && ks.heldBy[from]+len(b) <= maxHeldBytesPerPeer
-	if unknown && ks.keys[origin] == nil && fits {
+	fits := ks.held < maxHeldFrames && ks.heldB+size <= maxHeldBytes && ks.heldBy[from]+size <= maxHeldBytesPerPeer
+	if unknown && fits {
 		p := ks.pending[origin]
 		if p == nil {
 			p = &pendingKey{asked: make(map[identity.PeerID]bool)}
 			ks.pending[origin] = p
 			p.timer = ks.clk.AfterFunc(keyFetchTimeout, func() { ks.expire(origin) })
 		}
-		p.frames = append(p.frames, heldFrame{from: from, b: b})
+		p.frames = append(p.frames, heldFrame{from: from, f: f, size: size})
 		ks.held++
-		ks.heldB += len(b)
-		ks.heldBy[from] += len(b)
+		ks.heldB += size
+		ks.heldBy[from] += size
 		ks.stats.Held++
 		ks.stats.HeldPeakB = max(ks.stats.HeldPeakB, uint64(ks.heldB))
 		if !p.asked[from] && len(p.asked) < maxAskedPeers {
@@ -244,25 +266,18 @@ func (ks *keyService) process(from identity.PeerID, b []byte) {
 		}
 		return
 	}
-	if unknown && ks.keys[origin] == nil {
+	if unknown {
 		ks.stats.HeldOverrun++
 	}
 	ks.mu.Unlock()
 	if h != nil {
-		h(from, b)
+		h(from, f, size, decErr)
 	}
 }
 
-// unknownOrigin reports the first origin of a message in frame b whose key
-// is not cached. Frames that do not decode are passed on (pub/sub counts
-// them as malformed).
-func (ks *keyService) unknownOrigin(b []byte) (identity.AgentID, bool) {
-	f, err := pubsub.DecodeFrame(b)
-	if err != nil {
-		return identity.AgentID{}, false
-	}
-	ks.mu.Lock()
-	defer ks.mu.Unlock()
+// unknownOriginLocked reports the first origin of a message in f whose key
+// is not cached; ks.mu held.
+func (ks *keyService) unknownOriginLocked(f *pubsub.Frame) (identity.AgentID, bool) {
 	if f.Msg != nil && ks.keys[f.Msg.Header.Origin] == nil {
 		return f.Msg.Header.Origin, true
 	}
@@ -319,15 +334,21 @@ func (ks *keyService) onKeyFrame(from identity.PeerID, b []byte) {
 		return
 	}
 	if len(ks.keys) >= maxCachedKeys {
-		clear(ks.keys)
-		ks.keys[ks.local] = ks.localPK
+		// Evict one (map order is random): clearing the whole cache would
+		// make every origin's next messages wait for a fetch again.
+		for a := range ks.keys {
+			if a != ks.local {
+				delete(ks.keys, a)
+				break
+			}
+		}
 	}
 	ks.keys[m.Agent] = pk
 	ks.stats.Learned++
 	frames := ks.releaseLocked(m.Agent, p)
 	ks.mu.Unlock()
 	for _, f := range frames {
-		ks.process(f.from, f.b) // may hold again for another origin
+		ks.processDecoded(f.from, f.f, f.size, nil) // may hold again for another origin
 	}
 }
 
@@ -345,7 +366,7 @@ func (ks *keyService) expire(origin identity.AgentID) {
 	ks.mu.Unlock()
 	if h != nil {
 		for _, f := range frames {
-			h(f.from, f.b)
+			h(f.from, f.f, f.size, nil)
 		}
 	}
 }
@@ -355,8 +376,8 @@ func (ks *keyService) releaseLocked(origin identity.AgentID, p *pendingKey) []he
 	delete(ks.pending, origin)
 	ks.held -= len(p.frames)
 	for _, f := range p.frames {
-		ks.heldB -= len(f.b)
-		if ks.heldBy[f.from] -= len(f.b); ks.heldBy[f.from] <= 0 {
+		ks.heldB -= f.size
+		if ks.heldBy[f.from] -= f.size; ks.heldBy[f.from] <= 0 {
 			delete(ks.heldBy, f.from)
 		}
 	}
