@@ -5,7 +5,7 @@ GOTEST    := $(GO) test -count=1
 # Packages whose tests run under the race detector (the core library).
 CORE_PKGS := ./core/...
 
-.PHONY: all build capi node-addon tools lint test test-core test-other test-capi test-node test-python fuzz sim-check natlab demo bench clean
+.PHONY: all build capi node-addon tools lint test test-core test-other test-capi test-node test-python fuzz sim-check natlab soak soak-smoke demo bench clean
 
 all: build
 
@@ -66,11 +66,21 @@ sim-check: build
 natlab: build
 	./scripts/natlab.sh
 
+# The soak (issue 10): 100 honest agents and 20 hostile peers running every
+# attack for 60 s on loopback; prints delivery ratio among honest agents
+# (must be 1), latency, peak RSS and rejections by reason as JSON lines.
+soak: build
+	$(BUILD)/x0x-soak -honest 100 -hostile 20 -duration 60s -check
+
+# A short soak in every test run, so that the tool keeps working.
+soak-smoke: build
+	$(BUILD)/x0x-soak -honest 12 -hostile 4 -duration 8s -rate 10 -settle 5s -check
+
 # Every test: lint, the core under -race, the rest, the C ABI, the Node and
 # Python bindings, a short run of every fuzz target, the simulator at 1,000
-# nodes, the NAT lab, and the demo (which checks its own outcome and exits
-# non-zero on failure).
-test: lint test-core test-other test-capi test-node test-python fuzz sim-check natlab demo
+# nodes, the NAT lab, a short soak, and the demo (which checks its own
+# outcome and exits non-zero on failure).
+test: lint test-core test-other test-capi test-node test-python fuzz sim-check natlab soak-smoke demo
 
 demo: build node-addon
 	./scripts/demo.sh

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"math"
 	"net"
@@ -14,10 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/saorsa-labs/x0x-go/core/adversary"
 	"github.com/saorsa-labs/x0x-go/core/clock"
 	"github.com/saorsa-labs/x0x-go/core/identity"
 	"github.com/saorsa-labs/x0x-go/core/membership"
-	"github.com/saorsa-labs/x0x-go/core/pubsub"
 	"github.com/saorsa-labs/x0x-go/core/transport"
 )
 
@@ -58,7 +57,7 @@ func TestForgedSWIMDeathIsIgnored(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := attacker.Send(victim.MachineID(), transport.ClassMembership, transport.PriorityControl, b); err != nil {
+		if err := attacker.Send(ctx, victim.MachineID(), transport.ClassMembership, b); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -96,11 +95,9 @@ func TestDecodeAmplificationRefused(t *testing.T) {
 	victim := agents[0]
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	const n = 1_000_000
-	frame := binary.BigEndian.AppendUint32([]byte{0xa2, 0x01, 0x0b, 0x06, 0x9a}, n)
-	frame = append(frame, bytes.Repeat([]byte{0xa0}, n)...)
+	frame := adversary.DecodeBomb(1_000_000)
 	const attackers = 10
-	nodes := make([]*transport.Node, attackers)
+	nodes := make([]*adversary.Peer, attackers)
 	for i := range nodes {
 		nodes[i] = stranger(t, ctx, victim)
 	}
@@ -109,7 +106,7 @@ func TestDecodeAmplificationRefused(t *testing.T) {
 	runtime.ReadMemStats(&before)
 	errorsBefore := victim.overlay.Members.Stats().DecodeErrors
 	for _, a := range nodes {
-		if err := a.Send(victim.MachineID(), transport.ClassMembership, transport.PriorityControl, frame); err != nil {
+		if err := a.Send(ctx, victim.MachineID(), transport.ClassMembership, frame); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -154,15 +151,8 @@ func TestHeldFramesBoundedPerPeer(t *testing.T) {
 		var origin AgentID
 		binary.BigEndian.PutUint64(origin[:], uint64(i+1))
 		f := signedFrame(t, "held", origin, payload, []byte{1}, 1)
-		for { // 40 MB outrun the sender's queue budget: wait for room
-			err := attacker.Send(victim.MachineID(), transport.ClassPubSub, transport.PriorityEager, f)
-			if err == nil {
-				break
-			}
-			if !errors.Is(err, transport.ErrQueueFull) || ctx.Err() != nil {
-				t.Fatal(err)
-			}
-			time.Sleep(5 * time.Millisecond)
+		if err := attacker.Send(ctx, victim.MachineID(), transport.ClassPubSub, f); err != nil { // waits while 40 MB outrun the queue
+			t.Fatal(err)
 		}
 	}
 	deadline := time.Now().Add(20 * time.Second)
@@ -192,24 +182,20 @@ func TestHeldFramesBoundedPerPeer(t *testing.T) {
 	}
 }
 
-// stranger is a bare transport node with a fresh key, connected to victim:
-// an attacker that speaks the wire protocol without running an agent. It
-// is closed at the end of the test.
-func stranger(t *testing.T, ctx context.Context, victim *Agent) *transport.Node {
+// stranger is a hostile peer with a fresh key (core/adversary), connected
+// to victim: it speaks the wire protocol without running an agent. It is
+// closed at the end of the test.
+func stranger(t *testing.T, ctx context.Context, victim *Agent) *adversary.Peer {
 	t.Helper()
-	n, err := transport.Listen(ctx, transport.Config{BindAddr: "127.0.0.1:0", Machine: mustKey(t)})
+	p, err := adversary.New(ctx, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { n.Close() })
-	go func() {
-		for range n.Events() {
-		}
-	}()
-	if err := n.Connect(ctx, victim.MachineID(), victim.Addr()); err != nil {
+	t.Cleanup(func() { p.Close() })
+	if err := p.Connect(ctx, victim.MachineID(), victim.Addr()); err != nil {
 		t.Fatal(err)
 	}
-	return n
+	return p
 }
 
 // Dials to claimed addresses (issue 10, attack 2), over QUIC: a stranger
@@ -232,29 +218,18 @@ func TestClaimedAddressesAreNotDialled(t *testing.T) {
 	silent, dials := silentAddr(t)
 	attacker := stranger(t, ctx, victim)
 	send := func(class transport.Class, b []byte) {
-		if err := attacker.Send(victim.MachineID(), class, transport.PriorityControl, b); err != nil {
+		if err := attacker.Send(ctx, victim.MachineID(), class, b); err != nil {
 			t.Fatal(err)
 		}
 	}
-	// Membership frame kinds (membership's wire numbers).
-	const kindForwardJoin, kindShuffle, kindPingReq, kindFind = 2, 6, 10, 6
 	attack := func(desc func(i int) membership.NodeDesc, rounds int) {
 		for i := range rounds {
-			d := desc(i)
-			f, err := pubsub.EncodeFrame(&pubsub.Frame{Kind: kindFind, Topic: pubsub.TopicIDOf("find"), Node: &d, Hops: 1})
+			find, mem, err := adversary.ClaimedAddress("find", desc(i), uint64(i+1))
 			if err != nil {
 				t.Fatal(err)
 			}
-			send(transport.ClassPubSub, f)
-			for _, m := range []*membership.Message{
-				{Kind: kindForwardJoin, Node: &d},
-				{Kind: kindShuffle, TTL: 0, Node: &d, Nodes: []membership.NodeDesc{d}},
-				{Kind: kindPingReq, Seq: uint64(i + 1), Node: &d},
-			} {
-				b, err := membership.Encode(m)
-				if err != nil {
-					t.Fatal(err)
-				}
+			send(transport.ClassPubSub, find)
+			for _, b := range mem {
 				send(transport.ClassMembership, b)
 			}
 		}
@@ -280,12 +255,11 @@ func TestClaimedAddressesAreNotDialled(t *testing.T) {
 	// Round 2: each claim signed by its own throwaway key.
 	start := time.Now()
 	attack(func(int) membership.NodeDesc {
-		k := mustKey(t)
-		rec, err := membership.NewMachineRecords(k, clock.Real()).Sign(silent)
+		d, err := adversary.SelfSignedTarget(silent, clock.Real())
 		if err != nil {
 			t.Fatal(err)
 		}
-		return membership.NodeDesc{ID: k.ID(), Addr: silent, Rec: rec}
+		return d
 	}, rounds)
 	time.Sleep(2 * time.Second)
 	elapsed := time.Since(start).Seconds()
@@ -449,10 +423,12 @@ func TestInvalidTrafficScoresPeerOut(t *testing.T) {
 	}
 	defer sub.Unsubscribe()
 	attacker := stranger(t, ctx, victim)
-	bogus := make([]byte, identity.SignatureSize)
 	for i := range 40 {
-		f := signedFrame(t, "scored", victim.AgentID(), []byte(fmt.Sprint("forged ", i)), bogus, uint64(1000+i))
-		if err := attacker.Send(victim.MachineID(), transport.ClassPubSub, transport.PriorityEager, f); err != nil {
+		f, err := adversary.ForgedMessage("scored", victim.AgentID(), []byte(fmt.Sprint("forged ", i)), uint64(1000+i), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := attacker.Send(ctx, victim.MachineID(), transport.ClassPubSub, f); err != nil {
 			break // disconnected part-way: that is the point
 		}
 	}
@@ -485,21 +461,14 @@ func TestPeerFrameFloodIsRateLimited(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	attacker := stranger(t, ctx, victim)
-	f, err := pubsub.EncodeFrame(&pubsub.Frame{Kind: 2, Topic: pubsub.TopicIDOf("nothing"), IDs: pubsub.IDList{{1}}}) // IHAVE
+	f, err := adversary.IHave("nothing")
 	if err != nil {
 		t.Fatal(err)
 	}
 	const frames = 8000
 	start := time.Now()
-	sent := 0
-	for sent < frames {
-		err := attacker.Send(victim.MachineID(), transport.ClassPubSub, transport.PriorityControl, f)
-		switch {
-		case err == nil:
-			sent++
-		case errors.Is(err, transport.ErrQueueFull):
-			time.Sleep(time.Millisecond)
-		default:
+	for range frames {
+		if err := attacker.Send(ctx, victim.MachineID(), transport.ClassPubSub, f); err != nil {
 			t.Fatal(err)
 		}
 	}
