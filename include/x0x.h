@@ -38,13 +38,32 @@
  * - The Go runtime installs signal handlers (it uses SIGURG for preemption,
  *   and SIGSEGV/SIGBUS/SIGFPE to report faults). Programs that install their
  *   own handlers should use SA_ONSTACK and chain to the previous handler.
- * - The library never creates network traffic other than to the addresses
- *   the caller configures (bind address, bootstrap peers, x0x_connect).
+ * - The library sends traffic only from the bind address, to the peers the
+ *   caller names (bootstrap peers, x0x_connect) and to peers learned on the
+ *   network; of the latter it dials only addresses it saw on authenticated
+ *   connections or that the named node's signed address record vouches for,
+ *   within a dial budget.
+ *
+ * Hostile peers
+ * -------------
+ * Any peer may be hostile. Every rule is enforced on what a node receives:
+ * frames are bounded before they are decoded, unauthenticated connections
+ * may send only their proof, connections per source IP are capped, pub/sub
+ * messages are verified before delivery or forwarding and rate-limited per
+ * peer and per origin, peers sending mostly invalid messages are
+ * disconnected, and task-list operations are checked against the list's
+ * writers and the operation's causal past. docs/hostile-peers.md lists what
+ * a peer can and cannot do, with the bounds.
  *
  * Later additions are new functions, status codes and event kinds;
  * existing functions, status codes and the x0x_event layout keep their
- * meaning within an ABI major version. ABI 0.2 added publish/subscribe,
- * task lists and x0x_debug_inject_events.
+ * meaning within an ABI major version, except where a security rule needs
+ * a change, stated here. ABI 0.2 added publish/subscribe, task lists and
+ * x0x_debug_inject_events; 0.3 the NAT type event; 0.4 task-list writers
+ * (x0x_tasklist_add_writer, x0x_tasklist_remove_writer,
+ * x0x_tasklist_set_open, X0X_ERR_NOT_WRITER, X0X_TASK_ACCESS_CHANGED) and,
+ * as a security change, lists from x0x_tasklist_create that only their
+ * creator may write to until it grants others.
  */
 #ifndef X0X_H
 #define X0X_H

@@ -153,6 +153,7 @@ func (s Stats) WritePrometheus(w io.Writer) error {
 	gauge("peers_connected", "Authenticated peers.", s.PeersConnected)
 	counter("inbound_accepted_total", "Inbound connections accepted for authentication.", s.InboundAccepted)
 	counter("connections_refused_total", "Inbound connections refused by the connection limit.", s.ConnectionsRefused)
+	counter("evicted_total", "Inbound connections closed by the eviction policy to admit a newcomer.", s.Evicted)
 	counter("dials_ok_total", "Outbound dials that authenticated.", s.DialsOK)
 	counter("dials_failed_total", "Outbound dials that failed.", s.DialsFailed)
 	counter("dials_refused_total", "Outbound dials refused by the in-flight dial cap.", s.DialsRefused)
