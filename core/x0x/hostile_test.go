@@ -82,6 +82,7 @@ func TestForgedSWIMDeathIsIgnored(t *testing.T) {
 	if incAfter < incBefore || incAfter > incBefore+10 {
 		t.Fatalf("the victim's incarnation went from %d to %d", incBefore, incAfter)
 	}
+	honestStillServed(t, ctx, victim)
 	t.Logf("forged claims dropped: %d", victim.overlay.Members.Stats().ForgedClaims)
 }
 
@@ -132,6 +133,7 @@ func TestDecodeAmplificationRefused(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
+	honestStillServed(t, ctx, victim)
 }
 
 // Frames held for unknown origin keys (issue 10, part of attack 9): a
@@ -180,6 +182,7 @@ func TestHeldFramesBoundedPerPeer(t *testing.T) {
 	if heldBytes > maxHeldBytesPerPeer {
 		t.Fatalf("%d bytes held for one peer", heldBytes)
 	}
+	honestStillServed(t, ctx, victim)
 }
 
 // stranger is a hostile peer with a fresh key (core/adversary), connected
@@ -270,7 +273,13 @@ func TestClaimedAddressesAreNotDialled(t *testing.T) {
 	if n := dials(); n == 0 || n > bound {
 		t.Fatalf("%d dials to the silent address, want 1..%d", n, bound)
 	}
-	// An honest agent still joins through the victim and hears it.
+	honestStillServed(t, ctx, victim)
+}
+
+// honestStillServed checks that after an attack a new honest agent joins
+// through victim and receives what victim publishes, both ways round.
+func honestStillServed(t *testing.T, ctx context.Context, victim *Agent) {
+	t.Helper()
 	honest, err := NewBuilder().WithDataDir(t.TempDir()).WithKDF(cheapKDF).
 		WithBootstrap(fmt.Sprintf("%s@%s", victim.MachineID(), victim.Addr())).Build(ctx)
 	if err != nil {
@@ -278,14 +287,21 @@ func TestClaimedAddressesAreNotDialled(t *testing.T) {
 	}
 	defer honest.Close()
 	if err := honest.JoinNetwork(ctx); err != nil {
-		t.Fatal(err)
+		t.Fatalf("an honest agent cannot join after the attack: %v", err)
 	}
-	hsub, err := honest.Subscribe("find")
+	const topic = "after-the-attack"
+	hsub, err := honest.Subscribe(topic)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer hsub.Unsubscribe()
-	publishUntilHeard(t, ctx, victim, hsub, "still here")
+	vsub, err := victim.Subscribe(topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vsub.Unsubscribe()
+	publishUntilHeard(t, ctx, victim, hsub, "from the victim")
+	publishUntilHeard(t, ctx, honest, vsub, "to the victim")
 }
 
 // publishUntilHeard publishes payload on sub's topic from `from` every
@@ -296,15 +312,19 @@ func publishUntilHeard(t *testing.T, ctx context.Context, from *Agent, sub *Subs
 		if _, err := from.Publish(ctx, sub.Topic(), []byte(payload)); err != nil {
 			t.Fatal(err)
 		}
-		select {
-		case m := <-sub.C:
-			if string(m.Payload) != payload {
-				t.Fatalf("got %q, want %q", m.Payload, payload)
+		wait := time.After(300 * time.Millisecond)
+	read:
+		for {
+			select {
+			case m := <-sub.C:
+				if string(m.Payload) == payload {
+					return
+				}
+			case <-wait:
+				break read
+			case <-ctx.Done():
+				t.Fatalf("%q never arrived", payload)
 			}
-			return
-		case <-time.After(300 * time.Millisecond):
-		case <-ctx.Done():
-			t.Fatalf("%q never arrived", payload)
 		}
 	}
 }
@@ -483,6 +503,7 @@ func TestPeerFrameFloodIsRateLimited(t *testing.T) {
 			if st.RateLimited == 0 || float64(st.DropNotSubscribed) > maxHandled {
 				t.Fatalf("%d handled, bound %.0f; %d rate-limited", st.DropNotSubscribed, maxHandled, st.RateLimited)
 			}
+			honestStillServed(t, ctx, victim)
 			return
 		}
 		if time.Now().After(deadline) {
