@@ -19,8 +19,10 @@ const (
 	MaxFrameSize = 4 << 20
 	// SyncChunkSize bounds the deltas packed into one catch-up frame.
 	SyncChunkSize = 1 << 20
-	// deltaVersion is the version of the delta format.
-	deltaVersion = 1
+	// deltaVersion is the version of the delta format. Version 2 added the
+	// creation nonce, writers and the receipt rules; version-1 deltas (and
+	// stores holding them) are refused as malformed, naming the version.
+	deltaVersion = 2
 )
 
 // Check-set element kinds (checkElem.Kind).
