@@ -111,8 +111,16 @@ func (ps *PubSub) onAntiEntropy(t *topic, from identity.PeerID, f *Frame) {
 				ps.stats.DropMalformed++
 				continue
 			}
-			if ps.accept(from, MsgID(blake3.Sum256(hb)), hb, msg, 0, kindAEPush) {
-				ps.stats.AEPulled++
+			var hops uint8
+			if len(f.MsgHops) == len(f.Msgs) {
+				hops = f.MsgHops[i]
+			}
+			if ps.accept(from, MsgID(blake3.Sum256(hb)), hb, msg, hops, kindAEPush) {
+				if f.Reply {
+					ps.stats.IWantPulled++
+				} else {
+					ps.stats.AEPulled++
+				}
 			}
 		}
 	}
@@ -136,11 +144,12 @@ func (ps *PubSub) want(t *topic, from identity.PeerID, ids []MsgID) {
 // push sends the stored messages among ids to peer, in bounded chunks.
 func (ps *PubSub) push(t *topic, to identity.PeerID, ids []MsgID) {
 	var batch []Signed
+	var hops []byte
 	size := 0
 	flush := func() {
 		if len(batch) > 0 {
-			ps.send(to, transport.PriorityLazy, &Frame{Kind: kindAEPush, Topic: t.id, Msgs: batch})
-			batch, size = nil, 0
+			ps.send(to, transport.PriorityLazy, &Frame{Kind: kindAEPush, Topic: t.id, Msgs: batch, MsgHops: hops})
+			batch, hops, size = nil, nil, 0
 		}
 	}
 	for _, id := range ids {
@@ -149,6 +158,7 @@ func (ps *PubSub) push(t *topic, to identity.PeerID, ids []MsgID) {
 			continue
 		}
 		batch = append(batch, s.msg)
+		hops = append(hops, sat(s.hops))
 		size += len(s.msg.Payload) + len(s.msg.Sig) + 128
 		if len(batch) == MaxMsgsPerFrame || size > 1<<20 {
 			flush()

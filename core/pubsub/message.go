@@ -99,7 +99,11 @@ type Frame struct {
 	Cells  []byte               `cbor:"9,keyasint,omitempty"` // AESKETCH
 	Level  uint8                `cbor:"10,keyasint,omitempty"`
 	Accept bool                 `cbor:"11,keyasint,omitempty"` // TOPICJOIN reply
-	Reply  bool                 `cbor:"12,keyasint,omitempty"` // TOPICJOIN: this is the answer
+	Reply  bool                 `cbor:"12,keyasint,omitempty"` // TOPICJOIN: this is the answer; AEPUSH: answers an IWANT
+	// MsgHops (AEPUSH) holds each message's hop count at the receiver, one
+	// byte per message of Msgs, so that pulled messages keep the length of
+	// the path they took.
+	MsgHops []byte `cbor:"13,keyasint,omitempty"`
 }
 
 // IDList is a list of message IDs. On the wire it is one CBOR byte string
@@ -161,6 +165,9 @@ func DecodeFrame(b []byte) (*Frame, error) {
 	}
 	if len(f.Msgs) > MaxMsgsPerFrame {
 		return bad("%d messages", len(f.Msgs))
+	}
+	if len(f.MsgHops) != 0 && len(f.MsgHops) != len(f.Msgs) {
+		return bad("%d hop counts for %d messages", len(f.MsgHops), len(f.Msgs))
 	}
 	if len(f.Cells)%cellSize != 0 || len(f.Cells)/cellSize > MaxIBLTCells {
 		return bad("sketch of %d bytes", len(f.Cells))

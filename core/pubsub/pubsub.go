@@ -112,7 +112,7 @@ type Delivery struct {
 	Seq     uint64
 	Time    time.Time // the origin's timestamp
 	Payload []byte
-	Hops    int // overlay hops from the origin (0 for local and anti-entropy)
+	Hops    int // overlay hops from the origin (0 for a local publication), pulled messages included
 }
 
 // EventKind says what a topic Event reports.
@@ -151,9 +151,10 @@ type Stats struct {
 	IHavesSent         uint64
 	GraftsSent         uint64
 	IWantsSent         uint64 // single messages pulled without grafting
+	IWantPulled        uint64 // messages that arrived in answer to an IWANT and were new
 	PrunesSent         uint64
 	AERounds           uint64
-	AEPulled           uint64 // messages that arrived through anti-entropy and were new
+	AEPulled           uint64 // messages that arrived through anti-entropy (not IWANT) and were new
 	AEFallbacks        uint64 // sketches too small at the largest level
 	WalksStarted       uint64
 	WalksForwarded     uint64 // verified walks passed on towards a subscriber
@@ -683,13 +684,15 @@ func (ps *PubSub) handle(from identity.PeerID, f *Frame) {
 			return
 		}
 		var msgs []Signed
+		var hops []byte
 		for _, id := range f.IDs {
 			if s := t.store[id]; s != nil && len(msgs) < MaxMsgsPerFrame {
 				msgs = append(msgs, s.msg)
+				hops = append(hops, sat(s.hops))
 			}
 		}
 		if len(msgs) > 0 {
-			ps.send(from, transport.PriorityEager, &Frame{Kind: kindAEPush, Topic: t.id, Msgs: msgs})
+			ps.send(from, transport.PriorityEager, &Frame{Kind: kindAEPush, Topic: t.id, Msgs: msgs, MsgHops: hops, Reply: true})
 		}
 	case kindPrune:
 		if t != nil {

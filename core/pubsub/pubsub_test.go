@@ -232,6 +232,15 @@ func TestPartitionHealAntiEntropy(t *testing.T) {
 	if pulled == 0 {
 		t.Fatal("no message came through anti-entropy")
 	}
+	// Pulled messages keep the length of their path: no remote delivery
+	// reports 0 hops (which would hide the slowest paths from LDH).
+	for _, tn := range c.nodes {
+		for _, id := range ids {
+			if d, ok := tn.got[id]; ok && d.Origin != tn.agent && d.Hops < 1 {
+				t.Fatalf("node %d: a remote delivery with %d hops", tn.net.Index(), d.Hops)
+			}
+		}
+	}
 }
 
 func TestBackpressureSlowPeers(t *testing.T) {

@@ -18,6 +18,11 @@
 //     repeats with the same probability. Because streams are ordered, a late
 //     frame also delays the frames behind it on the same stream (head-of-line
 //     blocking).
+//   - Resets: with probability Resets, sending a frame resets its connection
+//     (a middlebox dropping state, a NAT rebinding): that frame and every
+//     frame in flight on the connection, both ways, are gone, and both ends
+//     see the connection go down (ErrConnReset). Unlike Loss, this loses
+//     data; only the protocols' own repair brings it back.
 //   - Crash (Kill): the node stops at once: its timers are cancelled and
 //     frames sent to it are lost. Its peers notice only through the protocol
 //     (no reply) or when their connection idles out after IdleTimeout, as with
@@ -62,6 +67,8 @@ var (
 	ErrIdleTimeout = errors.New("sim: connection idle timeout")
 	// ErrPeerClosed is the PeerEvent.Err seen by the side that did not close.
 	ErrPeerClosed = errors.New("sim: connection closed by peer")
+	// ErrConnReset is the PeerEvent.Err of a connection reset (Config.Resets).
+	ErrConnReset = errors.New("sim: connection reset, frames in flight lost")
 )
 
 // Config describes the simulated network. The zero value of each field
@@ -76,6 +83,9 @@ type Config struct {
 	Latency func(from, to int) time.Duration
 	// Loss is the probability that a frame needs a retransmission (0..1).
 	Loss float64
+	// Resets is the probability that sending a frame resets its connection,
+	// losing every frame in flight on it (0..1).
+	Resets float64
 	// MaxFrame is the largest frame Send accepts (4 MiB).
 	MaxFrame int
 	// QueueLimit bounds frames in flight per connection direction (8192).
@@ -116,9 +126,11 @@ type Stats struct {
 	SentByClass [5]uint64
 	// QueueFull counts frames refused with ErrQueueFull.
 	QueueFull uint64
-	// Lost counts frames this node sent that were lost (peer crashed or
-	// partition cut the connection while they were in flight).
+	// Lost counts frames this node sent that were lost (peer crashed, or a
+	// partition or reset cut the connection while they were in flight).
 	Lost uint64
+	// Resets counts connection resets caused by this node's sends.
+	Resets uint64
 }
 
 // World is a simulated network with its virtual clock.
@@ -224,6 +236,11 @@ func (w *World) Heal() { w.side = nil }
 func (w *World) Partitioned(a, b *Node) bool {
 	return w.side != nil && w.side[a] != w.side[b]
 }
+
+// LinkLatency returns the base one-way latency of the link from a to b
+// (without retransmissions): the physical limit a protocol's paths are
+// measured against.
+func (w *World) LinkLatency(a, b *Node) time.Duration { return w.linkLatency(a, b) }
 
 // linkLatency returns the base one-way latency from a to b.
 func (w *World) linkLatency(a, b *Node) time.Duration {
@@ -442,6 +459,17 @@ func (n *Node) Send(peer identity.PeerID, class transport.Class, prio transport.
 		return transport.ErrQueueFull
 	}
 	t := c.other(n)
+	if n.w.cfg.Resets > 0 && n.w.rng.Float64() < n.w.cfg.Resets {
+		// Sent into a connection that is dying: lost with everything in
+		// flight on it.
+		n.stats.FramesSent++
+		n.stats.BytesSent += uint64(len(msg))
+		n.stats.Lost++
+		n.stats.Resets++
+		c.cut = true
+		n.w.closeConn(c, ErrConnReset, ErrConnReset)
+		return nil
+	}
 	lat := n.w.linkLatency(n, t)
 	delay := lat
 	for n.w.cfg.Loss > 0 && n.w.rng.Float64() < n.w.cfg.Loss {

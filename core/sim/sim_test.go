@@ -141,6 +141,45 @@ func TestLossDelaysButDelivers(t *testing.T) {
 	}
 }
 
+// Resets lose data: the frame that hit the reset and every frame in
+// flight on the connection, both ways, are gone, and both ends see the
+// connection go down.
+func TestResetsLoseFramesInFlight(t *testing.T) {
+	w, a, b := pair(t, Config{Seed: 4, Latency: func(int, int) time.Duration { return 10 * time.Millisecond }})
+	var ra, rb recorder
+	ra.attach(w, a)
+	rb.attach(w, b)
+	if err := a.Connect(context.Background(), b.LocalID(), b.LocalAddr()); err != nil {
+		t.Fatal(err)
+	}
+	w.Clock.RunFor(100 * time.Millisecond)
+	for i := range 3 {
+		_ = a.Send(b.LocalID(), transport.ClassPubSub, transport.PriorityEager, []byte{'a', byte('0' + i)})
+		_ = b.Send(a.LocalID(), transport.ClassPubSub, transport.PriorityEager, []byte{'b', byte('0' + i)})
+	}
+	w.cfg.Resets = 1 // the next send resets the connection
+	if err := a.Send(b.LocalID(), transport.ClassPubSub, transport.PriorityEager, []byte("x")); err != nil {
+		t.Fatalf("a send into a dying connection looks sent: %v", err)
+	}
+	w.cfg.Resets = 0
+	w.Clock.RunFor(time.Second)
+	if len(ra.frames)+len(rb.frames) != 0 {
+		t.Fatalf("frames in flight survived a reset: a got %v, b got %v", ra.frames, rb.frames)
+	}
+	down := func(evs []transport.PeerEvent) bool {
+		return len(evs) == 2 && !evs[1].Up && errors.Is(evs[1].Err, ErrConnReset)
+	}
+	if !down(ra.events) || !down(rb.events) {
+		t.Fatalf("events: a %+v b %+v", ra.events, rb.events)
+	}
+	if st := a.Stats(); st.Resets != 1 || st.Lost != 4 {
+		t.Fatalf("a's stats %+v, want 1 reset and 4 frames lost", st)
+	}
+	if err := a.Connect(context.Background(), b.LocalID(), b.LocalAddr()); err != nil {
+		t.Fatalf("reconnect after a reset: %v", err)
+	}
+}
+
 func TestKillAndPartition(t *testing.T) {
 	w := NewWorld(Config{Seed: 3})
 	var nodes []*Node

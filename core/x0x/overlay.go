@@ -39,6 +39,10 @@ type Message struct {
 	Seq     uint64    // the origin's sequence number
 	Time    time.Time // the origin's timestamp
 	Payload []byte
+	// Hops is the number of overlay hops the message took from its origin
+	// (0 for this agent's own): tree deliveries have short paths, messages
+	// repaired by IWANT or anti-entropy keep the length of theirs.
+	Hops int
 }
 
 // Subscription is a stream of one topic's messages. Messages that find C
@@ -94,7 +98,7 @@ func (s *Subscription) close() {
 
 func (s *Subscription) deliver(d pubsub.Delivery) {
 	m := Message{Topic: s.topic, ID: d.ID, Origin: d.Origin, Seq: d.Seq, Time: d.Time,
-		Payload: append([]byte(nil), d.Payload...)}
+		Payload: append([]byte(nil), d.Payload...), Hops: d.Hops}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {

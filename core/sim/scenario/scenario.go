@@ -32,6 +32,7 @@ type Config struct {
 	Messages    int     // messages published (1000)
 	PayloadSize int     // bytes per message (1024)
 	Loss        float64 // per-frame retransmission probability (see core/sim)
+	Resets      float64 // per-frame probability of a connection reset that loses the frames in flight (see core/sim)
 	// Churn is the fraction of the initial nodes that crash during the
 	// publishing phase; as many fresh nodes join (and subscribe to the same
 	// topics) over the same period.
@@ -90,6 +91,7 @@ type Result struct {
 	Subscribers int     `json:"subscribers"`
 	Messages    int     `json:"messages"`
 	Loss        float64 `json:"loss"`
+	Resets      float64 `json:"resets"`
 	Churn       float64 `json:"churn"`
 	Partition   bool    `json:"partition"`
 	Seed        uint64  `json:"seed"`
@@ -115,26 +117,37 @@ type Result struct {
 	// subscribed at least 5 s before the publication.
 	LatencyP50Ms float64 `json:"latency_p50_ms"`
 	LatencyP99Ms float64 `json:"latency_p99_ms"`
-	// BytesPerNode / MsgsPerNode are frame bytes and frames sent per node
-	// (all classes) from the first publication to the end of the run.
+	// IdealP50Ms/P99Ms are the same pairs' shortest-path latencies over all
+	// links (the physical limit; computed from up to maxIdealOrigins
+	// publishers), and P99OverIdeal the measured p99 over the ideal one.
+	IdealP50Ms   float64 `json:"ideal_latency_p50_ms"`
+	IdealP99Ms   float64 `json:"ideal_latency_p99_ms"`
+	P99OverIdeal float64 `json:"latency_p99_over_ideal"`
+	// BytesPerNode / MsgsPerNode are frame bytes and frames sent (all
+	// classes) from the first publication to the end of the run, divided by
+	// the nodes alive at the end.
 	BytesPerNode float64 `json:"bytes_per_node"`
 	MsgsPerNode  float64 `json:"msgs_per_node"`
 	// ConvergedAfterHealMs is the time from the heal until every message
 	// published during the split reached every expected subscriber; -1 if
 	// there was no partition or it did not converge within the drain.
 	ConvergedAfterHealMs float64 `json:"converged_after_heal_ms"`
-	// AERoundsToConverge is ConvergedAfterHealMs in anti-entropy periods.
+	// AERoundsToConverge is ConvergedAfterHealMs in anti-entropy periods
+	// (-1 likewise).
 	AERoundsToConverge float64 `json:"ae_rounds_to_converge"`
 
+	// ConnResets counts connections reset (with Resets), over the run.
+	ConnResets     uint64  `json:"connection_resets"`
 	Crashed        int     `json:"crashed"`
 	Joined         int     `json:"joined"`
 	VirtualSeconds float64 `json:"virtual_seconds"`
 	Events         uint64  `json:"sim_events"`
 	Drops          Drops   `json:"drops"`
+	Repair         Repair  `json:"repair"`
 }
 
-// Drops sums pub/sub counters over all nodes: messages refused (never
-// delivered) by reason, frames the network refused, and repair activity.
+// Drops sums, over all nodes, messages refused (never delivered) by reason
+// and frames the network refused: only drops.
 type Drops struct {
 	Malformed     uint64 `json:"malformed"`
 	BadSignature  uint64 `json:"bad_signature"`
@@ -148,11 +161,21 @@ type Drops struct {
 	SendErrors uint64 `json:"send_errors"`
 	// SubscriberOverflow counts deliveries lost to full subscription channels.
 	SubscriberOverflow uint64 `json:"subscriber_overflow"`
-	// AEPulled, Grafts and Prunes measure repair and tree maintenance.
-	AEPulled uint64 `json:"ae_pulled"`
-	Grafts   uint64 `json:"grafts"`
-	IWants   uint64 `json:"iwants"`
-	Prunes   uint64 `json:"prunes"`
+	// RateLimited counts frames and messages over a peer's or an origin's rate.
+	RateLimited uint64 `json:"rate_limited"`
+}
+
+// Repair sums, over all nodes, how messages that missed the eager tree
+// were recovered and how the tree was maintained.
+type Repair struct {
+	// IWantPulled: new messages fetched with IWANT after an IHAVE;
+	// AEPulled: new messages that arrived through anti-entropy.
+	IWantPulled uint64 `json:"iwant_pulled"`
+	AEPulled    uint64 `json:"ae_pulled"`
+	// IWants, Grafts and Prunes are the requests sent.
+	IWants uint64 `json:"iwants"`
+	Grafts uint64 `json:"grafts"`
+	Prunes uint64 `json:"prunes"`
 }
 
 type node struct {
@@ -186,12 +209,12 @@ type run struct {
 // Run executes the scenario and returns its measurements.
 func Run(cfg Config) (*Result, error) {
 	cfg = cfg.withDefaults()
-	if cfg.Loss < 0 || cfg.Loss >= 1 || cfg.Churn < 0 || cfg.Churn >= 1 {
-		return nil, errors.New("scenario: loss and churn must be in [0, 1)")
+	if cfg.Loss < 0 || cfg.Loss >= 1 || cfg.Churn < 0 || cfg.Churn >= 1 || cfg.Resets < 0 || cfg.Resets >= 1 {
+		return nil, errors.New("scenario: loss, resets and churn must be in [0, 1)")
 	}
 	r := &run{
 		cfg:   cfg,
-		w:     sim.NewWorld(sim.Config{Seed: cfg.Seed, Loss: cfg.Loss, MinLatency: cfg.MinLatency, MaxLatency: cfg.MaxLatency}),
+		w:     sim.NewWorld(sim.Config{Seed: cfg.Seed, Loss: cfg.Loss, Resets: cfg.Resets, MinLatency: cfg.MinLatency, MaxLatency: cfg.MaxLatency}),
 		known: make(map[identity.AgentID]bool),
 		keys:  pubsub.StaticKeys{},
 		byID:  make(map[pubsub.MsgID]int),
@@ -264,7 +287,7 @@ func Run(cfg Config) (*Result, error) {
 		}
 		r.w.Clock.RunFor(cfg.PublishInterval)
 	}
-	res.ConvergedAfterHealMs = -1
+	res.ConvergedAfterHealMs, res.AERoundsToConverge = -1, -1
 	if cfg.Partition {
 		r.w.Heal()
 		healed := r.w.Clock.Now()
@@ -391,7 +414,7 @@ func (r *run) traffic() traffic {
 func (r *run) result(res *Result, base, half traffic) {
 	c := r.cfg
 	res.Nodes, res.Topics, res.Subscribers, res.Messages = c.Nodes, c.Topics, c.Subscribers, c.Messages
-	res.Loss, res.Churn, res.Partition, res.Seed = c.Loss, c.Churn, c.Partition, c.Seed
+	res.Loss, res.Resets, res.Churn, res.Partition, res.Seed = c.Loss, c.Resets, c.Churn, c.Partition, c.Seed
 	res.Signatures = "simulated"
 	if c.RealSignatures {
 		res.Signatures = "ml-dsa-65"
@@ -420,6 +443,12 @@ func (r *run) result(res *Result, base, half traffic) {
 	}
 	slices.Sort(lats)
 	res.LatencyP50Ms, res.LatencyP99Ms = percentile(lats, 0.50), percentile(lats, 0.99)
+	ideal := r.idealLatencies()
+	slices.Sort(ideal)
+	res.IdealP50Ms, res.IdealP99Ms = percentile(ideal, 0.50), percentile(ideal, 0.99)
+	if res.IdealP99Ms > 0 {
+		res.P99OverIdeal = res.LatencyP99Ms / res.IdealP99Ms
+	}
 	now := r.traffic()
 	if remote > 0 {
 		res.RMR = float64(now.payloads-base.payloads)/float64(remote) - 1
@@ -428,11 +457,18 @@ func (r *run) result(res *Result, base, half traffic) {
 		res.RMRSteady = float64(now.payloads-half.payloads)/float64(remoteSecondHalf) - 1
 	}
 	res.LDHMax = r.ldh
-	res.BytesPerNode = float64(now.bytes-base.bytes) / float64(len(r.nodes))
-	res.MsgsPerNode = float64(now.frames-base.frames) / float64(len(r.nodes))
+	alive := 0
+	for _, n := range r.nodes {
+		if n.net.Alive() {
+			alive++
+		}
+	}
+	res.BytesPerNode = float64(now.bytes-base.bytes) / float64(max(alive, 1))
+	res.MsgsPerNode = float64(now.frames-base.frames) / float64(max(alive, 1))
 	res.VirtualSeconds = r.w.Clock.Now().Sub(r.w.Config().Start).Seconds()
 	res.Events = r.w.Clock.Executed()
 	for _, n := range r.nodes {
+		res.ConnResets += n.net.Stats().Resets
 		s := n.ps.Stats()
 		d := &res.Drops
 		d.Malformed += s.DropMalformed
@@ -444,12 +480,79 @@ func (r *run) result(res *Result, base, half traffic) {
 		d.QueueFull += s.SendQueueFull
 		d.SendErrors += s.SendErrors
 		d.SubscriberOverflow += s.SubscriberOverflow
-		d.AEPulled += s.AEPulled
-		d.Grafts += s.GraftsSent
-		d.IWants += s.IWantsSent
-		d.Prunes += s.PrunesSent
 		d.NotSubscribed += s.DropNotSubscribed
+		d.RateLimited += s.RateLimited
+		rp := &res.Repair
+		rp.IWantPulled += s.IWantPulled
+		rp.AEPulled += s.AEPulled
+		rp.Grafts += s.GraftsSent
+		rp.IWants += s.IWantsSent
+		rp.Prunes += s.PrunesSent
 	}
+}
+
+// maxIdealOrigins bounds the publishers whose shortest paths are computed
+// (one dense Dijkstra each, O(nodes^2)).
+const maxIdealOrigins = 32
+
+// idealLatencies returns, for the publications of the first
+// maxIdealOrigins distinct publishers, the shortest-path latency over all
+// links to every receiver whose latency was measured.
+func (r *run) idealLatencies() []float64 {
+	n := len(r.nodes)
+	link := make([]float32, n*n) // ms, computed once: Dijkstra reads it n times per origin
+	for u := range n {
+		for v := u + 1; v < n; v++ {
+			l := float32(float64(r.w.LinkLatency(r.nodes[u].net, r.nodes[v].net)) / float64(time.Millisecond))
+			link[u*n+v], link[v*n+u] = l, l
+		}
+	}
+	var out []float64
+	dist := map[int][]float64{}
+	for _, p := range r.pubs {
+		d, ok := dist[p.origin]
+		if !ok {
+			if len(dist) >= maxIdealOrigins {
+				continue
+			}
+			d = shortestPaths(link, n, p.origin)
+			dist[p.origin] = d
+		}
+		for i := range p.lat {
+			if i != p.origin && !r.nodes[i].subscribed.After(p.at.Add(-5*time.Second)) {
+				out = append(out, d[i])
+			}
+		}
+	}
+	return out
+}
+
+// shortestPaths is Dijkstra from node src over the complete graph whose
+// link latencies (ms) are link[u*n+v], dense version.
+func shortestPaths(link []float32, n, src int) []float64 {
+	dist := make([]float64, n)
+	done := make([]bool, n)
+	for i := range dist {
+		dist[i] = math.Inf(1)
+	}
+	dist[src] = 0
+	for range n {
+		u := -1
+		for i := range n {
+			if !done[i] && (u < 0 || dist[i] < dist[u]) {
+				u = i
+			}
+		}
+		done[u] = true
+		for v := range n {
+			if !done[v] {
+				if alt := dist[u] + float64(link[u*n+v]); alt < dist[v] {
+					dist[v] = alt
+				}
+			}
+		}
+	}
+	return dist
 }
 
 func percentile(sorted []float64, q float64) float64 {

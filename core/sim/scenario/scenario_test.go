@@ -25,6 +25,11 @@ func TestSteadyStateDeliversAllAndIsDeterministic(t *testing.T) {
 	if a.LDHMax == 0 || a.LatencyP50Ms <= 0 || a.LatencyP99Ms < a.LatencyP50Ms || a.BytesPerNode <= 0 || a.Signatures != "simulated" {
 		t.Fatalf("implausible figures %+v", a)
 	}
+	// The physical limit: at least one link (20 ms) and never above what
+	// the protocol achieved.
+	if a.IdealP50Ms < 20 || a.IdealP99Ms < a.IdealP50Ms || a.IdealP99Ms > a.LatencyP99Ms || a.P99OverIdeal < 1 {
+		t.Fatalf("implausible ideal latencies: p50 %.1f p99 %.1f (measured p99 %.1f)", a.IdealP50Ms, a.IdealP99Ms, a.LatencyP99Ms)
+	}
 	b, err := Run(cfg)
 	if err != nil {
 		t.Fatal(err)
