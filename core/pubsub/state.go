@@ -1,10 +1,10 @@
 package pubsub
 
 import (
-	"container/list"
 	"time"
 
 	"github.com/saorsa-labs/x0x-go/core/identity"
+	"github.com/saorsa-labs/x0x-go/core/internal/lru"
 )
 
 // dedupCache remembers message IDs for a fixed time, bounded in count
@@ -118,16 +118,7 @@ func (w *replayWindow) mark(seq uint64, id MsgID) {
 // the least recently used window one at a time (an evicted origin falls
 // back to the dedup and timestamp checks; nothing else is forgotten).
 type replayWindows struct {
-	maxBytes int
-	bytes    int
-	m        map[identity.AgentID]*list.Element // of *replayEntry
-	lru      list.List                          // front: most recently used
-}
-
-type replayEntry struct {
-	origin identity.AgentID
-	w      replayWindow
-	size   int
+	c *lru.Cache[identity.AgentID, *replayWindow]
 }
 
 // Approximate memory of a window: the bitmap and bookkeeping, plus one map
@@ -138,39 +129,26 @@ const (
 )
 
 func newReplayWindows(maxBytes int) replayWindows {
-	return replayWindows{maxBytes: maxBytes, m: make(map[identity.AgentID]*list.Element)}
+	return replayWindows{c: lru.New[identity.AgentID, *replayWindow](maxBytes)}
 }
 
 // check reports whether seq/id is acceptable for origin (see
 // replayWindow.check); an origin without a window accepts anything.
 func (r *replayWindows) check(origin identity.AgentID, seq uint64, id MsgID) bool {
-	e := r.m[origin]
-	if e == nil {
+	w, ok := r.c.Peek(origin)
+	if !ok {
 		return true
 	}
-	return e.Value.(*replayEntry).w.check(seq, id)
+	return w.check(seq, id)
 }
 
 // mark records seq/id for origin, making its window the most recently used
 // and evicting the least recently used ones beyond the budget.
 func (r *replayWindows) mark(origin identity.AgentID, seq uint64, id MsgID) {
-	e := r.m[origin]
-	if e == nil {
-		e = r.lru.PushFront(&replayEntry{origin: origin})
-		r.m[origin] = e
-	} else {
-		r.lru.MoveToFront(e)
+	w, ok := r.c.Get(origin)
+	if !ok {
+		w = &replayWindow{}
 	}
-	re := e.Value.(*replayEntry)
-	re.w.mark(seq, id)
-	size := replayWindowBase + replayWindowEntry*len(re.w.ids)
-	r.bytes += size - re.size
-	re.size = size
-	for r.bytes > r.maxBytes && r.lru.Len() > 1 {
-		old := r.lru.Back()
-		oe := old.Value.(*replayEntry)
-		r.bytes -= oe.size
-		delete(r.m, oe.origin)
-		r.lru.Remove(old)
-	}
+	w.mark(seq, id)
+	r.c.Put(origin, w, replayWindowBase+replayWindowEntry*len(w.ids))
 }

@@ -98,16 +98,16 @@ func TestReplayWindowsLRUByBytes(t *testing.T) {
 	for i := range 100 {
 		r.mark(origin(i), 1, MsgID{byte(i)})
 	}
-	if r.lru.Len() != 100 || r.bytes != budget {
-		t.Fatalf("%d windows, %d bytes", r.lru.Len(), r.bytes)
+	if r.c.Len() != 100 || r.c.Bytes() != budget {
+		t.Fatalf("%d windows, %d bytes", r.c.Len(), r.c.Bytes())
 	}
 	// Origin 0 is used again; then 10 new origins arrive.
 	r.mark(origin(0), 2, MsgID{200})
 	for i := 100; i < 110; i++ {
 		r.mark(origin(i), 1, MsgID{byte(i)})
 	}
-	if r.bytes > budget {
-		t.Fatalf("%d bytes over the budget of %d", r.bytes, budget)
+	if r.c.Bytes() > budget {
+		t.Fatalf("%d bytes over the budget of %d", r.c.Bytes(), budget)
 	}
 	// The least recently used ones (1..) went first; origin 0 and the new
 	// ones still refuse a replay of a sequence number with another ID.
@@ -119,7 +119,7 @@ func TestReplayWindowsLRUByBytes(t *testing.T) {
 	}
 	kept := 0
 	for i := range 110 {
-		if _, ok := r.m[origin(i)]; ok {
+		if _, ok := r.c.Peek(origin(i)); ok {
 			kept++
 		}
 	}
@@ -131,7 +131,7 @@ func TestReplayWindowsLRUByBytes(t *testing.T) {
 	for s := uint64(3); s < 50; s++ {
 		r.mark(origin(0), s, MsgID{byte(s)})
 	}
-	if r.bytes > budget || r.m[origin(0)] == nil {
-		t.Fatalf("growth not accounted: %d bytes", r.bytes)
+	if _, ok := r.c.Peek(origin(0)); r.c.Bytes() > budget || !ok {
+		t.Fatalf("growth not accounted: %d bytes", r.c.Bytes())
 	}
 }

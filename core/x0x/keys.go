@@ -8,6 +8,7 @@ import (
 
 	"github.com/saorsa-labs/x0x-go/core/clock"
 	"github.com/saorsa-labs/x0x-go/core/identity"
+	"github.com/saorsa-labs/x0x-go/core/internal/lru"
 	"github.com/saorsa-labs/x0x-go/core/pubsub"
 	"github.com/saorsa-labs/x0x-go/core/transport"
 	"github.com/saorsa-labs/x0x-go/core/wire"
@@ -48,9 +49,9 @@ const (
 	maxHeldBytesPerPeer = 4 << 20
 	// maxAskedPeers bounds the peers asked for one origin's key.
 	maxAskedPeers = 8
-	// maxCachedKeys bounds the key cache (cleared when full, except for the
-	// local agent).
-	maxCachedKeys = 1 << 16
+	// keyCacheBytes bounds the cache of origin keys (least recently used
+	// out; about 1,600 parsed keys). This agent's own key is kept apart.
+	keyCacheBytes = 64 << 20
 
 	keyKindRequest = 1
 	keyKindReply   = 2
@@ -125,7 +126,7 @@ type keyService struct {
 	mu      sync.Mutex
 	closed  bool
 	handler func(identity.PeerID, *pubsub.Frame, int, error) // pub/sub's decoded-frame handler
-	keys    map[identity.AgentID]*identity.PublicKey
+	keys    *lru.Cache[identity.AgentID, *identity.PublicKey]
 	localPK *identity.PublicKey
 	pending map[identity.AgentID]*pendingKey
 	held    int
@@ -151,7 +152,7 @@ type KeyStats struct {
 func newKeyService(net transport.Network, clk clock.Clock, local *identity.PublicKey) *keyService {
 	ks := &keyService{
 		Network: net, clk: clk, local: local.ID(), localPK: local,
-		keys:    map[identity.AgentID]*identity.PublicKey{local.ID(): local},
+		keys:    lru.New[identity.AgentID, *identity.PublicKey](keyCacheBytes),
 		pending: make(map[identity.AgentID]*pendingKey),
 		heldBy:  make(map[identity.PeerID]int),
 	}
@@ -186,7 +187,10 @@ func (ks *keyService) HandleFrames(h func(from identity.PeerID, f *pubsub.Frame,
 func (ks *keyService) ResolveKey(agent identity.AgentID) (*identity.PublicKey, error) {
 	ks.mu.Lock()
 	defer ks.mu.Unlock()
-	if k := ks.keys[agent]; k != nil {
+	if agent == ks.local {
+		return ks.localPK, nil
+	}
+	if k, _ := ks.keys.Get(agent); k != nil {
 		return k, nil
 	}
 	return nil, pubsub.ErrUnknownSigner
@@ -275,14 +279,23 @@ func (ks *keyService) processDecoded(from identity.PeerID, f *pubsub.Frame, size
 	}
 }
 
+// knownLocked reports whether agent's key is at hand; ks.mu held.
+func (ks *keyService) knownLocked(agent identity.AgentID) bool {
+	if agent == ks.local {
+		return true
+	}
+	_, ok := ks.keys.Peek(agent)
+	return ok
+}
+
 // unknownOriginLocked reports the first origin of a message in f whose key
 // is not cached; ks.mu held.
 func (ks *keyService) unknownOriginLocked(f *pubsub.Frame) (identity.AgentID, bool) {
-	if f.Msg != nil && ks.keys[f.Msg.Header.Origin] == nil {
+	if f.Msg != nil && !ks.knownLocked(f.Msg.Header.Origin) {
 		return f.Msg.Header.Origin, true
 	}
 	for i := range f.Msgs {
-		if o := f.Msgs[i].Header.Origin; ks.keys[o] == nil {
+		if o := f.Msgs[i].Header.Origin; !ks.knownLocked(o) {
 			return o, true
 		}
 	}
@@ -303,7 +316,10 @@ func (ks *keyService) onKeyFrame(from identity.PeerID, b []byte) {
 		return
 	}
 	if m.Kind == keyKindRequest {
-		k := ks.keys[m.Agent]
+		k, _ := ks.keys.Get(m.Agent)
+		if m.Agent == ks.local {
+			k = ks.localPK
+		}
 		if k != nil {
 			ks.stats.Served++
 		}
@@ -333,17 +349,7 @@ func (ks *keyService) onKeyFrame(from identity.PeerID, b []byte) {
 		ks.mu.Unlock()
 		return
 	}
-	if len(ks.keys) >= maxCachedKeys {
-		// Evict one (map order is random): clearing the whole cache would
-		// make every origin's next messages wait for a fetch again.
-		for a := range ks.keys {
-			if a != ks.local {
-				delete(ks.keys, a)
-				break
-			}
-		}
-	}
-	ks.keys[m.Agent] = pk
+	ks.keys.Put(m.Agent, pk, identity.PublicKeyMemory)
 	ks.stats.Learned++
 	frames := ks.releaseLocked(m.Agent, p)
 	ks.mu.Unlock()
