@@ -46,6 +46,7 @@ func run(args []string) error {
 	fs.BoolVar(&c.Partition, "partition", false, "split the network 50/50 while publishing, then heal")
 	fs.Uint64Var(&c.Seed, "seed", 1, "random seed (same seed, same result)")
 	fs.DurationVar(&c.PublishInterval, "interval", 20*time.Millisecond, "virtual time between publications")
+	fs.DurationVar(&c.Drain, "drain", 10*time.Second, "virtual time run after the last publication (with -partition, after convergence or the limit)")
 	fs.BoolVar(&c.RealSignatures, "real-signatures", false, "sign and verify with ML-DSA-65 (slow at scale)")
 	check := fs.Bool("check", false, "exit non-zero unless the targets hold: delivery 1, steady-state RMR <= -max-rmr (runs without -partition), partition healed within 2 anti-entropy rounds")
 	maxRMR := fs.Float64("max-rmr", 0.5, "steady-state RMR allowed by -check")
