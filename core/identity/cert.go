@@ -64,7 +64,18 @@ func (c *AgentCert) AgentID() AgentID { return DeriveID(c.AgentKey) }
 // certificate names machine. It returns the agent's public key on success;
 // errors wrap one of the ErrCert* values.
 func (c *AgentCert) Verify(machine MachineID, now time.Time) (*PublicKey, error) {
-	pub, err := ParsePublicKey(c.AgentKey)
+	return c.VerifyCached(nil, machine, now)
+}
+
+// VerifyCached is Verify with the key parse and the signature check going
+// through cache (nil: no cache); the machine and the validity period are
+// checked every time.
+func (c *AgentCert) VerifyCached(cache *VerifyCache, machine MachineID, now time.Time) (*PublicKey, error) {
+	parse, verify := ParsePublicKey, (*PublicKey).Verify
+	if cache != nil {
+		parse, verify = cache.ParsePublicKey, cache.Verify
+	}
+	pub, err := parse(c.AgentKey)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrCertMalformed, err)
 	}
@@ -72,7 +83,7 @@ func (c *AgentCert) Verify(machine MachineID, now time.Time) (*PublicKey, error)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrCertMalformed, err)
 	}
-	if pub.Verify(wire.PurposeAgentCert, msg, c.Signature) != nil {
+	if verify(pub, wire.PurposeAgentCert, msg, c.Signature) != nil {
 		return nil, ErrCertBadSignature
 	}
 	if c.MachineID != machine {

@@ -244,7 +244,7 @@ func (n *Node) verifyCerts(peer identity.PeerID, certs []identity.AgentCert) map
 	out := make(map[identity.AgentID]*remoteAgent, len(certs))
 	for i := range certs {
 		cert := &certs[i]
-		if _, err := cert.Verify(peer, now); err != nil {
+		if _, err := cert.VerifyCached(n.verify, peer, now); err != nil {
 			n.stats.certsRejected.Add(1)
 			n.log.Debug("agent certificate rejected", "peer", peer.Short(), "err", err)
 			continue

@@ -55,10 +55,17 @@ type authCheck struct {
 // valid proof from anyone else yields a *PeerMismatchError. Other failures
 // wrap ErrAuthFailed (or ErrSelfConnect).
 func verifyAuth(m *authMsg, ekm []byte, want role, local, expected identity.PeerID, addr string) (authCheck, error) {
+	return verifyAuthWith(identity.ParsePublicKey, m, ekm, want, local, expected, addr)
+}
+
+// verifyAuthWith is verifyAuth parsing the peer's key with parse (the
+// node's cache: a reconnecting peer presents the same key). The proof's
+// signature, fresh for every session, is always verified.
+func verifyAuthWith(parse func([]byte) (*identity.PublicKey, error), m *authMsg, ekm []byte, want role, local, expected identity.PeerID, addr string) (authCheck, error) {
 	if role(m.Role) != want {
 		return authCheck{}, fmt.Errorf("%w: proof made for role %v, expected %v", ErrAuthFailed, role(m.Role), want)
 	}
-	pub, err := identity.ParsePublicKey(m.Key)
+	pub, err := parse(m.Key)
 	if err != nil {
 		return authCheck{}, fmt.Errorf("%w: %w", ErrAuthFailed, err)
 	}

@@ -48,6 +48,9 @@ type Node struct {
 	relayTamper atomic.Pointer[tamperFunc]
 	tlsClient   *tls.Config
 	localAddr   string
+	// verify caches peers' parsed machine and agent keys and verified agent
+	// certificates (reconnecting peers present the same ones).
+	verify *identity.VerifyCache
 
 	ctx       context.Context // cancelled by Close
 	cancel    context.CancelFunc
@@ -114,6 +117,7 @@ func Listen(ctx context.Context, cfg Config) (*Node, error) {
 		clk:          cfg.Clock,
 		rand:         &lockedReader{r: cfg.Rand},
 		log:          cfg.Logger,
+		verify:       identity.NewVerifyCache(verifyCacheKeyBytes, verifyCacheResultBytes),
 		events:       make(chan Event, max(1, cfg.EventBuffer)),
 		conns:        make(map[*conn]struct{}),
 		peers:        make(map[identity.PeerID]*conn),
@@ -637,6 +641,13 @@ func (n *Node) acceptLoop(ln *quic.Listener) {
 		go n.serveInbound(c)
 	}
 }
+
+// Budgets of the node's verification cache: about 100 parsed keys and
+// 8,000 remembered certificate verifications.
+const (
+	verifyCacheKeyBytes    = 4 << 20
+	verifyCacheResultBytes = 1 << 20
+)
 
 // SetEvictionPolicy installs pick, consulted when an inbound connection
 // finds MaxConnections reached: candidates are the peers of established

@@ -1,0 +1,50 @@
+package identity
+
+import (
+	"crypto/rand"
+	"errors"
+	"testing"
+)
+
+// The cache remembers only successes, keyed by everything that was
+// verified: changing the purpose, the key, the message or the signature
+// verifies afresh (and fails), never from the cache.
+func TestVerifyCache(t *testing.T) {
+	k, err := GenerateKeyPair(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _ := GenerateKeyPair(rand.Reader)
+	c := NewVerifyCache(1<<20, 1<<20)
+	pk, err := c.ParsePublicKey(k.Public().Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := c.ParsePublicKey(k.Public().Bytes()); again != pk {
+		t.Fatal("a cached key was parsed again")
+	}
+	if _, err := c.ParsePublicKey([]byte{1, 2, 3}); err == nil {
+		t.Fatal("garbage parsed")
+	}
+	msg := []byte("the signed bytes")
+	sig := k.Sign("p", msg)
+	for i := range 2 { // fresh, then from the cache
+		if err := c.Verify(pk, "p", msg, sig); err != nil {
+			t.Fatalf("round %d: %v", i, err)
+		}
+	}
+	bad := append([]byte(nil), sig...)
+	bad[10] ^= 1
+	for name, f := range map[string]func() error{
+		"purpose":   func() error { return c.Verify(pk, "q", msg, sig) },
+		"key":       func() error { return c.Verify(other.Public(), "p", msg, sig) },
+		"message":   func() error { return c.Verify(pk, "p", []byte("other bytes"), sig) },
+		"signature": func() error { return c.Verify(pk, "p", msg, bad) },
+	} {
+		for i := range 2 {
+			if err := f(); !errors.Is(err, ErrBadSignature) {
+				t.Fatalf("changed %s, round %d: %v", name, i, err)
+			}
+		}
+	}
+}
