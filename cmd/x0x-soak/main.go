@@ -13,7 +13,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -27,8 +26,6 @@ import (
 	"net"
 	"os"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +37,7 @@ import (
 	"github.com/saorsa-labs/x0x-go/core/membership"
 	"github.com/saorsa-labs/x0x-go/core/transport"
 	"github.com/saorsa-labs/x0x-go/core/x0x"
+	"github.com/saorsa-labs/x0x-go/internal/measure"
 )
 
 const topic = "soak"
@@ -220,12 +218,7 @@ publish:
 		r.mu.Unlock()
 	}
 	slices.Sort(lats)
-	pct := func(p float64) float64 {
-		if len(lats) == 0 {
-			return 0
-		}
-		return float64(lats[min(len(lats)-1, int(p*float64(len(lats))))].Microseconds()) / 1000
-	}
+	pct := func(p float64) float64 { return measure.PercentileMs(lats, p) }
 	ratio := 0.0
 	if expected > 0 {
 		ratio = float64(delivered) / float64(expected)
@@ -239,7 +232,7 @@ publish:
 		{"soak_latency_p50", pct(0.50), "ms"},
 		{"soak_latency_p99", pct(0.99), "ms"},
 		{"soak_latency_max", pct(1), "ms"},
-		{"soak_max_rss", float64(peakRSS()) / (1 << 20), "MiB"},
+		{"soak_max_rss", float64(measure.Bytes("VmHWM")) / (1 << 20), "MiB"},
 	}
 	figs = append(figs, rejections(agents)...)
 	enc := json.NewEncoder(out)
@@ -407,24 +400,4 @@ func randomID() identity.PeerID {
 	var id identity.PeerID
 	_, _ = rand.Read(id[:])
 	return id
-}
-
-// peakRSS is the process's peak resident set (VmHWM), in bytes (0 if
-// unknown).
-func peakRSS() uint64 {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			kb, err := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			if err == nil {
-				return kb << 10
-			}
-		}
-	}
-	return 0
 }

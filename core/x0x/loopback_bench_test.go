@@ -1,0 +1,155 @@
+package x0x
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/saorsa-labs/x0x-go/internal/measure"
+)
+
+// BenchmarkLoopback is the overlay's loopback benchmark (issue 13): 50 and
+// 100 agents on real QUIC over loopback in one process, one topic, 1 KiB
+// payloads from random publishers at 25, 100 and 500 messages/s, each for
+// X0X_LOOPBACK_SECONDS (default 10) plus up to 10 s for the last
+// deliveries. It runs each scenario once whatever b.N is and reports the
+// delivery ratio, p50/p99/max latency, wire bytes per delivery (every
+// class, from the transport's counters), CPU per delivery (the process's
+// user+system time) and RSS per agent.
+func BenchmarkLoopback(b *testing.B) {
+	seconds := 10
+	if v, err := strconv.Atoi(os.Getenv("X0X_LOOPBACK_SECONDS")); err == nil && v > 0 {
+		seconds = v
+	}
+	for _, n := range []int{50, 100} {
+		b.Run(fmt.Sprintf("agents=%d", n), func(b *testing.B) {
+			agents := cluster(b, n)
+			for run, rate := range []int{25, 100, 500} {
+				b.Run(fmt.Sprintf("rate=%d", rate), func(b *testing.B) {
+					loopbackRun(b, agents, byte(run), rate, time.Duration(seconds)*time.Second)
+				})
+			}
+		})
+	}
+}
+
+func loopbackRun(b *testing.B, agents []*Agent, runID byte, rate int, span time.Duration) {
+	topic := fmt.Sprintf("loopback-%d", runID)
+	n := len(agents)
+	type rec struct {
+		mu   sync.Mutex
+		seen map[uint64]bool
+		lats []time.Duration
+	}
+	recs := make([]*rec, n)
+	var wg sync.WaitGroup
+	subs := make([]*Subscription, n)
+	for i, a := range agents {
+		s, err := a.Subscribe(topic)
+		if err != nil {
+			b.Fatal(err)
+		}
+		subs[i] = s
+		r := &rec{seen: map[uint64]bool{}}
+		recs[i] = r
+		wg.Go(func() {
+			for m := range s.C {
+				if len(m.Payload) < 17 || m.Payload[0] != 'B' || m.Origin == agents[i].AgentID() {
+					continue
+				}
+				seq := binary.BigEndian.Uint64(m.Payload[1:])
+				d := time.Since(time.Unix(0, int64(binary.BigEndian.Uint64(m.Payload[9:]))))
+				r.mu.Lock()
+				if !r.seen[seq] {
+					r.seen[seq] = true
+					r.lats = append(r.lats, d)
+				}
+				r.mu.Unlock()
+			}
+		})
+	}
+	defer func() {
+		for _, s := range subs {
+			s.Unsubscribe()
+		}
+		wg.Wait()
+	}()
+	waitTopic(b, agents, topic)
+	time.Sleep(2 * time.Second) // trees form
+	wireBefore, cpuBefore := wireBytes(agents), cpuTime()
+	ctx := context.Background()
+	tick := time.NewTicker(time.Second / time.Duration(rate))
+	defer tick.Stop()
+	deadline := time.Now().Add(span)
+	sent := uint64(0)
+	payload := make([]byte, 1024)
+	b.ResetTimer()
+	for time.Now().Before(deadline) {
+		<-tick.C
+		payload[0] = 'B'
+		binary.BigEndian.PutUint64(payload[1:], sent)
+		binary.BigEndian.PutUint64(payload[9:], uint64(time.Now().UnixNano()))
+		if _, err := agents[rand.IntN(n)].Publish(ctx, topic, payload); err != nil {
+			b.Fatal(err)
+		}
+		sent++
+	}
+	want := int(sent) * (n - 1)
+	got := func() int {
+		total := 0
+		for _, r := range recs {
+			r.mu.Lock()
+			total += len(r.seen)
+			r.mu.Unlock()
+		}
+		return total
+	}
+	for end := time.Now().Add(10 * time.Second); got() < want && time.Now().Before(end); {
+		time.Sleep(50 * time.Millisecond)
+	}
+	b.StopTimer()
+	delivered := got()
+	var lats []time.Duration
+	for _, r := range recs {
+		r.mu.Lock()
+		lats = append(lats, r.lats...)
+		r.mu.Unlock()
+	}
+	slices.Sort(lats)
+	pct := func(p float64) float64 { return measure.PercentileMs(lats, p) }
+	b.ReportMetric(float64(delivered)/float64(max(want, 1)), "delivery-ratio")
+	b.ReportMetric(pct(0.50), "p50-ms")
+	b.ReportMetric(pct(0.99), "p99-ms")
+	b.ReportMetric(pct(1), "max-ms")
+	b.ReportMetric(float64(wireBytes(agents)-wireBefore)/float64(max(delivered, 1)), "wire-B/delivery")
+	b.ReportMetric(float64((cpuTime()-cpuBefore).Microseconds())/1000/float64(max(delivered, 1)), "cpu-ms/delivery")
+	b.ReportMetric(float64(measure.Bytes("VmRSS"))/float64(n)/(1<<20), "rss-MB/agent")
+}
+
+// wireBytes sums the bytes every agent's node sent, over all classes.
+func wireBytes(agents []*Agent) uint64 {
+	var total uint64
+	for _, a := range agents {
+		for _, c := range a.Node().Stats().Classes {
+			total += c.BytesOut
+		}
+	}
+	return total
+}
+
+// cpuTime is the process's user plus system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
