@@ -876,7 +876,15 @@ func (m *Membership) addActive(p NodeDesc) {
 		m.addPassive(victim)
 	}
 	m.active = append(m.active, p)
+	m.unbury(p.ID)
 	m.emit(NeighborUp, p)
+}
+
+// unbury forgets a failed peer that is back.
+func (m *Membership) unbury(id identity.PeerID) {
+	if j := slices.IndexFunc(m.graveyard, func(x gone) bool { return x.desc.ID == id }); j >= 0 {
+		m.graveyard = slices.Delete(m.graveyard, j, j+1)
+	}
 }
 
 func (m *Membership) removeActive(i int) {
@@ -1052,11 +1060,15 @@ func (m *Membership) reconnectTick() {
 		if err != nil {
 			return
 		}
-		if j := slices.IndexFunc(m.graveyard, func(x gone) bool { return x.desc.ID == g.desc.ID }); j >= 0 {
-			m.graveyard = slices.Delete(m.graveyard, j, j+1)
-		}
-		// Only a frame from the peer itself (see handle) revives a dead record.
+		// Only a frame from the peer itself (see handle) revives a dead
+		// record, so addPassive may refuse it for now. The peer leaves the
+		// graveyard only once it is back in a view: a node whose NEIGHBOR
+		// exchange is lost (a reset) must be able to try again, or a node
+		// with nobody else would stay isolated for good.
 		m.addPassive(g.desc)
+		if indexOf(m.passive, g.desc.ID) >= 0 {
+			m.unbury(g.desc.ID)
+		}
 		if len(m.active) < m.cfg.ActiveMax && indexOf(m.active, g.desc.ID) < 0 {
 			m.pendingNb[g.desc.ID] = now
 			self := m.self
