@@ -434,3 +434,38 @@ func TestTalkativeStrangerIsDisconnected(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A node that is told it is dead by a peer that is not its neighbour (the
+// accuser's record is all it has) answers the accuser directly: a
+// refutation broadcast only to the node's own neighbours would never reach
+// it, and the accuser would keep a live node dead.
+func TestRefutationReachesTheAccuser(t *testing.T) {
+	c := newCluster(t, 2, sim.Config{Seed: 9})
+	defer c.close()
+	c.w.Clock.RunFor(3 * time.Second)
+	a, b := c.nodes[0], c.nodes[1]
+	ma, mb := c.ms[0], c.ms[1]
+	// a and b stay connected but are not each other's neighbours, and b
+	// holds a dead.
+	ma.do(func() {
+		if i := indexOf(ma.active, b.LocalID()); i >= 0 {
+			ma.removeActive(i)
+		}
+		ma.holds[b.LocalID()]++ // keep the connection
+	})
+	mb.do(func() {
+		if i := indexOf(mb.active, a.LocalID()); i >= 0 {
+			mb.removeActive(i)
+		}
+		mb.holds[a.LocalID()]++
+		mb.members[a.LocalID()] = &member{desc: NodeDesc{ID: a.LocalID(), Addr: a.LocalAddr()}, state: StateDead, inc: 1, updated: c.w.Clock.Now()}
+	})
+	// a speaks to b; b tells a what it believes; a must answer b itself.
+	if err := a.Send(b.LocalID(), transport.ClassMembership, transport.PriorityControl, mustEncode(t, &Message{Kind: kindPing, Seq: 99})); err != nil {
+		t.Fatal(err)
+	}
+	c.w.Clock.RunFor(2 * time.Second)
+	if s, _, _ := mb.MemberState(a.LocalID()); s != StateAlive {
+		t.Fatalf("b still holds the live node a %v", s)
+	}
+}

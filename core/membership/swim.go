@@ -119,7 +119,13 @@ func (m *Membership) apply(u Update, from identity.PeerID) {
 		}
 		m.refutedAt, m.refutedInc = now, m.inc
 		m.stats.Refutations++
-		m.broadcast(Update{Node: NodeDesc{ID: m.self.ID, Addr: m.self.Addr}, State: StateAlive, Inc: m.inc}, identity.PeerID{})
+		alive := Update{Node: NodeDesc{ID: m.self.ID, Addr: m.self.Addr}, State: StateAlive, Inc: m.inc}
+		m.broadcast(alive, identity.PeerID{})
+		if from != m.self.ID && indexOf(m.active, from) < 0 {
+			// The accuser may not be a neighbour (it told us directly):
+			// answer it directly too, or it keeps us dead.
+			m.send(from, &Message{Kind: kindUpdate, Updates: []Update{alive}})
+		}
 		return
 	}
 	if m.incIsForged(u.Inc, now) {
