@@ -806,11 +806,7 @@ func (m *Membership) handle(from identity.PeerID, msg *Message) {
 	case kindShuffle:
 		m.onShuffle(from, msg)
 	case kindShuffleReply:
-		for _, n := range msg.Nodes {
-			if m.vouch(n) == nil {
-				m.addPassive(n)
-			}
-		}
+		m.admitNodes(msg.Nodes)
 	case kindPing:
 		m.send(from, &Message{Kind: kindAck, Seq: msg.Seq})
 	case kindAck:
@@ -878,6 +874,20 @@ func (m *Membership) addActive(p NodeDesc) {
 	m.active = append(m.active, p)
 	m.unbury(p.ID)
 	m.emit(NeighborUp, p)
+}
+
+// admitNodes adds the vouched-for descriptors of a SHUFFLE or
+// SHUFFLEREPLY to the passive view. Checking a record costs a signature
+// verification, so at most as many as an honest shuffle carries are
+// looked at: a peer with many throwaway keys cannot make one frame cost
+// 64 verifications.
+func (m *Membership) admitNodes(nodes []NodeDesc) {
+	limit := m.cfg.ShuffleActive + m.cfg.ShufflePassive + 1
+	for _, n := range nodes[:min(len(nodes), limit)] {
+		if m.vouch(n) == nil {
+			m.addPassive(n)
+		}
+	}
 }
 
 // unbury forgets a failed peer that is back.
@@ -1029,11 +1039,7 @@ func (m *Membership) onShuffle(from identity.PeerID, msg *Message) {
 		reply = append(reply, m.sample(m.active, len(msg.Nodes)-len(reply), origin.ID)...)
 	}
 	m.addPassive(origin)
-	for _, n := range msg.Nodes {
-		if m.vouch(n) == nil {
-			m.addPassive(n)
-		}
-	}
+	m.admitNodes(msg.Nodes)
 	m.dialClaimed(origin, func(err error) {
 		if err == nil {
 			m.send(origin.ID, &Message{Kind: kindShuffleReply, Nodes: reply})

@@ -469,3 +469,26 @@ func TestRefutationReachesTheAccuser(t *testing.T) {
 		t.Fatalf("b still holds the live node a %v", s)
 	}
 }
+
+// A shuffle reply carrying the decoder's maximum of 64 descriptors has at
+// most an honest shuffle's worth (8) of their records checked: each check
+// is a signature verification a peer with free identities could otherwise
+// multiply.
+func TestShuffleRecordChecksBounded(t *testing.T) {
+	c := newCluster(t, 2, sim.Config{Seed: 10})
+	defer c.close()
+	c.w.Clock.RunFor(2 * time.Second)
+	a, b := c.nodes[0], c.nodes[1]
+	nodes := make([]NodeDesc, MaxNodesPerMessage)
+	for i := range nodes {
+		nodes[i] = NodeDesc{ID: testID(77, i), Addr: fmt.Sprint("sim:bogus-", i), Rec: []byte("not a record")}
+	}
+	before := c.ms[1].Stats().Unvouched
+	if err := a.Send(b.LocalID(), transport.ClassMembership, transport.PriorityControl, mustEncode(t, &Message{Kind: kindShuffleReply, Nodes: nodes})); err != nil {
+		t.Fatal(err)
+	}
+	c.w.Clock.RunFor(500 * time.Millisecond)
+	if got := c.ms[1].Stats().Unvouched - before; got != 8 {
+		t.Fatalf("%d records checked, want 8", got)
+	}
+}
