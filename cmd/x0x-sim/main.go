@@ -48,8 +48,10 @@ func run(args []string) error {
 	fs.DurationVar(&c.PublishInterval, "interval", 20*time.Millisecond, "virtual time between publications")
 	fs.DurationVar(&c.Drain, "drain", 10*time.Second, "virtual time run after the last publication (with -partition, after convergence or the limit)")
 	fs.BoolVar(&c.RealSignatures, "real-signatures", false, "sign and verify with ML-DSA-65 (slow at scale)")
-	check := fs.Bool("check", false, "exit non-zero unless the targets hold: delivery 1, steady-state RMR <= -max-rmr (runs without -partition), partition healed within 2 anti-entropy rounds")
+	check := fs.Bool("check", false, "exit non-zero unless the targets hold: delivery 1, steady-state RMR <= -max-rmr (runs without -partition), p99 <= -max-p99-ms and LDH <= -max-ldh if set, partition healed within 2 anti-entropy rounds")
 	maxRMR := fs.Float64("max-rmr", 0.5, "steady-state RMR allowed by -check")
+	maxP99 := fs.Float64("max-p99-ms", 0, "latency p99 allowed by -check (0: not checked)")
+	maxLDH := fs.Int("max-ldh", 0, "largest hop count allowed by -check (0: not checked)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -72,21 +74,34 @@ func run(args []string) error {
 		return err
 	}
 	if *check {
-		return checkTargets(c, res, *maxRMR)
+		return checkTargets(c, res, targets{rmr: *maxRMR, p99Ms: *maxP99, ldh: *maxLDH})
 	}
 	return nil
 }
 
+// targets are the limits -check applies; zero p99Ms or ldh is unchecked.
+type targets struct {
+	rmr   float64
+	p99Ms float64
+	ldh   int
+}
+
 // checkTargets compares a run with the overlay's targets.
-func checkTargets(c scenario.Config, res *scenario.Result, maxRMR float64) error {
+func checkTargets(c scenario.Config, res *scenario.Result, want targets) error {
 	var failed []string
 	if res.DeliveryRatio != 1 {
 		failed = append(failed, fmt.Sprintf("delivery ratio %.6f, want 1", res.DeliveryRatio))
 	}
 	// The RMR target is for steady state: a partition run's second half
 	// includes the heal, when the halves exchange everything they missed.
-	if !c.Partition && res.RMRSteady > maxRMR {
-		failed = append(failed, fmt.Sprintf("steady-state RMR %.3f, want <= %.2f", res.RMRSteady, maxRMR))
+	if !c.Partition && res.RMRSteady > want.rmr {
+		failed = append(failed, fmt.Sprintf("steady-state RMR %.3f, want <= %.2f", res.RMRSteady, want.rmr))
+	}
+	if want.p99Ms > 0 && res.LatencyP99Ms > want.p99Ms {
+		failed = append(failed, fmt.Sprintf("latency p99 %.0f ms, want <= %.0f", res.LatencyP99Ms, want.p99Ms))
+	}
+	if want.ldh > 0 && res.LDHMax > want.ldh {
+		failed = append(failed, fmt.Sprintf("largest hop count %d, want <= %d", res.LDHMax, want.ldh))
 	}
 	if c.Partition && res.ConvergedAfterHealMs < 0 {
 		failed = append(failed, "the partition never converged after the heal, want within 2 anti-entropy rounds")

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"lukechampine.com/blake3"
+
+	"github.com/saorsa-labs/x0x-go/core/identity"
 	"pgregory.net/rapid"
 )
 
@@ -104,6 +106,7 @@ func FuzzDecodeFrame(f *testing.F) {
 		{Kind: kindAESketch, Cells: NewIBLT(sketchCells(0)).MarshalBinary()},
 		{Kind: kindAEPush, Msgs: []Signed{*msg}},
 		{Kind: kindTopics, Topics: []TopicID{TopicIDOf("a")}},
+		{Kind: kindTree, Topic: TopicIDOf("x"), Tree: &TreeState{Root: identity.PeerID(idOf(3)), Seq: 1 << 40, Dist: 2, Parent: identity.PeerID(idOf(4))}},
 	} {
 		b, _ := EncodeFrame(fr)
 		f.Add(b)

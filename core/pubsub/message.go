@@ -82,6 +82,7 @@ const (
 	kindAEPush                      // anti-entropy: here are messages you lack
 	kindAEIDs                       // anti-entropy fallback: my full recent ID list
 	kindIWant                       // ask for IDs without joining the tree (answered with AEPUSH)
+	kindTree                        // the sender's position in the topic's tree
 	kindMax
 )
 
@@ -103,7 +104,8 @@ type Frame struct {
 	// MsgHops (AEPUSH) holds each message's hop count at the receiver, one
 	// byte per message of Msgs, so that pulled messages keep the length of
 	// the path they took.
-	MsgHops []byte `cbor:"13,keyasint,omitempty"`
+	MsgHops []byte     `cbor:"13,keyasint,omitempty"`
+	Tree    *TreeState `cbor:"14,keyasint,omitempty"` // TREE
 }
 
 // IDList is a list of message IDs. On the wire it is one CBOR byte string
@@ -186,6 +188,10 @@ func DecodeFrame(b []byte) (*Frame, error) {
 	case kindFind:
 		if f.Node == nil {
 			return bad("find without a node")
+		}
+	case kindTree:
+		if f.Tree == nil || f.Tree.Root.IsZero() {
+			return bad("tree without a root")
 		}
 	case kindAESketch:
 		if len(f.Cells) == 0 {

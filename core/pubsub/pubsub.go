@@ -45,10 +45,11 @@ type Config struct {
 	Verifier Verifier    // required
 
 	TopicMinPeers int           // look for more topic neighbours below this (3)
-	TopicMaxPeers int           // accept no more topic neighbours than this (8)
+	TopicMaxPeers int           // accept no more topic neighbours than this (12)
 	IHaveInterval time.Duration // lazy announcement batching (150 ms)
-	GraftTimeout  time.Duration // wait for the eager copy after an IHAVE (400 ms)
+	GraftTimeout  time.Duration // wait for the eager copy after an IHAVE (250 ms)
 	GraftRetry    time.Duration // then try the next announcer after (200 ms)
+	TreeInterval  time.Duration // the tree root's announcement period (1 s; see tree.go)
 	DedupTTL      time.Duration // 5 min; also the oldest accepted message age
 	MaxSkew       time.Duration // how far in the future a timestamp may be (30 s)
 	AEInterval    time.Duration // anti-entropy period (30 s)
@@ -73,10 +74,11 @@ type Config struct {
 
 func (c Config) withDefaults() Config {
 	defaults.Positive(&c.TopicMinPeers, 3)
-	defaults.Positive(&c.TopicMaxPeers, 8)
+	defaults.Positive(&c.TopicMaxPeers, 12)
 	defaults.Positive(&c.IHaveInterval, 150*time.Millisecond)
-	defaults.Positive(&c.GraftTimeout, 400*time.Millisecond)
+	defaults.Positive(&c.GraftTimeout, 250*time.Millisecond)
 	defaults.Positive(&c.GraftRetry, 200*time.Millisecond)
+	defaults.Positive(&c.TreeInterval, time.Second)
 	defaults.Positive(&c.DedupTTL, 5*time.Minute)
 	defaults.Positive(&c.MaxSkew, 30*time.Second)
 	defaults.Positive(&c.AEInterval, 30*time.Second)
@@ -162,6 +164,8 @@ type Stats struct {
 	RateLimited        uint64 // frames over a peer's rate, or messages over their origin's rate (dropped)
 	PeersScoredOut     uint64 // peers disconnected because most of their recent messages were invalid
 	StoreEvicted       uint64 // stored messages evicted early by the per-topic byte budget
+	TreeAnnounced      uint64 // tree states sent to topic neighbours
+	TreeParentChanges  uint64 // times this node's tree parent or root changed
 }
 
 // Errors returned by the API.
@@ -192,9 +196,7 @@ type topic struct {
 	storeB  int // payload bytes in store
 	missing map[MsgID]*missing
 	lazyQ   map[identity.PeerID][]MsgID
-	// Per eager peer: first copies and duplicates it delivered recently
-	// (halved every pruneDecay). See accept for the prune rule.
-	firsts, dups map[identity.PeerID]int
+	tree    *tree
 	// Per lazy peer: messages recently pulled from it with IWANT (halved
 	// every pruneDecay). See graftTimer.
 	pulls map[identity.PeerID]int
@@ -292,6 +294,11 @@ func New(net transport.Network, mem *membership.Membership, cfg Config) (*PubSub
 	}
 	ps.mu.Lock()
 	ps.every(time.Second, time.Duration(ps.rng.Int64N(int64(time.Second)))+1, ps.maintain)
+	ps.every(cfg.TreeInterval, time.Duration(ps.rng.Int64N(int64(cfg.TreeInterval)))+1, func() {
+		for _, id := range ps.order {
+			ps.treeTick(ps.topics[id])
+		}
+	})
 	ps.every(cfg.AEInterval, time.Duration(ps.rng.Int64N(int64(cfg.AEInterval)))+1, ps.antiEntropy)
 	ps.mu.Unlock()
 	return ps, nil
@@ -346,8 +353,8 @@ func (ps *PubSub) subscribe(id TopicID, s *Subscription) (*Subscription, error) 
 		t := ps.topics[id]
 		if t == nil {
 			t = &topic{id: id, store: make(map[MsgID]*stored), missing: make(map[MsgID]*missing),
-				lazyQ: make(map[identity.PeerID][]MsgID), firsts: make(map[identity.PeerID]int), dups: make(map[identity.PeerID]int),
-				pulls: make(map[identity.PeerID]int)}
+				lazyQ: make(map[identity.PeerID][]MsgID), pulls: make(map[identity.PeerID]int),
+				tree: newTree(ps.self.ID, ps.cfg.Clock.Now())}
 			ps.topics[id] = t
 			i, _ := slices.BinarySearchFunc(ps.order, id, cmpTopic)
 			ps.order = slices.Insert(ps.order, i, id)
@@ -540,14 +547,19 @@ func (ps *PubSub) addPeer(t *topic, p identity.PeerID) bool {
 	return ps.addPeerUpTo(t, p, ps.cfg.TopicMaxPeers)
 }
 
-// addPeerUpTo adds p as an eager topic neighbour if we have fewer than limit.
+// addPeerUpTo adds p as a topic neighbour if we have fewer than limit. It
+// starts lazy: it becomes eager when it becomes a tree link (see tree.go),
+// which the tree state sent here settles within a round trip.
 func (ps *PubSub) addPeerUpTo(t *topic, p identity.PeerID, limit int) bool {
 	if p == ps.self.ID || t.isPeer(p) || len(t.eager)+len(t.lazy) >= limit {
 		return false
 	}
-	t.eager = append(t.eager, p)
+	t.lazy = append(t.lazy, p)
 	ps.mem.Hold(p)
 	ps.emit(TopicNeighborUp, t.id, p)
+	st := t.tree.self
+	ps.stats.TreeAnnounced++
+	ps.send(p, transport.PriorityControl, &Frame{Kind: kindTree, Topic: t.id, Tree: &st})
 	return true
 }
 
@@ -560,9 +572,12 @@ func (ps *PubSub) removePeer(t *topic, p identity.PeerID) {
 		return
 	}
 	delete(t.lazyQ, p)
-	delete(t.firsts, p)
-	delete(t.dups, p)
 	delete(t.pulls, p)
+	delete(t.tree.heard, p)
+	if slices.Contains(t.tree.links, p) {
+		ps.chooseParent(t)
+		ps.announceTree(t)
+	}
 	ps.mem.Release(p)
 	ps.emit(TopicNeighborDown, t.id, p)
 }
@@ -574,7 +589,11 @@ func (ps *PubSub) toEager(t *topic, p identity.PeerID) {
 	}
 }
 
+// toLazy makes p a lazy neighbour unless it is a tree link.
 func (ps *PubSub) toLazy(t *topic, p identity.PeerID) {
+	if ps.isTreeLink(t, p) {
+		return
+	}
 	if i := slices.Index(t.eager, p); i >= 0 {
 		t.eager = slices.Delete(t.eager, i, i+1)
 		t.lazy = append(t.lazy, p)
@@ -654,13 +673,12 @@ func (ps *PubSub) handle(from identity.PeerID, f *Frame) {
 			ps.stats.DropMalformed++
 			return
 		}
-		if f.Kind == kindGossip && t != nil && !t.isPeer(from) && !ps.addPeer(t, from) {
-			// We are full: tell the sender to stop treating us as a neighbour.
-			ps.send(from, transport.PriorityControl, &Frame{Kind: kindTopicLeave, Topic: t.id})
+		if f.Kind == kindGossip && t != nil {
+			ps.topicPeer(t, from)
 		}
 		ps.accept(from, id, hb, f.Msg, f.Hops, f.Kind)
 	case kindIHave:
-		if t == nil || !t.isPeer(from) {
+		if !ps.topicPeer(t, from) {
 			ps.stats.DropNotSubscribed++
 			return
 		}
@@ -668,7 +686,7 @@ func (ps *PubSub) handle(from identity.PeerID, f *Frame) {
 			ps.announced(t, from, id)
 		}
 	case kindGraft:
-		if t == nil || !t.isPeer(from) {
+		if !ps.topicPeer(t, from) {
 			ps.stats.DropNotSubscribed++
 			return
 		}
@@ -679,7 +697,7 @@ func (ps *PubSub) handle(from identity.PeerID, f *Frame) {
 			}
 		}
 	case kindIWant:
-		if t == nil || !t.isPeer(from) {
+		if !ps.topicPeer(t, from) {
 			ps.stats.DropNotSubscribed++
 			return
 		}
@@ -728,6 +746,12 @@ func (ps *PubSub) handle(from identity.PeerID, f *Frame) {
 		if t != nil {
 			ps.removePeer(t, from)
 		}
+	case kindTree:
+		if !ps.topicPeer(t, from) {
+			ps.stats.DropNotSubscribed++
+			return
+		}
+		ps.onTree(t, from, f.Tree)
 	case kindAESketch, kindAERetry, kindAEWant, kindAEPush, kindAEIDs:
 		if t == nil {
 			ps.stats.DropNotSubscribed++
@@ -735,6 +759,22 @@ func (ps *PubSub) handle(from identity.PeerID, f *Frame) {
 		}
 		ps.onAntiEntropy(t, from, f)
 	}
+}
+
+// topicPeer reports whether from is a neighbour on subscribed topic t. A
+// subscriber that sends topic traffic treats us as its neighbour: the two
+// sides learn of each other's subscriptions at different moments, so a
+// sender we do not know yet is added if there is room (or else told to
+// leave), and its frame is not lost.
+func (ps *PubSub) topicPeer(t *topic, from identity.PeerID) bool {
+	if t == nil {
+		return false
+	}
+	if t.isPeer(from) || ps.addPeer(t, from) {
+		return true
+	}
+	ps.send(from, transport.PriorityControl, &Frame{Kind: kindTopicLeave, Topic: t.id})
+	return false
 }
 
 func sat(h uint8) uint8 {
@@ -758,18 +798,12 @@ func (ps *PubSub) accept(from identity.PeerID, id MsgID, hb []byte, msg *Signed,
 	if ps.dedup.has(id) {
 		ps.stats.Duplicates++
 		if kind == kindGossip && t != nil && t.isPeer(from) {
-			// Plumtree: duplicates on a link remove it from the tree. With
-			// one tree shared by every origin, a link that recently brought
-			// first copies is part of some origin's path: it is pruned only
-			// once its duplicates outnumber its first copies, which keeps
-			// concurrent messages from cutting the tree apart. (On a fresh
-			// link this is Plumtree's prune on the first duplicate.) The
-			// sender may consider us eager even if we had it lazy already.
-			t.dups[from]++
-			if !slices.Contains(t.eager, from) || t.dups[from] > t.firsts[from] {
+			// Plumtree: a duplicate on a link that is not a tree link
+			// makes it lazy on both sides (the sender may consider us
+			// eager even if we had it lazy already). Tree links stay: a
+			// duplicate on them comes from a repair or a tree change.
+			if !ps.isTreeLink(t, from) {
 				ps.toLazy(t, from)
-				delete(t.dups, from)
-				delete(t.firsts, from)
 				ps.stats.PrunesSent++
 				ps.send(from, transport.PriorityControl, &Frame{Kind: kindPrune, Topic: t.id})
 			}
@@ -814,7 +848,6 @@ func (ps *PubSub) accept(from identity.PeerID, id MsgID, hb []byte, msg *Signed,
 	}
 	if !local && kind == kindGossip {
 		ps.toEager(t, from)
-		t.firsts[from]++
 	}
 	ps.store(t, id, msg, hops)
 	if m := t.missing[id]; m != nil {
@@ -1046,14 +1079,8 @@ func (ps *PubSub) maintain() {
 	for _, id := range ps.order {
 		t := ps.topics[id]
 		if decay {
-			for p, n := range t.firsts {
-				t.firsts[p] = n / 2
-			}
 			for p, n := range t.pulls {
 				t.pulls[p] = n / 2
-			}
-			for p, n := range t.dups {
-				t.dups[p] = n / 2
 			}
 		}
 		for len(t.order) > 0 && now.Sub(t.store[t.order[0]].at) > ps.cfg.DedupTTL {

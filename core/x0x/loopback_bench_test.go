@@ -23,7 +23,8 @@ import (
 // deliveries. It runs each scenario once whatever b.N is and reports the
 // delivery ratio, p50/p99/max latency, wire bytes per delivery (every
 // class, from the transport's counters), CPU per delivery (the process's
-// user+system time) and RSS per agent.
+// user+system time) and RSS per agent. With X0X_LOOPBACK_STATS set it also
+// logs the agents' summed pub/sub counters.
 func BenchmarkLoopback(b *testing.B) {
 	seconds := 10
 	if v, err := strconv.Atoi(os.Getenv("X0X_LOOPBACK_SECONDS")); err == nil && v > 0 {
@@ -132,6 +133,9 @@ func loopbackRun(b *testing.B, agents []*Agent, runID byte, rate int, span time.
 	b.ReportMetric(float64(wireBytes(agents)-wireBefore)/float64(max(delivered, 1)), "wire-B/delivery")
 	b.ReportMetric(float64((cpuTime()-cpuBefore).Microseconds())/1000/float64(max(delivered, 1)), "cpu-ms/delivery")
 	b.ReportMetric(float64(measure.Bytes("VmRSS"))/float64(n)/(1<<20), "rss-MB/agent")
+	if os.Getenv("X0X_LOOPBACK_STATS") != "" {
+		b.Logf("%+v", overlayTotals(agents))
+	}
 }
 
 // wireBytes sums the bytes every agent's node sent, over all classes.

@@ -404,6 +404,10 @@ func overlayTotals(agents []*Agent) pubsub.Stats {
 		t.PrunesSent += s.PrunesSent
 		t.AEPulled += s.AEPulled
 		t.SendQueueFull += s.SendQueueFull
+		t.IWantPulled += s.IWantPulled
+		t.Duplicates += s.Duplicates
+		t.TreeAnnounced += s.TreeAnnounced
+		t.TreeParentChanges += s.TreeParentChanges
 	}
 	return t
 }

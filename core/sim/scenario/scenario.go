@@ -111,8 +111,12 @@ type Result struct {
 	// RMRSteady is the RMR of the second half of the publications (payload
 	// receptions counted from the half-way publication on).
 	RMRSteady float64 `json:"rmr_steady_state"`
-	// LDHMax is the largest hop count of an eager delivery.
+	// LDHMax is the largest hop count of a delivery (pulled ones included).
 	LDHMax int `json:"ldh_max"`
+	// TreeDepthMax is the largest distance to its tree's root of a live
+	// subscriber at the end of the run (a tree's diameter is at most twice
+	// its depth).
+	TreeDepthMax int `json:"tree_depth_max"`
 	// LatencyP50Ms/P99Ms: publication to delivery, over subscribers that had
 	// subscribed at least 5 s before the publication.
 	LatencyP50Ms float64 `json:"latency_p50_ms"`
@@ -457,6 +461,13 @@ func (r *run) result(res *Result, base, half traffic) {
 		res.RMRSteady = float64(now.payloads-half.payloads)/float64(remoteSecondHalf) - 1
 	}
 	res.LDHMax = r.ldh
+	for _, n := range r.nodes {
+		for _, k := range n.topics {
+			if st, ok := n.ps.Tree(r.topics[k]); ok && n.net.Alive() {
+				res.TreeDepthMax = max(res.TreeDepthMax, int(st.Dist))
+			}
+		}
+	}
 	alive := 0
 	for _, n := range r.nodes {
 		if n.net.Alive() {
