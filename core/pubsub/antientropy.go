@@ -46,10 +46,14 @@ func (ps *PubSub) antiEntropy() {
 		if len(peers) == 0 {
 			continue
 		}
-		p := peers[ps.rng.IntN(len(peers))]
-		ps.stats.AERounds++
-		ps.send(p, transport.PriorityLazy, &Frame{Kind: kindAESketch, Topic: id, Cells: ps.sketch(t, 0)})
+		ps.aeRound(t, peers[ps.rng.IntN(len(peers))])
 	}
+}
+
+// aeRound starts reconciling t's recent messages with p.
+func (ps *PubSub) aeRound(t *topic, p identity.PeerID) {
+	ps.stats.AERounds++
+	ps.send(p, transport.PriorityLazy, &Frame{Kind: kindAESketch, Topic: t.id, Cells: ps.sketch(t, 0)})
 }
 
 func (ps *PubSub) onAntiEntropy(t *topic, from identity.PeerID, f *Frame) {

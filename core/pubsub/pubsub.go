@@ -19,6 +19,7 @@
 package pubsub
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"github.com/saorsa-labs/x0x-go/core/internal/defaults"
@@ -560,6 +561,13 @@ func (ps *PubSub) addPeerUpTo(t *topic, p identity.PeerID, limit int) bool {
 	st := t.tree.self
 	ps.stats.TreeAnnounced++
 	ps.send(p, transport.PriorityControl, &Frame{Kind: kindTree, Topic: t.id, Tree: &st})
+	if bytes.Compare(ps.self.ID[:], p[:]) < 0 {
+		// A new link reconciles at once (one side starts): whatever one
+		// end published or received while the two were apart (a reset
+		// connection, a partition, a late subscription) crosses now
+		// rather than at the next anti-entropy round.
+		ps.aeRound(t, p)
+	}
 	return true
 }
 
