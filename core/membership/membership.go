@@ -3,7 +3,9 @@
 // passive view of known nodes) with SWIM failure detection on the active
 // view (direct and indirect probes, suspicion with a timeout, incarnation
 // numbers so a live node can refute, membership changes flooded along the
-// active view and piggybacked on probes).
+// active view and piggybacked on probes) and Lifeguard's local health
+// awareness (lifeguard.go), so that a starved node does not suspect its
+// live peers.
 //
 // The protocol runs on a transport.Network, a clock.Clock and an io.Reader
 // for randomness, so the same code runs over QUIC and in core/sim. A
@@ -73,10 +75,32 @@ type Config struct {
 	ShuffleInterval time.Duration // 30 s
 	ShuffleActive   int           // active entries sent in a shuffle (3)
 	ShufflePassive  int           // passive entries sent in a shuffle (4)
-	ProbeInterval   time.Duration // SWIM protocol period (1 s)
-	AckTimeout      time.Duration // direct probe timeout (500 ms)
-	IndirectProbes  int           // helpers asked on a direct timeout (3)
-	SuspectTimeout  time.Duration // suspect -> dead (3 s)
+	// ProbeInterval is the SWIM protocol period (1 s) and AckTimeout the
+	// direct probe timeout (500 ms); both are multiplied by LocalHealth+1
+	// (see Stats.LocalHealth), so a node that misses its own deadlines
+	// gives its peers longer to answer before it suspects them.
+	ProbeInterval  time.Duration
+	AckTimeout     time.Duration
+	IndirectProbes int // helpers asked on a direct timeout (3)
+	// SuspectTimeout (2 s) and SuspectMaxTimeout (4 s) bound the time from
+	// suspicion to death (Lifeguard): a suspicion starts at the maximum
+	// and shrinks logarithmically towards the minimum as other nodes
+	// independently confirm it, reaching it at SuspectConfirmations (3)
+	// confirmations, or fewer when the network is too small to have that
+	// many accusers. The result is multiplied by LocalHealth+1. With 1 s
+	// probes a dead peer is declared dead everywhere within 5 s on a quiet
+	// network.
+	SuspectTimeout       time.Duration
+	SuspectMaxTimeout    time.Duration
+	SuspectConfirmations int
+	// MaxLocalHealth bounds the local health multiplier (8): a starved
+	// node's timeouts grow at most MaxLocalHealth+1 times.
+	MaxLocalHealth int
+	// TimerSlack is how late a timer may fire before this node counts a
+	// missed deadline (100 ms, times LocalHealth+1): the probe round it
+	// belongs to raises no suspicion, and a suspicion that expires late is
+	// looked at again after the frames that queued meanwhile.
+	TimerSlack time.Duration
 	// ReconnectInterval is how often a node retries one recently failed
 	// peer, which re-merges the overlay after a partition heals (10 s).
 	ReconnectInterval time.Duration
@@ -116,7 +140,13 @@ func (c Config) withDefaults() Config {
 	defaults.Positive(&c.ShuffleInterval, 30*time.Second)
 	defaults.Positive(&c.ProbeInterval, time.Second)
 	defaults.Positive(&c.AckTimeout, 500*time.Millisecond)
-	defaults.Positive(&c.SuspectTimeout, 3*time.Second)
+	defaults.Positive(&c.SuspectTimeout, 2*time.Second)
+	defaults.Positive(&c.SuspectMaxTimeout, 4*time.Second)
+	c.SuspectMaxTimeout = max(c.SuspectMaxTimeout, c.SuspectTimeout)
+	defaults.Positive(&c.SuspectConfirmations, 3)
+	c.SuspectConfirmations = min(c.SuspectConfirmations, maxConfirmations)
+	defaults.Positive(&c.MaxLocalHealth, 8)
+	defaults.Positive(&c.TimerSlack, c.ProbeInterval/10)
 	defaults.Positive(&c.ReconnectInterval, 10*time.Second)
 	defaults.Positive(&c.Retention, 5*time.Minute)
 	defaults.Positive(&c.IdleGrace, 10*time.Second)
@@ -156,7 +186,7 @@ type Stats struct {
 	DecodeErrors        uint64 // frames that failed to decode (dropped)
 	SendErrors          uint64 // Send returned an error (frame dropped)
 	DialFailures        uint64
-	Suspicions, Deaths  uint64 // declared by this node
+	Suspicions, Deaths  uint64 // declared by this node (Suspicions: its accusations, new or confirming another's)
 	Refutations         uint64 // times this node refuted a suspicion of itself
 	ShufflesSent        uint64
 	NeighborRejected    uint64
@@ -172,6 +202,25 @@ type Stats struct {
 	// DialsRefused counts dials to passed-on addresses refused by the claimed
 	// dial budget or because the address failed recently.
 	DialsRefused uint64
+	// LocalHealth is the Lifeguard local health multiplier, 0 (healthy) to
+	// Config.MaxLocalHealth: +1 for each probe round that failed without
+	// the helpers' NACKs explaining it, each missed deadline and each
+	// refutation of a suspicion of this node; -1 for each clean round.
+	// Probe and suspicion timeouts are multiplied by LocalHealth+1.
+	LocalHealth int
+	// MissedDeadlines counts timers that fired more than Config.TimerSlack
+	// late: this node was not running when it should have been.
+	MissedDeadlines uint64
+	// UnobservedRounds counts probe rounds whose failures were ignored:
+	// their timers ran late, or nobody answered anything (no ACK, no NACK),
+	// so the period was not really observed.
+	UnobservedRounds uint64
+	// MissedNacks counts indirect probe helpers that sent neither an ACK
+	// nor a NACK in time.
+	MissedNacks uint64
+	// Confirmations counts other nodes' independent suspicions that
+	// shortened a suspicion timeout here.
+	Confirmations uint64
 }
 
 // ErrNoBootstrap is returned by Join when no bootstrap peer could be reached.
@@ -206,6 +255,12 @@ type member struct {
 	updated time.Time
 	told    time.Time // last time we told the node itself about this record
 	suspect clock.Timer
+	// While suspected: when, the first accuser then the confirming ones
+	// (at most expected+1), and how many confirmations bring the timeout
+	// to its minimum.
+	suspectedAt time.Time
+	accusers    []identity.PeerID
+	expected    int
 }
 
 type connInfo struct {
@@ -219,11 +274,23 @@ type probe struct {
 	target  identity.PeerID
 	acked   bool
 	started time.Time
+	asked   int               // indirect probe helpers asked
+	waiting []identity.PeerID // helpers that have sent neither ACK nor NACK
+}
+
+// probeRound is one protocol period: the probes it sent, and what this node
+// observed of it.
+type probeRound struct {
+	seqs     []uint64
+	ackTimer clock.Timer
+	late     bool // a timer of the round fired late: the period was not observed
+	answers  int  // ACKs and NACKs received for the round's probes
 }
 
 type relay struct {
 	origin identity.PeerID
 	seq    uint64
+	nacked bool
 }
 
 type gone struct {
@@ -259,6 +326,10 @@ type Membership struct {
 	failed     map[string]time.Time // addresses whose dial failed, when
 	recent     []Update             // updates still being piggybacked
 	recentTx   []int
+	lhm        int         // Lifeguard local health multiplier (Stats.LocalHealth)
+	round      *probeRound // the probe round in progress
+	probeTimer clock.Timer // the next probe round
+	probeDue   time.Time   // when probeTimer should fire
 	timers     []clock.Timer
 	watchers   []func(Event)
 	events     []Event
@@ -309,7 +380,7 @@ func New(net transport.Network, cfg Config) (*Membership, error) {
 	net.Handle(transport.ClassMembership, m.onFrame)
 	m.mu.Lock()
 	// Spread the periodic work of different nodes over the period.
-	m.every(cfg.ProbeInterval, m.jitter(cfg.ProbeInterval), m.probeTick)
+	m.scheduleProbe(m.jitter(cfg.ProbeInterval))
 	m.every(cfg.ShuffleInterval, m.jitter(cfg.ShuffleInterval), m.shuffleTick)
 	m.every(cfg.ReconnectInterval, m.jitter(cfg.ReconnectInterval), m.reconnectTick)
 	m.mu.Unlock()
@@ -384,7 +455,9 @@ func (m *Membership) MemberState(id identity.PeerID) (s State, inc uint64, ok bo
 func (m *Membership) Stats() Stats {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.stats
+	s := m.stats
+	s.LocalHealth = m.lhm
+	return s
 }
 
 // Protected reports whether this node relies on its connection to peer:
@@ -461,6 +534,10 @@ func (m *Membership) Close() {
 	m.closed = true
 	for _, t := range m.timers {
 		t.Stop()
+	}
+	m.probeTimer.Stop()
+	if m.round != nil && m.round.ackTimer != nil {
+		m.round.ackTimer.Stop()
 	}
 	for _, mb := range m.members {
 		if mb.suspect != nil {
@@ -812,6 +889,7 @@ func (m *Membership) handle(from identity.PeerID, msg *Message) {
 	case kindAck:
 		if p := m.probes[msg.Seq]; p != nil {
 			p.acked = true
+			m.noteAnswer()
 		}
 		if r, ok := m.relays[msg.Seq]; ok {
 			delete(m.relays, msg.Seq)
@@ -819,6 +897,13 @@ func (m *Membership) handle(from identity.PeerID, msg *Message) {
 		}
 	case kindPingReq:
 		m.relayProbe(from, msg)
+	case kindNack:
+		if p := m.probes[msg.Seq]; p != nil {
+			if i := slices.Index(p.waiting, from); i >= 0 {
+				p.waiting = slices.Delete(p.waiting, i, i+1)
+				m.noteAnswer()
+			}
+		}
 	case kindUpdate:
 		// updates applied above
 	}

@@ -40,6 +40,9 @@ type cluster struct {
 	w     *sim.World
 	nodes []*sim.Node
 	ms    []*Membership
+	// tune, if set, adjusts each node's Config (its network and clock are
+	// the simulator's unless tune replaces them).
+	tune func(i int, node *sim.Node, cfg *Config, net *transport.Network)
 }
 
 func testID(seed uint64, i int) identity.PeerID {
@@ -50,7 +53,14 @@ func testID(seed uint64, i int) identity.PeerID {
 // 20 ms after node i-1.
 func newCluster(t tb, n int, cfg sim.Config) *cluster {
 	t.Helper()
-	c := &cluster{w: sim.NewWorld(cfg)}
+	return newTunedCluster(t, n, cfg, nil)
+}
+
+// newTunedCluster is newCluster with tune applied to every node (see
+// cluster.tune).
+func newTunedCluster(t tb, n int, cfg sim.Config, tune func(int, *sim.Node, *Config, *transport.Network)) *cluster {
+	t.Helper()
+	c := &cluster{w: sim.NewWorld(cfg), tune: tune}
 	for i := 0; i < n; i++ {
 		c.add(t)
 		if i > 0 {
@@ -68,7 +78,12 @@ func (c *cluster) add(t tb) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := New(node, Config{Clock: node.Clock(), Rand: node.Rand(), Records: SimulatedRecords{ID: node.LocalID()}})
+	cfg := Config{Clock: node.Clock(), Rand: node.Rand(), Records: SimulatedRecords{ID: node.LocalID()}}
+	var net transport.Network = node
+	if c.tune != nil {
+		c.tune(i, node, &cfg, &net)
+	}
+	m, err := New(net, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

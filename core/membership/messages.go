@@ -21,6 +21,7 @@ const (
 	kindAck
 	kindPingReq
 	kindUpdate
+	kindNack
 	kindMax
 )
 
@@ -53,6 +54,9 @@ type Update struct {
 	Node  NodeDesc `cbor:"1,keyasint"`
 	State State    `cbor:"2,keyasint"`
 	Inc   uint64   `cbor:"3,keyasint"`
+	// By names the node whose own probe failed (suspicions only; relays keep
+	// it): independent accusers shorten the suspicion timeout (Lifeguard).
+	By *identity.PeerID `cbor:"4,keyasint,omitempty"`
 }
 
 // Message is the single wire type of the membership protocol. Which fields
@@ -65,7 +69,7 @@ type Message struct {
 	High    bool       `cbor:"4,keyasint,omitempty"` // NEIGHBOR: high priority
 	Accept  bool       `cbor:"5,keyasint,omitempty"` // NEIGHBORREPLY
 	Nodes   []NodeDesc `cbor:"6,keyasint,omitempty"`
-	Seq     uint64     `cbor:"7,keyasint,omitempty"` // PING / ACK / PINGREQ
+	Seq     uint64     `cbor:"7,keyasint,omitempty"` // PING / ACK / PINGREQ / NACK
 	Updates []Update   `cbor:"8,keyasint,omitempty"`
 }
 
@@ -127,6 +131,14 @@ func Decode(b []byte) (*Message, error) {
 		}
 		if m.Updates[i].State < StateAlive || m.Updates[i].State > StateDead {
 			return nil, fmt.Errorf("%w: state %d", ErrMalformed, m.Updates[i].State)
+		}
+		if by := m.Updates[i].By; by != nil {
+			if m.Updates[i].State != StateSuspect {
+				return nil, fmt.Errorf("%w: accuser on a %v update", ErrMalformed, m.Updates[i].State)
+			}
+			if by.IsZero() {
+				return nil, fmt.Errorf("%w: zero accuser ID", ErrMalformed)
+			}
 		}
 	}
 	return &m, nil

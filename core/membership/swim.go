@@ -11,55 +11,138 @@ import (
 // piggybackTransmits is how many probe messages carry each update.
 const piggybackTransmits = 6
 
-// probeTick is one SWIM protocol period: every active peer gets a direct
-// PING; peers that do not ACK within AckTimeout are probed indirectly
-// through up to IndirectProbes other active peers; peers still silent at the
-// end of the period are suspected. Probing every active peer each period
-// (rather than one random member) bounds detection time by the period,
-// which the 5 s detection goal needs; the active view is small, so the cost
-// is a few small frames per second. A peer heard from (its own PING or an
-// ACK) within the last half period is not pinged, which roughly halves the
-// probe traffic between two nodes that probe each other.
+// probeTick ends the previous protocol period and starts the next: every
+// active peer gets a direct PING; peers that do not ACK within AckTimeout
+// are probed indirectly through up to IndirectProbes other active peers;
+// peers still silent when the period ends (at the next tick) are suspected.
+// Probing every active peer each period (rather than one random member)
+// bounds detection time by the period, which the 5 s detection goal needs;
+// the active view is small, so the cost is a few small frames per second.
+// A peer heard from (its own PING or an ACK) within the last half period is
+// not pinged, which roughly halves the probe traffic between two nodes that
+// probe each other. Suspected peers are still probed: a failure is this
+// node's own confirmation of the suspicion, and an answer makes the peer
+// hear that it is suspected. AckTimeout and the period are multiplied by
+// LocalHealth+1 (Lifeguard).
 func (m *Membership) probeTick() {
-	m.repair()
 	now := m.cfg.Clock.Now()
+	late := m.missed(m.probeDue, now)
+	m.finishRound(late)
+	m.repair()
+	scale := m.healthScale()
+	r := &probeRound{}
 	for _, a := range slices.Clone(m.active) {
-		if mb := m.members[a.ID]; mb != nil && mb.state != StateAlive {
-			continue // already suspected: the suspicion timer decides
+		if mb := m.members[a.ID]; mb != nil && mb.state == StateDead {
+			continue
 		}
 		if c := m.conns[a.ID]; c != nil && now.Sub(c.lastHeard) < m.cfg.ProbeInterval/2 {
 			continue // heard from it (its own probe or ack) within half a period
 		}
 		m.seq++
-		seq := m.seq
-		target := a.ID
-		m.probes[seq] = &probe{target: target, started: m.cfg.Clock.Now()}
-		m.send(target, &Message{Kind: kindPing, Seq: seq})
-		m.after(m.cfg.AckTimeout, func() {
-			p := m.probes[seq]
-			if p == nil || p.acked {
-				delete(m.probes, seq)
-				return
-			}
-			helpers := m.sample(m.active, m.cfg.IndirectProbes, target)
-			desc := m.descOf(target)
-			for _, h := range helpers {
-				m.stats.IndirectProbesAsked++
-				m.send(h.ID, &Message{Kind: kindPingReq, Seq: seq, Node: &desc})
-			}
-			m.after(m.cfg.ProbeInterval-m.cfg.AckTimeout, func() {
-				p := m.probes[seq]
-				delete(m.probes, seq)
-				if p == nil || p.acked {
-					return
-				}
-				m.suspect(target)
-			})
-		})
+		m.probes[m.seq] = &probe{target: a.ID, started: now}
+		r.seqs = append(r.seqs, m.seq)
+		m.send(a.ID, &Message{Kind: kindPing, Seq: m.seq})
+	}
+	m.round = r
+	if len(r.seqs) > 0 {
+		wait := m.cfg.AckTimeout * scale
+		due := now.Add(wait)
+		r.ackTimer = m.after(wait, func() { m.probeIndirectly(r, due) })
+	}
+	m.scheduleProbe(m.cfg.ProbeInterval * scale)
+}
+
+// scheduleProbe arms the next probe round d from now.
+func (m *Membership) scheduleProbe(d time.Duration) {
+	m.probeDue = m.cfg.Clock.Now().Add(d)
+	m.probeTimer = m.after(d, m.probeTick)
+}
+
+// probeIndirectly asks helpers to probe the round's peers that did not ACK.
+func (m *Membership) probeIndirectly(r *probeRound, due time.Time) {
+	if m.round != r {
+		return // the round already ended (both timers ran late)
+	}
+	if m.missed(due, m.cfg.Clock.Now()) {
+		// The round's failures will not count: spare the helpers.
+		r.late = true
+		return
+	}
+	for _, seq := range r.seqs {
+		p := m.probes[seq]
+		if p == nil || p.acked {
+			continue
+		}
+		desc := m.descOf(p.target)
+		for _, h := range m.sample(m.active, m.cfg.IndirectProbes, p.target) {
+			m.stats.IndirectProbesAsked++
+			p.asked++
+			p.waiting = append(p.waiting, h.ID)
+			m.send(h.ID, &Message{Kind: kindPingReq, Seq: seq, Node: &desc})
+		}
 	}
 }
 
-// relayProbe serves a PING-REQ: ping the target for the asker and relay the ACK.
+// finishRound ends the current probe round: it suspects the peers that
+// neither ACKed directly nor through a helper, unless the round was not
+// really observed, and updates the local health multiplier. lateTick says
+// the tick ending the round fired late.
+//
+// Lifeguard's reading of a failed probe: if the helpers NACKed (they are up
+// and could not reach the peer either) the peer is the problem; if they
+// were silent too, this node may be (its inbound frames late), so the
+// multiplier rises. A round in which nobody answered anything, ACK or
+// NACK, is no evidence against the peers at all: a node whose inbound
+// frames queue for a second looks exactly like that.
+func (m *Membership) finishRound(lateTick bool) {
+	r := m.round
+	if r == nil {
+		return
+	}
+	m.round = nil
+	if r.ackTimer != nil {
+		r.ackTimer.Stop()
+	}
+	var failed []identity.PeerID
+	unexplained, helpersAsked := false, false
+	for _, seq := range r.seqs {
+		p := m.probes[seq]
+		delete(m.probes, seq)
+		if p == nil || p.acked {
+			continue
+		}
+		failed = append(failed, p.target)
+		helpersAsked = helpersAsked || p.asked > 0
+		if p.asked == 0 || len(p.waiting) > 0 {
+			unexplained = true
+		}
+		m.stats.MissedNacks += uint64(len(p.waiting))
+	}
+	if lateTick || r.late || (helpersAsked && r.answers == 0) {
+		m.stats.UnobservedRounds++
+		if !lateTick && !r.late {
+			m.adjustHealth(+1) // late timers were counted already
+		}
+		return
+	}
+	for _, id := range failed {
+		m.suspect(id)
+	}
+	// After the suspicions, so that their timeouts are not stretched by
+	// this very round's failure.
+	switch {
+	case unexplained:
+		m.adjustHealth(+1)
+	case len(failed) == 0:
+		m.adjustHealth(-1)
+	}
+}
+
+// relayProbe serves a PING-REQ: ping the target for the asker and relay the
+// ACK, or send a NACK if the target has not answered within half of what
+// is left of the asker's period (so that the NACK reaches it in time):
+// the NACK tells the asker that its helper is up and its own inbound
+// frames arrive, so the failure is the target's (Lifeguard).
 func (m *Membership) relayProbe(from identity.PeerID, msg *Message) {
 	target := *msg.Node
 	if target.ID == m.self.ID || target.ID == from {
@@ -68,28 +151,43 @@ func (m *Membership) relayProbe(from identity.PeerID, msg *Message) {
 	m.seq++
 	seq := m.seq
 	m.relays[seq] = relay{origin: from, seq: msg.Seq}
+	nack := func() {
+		if r, ok := m.relays[seq]; ok && !r.nacked {
+			r.nacked = true
+			m.relays[seq] = r
+			m.send(r.origin, &Message{Kind: kindNack, Seq: r.seq})
+		}
+	}
 	m.dialClaimed(target, func(err error) {
 		if err != nil {
-			delete(m.relays, seq)
+			nack()
 			return
 		}
 		m.send(target.ID, &Message{Kind: kindPing, Seq: seq})
 	})
-	m.after(m.cfg.ProbeInterval, func() { delete(m.relays, seq) })
+	nackAfter := max(m.cfg.ProbeInterval-m.cfg.AckTimeout, 0) / 2
+	m.after(nackAfter, func() {
+		nack()
+		// A late ACK is still relayed until the asker's period is over.
+		m.after(m.cfg.ProbeInterval-nackAfter, func() { delete(m.relays, seq) })
+	})
 }
 
-// suspect marks id suspected at its current incarnation and spreads it.
+// suspect accuses id at its current incarnation after a failed probe of
+// this node's own: a new suspicion, or a confirmation of someone else's.
 func (m *Membership) suspect(id identity.PeerID) {
 	mb := m.members[id]
 	inc := uint64(0)
 	if mb != nil {
-		if mb.state != StateAlive {
-			return
+		if mb.state == StateDead || slices.Contains(mb.accusers, m.self.ID) ||
+			(mb.state == StateSuspect && len(mb.accusers) > mb.expected) {
+			return // nothing this accusation would change
 		}
 		inc = mb.inc
 	}
 	m.stats.Suspicions++
-	m.apply(Update{Node: m.descOf(id), State: StateSuspect, Inc: inc}, m.self.ID)
+	self := m.self.ID
+	m.apply(Update{Node: m.descOf(id), State: StateSuspect, Inc: inc, By: &self}, m.self.ID)
 }
 
 // apply merges a SWIM update (from the frame's sender, or self) using the
@@ -119,6 +217,8 @@ func (m *Membership) apply(u Update, from identity.PeerID) {
 		}
 		m.refutedAt, m.refutedInc = now, m.inc
 		m.stats.Refutations++
+		// Suspected while alive: maybe this node is too slow to answer.
+		m.adjustHealth(+1)
 		alive := Update{Node: NodeDesc{ID: m.self.ID, Addr: m.self.Addr}, State: StateAlive, Inc: m.inc}
 		m.broadcast(alive, identity.PeerID{})
 		if from != m.self.ID && indexOf(m.active, from) < 0 {
@@ -133,15 +233,27 @@ func (m *Membership) apply(u Update, from identity.PeerID) {
 		return
 	}
 	mb := m.members[u.Node.ID]
+	verdict := false
 	if from != m.self.ID && from != u.Node.ID {
 		// A claim about a third node is a hint, not a verdict: a death
 		// becomes a suspicion that the node can still refute, and we declare
 		// it dead only on our own suspicion timeout.
 		if u.State == StateDead {
+			// Relays pass deaths on as suspicions, so a death comes
+			// from the node whose own suspicion timer expired: that
+			// node is an accuser.
 			u.State = StateSuspect
+			u.By = &from
+			verdict = true
 		}
 	}
+	if u.State == StateSuspect && u.By == nil {
+		u.By = &from
+	}
 	if mb != nil && !supersedes(u, mb) {
+		if u.State == StateSuspect && mb.state == StateSuspect && u.Inc == mb.inc {
+			m.confirm(u, mb, from, !verdict)
+		}
 		return
 	}
 	if mb == nil {
@@ -160,19 +272,16 @@ func (m *Membership) apply(u Update, from identity.PeerID) {
 		mb.suspect.Stop()
 		mb.suspect = nil
 	}
+	mb.accusers = mb.accusers[:0]
 	id := u.Node.ID
 	switch u.State {
 	case StateSuspect:
-		inc := u.Inc
-		mb.suspect = m.after(m.cfg.SuspectTimeout, func() {
-			cur := m.members[id]
-			if cur == nil || cur.state != StateSuspect || cur.inc != inc {
-				return
-			}
-			cur.suspect = nil
-			m.stats.Deaths++
-			m.apply(Update{Node: cur.desc, State: StateDead, Inc: inc}, m.self.ID)
-		})
+		// The first accuser starts the suspicion at the maximum timeout;
+		// only the ones after it confirm.
+		mb.suspectedAt = now
+		mb.accusers = append(mb.accusers, *u.By)
+		mb.expected = m.expectedConfirmations()
+		m.armSuspicion(id, mb)
 		if old != StateSuspect {
 			m.emit(MemberSuspect, mb.desc)
 		}
@@ -196,6 +305,64 @@ func (m *Membership) apply(u Update, from identity.PeerID) {
 		}
 	}
 	m.broadcast(u, from)
+}
+
+// confirm counts u, a suspicion of a node already suspected at the same
+// incarnation, if it comes from a new accuser: the suspicion timeout
+// shrinks. Identities are free, so only accusers this node knows count
+// (the sender itself, or a node in its views or connections), at most
+// mb.expected. A counted accusation spreads on so that others count it
+// too, unless relay is false: a neighbour's death verdict already reaches
+// each node from its own neighbours, and flooding it would multiply the
+// traffic of every failure.
+func (m *Membership) confirm(u Update, mb *member, from identity.PeerID, relay bool) {
+	by := *u.By
+	if by == u.Node.ID || len(mb.accusers) > mb.expected || slices.Contains(mb.accusers, by) {
+		return
+	}
+	if by != from && !m.knows(by) {
+		return
+	}
+	mb.accusers = append(mb.accusers, by)
+	m.stats.Confirmations++
+	m.armSuspicion(u.Node.ID, mb)
+	if relay {
+		m.broadcast(u, from)
+	}
+}
+
+// armSuspicion (re)starts the timer that declares the suspected id dead,
+// due the current suspicion timeout after the suspicion began.
+func (m *Membership) armSuspicion(id identity.PeerID, mb *member) {
+	if mb.suspect != nil {
+		mb.suspect.Stop()
+	}
+	due := mb.suspectedAt.Add(m.suspicionTimeout(len(mb.accusers)-1, mb.expected) * m.healthScale())
+	m.armVerdict(id, mb, due)
+}
+
+func (m *Membership) armVerdict(id identity.PeerID, mb *member, due time.Time) {
+	inc := mb.inc
+	if now := m.cfg.Clock.Now(); due.Before(now) {
+		due = now // a confirmation made the timeout already past
+	}
+	mb.suspect = m.after(due.Sub(m.cfg.Clock.Now()), func() {
+		cur := m.members[id]
+		if cur == nil || cur.state != StateSuspect || cur.inc != inc {
+			return
+		}
+		cur.suspect = nil
+		now := m.cfg.Clock.Now()
+		if m.missed(due, now) {
+			// This node was not running when the verdict was due: a
+			// refutation may be queued behind this timer. Decide once the
+			// frames that arrived meanwhile have been read.
+			m.armVerdict(id, cur, now.Add(m.cfg.TimerSlack*m.healthScale()))
+			return
+		}
+		m.stats.Deaths++
+		m.apply(Update{Node: cur.desc, State: StateDead, Inc: inc}, m.self.ID)
+	})
 }
 
 // maxIncAhead bounds how far an incarnation may run ahead of the wall
