@@ -1,8 +1,6 @@
 package pubsub
 
 import (
-	"lukechampine.com/blake3"
-
 	"github.com/saorsa-labs/x0x-go/core/identity"
 	"github.com/saorsa-labs/x0x-go/core/transport"
 )
@@ -56,7 +54,7 @@ func (ps *PubSub) aeRound(t *topic, p identity.PeerID) {
 	ps.send(p, transport.PriorityLazy, &Frame{Kind: kindAESketch, Topic: t.id, Cells: ps.sketch(t, 0)})
 }
 
-func (ps *PubSub) onAntiEntropy(t *topic, from identity.PeerID, f *Frame) {
+func (ps *PubSub) onAntiEntropy(t *topic, from identity.PeerID, f *Frame, cs []content) {
 	switch f.Kind {
 	case kindAESketch:
 		theirs, err := UnmarshalIBLT(f.Cells)
@@ -110,8 +108,8 @@ func (ps *PubSub) onAntiEntropy(t *topic, from identity.PeerID, f *Frame) {
 				ps.stats.DropMalformed++
 				continue
 			}
-			hb, err := msg.Header.bytes()
-			if err != nil {
+			c := &cs[i]
+			if c.err != nil && !c.checked {
 				ps.stats.DropMalformed++
 				continue
 			}
@@ -119,7 +117,7 @@ func (ps *PubSub) onAntiEntropy(t *topic, from identity.PeerID, f *Frame) {
 			if len(f.MsgHops) == len(f.Msgs) {
 				hops = f.MsgHops[i]
 			}
-			if ps.accept(from, MsgID(blake3.Sum256(hb)), hb, msg, hops, kindAEPush) {
+			if ps.accept(from, c.id, c.hb, msg, hops, kindAEPush, c) {
 				if f.Reply {
 					ps.stats.IWantPulled++
 				} else {

@@ -108,6 +108,23 @@ type Frame struct {
 	Tree    *TreeState `cbor:"14,keyasint,omitempty"` // TREE
 }
 
+// messages returns the messages f's kind carries: its Msg (GOSSIP,
+// PUBLISH; DecodeFrame ensures it is there) or its Msgs (AEPUSH). Fields
+// its kind does not use are ignored.
+func (f *Frame) messages() []*Signed {
+	switch f.Kind {
+	case kindGossip, kindPublish:
+		return []*Signed{f.Msg}
+	case kindAEPush:
+		out := make([]*Signed, len(f.Msgs))
+		for i := range f.Msgs {
+			out[i] = &f.Msgs[i]
+		}
+		return out
+	}
+	return nil
+}
+
 // IDList is a list of message IDs. On the wire it is one CBOR byte string
 // holding the 32-byte IDs back to back: compact, and cheap to encode and
 // decode (IHAVE frames are the most frequent pub/sub frames).

@@ -165,6 +165,7 @@ type Stats struct {
 	RateLimited        uint64 // frames over a peer's rate, or messages over their origin's rate (dropped)
 	PeersScoredOut     uint64 // peers disconnected because most of their recent messages were invalid
 	StoreEvicted       uint64 // stored messages evicted early by the per-topic byte budget
+	CheckedUnderLock   uint64 // received messages whose signature was checked under the lock (a copy that was a duplicate when its frame arrived but new when handled)
 	TreeAnnounced      uint64 // tree states sent to topic neighbours
 	TreeParentChanges  uint64 // times this node's tree parent or root changed
 }
@@ -431,7 +432,7 @@ func (ps *PubSub) Publish(name string, payload []byte) (MsgID, error) {
 	id := MsgID(blake3.Sum256(hb))
 	ps.do(func() {
 		ps.stats.Published++
-		ps.accept(ps.self.ID, id, hb, msg, 0, kindPublish)
+		ps.accept(ps.self.ID, id, hb, msg, 0, kindPublish, nil)
 	})
 	return id, nil
 }
@@ -651,7 +652,14 @@ func (ps *PubSub) onFrame(from identity.PeerID, b []byte) {
 }
 
 // onDecoded handles a decoded frame of size bytes (or its decoding error).
+// It runs on the transport's goroutine for the sender. The frame is charged
+// to the sender's rate first; then the messages it carries that are new
+// have their payload hash and signature checked without the lock, so that
+// verification runs in parallel across peers and topics; then the frame is
+// handled under the lock.
 func (ps *PubSub) onDecoded(from identity.PeerID, f *Frame, size int, err error) {
+	cs := contentsOf(f, err)
+	admitted := false
 	ps.do(func() {
 		if err != nil {
 			// Honest peers never send undecodable frames: drop the peer.
@@ -662,21 +670,81 @@ func (ps *PubSub) onDecoded(from identity.PeerID, f *Frame, size int, err error)
 		if !ps.admitFrame(from, size) {
 			return
 		}
-		ps.handle(from, f)
+		admitted = true
+		t := ps.topics[f.Topic]
+		msgs := f.messages()
+		for i := range cs {
+			// Only messages that handle would verify are checked: new
+			// ones (cheap dedup first) of a topic we subscribe to, or
+			// walks we would pass on.
+			c := &cs[i]
+			topicOK := t != nil && msgs[i].Header.Topic == t.id
+			walk := f.Kind == kindPublish && f.Hops > 0
+			c.skip = c.err != nil || ps.dedup.has(c.id) || !(topicOK || walk)
+		}
 	})
+	if !admitted {
+		return
+	}
+	msgs := f.messages()
+	for i := range cs {
+		if !cs[i].skip {
+			cs[i].err = ps.checkContent(cs[i].hb, msgs[i])
+			cs[i].checked = true
+		}
+	}
+	ps.do(func() { ps.handle(from, f, cs) })
 }
 
-func (ps *PubSub) handle(from identity.PeerID, f *Frame) {
+// content is a received message's encoded header and ID, computed and
+// (unless skipped) checked without the lock: err is the header's encoding
+// error, or after the check errPayloadHash or the Verifier's verdict.
+type content struct {
+	hb            []byte
+	id            MsgID
+	err           error
+	skip, checked bool
+}
+
+// contentsOf encodes and hashes the headers of the messages f carries.
+func contentsOf(f *Frame, decodeErr error) []content {
+	if decodeErr != nil {
+		return nil
+	}
+	msgs := f.messages()
+	cs := make([]content, len(msgs))
+	for i, m := range msgs {
+		cs[i].hb, cs[i].err = m.Header.bytes()
+		if cs[i].err == nil {
+			cs[i].id = MsgID(blake3.Sum256(cs[i].hb))
+		}
+	}
+	return cs
+}
+
+// errPayloadHash: a payload that does not match its signed hash.
+var errPayloadHash = errors.New("pubsub: payload does not match its hash")
+
+// checkContent checks a message's payload hash and origin signature; it
+// touches no pub/sub state.
+func (ps *PubSub) checkContent(hb []byte, msg *Signed) error {
+	if blake3.Sum256(msg.Payload) != msg.Header.PayloadHash {
+		return errPayloadHash
+	}
+	return ps.cfg.Verifier.Verify(msg.Header.Origin, hb, msg.Sig)
+}
+
+func (ps *PubSub) handle(from identity.PeerID, f *Frame, cs []content) {
 	t := ps.topics[f.Topic]
 	switch f.Kind {
 	case kindGossip, kindPublish:
 		ps.stats.PayloadsReceived++
-		hb, err := f.Msg.Header.bytes()
-		if err != nil {
+		c := &cs[0]
+		if c.err != nil && !c.checked {
 			ps.stats.DropMalformed++
 			return
 		}
-		id := MsgID(blake3.Sum256(hb))
+		hb, id := c.hb, c.id
 		if f.Msg.Header.Topic != f.Topic && f.Kind == kindGossip {
 			ps.stats.DropMalformed++
 			return
@@ -684,7 +752,7 @@ func (ps *PubSub) handle(from identity.PeerID, f *Frame) {
 		if f.Kind == kindGossip && t != nil {
 			ps.topicPeer(t, from)
 		}
-		ps.accept(from, id, hb, f.Msg, f.Hops, f.Kind)
+		ps.accept(from, id, hb, f.Msg, f.Hops, f.Kind, c)
 	case kindIHave:
 		if !ps.topicPeer(t, from) {
 			ps.stats.DropNotSubscribed++
@@ -765,7 +833,7 @@ func (ps *PubSub) handle(from identity.PeerID, f *Frame) {
 			ps.stats.DropNotSubscribed++
 			return
 		}
-		ps.onAntiEntropy(t, from, f)
+		ps.onAntiEntropy(t, from, f, cs)
 	}
 }
 
@@ -793,9 +861,10 @@ func sat(h uint8) uint8 {
 }
 
 // accept validates and processes a full message from peer from (or from
-// ourselves for local publishes).
-// hb is the encoded header (id is its BLAKE3 hash).
-func (ps *PubSub) accept(from identity.PeerID, id MsgID, hb []byte, msg *Signed, hops uint8, kind uint8) bool {
+// ourselves for local publishes, with c nil). hb is the encoded header (id
+// is its BLAKE3 hash); c holds the result of checking it outside the lock,
+// if that was done.
+func (ps *PubSub) accept(from identity.PeerID, id MsgID, hb []byte, msg *Signed, hops uint8, kind uint8, c *content) bool {
 	t := ps.topics[msg.Header.Topic]
 	local := from == ps.self.ID
 	walkTTL := uint8(0)
@@ -826,7 +895,7 @@ func (ps *PubSub) accept(from identity.PeerID, id MsgID, hb []byte, msg *Signed,
 			// frames. (Walks are not put in the dedup cache: a walk that
 			// cycles back through a node must go on, or sparse topics lose
 			// messages under churn.)
-			if err := ps.validate(from, id, hb, msg); err != nil {
+			if err := ps.validate(from, id, hb, msg, c); err != nil {
 				return false
 			}
 			if !ps.admitOrigin(msg.Header.Origin) {
@@ -840,7 +909,7 @@ func (ps *PubSub) accept(from identity.PeerID, id MsgID, hb []byte, msg *Signed,
 		return false
 	}
 	if !local {
-		if err := ps.validate(from, id, hb, msg); err != nil {
+		if err := ps.validate(from, id, hb, msg, c); err != nil {
 			return false
 		}
 		if !ps.admitOrigin(msg.Header.Origin) {
@@ -891,12 +960,20 @@ func (ps *PubSub) accept(from identity.PeerID, id MsgID, hb []byte, msg *Signed,
 // window, counting the reason for any refusal and scoring from: a payload
 // that does not match its hash or a signature that does not verify is the
 // sender's fault (it must have checked before forwarding); a stale, replayed
-// or unknown-signer message may not be.
-func (ps *PubSub) validate(from identity.PeerID, id MsgID, hb []byte, msg *Signed) error {
-	if blake3.Sum256(msg.Payload) != msg.Header.PayloadHash {
+// or unknown-signer message may not be. The hash and signature verdict is
+// c's if c was checked outside the lock, and computed here otherwise.
+func (ps *PubSub) validate(from identity.PeerID, id MsgID, hb []byte, msg *Signed, c *content) error {
+	var verdict error
+	if c != nil && c.checked {
+		verdict = c.err
+	} else {
+		ps.stats.CheckedUnderLock++
+		verdict = ps.checkContent(hb, msg)
+	}
+	if verdict == errPayloadHash {
 		ps.stats.DropPayloadHash++
 		ps.scoreInvalid(from)
-		return errors.New("payload hash")
+		return verdict
 	}
 	now := ps.cfg.Clock.Now()
 	ts := time.UnixMilli(msg.Header.Time)
@@ -904,7 +981,7 @@ func (ps *PubSub) validate(from identity.PeerID, id MsgID, hb []byte, msg *Signe
 		ps.stats.DropStale++
 		return errors.New("stale")
 	}
-	if err := ps.cfg.Verifier.Verify(msg.Header.Origin, hb, msg.Sig); err != nil {
+	if err := verdict; err != nil {
 		if errors.Is(err, ErrUnknownSigner) {
 			ps.stats.DropUnknownSigner++
 		} else {

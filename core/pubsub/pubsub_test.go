@@ -203,8 +203,10 @@ func TestRealSignaturesAndBadMessagesDropped(t *testing.T) {
 	}
 }
 
-func TestPartitionHealAntiEntropy(t *testing.T) {
-	c := newTCluster(t, 60, sim.Config{Seed: 4}, false)
+// splitAndPublish subscribes every node of c to "p", splits the network
+// in two halves and publishes n messages from the first n nodes; it checks
+// that they did not cross.
+func splitAndPublish(t *testing.T, c *tcluster, n int) []MsgID {
 	for _, tn := range c.nodes {
 		c.subscribe(tn, "p")
 	}
@@ -212,7 +214,7 @@ func TestPartitionHealAntiEntropy(t *testing.T) {
 	c.w.Partition(func(n *sim.Node) int { return n.Index() % 2 })
 	c.run(2 * time.Second)
 	var ids []MsgID
-	for i := 0; i < 40; i++ {
+	for i := range n {
 		ids = append(ids, c.publish(c.nodes[i], "p", fmt.Appendf(nil, "split %d", i)))
 		c.run(50 * time.Millisecond)
 	}
@@ -220,6 +222,12 @@ func TestPartitionHealAntiEntropy(t *testing.T) {
 	if m := c.missing(c.nodes, ids); m == 0 {
 		t.Fatal("messages crossed the partition")
 	}
+	return ids
+}
+
+func TestPartitionHealAntiEntropy(t *testing.T) {
+	c := newTCluster(t, 60, sim.Config{Seed: 4}, false)
+	ids := splitAndPublish(t, c, 40)
 	c.w.Heal()
 	c.run(60 * time.Second) // two anti-entropy rounds
 	if m := c.missing(c.nodes, ids); m != 0 {
@@ -508,20 +516,7 @@ func TestNewLinksReconcile(t *testing.T) {
 	for range 30 {
 		c.add()
 	}
-	for _, tn := range c.nodes {
-		c.subscribe(tn, "p")
-	}
-	c.run(20 * time.Second)
-	c.w.Partition(func(n *sim.Node) int { return n.Index() % 2 })
-	c.run(2 * time.Second)
-	var ids []MsgID
-	for i := range 10 {
-		ids = append(ids, c.publish(c.nodes[i], "p", fmt.Appendf(nil, "split %d", i)))
-	}
-	c.run(5 * time.Second)
-	if m := c.missing(c.nodes, ids); m == 0 {
-		t.Fatal("messages crossed the partition")
-	}
+	ids := splitAndPublish(t, c, 10)
 	c.w.Heal()
 	c.run(40 * time.Second)
 	if m := c.missing(c.nodes, ids); m != 0 {
