@@ -342,9 +342,23 @@ type rgaLog struct {
 	removed map[Dot]bool
 }
 
+// withRGAWire fills in c's merge, state, delta and decoding functions,
+// which every RGA harness shares.
+func withRGAWire(c *crdtUnderTest[*RGA[int], *RGADelta[int]]) *crdtUnderTest[*RGA[int], *RGADelta[int]] {
+	c.merge = func(r *RGA[int], d *RGADelta[int]) error { return r.Merge(d) }
+	c.state = func(r *RGA[int]) *RGADelta[int] { return r.State() }
+	c.since = func(r *RGA[int], vv VersionVector) *RGADelta[int] { return r.DeltaSince(vv) }
+	c.vv = func(r *RGA[int]) VersionVector { return r.VersionVector() }
+	c.decode = func(b []byte) (*RGADelta[int], error) {
+		var d RGADelta[int]
+		return &d, wire.Unmarshal(b, &d, "rga")
+	}
+	return c
+}
+
 func rgaUnderTest(log *rgaLog) *crdtUnderTest[*RGA[int], *RGADelta[int]] {
 	next := 0
-	return &crdtUnderTest[*RGA[int], *RGADelta[int]]{
+	return withRGAWire(&crdtUnderTest[*RGA[int], *RGADelta[int]]{
 		newReplica: func(_ *rapid.T, id ReplicaID) *RGA[int] { return NewRGA[int](id, RGAOptions{}) },
 		op: func(t *rapid.T, r *RGA[int]) *RGADelta[int] {
 			n := r.Len()
@@ -389,15 +403,7 @@ func rgaUnderTest(log *rgaLog) *crdtUnderTest[*RGA[int], *RGADelta[int]] {
 			log.moved[id] = true
 			return d
 		},
-		merge: func(r *RGA[int], d *RGADelta[int]) error { return r.Merge(d) },
-		view:  func(r *RGA[int]) string { return fmt.Sprint(r.IDs(), r.Values(), r.Pending()) },
-		state: func(r *RGA[int]) *RGADelta[int] { return r.State() },
-		since: func(r *RGA[int], vv VersionVector) *RGADelta[int] { return r.DeltaSince(vv) },
-		vv:    func(r *RGA[int]) VersionVector { return r.VersionVector() },
-		decode: func(b []byte) (*RGADelta[int], error) {
-			var d RGADelta[int]
-			return &d, wire.Unmarshal(b, &d, "rga")
-		},
+		view: func(r *RGA[int]) string { return fmt.Sprint(r.IDs(), r.Values(), r.Pending()) },
 		check: func(t *rapid.T, reps []*RGA[int], _ []*RGADelta[int]) {
 			for _, x := range reps {
 				checkRGAInvariants(t, x)
@@ -437,7 +443,7 @@ func rgaUnderTest(log *rgaLog) *crdtUnderTest[*RGA[int], *RGADelta[int]] {
 				}
 			}
 		},
-	}
+	})
 }
 
 func TestRGAConvergence(t *testing.T) {

@@ -15,24 +15,6 @@ type nodeKey struct {
 	rep uint32
 }
 
-// rnode is one slot of the sequence. An insert creates a slot that is also
-// an item (item == itself) carrying the value; a move creates a slot that
-// points at the item it moves. An item's position is its slot with the
-// greatest ID (last writer wins, by Lamport order); only that slot is
-// visible, and only while the item is not removed.
-type rnode[T comparable] struct {
-	id      nodeKey
-	origin  nodeKey   // slot this one was inserted after; ctr 0 = head
-	item    *rnode[T] // insert: itself; move: the node it names
-	pos     *rnode[T] // items only: the winning slot
-	rmv     nodeKey   // items only: smallest removal dot; ctr 0 = not removed
-	value   T         // items only
-	ch      *chunk[T]
-	visible bool
-}
-
-func (n *rnode[T]) isItem() bool { return n.item == n }
-
 type opKind uint8
 
 const (
@@ -81,7 +63,10 @@ type RGAOptions struct {
 // operations that reference something that is not a slot are dropped.
 //
 // Removed elements stay as tombstones (no compaction of causally stable
-// tombstones is implemented), so memory grows with every insert ever made.
+// tombstones is implemented), so memory grows with every insert ever made;
+// but consecutive inserts of one replica (typing) are stored together as a
+// run, and so are their removals when consecutive (deleting a range), so it
+// grows with the number of such runs rather than of elements.
 // DeltaSince and State walk the whole sequence (O(slots)).
 //
 // T must be encodable with core/wire and must not contain floating-point
@@ -92,8 +77,7 @@ type RGA[T comparable] struct {
 	selfIdx uint32
 	reps    []ReplicaID
 	repIdx  map[ReplicaID]uint32
-	nodes   map[nodeKey]*rnode[T]
-	seq     seq[T]
+	seq     seq[T] // the slots, in runs (see rga_seq.go)
 	ctx     DotSet
 	lamport uint64 // greatest counter seen from any replica
 
@@ -110,7 +94,6 @@ func NewRGA[T comparable](self ReplicaID, opts RGAOptions) *RGA[T] {
 	r := &RGA[T]{
 		self:       self,
 		repIdx:     make(map[ReplicaID]uint32),
-		nodes:      make(map[nodeKey]*rnode[T]),
 		maxPending: opts.MaxPending,
 		pending:    make(map[Dot]rgaOp[T]),
 		waiting:    make(map[Dot][]Dot),
@@ -126,6 +109,7 @@ func (r *RGA[T]) intern(rep ReplicaID) uint32 {
 	i := uint32(len(r.reps))
 	r.reps = append(r.reps, rep)
 	r.repIdx[rep] = i
+	r.seq.ids = append(r.seq.ids, runIndex[T]{})
 	return i
 }
 
@@ -136,13 +120,29 @@ func (r *RGA[T]) dotOf(k nodeKey) Dot {
 	return Dot{r.reps[k.rep], k.ctr}
 }
 
-// node returns the slot with ID d, or nil.
-func (r *RGA[T]) node(d Dot) *rnode[T] {
+// slot returns the run holding the slot with ID d and the slot's offset
+// in it; nil if there is no such slot.
+func (r *RGA[T]) slot(d Dot) (*run[T], int) {
 	i, ok := r.repIdx[d.Replica]
 	if !ok {
-		return nil
+		return nil, 0
 	}
-	return r.nodes[nodeKey{d.Counter, i}]
+	return r.seq.lookup(nodeKey{d.Counter, i})
+}
+
+// mslot is slot for merges: through the lookup cache.
+func (r *RGA[T]) mslot(d Dot) (*run[T], int) {
+	i, ok := r.repIdx[d.Replica]
+	if !ok {
+		return nil, 0
+	}
+	return r.seq.lookupCached(nodeKey{d.Counter, i})
+}
+
+// hasSlot reports whether d names a slot.
+func (r *RGA[T]) hasSlot(d Dot) bool {
+	x, _ := r.mslot(d)
+	return x != nil
 }
 
 // cmpKey orders slot IDs by counter, then replica bytes.
@@ -168,45 +168,70 @@ func (r *RGA[T]) Len() int { return r.seq.vis }
 // operation they reference.
 func (r *RGA[T]) Pending() int { return len(r.pending) }
 
+// itemAt returns the item shown by slot off of the visible run x: the
+// slot itself, or the item a move slot names.
+func itemAt[T comparable](x *run[T], off int) (*run[T], int) {
+	if x.isMove() {
+		return x.ref, 0
+	}
+	return x, off
+}
+
+// posOf returns the slot where item slot off of x is positioned: its
+// winning move slot if it has been moved, else its insert slot.
+func posOf[T comparable](x *run[T], off int) (*run[T], int) {
+	if x.ref != nil {
+		return x.ref, 0
+	}
+	return x, off
+}
+
 // At returns the ID and value of the i-th visible element; ok is false if
 // i is out of range.
 func (r *RGA[T]) At(i int) (id Dot, v T, ok bool) {
 	if i < 0 || i >= r.seq.vis {
 		return Dot{}, v, false
 	}
-	it := r.seq.at(i).item
-	return r.dotOf(it.id), it.value, true
+	ci, j, off := r.seq.at(i)
+	it, k := itemAt(r.seq.chunks[ci].runs[j], off)
+	return r.dotOf(it.key(k)), it.vals[k], true
 }
 
 // Get returns the value of element id; ok is false if it is unknown or
 // removed.
 func (r *RGA[T]) Get(id Dot) (v T, ok bool) {
-	n := r.node(id)
-	if n == nil || !n.isItem() || n.rmv.ctr != 0 {
+	x, off := r.slot(id)
+	if x == nil || x.isMove() || x.rmv != 0 {
 		return v, false
 	}
-	return n.value, true
+	return x.vals[off], true
 }
 
 // IndexOf returns the visible position of element id; ok is false if it is
 // unknown or removed.
 func (r *RGA[T]) IndexOf(id Dot) (int, bool) {
-	n := r.node(id)
-	if n == nil || !n.isItem() || n.rmv.ctr != 0 {
+	x, off := r.slot(id)
+	if x == nil || x.isMove() || x.rmv != 0 {
 		return 0, false
 	}
-	return r.seq.index(n.pos), true
+	return r.seq.index(posOf(x, off)), true
 }
 
 // All iterates over the visible elements in order as (ID, value) pairs.
 // The RGA must not be modified during the iteration.
 func (r *RGA[T]) All() iter.Seq2[Dot, T] {
 	return func(yield func(Dot, T) bool) {
-		r.seq.each(func(n *rnode[T]) bool {
-			if !n.visible {
+		r.seq.each(func(x *run[T]) bool {
+			if !x.visible() {
 				return true
 			}
-			return yield(r.dotOf(n.item.id), n.item.value)
+			for off := range x.size() {
+				it, k := itemAt(x, off)
+				if !yield(r.dotOf(it.key(k)), it.vals[k]) {
+					return false
+				}
+			}
+			return true
 		})
 	}
 }
@@ -230,25 +255,26 @@ func (r *RGA[T]) IDs() []Dot {
 }
 
 // item returns the element named id for a local operation.
-func (r *RGA[T]) item(id Dot) (*rnode[T], error) {
-	n := r.node(id)
-	if n == nil || !n.isItem() {
-		return nil, fmt.Errorf("%w: %v", ErrUnknownElement, id)
+func (r *RGA[T]) item(id Dot) (*run[T], int, error) {
+	x, off := r.slot(id)
+	if x == nil || x.isMove() {
+		return nil, 0, fmt.Errorf("%w: %v", ErrUnknownElement, id)
 	}
-	return n, nil
+	return x, off, nil
 }
 
 // anchor returns the slot to insert after for "after element id" (the
 // zero Dot is the head, returned as nil).
-func (r *RGA[T]) anchor(after Dot) (*rnode[T], error) {
+func (r *RGA[T]) anchor(after Dot) (*run[T], int, error) {
 	if after.IsZero() {
-		return nil, nil
+		return nil, 0, nil
 	}
-	it, err := r.item(after)
+	x, off, err := r.item(after)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	return it.pos, nil
+	x, off = posOf(x, off)
+	return x, off, nil
 }
 
 // nextOp reserves the next Lamport counter for a local operation and
@@ -272,11 +298,11 @@ func (r *RGA[T]) nextOp() (Dot, DotSet, error) {
 // element's ID and the delta to send. Errors: ErrUnknownElement,
 // ErrCounterRange.
 func (r *RGA[T]) InsertAfter(after Dot, v T) (Dot, *RGADelta[T], error) {
-	a, err := r.anchor(after)
+	a, off, err := r.anchor(after)
 	if err != nil {
 		return Dot{}, nil, err
 	}
-	return r.insertAfterSlot(a, v)
+	return r.insertAfterSlot(a, off, v)
 }
 
 // InsertAt inserts v so that it becomes the i-th visible element
@@ -286,37 +312,36 @@ func (r *RGA[T]) InsertAt(i int, v T) (Dot, *RGADelta[T], error) {
 	if i < 0 || i > r.seq.vis {
 		return Dot{}, nil, fmt.Errorf("%w: insert at %d, length %d", ErrIndexRange, i, r.seq.vis)
 	}
-	var a *rnode[T]
+	var a *run[T]
+	off := 0
 	if i > 0 {
-		a = r.seq.at(i - 1)
+		ci, j, k := r.seq.at(i - 1)
+		a, off = r.seq.chunks[ci].runs[j], k
 	}
-	return r.insertAfterSlot(a, v)
+	return r.insertAfterSlot(a, off, v)
 }
 
-func (r *RGA[T]) insertAfterSlot(a *rnode[T], v T) (Dot, *RGADelta[T], error) {
+func (r *RGA[T]) insertAfterSlot(a *run[T], off int, v T) (Dot, *RGADelta[T], error) {
 	id, ctx, err := r.nextOp()
 	if err != nil {
 		return Dot{}, nil, err
 	}
 	op := rgaOp[T]{kind: opInsert, id: id, value: v}
-	n := &rnode[T]{id: nodeKey{id.Counter, r.selfIdx}, value: v, visible: true}
-	n.item, n.pos = n, n
 	if a != nil {
-		n.origin = a.id
-		op.origin = r.dotOf(a.id)
+		op.origin = r.dotOf(a.key(off))
 	}
-	r.integrate(n, a)
+	r.integrate(nodeKey{id.Counter, r.selfIdx}, a, off, v, nil)
 	return id, &RGADelta[T]{ops: []rgaOp[T]{op}, ctx: ctx}, nil
 }
 
 // Remove removes element id and returns the delta to send. Errors:
 // ErrUnknownElement, ErrRemoved (already removed), ErrCounterRange.
 func (r *RGA[T]) Remove(id Dot) (*RGADelta[T], error) {
-	it, err := r.item(id)
+	x, off, err := r.item(id)
 	if err != nil {
 		return nil, err
 	}
-	return r.removeItem(it)
+	return r.removeItem(x, off)
 }
 
 // RemoveAt removes the i-th visible element and returns the delta to send.
@@ -325,19 +350,21 @@ func (r *RGA[T]) RemoveAt(i int) (*RGADelta[T], error) {
 	if i < 0 || i >= r.seq.vis {
 		return nil, fmt.Errorf("%w: remove at %d, length %d", ErrIndexRange, i, r.seq.vis)
 	}
-	return r.removeItem(r.seq.at(i).item)
+	ci, j, off := r.seq.at(i)
+	return r.removeItem(itemAt(r.seq.chunks[ci].runs[j], off))
 }
 
-func (r *RGA[T]) removeItem(it *rnode[T]) (*RGADelta[T], error) {
-	if it.rmv.ctr != 0 {
-		return nil, fmt.Errorf("%w: %v", ErrRemoved, r.dotOf(it.id))
+func (r *RGA[T]) removeItem(x *run[T], off int) (*RGADelta[T], error) {
+	target := r.dotOf(x.key(off))
+	if x.rmv != 0 {
+		return nil, fmt.Errorf("%w: %v", ErrRemoved, target)
 	}
 	id, ctx, err := r.nextOp()
 	if err != nil {
 		return nil, err
 	}
-	r.applyRemove(it, nodeKey{id.Counter, r.selfIdx})
-	op := rgaOp[T]{kind: opRemove, id: id, target: r.dotOf(it.id)}
+	r.applyRemove(x, off, nodeKey{id.Counter, r.selfIdx})
+	op := rgaOp[T]{kind: opRemove, id: id, target: target}
 	return &RGADelta[T]{ops: []rgaOp[T]{op}, ctx: ctx}, nil
 }
 
@@ -345,91 +372,139 @@ func (r *RGA[T]) removeItem(it *rnode[T]) (*RGADelta[T], error) {
 // it to the head) and returns the delta to send. Errors: ErrUnknownElement,
 // ErrRemoved (id has been removed), ErrCounterRange.
 func (r *RGA[T]) Move(id, after Dot) (*RGADelta[T], error) {
-	it, err := r.item(id)
+	x, off, err := r.item(id)
 	if err != nil {
 		return nil, err
 	}
-	if it.rmv.ctr != 0 {
+	if x.rmv != 0 {
 		return nil, fmt.Errorf("%w: %v", ErrRemoved, id)
 	}
-	a, err := r.anchor(after)
-	if err != nil {
+	if _, _, err := r.anchor(after); err != nil {
 		return nil, err
 	}
 	mid, ctx, err := r.nextOp()
 	if err != nil {
 		return nil, err
 	}
-	n := &rnode[T]{id: nodeKey{mid.Counter, r.selfIdx}, item: it}
+	t := r.seq.pin(x, off)
+	a, aoff, _ := r.anchor(after) // again: pinning may have split its run
 	op := rgaOp[T]{kind: opMove, id: mid, target: id}
 	if a != nil {
-		n.origin = a.id
-		op.origin = r.dotOf(a.id)
+		op.origin = r.dotOf(a.key(aoff))
 	}
-	r.integrate(n, a)
-	r.claimPosition(n)
+	var zero T
+	m := r.integrate(nodeKey{mid.Counter, r.selfIdx}, a, aoff, zero, t)
+	r.claimPosition(m)
 	return &RGADelta[T]{ops: []rgaOp[T]{op}, ctx: ctx}, nil
 }
 
-// integrate places slot n in document order after slot a (nil = head):
-// it skips the slots right after a whose IDs are greater than n's and
-// inserts before the first smaller one. It records n's ID as seen.
-func (r *RGA[T]) integrate(n, a *rnode[T]) {
-	ci, off := 0, 0
+// integrate places a new slot id in document order after slot aoff of run
+// a (nil = head): it skips the slots right after the anchor whose IDs are
+// greater than id and inserts before the first smaller one. The slot is an
+// insert of v, or, if target is not nil, a move slot naming target's
+// first slot. It records id as seen and returns the run now holding the
+// slot.
+func (r *RGA[T]) integrate(id nodeKey, a *run[T], aoff int, v T, target *run[T]) *run[T] {
+	s := &r.seq
+	r.ctx.addRange(r.reps[id.rep], id.ctr, id.ctr)
+	r.lamport = max(r.lamport, id.ctr)
+	ci, j := 0, 0
+	var origin nodeKey
 	if a != nil {
-		ci, off = r.seq.locate(a)
-		off++
+		origin = a.key(aoff)
+		ci, j = s.locate(a)
+		// The anchor's successors in its run have increasing IDs: if the
+		// first is smaller than id, id goes right after the anchor, else
+		// it goes after the whole run.
+		if aoff+1 < a.size() && r.cmpKey(a.key(aoff+1), id) < 0 {
+			ci, j = s.split(ci, j, aoff+1)
+			return r.place(id, origin, ci, j, v, target)
+		}
+		j++
 	}
-	for ci < len(r.seq.chunks) {
-		c := r.seq.chunks[ci]
-		if off == len(c.nodes) {
-			if ci+1 == len(r.seq.chunks) {
+	// A run's first slot has its smallest ID: skip whole runs.
+	for ci < len(s.chunks) {
+		c := s.chunks[ci]
+		if j == len(c.runs) {
+			if ci+1 == len(s.chunks) {
 				break
 			}
-			ci, off = ci+1, 0
+			ci, j = ci+1, 0
 			continue
 		}
-		if r.cmpKey(c.nodes[off].id, n.id) < 0 {
+		if r.cmpKey(c.runs[j].key(0), id) < 0 {
 			break
 		}
-		off++
+		j++
 	}
-	r.seq.insert(ci, off, n)
-	r.nodes[n.id] = n
-	r.ctx.addRange(r.reps[n.id.rep], n.id.ctr, n.id.ctr)
-	r.lamport = max(r.lamport, n.id.ctr)
+	return r.place(id, origin, ci, j, v, target)
 }
 
-// claimPosition makes move slot n its item's position if its ID is the
+// place puts the new slot id (see integrate) at position (ci, j): it
+// extends the run before that position when the slot continues it, else
+// it adds a run.
+func (r *RGA[T]) place(id, origin nodeKey, ci, j int, v T, target *run[T]) *run[T] {
+	s := &r.seq
+	if target == nil && len(s.chunks) > 0 {
+		// Only a run whose next counter is new can grow, and nothing lies
+		// after its values in their array then: append in place is safe.
+		if p := s.before(ci, j); p != nil && p.flags&runState == runVisible && p.rep == id.rep {
+			if n := len(p.vals); p.ctr+uint64(n) == id.ctr && origin == p.key(n-1) && n < maxRun {
+				s.grow(p, v)
+				return p
+			}
+		}
+	}
+	x := &run[T]{ctr: id.ctr, rep: id.rep, orig: origin.ctr, origRep: origin.rep}
+	if target != nil {
+		x.flags, x.ref = runMove, target
+	} else {
+		x.flags, x.vals = runVisible|runTail, []T{v}
+	}
+	s.insert(ci, j, x)
+	return x
+}
+
+// claimPosition makes the move slot m its item's position if its ID is the
 // greatest of the item's slots. A move naming something that is not an
 // item has no effect.
-func (r *RGA[T]) claimPosition(n *rnode[T]) {
-	it := n.item
-	if !it.isItem() || r.cmpKey(n.id, it.pos.id) <= 0 {
+func (r *RGA[T]) claimPosition(m *run[T]) {
+	it := m.ref
+	if it.isMove() {
 		return
 	}
-	old := it.pos
-	it.pos = n
-	if it.rmv.ctr == 0 {
+	old := it
+	if it.ref != nil {
+		old = it.ref
+	}
+	if r.cmpKey(m.key(0), old.key(0)) <= 0 {
+		return
+	}
+	it.ref = m
+	if it.rmv == 0 {
 		r.seq.setVisible(old, false)
-		r.seq.setVisible(n, true)
+		r.seq.setVisible(m, true)
 	}
 }
 
-// applyRemove records removal dot k on it; removing a move slot has no
-// effect beyond recording the dot.
-func (r *RGA[T]) applyRemove(it *rnode[T], k nodeKey) {
+// applyRemove records removal dot k on slot off of x; removing a move slot
+// has no effect beyond recording the dot. An item keeps its smallest
+// removal dot.
+func (r *RGA[T]) applyRemove(x *run[T], off int, k nodeKey) {
 	r.ctx.addRange(r.reps[k.rep], k.ctr, k.ctr)
 	r.lamport = max(r.lamport, k.ctr)
-	if !it.isItem() {
+	if x.isMove() || (x.rmv != 0 && r.cmpKey(k, x.rmvKey(off)) >= 0) {
 		return
 	}
-	switch {
-	case it.rmv.ctr == 0:
-		it.rmv = k
-		r.seq.setVisible(it.pos, false)
-	case r.cmpKey(k, it.rmv) < 0:
-		it.rmv = k
+	wasRemoved := x.rmv != 0
+	x = r.seq.isolate(x, off)
+	x.rmv, x.rmvRep, x.step = k.ctr, k.rep, 0
+	if !wasRemoved {
+		p, _ := posOf(x, 0)
+		r.seq.setVisible(p, false)
+	}
+	if x.flags&runPinned == 0 {
+		r.seq.coalesce(x)
 	}
 }
 
@@ -456,20 +531,22 @@ func (r *RGA[T]) DeltaSince(vv VersionVector) *RGADelta[T] {
 
 func (r *RGA[T]) collect(vv VersionVector, ctx DotSet) *RGADelta[T] {
 	d := &RGADelta[T]{ctx: ctx}
-	r.seq.each(func(n *rnode[T]) bool {
-		id := r.dotOf(n.id)
-		if !vv.Contains(id) {
-			op := rgaOp[T]{id: id, origin: r.dotOf(n.origin)}
-			if n.isItem() {
-				op.kind, op.value = opInsert, n.value
-			} else {
-				op.kind, op.target = opMove, r.dotOf(n.item.id)
+	r.seq.each(func(x *run[T]) bool {
+		for off := range x.size() {
+			id := r.dotOf(x.key(off))
+			if !vv.Contains(id) {
+				op := rgaOp[T]{id: id, origin: r.dotOf(x.origin(off))}
+				if x.isMove() {
+					op.kind, op.target = opMove, r.dotOf(x.ref.key(0))
+				} else {
+					op.kind, op.value = opInsert, x.vals[off]
+				}
+				d.ops = append(d.ops, op)
 			}
-			d.ops = append(d.ops, op)
-		}
-		if n.isItem() && n.rmv.ctr != 0 {
-			if rid := r.dotOf(n.rmv); !vv.Contains(rid) {
-				d.ops = append(d.ops, rgaOp[T]{kind: opRemove, id: rid, target: id})
+			if !x.isMove() && x.rmv != 0 {
+				if rid := r.dotOf(x.rmvKey(off)); !vv.Contains(rid) {
+					d.ops = append(d.ops, rgaOp[T]{kind: opRemove, id: rid, target: id})
+				}
 			}
 		}
 		return true
@@ -513,7 +590,7 @@ func (r *RGA[T]) Merge(d *RGADelta[T]) error {
 func (r *RGA[T]) check(ops []rgaOp[T]) error {
 	var will map[Dot]struct{} // slots that will exist after the merge (allocated on demand)
 	known := func(x Dot) bool {
-		if x.IsZero() || r.node(x) != nil {
+		if x.IsZero() || r.hasSlot(x) {
 			return true
 		}
 		_, ok := will[x]
@@ -580,8 +657,8 @@ func (r *RGA[T]) check(ops []rgaOp[T]) error {
 			}
 			continue
 		}
-		if n := r.node(op.id); n != nil {
-			if !r.sameSlot(n, op) {
+		if x, off := r.mslot(op.id); x != nil {
+			if !r.sameSlot(x, off, op) {
 				return fmt.Errorf("%w: operation %v redefined", ErrConflict, op.id)
 			}
 			continue
@@ -603,14 +680,14 @@ func (r *RGA[T]) check(ops []rgaOp[T]) error {
 	return nil
 }
 
-func (r *RGA[T]) sameSlot(n *rnode[T], op rgaOp[T]) bool {
-	if r.dotOf(n.origin) != op.origin {
+func (r *RGA[T]) sameSlot(x *run[T], off int, op rgaOp[T]) bool {
+	if r.dotOf(x.origin(off)) != op.origin {
 		return false
 	}
-	if n.isItem() {
-		return op.kind == opInsert && n.value == op.value
+	if x.isMove() {
+		return op.kind == opMove && r.dotOf(x.ref.key(0)) == op.target
 	}
-	return op.kind == opMove && r.dotOf(n.item.id) == op.target
+	return op.kind == opInsert && x.vals[off] == op.value
 }
 
 // apply applies one checked operation, or buffers it if a reference is
@@ -652,43 +729,44 @@ func (r *RGA[T]) applyOne(op rgaOp[T]) (Dot, bool) {
 		if r.ctx.Contains(op.id) {
 			return Dot{}, false
 		}
-		t := r.node(op.target)
+		t, off := r.mslot(op.target)
 		if t == nil {
 			r.wait(op, op.target)
 			return Dot{}, false
 		}
-		r.applyRemove(t, nodeKey{op.id.Counter, r.intern(op.id.Replica)})
+		r.applyRemove(t, off, nodeKey{op.id.Counter, r.intern(op.id.Replica)})
 		return op.id, true
 	}
-	if r.node(op.id) != nil || r.ctx.Contains(op.id) {
+	if r.hasSlot(op.id) || r.ctx.Contains(op.id) {
 		return Dot{}, false
 	}
-	var a *rnode[T]
+	var a *run[T]
+	aoff := 0
 	if !op.origin.IsZero() {
-		if a = r.node(op.origin); a == nil {
+		if a, aoff = r.mslot(op.origin); a == nil {
 			r.wait(op, op.origin)
 			return Dot{}, false
 		}
 	}
-	var t *rnode[T]
+	var t *run[T]
 	if op.kind == opMove {
-		if t = r.node(op.target); t == nil {
+		x, off := r.mslot(op.target)
+		if x == nil {
 			r.wait(op, op.target)
 			return Dot{}, false
 		}
+		if !x.isMove() { // move slots are single slots already
+			x = r.seq.pin(x, off)
+			if a != nil { // pinning may have split the origin's run
+				a, aoff = r.mslot(op.origin)
+			}
+		}
+		t = x
 	}
-	n := &rnode[T]{id: nodeKey{op.id.Counter, r.intern(op.id.Replica)}}
-	if a != nil {
-		n.origin = a.id
-	}
-	if op.kind == opInsert {
-		n.item, n.pos, n.value, n.visible = n, n, op.value, true
-	} else {
-		n.item = t
-	}
-	r.integrate(n, a)
+	id := nodeKey{op.id.Counter, r.intern(op.id.Replica)}
+	x := r.integrate(id, a, aoff, op.value, t)
 	if op.kind == opMove {
-		r.claimPosition(n)
+		r.claimPosition(x)
 	}
 	return op.id, true
 }
@@ -717,7 +795,7 @@ func (r *RGA[T]) prunePending() {
 	for changed := true; changed; {
 		changed = false
 		for missing, ids := range r.waiting {
-			if !r.ctx.Contains(missing) || r.node(missing) != nil {
+			if !r.ctx.Contains(missing) || r.hasSlot(missing) {
 				continue
 			}
 			for _, id := range ids {

@@ -163,6 +163,7 @@ func TestRGATraceReplay(t *testing.T) {
 	if got := rgaText(a); got != tr.end {
 		t.Fatalf("final text differs from endContent: got %d chars, want %d", len(got), len(tr.end))
 	}
+	checkRGAInvariants(t, a)
 
 	b := NewRGA[rune](rid(2), RGAOptions{})
 	for i, d := range deltas {
@@ -173,6 +174,7 @@ func TestRGATraceReplay(t *testing.T) {
 	if got := rgaText(b); got != tr.end {
 		t.Fatal("replica fed the deltas differs from endContent")
 	}
+	checkRGAInvariants(t, b)
 
 	enc, err := a.State().MarshalCBOR()
 	if err != nil {
@@ -189,5 +191,7 @@ func TestRGATraceReplay(t *testing.T) {
 	if got := rgaText(c); got != tr.end {
 		t.Fatal("replica fed the encoded full state differs from endContent")
 	}
+	checkRGAInvariants(t, c)
+	sameState(t, a, b, c)
 	t.Logf("full state: %d bytes on the wire for %d elements", len(enc), len(tr.end))
 }
