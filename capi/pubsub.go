@@ -41,7 +41,7 @@ func goTopic(p *C.char) (string, error) {
 // topicEvent converts a delivered topic message to an event record.
 func topicEvent(m x0x.Message) event {
 	return event{kind: kindTopicMessage, from: m.Origin, topic: m.Topic, payload: m.Payload,
-		nums: [4]uint64{m.Seq, uint64(m.Time.UnixMilli())}}
+		nums: [4]uint64{m.Seq, uint64(m.Time.UnixMilli()), uint64(m.Hops)}}
 }
 
 // subscribe subscribes the agent to topic unless it already is, and starts

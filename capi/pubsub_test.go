@@ -46,7 +46,7 @@ func TestPublishSubscribeThroughQueue(t *testing.T) {
 		}
 	}
 	ev := publishUntil(a, b, "from a")
-	if ev.from != a.a.AgentID() || ev.nums[0] == 0 || ev.nums[1] == 0 {
+	if ev.from != a.a.AgentID() || ev.nums[0] == 0 || ev.nums[1] == 0 || ev.nums[2] == 0 {
 		t.Fatalf("record %+v", ev)
 	}
 	ev = publishUntil(b, a, "from b")

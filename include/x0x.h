@@ -63,7 +63,8 @@
  * (x0x_tasklist_add_writer, x0x_tasklist_remove_writer,
  * x0x_tasklist_set_open, X0X_ERR_NOT_WRITER, X0X_TASK_ACCESS_CHANGED) and,
  * as a security change, lists from x0x_tasklist_create that only their
- * creator may write to until it grants others.
+ * creator may write to until it grants others; 0.5 the hop count of topic
+ * messages (reserved[2] of X0X_EVENT_TOPIC_MESSAGE).
  */
 #ifndef X0X_H
 #define X0X_H
@@ -79,7 +80,7 @@ extern "C" {
  * soname suffix (libx0x.so.0); a library with another major version is not
  * compatible. Minor versions only add functions, keys and event kinds. */
 #define X0X_ABI_VERSION_MAJOR 0
-#define X0X_ABI_VERSION_MINOR 4
+#define X0X_ABI_VERSION_MINOR 5
 #define X0X_ABI_VERSION ((X0X_ABI_VERSION_MAJOR << 16) | X0X_ABI_VERSION_MINOR)
 
 /* Size in bytes of an ID (agent, machine, peer): SHA-256 of a public key. */
@@ -562,8 +563,11 @@ typedef enum x0x_event_kind {
     X0X_EVENT_DIRECT_MESSAGE = 6,
     /* A message on subscribed `topic`: `from` is the publishing agent (its
      * signature was verified), `payload` the message (NULL if empty),
-     * reserved[0] the publisher's sequence number and reserved[1] its
-     * timestamp (Unix milliseconds); `peer` and `to` are all zero. */
+     * reserved[0] the publisher's sequence number, reserved[1] its
+     * timestamp (Unix milliseconds) and reserved[2] the overlay hops the
+     * message took (0 for this node's own messages; above the topic tree's
+     * depth when it was repaired through announcements or anti-entropy;
+     * ABI 0.5); `peer` and `to` are all zero. */
     X0X_EVENT_TOPIC_MESSAGE = 7,
     /* A task list changed: `topic` is the list ID in hex, `payload` the
      * X0X_ID_SIZE-byte task ID, `from` the agent that made the change,

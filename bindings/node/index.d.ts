@@ -105,6 +105,10 @@ export interface TopicMessage {
   seq: number;
   /** The publisher's timestamp, Unix milliseconds. */
   timestamp: number;
+  /** Overlay hops from the publisher: 0 for this agent's own messages;
+   * above the topic tree's depth when repaired (announcement pulls,
+   * anti-entropy). */
+  hops: number;
 }
 
 export interface DirectMessage {

@@ -216,7 +216,7 @@ class Agent extends EventEmitter {
 
   /**
    * Subscribes cb to topic. Several callbacks per topic share one library
-   * subscription. cb receives {topic, from, payload, peer, seq, timestamp}.
+   * subscription. cb receives {topic, from, payload, peer, seq, timestamp, hops}.
    * Returns a function that unsubscribes (also available as .unsubscribe()),
    * with .topic. Throws X0xError('X0X_ERR_CLOSED') on a closed agent.
    */
@@ -370,7 +370,7 @@ class Agent extends EventEmitter {
           const topic = arr[b + 8];
           const msg = {
             topic, from: arr[b + 3], payload: arr[b + 7], peer: arr[b + 2] || null,
-            seq: arr[b + 10] || 0, timestamp: arr[b + 11] || 0,
+            seq: arr[b + 10] || 0, timestamp: arr[b + 11] || 0, hops: arr[b + 12] || 0,
           };
           const set = this.#subs.get(topic);
           if (set) {

@@ -223,6 +223,9 @@ static napi_value build_batch(napi_env env, const x0x_event *events, size_t n, u
         if (e->reserved[1] != 0) {
             SET(b + 11, num(env, (double)e->reserved[1]));
         }
+        if (e->reserved[2] != 0) {
+            SET(b + 12, num(env, (double)e->reserved[2]));
+        }
         j++;
     }
     *count = j;

@@ -61,7 +61,7 @@
 /* Values per event in the flat array handed to the JS dispatcher:
  * kind, status, peer, from, to, addr, error, payload, topic, agents,
  * reserved[0], reserved[1]. Must match lib/index.js. */
-#define XN_STRIDE 12
+#define XN_STRIDE 13
 
 struct xn_agent;
 

@@ -145,6 +145,7 @@ test('pub/sub both ways with multiplexed callbacks and unsubscribe', async (t) =
   // does not fill it in for topic messages yet (null here).
   assert.ok(m.peer === null || m.peer === a.machineId, `peer ${m.peer}`);
   assert.ok(m.seq > 0, 'sequence number');
+  assert.ok(m.hops >= 1, `a remote message crossed at least one link (hops ${m.hops})`);
   assert.ok(Math.abs(m.timestamp - Date.now()) < 60000, 'timestamp is Unix ms');
 
   const fromB = (list, text) => list.some((x) => x.from === b.agentId && x.payload.toString() === text);

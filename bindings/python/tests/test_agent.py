@@ -103,6 +103,7 @@ async def test_pubsub_both_ways(tmp_path: Path) -> None:
         m = await until_received(a, sb, b"a->b")
         assert (m.topic, m.origin, m.payload) == ("room", a.agent_id, b"a->b")
         assert m.seq >= 1 and m.timestamp > 1_600_000_000_000
+        assert m.hops >= 1  # a remote message crossed at least one link
         assert m.peer in (None, a.machine_id)  # libx0x 0.2 leaves it unset
         m = await until_received(b, sa, b"b->a")
         assert (m.topic, m.origin, m.payload) == ("room", b.agent_id, b"b->a")

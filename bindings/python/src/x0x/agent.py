@@ -511,7 +511,7 @@ class Agent(_StreamOwner):
             elif kind == 7:
                 plen = rec[10]
                 topic = string_at(rec[11], -1).decode("utf-8", "replace") if rec[11] else ""
-                msg = TopicMessage(topic, rec[3], string_at(rec[9], plen) if plen else b"", rec[12], rec[13], rec[2])
+                msg = TopicMessage(topic, rec[3], string_at(rec[9], plen) if plen else b"", rec[12], rec[13], rec[2], rec[14])
                 subs = topics.get(topic)
                 if subs:
                     for s in subs:

@@ -187,15 +187,25 @@ class TopicMessage:
 
     ``origin`` is the publishing agent (hex; its signature was verified),
     ``seq`` the publisher's sequence number, ``timestamp`` the publisher's
-    clock in Unix milliseconds, and ``peer`` the neighbour that delivered it
-    (None when the library leaves it unset, as libx0x 0.2 does). IDs are converted to hex when first read; ``payload`` is a copy.
+    clock in Unix milliseconds, ``peer`` the neighbour that delivered it
+    (None when the library leaves it unset, as libx0x 0.2 does), and ``hops``
+    the overlay hops it took (0 for this agent's own messages; above the
+    topic tree's depth when it was repaired through announcements or
+    anti-entropy). IDs are converted to hex when first read; ``payload`` is a copy.
     """
 
-    __slots__ = ("topic", "_origin", "payload", "seq", "timestamp", "_peer")
+    __slots__ = ("topic", "_origin", "payload", "seq", "timestamp", "_peer", "hops")
     kind: ClassVar[EventKind] = EventKind.TOPIC_MESSAGE
 
     def __init__(
-        self, topic: str, origin: str | bytes, payload: bytes, seq: int, timestamp: int, peer: str | bytes
+        self,
+        topic: str,
+        origin: str | bytes,
+        payload: bytes,
+        seq: int,
+        timestamp: int,
+        peer: str | bytes,
+        hops: int = 0,
     ) -> None:
         self.topic: str = topic
         self._origin = origin
@@ -203,6 +213,7 @@ class TopicMessage:
         self.seq: int = seq
         self.timestamp: int = timestamp
         self._peer = peer
+        self.hops: int = hops
 
     @property
     def origin(self) -> str:
@@ -220,13 +231,14 @@ class TopicMessage:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, TopicMessage):
             return NotImplemented
-        return (self.topic, self.origin, self.payload, self.seq, self.timestamp, self.peer) == (
+        return (self.topic, self.origin, self.payload, self.seq, self.timestamp, self.peer, self.hops) == (
             other.topic,
             other.origin,
             other.payload,
             other.seq,
             other.timestamp,
             other.peer,
+            other.hops,
         )
 
     __hash__ = None  # type: ignore[assignment]
@@ -234,7 +246,7 @@ class TopicMessage:
     def __repr__(self) -> str:
         return (
             f"TopicMessage(topic={self.topic!r}, origin={self.origin!r}, payload={self.payload!r:.80}, "
-            f"seq={self.seq}, timestamp={self.timestamp}, peer={self.peer!r})"
+            f"seq={self.seq}, timestamp={self.timestamp}, peer={self.peer!r}, hops={self.hops})"
         )
 
 
