@@ -124,6 +124,9 @@ func (ps *PubSub) onTree(t *topic, from identity.PeerID, s *TreeState) {
 	if r, ok := tr.roots[s.Root]; !ok || s.Seq > r.seq {
 		tr.roots[s.Root] = rootHeard{seq: s.Seq, at: ps.cfg.Clock.Now()}
 	}
+	if len(tr.roots) > 2*maxRoots {
+		ps.forgetRoots(t) // a neighbour naming ever new roots between ticks
+	}
 	ps.chooseParent(t)
 	ps.announceTree(t)
 }

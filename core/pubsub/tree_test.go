@@ -287,3 +287,24 @@ func TestAnnouncementFromUnknownNeighbourIsNotLost(t *testing.T) {
 		t.Fatal("the announced message was not pulled from a sender not yet counted as a neighbour")
 	}
 }
+
+// TestTreeRootsBounded: a neighbour naming a new root in every
+// announcement cannot grow the roots remembered beyond the bound.
+func TestTreeRootsBounded(t *testing.T) {
+	const topic = "roots"
+	c := treeCluster(t, 4, 5, topic, 5*time.Second)
+	victim := c.nodes[1]
+	_, peers, _ := treeOf(victim, topic)
+	id := TopicIDOf(topic)
+	now := uint64(c.w.Clock.Now().UnixMilli())
+	victim.ps.do(func() {
+		tp := victim.ps.topics[id]
+		for i := range 10 * maxRoots {
+			root := identity.DeriveID(fmt.Appendf(nil, "root-%d", i))
+			victim.ps.onTree(tp, peers[0], &TreeState{Root: root, Seq: now, Dist: 1})
+		}
+		if n := len(tp.tree.roots); n > 2*maxRoots+len(tp.peers())+1 {
+			t.Errorf("%d roots remembered, bound %d", n, 2*maxRoots)
+		}
+	})
+}
