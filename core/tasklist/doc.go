@@ -85,9 +85,17 @@
 // A Store (bbolt) keeps every list's signed delta log in apply order, the
 // authors' keys and the list name. A local operation is committed
 // (fsynced) before it is broadcast and before the API call returns;
-// received deltas are committed once per received frame. Open replays the
-// log, verifying every signature again. Damaged or foreign files are
-// typed errors and are never modified.
+// received deltas are committed once per received frame. The store also
+// keeps a compacted snapshot of each list's merged state (snapshot.go),
+// written on Close and after every max(4096, n/4) logged deltas: Open
+// restores it and applies only the deltas logged after it, without
+// verifying their signatures again (they were verified on receipt). A
+// snapshot that is missing, of another format version, torn or otherwise
+// unusable is detected (BLAKE3 checksum, bounded decoding, consistency
+// checks) and Open replays the whole log instead, verifying every
+// signature. The signed deltas stay in the log, and sync sends them
+// unchanged (a restored list reads them from the store when asked).
+// Damaged or foreign files are typed errors and are never modified.
 //
 // # Concurrency
 //

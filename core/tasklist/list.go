@@ -166,7 +166,10 @@ type List struct {
 	nameDirty  bool     // the name changed since it was last persisted
 	out        []outMsg // messages to send once l.mu is released
 	memos      map[identity.PeerID]*peerMemo
-	maxPending int // MaxPending (tests lower it)
+	maxPending int    // MaxPending (tests lower it)
+	snapEvery  int    // snapshotEvery (tests lower it)
+	snapOps    uint64 // deltas covered by the store's snapshot
+	snapTried  uint64 // len(order) at the last snapshot attempt
 }
 
 // Open opens the list cfg.ID: it replays what cfg.Store holds for it
@@ -199,24 +202,18 @@ func Open(cfg Config) (*List, error) {
 		clk: cfg.Clock, rnd: cfg.Rand, tr: cfg.Transport, log: cfg.Logger,
 		inbox:   make(chan job, InboxSize),
 		changes: make(chan Change, ChangesSize),
-		keys:    make(map[identity.AgentID]*identity.PublicKey),
-		deltas:  make(map[identity.AgentID][][]byte),
 		pending: make(map[identity.AgentID]map[uint64]*delta),
-		tasks:   make(map[TaskID]*taskState),
-		slots:   make(map[crdt.Dot]TaskID),
-		rgaLast: make(map[identity.AgentID]uint64),
-		stamps:  make(map[identity.AgentID][]crdt.Timestamp),
 		memos:   make(map[identity.PeerID]*peerMemo),
 
 		maxPending: MaxPending,
+		snapEvery:  snapshotEvery,
 	}
-	l.hlc = crdt.NewHLC(cfg.Clock, l.selfID, 0)
-	l.rga = crdt.NewRGA[TaskID](l.selfID, crdt.RGAOptions{})
+	l.resetState()
 	if l.store != nil {
 		if err := l.store.claim(l.id); err != nil {
 			return nil, err
 		}
-		if err := l.replay(); err != nil {
+		if err := l.restore(); err != nil {
 			l.store.release(l.id)
 			return nil, err
 		}
@@ -249,6 +246,50 @@ func Open(cfg Config) (*List, error) {
 	return l, nil
 }
 
+// resetState empties the replicated state (Open, and before a full replay
+// when a snapshot turned out unusable).
+func (l *List) resetState() {
+	l.name = crdt.LWWRegister[string]{}
+	l.hlc = crdt.NewHLC(l.clk, l.selfID, 0)
+	l.vv = crdt.VersionVector{}
+	l.keys = make(map[identity.AgentID]*identity.PublicKey)
+	l.deltas = make(map[identity.AgentID][][]byte)
+	l.order = nil
+	l.tasks = make(map[TaskID]*taskState)
+	l.slots = make(map[crdt.Dot]TaskID)
+	l.rga = crdt.NewRGA[TaskID](l.selfID, crdt.RGAOptions{})
+	l.rgaMax = 0
+	l.rgaLast = make(map[identity.AgentID]uint64)
+	l.creator = identity.AgentID{}
+	l.access = nil
+	l.stamps = make(map[identity.AgentID][]crdt.Timestamp)
+	l.stats.Replayed, l.stats.FromSnapshot = 0, 0
+	l.snapOps = 0
+}
+
+// restore rebuilds the list from the store: from its snapshot and the
+// deltas logged after it if it has a usable one, else by replaying the
+// whole log (see snapshot.go).
+func (l *List) restore() error {
+	sl, err := l.store.loadSnapshot(l.id)
+	if err == nil && sl != nil && !l.store.noSnapshots {
+		err = l.restoreSnapshot(sl.ops, sl.parts, sl.keys)
+		if err == nil {
+			l.snapOps = sl.ops
+			err = l.replayDeltas(&storedList{name: sl.name, deltas: sl.deltas, refs: sl.refs, keys: sl.keys}, true)
+		}
+		if err == nil {
+			return nil
+		}
+	}
+	if err != nil {
+		l.stats.SnapshotErrors++
+		l.log.Warn("tasklist: snapshot unusable; replaying the whole log", "list", l.id.String()[:8], "err", err)
+		l.resetState()
+	}
+	return l.replay()
+}
+
 // replay loads and applies the stored log. Anything that does not decode,
 // verify or apply is ErrStoreCorrupt.
 func (l *List) replay() error {
@@ -256,6 +297,14 @@ func (l *List) replay() error {
 	if err != nil {
 		return err
 	}
+	return l.replayDeltas(st, false)
+}
+
+// replayDeltas applies stored deltas in order. trusted skips the signature
+// check: deltas logged after a snapshot were verified when received or
+// made, like those the snapshot stands for, and the store is local. A
+// full replay (no usable snapshot) verifies every signature again.
+func (l *List) replayDeltas(st *storedList, trusted bool) error {
 	for i, raw := range st.deltas {
 		d, err := decodeDelta(raw)
 		if err != nil {
@@ -270,7 +319,7 @@ func (l *List) replay() error {
 		if !l.applicable(d) {
 			return fmt.Errorf("%w: list %s delta %d (%s seq %d) out of causal order", ErrStoreCorrupt, l.id, i, d.author.Short(), d.seq)
 		}
-		if err := l.checkAndApply(d, false, modeReplay); err != nil {
+		if err := l.checkAndApply(d, trusted, modeReplay); err != nil {
 			return fmt.Errorf("%w: list %s delta %d: %v", ErrStoreCorrupt, l.id, i, err)
 		}
 		l.stats.Replayed++
@@ -320,8 +369,11 @@ func (l *List) Stats() Stats {
 }
 
 // Close stops the worker goroutine and the sync timer, closes the Changes
-// channel and releases the list on its Store (which stays open). Payloads
-// still queued are discarded. Idempotent; always returns nil.
+// channel, writes a compacted snapshot of the list to its Store if the
+// log grew since the last one (so the next Open restores it instead of
+// replaying the log; a failure is only logged) and releases the list on
+// the Store (which stays open). Payloads still queued are discarded.
+// Idempotent; always returns nil.
 func (l *List) Close() error {
 	l.closeO.Do(func() {
 		l.isShut.Store(true)
@@ -331,6 +383,9 @@ func (l *List) Close() error {
 		l.mu.Lock()
 		l.closed = true
 		close(l.changes)
+		// A snapshot on Close makes the next Open restore state instead
+		// of replaying the deltas logged since the last one.
+		l.snapshot()
 		l.mu.Unlock()
 		if l.store != nil {
 			l.store.release(l.id)

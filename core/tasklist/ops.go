@@ -144,6 +144,7 @@ func (l *List) commitLocal(b *bodyWire, ts crdt.Timestamp, order *crdt.RGADelta[
 	}
 	l.nameDirty = false
 	l.out = append(l.out, outMsg{broadcast: d.raw})
+	l.maybeSnapshot()
 	return d, nil
 }
 

@@ -1,6 +1,7 @@
 package tasklist
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -23,6 +24,8 @@ import (
 //	      "d"  author||seq(8, big endian) -> signed delta
 //	      "o"  index(8, big endian) -> author||seq   (apply order: causal)
 //	      "k"  author -> ML-DSA-65 public key
+//	      "sh" = snapHeader          compacted snapshot (snapshot.go)
+//	      "s"  part(8, big endian) -> snapshot part
 //
 // Every write is one bbolt transaction (fsync on commit), so a kill -9
 // leaves either all or none of an operation's records.
@@ -53,6 +56,8 @@ type Store struct {
 	mu     sync.Mutex
 	closed bool
 	open   map[ListID]bool
+
+	noSnapshots bool // tests: snapshots are neither used nor written
 }
 
 // StoredList describes a list persisted in a Store.
@@ -355,5 +360,155 @@ func (s *Store) appendDeltas(id ListID, next uint64, ds []*delta, name *string) 
 			}
 		}
 		return nil
+	})
+}
+
+// snapshotLoad is what loadSnapshot returns: a snapshot whose checksum
+// holds (not yet decoded) and the log records after it.
+type snapshotLoad struct {
+	name   string
+	ops    uint64   // deltas the snapshot covers
+	parts  [][]byte // the snapshot's parts
+	deltas [][]byte // the deltas logged after it, in apply order
+	refs   [][]byte
+	keys   map[identity.AgentID][]byte
+}
+
+// loadSnapshot reads list id's snapshot and the log after it. It returns
+// (nil, nil) when there is no snapshot, an error wrapping errSnapshot when
+// the snapshot is unusable (unknown version, bad checksum, more deltas
+// than the log holds) and ErrStoreCorrupt when the records around it are
+// damaged; the caller replays the whole log in the last two cases (load
+// then decides whether the log itself is readable).
+func (s *Store) loadSnapshot(id ListID) (*snapshotLoad, error) {
+	var out *snapshotLoad
+	err := s.view(func(tx *bolt.Tx) error {
+		b := tx.Bucket(rootBucket).Bucket(listsBucket).Bucket(id[:])
+		if b == nil {
+			return nil
+		}
+		hb := b.Get(snapHeaderKey)
+		if hb == nil {
+			return nil
+		}
+		var h snapHeader
+		if err := wire.UnmarshalLimit(hb, &h, "tasklist snapshot header", wire.LimitSmall); err != nil {
+			return fmt.Errorf("%w: header: %w", errSnapshot, err)
+		}
+		if h.V != snapshotVersion {
+			return fmt.Errorf("%w: format version %d, want %d", errSnapshot, h.V, snapshotVersion)
+		}
+		sb, db, ob, kb := b.Bucket(snapBucket), b.Bucket(deltaBucket), b.Bucket(orderBucket), b.Bucket(keyBucket)
+		if sb == nil || db == nil || ob == nil || kb == nil {
+			return fmt.Errorf("%w: missing buckets", errSnapshot)
+		}
+		out = &snapshotLoad{ops: h.Ops, keys: make(map[identity.AgentID][]byte)}
+		for i := range h.Parts {
+			p := sb.Get(binary.BigEndian.AppendUint64(nil, i))
+			if p == nil {
+				return fmt.Errorf("%w: part %d of %d missing", errSnapshot, i, h.Parts)
+			}
+			out.parts = append(out.parts, p) // valid until the transaction ends: copied below
+		}
+		if !bytes.Equal(snapSum(h.V, h.Ops, out.parts), h.Sum) {
+			return fmt.Errorf("%w: checksum mismatch", errSnapshot)
+		}
+		for i, p := range out.parts {
+			out.parts[i] = bytes.Clone(p)
+		}
+		if m := b.Get(metaKey); m != nil {
+			var mw metaWire
+			if err := wire.Unmarshal(m, &mw, "list meta"); err != nil {
+				return fmt.Errorf("%w: list %s meta: %v", ErrStoreCorrupt, id, err)
+			}
+			out.name = mw.Name
+		}
+		c := ob.Cursor()
+		if h.Ops > 0 {
+			if k, _ := c.Seek(binary.BigEndian.AppendUint64(nil, h.Ops-1)); k == nil || binary.BigEndian.Uint64(k) != h.Ops-1 {
+				return fmt.Errorf("%w: covers %d deltas, the log holds fewer", errSnapshot, h.Ops)
+			}
+		}
+		want := h.Ops
+		for k, v := c.Seek(binary.BigEndian.AppendUint64(nil, h.Ops)); k != nil; k, v = c.Next() {
+			if len(k) != 8 || binary.BigEndian.Uint64(k) != want || len(v) != 40 {
+				return fmt.Errorf("%w: list %s: order record %x out of sequence", ErrStoreCorrupt, id, k)
+			}
+			want++
+			raw := db.Get(v)
+			if raw == nil {
+				return fmt.Errorf("%w: list %s: order record %d names a missing delta", ErrStoreCorrupt, id, want-1)
+			}
+			out.deltas = append(out.deltas, bytes.Clone(raw))
+			out.refs = append(out.refs, bytes.Clone(v))
+		}
+		return kb.ForEach(func(k, v []byte) error {
+			if len(k) != identity.IDSize {
+				return fmt.Errorf("%w: list %s: key record of %d bytes", ErrStoreCorrupt, id, len(k))
+			}
+			out.keys[identity.AgentID(k)] = bytes.Clone(v)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// saveSnapshot replaces list id's snapshot with parts covering its first
+// ops logged deltas, in one transaction (fsynced): a crash leaves the old
+// snapshot or the new one whole.
+func (s *Store) saveSnapshot(id ListID, ops uint64, parts [][]byte) error {
+	if err := s.checkOpen(); err != nil {
+		return err
+	}
+	h, err := wire.Marshal(snapHeader{V: snapshotVersion, Ops: ops, Parts: uint64(len(parts)), Sum: snapSum(snapshotVersion, ops, parts)})
+	if err != nil {
+		return err
+	}
+	return s.update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(rootBucket).Bucket(listsBucket).Bucket(id[:])
+		if b == nil {
+			return fmt.Errorf("tasklist: list %s is not in the store", id)
+		}
+		if b.Bucket(snapBucket) != nil {
+			if err := b.DeleteBucket(snapBucket); err != nil {
+				return err
+			}
+		}
+		sb, err := b.CreateBucket(snapBucket)
+		if err != nil {
+			return err
+		}
+		sb.FillPercent = 1 // parts are written once, in key order
+		for i, p := range parts {
+			if err := sb.Put(binary.BigEndian.AppendUint64(nil, uint64(i)), p); err != nil {
+				return err
+			}
+		}
+		return b.Put(snapHeaderKey, h)
+	})
+}
+
+// readDeltas runs fn in a read transaction of list id with a function that
+// returns the delta filed under author||seq (nil if absent). The bytes
+// are valid only until fn returns.
+func (s *Store) readDeltas(id ListID, fn func(get func(key []byte) []byte) error) error {
+	if err := s.checkOpen(); err != nil {
+		return err
+	}
+	return s.view(func(tx *bolt.Tx) error {
+		b := tx.Bucket(rootBucket).Bucket(listsBucket).Bucket(id[:])
+		var db *bolt.Bucket
+		if b != nil {
+			db = b.Bucket(deltaBucket)
+		}
+		return fn(func(key []byte) []byte {
+			if db == nil {
+				return nil
+			}
+			return db.Get(key)
+		})
 	})
 }

@@ -138,7 +138,9 @@ func (l *List) persistUnsaved() {
 	if err := l.store.appendDeltas(l.id, uint64(len(l.order)-len(ds)), ds, name); err != nil {
 		l.failed = fmt.Errorf("%w: %v", ErrStoreFailed, err)
 		l.log.Error("tasklist: persisting received deltas failed; list stops", "err", err)
+		return
 	}
+	l.maybeSnapshot()
 }
 
 // answer queues the deltas a requester with version vector theirs lacks,
@@ -156,38 +158,49 @@ func (l *List) answer(peer identity.PeerID, theirs crdt.VersionVector, reply boo
 		eff = m.covered
 	}
 	covered := eff.Clone()
-	var frames [][][]byte
-	var cur [][]byte
-	size, total, more := 0, 0, false
-	for _, as := range l.order {
-		if as.seq <= eff.Get(as.author) {
-			continue
+	// Deltas a snapshot restore left in the store are read from it; the
+	// frames are encoded before the read transaction ends.
+	err := l.withDeltas(func(get func(authorSeq) ([]byte, error)) error {
+		var frames [][][]byte
+		var cur [][]byte
+		size, total, more := 0, 0, false
+		for _, as := range l.order {
+			if as.seq <= eff.Get(as.author) {
+				continue
+			}
+			raw, err := get(as)
+			if err != nil {
+				return err
+			}
+			if total > 0 && total+len(raw) > MaxSyncBytes {
+				more = true
+				break
+			}
+			covered.Set(as.author, as.seq)
+			if len(cur) > 0 && size+len(raw) > SyncChunkSize {
+				frames = append(frames, cur)
+				cur, size = nil, 0
+			}
+			cur = append(cur, raw)
+			size += len(raw)
+			total += len(raw)
 		}
-		raw := l.deltas[as.author][as.seq-1]
-		if total > 0 && total+len(raw) > MaxSyncBytes {
-			more = true
-			break
-		}
-		covered.Set(as.author, as.seq)
-		if len(cur) > 0 && size+len(raw) > SyncChunkSize {
+		if len(cur) > 0 {
 			frames = append(frames, cur)
-			cur, size = nil, 0
 		}
-		cur = append(cur, raw)
-		size += len(raw)
-		total += len(raw)
-	}
-	if len(cur) > 0 {
-		frames = append(frames, cur)
-	}
-	for i, ds := range frames {
-		f, err := encodeFrame(&frameWire{T: frameDeltas, List: l.id, Deltas: ds, More: more && i == len(frames)-1})
-		if err != nil {
-			l.log.Error("tasklist: encoding catch-up frame", "err", err)
-			return
+		for i, ds := range frames {
+			f, err := encodeFrame(&frameWire{T: frameDeltas, List: l.id, Deltas: ds, More: more && i == len(frames)-1})
+			if err != nil {
+				return err
+			}
+			l.stats.DeltasSent += uint64(len(ds))
+			l.out = append(l.out, outMsg{peer: peer, frame: f})
 		}
-		l.stats.DeltasSent += uint64(len(ds))
-		l.out = append(l.out, outMsg{peer: peer, frame: f})
+		return nil
+	})
+	if err != nil {
+		l.log.Error("tasklist: building catch-up frames", "err", err)
+		return
 	}
 	m.answered, m.theirs, m.covered = now, theirs.Clone(), covered
 	// Ask back if the requester has deltas this replica lacks, unless a

@@ -330,6 +330,12 @@ type Stats struct {
 	// LocalOps and RemoteOps count operations applied (replayed ones at
 	// Open count in Replayed).
 	LocalOps, RemoteOps, Replayed uint64
+	// FromSnapshot is how many of the Replayed operations Open restored
+	// from the store's compacted snapshot instead of replaying them.
+	FromSnapshot uint64
+	// SnapshotErrors counts snapshots Open could not use (it replayed the
+	// whole log instead) and snapshots that could not be written.
+	SnapshotErrors uint64
 	// Duplicates counts received deltas this replica already had.
 	Duplicates uint64
 	// Pending is how many received deltas wait for their dependencies now.
