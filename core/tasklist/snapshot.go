@@ -11,10 +11,11 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"lukechampine.com/blake3"
+
 	"github.com/saorsa-labs/x0x-go/core/crdt"
 	"github.com/saorsa-labs/x0x-go/core/identity"
 	"github.com/saorsa-labs/x0x-go/core/wire"
-	"lukechampine.com/blake3"
 )
 
 // Compacted snapshots.
