@@ -174,6 +174,11 @@ func (c *conn) dead() bool { return c.qc.Context().Err() != nil }
 // has: the local reason, or the peer's. Other errors are returned as is.
 func (c *conn) closedErr(err error) error {
 	if !c.dead() {
+		if isRemoteClose(err) {
+			// A stream can report the peer's CONNECTION_CLOSE before the
+			// connection's context is done: same meaning.
+			return remoteReason(err)
+		}
 		return err
 	}
 	if le := c.localErr(); le != nil {

@@ -156,6 +156,12 @@ func remoteReason(cause error) error {
 	return cause
 }
 
+// isRemoteClose reports whether cause is a CONNECTION_CLOSE from the peer.
+func isRemoteClose(cause error) bool {
+	var ae *quic.ApplicationError
+	return errors.As(cause, &ae) && ae.Remote
+}
+
 // isRemoteCode reports whether cause is a CONNECTION_CLOSE from the peer
 // with the given code.
 func isRemoteCode(cause error, code quic.ApplicationErrorCode) bool {
