@@ -12,6 +12,7 @@ import (
 
 	"github.com/saorsa-labs/x0x-go/core/identity"
 	"github.com/saorsa-labs/x0x-go/core/identity/keystore"
+	"github.com/saorsa-labs/x0x-go/core/link"
 	"github.com/saorsa-labs/x0x-go/core/transport"
 	"github.com/saorsa-labs/x0x-go/core/wire"
 	"github.com/saorsa-labs/x0x-go/core/x0x"
@@ -29,8 +30,8 @@ func TestSentinelStatus(t *testing.T) {
 		keystore.ErrPermissions:        statusIO,
 		keystore.ErrNotFound:           statusNotFound,
 		keystore.ErrInvalidParams:      statusInvalidArg,
-		transport.ErrTooLarge:          statusTooLarge,
-		transport.ErrClosed:            statusClosed,
+		link.ErrTooLarge:               statusTooLarge,
+		link.ErrClosed:                 statusClosed,
 		transport.ErrNoRoute:           statusNoRoute,
 		transport.ErrAuthFailed:        statusAuth,
 		transport.ErrAuthTimeout:       statusTimeout,

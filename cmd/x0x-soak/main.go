@@ -34,8 +34,8 @@ import (
 	"github.com/saorsa-labs/x0x-go/core/clock"
 	"github.com/saorsa-labs/x0x-go/core/identity"
 	"github.com/saorsa-labs/x0x-go/core/identity/keystore"
+	"github.com/saorsa-labs/x0x-go/core/link"
 	"github.com/saorsa-labs/x0x-go/core/membership"
-	"github.com/saorsa-labs/x0x-go/core/transport"
 	"github.com/saorsa-labs/x0x-go/core/x0x"
 	"github.com/saorsa-labs/x0x-go/internal/measure"
 )
@@ -324,16 +324,16 @@ var attacks = []string{"decode-bomb", "forged-death", "claimed-addresses", "squa
 
 func attack(ctx context.Context, k int, p *adversary.Peer, victim *x0x.Agent, agents []*x0x.Agent, silent string) {
 	id := victim.MachineID()
-	send := func(class transport.Class, b []byte, err error) bool {
+	send := func(class link.Protocol, b []byte, err error) bool {
 		return err == nil && p.Send(ctx, id, class, b) == nil
 	}
 	switch attacks[k] {
 	case "decode-bomb":
-		send(transport.ClassMembership, adversary.DecodeBomb(256<<10), nil)
+		send(link.ProtoMembership, adversary.DecodeBomb(256<<10), nil)
 	case "forged-death":
 		other := agents[mrand.IntN(len(agents))]
 		b, err := adversary.ForgedDeath(membership.NodeDesc{ID: other.MachineID(), Addr: other.Addr()})
-		send(transport.ClassMembership, b, err)
+		send(link.ProtoMembership, b, err)
 	case "claimed-addresses":
 		for j := range 8 {
 			d := membership.NodeDesc{ID: randomID(), Addr: silent}
@@ -344,17 +344,17 @@ func attack(ctx context.Context, k int, p *adversary.Peer, victim *x0x.Agent, ag
 				}
 			}
 			find, mem, err := adversary.ClaimedAddress(topic, d, uint64(j+1))
-			if !send(transport.ClassPubSub, find, err) {
+			if !send(link.ProtoPubSub, find, err) {
 				return
 			}
 			for _, b := range mem {
-				send(transport.ClassMembership, b, nil)
+				send(link.ProtoMembership, b, nil)
 			}
 		}
 	case "squat":
 		for j := range 20 {
 			b, err := adversary.Ping(uint64(j + 1))
-			if !send(transport.ClassMembership, b, err) {
+			if !send(link.ProtoMembership, b, err) {
 				return
 			}
 			select {
@@ -367,28 +367,28 @@ func attack(ctx context.Context, k int, p *adversary.Peer, victim *x0x.Agent, ag
 		for j := range 32 {
 			other := agents[mrand.IntN(len(agents))]
 			b, err := adversary.ForgedMessage(topic, other.AgentID(), []byte("forged"), uint64(1<<40+j), false)
-			if !send(transport.ClassPubSub, b, err) {
+			if !send(link.ProtoPubSub, b, err) {
 				return
 			}
 		}
 	case "forged-walk":
 		for j := range 8 {
 			b, err := adversary.ForgedMessage("not-"+topic, victim.AgentID(), []byte("walk"), uint64(1<<40+j), true)
-			if !send(transport.ClassPubSub, b, err) {
+			if !send(link.ProtoPubSub, b, err) {
 				return
 			}
 		}
 	case "unknown-origins":
 		for range 8 {
 			b, err := adversary.UnknownOrigin(topic, 256<<10)
-			if !send(transport.ClassPubSub, b, err) {
+			if !send(link.ProtoPubSub, b, err) {
 				return
 			}
 		}
 	case "ihave-flood":
 		b, err := adversary.IHave(topic)
 		for range 5000 {
-			if !send(transport.ClassPubSub, b, err) {
+			if !send(link.ProtoPubSub, b, err) {
 				return
 			}
 		}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/saorsa-labs/x0x-go/core/clock"
 	"github.com/saorsa-labs/x0x-go/core/identity"
+	"github.com/saorsa-labs/x0x-go/core/link"
 	"github.com/saorsa-labs/x0x-go/core/membership"
 	"github.com/saorsa-labs/x0x-go/core/pubsub"
 	"github.com/saorsa-labs/x0x-go/core/transport"
@@ -56,10 +57,10 @@ func New(ctx context.Context, bind string) (*Peer, error) {
 
 // Send sends frame on class to victim, waiting for room while the send
 // queue is full, until ctx ends.
-func (p *Peer) Send(ctx context.Context, victim identity.PeerID, class transport.Class, frame []byte) error {
+func (p *Peer) Send(ctx context.Context, victim identity.PeerID, class link.Protocol, frame []byte) error {
 	for {
-		err := p.Node.Send(victim, class, transport.PriorityControl, frame)
-		if !errors.Is(err, transport.ErrQueueFull) {
+		err := p.Node.Send(victim, class, link.PriorityControl, frame)
+		if !errors.Is(err, link.ErrQueueFull) {
 			return err
 		}
 		select {

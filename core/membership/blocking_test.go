@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/saorsa-labs/x0x-go/core/identity"
+	"github.com/saorsa-labs/x0x-go/core/link"
 	"github.com/saorsa-labs/x0x-go/core/sim"
-	"github.com/saorsa-labs/x0x-go/core/transport"
 )
 
 // blockingNet is a Network whose Connect blocks like a real handshake: until
@@ -19,6 +19,12 @@ type blockingNet struct {
 	mu      sync.Mutex
 	release chan struct{}
 	entered chan struct{} // receives once per Connect call
+	dials   sync.WaitGroup
+}
+
+// Dial runs Connect on a goroutine the network owns, as transport.Node does.
+func (b *blockingNet) Dial(ctx context.Context, p identity.PeerID, addr string, done func(error)) {
+	b.dials.Go(func() { done(b.Connect(ctx, p, addr)) })
 }
 
 func (b *blockingNet) LocalID() identity.PeerID { return identity.DeriveID([]byte("blocking")) }
@@ -36,15 +42,16 @@ func (b *blockingNet) Connect(ctx context.Context, _ identity.PeerID, _ string) 
 	}
 }
 func (b *blockingNet) Disconnect(identity.PeerID) {}
-func (b *blockingNet) Send(identity.PeerID, transport.Class, transport.Priority, []byte) error {
-	return transport.ErrNotConnected
+func (b *blockingNet) Send(identity.PeerID, link.Protocol, link.Priority, []byte) error {
+	return link.ErrNotConnected
 }
-func (b *blockingNet) Handle(transport.Class, transport.MessageHandler) {}
-func (b *blockingNet) WatchPeers(func(transport.PeerEvent))             {}
-func (b *blockingNet) Peers() []identity.PeerID                         { return nil }
+func (b *blockingNet) Handle(link.Protocol, link.MessageHandler) {}
+func (b *blockingNet) WatchPeers(func(link.PeerEvent))           {}
+func (b *blockingNet) Peers() []identity.PeerID                  { return nil }
 
-// Over a transport whose Connect blocks, Dial runs on a goroutine that
-// Membership owns: Close cancels it and waits for it (goleak checks).
+// Over a transport whose Connect blocks, Dial returns at once and reports
+// later; Close cancels the dials membership started (goleak checks that
+// none is left).
 func TestDialOnBlockingTransportIsOwned(t *testing.T) {
 	clk := sim.NewClock(time.Unix(0, 0)) // never advanced: no timer runs
 	net := &blockingNet{release: make(chan struct{}), entered: make(chan struct{}, 4)}
@@ -71,14 +78,15 @@ func TestDialOnBlockingTransportIsOwned(t *testing.T) {
 	net.mu.Lock()
 	net.release = make(chan struct{}) // later dials block until Close
 	net.mu.Unlock()
-	var got error
-	var called bool
-	m.Dial(desc(testID(0, 2), "y"), func(err error) { got, called = err, true })
+	pending := make(chan error, 1)
+	m.Dial(desc(testID(0, 2), "y"), func(err error) { pending <- err })
 	<-net.entered // the dial goroutine is inside Connect
 	m.Close()
-	if !called || !errors.Is(got, context.Canceled) {
-		t.Fatalf("after Close: called %v err %v, want context.Canceled", called, got)
+	if got := <-pending; !errors.Is(got, context.Canceled) {
+		t.Fatalf("after Close: %v, want context.Canceled", got)
 	}
+	net.dials.Wait()
+	var got error
 	m.Dial(desc(testID(0, 3), "z"), func(err error) { got = err })
 	if !errors.Is(got, ErrClosed) {
 		t.Fatalf("dial after close: %v", got)

@@ -7,8 +7,8 @@ import (
 
 	"github.com/saorsa-labs/x0x-go/core/clock"
 	"github.com/saorsa-labs/x0x-go/core/identity"
+	"github.com/saorsa-labs/x0x-go/core/link"
 	"github.com/saorsa-labs/x0x-go/core/sim"
-	"github.com/saorsa-labs/x0x-go/core/transport"
 )
 
 // starvation makes one simulated node behave like a process the machine
@@ -87,12 +87,12 @@ type starvedNet struct {
 	s *starvation
 }
 
-func (n starvedNet) Handle(class transport.Class, h transport.MessageHandler) {
+func (n starvedNet) Handle(class link.Protocol, h link.MessageHandler) {
 	n.Node.Handle(class, func(from identity.PeerID, b []byte) { n.s.deliver(func() { h(from, b) }) })
 }
 
-func (n starvedNet) WatchPeers(h func(transport.PeerEvent)) {
-	n.Node.WatchPeers(func(ev transport.PeerEvent) { n.s.deliver(func() { h(ev) }) })
+func (n starvedNet) WatchPeers(h func(link.PeerEvent)) {
+	n.Node.WatchPeers(func(ev link.PeerEvent) { n.s.deliver(func() { h(ev) }) })
 }
 
 // A starved node (stalled for 0.8 s every 4.3 s for a minute, its inbound
@@ -106,7 +106,7 @@ func (n starvedNet) WatchPeers(h func(transport.PeerEvent)) {
 func TestStarvedNodeRaisesNoFalseSuspicion(t *testing.T) {
 	const n, starved = 10, 3
 	var st *starvation
-	c := newTunedCluster(t, n, sim.Config{Seed: 21}, func(i int, node *sim.Node, cfg *Config, net *transport.Network) {
+	c := newTunedCluster(t, n, sim.Config{Seed: 21}, func(i int, node *sim.Node, cfg *Config, net *link.Network) {
 		if i != starved {
 			return
 		}
@@ -183,7 +183,7 @@ func suspicionTime(t *testing.T, confirmers []int, byOf func(i int) identity.Pee
 		}
 		by := byOf(i)
 		u := Update{Node: ghost, State: StateSuspect, Inc: 1, By: &by}
-		if err := node.Send(c.nodes[0].LocalID(), transport.ClassMembership, transport.PriorityControl,
+		if err := node.Send(c.nodes[0].LocalID(), link.ProtoMembership, link.PriorityControl,
 			mustEncode(t, &Message{Kind: kindUpdate, Updates: []Update{u}})); err != nil {
 			t.Fatal(err)
 		}

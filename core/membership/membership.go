@@ -7,7 +7,7 @@
 // awareness (lifeguard.go), so that a starved node does not suspect its
 // live peers.
 //
-// The protocol runs on a transport.Network, a clock.Clock and an io.Reader
+// The protocol runs on a link.Network, a clock.Clock and an io.Reader
 // for randomness, so the same code runs over QUIC and in core/sim. A
 // peer's identity is always the authenticated connection a frame came from.
 //
@@ -38,7 +38,7 @@ import (
 	"github.com/saorsa-labs/x0x-go/core/identity"
 	"github.com/saorsa-labs/x0x-go/core/internal/defaults"
 	"github.com/saorsa-labs/x0x-go/core/internal/ratelimit"
-	"github.com/saorsa-labs/x0x-go/core/transport"
+	"github.com/saorsa-labs/x0x-go/core/link"
 )
 
 // State is a node's SWIM state.
@@ -243,11 +243,6 @@ var (
 // maxFailedAddrs bounds the memory of recently failed addresses.
 const maxFailedAddrs = 1024
 
-// nonBlockingConnector is implemented by networks whose Connect returns at
-// once (core/sim); membership then dials inline, which keeps simulations
-// deterministic. Over a real transport it dials on its own goroutines.
-type nonBlockingConnector interface{ ConnectDoesNotBlock() }
-
 type member struct {
 	desc    NodeDesc
 	state   State
@@ -301,10 +296,9 @@ type gone struct {
 // Membership runs HyParView + SWIM for one node. Its methods are safe for
 // concurrent use.
 type Membership struct {
-	net    transport.Network
-	cfg    Config
-	self   NodeDesc
-	inline bool
+	net  link.Network
+	cfg  Config
+	self NodeDesc
 
 	mu         sync.Mutex
 	closed     bool
@@ -335,14 +329,13 @@ type Membership struct {
 	events     []Event
 	stats      Stats
 
-	ctx    context.Context
+	ctx    context.Context // ends at Close: cancels this node's dials
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
 }
 
 // New creates the membership layer for net and registers its handlers. It
 // starts timers at once; call Join to enter the overlay and Close to stop.
-func New(net transport.Network, cfg Config) (*Membership, error) {
+func New(net link.Network, cfg Config) (*Membership, error) {
 	if net == nil || cfg.Clock == nil || cfg.Rand == nil || cfg.Records == nil {
 		return nil, errors.New("membership: New needs a network, a clock, a random source and address records")
 	}
@@ -375,9 +368,8 @@ func New(net transport.Network, cfg Config) (*Membership, error) {
 		ctx:        ctx,
 		cancel:     cancel,
 	}
-	_, m.inline = net.(nonBlockingConnector)
 	net.WatchPeers(m.onPeerEvent)
-	net.Handle(transport.ClassMembership, m.onFrame)
+	net.Handle(link.ProtoMembership, m.onFrame)
 	m.mu.Lock()
 	// Spread the periodic work of different nodes over the period.
 	m.scheduleProbe(m.jitter(cfg.ProbeInterval))
@@ -492,9 +484,9 @@ func (m *Membership) Release(peer identity.PeerID) {
 	m.holds[peer]--
 }
 
-// Dial connects to peer for another layer. Over a blocking transport it runs
-// on a membership goroutine; done is called without the membership lock
-// held, with nil on success.
+// Dial connects to peer for another layer through the network's
+// asynchronous Dial; done is called on a network goroutine without the
+// membership lock held, with nil on success.
 func (m *Membership) Dial(peer NodeDesc, done func(error)) {
 	m.mu.Lock()
 	if m.closed {
@@ -507,21 +499,11 @@ func (m *Membership) Dial(peer NodeDesc, done func(error)) {
 		done(err)
 		return
 	}
-	if m.inline {
-		m.mu.Unlock()
-		err := m.net.Connect(m.ctx, peer.ID, peer.Addr)
-		m.do(func() { m.dialled(peer, err) })
-		done(err)
-		return
-	}
-	m.wg.Add(1)
 	m.mu.Unlock()
-	go func() {
-		defer m.wg.Done()
-		err := m.net.Connect(m.ctx, peer.ID, peer.Addr)
+	m.net.Dial(m.ctx, peer.ID, peer.Addr, func(err error) {
 		m.do(func() { m.dialled(peer, err) })
 		done(err)
-	}()
+	})
 }
 
 // Close stops timers and goroutines and closes the active connections.
@@ -549,7 +531,6 @@ func (m *Membership) Close() {
 	}
 	m.cancel()
 	m.mu.Unlock()
-	m.wg.Wait()
 }
 
 // do runs f under the lock, then delivers the events f produced.
@@ -597,7 +578,7 @@ func (m *Membership) send(to identity.PeerID, msg *Message) {
 		m.stats.SendErrors++
 		return
 	}
-	if err := m.net.Send(to, transport.ClassMembership, transport.PriorityControl, b); err != nil {
+	if err := m.net.Send(to, link.ProtoMembership, link.PriorityControl, b); err != nil {
 		m.stats.SendErrors++
 		return
 	}
@@ -609,28 +590,19 @@ func (m *Membership) send(to identity.PeerID, msg *Message) {
 	}
 }
 
-// dial connects to p (inline on the simulator, otherwise on a goroutine)
-// and then runs then(err) under the lock.
+// dial connects to p through the network's asynchronous Dial and then
+// runs then(err) under the lock.
 func (m *Membership) dial(p NodeDesc, then func(error)) {
 	if _, ok := m.conns[p.ID]; ok {
 		then(nil)
 		return
 	}
-	if m.inline {
-		err := m.net.Connect(m.ctx, p.ID, p.Addr)
-		m.dialled(p, err)
-		then(err)
-		return
-	}
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		err := m.net.Connect(m.ctx, p.ID, p.Addr)
+	m.net.Dial(m.ctx, p.ID, p.Addr, func(err error) {
 		m.do(func() {
 			m.dialled(p, err)
 			then(err)
 		})
-	}()
+	})
 }
 
 // dialClaimed is dial for an address another peer passed on: it fails at
@@ -748,7 +720,7 @@ func (m *Membership) noteConn(id identity.PeerID, addr string) {
 	c.lastUsed = m.cfg.Clock.Now()
 }
 
-func (m *Membership) onPeerEvent(ev transport.PeerEvent) {
+func (m *Membership) onPeerEvent(ev link.PeerEvent) {
 	m.do(func() {
 		if ev.Up {
 			m.noteConn(ev.Peer, ev.Addr)

@@ -13,8 +13,8 @@ import (
 	"pgregory.net/rapid"
 
 	"github.com/saorsa-labs/x0x-go/core/identity"
+	"github.com/saorsa-labs/x0x-go/core/link"
 	"github.com/saorsa-labs/x0x-go/core/sim"
-	"github.com/saorsa-labs/x0x-go/core/transport"
 )
 
 func TestMain(m *testing.M) {
@@ -42,7 +42,7 @@ type cluster struct {
 	ms    []*Membership
 	// tune, if set, adjusts each node's Config (its network and clock are
 	// the simulator's unless tune replaces them).
-	tune func(i int, node *sim.Node, cfg *Config, net *transport.Network)
+	tune func(i int, node *sim.Node, cfg *Config, net *link.Network)
 }
 
 func testID(seed uint64, i int) identity.PeerID {
@@ -58,7 +58,7 @@ func newCluster(t tb, n int, cfg sim.Config) *cluster {
 
 // newTunedCluster is newCluster with tune applied to every node (see
 // cluster.tune).
-func newTunedCluster(t tb, n int, cfg sim.Config, tune func(int, *sim.Node, *Config, *transport.Network)) *cluster {
+func newTunedCluster(t tb, n int, cfg sim.Config, tune func(int, *sim.Node, *Config, *link.Network)) *cluster {
 	t.Helper()
 	c := &cluster{w: sim.NewWorld(cfg), tune: tune}
 	for i := 0; i < n; i++ {
@@ -79,7 +79,7 @@ func (c *cluster) add(t tb) int {
 		t.Fatal(err)
 	}
 	cfg := Config{Clock: node.Clock(), Rand: node.Rand(), Records: SimulatedRecords{ID: node.LocalID()}}
-	var net transport.Network = node
+	var net link.Network = node
 	if c.tune != nil {
 		c.tune(i, node, &cfg, &net)
 	}
@@ -360,7 +360,7 @@ func TestBadFramesCountedAndDisconnect(t *testing.T) {
 			t.Fatal(err)
 		}
 		c.w.Clock.RunFor(100 * time.Millisecond)
-		if err := from.Send(to.LocalID(), transport.ClassMembership, transport.PriorityControl, b); err != nil {
+		if err := from.Send(to.LocalID(), link.ProtoMembership, link.PriorityControl, b); err != nil {
 			t.Fatal(err)
 		}
 		c.w.Clock.RunFor(100 * time.Millisecond)
@@ -432,11 +432,11 @@ func TestTalkativeStrangerIsDisconnected(t *testing.T) {
 		t.Fatal(err)
 	}
 	acks := 0
-	stranger.Handle(transport.ClassMembership, func(identity.PeerID, []byte) { acks++ })
+	stranger.Handle(link.ProtoMembership, func(identity.PeerID, []byte) { acks++ })
 	var seq uint64
 	for range 60 { // a ping every 500 ms for 30 s
 		seq++
-		_ = stranger.Send(victim.LocalID(), transport.ClassMembership, transport.PriorityControl, mustEncode(t, &Message{Kind: kindPing, Seq: seq}))
+		_ = stranger.Send(victim.LocalID(), link.ProtoMembership, link.PriorityControl, mustEncode(t, &Message{Kind: kindPing, Seq: seq}))
 		c.w.Clock.RunFor(500 * time.Millisecond)
 	}
 	if acks == 0 {
@@ -476,7 +476,7 @@ func TestRefutationReachesTheAccuser(t *testing.T) {
 		mb.members[a.LocalID()] = &member{desc: NodeDesc{ID: a.LocalID(), Addr: a.LocalAddr()}, state: StateDead, inc: 1, updated: c.w.Clock.Now()}
 	})
 	// a speaks to b; b tells a what it believes; a must answer b itself.
-	if err := a.Send(b.LocalID(), transport.ClassMembership, transport.PriorityControl, mustEncode(t, &Message{Kind: kindPing, Seq: 99})); err != nil {
+	if err := a.Send(b.LocalID(), link.ProtoMembership, link.PriorityControl, mustEncode(t, &Message{Kind: kindPing, Seq: 99})); err != nil {
 		t.Fatal(err)
 	}
 	c.w.Clock.RunFor(2 * time.Second)
@@ -499,7 +499,7 @@ func TestShuffleRecordChecksBounded(t *testing.T) {
 		nodes[i] = NodeDesc{ID: testID(77, i), Addr: fmt.Sprint("sim:bogus-", i), Rec: []byte("not a record")}
 	}
 	before := c.ms[1].Stats().Unvouched
-	if err := a.Send(b.LocalID(), transport.ClassMembership, transport.PriorityControl, mustEncode(t, &Message{Kind: kindShuffleReply, Nodes: nodes})); err != nil {
+	if err := a.Send(b.LocalID(), link.ProtoMembership, link.PriorityControl, mustEncode(t, &Message{Kind: kindShuffleReply, Nodes: nodes})); err != nil {
 		t.Fatal(err)
 	}
 	c.w.Clock.RunFor(500 * time.Millisecond)

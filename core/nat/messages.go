@@ -9,7 +9,7 @@ import (
 	"github.com/saorsa-labs/x0x-go/core/wire"
 )
 
-// Message kinds on transport.ClassNAT.
+// Message kinds of link.ProtoNAT.
 const (
 	msgRequest = 1 // A to C: punch Peer (B) for me; Addrs are A's LAN candidates
 	msgOffer   = 2 // C to B: Peer (A) wants to punch; Addrs are its candidates

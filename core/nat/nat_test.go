@@ -9,10 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/saorsa-labs/x0x-go/core/identity"
+	"github.com/saorsa-labs/x0x-go/core/link"
 	"github.com/saorsa-labs/x0x-go/core/transport"
 	"github.com/saorsa-labs/x0x-go/core/wire"
-	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -348,14 +350,14 @@ func TestHostileMessages(t *testing.T) {
 	a.connect(t, b)
 	send := func(from, to *testPeer, m *message) {
 		raw, _ := wire.Marshal(m)
-		if err := from.node.Send(to.node.LocalID(), transport.ClassNAT, transport.PriorityControl, raw); err != nil {
+		if err := from.node.Send(to.node.LocalID(), link.ProtoNAT, link.PriorityControl, raw); err != nil {
 			t.Fatal(err)
 		}
 	}
 	nonce := make([]byte, nonceSize)
 	bid := b.node.LocalID()
 	// Garbage.
-	if err := a.node.Send(c.node.LocalID(), transport.ClassNAT, transport.PriorityControl, []byte{0xff, 0x00}); err != nil {
+	if err := a.node.Send(c.node.LocalID(), link.ProtoNAT, link.PriorityControl, []byte{0xff, 0x00}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "malformed counted", func() bool { return c.svc.Stats().MalformedFrames == 1 })

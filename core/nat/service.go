@@ -18,6 +18,7 @@ import (
 	"github.com/saorsa-labs/x0x-go/core/identity"
 	"github.com/saorsa-labs/x0x-go/core/internal/defaults"
 	"github.com/saorsa-labs/x0x-go/core/internal/ratelimit"
+	"github.com/saorsa-labs/x0x-go/core/link"
 	"github.com/saorsa-labs/x0x-go/core/transport"
 	"github.com/saorsa-labs/x0x-go/core/wire"
 )
@@ -118,7 +119,7 @@ type Path struct {
 	Attempts int             // punch attempts made (0: the direct dial or an existing connection sufficed)
 }
 
-// Service runs NAT traversal on a node. It implements transport.Network
+// Service runs NAT traversal on a node. It implements link.Network
 // (the overlay runs on it): Connect falls back from a direct dial to hole
 // punching and then to a relay, and LocalAddr advertises the best-known
 // reachable address. Every other method is the node's.
@@ -169,7 +170,7 @@ type upgrade struct {
 	delay time.Duration
 }
 
-// New starts NAT traversal on cfg.Node: it handles transport.ClassNAT and
+// New starts NAT traversal on cfg.Node: it handles link.ProtoNAT and
 // watches the node's connections. Close stops it (before the node closes).
 func New(cfg Config) (*Service, error) {
 	if cfg.Node == nil {
@@ -186,7 +187,7 @@ func New(cfg Config) (*Service, error) {
 		upgrades:  make(map[identity.PeerID]*upgrade),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	cfg.Node.Handle(transport.ClassNAT, s.onFrame)
+	cfg.Node.Handle(link.ProtoNAT, s.onFrame)
 	cfg.Node.WatchPeers(s.onPeer)
 	return s, nil
 }
@@ -207,7 +208,7 @@ func (s *Service) Close() {
 	s.mu.Unlock()
 	s.cancel()
 	s.wg.Wait()
-	s.Node.Handle(transport.ClassNAT, nil)
+	s.Node.Handle(link.ProtoNAT, nil)
 }
 
 // after returns a channel closed after d on the Service's clock, and a
@@ -272,7 +273,7 @@ func (s *Service) LocalAddr() string {
 	return s.Node.LocalAddr()
 }
 
-// Connect implements transport.Network: see ConnectPath.
+// Connect implements link.Network: see ConnectPath.
 func (s *Service) Connect(ctx context.Context, peer identity.PeerID, addr string) error {
 	_, err := s.ConnectPath(ctx, peer, addr)
 	return err
@@ -284,7 +285,7 @@ func (s *Service) Connect(ctx context.Context, peer identity.PeerID, addr string
 // and after a failed punch, a relay that is connected to the peer. It
 // returns how the peer was reached. A relayed connection is upgraded in
 // the background. Errors: *transport.PeerMismatchError (addr is another
-// peer), transport.ErrSelfConnect, transport.ErrClosed, ctx's error, or
+// peer), transport.ErrSelfConnect, link.ErrClosed, ctx's error, or
 // ErrUnreachable joined with what each way returned.
 func (s *Service) ConnectPath(ctx context.Context, peer identity.PeerID, addr string) (Path, error) {
 	if info, ok := s.Node.PeerInfo(peer); ok {
@@ -376,7 +377,7 @@ func onLocalNetwork(addr netip.Addr) bool {
 // fatalDialError reports errors that no other path would fix.
 func fatalDialError(err error) bool {
 	return errors.Is(err, transport.ErrPeerMismatch) || errors.Is(err, transport.ErrSelfConnect) ||
-		errors.Is(err, transport.ErrClosed)
+		errors.Is(err, link.ErrClosed)
 }
 
 // traverse punches through coordinators and falls back to relays.
@@ -400,7 +401,7 @@ func (s *Service) traverse(ctx context.Context, peer identity.PeerID) (Path, err
 			s.count(func(st *Stats) { st.PunchesOK++ })
 			return Path{Attempts: attempts}, nil
 		}
-		if ctx.Err() != nil || errors.Is(err, transport.ErrClosed) {
+		if ctx.Err() != nil || errors.Is(err, link.ErrClosed) {
 			return Path{}, err
 		}
 		errs = append(errs, err)
@@ -585,7 +586,7 @@ func (s *Service) request(ctx context.Context, coord, peer identity.PeerID) (*me
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	case <-s.ctx.Done():
-		return nil, transport.ErrClosed
+		return nil, link.ErrClosed
 	}
 }
 
@@ -605,7 +606,7 @@ func (s *Service) send(peer identity.PeerID, m *message) error {
 	if err != nil {
 		return err
 	}
-	return s.Node.Send(peer, transport.ClassNAT, transport.PriorityControl, b)
+	return s.Node.Send(peer, link.ProtoNAT, link.PriorityControl, b)
 }
 
 func (s *Service) count(f func(*Stats)) {
@@ -811,7 +812,7 @@ func (s *Service) onSync(from identity.PeerID, m *message) {
 
 // onPeer runs on the transport's event goroutine: it records address
 // reports and schedules upgrades of relayed connections. It must not block.
-func (s *Service) onPeer(ev transport.PeerEvent) {
+func (s *Service) onPeer(ev link.PeerEvent) {
 	if !ev.Up {
 		s.mu.Lock()
 		if u := s.upgrades[ev.Peer]; u != nil {

@@ -2,7 +2,7 @@ package pubsub
 
 import (
 	"github.com/saorsa-labs/x0x-go/core/identity"
-	"github.com/saorsa-labs/x0x-go/core/transport"
+	"github.com/saorsa-labs/x0x-go/core/link"
 )
 
 // Anti-entropy, every AEInterval for each subscribed topic:
@@ -51,7 +51,7 @@ func (ps *PubSub) antiEntropy() {
 // aeRound starts reconciling t's recent messages with p.
 func (ps *PubSub) aeRound(t *topic, p identity.PeerID) {
 	ps.stats.AERounds++
-	ps.send(p, transport.PriorityLazy, &Frame{Kind: kindAESketch, Topic: t.id, Cells: ps.sketch(t, 0)})
+	ps.send(p, link.PriorityLazy, &Frame{Kind: kindAESketch, Topic: t.id, Cells: ps.sketch(t, 0)})
 }
 
 func (ps *PubSub) onAntiEntropy(t *topic, from identity.PeerID, f *Frame, cs []content) {
@@ -70,7 +70,7 @@ func (ps *PubSub) onAntiEntropy(t *topic, from identity.PeerID, f *Frame, cs []c
 		theyHave, weHave, err := diff.Decode()
 		if err != nil {
 			if f.Level < maxAELevel {
-				ps.send(from, transport.PriorityLazy, &Frame{Kind: kindAERetry, Topic: t.id, Level: f.Level + 1})
+				ps.send(from, link.PriorityLazy, &Frame{Kind: kindAERetry, Topic: t.id, Level: f.Level + 1})
 				return
 			}
 			ps.stats.AEFallbacks++
@@ -78,13 +78,13 @@ func (ps *PubSub) onAntiEntropy(t *topic, from identity.PeerID, f *Frame, cs []c
 			if len(ids) > MaxIDsPerFrame {
 				ids = ids[len(ids)-MaxIDsPerFrame:]
 			}
-			ps.send(from, transport.PriorityLazy, &Frame{Kind: kindAEIDs, Topic: t.id, IDs: ids})
+			ps.send(from, link.PriorityLazy, &Frame{Kind: kindAEIDs, Topic: t.id, IDs: ids})
 			return
 		}
 		ps.push(t, from, weHave)
 		ps.want(t, from, theyHave)
 	case kindAERetry:
-		ps.send(from, transport.PriorityLazy, &Frame{Kind: kindAESketch, Topic: t.id, Level: f.Level, Cells: ps.sketch(t, f.Level)})
+		ps.send(from, link.PriorityLazy, &Frame{Kind: kindAESketch, Topic: t.id, Level: f.Level, Cells: ps.sketch(t, f.Level)})
 	case kindAEIDs:
 		theirs := make(map[MsgID]bool, len(f.IDs))
 		for _, id := range f.IDs {
@@ -138,7 +138,7 @@ func (ps *PubSub) want(t *topic, from identity.PeerID, ids []MsgID) {
 	}
 	for len(need) > 0 {
 		n := min(len(need), MaxIDsPerFrame)
-		ps.send(from, transport.PriorityLazy, &Frame{Kind: kindAEWant, Topic: t.id, IDs: need[:n]})
+		ps.send(from, link.PriorityLazy, &Frame{Kind: kindAEWant, Topic: t.id, IDs: need[:n]})
 		need = need[n:]
 	}
 }
@@ -150,7 +150,7 @@ func (ps *PubSub) push(t *topic, to identity.PeerID, ids []MsgID) {
 	size := 0
 	flush := func() {
 		if len(batch) > 0 {
-			ps.send(to, transport.PriorityLazy, &Frame{Kind: kindAEPush, Topic: t.id, Msgs: batch, MsgHops: hops})
+			ps.send(to, link.PriorityLazy, &Frame{Kind: kindAEPush, Topic: t.id, Msgs: batch, MsgHops: hops})
 			batch, hops, size = nil, nil, 0
 		}
 	}

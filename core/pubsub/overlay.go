@@ -6,8 +6,8 @@ import (
 	"io"
 
 	"github.com/saorsa-labs/x0x-go/core/clock"
+	"github.com/saorsa-labs/x0x-go/core/link"
 	"github.com/saorsa-labs/x0x-go/core/membership"
-	"github.com/saorsa-labs/x0x-go/core/transport"
 )
 
 // Overlay is the Go facade over the gossip overlay of one node: global
@@ -36,7 +36,7 @@ type OverlayConfig struct {
 
 // NewOverlay starts membership and pub/sub on net. Call Join to enter the
 // network and Close to stop.
-func NewOverlay(net transport.Network, cfg OverlayConfig) (*Overlay, error) {
+func NewOverlay(net link.Network, cfg OverlayConfig) (*Overlay, error) {
 	if cfg.Clock == nil || cfg.Rand == nil {
 		return nil, errors.New("pubsub: NewOverlay needs a clock and a random source")
 	}

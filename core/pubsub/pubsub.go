@@ -22,12 +22,14 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"github.com/saorsa-labs/x0x-go/core/internal/defaults"
 	"io"
 	"math/rand/v2"
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/saorsa-labs/x0x-go/core/internal/defaults"
+	"github.com/saorsa-labs/x0x-go/core/link"
 
 	"lukechampine.com/blake3"
 
@@ -35,7 +37,6 @@ import (
 	"github.com/saorsa-labs/x0x-go/core/identity"
 	"github.com/saorsa-labs/x0x-go/core/internal/ratelimit"
 	"github.com/saorsa-labs/x0x-go/core/membership"
-	"github.com/saorsa-labs/x0x-go/core/transport"
 )
 
 // Config holds the pub/sub parameters; zero fields take the defaults noted.
@@ -232,7 +233,7 @@ func (s *Subscription) Unsubscribe() { s.ps.unsubscribe(s) }
 
 // PubSub is one node's pub/sub engine. Its methods are safe for concurrent use.
 type PubSub struct {
-	net  transport.Network
+	net  link.Network
 	mem  *membership.Membership
 	cfg  Config
 	self membership.NodeDesc
@@ -261,7 +262,7 @@ type PubSub struct {
 
 // New creates the pub/sub engine over net and mem (which must use the same
 // network) and registers its handlers.
-func New(net transport.Network, mem *membership.Membership, cfg Config) (*PubSub, error) {
+func New(net link.Network, mem *membership.Membership, cfg Config) (*PubSub, error) {
 	if net == nil || mem == nil || cfg.Clock == nil || cfg.Rand == nil || cfg.Verifier == nil {
 		return nil, errors.New("pubsub: New needs a network, membership, clock, random source and verifier")
 	}
@@ -292,7 +293,7 @@ func New(net transport.Network, mem *membership.Membership, cfg Config) (*PubSub
 	if fs, ok := net.(FrameSource); ok {
 		fs.HandleFrames(ps.onDecoded)
 	} else {
-		net.Handle(transport.ClassPubSub, ps.onFrame)
+		net.Handle(link.ProtoPubSub, ps.onFrame)
 	}
 	ps.mu.Lock()
 	ps.every(time.Second, time.Duration(ps.rng.Int64N(int64(time.Second)))+1, ps.maintain)
@@ -390,7 +391,7 @@ func (ps *PubSub) unsubscribe(s *Subscription) {
 			return
 		}
 		for _, p := range t.peers() {
-			ps.send(p, transport.PriorityControl, &Frame{Kind: kindTopicLeave, Topic: t.id})
+			ps.send(p, link.PriorityControl, &Frame{Kind: kindTopicLeave, Topic: t.id})
 			ps.removePeer(t, p)
 		}
 		for _, m := range t.missing {
@@ -514,7 +515,7 @@ func cmpTopic(a, b TopicID) int {
 }
 
 // send encodes and sends one frame; it reports success and counts failures.
-func (ps *PubSub) send(to identity.PeerID, prio transport.Priority, f *Frame) bool {
+func (ps *PubSub) send(to identity.PeerID, prio link.Priority, f *Frame) bool {
 	b, err := EncodeFrame(f)
 	if err != nil {
 		ps.stats.SendErrors++
@@ -523,12 +524,12 @@ func (ps *PubSub) send(to identity.PeerID, prio transport.Priority, f *Frame) bo
 	return ps.sendBytes(to, prio, b)
 }
 
-func (ps *PubSub) sendBytes(to identity.PeerID, prio transport.Priority, b []byte) bool {
-	err := ps.net.Send(to, transport.ClassPubSub, prio, b)
+func (ps *PubSub) sendBytes(to identity.PeerID, prio link.Priority, b []byte) bool {
+	err := ps.net.Send(to, link.ProtoPubSub, prio, b)
 	switch {
 	case err == nil:
 		return true
-	case errors.Is(err, transport.ErrQueueFull):
+	case errors.Is(err, link.ErrQueueFull):
 		ps.stats.SendQueueFull++
 	default:
 		ps.stats.SendErrors++
@@ -539,7 +540,7 @@ func (ps *PubSub) sendBytes(to identity.PeerID, prio transport.Priority, b []byt
 // announce tells every active neighbour which topics we subscribe to.
 func (ps *PubSub) announce() {
 	for _, p := range ps.active {
-		ps.send(p, transport.PriorityControl, &Frame{Kind: kindTopics, Topics: ps.order})
+		ps.send(p, link.PriorityControl, &Frame{Kind: kindTopics, Topics: ps.order})
 	}
 }
 
@@ -561,7 +562,7 @@ func (ps *PubSub) addPeerUpTo(t *topic, p identity.PeerID, limit int) bool {
 	ps.emit(TopicNeighborUp, t.id, p)
 	st := t.tree.self
 	ps.stats.TreeAnnounced++
-	ps.send(p, transport.PriorityControl, &Frame{Kind: kindTree, Topic: t.id, Tree: &st})
+	ps.send(p, link.PriorityControl, &Frame{Kind: kindTree, Topic: t.id, Tree: &st})
 	if bytes.Compare(ps.self.ID[:], p[:]) < 0 {
 		// A new link reconciles at once (one side starts): whatever one
 		// end published or received while the two were apart (a reset
@@ -617,7 +618,7 @@ func (ps *PubSub) onMember(e membership.Event) {
 				ps.active = append(ps.active, e.Peer.ID)
 			}
 			if len(ps.order) > 0 {
-				ps.send(e.Peer.ID, transport.PriorityControl, &Frame{Kind: kindTopics, Topics: ps.order})
+				ps.send(e.Peer.ID, link.PriorityControl, &Frame{Kind: kindTopics, Topics: ps.order})
 			}
 		case membership.NeighborDown:
 			if i := slices.Index(ps.active, e.Peer.ID); i >= 0 {
@@ -630,7 +631,7 @@ func (ps *PubSub) onMember(e membership.Event) {
 	})
 }
 
-func (ps *PubSub) onPeerEvent(ev transport.PeerEvent) {
+func (ps *PubSub) onPeerEvent(ev link.PeerEvent) {
 	if ev.Up {
 		return
 	}
@@ -769,7 +770,7 @@ func (ps *PubSub) handle(from identity.PeerID, f *Frame, cs []content) {
 		ps.toEager(t, from)
 		for _, id := range f.IDs {
 			if s := t.store[id]; s != nil {
-				ps.send(from, transport.PriorityEager, &Frame{Kind: kindGossip, Topic: t.id, Msg: &s.msg, Hops: sat(s.hops)})
+				ps.send(from, link.PriorityEager, &Frame{Kind: kindGossip, Topic: t.id, Msg: &s.msg, Hops: sat(s.hops)})
 			}
 		}
 	case kindIWant:
@@ -786,7 +787,7 @@ func (ps *PubSub) handle(from identity.PeerID, f *Frame, cs []content) {
 			}
 		}
 		if len(msgs) > 0 {
-			ps.send(from, transport.PriorityEager, &Frame{Kind: kindAEPush, Topic: t.id, Msgs: msgs, MsgHops: hops, Reply: true})
+			ps.send(from, link.PriorityEager, &Frame{Kind: kindAEPush, Topic: t.id, Msgs: msgs, MsgHops: hops, Reply: true})
 		}
 	case kindPrune:
 		if t != nil {
@@ -801,7 +802,7 @@ func (ps *PubSub) handle(from identity.PeerID, f *Frame, cs []content) {
 			t := ps.topics[id]
 			if slices.Contains(f.Topics, id) {
 				if slices.Contains(ps.active, from) && !t.isPeer(from) && !ps.addPeer(t, from) {
-					ps.send(from, transport.PriorityControl, &Frame{Kind: kindTopicLeave, Topic: id})
+					ps.send(from, link.PriorityControl, &Frame{Kind: kindTopicLeave, Topic: id})
 				}
 			} else {
 				ps.removePeer(t, from)
@@ -817,7 +818,7 @@ func (ps *PubSub) handle(from identity.PeerID, f *Frame, cs []content) {
 			return
 		}
 		ok := t != nil && (t.isPeer(from) || ps.addPeer(t, from))
-		ps.send(from, transport.PriorityControl, &Frame{Kind: kindTopicJoin, Topic: f.Topic, Reply: true, Accept: ok})
+		ps.send(from, link.PriorityControl, &Frame{Kind: kindTopicJoin, Topic: f.Topic, Reply: true, Accept: ok})
 	case kindTopicLeave:
 		if t != nil {
 			ps.removePeer(t, from)
@@ -849,7 +850,7 @@ func (ps *PubSub) topicPeer(t *topic, from identity.PeerID) bool {
 	if t.isPeer(from) || ps.addPeer(t, from) {
 		return true
 	}
-	ps.send(from, transport.PriorityControl, &Frame{Kind: kindTopicLeave, Topic: t.id})
+	ps.send(from, link.PriorityControl, &Frame{Kind: kindTopicLeave, Topic: t.id})
 	return false
 }
 
@@ -882,7 +883,7 @@ func (ps *PubSub) accept(from identity.PeerID, id MsgID, hb []byte, msg *Signed,
 			if !ps.isTreeLink(t, from) {
 				ps.toLazy(t, from)
 				ps.stats.PrunesSent++
-				ps.send(from, transport.PriorityControl, &Frame{Kind: kindPrune, Topic: t.id})
+				ps.send(from, link.PriorityControl, &Frame{Kind: kindPrune, Topic: t.id})
 			}
 		}
 		return false
@@ -942,7 +943,7 @@ func (ps *PubSub) accept(from identity.PeerID, id MsgID, hb []byte, msg *Signed,
 		if p == from {
 			continue
 		}
-		if !ps.sendBytes(p, transport.PriorityEager, b) {
+		if !ps.sendBytes(p, link.PriorityEager, b) {
 			// Slow or broken peer: demote it; it will GRAFT if it needs to.
 			ps.toLazy(t, p)
 			ps.queueIHave(t, p, id)
@@ -1065,7 +1066,7 @@ func (ps *PubSub) flushIHave() {
 			for len(ids) > 0 {
 				n := min(len(ids), MaxIDsPerFrame)
 				ps.stats.IHavesSent++
-				ps.send(p, transport.PriorityLazy, &Frame{Kind: kindIHave, Topic: t.id, IDs: ids[:n]})
+				ps.send(p, link.PriorityLazy, &Frame{Kind: kindIHave, Topic: t.id, IDs: ids[:n]})
 				ids = ids[n:]
 			}
 		}
@@ -1118,13 +1119,13 @@ func (ps *PubSub) graftTimer(t *topic, id MsgID) {
 			// broken here, and then we GRAFT.
 			t.pulls[p]++
 			ps.stats.IWantsSent++
-			ps.send(p, transport.PriorityControl, &Frame{Kind: kindIWant, Topic: t.id, IDs: []MsgID{id}})
+			ps.send(p, link.PriorityControl, &Frame{Kind: kindIWant, Topic: t.id, IDs: []MsgID{id}})
 			break
 		}
 		delete(t.pulls, p)
 		ps.toEager(t, p)
 		ps.stats.GraftsSent++
-		ps.send(p, transport.PriorityControl, &Frame{Kind: kindGraft, Topic: t.id, IDs: []MsgID{id}})
+		ps.send(p, link.PriorityControl, &Frame{Kind: kindGraft, Topic: t.id, IDs: []MsgID{id}})
 		break
 	}
 	if len(m.announcers) == 0 {
@@ -1175,7 +1176,7 @@ func (ps *PubSub) maintain() {
 			ps.stats.WalksStarted++
 			self := ps.self
 			next := ps.active[ps.rng.IntN(len(ps.active))]
-			ps.send(next, transport.PriorityControl, &Frame{Kind: kindFind, Topic: id, Node: &self, Hops: uint8(ps.cfg.WalkTTL)})
+			ps.send(next, link.PriorityControl, &Frame{Kind: kindFind, Topic: id, Node: &self, Hops: uint8(ps.cfg.WalkTTL)})
 		}
 	}
 }
@@ -1222,7 +1223,7 @@ func (ps *PubSub) onFind(from identity.PeerID, f *Frame) {
 				ps.do(func() {
 					t := ps.topics[topicID]
 					if t != nil && ps.addPeerUpTo(t, seeker.ID, 2*ps.cfg.TopicMaxPeers) {
-						ps.send(seeker.ID, transport.PriorityControl, &Frame{Kind: kindTopicJoin, Topic: topicID})
+						ps.send(seeker.ID, link.PriorityControl, &Frame{Kind: kindTopicJoin, Topic: topicID})
 					}
 				})
 			})
@@ -1234,7 +1235,7 @@ func (ps *PubSub) onFind(from identity.PeerID, f *Frame) {
 	}
 	if next, ok := ps.nextHop(f.Topic, from, seeker.ID); ok {
 		f.Hops--
-		ps.send(next, transport.PriorityControl, f)
+		ps.send(next, link.PriorityControl, f)
 	}
 }
 
@@ -1259,18 +1260,18 @@ func (ps *PubSub) handOff(msg *Signed) {
 	ps.rng.Shuffle(len(subs), func(i, j int) { subs[i], subs[j] = subs[j], subs[i] })
 	subs = subs[:min(handOffs, len(subs))]
 	for _, p := range subs {
-		ps.send(p, transport.PriorityEager, f)
+		ps.send(p, link.PriorityEager, f)
 	}
 	for i := len(subs); i < handOffs; i++ {
 		if next, ok := ps.nextHop(topicID, subs...); ok {
-			ps.send(next, transport.PriorityEager, f)
+			ps.send(next, link.PriorityEager, f)
 		}
 	}
 }
 
 func (ps *PubSub) forwardWalk(from identity.PeerID, msg *Signed, ttl uint8) {
 	if next, ok := ps.nextHop(msg.Header.Topic, from); ok {
-		ps.send(next, transport.PriorityEager, &Frame{Kind: kindPublish, Topic: msg.Header.Topic, Msg: msg, Hops: ttl})
+		ps.send(next, link.PriorityEager, &Frame{Kind: kindPublish, Topic: msg.Header.Topic, Msg: msg, Hops: ttl})
 	}
 }
 

@@ -12,8 +12,8 @@ import (
 	"lukechampine.com/blake3"
 
 	"github.com/saorsa-labs/x0x-go/core/identity"
+	"github.com/saorsa-labs/x0x-go/core/link"
 	"github.com/saorsa-labs/x0x-go/core/sim"
-	"github.com/saorsa-labs/x0x-go/core/transport"
 )
 
 func TestBroadcastAllSubscribersExactlyOnce(t *testing.T) {
@@ -108,7 +108,7 @@ func inject(t *testing.T, c *tcluster, a, b *tnode, f *Frame) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.net.Send(b.net.LocalID(), transport.ClassPubSub, transport.PriorityControl, raw); err != nil {
+	if err := a.net.Send(b.net.LocalID(), link.ProtoPubSub, link.PriorityControl, raw); err != nil {
 		t.Fatal(err)
 	}
 	c.run(time.Second)
@@ -176,7 +176,7 @@ func TestRealSignaturesAndBadMessagesDropped(t *testing.T) {
 	// Oversized payload: refused by the decoder.
 	big := signed(originKey, "secure", 106, now, make([]byte, MaxPayload+1))
 	raw, _ := EncodeFrame(&Frame{Kind: kindGossip, Topic: topic, Msg: big})
-	_ = attacker.net.Send(victim.net.LocalID(), transport.ClassPubSub, transport.PriorityControl, raw)
+	_ = attacker.net.Send(victim.net.LocalID(), link.ProtoPubSub, link.PriorityControl, raw)
 	c.run(time.Second)
 
 	after := victim.ps.Stats()
@@ -394,7 +394,7 @@ func TestIHaveFloodIsBounded(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := a.net.Send(b.net.LocalID(), transport.ClassPubSub, transport.PriorityLazy, raw); err != nil {
+		if err := a.net.Send(b.net.LocalID(), link.ProtoPubSub, link.PriorityLazy, raw); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -8,7 +8,7 @@ import (
 	"lukechampine.com/blake3"
 
 	"github.com/saorsa-labs/x0x-go/core/identity"
-	"github.com/saorsa-labs/x0x-go/core/transport"
+	"github.com/saorsa-labs/x0x-go/core/link"
 )
 
 // A topic's broadcast tree is rooted. Plumtree alone builds its tree from
@@ -282,6 +282,6 @@ func (ps *PubSub) announceTree(t *topic) {
 	st := t.tree.self
 	for _, p := range t.peers() {
 		ps.stats.TreeAnnounced++
-		ps.send(p, transport.PriorityControl, &Frame{Kind: kindTree, Topic: t.id, Tree: &st})
+		ps.send(p, link.PriorityControl, &Frame{Kind: kindTree, Topic: t.id, Tree: &st})
 	}
 }

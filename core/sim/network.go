@@ -1,6 +1,6 @@
 // Package sim is a deterministic, in-memory stand-in for the x0x transport:
 // a virtual clock, a simulated network of nodes that each implement
-// transport.Network, and per-node deterministic randomness. The membership
+// link.Network, and per-node deterministic randomness. The membership
 // and pub/sub code runs on it unchanged, so 1,000-node experiments run in
 // seconds and the same seed always gives the same result.
 //
@@ -33,7 +33,7 @@
 //   - Queues: each direction of a connection holds at most QueueLimit frames
 //     in flight; lower priorities get a smaller share (control 100%, eager
 //     75%, lazy 50%), so under pressure lazy frames are refused first. A
-//     refused frame returns transport.ErrQueueFull and is counted.
+//     refused frame returns link.ErrQueueFull and is counted.
 //
 // Connect does not block in the simulator: it succeeds or fails at once, and
 // the Up events reach the dialler immediately and the remote side after one
@@ -53,7 +53,7 @@ import (
 	"lukechampine.com/blake3"
 
 	"github.com/saorsa-labs/x0x-go/core/identity"
-	"github.com/saorsa-labs/x0x-go/core/transport"
+	"github.com/saorsa-labs/x0x-go/core/link"
 )
 
 // Errors reported by the simulated network in addition to the transport ones.
@@ -122,8 +122,8 @@ func (c Config) withDefaults() Config {
 type Stats struct {
 	FramesSent, FramesRecv uint64
 	BytesSent, BytesRecv   uint64
-	// SentByClass counts bytes sent per stream class (index = transport.Class).
-	SentByClass [5]uint64
+	// SentByClass counts bytes sent per stream class (index = link.Class).
+	SentByClass [link.NumClasses + 1]uint64
 	// QueueFull counts frames refused with ErrQueueFull.
 	QueueFull uint64
 	// Lost counts frames this node sent that were lost (peer crashed, or a
@@ -269,7 +269,7 @@ type conn struct {
 	up   bool
 	cut  bool
 	// last delivery time per direction (0: a->b, 1: b->a) and class, for FIFO.
-	last [2][6]time.Time
+	last [2][link.NumClasses + 1]time.Time
 	// in-flight frames per direction.
 	inflight [2]int
 }
@@ -304,7 +304,7 @@ func (w *World) closeConn(c *conn, errA, errB error) {
 	w.Clock.AfterFunc(0, func() { c.b.report(c, false, errB) })
 }
 
-// Node is one simulated machine. It implements transport.Network.
+// Node is one simulated machine. It implements link.Network.
 type Node struct {
 	w        *World
 	idx      int
@@ -313,18 +313,22 @@ type Node struct {
 	alive    bool
 	clock    *NodeClock
 	rnd      *rand.ChaCha8
-	handlers [6]transport.MessageHandler
-	watchers []func(transport.PeerEvent)
+	handlers [link.MaxProtocol + 1]link.MessageHandler // by protocol
+	watchers []func(link.PeerEvent)
 	conns    map[identity.PeerID]*conn
 	reported map[identity.PeerID]*conn
 	stats    Stats
 }
 
-var _ transport.Network = (*Node)(nil)
+var _ link.Network = (*Node)(nil)
 
-// ConnectDoesNotBlock marks the simulated Connect as non-blocking, so that
-// protocol code may call it inline (see core/membership).
-func (n *Node) ConnectDoesNotBlock() {}
+// Dial connects as Connect does and calls done with the result from the
+// world's event loop, after the events already scheduled for now. ctx is
+// not consulted.
+func (n *Node) Dial(ctx context.Context, peer identity.PeerID, addr string, done func(error)) {
+	err := n.Connect(ctx, peer, addr)
+	n.w.Clock.AfterFunc(0, func() { done(err) })
+}
 
 // Index returns the node's creation index.
 func (n *Node) Index() int { return n.idx }
@@ -349,10 +353,10 @@ func (n *Node) LocalAddr() string { return n.addr }
 
 // Connect opens a connection to peer at addr at once, or fails with
 // ErrUnreachable (unknown address, wrong ID, dead peer, partition) or
-// transport.ErrClosed (this node is dead). ctx is not consulted.
+// link.ErrClosed (this node is dead). ctx is not consulted.
 func (n *Node) Connect(_ context.Context, peer identity.PeerID, addr string) error {
 	if !n.alive {
-		return transport.ErrClosed
+		return link.ErrClosed
 	}
 	t := n.w.byID[peer]
 	if t == nil || t.addr != addr {
@@ -388,20 +392,20 @@ func (n *Node) report(c *conn, up bool, err error) {
 		}
 		if old := n.reported[peer.id]; old != nil {
 			// A replaced connection whose Down was not reported yet.
-			n.emit(transport.PeerEvent{Peer: peer.id, Addr: peer.addr, Up: false, Err: ErrPeerClosed})
+			n.emit(link.PeerEvent{Peer: peer.id, Addr: peer.addr, Up: false, Err: ErrPeerClosed})
 		}
 		n.reported[peer.id] = c
-		n.emit(transport.PeerEvent{Peer: peer.id, Addr: peer.addr, Up: true})
+		n.emit(link.PeerEvent{Peer: peer.id, Addr: peer.addr, Up: true})
 		return
 	}
 	if n.reported[peer.id] != c {
 		return
 	}
 	delete(n.reported, peer.id)
-	n.emit(transport.PeerEvent{Peer: peer.id, Addr: peer.addr, Up: false, Err: err})
+	n.emit(link.PeerEvent{Peer: peer.id, Addr: peer.addr, Up: false, Err: err})
 }
 
-func (n *Node) emit(ev transport.PeerEvent) {
+func (n *Node) emit(ev link.PeerEvent) {
 	for _, h := range n.watchers {
 		h(ev)
 	}
@@ -431,32 +435,33 @@ func (n *Node) Disconnect(peer identity.PeerID) {
 }
 
 // Send queues msg for delivery to peer. See the package doc for the model.
-func (n *Node) Send(peer identity.PeerID, class transport.Class, prio transport.Priority, msg []byte) error {
+func (n *Node) Send(peer identity.PeerID, proto link.Protocol, prio link.Priority, msg []byte) error {
 	if !n.alive {
-		return transport.ErrClosed
+		return link.ErrClosed
 	}
 	c := n.conns[peer]
 	if c == nil || !c.up {
-		return transport.ErrNotConnected
+		return link.ErrNotConnected
 	}
 	if len(msg) > n.w.cfg.MaxFrame {
-		return transport.ErrTooLarge
+		return link.ErrTooLarge
 	}
-	if int(class) >= len(c.last[0]) {
-		return fmt.Errorf("sim: unknown stream class %d", class)
+	if !proto.Valid() || !prio.Valid() {
+		return fmt.Errorf("%w: protocol %d, priority %d", link.ErrBadProtocol, proto, prio)
 	}
+	class := proto.Class()
 	d := c.dir(n)
 	limit := n.w.cfg.QueueLimit
 	switch prio {
-	case transport.PriorityControl:
-	case transport.PriorityEager:
+	case link.PriorityControl:
+	case link.PriorityEager:
 		limit = limit * 3 / 4
 	default:
 		limit /= 2
 	}
 	if c.inflight[d] >= limit {
 		n.stats.QueueFull++
-		return transport.ErrQueueFull
+		return link.ErrQueueFull
 	}
 	t := c.other(n)
 	if n.w.cfg.Resets > 0 && n.w.rng.Float64() < n.w.cfg.Resets {
@@ -492,7 +497,7 @@ func (n *Node) Send(peer identity.PeerID, class transport.Class, prio transport.
 		}
 		t.stats.FramesRecv++
 		t.stats.BytesRecv += uint64(len(msg))
-		if h := t.handlers[class]; h != nil {
+		if h := t.handlers[proto]; h != nil {
 			h(n.id, slices.Clone(msg))
 		}
 	})
@@ -500,14 +505,14 @@ func (n *Node) Send(peer identity.PeerID, class transport.Class, prio transport.
 }
 
 // Handle sets the handler for inbound frames of class.
-func (n *Node) Handle(class transport.Class, h transport.MessageHandler) {
-	if int(class) < len(n.handlers) {
-		n.handlers[class] = h
+func (n *Node) Handle(proto link.Protocol, h link.MessageHandler) {
+	if proto.Valid() {
+		n.handlers[proto] = h
 	}
 }
 
 // WatchPeers adds a connection-event listener.
-func (n *Node) WatchPeers(h func(transport.PeerEvent)) { n.watchers = append(n.watchers, h) }
+func (n *Node) WatchPeers(h func(link.PeerEvent)) { n.watchers = append(n.watchers, h) }
 
 // Peers lists connected peers, sorted by ID (deterministic).
 func (n *Node) Peers() []identity.PeerID {

@@ -10,7 +10,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/saorsa-labs/x0x-go/core/identity"
-	"github.com/saorsa-labs/x0x-go/core/transport"
+	"github.com/saorsa-labs/x0x-go/core/link"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -71,16 +71,16 @@ func pair(t *testing.T, cfg Config) (*World, *Node, *Node) {
 type recorder struct {
 	frames []string
 	times  []time.Duration
-	events []transport.PeerEvent
+	events []link.PeerEvent
 }
 
 func (r *recorder) attach(w *World, n *Node) {
 	start := w.Clock.Now()
-	n.Handle(transport.ClassPubSub, func(from identity.PeerID, msg []byte) {
+	n.Handle(link.ProtoPubSub, func(from identity.PeerID, msg []byte) {
 		r.frames = append(r.frames, string(msg))
 		r.times = append(r.times, w.Clock.Now().Sub(start))
 	})
-	n.WatchPeers(func(ev transport.PeerEvent) { r.events = append(r.events, ev) })
+	n.WatchPeers(func(ev link.PeerEvent) { r.events = append(r.events, ev) })
 }
 
 func TestLatencyFIFOAndEvents(t *testing.T) {
@@ -88,14 +88,14 @@ func TestLatencyFIFOAndEvents(t *testing.T) {
 	var ra, rb recorder
 	ra.attach(w, a)
 	rb.attach(w, b)
-	if err := a.Send(b.LocalID(), transport.ClassPubSub, transport.PriorityEager, []byte("x")); !errors.Is(err, transport.ErrNotConnected) {
+	if err := a.Send(b.LocalID(), link.ProtoPubSub, link.PriorityEager, []byte("x")); !errors.Is(err, link.ErrNotConnected) {
 		t.Fatalf("send before connect: %v", err)
 	}
 	if err := a.Connect(context.Background(), b.LocalID(), b.LocalAddr()); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 5; i++ {
-		if err := a.Send(b.LocalID(), transport.ClassPubSub, transport.PriorityEager, []byte{byte('0' + i)}); err != nil {
+		if err := a.Send(b.LocalID(), link.ProtoPubSub, link.PriorityEager, []byte{byte('0' + i)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -125,7 +125,7 @@ func TestLossDelaysButDelivers(t *testing.T) {
 	rb.attach(w, b)
 	_ = a.Connect(context.Background(), b.LocalID(), b.LocalAddr())
 	for i := 0; i < 200; i++ {
-		_ = a.Send(b.LocalID(), transport.ClassPubSub, transport.PriorityEager, []byte{byte(i)})
+		_ = a.Send(b.LocalID(), link.ProtoPubSub, link.PriorityEager, []byte{byte(i)})
 	}
 	w.Clock.RunFor(time.Minute)
 	if len(rb.frames) != 200 {
@@ -154,11 +154,11 @@ func TestResetsLoseFramesInFlight(t *testing.T) {
 	}
 	w.Clock.RunFor(100 * time.Millisecond)
 	for i := range 3 {
-		_ = a.Send(b.LocalID(), transport.ClassPubSub, transport.PriorityEager, []byte{'a', byte('0' + i)})
-		_ = b.Send(a.LocalID(), transport.ClassPubSub, transport.PriorityEager, []byte{'b', byte('0' + i)})
+		_ = a.Send(b.LocalID(), link.ProtoPubSub, link.PriorityEager, []byte{'a', byte('0' + i)})
+		_ = b.Send(a.LocalID(), link.ProtoPubSub, link.PriorityEager, []byte{'b', byte('0' + i)})
 	}
 	w.cfg.Resets = 1 // the next send resets the connection
-	if err := a.Send(b.LocalID(), transport.ClassPubSub, transport.PriorityEager, []byte("x")); err != nil {
+	if err := a.Send(b.LocalID(), link.ProtoPubSub, link.PriorityEager, []byte("x")); err != nil {
 		t.Fatalf("a send into a dying connection looks sent: %v", err)
 	}
 	w.cfg.Resets = 0
@@ -166,7 +166,7 @@ func TestResetsLoseFramesInFlight(t *testing.T) {
 	if len(ra.frames)+len(rb.frames) != 0 {
 		t.Fatalf("frames in flight survived a reset: a got %v, b got %v", ra.frames, rb.frames)
 	}
-	down := func(evs []transport.PeerEvent) bool {
+	down := func(evs []link.PeerEvent) bool {
 		return len(evs) == 2 && !evs[1].Up && errors.Is(evs[1].Err, ErrConnReset)
 	}
 	if !down(ra.events) || !down(rb.events) {
@@ -198,7 +198,7 @@ func TestKillAndPartition(t *testing.T) {
 	w.Clock.RunFor(time.Second)
 	// Crash node 3: frames to it are lost; node 0 sees the connection idle out.
 	w.Kill(nodes[3])
-	_ = nodes[0].Send(nodes[3].LocalID(), transport.ClassPubSub, transport.PriorityEager, []byte("lost"))
+	_ = nodes[0].Send(nodes[3].LocalID(), link.ProtoPubSub, link.PriorityEager, []byte("lost"))
 	w.Clock.RunFor(29 * time.Second)
 	if len(recs[3].frames) != 0 {
 		t.Fatal("a dead node received a frame")
@@ -231,7 +231,7 @@ func TestKillAndPartition(t *testing.T) {
 	if err := nodes[2].Connect(context.Background(), nodes[0].LocalID(), nodes[0].LocalAddr()); !errors.Is(err, ErrUnreachable) {
 		t.Fatalf("connect across partition: %v", err)
 	}
-	if err := nodes[1].Send(nodes[0].LocalID(), transport.ClassPubSub, transport.PriorityEager, []byte("ok")); err != nil {
+	if err := nodes[1].Send(nodes[0].LocalID(), link.ProtoPubSub, link.PriorityEager, []byte("ok")); err != nil {
 		t.Fatalf("same-side send: %v", err)
 	}
 	w.Heal()
@@ -246,26 +246,26 @@ func TestKillAndPartition(t *testing.T) {
 func TestQueueLimitAndFrameSize(t *testing.T) {
 	w, a, b := pair(t, Config{Seed: 4, QueueLimit: 4, MaxFrame: 10})
 	_ = a.Connect(context.Background(), b.LocalID(), b.LocalAddr())
-	if err := a.Send(b.LocalID(), transport.ClassPubSub, transport.PriorityControl, make([]byte, 11)); !errors.Is(err, transport.ErrTooLarge) {
+	if err := a.Send(b.LocalID(), link.ProtoPubSub, link.PriorityControl, make([]byte, 11)); !errors.Is(err, link.ErrTooLarge) {
 		t.Fatalf("oversized frame: %v", err)
 	}
 	// Lazy frames get half the queue, control frames all of it.
 	for i := 0; i < 2; i++ {
-		if err := a.Send(b.LocalID(), transport.ClassPubSub, transport.PriorityLazy, nil); err != nil {
+		if err := a.Send(b.LocalID(), link.ProtoPubSub, link.PriorityLazy, nil); err != nil {
 			t.Fatalf("lazy frame %d refused below its share: %v", i, err)
 		}
 	}
-	if err := a.Send(b.LocalID(), transport.ClassPubSub, transport.PriorityLazy, nil); !errors.Is(err, transport.ErrQueueFull) {
+	if err := a.Send(b.LocalID(), link.ProtoPubSub, link.PriorityLazy, nil); !errors.Is(err, link.ErrQueueFull) {
 		t.Fatalf("third lazy frame: %v", err)
 	}
-	if a.Send(b.LocalID(), transport.ClassPubSub, transport.PriorityControl, nil) != nil {
+	if a.Send(b.LocalID(), link.ProtoPubSub, link.PriorityControl, nil) != nil {
 		t.Fatal("control frame refused while the queue has room")
 	}
 	if a.Stats().QueueFull != 1 {
 		t.Fatalf("queue-full count %d", a.Stats().QueueFull)
 	}
 	w.Clock.RunFor(time.Second)
-	if a.Send(b.LocalID(), transport.ClassPubSub, transport.PriorityLazy, nil) != nil {
+	if a.Send(b.LocalID(), link.ProtoPubSub, link.PriorityLazy, nil) != nil {
 		t.Fatal("queue did not drain")
 	}
 }

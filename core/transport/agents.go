@@ -9,6 +9,7 @@ import (
 	"slices"
 
 	"github.com/saorsa-labs/x0x-go/core/identity"
+	"github.com/saorsa-labs/x0x-go/core/link"
 	"github.com/saorsa-labs/x0x-go/core/wire"
 )
 
@@ -46,7 +47,7 @@ func (n *Node) AddAgentCert(cert *identity.AgentCert) error {
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
-		return ErrClosed
+		return link.ErrClosed
 	}
 	if _, ok := n.local[id]; !ok && len(n.local) >= n.cfg.MaxAgentsPerPeer {
 		n.mu.Unlock()
@@ -110,13 +111,13 @@ func (n *Node) AgentPeers(agent identity.AgentID) []identity.PeerID {
 // connected peer that carries to (the lowest PeerID if several do), or
 // straight to the Events channel if to is local. It waits while the
 // connection's direct queue is full, until ctx is done (then the message is
-// dropped, counted, and the error wraps ErrQueueFull and ctx.Err()).
-// Errors: ErrUnknownAgent (from is not local), ErrNoRoute, ErrTooLarge,
-// ErrNotConnected (the connection closed meanwhile), ErrClosed. The caller
+// dropped, counted, and the error wraps link.ErrQueueFull and ctx.Err()).
+// Errors: ErrUnknownAgent (from is not local), ErrNoRoute, link.ErrTooLarge,
+// link.ErrNotConnected (the connection closed meanwhile), link.ErrClosed. The caller
 // must not modify payload afterwards.
 func (n *Node) SendDirect(ctx context.Context, from, to identity.AgentID, payload []byte) error {
 	if len(payload) > n.cfg.MaxFrameSize-directIDsSize {
-		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(payload), n.cfg.MaxFrameSize-directIDsSize)
+		return fmt.Errorf("%w: %d bytes, limit %d", link.ErrTooLarge, len(payload), n.cfg.MaxFrameSize-directIDsSize)
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -124,7 +125,7 @@ func (n *Node) SendDirect(ctx context.Context, from, to identity.AgentID, payloa
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
-		return ErrClosed
+		return link.ErrClosed
 	}
 	if n.local[from] == nil {
 		n.mu.Unlock()
@@ -146,7 +147,7 @@ func (n *Node) SendDirect(ctx context.Context, from, to identity.AgentID, payloa
 	if peer.IsZero() {
 		return fmt.Errorf("%w: agent %s", ErrNoRoute, to.Short())
 	}
-	it := sendItem{prio: PriorityEager, body: payload, headLen: maxItemHead}
+	it := sendItem{prio: link.PriorityEager, body: payload, headLen: maxItemHead}
 	putFrameHeader(it.head[:], frameDirect, directIDsSize+len(payload))
 	putDirectIDs(it.head[frameHeaderSize:], from, to)
 	var last *conn
@@ -155,23 +156,23 @@ func (n *Node) SendDirect(ctx context.Context, from, to identity.AgentID, payloa
 		if err != nil {
 			return err
 		}
-		err = c.enqueue(ClassDirect, it)
+		err = c.enqueue(link.ClassDirect, it)
 		switch {
 		case err == errRetiring && c != last:
 			last = c
 			continue // the peer's current connection replaced c
 		case err == errRetiring:
-			return ErrNotConnected
-		case !errors.Is(err, ErrQueueFull):
+			return link.ErrNotConnected
+		case !errors.Is(err, link.ErrQueueFull):
 			return err
 		}
 		select {
-		case <-c.queues[ClassDirect.index()].space:
+		case <-c.queues[link.ClassDirect.Index()].space:
 		case <-ctx.Done():
-			n.stats.classes[ClassDirect.index()].dropped[PriorityEager].Add(1)
-			return fmt.Errorf("%w: %w", ErrQueueFull, ctx.Err())
+			n.stats.classes[link.ClassDirect.Index()].dropped[link.PriorityEager].Add(1)
+			return fmt.Errorf("%w: %w", link.ErrQueueFull, ctx.Err())
 		case <-c.qc.Context().Done():
-			return ErrNotConnected
+			return link.ErrNotConnected
 		}
 	}
 }
@@ -289,10 +290,10 @@ func (n *Node) announce(conns []*conn, m *agentsMsg) {
 		return
 	}
 	for _, c := range conns {
-		it := sendItem{prio: PriorityControl, body: body, headLen: frameHeaderSize}
+		it := sendItem{prio: link.PriorityControl, body: body, headLen: frameHeaderSize}
 		putFrameHeader(it.head[:], frameAgents, len(body))
-		if err := c.enqueue(ClassDirect, it); err != nil {
-			n.stats.classes[ClassDirect.index()].dropped[PriorityControl].Add(1)
+		if err := c.enqueue(link.ClassDirect, it); err != nil {
+			n.stats.classes[link.ClassDirect.Index()].dropped[link.PriorityControl].Add(1)
 			n.log.Warn("agents update dropped", "peer", c.peer.Short(), "err", err)
 		}
 	}

@@ -10,15 +10,17 @@ import (
 	"time"
 
 	"github.com/quic-go/quic-go"
+
 	"github.com/saorsa-labs/x0x-go/core/identity"
+	"github.com/saorsa-labs/x0x-go/core/link"
 	"github.com/saorsa-labs/x0x-go/core/wire"
 )
 
-// countingHandlers installs a handler on every class that counts frames.
+// countingHandlers installs a handler on every protocol that counts frames.
 func countingHandlers(n *testNode) *atomic.Int64 {
 	var got atomic.Int64
-	for k := ClassMembership; k <= ClassDirect; k++ {
-		n.Handle(k, func(identity.PeerID, []byte) { got.Add(1) })
+	for p := link.ProtoMembership; p <= link.MaxProtocol; p++ {
+		n.Handle(p, func(identity.PeerID, []byte) { got.Add(1) })
 	}
 	return &got
 }
@@ -83,12 +85,12 @@ func TestNoProofIsDisconnectedAfterAuthTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Data on a class stream is not read before authentication.
-	rc.openClass(ClassPubSub, appendFrame(nil, frameData, []byte("sneaky")))
+	rc.openClass(link.ClassPubSub, appendFrame(nil, protoFrame(link.ProtoPubSub), []byte("sneaky")))
 	if code := rc.waitClosed(); code != codeAuthTimeout {
 		t.Fatalf("closed with code %#x, want auth timeout", code)
 	}
 	waitFor(t, "auth failure counted", func() bool { return node.Stats().AuthFailures == 1 })
-	if delivered.Load() != 0 || node.Stats().Class(ClassPubSub).FramesIn != 0 {
+	if delivered.Load() != 0 || node.Stats().Class(link.ClassPubSub).FramesIn != 0 {
 		t.Fatal("data from an unauthenticated client was delivered")
 	}
 	if evs := node.rec.snapshot(); len(evs) != 0 {
@@ -120,7 +122,7 @@ func TestWrongProofIsDisconnectedImmediately(t *testing.T) {
 			return appendFrame(nil, frameAuth, body)
 		},
 		"data before proof": func(rc *rawClient) []byte {
-			return appendFrame(nil, frameData, []byte("hello"))
+			return appendFrame(nil, protoFrame(link.ProtoPubSub), []byte("hello"))
 		},
 		"garbage": func(rc *rawClient) []byte {
 			return appendFrame(nil, frameAuth, []byte{0xff, 0x00, 0x13})
@@ -136,7 +138,7 @@ func TestWrongProofIsDisconnectedImmediately(t *testing.T) {
 				t.Fatal(err)
 			}
 			before := node.Stats().AuthFailures
-			rc.openClass(ClassDirect, appendFrame(nil, frameData, []byte("sneaky")))
+			rc.openClass(link.ClassDirect, appendFrame(nil, protoFrame(link.ProtoPubSub), []byte("sneaky")))
 			rc.openControl()
 			rc.write(frame(rc))
 			_, _ = rc.ctrl.Write(rc.helloFrames()) // may fail: the node closes at once
@@ -281,7 +283,7 @@ func TestMalformedInputClosesOnlyThatConnection(t *testing.T) {
 	node := startNode(t, testConfig(testKey("malformed", 1)))
 	friend := startNode(t, testConfig(testKey("malformed", 2)))
 	var friendMsgs atomic.Int64
-	node.Handle(ClassMembership, func(from identity.PeerID, _ []byte) {
+	node.Handle(link.ProtoMembership, func(from identity.PeerID, _ []byte) {
 		if from == friend.LocalID() {
 			friendMsgs.Add(1)
 		}
@@ -291,22 +293,24 @@ func TestMalformedInputClosesOnlyThatConnection(t *testing.T) {
 	}
 	agentsBody, _ := wire.Marshal(&agentsMsg{Add: []identity.AgentCert{{AgentKey: []byte{1}}}})
 	hugeHeader := make([]byte, frameHeaderSize)
-	putFrameHeader(hugeHeader, frameData, DefaultMaxFrameSize+1)
+	putFrameHeader(hugeHeader, protoFrame(link.ProtoPubSub), DefaultMaxFrameSize+1)
 	cases := []struct {
 		name      string
-		class     Class
+		class     link.Class
 		bytes     []byte
 		malformed bool // else a protocol violation
 	}{
-		{"random bytes", ClassPubSub, []byte{0x7f, 0x13, 0x99, 0x01, 0x02, 0x03, 0x04, 0x05}, true},
-		{"oversized length", ClassBulk, hugeHeader, true},
-		{"unknown frame type", ClassMembership, appendFrame(nil, frameType(0x42), []byte("x")), true},
-		{"truncated CBOR", ClassDirect, appendFrame(nil, frameAgents, agentsBody[:len(agentsBody)-3]), true},
-		{"truncated frame", ClassPubSub, appendFrame(nil, frameData, []byte("abcdef"))[:8], true},
-		{"unknown class", Class(0x09), appendFrame(nil, frameData, []byte("x")), true},
-		{"direct frame on pubsub", ClassPubSub, appendFrame(nil, frameDirect, make([]byte, 70)), false},
-		{"auth frame on a class stream", ClassMembership, appendFrame(nil, frameAuth, []byte{0xa0}), false},
-		{"short direct message", ClassDirect, appendFrame(nil, frameDirect, []byte("short")), true},
+		{"random bytes", link.ClassPubSub, []byte{0x7f, 0x13, 0x99, 0x01, 0x02, 0x03, 0x04, 0x05}, true},
+		{"oversized length", link.ClassBulk, hugeHeader, true},
+		{"unknown frame type", link.ClassMembership, appendFrame(nil, frameType(0x7e), []byte("x")), true},
+		{"unknown protocol", link.ClassPubSub, appendFrame(nil, protoFrame(link.MaxProtocol+1), []byte("x")), true},
+		{"protocol on another class's stream", link.ClassMembership, appendFrame(nil, protoFrame(link.ProtoPubSub), []byte("x")), false},
+		{"truncated CBOR", link.ClassDirect, appendFrame(nil, frameAgents, agentsBody[:len(agentsBody)-3]), true},
+		{"truncated frame", link.ClassPubSub, appendFrame(nil, protoFrame(link.ProtoPubSub), []byte("abcdef"))[:8], true},
+		{"unknown class", link.Class(0x09), appendFrame(nil, protoFrame(link.ProtoPubSub), []byte("x")), true},
+		{"direct frame on pubsub", link.ClassPubSub, appendFrame(nil, frameDirect, make([]byte, 70)), false},
+		{"auth frame on a class stream", link.ClassMembership, appendFrame(nil, frameAuth, []byte{0xa0}), false},
+		{"short direct message", link.ClassDirect, appendFrame(nil, frameDirect, []byte("short")), true},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -343,7 +347,7 @@ func TestMalformedInputClosesOnlyThatConnection(t *testing.T) {
 			}
 			// The other peer is unaffected.
 			want := friendMsgs.Load() + 1
-			if err := friend.Send(node.LocalID(), ClassMembership, PriorityControl, []byte("still here")); err != nil {
+			if err := friend.Send(node.LocalID(), link.ProtoMembership, link.PriorityControl, []byte("still here")); err != nil {
 				t.Fatal(err)
 			}
 			waitFor(t, "friend's message", func() bool { return friendMsgs.Load() == want })
@@ -394,7 +398,7 @@ func TestDirectMessageChecks(t *testing.T) {
 	upd, _ := wire.Marshal(&agentsMsg{Add: []identity.AgentCert{*forgedCert}})
 	stream = append(stream, appendFrame(nil, frameAgents, upd)...)
 	stream = append(stream, direct(forged.ID(), local.ID(), "forged again")...)
-	rc.openClass(ClassDirect, stream)
+	rc.openClass(link.ClassDirect, stream)
 	waitFor(t, "all four messages processed", func() bool {
 		st := node.Stats()
 		return st.DirectDropped+st.DirectDelivered == 4

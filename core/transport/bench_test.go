@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/quic-go/quic-go"
+
 	"github.com/saorsa-labs/x0x-go/core/identity"
 )
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/saorsa-labs/x0x-go/core/clock"
 	"github.com/saorsa-labs/x0x-go/core/identity"
+	"github.com/saorsa-labs/x0x-go/core/link"
 )
 
 // fakeCache is an in-memory PeerCache.
@@ -229,7 +230,7 @@ func TestSendDirectWaitsForRoomUntilContextEnds(t *testing.T) {
 	a.indexAddLocked(b.LocalID(), c.agents)
 	a.mu.Unlock()
 	c.mu.Lock()
-	c.writers[ClassDirect.index()] = true // pretend a writer exists: nothing drains
+	c.writers[link.ClassDirect.Index()] = true // pretend a writer exists: nothing drains
 	c.mu.Unlock()
 	if err := a.SendDirect(context.Background(), sender.ID(), target.ID(), []byte("fits")); err != nil {
 		t.Fatal(err)
@@ -237,16 +238,16 @@ func TestSendDirectWaitsForRoomUntilContextEnds(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	err := a.SendDirect(ctx, sender.ID(), target.ID(), []byte("no room"))
-	if !errors.Is(err, ErrQueueFull) || !errors.Is(err, context.DeadlineExceeded) {
+	if !errors.Is(err, link.ErrQueueFull) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("full queue: %v", err)
 	}
-	if got := a.Stats().Class(ClassDirect).Dropped[PriorityEager]; got != 1 {
+	if got := a.Stats().Class(link.ClassDirect).Dropped[link.PriorityEager]; got != 1 {
 		t.Fatalf("drops counted %d", got)
 	}
 	// Room appears: a sender waiting (or arriving) proceeds.
 	done := make(chan error, 1)
 	go func() { done <- a.SendDirect(context.Background(), sender.ID(), target.ID(), []byte("waits")) }()
-	q := &c.queues[ClassDirect.index()]
+	q := &c.queues[link.ClassDirect.Index()]
 	q.popBatch(nil, 1<<20)
 	c.queued.Store(0)
 	signal(q.space)

@@ -109,7 +109,7 @@ type Config struct {
 	// Inbound connections are not refused because of outbound dials.
 	MaxPendingDials int
 	// MaxFrameSize is the hard cap on one message (default 4 MiB, at most
-	// HardMaxFrameSize). Larger sends fail with ErrTooLarge; a larger frame
+	// HardMaxFrameSize). Larger sends fail with link.ErrTooLarge; a larger frame
 	// received is a protocol error that closes the connection, so all nodes
 	// of a network must use the same value.
 	MaxFrameSize int

@@ -14,7 +14,9 @@ import (
 	"time"
 
 	"github.com/quic-go/quic-go"
+
 	"github.com/saorsa-labs/x0x-go/core/identity"
+	"github.com/saorsa-labs/x0x-go/core/link"
 	"github.com/saorsa-labs/x0x-go/core/wire"
 )
 
@@ -36,15 +38,15 @@ const (
 
 // urgency maps a class to a QUIC stream urgency (lower is sent first), so
 // that membership control traffic is not stuck behind bulk transfers.
-func (c Class) urgency() int8 {
+func urgency(c link.Class) int8 {
 	switch c {
-	case ClassMembership:
+	case link.ClassMembership:
 		return 0
-	case ClassPubSub:
+	case link.ClassPubSub:
 		return 2
-	case ClassDirect, ClassNAT:
+	case link.ClassDirect, link.ClassNAT:
 		return 3
-	case ClassRelay:
+	case link.ClassRelay:
 		return 1 // relayed packets carry other connections' control traffic too
 	}
 	return 6 // bulk
@@ -81,15 +83,15 @@ type conn struct {
 	services    Services       // the roles the peer offers
 	agentsVer   uint64         // node agents version sent in our hello
 
-	queues [numClasses]classQueue
+	queues [link.NumClasses]classQueue
 	queued atomic.Int64 // bytes queued across classes
 
 	mu       sync.Mutex
 	closeErr error // first local reason for closing (nil: not closed locally)
 	authDone bool
 	closing  bool
-	writers  [numClasses]bool
-	inbound  [numClasses]bool
+	writers  [link.NumClasses]bool
+	inbound  [link.NumClasses]bool
 	wg       sync.WaitGroup // every goroutine of the connection
 	writerWG sync.WaitGroup // the class writers (subset of wg)
 
@@ -290,7 +292,7 @@ func (c *conn) handshake(ctx context.Context) error {
 		c.fail(codeFor(err), err)
 	}
 	if err == errLocalClose {
-		return ErrClosed
+		return link.ErrClosed
 	}
 	return err
 }
@@ -460,7 +462,7 @@ func (c *conn) readControl() error {
 		}
 		switch t {
 		case frameRetire:
-			if len(body) != 1 || body[0]&^(1<<numClasses-1) != 0 {
+			if len(body) != 1 || body[0]&^(1<<link.NumClasses-1) != 0 {
 				return fmt.Errorf("%w: retire frame %x", ErrMalformed, body)
 			}
 			c.mu.Lock()
@@ -563,13 +565,13 @@ func (c *conn) readClass(st *quic.ReceiveStream) {
 		return
 	}
 	c.mu.Lock()
-	if c.inbound[k.index()] {
+	if c.inbound[k.Index()] {
 		err = fmt.Errorf("%w: second %s stream", ErrProtocol, k)
 	}
-	c.inbound[k.index()] = true
+	c.inbound[k.Index()] = true
 	c.mu.Unlock()
 	var hdr [frameHeaderSize]byte
-	cc := &n.stats.classes[k.index()]
+	cc := &n.stats.classes[k.Index()]
 	for err == nil {
 		var t frameType
 		var body []byte
@@ -592,17 +594,18 @@ func (c *conn) readClass(st *quic.ReceiveStream) {
 		cc.framesIn.Add(1)
 		cc.bytesIn.Add(uint64(frameHeaderSize + len(body)))
 		switch {
-		case k == ClassRelay:
+		case k == link.ClassRelay:
 			err = n.onRelayFrame(c, t, body)
-		case t == frameData:
-			if h := n.handlers[k.index()].Load(); h != nil {
+		case t.isProtocolOn(k):
+			p, _ := t.protocol()
+			if h := n.handlers[p].Load(); h != nil {
 				(*h)(c.peer, body)
 			} else {
 				cc.noHandler.Add(1)
 			}
-		case t == frameDirect && k == ClassDirect:
+		case t == frameDirect && k == link.ClassDirect:
 			err = n.onDirect(c, body)
-		case t == frameAgents && k == ClassDirect:
+		case t == frameAgents && k == link.ClassDirect:
 			err = n.onAgents(c, body)
 		default:
 			err = fmt.Errorf("%w: %s frame on the %s stream", ErrProtocol, t, k)
@@ -610,7 +613,7 @@ func (c *conn) readClass(st *quic.ReceiveStream) {
 	}
 	if errors.Is(err, io.EOF) { // the peer finished its stream (it is retiring)
 		c.mu.Lock()
-		c.inEOF |= 1 << k.index()
+		c.inEOF |= 1 << k.Index()
 		c.mu.Unlock()
 		c.checkDrained()
 		return
@@ -642,10 +645,10 @@ func (c *conn) protocolFailure(err error) {
 // caller retries on the peer's current connection.
 var errRetiring = errors.New("transport: connection retiring")
 
-// enqueue queues a frame for class k. It fails with ErrQueueFull if the
+// enqueue queues a frame for class k. It fails with link.ErrQueueFull if the
 // class/priority FIFO or the connection's byte budget is full, and with
 // errRetiring once the connection is being retired.
-func (c *conn) enqueue(k Class, it sendItem) error {
+func (c *conn) enqueue(k link.Class, it sendItem) error {
 	n := c.n
 	sz := int64(it.size())
 	c.mu.Lock()
@@ -655,15 +658,15 @@ func (c *conn) enqueue(k Class, it sendItem) error {
 	}
 	if c.queued.Add(sz) > int64(n.cfg.QueueBytes) {
 		c.queued.Add(-sz)
-		return ErrQueueFull
+		return link.ErrQueueFull
 	}
-	q := &c.queues[k.index()]
+	q := &c.queues[k.Index()]
 	if !q.push(it, n.cfg.QueueDepth) {
 		c.queued.Add(-sz)
-		return ErrQueueFull
+		return link.ErrQueueFull
 	}
-	if !c.writers[k.index()] && !c.closing {
-		c.writers[k.index()] = true
+	if !c.writers[k.Index()] && !c.closing {
+		c.writers[k.Index()] = true
 		c.wg.Add(1)
 		c.writerWG.Add(1)
 		go func() {
@@ -684,7 +687,7 @@ func (c *conn) isRetiring() bool {
 
 // runWriter owns the outbound stream of class k: it opens it on first use
 // and writes queued frames, highest priority first, coalescing small ones.
-func (c *conn) runWriter(k Class) {
+func (c *conn) runWriter(k link.Class) {
 	n := c.n
 	ctx := c.qc.Context()
 	st, err := c.qc.OpenUniStreamSync(ctx)
@@ -694,12 +697,12 @@ func (c *conn) runWriter(k Class) {
 		}
 		return
 	}
-	st.SetPriority(k.urgency(), true)
+	st.SetPriority(urgency(k), true)
 	c.mu.Lock()
-	c.outOpened |= 1 << k.index()
+	c.outOpened |= 1 << k.Index()
 	c.mu.Unlock()
-	q := &c.queues[k.index()]
-	cc := &n.stats.classes[k.index()]
+	q := &c.queues[k.Index()]
+	cc := &n.stats.classes[k.Index()]
 	header := []byte{byte(k)} // the class byte opens the stream, sent with the first frames
 	var buf *[]byte           // batch buffer, held only while there is work
 	var batch []sendItem
@@ -777,7 +780,7 @@ func (c *conn) runWriter(k Class) {
 // by c) to c, dropping and counting what does not fit.
 func (c *conn) adopt(old *conn) {
 	for i := range old.queues {
-		k := Class(i + 1)
+		k := link.Class(i + 1)
 		for _, it := range old.queues[i].drain() {
 			old.queued.Add(-int64(it.size()))
 			if err := c.enqueue(k, it); err != nil {

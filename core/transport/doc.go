@@ -28,14 +28,18 @@
 //
 // # Traffic
 //
-// Each Class (membership, pubsub, bulk, direct) has one long-lived
-// unidirectional stream per direction, opened on first use, carrying
-// length-prefixed frames (type u8, length u32 big-endian, body) capped at
-// Config.MaxFrameSize. Every connection has, per class, a bounded queue with
+// Node implements link.Network. Each link.Class (membership, pubsub, bulk,
+// direct, nat, relay) has one long-lived unidirectional stream per
+// direction, opened on first use, carrying length-prefixed frames (type u8,
+// length u32 big-endian, body) capped at Config.MaxFrameSize. Sub-protocols
+// (link.Protocol) are named by the frame type, 0x40 + protocol, and each
+// runs only on its own class's stream; the node hands each frame to its
+// protocol's handler (Handle), so protocols that share a class need no tag
+// of their own. Every connection has, per class, a bounded queue with
 // three priorities (control before eager before lazy) drained by that
 // class's writer, so one class never waits for another; QUIC stream urgency
 // also favours membership over pubsub, direct and bulk. A full queue drops
-// the frame, counts it and returns ErrQueueFull. Malformed or forbidden
+// the frame, counts it and returns link.ErrQueueFull. Malformed or forbidden
 // input closes only the offending connection and is counted.
 //
 // Direct messages between agents travel on the direct stream, after the

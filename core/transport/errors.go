@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/quic-go/quic-go"
+
 	"github.com/saorsa-labs/x0x-go/core/identity"
 )
 
@@ -56,8 +57,6 @@ var (
 	// ErrCooldown means a dial to the peer failed less than
 	// Config.RedialCooldown ago; try again later.
 	ErrCooldown = errors.New("transport: redial cooldown in effect")
-	// ErrBadClass means a stream class outside the four defined ones.
-	ErrBadClass = errors.New("transport: unknown stream class")
 	// ErrBadConfig means Config failed validation.
 	ErrBadConfig = errors.New("transport: invalid config")
 )

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/saorsa-labs/x0x-go/core/identity"
+	"github.com/saorsa-labs/x0x-go/core/link"
 )
 
 // EventKind says which fields of an Event are set.
@@ -82,7 +83,7 @@ func (n *Node) emit(ev Event) {
 		return
 	}
 	if ev.Kind == EventPeerConnected || ev.Kind == EventPeerDisconnected {
-		pe := PeerEvent{Peer: ev.Peer, Addr: ev.Addr, Relayed: ev.Relayed, Up: ev.Kind == EventPeerConnected, Err: ev.Err}
+		pe := link.PeerEvent{Peer: ev.Peer, Addr: ev.Addr, Relayed: ev.Relayed, Up: ev.Kind == EventPeerConnected, Err: ev.Err}
 		for _, h := range n.watchers {
 			h(pe)
 		}
@@ -102,7 +103,7 @@ func (n *Node) Events() <-chan Event { return n.events }
 // WatchPeers adds a listener for connection events. Listeners run on a
 // transport goroutine, in event order, and must not block or call
 // WatchPeers.
-func (n *Node) WatchPeers(h func(PeerEvent)) {
+func (n *Node) WatchPeers(h func(link.PeerEvent)) {
 	if h == nil {
 		return
 	}

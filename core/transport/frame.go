@@ -8,6 +8,7 @@ import (
 	"slices"
 
 	"github.com/saorsa-labs/x0x-go/core/identity"
+	"github.com/saorsa-labs/x0x-go/core/link"
 )
 
 // Wire format of every x0x stream (control and class streams alike):
@@ -15,7 +16,7 @@ import (
 //	frame  = type:u8 length:u32be body[length]
 //
 // A class stream (unidirectional, opened by the sender) starts with one byte
-// naming its Class, followed by frames. The control stream (the first
+// naming its link.Class, followed by frames. The control stream (the first
 // bidirectional stream, opened by the dialler) carries, in each direction,
 // exactly: one auth frame, one agents frame (full set), one address frame.
 
@@ -29,13 +30,27 @@ const (
 	frameAddr    frameType = 0x03 // addrReport (control stream, after agents)
 	frameRetire  frameType = 0x04 // retiring a dedup loser: class bitmap (control stream)
 	frameDrained frameType = 0x05 // retiring: all the peer's data was read (control stream)
-	frameData    frameType = 0x10 // opaque payload for the class handler
 	frameDirect  frameType = 0x11 // agent-to-agent direct message (direct stream)
 	// Relay frames (relay stream, on direct connections only); see relay.go.
 	frameRelayFwd frameType = 0x20 // client to relay: target PeerID || QUIC packet
 	frameRelayPkt frameType = 0x21 // relay to client: source PeerID || QUIC packet
 	frameRelayErr frameType = 0x22 // relay to client: target PeerID || refusal code
+	// Protocol frames: frameProto+p carries an opaque payload for the
+	// handler of link.Protocol p, on the stream of p's class.
+	frameProto frameType = 0x40
 )
+
+// protoFrame returns the frame type carrying payloads of p.
+func protoFrame(p link.Protocol) frameType { return frameProto + frameType(p) }
+
+// protocol returns the protocol t carries, or false if t is not a
+// protocol frame of a known protocol.
+func (t frameType) protocol() (link.Protocol, bool) {
+	if t <= frameProto || t > frameProto+frameType(link.MaxProtocol) {
+		return 0, false
+	}
+	return link.Protocol(t - frameProto), true
+}
 
 // frameHeaderSize is the size of a frame header.
 const frameHeaderSize = 5
@@ -64,8 +79,6 @@ func (t frameType) String() string {
 		return "retire"
 	case frameDrained:
 		return "drained"
-	case frameData:
-		return "data"
 	case frameDirect:
 		return "direct"
 	case frameRelayFwd:
@@ -74,6 +87,9 @@ func (t frameType) String() string {
 		return "relay-packet"
 	case frameRelayErr:
 		return "relay-error"
+	}
+	if p, ok := t.protocol(); ok {
+		return p.String()
 	}
 	return fmt.Sprintf("type(%#02x)", uint8(t))
 }
@@ -91,12 +107,15 @@ func maxBody(t frameType, maxFrame int) int {
 		return 1
 	case frameDrained:
 		return 0
-	case frameData, frameDirect:
+	case frameDirect:
 		return maxFrame
 	case frameRelayFwd, frameRelayPkt:
 		return identity.IDSize + maxRelayPacket
 	case frameRelayErr:
 		return identity.IDSize + 1
+	}
+	if _, ok := t.protocol(); ok {
+		return maxFrame
 	}
 	return -1
 }
@@ -179,7 +198,7 @@ func readFrameBody(r io.Reader, t frameType, n int) ([]byte, error) {
 }
 
 // readClassHeader reads the first byte of a class stream and validates it.
-func readClassHeader(r io.Reader) (Class, error) {
+func readClassHeader(r io.Reader) (link.Class, error) {
 	var b [1]byte
 	if _, err := io.ReadFull(r, b[:]); err != nil {
 		if errors.Is(err, io.EOF) {
@@ -187,53 +206,16 @@ func readClassHeader(r io.Reader) (Class, error) {
 		}
 		return 0, err
 	}
-	c := Class(b[0])
-	if !c.valid() {
+	c := link.Class(b[0])
+	if !c.Valid() {
 		return 0, fmt.Errorf("%w: unknown stream class %d", ErrMalformed, b[0])
 	}
 	return c, nil
 }
 
-// Number of stream classes and their index helpers.
-const numClasses = 6
-
-func (c Class) valid() bool { return c >= ClassMembership && c <= ClassRelay }
-
-func (c Class) index() int { return int(c) - 1 }
-
-// String names the class for logs and metrics.
-func (c Class) String() string {
-	switch c {
-	case ClassMembership:
-		return "membership"
-	case ClassPubSub:
-		return "pubsub"
-	case ClassBulk:
-		return "bulk"
-	case ClassDirect:
-		return "direct"
-	case ClassNAT:
-		return "nat"
-	case ClassRelay:
-		return "relay"
-	}
-	return fmt.Sprintf("class(%d)", uint8(c))
-}
-
-// numPriorities is the number of send priorities.
-const numPriorities = 3
-
-func (p Priority) valid() bool { return p <= PriorityLazy }
-
-// String names the priority for logs and metrics.
-func (p Priority) String() string {
-	switch p {
-	case PriorityControl:
-		return "control"
-	case PriorityEager:
-		return "eager"
-	case PriorityLazy:
-		return "lazy"
-	}
-	return fmt.Sprintf("priority(%d)", uint8(p))
+// isProtocolOn reports whether t is a protocol frame whose protocol runs on
+// class k (a protocol frame on another class's stream is a protocol error).
+func (t frameType) isProtocolOn(k link.Class) bool {
+	p, ok := t.protocol()
+	return ok && p.Class() == k
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/saorsa-labs/x0x-go/core/identity"
+	"github.com/saorsa-labs/x0x-go/core/link"
 	"github.com/saorsa-labs/x0x-go/core/wire"
 )
 
@@ -16,7 +17,7 @@ import (
 // consistent.
 
 func FuzzReadFrame(f *testing.F) {
-	f.Add(appendFrame(nil, frameData, []byte("hello")))
+	f.Add(appendFrame(nil, protoFrame(link.ProtoPubSub), []byte("hello")))
 	f.Add(appendFrame(appendFrame(nil, frameAuth, []byte{0xa0}), frameDirect, make([]byte, 70)))
 	f.Add([]byte{0x10, 0xff, 0xff, 0xff, 0xff})
 	f.Add([]byte{0x42, 0, 0, 0, 1, 0})
@@ -53,7 +54,7 @@ func FuzzReadClassHeader(f *testing.F) {
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		k, err := readClassHeader(bytes.NewReader(b))
-		if err == nil && !k.valid() {
+		if err == nil && !k.Valid() {
 			t.Fatalf("class %d accepted", k)
 		}
 		if err != nil && !errors.Is(err, ErrMalformed) {

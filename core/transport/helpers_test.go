@@ -15,9 +15,11 @@ import (
 	"time"
 
 	"github.com/quic-go/quic-go"
-	"github.com/saorsa-labs/x0x-go/core/identity"
-	"github.com/saorsa-labs/x0x-go/core/wire"
 	"go.uber.org/goleak"
+
+	"github.com/saorsa-labs/x0x-go/core/identity"
+	"github.com/saorsa-labs/x0x-go/core/link"
+	"github.com/saorsa-labs/x0x-go/core/wire"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -281,7 +283,7 @@ func (rc *rawClient) authenticate(key *identity.KeyPair, node identity.PeerID, c
 }
 
 // openClass opens a class stream and writes its header plus b.
-func (rc *rawClient) openClass(k Class, b []byte) {
+func (rc *rawClient) openClass(k link.Class, b []byte) {
 	rc.t.Helper()
 	st, err := rc.qc.OpenUniStream()
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/saorsa-labs/x0x-go/core/identity"
+	"github.com/saorsa-labs/x0x-go/core/link"
 )
 
 // heapInUse returns the live heap after a collection.
@@ -41,7 +42,7 @@ func TestPreAuthFrameAnnouncementsCostNothing(t *testing.T) {
 		}
 		rc.openControl()
 		var hdr [frameHeaderSize]byte
-		putFrameHeader(hdr[:], frameData, DefaultMaxFrameSize)
+		putFrameHeader(hdr[:], protoFrame(link.ProtoPubSub), DefaultMaxFrameSize)
 		rc.write(append(hdr[:], make([]byte, 1024)...))
 		clients[i] = rc
 	}
@@ -84,8 +85,8 @@ func TestStalledClassFrameDisconnects(t *testing.T) {
 		}
 		rc.authenticate(testKey("hostile-peer", i), n.LocalID())
 		var hdr [frameHeaderSize]byte
-		putFrameHeader(hdr[:], frameData, DefaultMaxFrameSize)
-		rc.openClass(ClassPubSub, append(hdr[:], make([]byte, 10<<10)...))
+		putFrameHeader(hdr[:], protoFrame(link.ProtoPubSub), DefaultMaxFrameSize)
+		rc.openClass(link.ClassPubSub, append(hdr[:], make([]byte, 10<<10)...))
 		clients[i] = rc
 	}
 	grown := int64(heapInUse()) - int64(base)

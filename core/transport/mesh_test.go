@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/quic-go/quic-go"
+
 	"github.com/saorsa-labs/x0x-go/core/identity"
+	"github.com/saorsa-labs/x0x-go/core/link"
 )
 
 // connRoles returns, for each node, the role of the connection that
@@ -32,8 +34,8 @@ func TestSimultaneousDialDedup(t *testing.T) {
 			b := startNode(t, testConfig(testKey("dedup", 2*round+1)))
 			var got [2]int
 			var inA, inB sync.Map // frames received, by payload
-			a.Handle(ClassMembership, func(_ identity.PeerID, m []byte) { inA.Store(string(m), true) })
-			b.Handle(ClassMembership, func(_ identity.PeerID, m []byte) { inB.Store(string(m), true) })
+			a.Handle(link.ProtoMembership, func(_ identity.PeerID, m []byte) { inA.Store(string(m), true) })
+			b.Handle(link.ProtoMembership, func(_ identity.PeerID, m []byte) { inB.Store(string(m), true) })
 			// Bypass Connect's "already connected" shortcut so that two
 			// connections really are established at the same time.
 			var wg sync.WaitGroup
@@ -51,7 +53,7 @@ func TestSimultaneousDialDedup(t *testing.T) {
 					from *testNode
 					to   identity.PeerID
 				}{{a, b.LocalID()}, {b, a.LocalID()}} {
-					if err := p.from.Send(p.to, ClassMembership, PriorityEager, []byte(fmt.Sprint(i))); err != nil {
+					if err := p.from.Send(p.to, link.ProtoMembership, link.PriorityEager, []byte(fmt.Sprint(i))); err != nil {
 						t.Fatal(err)
 					}
 				}
@@ -92,7 +94,7 @@ func TestSimultaneousDialDedup(t *testing.T) {
 				t.Fatalf("dedup not counted: %d + %d", a.Stats().DuplicatesClosed, b.Stats().DuplicatesClosed)
 			}
 			// The surviving connection works both ways.
-			if err := a.Send(b.LocalID(), ClassMembership, PriorityControl, []byte("x")); err != nil {
+			if err := a.Send(b.LocalID(), link.ProtoMembership, link.PriorityControl, []byte("x")); err != nil {
 				t.Fatal(err)
 			}
 			waitFor(t, "frame through the winner", func() bool { _, ok := inB.Load("x"); return ok })
@@ -145,7 +147,7 @@ func TestQueueFullDropsAndCounts(t *testing.T) {
 	release := make(chan struct{})
 	var mu sync.Mutex
 	received := 0
-	b.Handle(ClassBulk, func(identity.PeerID, []byte) {
+	b.Handle(link.ProtoTaskSync, func(identity.PeerID, []byte) {
 		<-release // a stalled consumer: flow control backs up to A's queue
 		mu.Lock()
 		received++
@@ -157,10 +159,10 @@ func TestQueueFullDropsAndCounts(t *testing.T) {
 	chunk := make([]byte, 256<<10)
 	accepted, dropped := 0, 0
 	for i := 0; i < 10000 && dropped < 10; i++ {
-		switch err := a.Send(b.LocalID(), ClassBulk, PriorityLazy, chunk); {
+		switch err := a.Send(b.LocalID(), link.ProtoTaskSync, link.PriorityLazy, chunk); {
 		case err == nil:
 			accepted++
-		case errors.Is(err, ErrQueueFull):
+		case errors.Is(err, link.ErrQueueFull):
 			dropped++
 		default:
 			t.Fatal(err)
@@ -172,15 +174,15 @@ func TestQueueFullDropsAndCounts(t *testing.T) {
 	if dropped != 10 {
 		t.Fatalf("queue never filled (%d accepted)", accepted)
 	}
-	st := a.Stats().Class(ClassBulk)
-	if st.Dropped[PriorityLazy] != uint64(dropped) || st.Dropped[PriorityControl] != 0 {
+	st := a.Stats().Class(link.ClassBulk)
+	if st.Dropped[link.PriorityLazy] != uint64(dropped) || st.Dropped[link.PriorityControl] != 0 {
 		t.Fatalf("drop counters %+v, want %d lazy drops", st.Dropped, dropped)
 	}
 	// Other classes have their own queues and still flow.
-	if err := a.Send(b.LocalID(), ClassMembership, PriorityControl, []byte("ping")); err != nil {
+	if err := a.Send(b.LocalID(), link.ProtoMembership, link.PriorityControl, []byte("ping")); err != nil {
 		t.Fatalf("membership blocked by bulk: %v", err)
 	}
-	waitFor(t, "membership frame", func() bool { return b.Stats().Class(ClassMembership).FramesIn == 1 })
+	waitFor(t, "membership frame", func() bool { return b.Stats().Class(link.ClassMembership).FramesIn == 1 })
 	close(release)
 	waitFor(t, "accepted frames delivered", func() bool {
 		mu.Lock()
@@ -191,18 +193,18 @@ func TestQueueFullDropsAndCounts(t *testing.T) {
 
 func TestQueuePriorityAndBounds(t *testing.T) {
 	q := newClassQueue()
-	item := func(p Priority, tag byte) sendItem {
+	item := func(p link.Priority, tag byte) sendItem {
 		return sendItem{prio: p, body: []byte{tag}, headLen: frameHeaderSize}
 	}
 	for i := range 3 {
-		if !q.push(item(PriorityLazy, byte('l'+i)), 3) {
+		if !q.push(item(link.PriorityLazy, byte('l'+i)), 3) {
 			t.Fatal("lazy push refused below depth")
 		}
 	}
-	if q.push(item(PriorityLazy, 'x'), 3) {
+	if q.push(item(link.PriorityLazy, 'x'), 3) {
 		t.Fatal("push beyond depth accepted")
 	}
-	if !q.push(item(PriorityEager, 'e'), 3) || !q.push(item(PriorityControl, 'c'), 3) {
+	if !q.push(item(link.PriorityEager, 'e'), 3) || !q.push(item(link.PriorityControl, 'c'), 3) {
 		t.Fatal("a full lazy FIFO blocked other priorities")
 	}
 	var order []byte
@@ -214,7 +216,7 @@ func TestQueuePriorityAndBounds(t *testing.T) {
 	}
 	// popBatch honours its byte budget but always returns one item.
 	for i := range 3 {
-		q.push(sendItem{prio: PriorityEager, body: make([]byte, 100), headLen: frameHeaderSize, head: [maxItemHead]byte{byte(i)}}, 10)
+		q.push(sendItem{prio: link.PriorityEager, body: make([]byte, 100), headLen: frameHeaderSize, head: [maxItemHead]byte{byte(i)}}, 10)
 	}
 	if got := q.popBatch(nil, 50); len(got) != 1 {
 		t.Fatalf("batch of %d items over budget", len(got))
@@ -386,8 +388,8 @@ func TestCrashedPeerIsReplacedByItsNewInstance(t *testing.T) {
 			t.Fatalf("old instance dropped with %v, want ErrReplaced or a stateless reset", e.Err)
 		}
 	}
-	if err := b2.Send(a.LocalID(), ClassPubSub, PriorityEager, []byte("back")); err != nil {
+	if err := b2.Send(a.LocalID(), link.ProtoPubSub, link.PriorityEager, []byte("back")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "traffic from the new instance", func() bool { return a.Stats().Class(ClassPubSub).NoHandler == 1 })
+	waitFor(t, "traffic from the new instance", func() bool { return a.Stats().Class(link.ClassPubSub).NoHandler == 1 })
 }

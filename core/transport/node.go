@@ -17,11 +17,11 @@ import (
 	"time"
 
 	"github.com/quic-go/quic-go"
+
 	"github.com/saorsa-labs/x0x-go/core/clock"
 	"github.com/saorsa-labs/x0x-go/core/identity"
+	"github.com/saorsa-labs/x0x-go/core/link"
 )
-
-var _ Network = (*Node)(nil)
 
 // Node is an x0x transport endpoint. Create it with Listen and stop it with
 // Close; all methods are safe for concurrent use.
@@ -57,12 +57,12 @@ type Node struct {
 	wg        sync.WaitGroup // every goroutine and every tracked connection
 	closeOnce sync.Once
 
-	handlers [numClasses]atomic.Pointer[MessageHandler]
+	handlers [link.MaxProtocol + 1]atomic.Pointer[link.MessageHandler] // by protocol
 	stats    counters
 	bufPool  sync.Pool // *[]byte write batch buffers, held by busy class writers only
 
 	emitMu       sync.Mutex
-	watchers     []func(PeerEvent)
+	watchers     []func(link.PeerEvent)
 	events       chan Event
 	eventsClosed bool
 
@@ -167,8 +167,8 @@ func Listen(ctx context.Context, cfg Config) (*Node, error) {
 		HandshakeIdleTimeout:  cfg.HandshakeTimeout,
 		MaxIdleTimeout:        cfg.IdleTimeout,
 		KeepAlivePeriod:       cfg.KeepAlive,
-		MaxIncomingStreams:    1,          // the control stream
-		MaxIncomingUniStreams: numClasses, // one stream per class
+		MaxIncomingStreams:    1,               // the control stream
+		MaxIncomingUniStreams: link.NumClasses, // one stream per class
 		Allow0RTT:             false,
 	}
 	n.ln, err = n.tr.Listen(serverTLS, n.qconf)
@@ -260,19 +260,20 @@ func (n *Node) LocalID() identity.PeerID { return n.id }
 // LocalAddr returns the UDP address the node is bound to.
 func (n *Node) LocalAddr() string { return n.localAddr }
 
-// Handle sets the handler for inbound data frames of class (replacing any
-// previous one; nil removes it). Frames of a class without a handler are
-// dropped and counted. An unknown class is ignored and logged.
-func (n *Node) Handle(class Class, h MessageHandler) {
-	if !class.valid() || class == ClassRelay {
-		n.log.Warn("Handle: unknown class ignored", "class", uint8(class))
+// Handle sets the handler for inbound frames of proto (replacing any
+// previous one; nil removes it). Frames of a protocol without a handler are
+// dropped and counted (ClassStats.NoHandler). An unknown protocol is
+// ignored and logged.
+func (n *Node) Handle(proto link.Protocol, h link.MessageHandler) {
+	if !proto.Valid() {
+		n.log.Warn("Handle: unknown protocol ignored", "protocol", uint8(proto))
 		return
 	}
 	if h == nil {
-		n.handlers[class.index()].Store(nil)
+		n.handlers[proto].Store(nil)
 		return
 	}
-	n.handlers[class.index()].Store(&h)
+	n.handlers[proto].Store(&h)
 }
 
 // Peers lists the currently connected (authenticated) peers.
@@ -306,31 +307,59 @@ func (n *Node) Disconnect(peer identity.PeerID) {
 	}
 }
 
-// Send queues msg to peer on class without blocking. It returns
-// ErrNotConnected, ErrQueueFull (the frame is dropped and counted),
-// ErrTooLarge (over Config.MaxFrameSize), ErrBadClass or ErrClosed. The
-// caller must not modify msg afterwards.
-func (n *Node) Send(peer identity.PeerID, class Class, prio Priority, msg []byte) error {
-	if !class.valid() || class == ClassRelay {
-		return fmt.Errorf("%w: %d", ErrBadClass, uint8(class))
+// Send queues msg to peer for proto, on the stream of proto's class,
+// without blocking. It returns link.ErrNotConnected, link.ErrQueueFull (the
+// frame is dropped and counted), link.ErrTooLarge (over
+// Config.MaxFrameSize), link.ErrBadProtocol or link.ErrClosed. The caller
+// must not modify msg afterwards.
+func (n *Node) Send(peer identity.PeerID, proto link.Protocol, prio link.Priority, msg []byte) error {
+	if !proto.Valid() {
+		return fmt.Errorf("%w: protocol %d", link.ErrBadProtocol, uint8(proto))
 	}
-	if !prio.valid() {
-		return fmt.Errorf("%w: unknown priority %d", ErrBadClass, uint8(prio))
+	if !prio.Valid() {
+		return fmt.Errorf("%w: priority %d", link.ErrBadProtocol, uint8(prio))
 	}
 	if len(msg) > n.cfg.MaxFrameSize {
-		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(msg), n.cfg.MaxFrameSize)
+		return fmt.Errorf("%w: %d bytes, limit %d", link.ErrTooLarge, len(msg), n.cfg.MaxFrameSize)
 	}
 	c, err := n.sendConn(peer)
 	if err != nil {
 		return err
 	}
+	class := proto.Class()
 	it := sendItem{prio: prio, body: msg, headLen: frameHeaderSize}
-	putFrameHeader(it.head[:], frameData, len(msg))
+	putFrameHeader(it.head[:], protoFrame(proto), len(msg))
 	if err := n.enqueuePeer(c, class, it); err != nil {
-		n.stats.classes[class.index()].dropped[prio].Add(1)
+		n.stats.classes[class.Index()].dropped[prio].Add(1)
 		return err
 	}
 	return nil
+}
+
+// Dial starts Connect(ctx, peer, addr) on a node goroutine and calls done
+// with its result there (never inside Dial). A dial running when the node
+// closes ends with link.ErrClosed; done must not block.
+func (n *Node) Dial(ctx context.Context, peer identity.PeerID, addr string, done func(error)) {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		go done(link.ErrClosed)
+		return
+	}
+	n.wg.Add(1)
+	n.mu.Unlock()
+	go func() {
+		defer n.wg.Done()
+		ctx, stop := context.WithCancel(ctx)
+		defer stop()
+		unlink := context.AfterFunc(n.ctx, stop)
+		defer unlink()
+		err := n.Connect(ctx, peer, addr)
+		if err != nil && n.ctx.Err() != nil {
+			err = link.ErrClosed
+		}
+		done(err)
+	}()
 }
 
 // sendConn returns the connection to send to peer on.
@@ -338,18 +367,18 @@ func (n *Node) sendConn(peer identity.PeerID) (*conn, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
-		return nil, ErrClosed
+		return nil, link.ErrClosed
 	}
 	c := n.peers[peer]
 	if c == nil {
-		return nil, ErrNotConnected
+		return nil, link.ErrNotConnected
 	}
 	return c, nil
 }
 
 // enqueuePeer queues it on c, or on the peer's current connection if c is
 // being retired by dedup.
-func (n *Node) enqueuePeer(c *conn, k Class, it sendItem) error {
+func (n *Node) enqueuePeer(c *conn, k link.Class, it sendItem) error {
 	for range 3 {
 		err := c.enqueue(k, it)
 		if err != errRetiring {
@@ -364,7 +393,7 @@ func (n *Node) enqueuePeer(c *conn, k Class, it sendItem) error {
 		}
 		c = next
 	}
-	return ErrNotConnected
+	return link.ErrNotConnected
 }
 
 // ---- connecting ----
@@ -373,7 +402,7 @@ func (n *Node) enqueuePeer(c *conn, k Class, it sendItem) error {
 // returns nil at once if one is up. A dial already in flight to peer is
 // joined. Errors: *PeerMismatchError if addr proves to be another peer,
 // *CooldownError during the redial cooldown, ErrConnLimit, ErrSelfConnect,
-// ErrClosed, or the dial/handshake error (wrapping ErrAuthFailed,
+// link.ErrClosed, or the dial/handshake error (wrapping ErrAuthFailed,
 // ErrNotPostQuantum, ErrPeerClosed, ... where applicable). A zero peer
 // behaves like ConnectAddr.
 func (n *Node) Connect(ctx context.Context, peer identity.PeerID, addr string) error {
@@ -412,10 +441,10 @@ func (n *Node) Connect(ctx context.Context, peer identity.PeerID, addr string) e
 }
 
 // connectedLocked reports whether a dial to peer has nothing to do: the
-// node is closed (ErrClosed) or peer is connected (nil). n.mu must be held.
+// node is closed (link.ErrClosed) or peer is connected (nil). n.mu must be held.
 func (n *Node) connectedLocked(peer identity.PeerID) (done bool, err error) {
 	if n.closed {
-		return true, ErrClosed
+		return true, link.ErrClosed
 	}
 	return n.peers[peer] != nil, nil
 }
@@ -485,7 +514,7 @@ func (n *Node) dialOn(ctx context.Context, expected identity.PeerID, tr *quic.Tr
 		}
 	}
 	if err != nil {
-		if errors.Is(err, ErrClosed) || errors.Is(err, ErrConnLimit) || errors.Is(err, ErrDialLimit) {
+		if errors.Is(err, link.ErrClosed) || errors.Is(err, ErrConnLimit) || errors.Is(err, ErrDialLimit) {
 			return peer, err
 		}
 		n.stats.dialsFailed.Add(1)
@@ -520,7 +549,7 @@ func (n *Node) openConn(ctx context.Context, expected identity.PeerID, tr *quic.
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
-		return nil, ErrClosed
+		return nil, link.ErrClosed
 	}
 	if len(n.conns)-n.nEvicting >= n.cfg.MaxConnections {
 		n.mu.Unlock()
@@ -539,7 +568,7 @@ func (n *Node) openConn(ctx context.Context, expected identity.PeerID, tr *quic.
 	timer := n.clk.AfterFunc(n.cfg.HandshakeTimeout, func() {
 		cancel(fmt.Errorf("transport: handshake with %s timed out after %v", addr, n.cfg.HandshakeTimeout))
 	})
-	stop := context.AfterFunc(n.ctx, func() { cancel(ErrClosed) })
+	stop := context.AfterFunc(n.ctx, func() { cancel(link.ErrClosed) })
 	qc, err := tr.Dial(dctx, raddr, n.tlsClient, n.qconf)
 	stop()
 	timer.Stop()
@@ -551,7 +580,7 @@ func (n *Node) openConn(ctx context.Context, expected identity.PeerID, tr *quic.
 	n.mu.Lock()
 	n.pendingDials--
 	if err == nil && n.closed {
-		err = ErrClosed
+		err = link.ErrClosed
 	}
 	if err != nil {
 		n.mu.Unlock()
@@ -832,7 +861,7 @@ func (n *Node) register(c *conn) (retired bool, err error) {
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
-		return false, ErrClosed
+		return false, link.ErrClosed
 	}
 	old := n.peers[c.peer]
 	action := regFresh

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/saorsa-labs/x0x-go/core/identity"
+	"github.com/saorsa-labs/x0x-go/core/link"
 )
 
 // checkOrder asserts the per-peer event order: PeerConnected before any
@@ -64,7 +65,7 @@ func TestTwoNodesDirectMessagesBothWays(t *testing.T) {
 	var pubsubAtB atomic.Int64
 	var gotMu sync.Mutex
 	var got [][]byte
-	b.Handle(ClassPubSub, func(from identity.PeerID, msg []byte) {
+	b.Handle(link.ProtoPubSub, func(from identity.PeerID, msg []byte) {
 		if from != a.LocalID() {
 			t.Errorf("pubsub frame attributed to %s", from.Short())
 		}
@@ -125,12 +126,12 @@ func TestTwoNodesDirectMessagesBothWays(t *testing.T) {
 		}
 	}
 
-	// Class traffic goes to the handler.
+	// link.Class traffic goes to the handler.
 	payload := bytes.Repeat([]byte{0xab}, 100<<10)
-	if err := a.Send(b.LocalID(), ClassPubSub, PriorityEager, []byte("small")); err != nil {
+	if err := a.Send(b.LocalID(), link.ProtoPubSub, link.PriorityEager, []byte("small")); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Send(b.LocalID(), ClassPubSub, PriorityEager, payload); err != nil {
+	if err := a.Send(b.LocalID(), link.ProtoPubSub, link.PriorityEager, payload); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "pubsub frames", func() bool { return pubsubAtB.Load() == 2 })
@@ -139,7 +140,7 @@ func TestTwoNodesDirectMessagesBothWays(t *testing.T) {
 		t.Fatal("pubsub payloads corrupted or reordered")
 	}
 	gotMu.Unlock()
-	if st := b.Stats().Class(ClassPubSub); st.FramesIn != 2 || st.BytesIn != uint64(2*frameHeaderSize+5+len(payload)) {
+	if st := b.Stats().Class(link.ClassPubSub); st.FramesIn != 2 || st.BytesIn != uint64(2*frameHeaderSize+5+len(payload)) {
 		t.Fatalf("B pubsub stats %+v", st)
 	}
 
@@ -150,13 +151,13 @@ func TestTwoNodesDirectMessagesBothWays(t *testing.T) {
 	if err := a.SendDirect(ctx, agentA.ID(), testKey("agent", 99).ID(), nil); !errors.Is(err, ErrNoRoute) {
 		t.Fatalf("send to an unknown agent: %v", err)
 	}
-	if err := a.Send(b.LocalID(), ClassBulk, PriorityLazy, make([]byte, DefaultMaxFrameSize+1)); !errors.Is(err, ErrTooLarge) {
+	if err := a.Send(b.LocalID(), link.ProtoTaskSync, link.PriorityLazy, make([]byte, DefaultMaxFrameSize+1)); !errors.Is(err, link.ErrTooLarge) {
 		t.Fatalf("oversized send: %v", err)
 	}
-	if err := a.Send(testKey("x", 1).ID(), ClassBulk, PriorityLazy, nil); !errors.Is(err, ErrNotConnected) {
+	if err := a.Send(testKey("x", 1).ID(), link.ProtoTaskSync, link.PriorityLazy, nil); !errors.Is(err, link.ErrNotConnected) {
 		t.Fatalf("send to a stranger: %v", err)
 	}
-	if err := a.Send(b.LocalID(), Class(9), PriorityLazy, nil); !errors.Is(err, ErrBadClass) {
+	if err := a.Send(b.LocalID(), link.Protocol(9), link.PriorityLazy, nil); !errors.Is(err, link.ErrBadProtocol) {
 		t.Fatalf("send on class 9: %v", err)
 	}
 

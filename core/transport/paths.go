@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/saorsa-labs/x0x-go/core/identity"
+	"github.com/saorsa-labs/x0x-go/core/link"
 )
 
 // PeerInfo describes the connection carrying a peer.
@@ -77,7 +78,7 @@ var ErrPunchFailed = errors.New("transport: hole punch found no direct path")
 // returns finish on their own (within ctx's deadline or
 // HandshakeTimeout) and cost no redial cooldown, events or peer-cache
 // entries. It fails with ErrPunchFailed wrapping the dials' errors,
-// ErrSelfConnect, or ErrClosed.
+// ErrSelfConnect, or link.ErrClosed.
 func (n *Node) DialDirect(ctx context.Context, peer identity.PeerID, addrs []string) error {
 	if peer == n.id {
 		return ErrSelfConnect
@@ -92,7 +93,7 @@ func (n *Node) DialDirect(ctx context.Context, peer identity.PeerID, addrs []str
 		n.mu.Lock()
 		if n.closed {
 			n.mu.Unlock()
-			return ErrClosed
+			return link.ErrClosed
 		}
 		n.wg.Add(1)
 		n.mu.Unlock()
@@ -138,7 +139,7 @@ func (n *Node) DialDirect(ctx context.Context, peer identity.PeerID, addrs []str
 		case <-ctx.Done():
 			return fmt.Errorf("%w: %w", ErrPunchFailed, ctx.Err())
 		case <-n.ctx.Done():
-			return ErrClosed
+			return link.ErrClosed
 		}
 	}
 }

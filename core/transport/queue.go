@@ -2,6 +2,8 @@ package transport
 
 import (
 	"sync"
+
+	"github.com/saorsa-labs/x0x-go/core/link"
 )
 
 // maxItemHead is the largest fixed prefix of a queued frame: a frame header
@@ -13,7 +15,7 @@ const maxItemHead = frameHeaderSize + directIDsSize
 type sendItem struct {
 	head    [maxItemHead]byte
 	headLen uint8
-	prio    Priority
+	prio    link.Priority
 	body    []byte
 }
 
@@ -63,7 +65,7 @@ func (f *fifo) pop() sendItem {
 // bounded FIFOs, drained highest priority first by the class writer.
 type classQueue struct {
 	mu    sync.Mutex
-	prio  [numPriorities]fifo
+	prio  [link.NumPriorities]fifo
 	ready chan struct{} // capacity 1: wakes the writer
 	space chan struct{} // capacity 1: wakes a sender waiting for room
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/saorsa-labs/x0x-go/core/clock"
 	"github.com/saorsa-labs/x0x-go/core/identity"
+	"github.com/saorsa-labs/x0x-go/core/link"
 )
 
 // persistent is a peer the node keeps connected (bootstrap or known peer).
@@ -35,7 +36,7 @@ func (n *Node) KeepConnected(peer identity.PeerID, addr string) error {
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
-		return ErrClosed
+		return link.ErrClosed
 	}
 	p := n.persist[peer]
 	if p == nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/saorsa-labs/x0x-go/core/identity"
 	"github.com/saorsa-labs/x0x-go/core/internal/ratelimit"
+	"github.com/saorsa-labs/x0x-go/core/link"
 )
 
 // Relayed connections
@@ -286,11 +287,11 @@ func (n *Node) relayOut(ra RelayAddr, pkt []byte) {
 		n.stats.relayDropped.Add(1)
 		return
 	}
-	it := sendItem{prio: PriorityEager, body: append([]byte(nil), pkt...), headLen: frameHeaderSize + identity.IDSize}
+	it := sendItem{prio: link.PriorityEager, body: append([]byte(nil), pkt...), headLen: frameHeaderSize + identity.IDSize}
 	putFrameHeader(it.head[:], frameRelayFwd, identity.IDSize+len(pkt))
 	copy(it.head[frameHeaderSize:], ra.Peer[:])
-	if err := n.enqueuePeer(c, ClassRelay, it); err != nil {
-		n.stats.classes[ClassRelay.index()].dropped[PriorityEager].Add(1)
+	if err := n.enqueuePeer(c, link.ClassRelay, it); err != nil {
+		n.stats.classes[link.ClassRelay.Index()].dropped[link.PriorityEager].Add(1)
 		n.stats.relayDropped.Add(1)
 	}
 }
@@ -298,9 +299,9 @@ func (n *Node) relayOut(ra RelayAddr, pkt []byte) {
 // ConnectRelayed establishes an authenticated connection to peer through
 // relay, a directly connected peer that offers ServiceRelay, or returns nil
 // at once if any connection to peer is up. The connection is end-to-end:
-// the relay forwards QUIC packets it cannot read. Errors: ErrNotConnected
+// the relay forwards QUIC packets it cannot read. Errors: link.ErrNotConnected
 // (no connection to relay), ErrNotRelay, *RelayError (the relay refused),
-// ErrSelfConnect, ErrClosed, or the handshake's error.
+// ErrSelfConnect, link.ErrClosed, or the handshake's error.
 func (n *Node) ConnectRelayed(ctx context.Context, peer, relay identity.PeerID) error {
 	if peer == n.id {
 		return ErrSelfConnect
@@ -316,7 +317,7 @@ func (n *Node) ConnectRelayed(ctx context.Context, peer, relay identity.PeerID) 
 	rc := n.peers[relay]
 	n.mu.Unlock()
 	if rc == nil {
-		return fmt.Errorf("%w: relay %s", ErrNotConnected, relay.Short())
+		return fmt.Errorf("%w: relay %s", link.ErrNotConnected, relay.Short())
 	}
 	if rc.relayed() || !rc.services.Has(ServiceRelay) {
 		return fmt.Errorf("%w: %s", ErrNotRelay, relay.Short())
@@ -501,10 +502,10 @@ func (n *Node) relayForward(c *conn, target identity.PeerID, body []byte) {
 			}
 		}
 		for _, b := range out {
-			it := sendItem{prio: PriorityEager, body: b, headLen: frameHeaderSize}
+			it := sendItem{prio: link.PriorityEager, body: b, headLen: frameHeaderSize}
 			putFrameHeader(it.head[:], frameRelayPkt, len(b))
-			if err := n.enqueuePeer(tc, ClassRelay, it); err != nil {
-				n.stats.classes[ClassRelay.index()].dropped[PriorityEager].Add(1)
+			if err := n.enqueuePeer(tc, link.ClassRelay, it); err != nil {
+				n.stats.classes[link.ClassRelay.Index()].dropped[link.PriorityEager].Add(1)
 				n.stats.relayDropped.Add(1)
 				continue
 			}
@@ -520,9 +521,9 @@ func (n *Node) relayForward(c *conn, target identity.PeerID, body []byte) {
 	msg := make([]byte, identity.IDSize+1)
 	copy(msg, target[:])
 	msg[identity.IDSize] = code
-	it := sendItem{prio: PriorityControl, body: msg, headLen: frameHeaderSize}
+	it := sendItem{prio: link.PriorityControl, body: msg, headLen: frameHeaderSize}
 	putFrameHeader(it.head[:], frameRelayErr, len(msg))
-	_ = n.enqueuePeer(c, ClassRelay, it)
+	_ = n.enqueuePeer(c, link.ClassRelay, it)
 }
 
 // relayedThrough lists the open connections carried by relay.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/saorsa-labs/x0x-go/core/identity"
+	"github.com/saorsa-labs/x0x-go/core/link"
 )
 
 // relayTrio starts a relay R and two clients A and B connected to it (but
@@ -309,7 +310,7 @@ func TestRelayFrameToNonRelayCloses(t *testing.T) {
 	defer rc.close()
 	rc.authenticate(testKey("relay", 6), n.LocalID())
 	body := make([]byte, identity.IDSize+100)
-	rc.openClass(ClassRelay, appendFrame(nil, frameRelayFwd, body))
+	rc.openClass(link.ClassRelay, appendFrame(nil, frameRelayFwd, body))
 	if code := rc.waitClosed(); code != codeProtocol {
 		t.Fatalf("close code %d, want protocol error", code)
 	}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"sync/atomic"
+
+	"github.com/saorsa-labs/x0x-go/core/link"
 )
 
 // ClassStats counts the traffic of one stream class.
@@ -12,8 +14,8 @@ type ClassStats struct {
 	FramesIn, FramesOut uint64
 	BytesIn, BytesOut   uint64 // frame bytes including the 5-byte header
 	// Dropped counts frames refused because the send queue was full, per
-	// priority (index PriorityControl, PriorityEager, PriorityLazy).
-	Dropped [numPriorities]uint64
+	// priority (index link.PriorityControl, link.PriorityEager, link.PriorityLazy).
+	Dropped [link.NumPriorities]uint64
 	// NoHandler counts inbound data frames dropped for lack of a handler.
 	NoHandler uint64
 }
@@ -47,22 +49,22 @@ type Stats struct {
 	RelayBytes         uint64 // packet bytes this node forwarded as a relay
 	RelayRefused       uint64 // packets this node refused to relay (quota, unknown target)
 	RelayDropped       uint64 // relayed packets dropped on a full queue or a missing relay
-	// Classes is indexed by Class-1 (membership, pubsub, bulk, direct, nat, relay).
-	Classes [numClasses]ClassStats
+	// Classes is indexed by link.Class-1 (membership, pubsub, bulk, direct, nat, relay).
+	Classes [link.NumClasses]ClassStats
 }
 
-// Class returns the counters of class c (zero for an unknown class).
-func (s Stats) Class(c Class) ClassStats {
-	if !c.valid() {
+// link.Class returns the counters of class c (zero for an unknown class).
+func (s Stats) Class(c link.Class) ClassStats {
+	if !c.Valid() {
 		return ClassStats{}
 	}
-	return s.Classes[c.index()]
+	return s.Classes[c.Index()]
 }
 
 type classCounters struct {
 	framesIn, framesOut atomic.Uint64
 	bytesIn, bytesOut   atomic.Uint64
-	dropped             [numPriorities]atomic.Uint64
+	dropped             [link.NumPriorities]atomic.Uint64
 	noHandler           atomic.Uint64
 }
 
@@ -82,7 +84,7 @@ type counters struct {
 	punchDials, relayedConns       atomic.Uint64
 	relayForwarded, relayBytes     atomic.Uint64
 	relayRefused, relayDropped     atomic.Uint64
-	classes                        [numClasses]classCounters
+	classes                        [link.NumClasses]classCounters
 }
 
 // Stats returns a snapshot of the node's counters.
@@ -176,7 +178,7 @@ func (s Stats) WritePrometheus(w io.Writer) error {
 	counter("relay_dropped_packets_total", "Relayed packets dropped (full queue or no relay connection).", s.RelayDropped)
 	perClass := func(name string, get func(ClassStats) uint64, labels string) {
 		for i, cs := range s.Classes {
-			fmt.Fprintf(bw, "x0x_transport_%s{class=%q%s} %d\n", name, Class(i+1).String(), labels, get(cs))
+			fmt.Fprintf(bw, "x0x_transport_%s{class=%q%s} %d\n", name, link.Class(i+1).String(), labels, get(cs))
 		}
 	}
 	metric("frames_total", "counter", "Frames sent and received per class.")
@@ -186,7 +188,7 @@ func (s Stats) WritePrometheus(w io.Writer) error {
 	perClass("bytes_total", func(c ClassStats) uint64 { return c.BytesIn }, `,direction="in"`)
 	perClass("bytes_total", func(c ClassStats) uint64 { return c.BytesOut }, `,direction="out"`)
 	metric("queue_dropped_total", "counter", "Frames dropped because the send queue was full.")
-	for p := Priority(0); p < numPriorities; p++ {
+	for p := link.Priority(0); p < link.NumPriorities; p++ {
 		perClass("queue_dropped_total", func(c ClassStats) uint64 { return c.Dropped[p] }, fmt.Sprintf(",priority=%q", p.String()))
 	}
 	metric("no_handler_total", "counter", "Inbound frames dropped for lack of a handler.")

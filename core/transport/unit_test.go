@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/saorsa-labs/x0x-go/core/identity"
+	"github.com/saorsa-labs/x0x-go/core/link"
 	"github.com/saorsa-labs/x0x-go/core/wire"
 )
 
@@ -120,7 +121,7 @@ func TestFrameHeaderLimits(t *testing.T) {
 		n   int
 		bad bool
 	}{
-		{frameData, maxFrame, false}, {frameData, maxFrame + 1, true},
+		{protoFrame(link.ProtoPubSub), maxFrame, false}, {protoFrame(link.ProtoPubSub), maxFrame + 1, true},
 		{frameDirect, maxFrame, false}, {frameAuth, maxAuthBody, false}, {frameAuth, maxAuthBody + 1, true},
 		{frameAgents, maxAgentsBody + 1, true}, {frameAddr, maxAddrBody + 1, true},
 		{frameRetire, 1, false}, {frameRetire, 2, true}, {frameDrained, 1, true},
@@ -137,7 +138,7 @@ func TestFrameHeaderLimits(t *testing.T) {
 		}
 	}
 	// A 4 GiB length must not allocate.
-	h := []byte{byte(frameData), 0xff, 0xff, 0xff, 0xff}
+	h := []byte{byte(protoFrame(link.ProtoPubSub)), 0xff, 0xff, 0xff, 0xff}
 	var hdr [frameHeaderSize]byte
 	if _, _, err := readFrame(bytes.NewReader(h), &hdr, maxFrame); !errors.Is(err, ErrMalformed) {
 		t.Fatalf("huge length: %v", err)
@@ -148,13 +149,13 @@ func TestReadFrameRoundTripAndTruncation(t *testing.T) {
 	var stream []byte
 	bodies := [][]byte{{}, []byte("a"), bytes.Repeat([]byte{9}, 999)}
 	for _, b := range bodies {
-		stream = appendFrame(stream, frameData, b)
+		stream = appendFrame(stream, protoFrame(link.ProtoPubSub), b)
 	}
 	r := bytes.NewReader(stream)
 	var hdr [frameHeaderSize]byte
 	for i, want := range bodies {
 		typ, got, err := readFrame(r, &hdr, 1000)
-		if err != nil || typ != frameData || !bytes.Equal(got, want) {
+		if err != nil || typ != protoFrame(link.ProtoPubSub) || !bytes.Equal(got, want) {
 			t.Fatalf("frame %d: %v %v", i, typ, err)
 		}
 	}
@@ -289,8 +290,8 @@ func TestBackoffAndCooldown(t *testing.T) {
 func TestWritePrometheus(t *testing.T) {
 	var s Stats
 	s.ConnectionsOpen, s.DialsFailed, s.MalformedFrames = 3, 7, 2
-	s.Classes[ClassPubSub.index()].FramesIn = 11
-	s.Classes[ClassBulk.index()].Dropped[PriorityLazy] = 5
+	s.Classes[link.ClassPubSub.Index()].FramesIn = 11
+	s.Classes[link.ClassBulk.Index()].Dropped[link.PriorityLazy] = 5
 	var buf bytes.Buffer
 	if err := s.WritePrometheus(&buf); err != nil {
 		t.Fatal(err)

@@ -8,9 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/saorsa-labs/x0x-go/core/identity/keystore"
 	"github.com/saorsa-labs/x0x-go/core/transport"
-	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

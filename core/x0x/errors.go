@@ -3,6 +3,7 @@ package x0x
 import (
 	"github.com/saorsa-labs/x0x-go/core/identity"
 	"github.com/saorsa-labs/x0x-go/core/identity/keystore"
+	"github.com/saorsa-labs/x0x-go/core/link"
 	"github.com/saorsa-labs/x0x-go/core/pubsub"
 	"github.com/saorsa-labs/x0x-go/core/transport"
 	"github.com/saorsa-labs/x0x-go/core/wire"
@@ -29,10 +30,10 @@ var (
 	ErrKeystoreClosed     = keystore.ErrClosed
 
 	// Connections and messages.
-	ErrTooLarge        = transport.ErrTooLarge
-	ErrNodeClosed      = transport.ErrClosed
-	ErrNotConnected    = transport.ErrNotConnected
-	ErrQueueFull       = transport.ErrQueueFull
+	ErrTooLarge        = link.ErrTooLarge
+	ErrNodeClosed      = link.ErrClosed
+	ErrNotConnected    = link.ErrNotConnected
+	ErrQueueFull       = link.ErrQueueFull
 	ErrNoRoute         = transport.ErrNoRoute
 	ErrUnknownAgent    = transport.ErrUnknownAgent
 	ErrAuthFailed      = transport.ErrAuthFailed

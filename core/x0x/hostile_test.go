@@ -16,6 +16,7 @@ import (
 	"github.com/saorsa-labs/x0x-go/core/adversary"
 	"github.com/saorsa-labs/x0x-go/core/clock"
 	"github.com/saorsa-labs/x0x-go/core/identity"
+	"github.com/saorsa-labs/x0x-go/core/link"
 	"github.com/saorsa-labs/x0x-go/core/membership"
 	"github.com/saorsa-labs/x0x-go/core/transport"
 )
@@ -57,7 +58,7 @@ func TestForgedSWIMDeathIsIgnored(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := attacker.Send(ctx, victim.MachineID(), transport.ClassMembership, b); err != nil {
+		if err := attacker.Send(ctx, victim.MachineID(), link.ProtoMembership, b); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -107,7 +108,7 @@ func TestDecodeAmplificationRefused(t *testing.T) {
 	runtime.ReadMemStats(&before)
 	errorsBefore := victim.overlay.Members.Stats().DecodeErrors
 	for _, a := range nodes {
-		if err := a.Send(ctx, victim.MachineID(), transport.ClassMembership, frame); err != nil {
+		if err := a.Send(ctx, victim.MachineID(), link.ProtoMembership, frame); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -153,7 +154,7 @@ func TestHeldFramesBoundedPerPeer(t *testing.T) {
 		var origin AgentID
 		binary.BigEndian.PutUint64(origin[:], uint64(i+1))
 		f := signedFrame(t, "held", origin, payload, []byte{1}, 1)
-		if err := attacker.Send(ctx, victim.MachineID(), transport.ClassPubSub, f); err != nil { // waits while 40 MB outrun the queue
+		if err := attacker.Send(ctx, victim.MachineID(), link.ProtoPubSub, f); err != nil { // waits while 40 MB outrun the queue
 			t.Fatal(err)
 		}
 	}
@@ -220,7 +221,7 @@ func TestClaimedAddressesAreNotDialled(t *testing.T) {
 	defer sub.Unsubscribe()
 	silent, dials := silentAddr(t)
 	attacker := stranger(t, ctx, victim)
-	send := func(class transport.Class, b []byte) {
+	send := func(class link.Protocol, b []byte) {
 		if err := attacker.Send(ctx, victim.MachineID(), class, b); err != nil {
 			t.Fatal(err)
 		}
@@ -231,9 +232,9 @@ func TestClaimedAddressesAreNotDialled(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			send(transport.ClassPubSub, find)
+			send(link.ProtoPubSub, find)
 			for _, b := range mem {
-				send(transport.ClassMembership, b)
+				send(link.ProtoMembership, b)
 			}
 		}
 	}
@@ -448,7 +449,7 @@ func TestInvalidTrafficScoresPeerOut(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := attacker.Send(ctx, victim.MachineID(), transport.ClassPubSub, f); err != nil {
+		if err := attacker.Send(ctx, victim.MachineID(), link.ProtoPubSub, f); err != nil {
 			break // disconnected part-way: that is the point
 		}
 	}
@@ -488,7 +489,7 @@ func TestPeerFrameFloodIsRateLimited(t *testing.T) {
 	const frames = 8000
 	start := time.Now()
 	for range frames {
-		if err := attacker.Send(ctx, victim.MachineID(), transport.ClassPubSub, f); err != nil {
+		if err := attacker.Send(ctx, victim.MachineID(), link.ProtoPubSub, f); err != nil {
 			t.Fatal(err)
 		}
 	}

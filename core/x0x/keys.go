@@ -9,8 +9,8 @@ import (
 	"github.com/saorsa-labs/x0x-go/core/clock"
 	"github.com/saorsa-labs/x0x-go/core/identity"
 	"github.com/saorsa-labs/x0x-go/core/internal/lru"
+	"github.com/saorsa-labs/x0x-go/core/link"
 	"github.com/saorsa-labs/x0x-go/core/pubsub"
-	"github.com/saorsa-labs/x0x-go/core/transport"
 	"github.com/saorsa-labs/x0x-go/core/wire"
 )
 
@@ -30,13 +30,11 @@ import (
 // whose key does not arrive within keyFetchTimeout is handed over anyway and
 // pub/sub drops it as an unknown signer (counted in Stats.DropUnknownSigner).
 //
-// Key frames share the pub/sub class with pub/sub frames. Pub/sub frames are
-// CBOR maps (first byte 0xa0-0xbf); key frames start with keyFrameTag, which
-// no CBOR map starts with, followed by the CBOR of a keyMsg.
+// Key requests and replies are the CBOR of a keyMsg, sent as the
+// transport's link.ProtoKeys protocol (on the pub/sub stream class, so that
+// a reply is not queued behind bulk transfers).
 
 const (
-	// keyFrameTag is the first byte of a key request or reply frame.
-	keyFrameTag = 0x00
 	// keyFetchTimeout bounds how long frames wait for their origin's key.
 	keyFetchTimeout = 5 * time.Second
 	// maxHeldFrames and maxHeldBytes bound the frames held for keys (over
@@ -67,22 +65,13 @@ type keyMsg struct {
 	Key   []byte           `cbor:"3,keyasint,omitempty"`
 }
 
-// encodeKeyMsg returns the tagged frame for m.
-func encodeKeyMsg(m *keyMsg) ([]byte, error) {
-	b, err := wire.Marshal(m)
-	if err != nil {
-		return nil, err
-	}
-	return append([]byte{keyFrameTag}, b...), nil
-}
+// encodeKeyMsg returns the frame for m.
+func encodeKeyMsg(m *keyMsg) ([]byte, error) { return wire.Marshal(m) }
 
-// decodeKeyMsg parses a tagged key frame. Errors wrap errKeyFrame.
+// decodeKeyMsg parses a key frame. Errors wrap errKeyFrame.
 func decodeKeyMsg(b []byte) (*keyMsg, error) {
-	if len(b) == 0 || b[0] != keyFrameTag {
-		return nil, fmt.Errorf("%w: missing tag", errKeyFrame)
-	}
 	var m keyMsg
-	if err := wire.UnmarshalLimit(b[1:], &m, "key frame", wire.LimitSmall); err != nil {
+	if err := wire.UnmarshalLimit(b, &m, "key frame", wire.LimitSmall); err != nil {
 		return nil, fmt.Errorf("%w: %w", errKeyFrame, err)
 	}
 	switch m.Kind {
@@ -116,10 +105,10 @@ type pendingKey struct {
 }
 
 // keyService resolves origin keys for pub/sub (see the comment above). It
-// implements transport.Network for pub/sub and membership by wrapping the
+// implements link.Network for pub/sub and membership by wrapping the
 // node, and pubsub.KeyResolver for the verifier.
 type keyService struct {
-	transport.Network
+	link.Network
 	clk   clock.Clock
 	local identity.AgentID
 
@@ -149,21 +138,22 @@ type KeyStats struct {
 }
 
 // newKeyService wraps net; local is the agent key of this node.
-func newKeyService(net transport.Network, clk clock.Clock, local *identity.PublicKey) *keyService {
+func newKeyService(net link.Network, clk clock.Clock, local *identity.PublicKey) *keyService {
 	ks := &keyService{
 		Network: net, clk: clk, local: local.ID(), localPK: local,
 		keys:    lru.New[identity.AgentID, *identity.PublicKey](keyCacheBytes),
 		pending: make(map[identity.AgentID]*pendingKey),
 		heldBy:  make(map[identity.PeerID]int),
 	}
-	net.Handle(transport.ClassPubSub, ks.onFrame)
+	net.Handle(link.ProtoPubSub, ks.process)
+	net.Handle(link.ProtoKeys, ks.onKeyFrame)
 	return ks
 }
 
-// Handle registers h for a class other than pub/sub's, whose frames the
+// Handle registers h for a protocol other than pub/sub's, whose frames the
 // service decodes once and hands over through HandleFrames.
-func (ks *keyService) Handle(class transport.Class, h transport.MessageHandler) {
-	if class == transport.ClassPubSub {
+func (ks *keyService) Handle(proto link.Protocol, h link.MessageHandler) {
+	if proto == link.ProtoPubSub {
 		ks.HandleFrames(func(from identity.PeerID, f *pubsub.Frame, size int, err error) {
 			if b, encErr := pubsub.EncodeFrame(f); err == nil && encErr == nil {
 				h(from, b)
@@ -171,7 +161,7 @@ func (ks *keyService) Handle(class transport.Class, h transport.MessageHandler) 
 		})
 		return
 	}
-	ks.Network.Handle(class, h)
+	ks.Network.Handle(proto, h)
 }
 
 // HandleFrames implements pubsub.FrameSource: pub/sub receives the frames
@@ -216,15 +206,6 @@ func (ks *keyService) close() {
 	clear(ks.heldBy)
 }
 
-// onFrame demultiplexes the pub/sub class.
-func (ks *keyService) onFrame(from identity.PeerID, b []byte) {
-	if len(b) > 0 && b[0] == keyFrameTag {
-		ks.onKeyFrame(from, b)
-		return
-	}
-	ks.process(from, b)
-}
-
 // process decodes b and hands it to pub/sub, or holds it if it carries a
 // message whose origin key is unknown.
 func (ks *keyService) process(from identity.PeerID, b []byte) {
@@ -266,7 +247,7 @@ func (ks *keyService) processDecoded(from identity.PeerID, f *pubsub.Frame, size
 		}
 		ks.mu.Unlock()
 		if send != nil {
-			_ = ks.Network.Send(from, transport.ClassPubSub, transport.PriorityControl, send)
+			_ = ks.Network.Send(from, link.ProtoKeys, link.PriorityControl, send)
 		}
 		return
 	}
@@ -326,7 +307,7 @@ func (ks *keyService) onKeyFrame(from identity.PeerID, b []byte) {
 		ks.mu.Unlock()
 		if k != nil {
 			if out, err := encodeKeyMsg(&keyMsg{Kind: keyKindReply, Agent: m.Agent, Key: k.Bytes()}); err == nil {
-				_ = ks.Network.Send(from, transport.ClassPubSub, transport.PriorityControl, out)
+				_ = ks.Network.Send(from, link.ProtoKeys, link.PriorityControl, out)
 			}
 		}
 		return

@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/saorsa-labs/x0x-go/core/clock"
+	"github.com/saorsa-labs/x0x-go/core/link"
 	"github.com/saorsa-labs/x0x-go/core/membership"
 	"github.com/saorsa-labs/x0x-go/core/pubsub"
-	"github.com/saorsa-labs/x0x-go/core/transport"
 )
 
 // Overlay types, re-exported for watchers.
@@ -118,7 +118,7 @@ func (a *Agent) startOverlay(clk clock.Clock, rnd io.Reader) error {
 	}
 	a.peerAddrs = make(map[PeerID]string)
 	a.held = make(map[PeerID]bool)
-	a.node.WatchPeers(func(ev transport.PeerEvent) {
+	a.node.WatchPeers(func(ev link.PeerEvent) {
 		a.addrMu.Lock()
 		defer a.addrMu.Unlock()
 		if ev.Up && ev.Addr != "" && !ev.Relayed {
@@ -153,7 +153,7 @@ func (a *Agent) startOverlay(clk clock.Clock, rnd io.Reader) error {
 	})
 	a.subs = make(map[*Subscription]struct{})
 	ov.WatchTopics(a.onTopicEvent)
-	a.node.Handle(transport.ClassBulk, a.onBulk)
+	a.node.Handle(link.ProtoTaskSync, a.onTaskSync)
 	return nil
 }
 

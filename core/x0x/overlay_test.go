@@ -14,11 +14,12 @@ import (
 	"testing"
 	"time"
 
+	"lukechampine.com/blake3"
+
 	"github.com/saorsa-labs/x0x-go/core/clock"
 	"github.com/saorsa-labs/x0x-go/core/identity"
+	"github.com/saorsa-labs/x0x-go/core/link"
 	"github.com/saorsa-labs/x0x-go/core/pubsub"
-	"github.com/saorsa-labs/x0x-go/core/transport"
-	"lukechampine.com/blake3"
 )
 
 // cluster builds n agents on loopback; agent i>0 bootstraps from agent 0
@@ -130,7 +131,7 @@ func TestPubSubThreeAgentsBothWays(t *testing.T) {
 	// A forged message (known origin, wrong signature) arriving on the
 	// pub/sub stream is dropped, never delivered.
 	forged := signedFrame(t, "chat", agents[2].AgentID(), []byte("forged"), make([]byte, identity.SignatureSize), 1<<40)
-	agents[1].keys.onFrame(agents[0].MachineID(), forged)
+	agents[1].keys.process(agents[0].MachineID(), forged)
 	if ps, _ := agents[1].OverlayStats(); ps.DropBadSignature != 1 {
 		t.Fatalf("forged message not refused: %+v", ps)
 	}
@@ -154,20 +155,19 @@ func TestPubSubThreeAgentsBothWays(t *testing.T) {
 
 // fakeNet records sends and lets a test inject frames into a keyService.
 type fakeNet struct {
-	transport.Network
+	link.Network
 	mu   sync.Mutex
-	sent map[identity.PeerID][][]byte
-	h    transport.MessageHandler
+	sent map[identity.PeerID][][]byte // key frames sent
+	h    [link.MaxProtocol + 1]link.MessageHandler
 }
 
-func (f *fakeNet) Handle(c transport.Class, h transport.MessageHandler) {
-	if c == transport.ClassPubSub {
-		f.h = h
-	}
-}
-func (f *fakeNet) Send(p identity.PeerID, _ transport.Class, _ transport.Priority, b []byte) error {
+func (f *fakeNet) Handle(p link.Protocol, h link.MessageHandler) { f.h[p] = h }
+func (f *fakeNet) Send(p identity.PeerID, proto link.Protocol, _ link.Priority, b []byte) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if proto != link.ProtoKeys {
+		return fmt.Errorf("key service sent on %v", proto)
+	}
 	f.sent[p] = append(f.sent[p], b)
 	return nil
 }
@@ -183,11 +183,11 @@ func TestKeyServiceHoldsFramesUntilVerifiedKey(t *testing.T) {
 	ks := newKeyService(fn, clock.Real(), local.Public())
 	defer ks.close()
 	var got [][]byte
-	ks.Handle(transport.ClassPubSub, func(_ identity.PeerID, b []byte) { got = append(got, b) })
+	ks.Handle(link.ProtoPubSub, func(_ identity.PeerID, b []byte) { got = append(got, b) })
 
 	frame := gossipFrame(t, origin)
 	peer := identity.PeerID(other.ID())
-	fn.h(peer, frame)
+	fn.h[link.ProtoPubSub](peer, frame)
 	if len(got) != 0 {
 		t.Fatal("frame with unknown origin passed on")
 	}
@@ -200,17 +200,17 @@ func TestKeyServiceHoldsFramesUntilVerifiedKey(t *testing.T) {
 	}
 	// Substituted key: refused, frame still held.
 	bad, _ := encodeKeyMsg(&keyMsg{Kind: keyKindReply, Agent: origin.ID(), Key: other.Public().Bytes()})
-	fn.h(peer, bad)
+	fn.h[link.ProtoKeys](peer, bad)
 	if len(got) != 0 || ks.Stats().BadReplies != 1 {
 		t.Fatalf("substituted key accepted: %d frames, %+v", len(got), ks.Stats())
 	}
 	// Reply from a peer that was not asked: refused.
 	good, _ := encodeKeyMsg(&keyMsg{Kind: keyKindReply, Agent: origin.ID(), Key: origin.Public().Bytes()})
-	fn.h(identity.PeerID(local.ID()), good)
+	fn.h[link.ProtoKeys](identity.PeerID(local.ID()), good)
 	if len(got) != 0 {
 		t.Fatal("unsolicited reply accepted")
 	}
-	fn.h(peer, good)
+	fn.h[link.ProtoKeys](peer, good)
 	if len(got) != 1 || !slices.Equal(got[0], frame) {
 		t.Fatalf("frame not released after the key arrived: %d", len(got))
 	}
@@ -218,13 +218,13 @@ func TestKeyServiceHoldsFramesUntilVerifiedKey(t *testing.T) {
 		t.Fatal("key not cached")
 	}
 	// Now the node answers requests for that key.
-	fn.h(peer, mustKeyMsg(t, &keyMsg{Kind: keyKindRequest, Agent: origin.ID()}))
+	fn.h[link.ProtoKeys](peer, mustKeyMsg(t, &keyMsg{Kind: keyKindRequest, Agent: origin.ID()}))
 	last := fn.sent[peer][len(fn.sent[peer])-1]
 	if rep, err := decodeKeyMsg(last); err != nil || rep.Kind != keyKindReply || !slices.Equal(rep.Key, origin.Public().Bytes()) {
 		t.Fatalf("bad reply %+v %v", rep, err)
 	}
 	// Malformed key frames are counted and ignored.
-	fn.h(peer, []byte{keyFrameTag, 0xff})
+	fn.h[link.ProtoKeys](peer, []byte{0xff})
 	if ks.Stats().Malformed != 1 {
 		t.Fatal("malformed key frame not counted")
 	}
@@ -251,7 +251,7 @@ func FuzzDecodeKeyMsg(f *testing.F) {
 		b, _ := encodeKeyMsg(m)
 		f.Add(b)
 	}
-	f.Add([]byte{keyFrameTag})
+	f.Add([]byte{0xa0})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := decodeKeyMsg(b)
 		if err != nil {
@@ -415,7 +415,7 @@ func overlayTotals(agents []*Agent) pubsub.Stats {
 func pubsubBytes(agents []*Agent) uint64 {
 	var sum uint64
 	for _, a := range agents {
-		sum += a.node.Stats().Class(transport.ClassPubSub).BytesOut
+		sum += a.node.Stats().Class(link.ClassPubSub).BytesOut
 	}
 	return sum
 }

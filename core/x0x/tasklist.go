@@ -10,9 +10,9 @@ import (
 	"sync"
 
 	"github.com/saorsa-labs/x0x-go/core/identity"
+	"github.com/saorsa-labs/x0x-go/core/link"
 	"github.com/saorsa-labs/x0x-go/core/pubsub"
 	"github.com/saorsa-labs/x0x-go/core/tasklist"
-	"github.com/saorsa-labs/x0x-go/core/transport"
 )
 
 // Task-list types, re-exported from core/tasklist.
@@ -100,10 +100,6 @@ func ParseTaskListID(s string) (TaskListID, error) {
 	copy(id[:], b)
 	return id, nil
 }
-
-// bulkTaskList tags the task-list frames of the bulk stream class (the
-// first byte of every ClassBulk frame names its user).
-const bulkTaskList = 1
 
 // taskLists is an agent's open task lists and their shared store.
 type taskLists struct {
@@ -300,18 +296,19 @@ func (a *Agent) onTopicEvent(ev pubsub.Event) {
 	}
 }
 
-// onBulk routes a ClassBulk frame to its user: [bulkTaskList][list ID][payload].
-func (a *Agent) onBulk(from PeerID, msg []byte) {
-	if len(msg) < 1+len(TaskListID{}) || msg[0] != bulkTaskList {
-		return // not for anything this version runs
-	}
+// onTaskSync routes a link.ProtoTaskSync frame, [list ID][payload], to its
+// open list.
+func (a *Agent) onTaskSync(from PeerID, msg []byte) {
 	var id TaskListID
-	copy(id[:], msg[1:])
+	if len(msg) < len(id) {
+		return
+	}
+	copy(id[:], msg)
 	a.lists.mu.Lock()
 	l := a.lists.open[id]
 	a.lists.mu.Unlock()
 	if l != nil {
-		l.list.HandleDirect(from, msg[1+len(id):])
+		l.list.HandleDirect(from, msg[len(id):])
 	}
 }
 
@@ -335,7 +332,7 @@ func (a *Agent) closeTaskLists() error {
 }
 
 // listTransport carries a list's messages: broadcasts on its topic and
-// catch-up frames to one topic neighbour on the bulk stream class.
+// catch-up frames to one topic neighbour (link.ProtoTaskSync).
 type listTransport struct{ l *TaskList }
 
 func (t listTransport) Broadcast(payload []byte) error {
@@ -345,9 +342,9 @@ func (t listTransport) Broadcast(payload []byte) error {
 
 func (t listTransport) Send(peer identity.PeerID, payload []byte) error {
 	id := t.l.list.ID()
-	frame := make([]byte, 0, 1+len(id)+len(payload))
-	frame = append(append(append(frame, bulkTaskList), id[:]...), payload...)
-	return t.l.agent.node.Send(peer, transport.ClassBulk, transport.PriorityLazy, frame)
+	frame := make([]byte, 0, len(id)+len(payload))
+	frame = append(append(frame, id[:]...), payload...)
+	return t.l.agent.node.Send(peer, link.ProtoTaskSync, link.PriorityLazy, frame)
 }
 
 func (t listTransport) Peers() []identity.PeerID {
