@@ -169,6 +169,7 @@ type Stats struct {
 	CheckedUnderLock   uint64 // received messages whose signature was checked under the lock (a copy that was a duplicate when its frame arrived but new when handled)
 	TreeAnnounced      uint64 // tree states sent to topic neighbours
 	TreeParentChanges  uint64 // times this node's tree parent or root changed
+	DropRejected       uint64 // messages a topic Validator refused
 }
 
 // Errors returned by the API.
@@ -238,22 +239,24 @@ type PubSub struct {
 	cfg  Config
 	self membership.NodeDesc
 
-	mu       sync.Mutex
-	closed   bool
-	rng      *rand.Rand
-	topics   map[TopicID]*topic
-	order    []TopicID // sorted subscribed topics (deterministic iteration)
-	active   []identity.PeerID
-	nbTopics map[identity.PeerID][]TopicID
-	dedup    *dedupCache
-	replay   replayWindows
-	seq      uint64
-	timers   []clock.Timer
-	flushing bool
-	ticks    uint64
-	watchers []func(Event)
-	post     []func()
-	stats    Stats
+	mu     sync.Mutex
+	closed bool
+	rng    *rand.Rand
+	topics map[TopicID]*topic
+	// validators by topic (SetValidator), whether subscribed or not
+	validators map[TopicID]Validator
+	order      []TopicID // sorted subscribed topics (deterministic iteration)
+	active     []identity.PeerID
+	nbTopics   map[identity.PeerID][]TopicID
+	dedup      *dedupCache
+	replay     replayWindows
+	seq        uint64
+	timers     []clock.Timer
+	flushing   bool
+	ticks      uint64
+	watchers   []func(Event)
+	post       []func()
+	stats      Stats
 
 	scores         map[identity.PeerID]*peerScore
 	origins        map[identity.AgentID]ratelimit.Bucket
@@ -278,6 +281,7 @@ func New(net link.Network, mem *membership.Membership, cfg Config) (*PubSub, err
 		self:           mem.Self(),
 		rng:            rand.New(rand.NewChaCha8(seed)),
 		topics:         make(map[TopicID]*topic),
+		validators:     make(map[TopicID]Validator),
 		nbTopics:       make(map[identity.PeerID][]TopicID),
 		dedup:          newDedup(cfg.DedupTTL, cfg.DedupMax),
 		replay:         newReplayWindows(cfg.ReplayBytes),
@@ -431,6 +435,14 @@ func (ps *PubSub) Publish(name string, payload []byte) (MsgID, error) {
 	}
 	msg := &Signed{Header: h, Payload: slices.Clone(payload), Sig: ps.cfg.Signer.Sign(hb)}
 	id := MsgID(blake3.Sum256(hb))
+	ps.mu.Lock()
+	v := ps.validators[h.Topic]
+	ps.mu.Unlock()
+	if v != nil {
+		if err := runValidator(v, deliveryOf(id, msg, 0)); err != nil {
+			return MsgID{}, fmt.Errorf("%w: %w", ErrRejected, err)
+		}
+	}
 	ps.do(func() {
 		ps.stats.Published++
 		ps.accept(ps.self.ID, id, hb, msg, 0, kindPublish, nil)
@@ -661,6 +673,7 @@ func (ps *PubSub) onFrame(from identity.PeerID, b []byte) {
 func (ps *PubSub) onDecoded(from identity.PeerID, f *Frame, size int, err error) {
 	cs := contentsOf(f, err)
 	admitted := false
+	var validators []Validator // by message, for those to check
 	ps.do(func() {
 		if err != nil {
 			// Honest peers never send undecodable frames: drop the peer.
@@ -682,6 +695,12 @@ func (ps *PubSub) onDecoded(from identity.PeerID, f *Frame, size int, err error)
 			topicOK := t != nil && msgs[i].Header.Topic == t.id
 			walk := f.Kind == kindPublish && f.Hops > 0
 			c.skip = c.err != nil || ps.dedup.has(c.id) || !(topicOK || walk)
+			if v := ps.validators[msgs[i].Header.Topic]; v != nil && topicOK && !c.skip {
+				if validators == nil {
+					validators = make([]Validator, len(cs))
+				}
+				validators[i] = v
+			}
 		}
 	})
 	if !admitted {
@@ -692,6 +711,9 @@ func (ps *PubSub) onDecoded(from identity.PeerID, f *Frame, size int, err error)
 		if !cs[i].skip {
 			cs[i].err = ps.checkContent(cs[i].hb, msgs[i])
 			cs[i].checked = true
+			if cs[i].err == nil && validators != nil && validators[i] != nil {
+				cs[i].rejected = runValidator(validators[i], deliveryOf(cs[i].id, msgs[i], f.Hops))
+			}
 		}
 	}
 	ps.do(func() { ps.handle(from, f, cs) })
@@ -704,6 +726,7 @@ type content struct {
 	hb            []byte
 	id            MsgID
 	err           error
+	rejected      error // the topic Validator's verdict, if one ran
 	skip, checked bool
 }
 
@@ -913,6 +936,13 @@ func (ps *PubSub) accept(from identity.PeerID, id MsgID, hb []byte, msg *Signed,
 		if err := ps.validate(from, id, hb, msg, c); err != nil {
 			return false
 		}
+		if c != nil && c.rejected != nil {
+			// The application refused it: never delivered or forwarded,
+			// and remembered so that no repair fetches it again.
+			ps.stats.DropRejected++
+			ps.dedup.add(id, ps.cfg.Clock.Now())
+			return false
+		}
 		if !ps.admitOrigin(msg.Header.Origin) {
 			return false
 		}
@@ -1027,8 +1057,7 @@ func (t *topic) dropOldest() {
 
 func (ps *PubSub) deliver(t *topic, id MsgID, msg *Signed, hops uint8) {
 	ps.stats.Delivered++
-	d := Delivery{Topic: t.id, ID: id, Origin: msg.Header.Origin, Seq: msg.Header.Seq,
-		Time: time.UnixMilli(msg.Header.Time), Payload: msg.Payload, Hops: int(hops)}
+	d := deliveryOf(id, msg, hops)
 	for _, s := range t.subs {
 		if s.fn != nil {
 			fn := s.fn
