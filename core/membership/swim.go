@@ -1,10 +1,10 @@
 package membership
 
 import (
+	"slices"
 	"time"
 
-	"slices"
-
+	"github.com/saorsa-labs/x0x-go/core/clock"
 	"github.com/saorsa-labs/x0x-go/core/identity"
 )
 
@@ -427,4 +427,27 @@ func (m *Membership) piggyback() []Update {
 	}
 	m.recent, m.recentTx = m.recent[:j], m.recentTx[:j]
 	return out
+}
+
+type probe struct {
+	target  identity.PeerID
+	acked   bool
+	started time.Time
+	asked   int               // indirect probe helpers asked
+	waiting []identity.PeerID // helpers that have sent neither ACK nor NACK
+}
+
+// probeRound is one protocol period: the probes it sent, and what this node
+// observed of it.
+type probeRound struct {
+	seqs     []uint64
+	ackTimer clock.Timer
+	late     bool // a timer of the round fired late: the period was not observed
+	answers  int  // ACKs and NACKs received for the round's probes
+}
+
+type relay struct {
+	origin identity.PeerID
+	seq    uint64
+	nacked bool
 }

@@ -6,9 +6,9 @@ import (
 	"testing"
 
 	"lukechampine.com/blake3"
+	"pgregory.net/rapid"
 
 	"github.com/saorsa-labs/x0x-go/core/identity"
-	"pgregory.net/rapid"
 )
 
 func idOf(i int) MsgID { return MsgID(blake3.Sum256([]byte{byte(i), byte(i >> 8), byte(i >> 16), 7})) }

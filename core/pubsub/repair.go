@@ -1,0 +1,142 @@
+package pubsub
+
+import (
+	"slices"
+
+	"github.com/saorsa-labs/x0x-go/core/identity"
+	"github.com/saorsa-labs/x0x-go/core/link"
+)
+
+func (ps *PubSub) queueIHave(t *topic, p identity.PeerID, id MsgID) {
+	t.lazyQ[p] = append(t.lazyQ[p], id)
+	if !ps.flushing {
+		ps.flushing = true
+		ps.cfg.Clock.AfterFunc(ps.cfg.IHaveInterval, func() { ps.do(ps.flushIHave) })
+	}
+}
+
+func (ps *PubSub) flushIHave() {
+	ps.flushing = false
+	for _, tid := range ps.order {
+		t := ps.topics[tid]
+		for _, p := range t.peers() {
+			ids := t.lazyQ[p]
+			if len(ids) == 0 {
+				continue
+			}
+			delete(t.lazyQ, p)
+			for len(ids) > 0 {
+				n := min(len(ids), MaxIDsPerFrame)
+				ps.stats.IHavesSent++
+				ps.send(p, link.PriorityLazy, &Frame{Kind: kindIHave, Topic: t.id, IDs: ids[:n]})
+				ids = ids[n:]
+			}
+		}
+	}
+}
+
+// maxMissing bounds the announced-but-not-received IDs tracked per topic
+// (each has a GRAFT timer), so that IHAVE floods cannot exhaust memory.
+const maxMissing = 16384
+
+func (ps *PubSub) announced(t *topic, from identity.PeerID, id MsgID) {
+	if ps.dedup.has(id) {
+		return
+	}
+	m := t.missing[id]
+	if m == nil {
+		if len(t.missing) >= maxMissing {
+			ps.stats.DropMissingFull++
+			return
+		}
+		m = &missing{}
+		t.missing[id] = m
+		m.timer = ps.cfg.Clock.AfterFunc(ps.cfg.GraftTimeout, func() { ps.do(func() { ps.graftTimer(t, id) }) })
+	}
+	if len(m.announcers) < 8 && !slices.Contains(m.announcers, from) {
+		m.announcers = append(m.announcers, from)
+	}
+}
+
+func (ps *PubSub) graftTimer(t *topic, id MsgID) {
+	if ps.topics[t.id] != t {
+		return
+	}
+	m := t.missing[id]
+	if m == nil {
+		return
+	}
+	for len(m.announcers) > 0 {
+		p := m.announcers[0]
+		m.announcers = m.announcers[1:]
+		if !t.isPeer(p) {
+			continue
+		}
+		if len(t.eager) > 0 && t.pulls[p] < pullsBeforeGraft {
+			// Over QUIC a missing eager copy is usually late (a
+			// retransmission), not lost: fetch this one message without
+			// changing the tree, which would otherwise gain a redundant
+			// eager link per late copy. Only a peer we keep having to pull
+			// from (or having no eager peer at all) means the tree is
+			// broken here, and then we GRAFT.
+			t.pulls[p]++
+			ps.stats.IWantsSent++
+			ps.send(p, link.PriorityControl, &Frame{Kind: kindIWant, Topic: t.id, IDs: []MsgID{id}})
+			break
+		}
+		delete(t.pulls, p)
+		ps.toEager(t, p)
+		ps.stats.GraftsSent++
+		ps.send(p, link.PriorityControl, &Frame{Kind: kindGraft, Topic: t.id, IDs: []MsgID{id}})
+		break
+	}
+	if len(m.announcers) == 0 {
+		// Keep the entry until the retry fires so late IHAVEs add announcers.
+		m.timer = ps.cfg.Clock.AfterFunc(ps.cfg.GraftRetry*5, func() {
+			ps.do(func() {
+				if cur := t.missing[id]; cur == m && len(m.announcers) == 0 {
+					delete(t.missing, id)
+				} else if cur == m {
+					ps.graftTimer(t, id)
+				}
+			})
+		})
+		return
+	}
+	m.timer = ps.cfg.Clock.AfterFunc(ps.cfg.GraftRetry, func() { ps.do(func() { ps.graftTimer(t, id) }) })
+}
+
+// pullsBeforeGraft is how many messages a node pulls from one lazy peer
+// (IWANT) within a decay period before it grafts that peer into the tree.
+const pullsBeforeGraft = 3
+
+// pruneDecayTicks is how many maintenance ticks (1 s) pass between halvings
+// of the per-link first/duplicate counters.
+const pruneDecayTicks = 10
+
+func (ps *PubSub) maintain() {
+	now := ps.cfg.Clock.Now()
+	ps.dedup.expire(now)
+	decay := ps.ticks%pruneDecayTicks == 0
+	if decay {
+		ps.decayScores()
+	}
+	ps.ticks++
+	for _, id := range ps.order {
+		t := ps.topics[id]
+		if decay {
+			for p, n := range t.pulls {
+				t.pulls[p] = n / 2
+			}
+		}
+		for len(t.order) > 0 && now.Sub(t.store[t.order[0]].at) > ps.cfg.DedupTTL {
+			t.dropOldest()
+		}
+		if len(t.eager)+len(t.lazy) < ps.cfg.TopicMinPeers && len(ps.active) > 0 {
+			ps.stats.WalksStarted++
+			self := ps.self
+			next := ps.active[ps.rng.IntN(len(ps.active))]
+			ps.send(next, link.PriorityControl, &Frame{Kind: kindFind, Topic: id, Node: &self, Hops: uint8(ps.cfg.WalkTTL)})
+		}
+	}
+}
