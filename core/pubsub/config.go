@@ -28,11 +28,10 @@ type Config struct {
 	AEInterval    time.Duration // anti-entropy period (30 s)
 	AEWindow      time.Duration // age of messages reconciled (4 min)
 	WalkTTL       int           // hops of a subscriber-finding walk (10)
-	StoreMax      int           // messages kept per topic for GRAFT / anti-entropy (8192)
-	DedupMax      int           // dedup cache bound (1<<20)
+	DedupBytes    int           // byte budget of the dedup cache (16 MiB, about 150,000 IDs), oldest evicted first
 	ReplayBytes   int           // byte budget of the per-origin replay windows (64 MiB), LRU-evicted
 	SubBuffer     int           // subscription channel capacity (1024)
-	StoreBytes    int           // payload bytes kept per topic for GRAFT / anti-entropy (64 MiB), oldest evicted first
+	StoreBytes    int           // bytes of messages (payload, signature, header) kept per topic for GRAFT / anti-entropy (8 MiB), oldest evicted first
 
 	// Flood control (see flood.go): frames and bytes per connected peer,
 	// messages per origin. Frames or messages over a rate are dropped and
@@ -57,11 +56,10 @@ func (c Config) withDefaults() Config {
 	defaults.Positive(&c.AEInterval, 30*time.Second)
 	defaults.Positive(&c.AEWindow, 4*time.Minute)
 	defaults.Positive(&c.WalkTTL, 10)
-	defaults.Positive(&c.StoreMax, 8192)
-	defaults.Positive(&c.DedupMax, 1<<20)
+	defaults.Positive(&c.DedupBytes, 16<<20)
 	defaults.Positive(&c.ReplayBytes, 64<<20)
 	defaults.Positive(&c.SubBuffer, 1024)
-	defaults.Positive(&c.StoreBytes, 64<<20)
+	defaults.Positive(&c.StoreBytes, 8<<20)
 	defaults.Positive(&c.PeerFrameRate, 2000)
 	defaults.Positive(&c.PeerFrameBurst, 4000)
 	defaults.Positive(&c.PeerByteRate, 16<<20)

@@ -40,8 +40,9 @@ func TestOriginFloodIsCapped(t *testing.T) {
 	}
 }
 
-// The per-topic store keeps at most StoreBytes of payload, evicting the
-// oldest messages first (issue 10, attack 9: stores bounded by bytes).
+// The per-topic store keeps at most StoreBytes of messages (payload,
+// signature, header), evicting the oldest messages first (issue 10, attack
+// 9: stores bounded by bytes).
 func TestStoreIsBoundedByBytes(t *testing.T) {
 	c := &tcluster{t: t, w: sim.NewWorld(sim.Config{Seed: 12}), known: map[identity.AgentID]bool{}, keys: StaticKeys{},
 		tune: func(cfg *Config) { cfg.StoreBytes = 64 << 10 }}

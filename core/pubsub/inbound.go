@@ -369,8 +369,8 @@ func (ps *PubSub) store(t *topic, id MsgID, msg *Signed, hops uint8) {
 	now := ps.cfg.Clock.Now()
 	for len(t.order) > 0 {
 		old := t.store[t.order[0]]
-		expired := len(t.order) >= ps.cfg.StoreMax || now.Sub(old.at) > ps.cfg.DedupTTL
-		overBudget := t.storeB+len(msg.Payload) > ps.cfg.StoreBytes
+		expired := now.Sub(old.at) > ps.cfg.DedupTTL
+		overBudget := t.storeB+storedSize(msg) > ps.cfg.StoreBytes
 		if !expired && !overBudget {
 			break
 		}
@@ -381,12 +381,20 @@ func (ps *PubSub) store(t *topic, id MsgID, msg *Signed, hops uint8) {
 	}
 	t.store[id] = &stored{msg: *msg, hops: hops, at: now}
 	t.order = append(t.order, id)
-	t.storeB += len(msg.Payload)
+	t.storeB += storedSize(msg)
 }
+
+// storedOverhead approximates what a stored message costs besides its
+// payload and signature: its header, struct, map entry and order slot.
+const storedOverhead = 256
+
+// storedSize is what msg costs in a topic's store (the store's budget is
+// in these bytes, not in messages).
+func storedSize(msg *Signed) int { return len(msg.Payload) + len(msg.Sig) + storedOverhead }
 
 // dropOldest removes the oldest stored message.
 func (t *topic) dropOldest() {
-	t.storeB -= len(t.store[t.order[0]].msg.Payload)
+	t.storeB -= storedSize(&t.store[t.order[0]].msg)
 	delete(t.store, t.order[0])
 	t.order = t.order[1:]
 }

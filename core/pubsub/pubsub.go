@@ -151,7 +151,7 @@ func New(net link.Network, mem *membership.Membership, cfg Config) (*PubSub, err
 		topics:         make(map[TopicID]*topic),
 		validators:     make(map[TopicID]Validator),
 		nbTopics:       make(map[identity.PeerID][]TopicID),
-		dedup:          newDedup(cfg.DedupTTL, cfg.DedupMax),
+		dedup:          newDedup(cfg.DedupTTL, cfg.DedupBytes/dedupEntryBytes),
 		replay:         newReplayWindows(cfg.ReplayBytes),
 		scores:         make(map[identity.PeerID]*peerScore),
 		origins:        make(map[identity.AgentID]ratelimit.Bucket),

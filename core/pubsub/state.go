@@ -17,6 +17,10 @@ type dedupCache struct {
 	head  int
 }
 
+// dedupEntryBytes is what one remembered ID costs: its map entry (key,
+// time, bucket overhead) and its slot in the expiry order.
+const dedupEntryBytes = 112
+
 func newDedup(ttl time.Duration, max int) *dedupCache {
 	return &dedupCache{ttl: ttl, max: max, seen: make(map[MsgID]time.Time)}
 }
@@ -93,17 +97,20 @@ func (w *replayWindow) mark(seq uint64, id MsgID) {
 		w.highest = seq
 	}
 	if seq > w.highest {
-		// Clear the bits that slide out of the window.
-		for s := w.highest + 1; s <= seq && s-w.highest <= windowBits; s++ {
-			old := s - windowBits
-			if s >= windowBits {
-				delete(w.ids, old)
-			}
-			w.bits[(s%windowBits)/64] &^= 1 << (s % 64)
-		}
-		if seq-w.highest > windowBits {
+		if seq-w.highest >= windowBits {
+			// The whole window slides out (sequence numbers are
+			// microsecond timestamps: the usual case for a new message).
 			clear(w.ids)
 			w.bits = [windowBits / 64]uint64{}
+		} else {
+			// Slot s%windowBits held s-windowBits, which slides out.
+			for s := w.highest + 1; s <= seq; s++ {
+				word, bit := (s%windowBits)/64, uint64(1)<<(s%64)
+				if w.bits[word]&bit != 0 {
+					delete(w.ids, s-windowBits)
+					w.bits[word] &^= bit
+				}
+			}
 		}
 		w.highest = seq
 	}

@@ -58,6 +58,31 @@ func TestReplayWindow(t *testing.T) {
 	}
 }
 
+// The window remembers IDs only for the sequence numbers inside it,
+// whether it slides by one, by part of its width, or jumps past it (the
+// usual case: sequence numbers are microsecond timestamps).
+func TestReplayWindowForgetsWhatSlidesOut(t *testing.T) {
+	var w replayWindow
+	for s := uint64(1); s <= 3*windowBits; s++ {
+		w.mark(s, idOf(int(s)))
+	}
+	if len(w.ids) != windowBits {
+		t.Fatalf("%d IDs remembered after sliding by one, want %d", len(w.ids), windowBits)
+	}
+	top := uint64(3 * windowBits)
+	w.mark(top+10, idOf(1)) // slides 10 out
+	if len(w.ids) != windowBits-10+1 {
+		t.Fatalf("%d IDs after a partial slide, want %d", len(w.ids), windowBits-10+1)
+	}
+	if w.check(top, idOf(2)) || !w.check(top, idOf(int(top))) {
+		t.Fatal("in-window sequence number not checked against its ID after a partial slide")
+	}
+	w.mark(top+10+windowBits, idOf(3)) // jumps past the window
+	if len(w.ids) != 1 || !w.check(top+10, idOf(4)) {
+		t.Fatalf("after a jump: %d IDs remembered", len(w.ids))
+	}
+}
+
 func TestNextSeqIsRestartSafe(t *testing.T) {
 	t0 := time.Unix(1_800_000_000, 0)
 	// A run that published 1,000 messages in one second...

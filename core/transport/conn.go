@@ -31,9 +31,9 @@ var errLocalClose = errors.New("transport: closed locally")
 
 // Write path tuning.
 const (
-	writeBatchBytes = 256 << 10 // frames coalesced into one stream write (pooled buffers)
-	bigFrameBytes   = 128 << 10 // bodies at least this large are written without copying
-	readBufferBytes = 16 << 10  // bufio buffer per inbound class stream
+	writeBatchBytes = 64 << 10 // frames coalesced into one stream write (pooled buffers: 64 KiB is ~45 packets)
+	bigFrameBytes   = 32 << 10 // bodies at least this large are written without copying
+	readBufferBytes = 16 << 10 // bufio buffer per inbound class stream
 )
 
 // urgency maps a class to a QUIC stream urgency (lower is sent first), so
