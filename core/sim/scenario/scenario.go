@@ -113,6 +113,8 @@ type Result struct {
 	RMRSteady float64 `json:"rmr_steady_state"`
 	// LDHMax is the largest hop count of a delivery (pulled ones included).
 	LDHMax int `json:"ldh_max"`
+	// HopHistogram[h] is the number of deliveries that took h hops.
+	HopHistogram []int `json:"hop_histogram"`
 	// TreeDepthMax is the largest distance to its tree's root of a live
 	// subscriber at the end of the run (a tree's diameter is at most twice
 	// its depth).
@@ -207,6 +209,7 @@ type run struct {
 	pubs   []*pub
 	byID   map[pubsub.MsgID]int
 	ldh    int
+	hops   []int // deliveries by hop count
 	topics []string
 }
 
@@ -365,6 +368,10 @@ func (r *run) delivered(i int, d pubsub.Delivery) {
 	if d.Hops > r.ldh {
 		r.ldh = d.Hops
 	}
+	for len(r.hops) <= d.Hops {
+		r.hops = append(r.hops, 0)
+	}
+	r.hops[d.Hops]++
 }
 
 func (r *run) randomLive() int { return r.randomLiveBelow(len(r.nodes)) }
@@ -461,6 +468,7 @@ func (r *run) result(res *Result, base, half traffic) {
 		res.RMRSteady = float64(now.payloads-half.payloads)/float64(remoteSecondHalf) - 1
 	}
 	res.LDHMax = r.ldh
+	res.HopHistogram = r.hops
 	for _, n := range r.nodes {
 		for _, k := range n.topics {
 			if st, ok := n.ps.Tree(r.topics[k]); ok && n.net.Alive() {
