@@ -8,6 +8,7 @@ import "C"
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -17,8 +18,8 @@ import (
 
 // agentEntry is what an agent handle names: the facade agent and the
 // event delivery state. Its dispatcher goroutine (run) is owned by the
-// entry: it ends when the agent's event channel is closed by Close, and
-// x0x_agent_destroy waits for it (done).
+// entry: it ends when the agent is destroyed (stop), and
+// x0x_agent_destroy waits for it (done) and for the forwarders (fwd).
 type agentEntry struct {
 	handle uint64
 	a      *x0x.Agent
@@ -29,22 +30,30 @@ type agentEntry struct {
 	cb   C.x0x_event_cb
 	ud   unsafe.Pointer // caller's user data (C memory, never dereferenced)
 
-	// inbox carries events from sources other than the node (topic
-	// subscriptions, task lists, injected events) to run, so that every
-	// event goes through one dispatcher, one at a time, as the header
+	// inbox carries events from the forwarders (the agent's event stream,
+	// topic subscriptions, task lists) and injected events to run, so that
+	// every event goes through one dispatcher, one at a time, as the header
 	// promises for callbacks.
 	inbox chan event
-	// stop is closed by destroy: forwarders and injectors give up on it.
+	// stop is closed by destroy: the dispatcher, forwarders and injectors
+	// give up on it.
 	stop chan struct{}
-	// fwd counts the forwarder goroutines; destroy waits for them.
+	// fwd counts the forwarder goroutines; destroy waits for them. Each
+	// ends when its facade stream ends (the agent's Close ends them all).
 	fwd sync.WaitGroup
 
 	subMu       sync.Mutex
-	subs        map[string]*x0x.Subscription // nil once destroyed
-	subsDropped uint64                       // drops of ended subscriptions
+	subs        map[string]*topicSub         // nil once destroyed
+	subsDropped atomic.Uint64                // messages subscriptions dropped (lag markers)
 	lists       map[x0x.TaskListID]*openList // nil once destroyed
 
 	done chan struct{}
+}
+
+// topicSub is one x0x_subscribe: the topic handle and its subscription.
+type topicSub struct {
+	topic *x0x.Topic
+	sub   *x0x.Subscription
 }
 
 // inboxCapacity bounds the events waiting for the dispatcher from
@@ -54,7 +63,7 @@ const inboxCapacity = 1024
 // newAgentEntry wraps a facade agent and its pull queue.
 func newAgentEntry(a *x0x.Agent, q *eventQueue) *agentEntry {
 	return &agentEntry{a: a, q: q, inbox: make(chan event, inboxCapacity), stop: make(chan struct{}),
-		subs: map[string]*x0x.Subscription{}, lists: map[x0x.TaskListID]*openList{}, done: make(chan struct{})}
+		subs: map[string]*topicSub{}, lists: map[x0x.TaskListID]*openList{}, done: make(chan struct{})}
 }
 
 // callCtx is the context of a blocking call on this agent: it ends at the
@@ -91,22 +100,37 @@ func (e *agentEntry) setCallback(cb C.x0x_event_cb, ud unsafe.Pointer) {
 }
 
 // run delivers the agent's events, to the callback if one is registered
-// and to the pull queue otherwise, until the event channel is closed.
+// and to the pull queue otherwise, until the agent is destroyed.
 func (e *agentEntry) run() {
 	defer close(e.done)
 	defer e.q.close()
-	nodeEvents := e.a.Events()
 	for {
 		select {
-		case ev, ok := <-nodeEvents:
-			if !ok {
-				return
-			}
-			if ce, known := convertEvent(ev); known {
-				e.deliver(ce)
-			}
 		case ce := <-e.inbox:
 			e.deliver(ce)
+		case <-e.stop:
+			return
+		}
+	}
+}
+
+// forwardEvents moves the agent's events (connections, agent changes,
+// direct messages, NAT type) to the dispatcher until the stream ends. Kinds
+// the ABI does not know are skipped; events the stream dropped while the
+// dispatcher was busy are the node's drops, which x0x_events_dropped does
+// not count (see the header).
+func (e *agentEntry) forwardEvents(s *x0x.Stream[x0x.Event]) {
+	defer e.fwd.Done()
+	for {
+		ev, err := s.Next(context.Background())
+		if errors.Is(err, x0x.ErrLagged) {
+			continue
+		}
+		if err != nil {
+			return
+		}
+		if ce, known := convertEvent(ev); known && !e.post(ce) {
+			return
 		}
 	}
 }

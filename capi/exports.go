@@ -158,7 +158,7 @@ type config struct {
 	machineKeyPath string
 	bootstrap      []string
 	passphrase     []byte
-	identity       *x0x.KeyPair
+	identity       *x0x.AgentKey
 	queueCap       int
 }
 
@@ -178,12 +178,12 @@ func getAgent(h uint64) (*agentEntry, error) {
 	return obj.(*agentEntry), nil
 }
 
-func getIdentity(h uint64) (*x0x.KeyPair, error) {
+func getIdentity(h uint64) (*x0x.AgentKey, error) {
 	obj, err := handles.get(h, kindIdentity)
 	if err != nil {
 		return nil, err
 	}
-	return obj.(*x0x.KeyPair), nil
+	return obj.(*x0x.AgentKey), nil
 }
 
 //export x0x_id_to_hex
@@ -316,7 +316,7 @@ func x0x_config_set_identity(h, id C.uint64_t) C.int {
 		if err != nil {
 			return err
 		}
-		var kp *x0x.KeyPair
+		var kp *x0x.AgentKey
 		if id != 0 {
 			if kp, err = getIdentity(uint64(id)); err != nil {
 				return err
@@ -396,6 +396,12 @@ func newAgent(ctx context.Context, c *config) (uint64, error) {
 		a.Close()
 		return 0, err
 	}
+	events, err := a.Events()
+	if err != nil {
+		a.Close()
+		q.close()
+		return 0, err
+	}
 	e := newAgentEntry(a, q)
 	h, err := handles.add(kindAgent, e)
 	if err != nil {
@@ -404,6 +410,8 @@ func newAgent(ctx context.Context, c *config) (uint64, error) {
 		return 0, err
 	}
 	e.handle = h
+	e.fwd.Add(1)
+	go e.forwardEvents(events)
 	go e.run()
 	return h, nil
 }
@@ -550,8 +558,12 @@ func x0x_connected_peers(h C.uint64_t, out **C.uint8_t, count *C.size_t) C.int {
 		if out == nil || count == nil {
 			return errInvalidArg("out_ids or out_count is NULL")
 		}
-		peers := e.a.ConnectedPeers()
-		*out, *count = ids(peers), C.size_t(len(peers))
+		peers := e.a.Peers()
+		list := make([]x0x.ID, len(peers))
+		for i, p := range peers {
+			list[i] = p.ID
+		}
+		*out, *count = ids(list), C.size_t(len(list))
 		return nil
 	})
 }

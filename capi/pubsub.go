@@ -7,6 +7,7 @@ package main
 import "C"
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"unsafe"
@@ -44,8 +45,8 @@ func topicEvent(m x0x.Message) event {
 		nums: [4]uint64{m.Seq, uint64(m.Time.UnixMilli()), uint64(m.Hops)}}
 }
 
-// subscribe subscribes the agent to topic unless it already is, and starts
-// the forwarder that feeds its messages to the dispatcher.
+// subscribe joins topic and subscribes to it unless the agent already
+// is, and starts the forwarder that feeds its messages to the dispatcher.
 func (e *agentEntry) subscribe(topic string) error {
 	e.subMu.Lock()
 	defer e.subMu.Unlock()
@@ -55,11 +56,16 @@ func (e *agentEntry) subscribe(topic string) error {
 	if _, ok := e.subs[topic]; ok {
 		return nil
 	}
-	sub, err := e.a.Subscribe(topic)
+	t, err := e.a.Join(context.Background(), topic)
 	if err != nil {
 		return err
 	}
-	e.subs[topic] = sub
+	sub, err := t.Subscribe()
+	if err != nil {
+		t.Leave()
+		return err
+	}
+	e.subs[topic] = &topicSub{topic: t, sub: sub}
 	e.fwd.Add(1)
 	go e.forward(sub)
 	return nil
@@ -67,11 +73,20 @@ func (e *agentEntry) subscribe(topic string) error {
 
 // forward moves a subscription's messages to the dispatcher until the
 // subscription ends or the agent is destroyed. While the dispatcher is
-// busy, messages wait in the subscription's buffer (and are dropped and
-// counted when it is full).
+// busy, messages wait in the subscription's buffer; those it drops when
+// full are counted (lag markers).
 func (e *agentEntry) forward(sub *x0x.Subscription) {
 	defer e.fwd.Done()
-	for m := range sub.C {
+	for {
+		m, err := sub.Next(context.Background())
+		var lag *x0x.LaggedError
+		if errors.As(err, &lag) {
+			e.subsDropped.Add(lag.Missed)
+			continue
+		}
+		if err != nil {
+			return
+		}
 		if !e.post(topicEvent(m)) {
 			return
 		}
@@ -85,7 +100,7 @@ func (e *agentEntry) unsubscribe(topic string) error {
 		e.subMu.Unlock()
 		return x0x.ErrClosed
 	}
-	sub, ok := e.subs[topic]
+	ts, ok := e.subs[topic]
 	if ok {
 		delete(e.subs, topic)
 	}
@@ -93,23 +108,25 @@ func (e *agentEntry) unsubscribe(topic string) error {
 	if !ok {
 		return &apiError{statusNotFound, fmt.Sprintf("not subscribed to topic %q", topic)}
 	}
-	sub.Unsubscribe()
-	e.subMu.Lock()
-	e.subsDropped += sub.Dropped()
-	e.subMu.Unlock()
+	ts.sub.Close()
+	ts.topic.Leave()
 	return nil
 }
 
 // subscriptionDrops returns the messages subscriptions dropped because the
 // dispatcher fell behind.
-func (e *agentEntry) subscriptionDrops() uint64 {
-	e.subMu.Lock()
-	defer e.subMu.Unlock()
-	n := e.subsDropped
-	for _, s := range e.subs {
-		n += s.Dropped()
+func (e *agentEntry) subscriptionDrops() uint64 { return e.subsDropped.Load() }
+
+// publish publishes data on topic through a publish-only handle: the
+// agent need not subscribe, and publishing does not make its node carry
+// the topic.
+func (e *agentEntry) publish(ctx context.Context, topic string, data []byte) (x0x.MsgID, error) {
+	t, err := e.a.Join(ctx, topic, x0x.PublishOnly())
+	if err != nil {
+		return x0x.MsgID{}, err
 	}
-	return n
+	defer t.Leave()
+	return t.Publish(ctx, data)
 }
 
 //export x0x_subscribe
@@ -147,7 +164,7 @@ func x0x_publish(h C.uint64_t, topic *C.char, payload *C.uint8_t, n C.size_t, ti
 		}
 		ctx, cancel := e.callCtx(timeoutMS)
 		defer cancel()
-		id, err := e.a.Publish(ctx, t, data)
+		id, err := e.publish(ctx, t, data)
 		if err != nil {
 			if errors.Is(err, x0x.ErrPayloadTooLarge) {
 				return errTooLarge(err.Error())

@@ -30,7 +30,7 @@ func TestPublishSubscribeThroughQueue(t *testing.T) {
 	// subscriber yet.
 	publishUntil := func(from, to *agentEntry, payload string) event {
 		for {
-			if _, err := from.a.Publish(ctx, "chat", []byte(payload)); err != nil {
+			if _, err := from.publish(ctx, "chat", []byte(payload)); err != nil {
 				t.Fatal(err)
 			}
 			for _, ev := range to.q.pop(64) {

@@ -10,39 +10,33 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/saorsa-labs/x0x-go/core/identity"
-	"github.com/saorsa-labs/x0x-go/core/identity/keystore"
-	"github.com/saorsa-labs/x0x-go/core/link"
-	"github.com/saorsa-labs/x0x-go/core/transport"
-	"github.com/saorsa-labs/x0x-go/core/wire"
 	"github.com/saorsa-labs/x0x-go/core/x0x"
 )
 
-// Every sentinel the facade re-exports maps to its status however the
-// lower layers wrap it.
+// Every facade sentinel maps to its status however it is wrapped (the
+// facade translates the lower layers' errors to these; see core/x0x).
 func TestSentinelStatus(t *testing.T) {
 	want := map[error]status{
-		keystore.ErrWrongPassphrase:    statusWrongPassphrase,
-		keystore.ErrPassphraseRequired: statusWrongPassphrase,
-		keystore.ErrCorrupt:            statusCorrupt,
-		keystore.ErrUnsupportedVersion: statusCorrupt,
-		keystore.ErrWrongSecret:        statusCrypto,
-		keystore.ErrPermissions:        statusIO,
-		keystore.ErrNotFound:           statusNotFound,
-		keystore.ErrInvalidParams:      statusInvalidArg,
-		link.ErrTooLarge:               statusTooLarge,
-		link.ErrClosed:                 statusClosed,
-		transport.ErrNoRoute:           statusNoRoute,
-		transport.ErrAuthFailed:        statusAuth,
-		transport.ErrAuthTimeout:       statusTimeout,
-		transport.ErrNotPostQuantum:    statusCrypto,
-		transport.ErrSelfConnect:       statusInvalidArg,
-		transport.ErrPeerClosed:        statusIO,
-		wire.ErrTooLarge:               statusTooLarge,
-		identity.ErrCertExpired:        statusCrypto,
+		x0x.ErrWrongPassphrase:    statusWrongPassphrase,
+		x0x.ErrPassphraseRequired: statusWrongPassphrase,
+		x0x.ErrCorrupt:            statusCorrupt,
+		x0x.ErrUnsupportedVersion: statusCorrupt,
+		x0x.ErrWrongSecret:        statusCrypto,
+		x0x.ErrPermissions:        statusIO,
+		x0x.ErrKeyNotFound:        statusNotFound,
+		x0x.ErrInvalidArgument:    statusInvalidArg,
+		x0x.ErrPayloadTooLarge:    statusTooLarge,
+		x0x.ErrClosed:             statusClosed,
+		x0x.ErrNoRoute:            statusNoRoute,
+		x0x.ErrAuthFailed:         statusAuth,
+		x0x.ErrAuthTimeout:        statusTimeout,
+		x0x.ErrNotPostQuantum:     statusCrypto,
+		x0x.ErrSelfConnect:        statusInvalidArg,
+		x0x.ErrPeerClosed:         statusIO,
+		x0x.ErrCertExpired:        statusCrypto,
 	}
 	for s, st := range want {
-		wrapped := &keystore.FileError{Path: "/x/agent.key", Err: fmt.Errorf("%w: detail", s)}
+		wrapped := &x0x.FileError{Path: "/x/agent.key", Err: fmt.Errorf("%w: detail", s)}
 		if got := classify(wrapped); got != st {
 			t.Errorf("classify(%v) = %d, want %d", wrapped, got, st)
 		}
@@ -55,9 +49,11 @@ func TestSentinelStatus(t *testing.T) {
 			t.Errorf("classify(%v) = %d, want %d", e.err, got, e.st)
 		}
 	}
-	peerMismatch := &transport.PeerMismatchError{}
-	if got := classify(peerMismatch); got != statusAuth {
+	if got := classify(&x0x.PeerMismatchError{}); got != statusAuth {
 		t.Errorf("PeerMismatchError -> %d", got)
+	}
+	if got := classify(&x0x.ConfigError{Setting: "s", Reason: "r"}); got != statusInvalidArg {
+		t.Errorf("ConfigError -> %d", got)
 	}
 }
 
@@ -75,8 +71,8 @@ func TestClassify(t *testing.T) {
 		{fmt.Errorf("complete: %w", x0x.ErrClaimedByOther), statusClaimedByOther},
 		{fmt.Errorf("add: %w", x0x.ErrNotWriter), statusNotWriter},
 		{fmt.Errorf("claim: %w", x0x.ErrTaskNotFound), statusNotFound},
-		{fmt.Errorf("add: %w", x0x.ErrTaskInvalid), statusInvalidArg},
-		{fmt.Errorf("open: %w", x0x.ErrTaskStoreCorrupt), statusCorrupt},
+		{fmt.Errorf("add: %w", x0x.ErrInvalidArgument), statusInvalidArg},
+		{fmt.Errorf("open: %w", x0x.ErrCorrupt), statusCorrupt},
 		{fmt.Errorf("x0x: join failed: %w", x0x.ErrNoBootstrap), statusNoPeers},
 		{fmt.Errorf("op: %w", context.DeadlineExceeded), statusTimeout},
 		{os.ErrDeadlineExceeded, statusTimeout},
@@ -84,10 +80,10 @@ func TestClassify(t *testing.T) {
 		{&fs.PathError{Op: "open", Path: "/nope", Err: fs.ErrNotExist}, statusNotFound},
 		{&fs.PathError{Op: "open", Path: "/nope", Err: fs.ErrPermission}, statusIO},
 		// errors.Join: the most specific known leaf decides.
-		{fmt.Errorf("x0x: join failed: %w", errors.Join(errors.New("unknown"), transport.ErrPeerClosed, transport.ErrPeerMismatch)), statusAuth},
+		{fmt.Errorf("x0x: join failed: %w", errors.Join(errors.New("unknown"), x0x.ErrPeerClosed, x0x.ErrPeerMismatch)), statusAuth},
 		// As the transport reports a peer that closed after failed authentication.
-		{fmt.Errorf("%w: %w (reason)", transport.ErrPeerClosed, transport.ErrAuthFailed), statusAuth},
-		{fmt.Errorf("%w: the peer disconnected", transport.ErrPeerClosed), statusIO},
+		{fmt.Errorf("%w: %w (reason)", x0x.ErrPeerClosed, x0x.ErrAuthFailed), statusAuth},
+		{fmt.Errorf("%w: the peer disconnected", x0x.ErrPeerClosed), statusIO},
 		// An error with the same text as a sentinel is not that sentinel.
 		{errors.New("wrong passphrase"), statusOther},
 		{errors.New("something else"), statusOther},

@@ -7,7 +7,9 @@ package main
 import "C"
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 
@@ -69,10 +71,14 @@ func (e *agentEntry) openTaskList(l *x0x.TaskList) (uint64, error) {
 	}
 	ol := e.lists[l.ID()]
 	if ol == nil {
+		changes, err := l.Changes()
+		if err != nil {
+			return 0, err
+		}
 		ol = &openList{agent: e, list: l}
 		e.lists[l.ID()] = ol
 		e.fwd.Add(1)
-		go e.forwardChanges(l)
+		go e.forwardChanges(l.ID(), changes)
 	}
 	h, err := handles.add(kindTaskList, &listHandle{ol})
 	if err != nil {
@@ -83,12 +89,18 @@ func (e *agentEntry) openTaskList(l *x0x.TaskList) (uint64, error) {
 }
 
 // forwardChanges turns a list's changes into events until the list is
-// left or the agent destroyed.
-func (e *agentEntry) forwardChanges(l *x0x.TaskList) {
+// left or the agent destroyed (the stream then ends).
+func (e *agentEntry) forwardChanges(id x0x.TaskListID, changes *x0x.Stream[x0x.TaskChange]) {
 	defer e.fwd.Done()
-	id := l.ID()
 	topic := id.String()
-	for ch := range l.Changes() {
+	for {
+		ch, err := changes.Next(context.Background())
+		if errors.Is(err, x0x.ErrLagged) {
+			continue
+		}
+		if err != nil {
+			return
+		}
 		op := taskOp(ch.Kind)
 		if op == 0 {
 			continue
@@ -167,7 +179,9 @@ func x0x_tasklist_create(h C.uint64_t, name *C.char, out *C.uint64_t) C.int {
 		if out == nil {
 			return errInvalidArg("out is NULL")
 		}
-		l, err := e.a.CreateTaskList(n)
+		ctx, cancel := e.callCtx(0)
+		defer cancel()
+		l, err := e.a.CreateTaskList(ctx, n)
 		if err != nil {
 			return err
 		}
@@ -190,7 +204,9 @@ func x0x_tasklist_join(h C.uint64_t, listID *C.uint8_t, out *C.uint64_t) C.int {
 		if out == nil {
 			return errInvalidArg("out is NULL")
 		}
-		l, err := e.a.JoinTaskList(x0x.TaskListID(id))
+		ctx, cancel := e.callCtx(0)
+		defer cancel()
+		l, err := e.a.JoinTaskList(ctx, x0x.TaskListID(id))
 		if err != nil {
 			return err
 		}

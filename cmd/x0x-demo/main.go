@@ -133,27 +133,31 @@ func run(ctx context.Context, bootstrap, healthURL string, out io.Writer) error 
 // exchange sends text from one agent to another and waits for it to arrive
 // intact with the right sender.
 func exchange(ctx context.Context, out io.Writer, fromName string, from *x0x.Agent, toName string, to *x0x.Agent, text string) error {
+	events, err := to.Events() // before sending: a stream sees events from when it opens
+	if err != nil {
+		return err
+	}
+	defer events.Close()
 	if err := from.SendDirect(ctx, to.AgentID(), []byte(text)); err != nil {
 		return fmt.Errorf("%s -> %s: %w", fromName, toName, err)
 	}
 	say(out, fromName, "-> %s: %q", toName, text)
 	for {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s never received %q: %w", toName, text, ctx.Err())
-		case ev, ok := <-to.Events():
-			if !ok {
-				return fmt.Errorf("%s's events closed", toName)
-			}
-			if ev.Kind != x0x.EventDirectMessage {
-				continue
-			}
-			if ev.From != from.AgentID() || string(ev.Payload) != text {
-				return fmt.Errorf("%s got %q from %s, want %q from %s", toName, ev.Payload, ev.From.Short(), text, from.AgentID().Short())
-			}
-			say(out, toName, "<- %s (agent %s, signature-bound connection): %q", fromName, ev.From.Short(), ev.Payload)
-			return nil
+		ev, err := events.Next(ctx)
+		if errors.Is(err, x0x.ErrLagged) {
+			continue
 		}
+		if err != nil {
+			return fmt.Errorf("%s never received %q: %w", toName, text, err)
+		}
+		if ev.Kind != x0x.EventDirectMessage {
+			continue
+		}
+		if ev.From != from.AgentID() || string(ev.Payload) != text {
+			return fmt.Errorf("%s got %q from %s, want %q from %s", toName, ev.Payload, ev.From.Short(), text, from.AgentID().Short())
+		}
+		say(out, toName, "<- %s (agent %s, signature-bound connection): %q", fromName, ev.From.Short(), ev.Payload)
+		return nil
 	}
 }
 

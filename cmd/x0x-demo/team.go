@@ -55,11 +55,16 @@ func runTeam(ctx context.Context, dir, bootstrap string, out io.Writer) error {
 		return fmt.Errorf("join: %w", err)
 	}
 	say(out, "go", "agent %s joined through the bootstrap node", a.AgentID().Short())
-	sub, err := a.Subscribe(teamTopic)
+	topic, err := a.Join(ctx, teamTopic)
 	if err != nil {
 		return err
 	}
-	list, err := a.CreateTaskList("launch checklist", x0x.OpenToAll())
+	defer topic.Leave()
+	sub, err := topic.Subscribe()
+	if err != nil {
+		return err
+	}
+	list, err := a.CreateTaskList(ctx, "launch checklist", x0x.OpenToAll())
 	if err != nil {
 		return err
 	}
@@ -78,25 +83,30 @@ func runTeam(ctx context.Context, dir, bootstrap string, out io.Writer) error {
 	mine := ids[3]
 	claimedMine, claimAtWritten := false, false
 	finished := false
-	tick := time.NewTicker(500 * time.Millisecond)
-	defer tick.Stop()
+	nextHello := time.Now()
 	for {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("timed out (heard %v, tasks %s)", heard, summary(list.Snapshot()))
-		case m, ok := <-sub.C:
-			if !ok {
-				return errors.New("subscription closed")
+		// Say hello every 500 ms; read the topic in between.
+		if !time.Now().Before(nextHello) {
+			if _, err := topic.Publish(ctx, []byte("hello from go")); err != nil {
+				return err
 			}
+			nextHello = time.Now().Add(500 * time.Millisecond)
+		}
+		wait, cancel := context.WithDeadline(ctx, nextHello)
+		m, err := sub.Next(wait)
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return fmt.Errorf("timed out (heard %v, tasks %s)", heard, summary(list.Snapshot()))
+		case err == nil:
 			text := string(m.Payload)
 			if lang, ok := strings.CutPrefix(text, "hello from "); ok && lang != "go" && !heard[lang] {
 				heard[lang] = true
 				say(out, "go", "heard %q on %s from agent %s", text, teamTopic, m.Origin.Short())
 			}
-		case <-tick.C:
-			if _, err := a.Publish(ctx, teamTopic, []byte("hello from go")); err != nil {
-				return err
-			}
+		case errors.Is(err, context.DeadlineExceeded), errors.Is(err, x0x.ErrLagged):
+		default:
+			return fmt.Errorf("subscription: %w", err)
 		}
 		if !claimAtWritten && allExist(dir, "ready-", []string{"node", "python"}) {
 			at := time.Now().Add(500 * time.Millisecond).UnixMilli()

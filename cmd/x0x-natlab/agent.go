@@ -68,7 +68,10 @@ type labAgent struct {
 	direct   map[string]int64 // sending agent hex -> first arrival (Unix ns)
 	messages map[string][]string
 	lists    map[string]*x0x.TaskList
-	subs     []*x0x.Subscription
+	topics   []*x0x.Topic
+	// pumps counts the goroutines reading the agent's streams; they end
+	// when the agent closes.
+	pumps sync.WaitGroup
 }
 
 // runAgent serves requests from stdin until it closes.
@@ -135,8 +138,10 @@ func (la *labAgent) handle(req request) reply {
 		if err != nil {
 			return fail(err)
 		}
-		if _, up := a.Node().PeerInfo(machine); up {
-			return reply{Already: true, Err: "already connected before the measured connect"}
+		for _, p := range a.Peers() {
+			if p.ID == machine {
+				return reply{Already: true, Err: "already connected before the measured connect"}
+			}
 		}
 		start := time.Now()
 		path, err := a.ConnectPeer(ctx, machine, req.Addr)
@@ -154,26 +159,43 @@ func (la *labAgent) handle(req request) reply {
 		}
 		return reply{OK: true, AtNs: at}
 	case "subscribe":
-		sub, err := a.Subscribe(req.Topic)
+		t, err := a.Join(ctx, req.Topic)
 		if err != nil {
 			return fail(err)
 		}
+		sub, err := t.Subscribe()
+		if err != nil {
+			t.Leave()
+			return fail(err)
+		}
 		la.mu.Lock()
-		la.subs = append(la.subs, sub)
+		la.topics = append(la.topics, t)
 		gen := la.gen
 		la.mu.Unlock()
-		go func() {
-			for m := range sub.C {
+		la.pumps.Go(func() {
+			for {
+				m, err := sub.Next(context.Background())
+				if errors.Is(err, x0x.ErrLagged) {
+					continue
+				}
+				if err != nil {
+					return
+				}
 				la.mu.Lock()
 				if la.gen == gen {
 					la.messages[m.Topic] = append(la.messages[m.Topic], string(m.Payload))
 				}
 				la.mu.Unlock()
 			}
-		}()
+		})
 		return reply{OK: true}
 	case "publish":
-		if _, err := a.Publish(ctx, req.Topic, []byte(req.Msg)); err != nil {
+		t, err := a.Join(ctx, req.Topic, x0x.PublishOnly())
+		if err != nil {
+			return fail(err)
+		}
+		defer t.Leave()
+		if _, err := t.Publish(ctx, []byte(req.Msg)); err != nil {
 			return fail(err)
 		}
 		return reply{OK: true}
@@ -187,11 +209,11 @@ func (la *labAgent) handle(req request) reply {
 		var l *x0x.TaskList
 		var err error
 		if req.Op == "create_list" {
-			l, err = a.CreateTaskList(req.Title, x0x.OpenToAll())
+			l, err = a.CreateTaskList(ctx, req.Title, x0x.OpenToAll())
 		} else {
 			var id x0x.TaskListID
 			if id, err = x0x.ParseTaskListID(req.List); err == nil {
-				l, err = a.JoinTaskList(id)
+				l, err = a.JoinTaskList(ctx, id)
 			}
 		}
 		if err != nil {
@@ -229,14 +251,15 @@ func (la *labAgent) info(a *x0x.Agent) reply {
 	nat, ext := a.NATType()
 	r := reply{OK: true, Machine: a.MachineID().String(), Agent: a.AgentID().String(), NAT: nat, External: ext,
 		Addr: a.AdvertisedAddr()}
-	for _, p := range a.Node().PeersInfo() {
+	for _, p := range a.Peers() {
 		r.PeersUp++
 		if p.Relayed {
 			r.Relayeds++
 		}
 	}
-	st := a.NATStats()
-	r.Upgrades, r.Fallbacks = st.Upgrades, st.RelayFallbacks
+	ms := a.Metrics()
+	r.Upgrades, _ = ms.Value("x0x_nat_upgrades_total")
+	r.Fallbacks, _ = ms.Value("x0x_nat_relay_fallbacks_total")
 	return r
 }
 
@@ -262,8 +285,19 @@ func (la *labAgent) newAgent(ctx context.Context, overlay bool) error {
 	la.messages = make(map[string][]string)
 	la.lists = make(map[string]*x0x.TaskList)
 	la.mu.Unlock()
-	go func() {
-		for ev := range a.Events() {
+	events, err := a.Events()
+	if err != nil {
+		return err
+	}
+	la.pumps.Go(func() {
+		for {
+			ev, err := events.Next(context.Background())
+			if errors.Is(err, x0x.ErrLagged) {
+				continue
+			}
+			if err != nil {
+				return
+			}
 			if ev.Kind != x0x.EventDirectMessage {
 				continue
 			}
@@ -278,7 +312,7 @@ func (la *labAgent) newAgent(ctx context.Context, overlay bool) error {
 			}
 			la.mu.Unlock()
 		}
-	}()
+	})
 	if overlay {
 		if err := a.JoinNetwork(ctx); err != nil {
 			return err
@@ -290,7 +324,9 @@ func (la *labAgent) newAgent(ctx context.Context, overlay bool) error {
 			if err != nil {
 				return err
 			}
-			if err := a.Node().Connect(ctx, peer, addr); err != nil {
+			// A connection only (no overlay join): address reports and
+			// hole-punch coordination.
+			if _, err := a.ConnectPeer(ctx, peer, addr); err != nil {
 				return err
 			}
 		}
@@ -324,13 +360,14 @@ func (la *labAgent) waitDirect(ctx context.Context, from string) (int64, error) 
 
 func (la *labAgent) closeAgent() {
 	la.mu.Lock()
-	a, subs := la.agent, la.subs
-	la.agent, la.subs = nil, nil
+	a, topics := la.agent, la.topics
+	la.agent, la.topics = nil, nil
 	la.mu.Unlock()
-	for _, s := range subs {
-		s.Unsubscribe()
+	for _, t := range topics {
+		t.Leave()
 	}
 	if a != nil {
 		_ = a.Close()
 	}
+	la.pumps.Wait()
 }

@@ -33,7 +33,6 @@ import (
 	"github.com/saorsa-labs/x0x-go/core/adversary"
 	"github.com/saorsa-labs/x0x-go/core/clock"
 	"github.com/saorsa-labs/x0x-go/core/identity"
-	"github.com/saorsa-labs/x0x-go/core/identity/keystore"
 	"github.com/saorsa-labs/x0x-go/core/link"
 	"github.com/saorsa-labs/x0x-go/core/membership"
 	"github.com/saorsa-labs/x0x-go/core/x0x"
@@ -95,7 +94,7 @@ func run(honestN, hostileN int, duration time.Duration, rate float64, settle tim
 			}
 		}
 	}()
-	cheap := keystore.KDFParams{Time: 1, MemoryKiB: 8, Threads: 1}
+	cheap := x0x.KDFParams{Time: 1, MemoryKiB: 8, Threads: 1}
 	for i := range agents {
 		b := x0x.NewBuilder().WithDataDir(fmt.Sprintf("%s/h%d", dir, i)).WithKDF(cheap).WithLogger(quiet)
 		if i > 0 {
@@ -118,9 +117,16 @@ func run(honestN, hostileN int, duration time.Duration, rate float64, settle tim
 		origin[a.AgentID()] = i
 	}
 	recv := make([]*receiver, honestN)
+	topics := make([]*x0x.Topic, honestN)
 	var wg sync.WaitGroup
+	var lagged atomic.Uint64
 	for i, a := range agents {
-		sub, err := a.Subscribe(topic)
+		t, err := a.Join(ctx, topic)
+		if err != nil {
+			return err
+		}
+		topics[i] = t
+		sub, err := t.Subscribe()
 		if err != nil {
 			return err
 		}
@@ -129,7 +135,16 @@ func run(honestN, hostileN int, duration time.Duration, rate float64, settle tim
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for m := range sub.C {
+			for {
+				m, err := sub.Next(context.Background())
+				var lag *x0x.LaggedError
+				if errors.As(err, &lag) {
+					lagged.Add(lag.Missed)
+					continue
+				}
+				if err != nil {
+					return
+				}
 				if len(m.Payload) < 16 {
 					continue
 				}
@@ -190,7 +205,7 @@ publish:
 		payload := binary.BigEndian.AppendUint64(nil, seq)
 		payload = binary.BigEndian.AppendUint64(payload, uint64(time.Now().UnixNano()))
 		pctx, pcancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err := agents[from].Publish(pctx, topic, payload)
+		_, err := topics[from].Publish(pctx, payload)
 		pcancel()
 		if err != nil {
 			return fmt.Errorf("honest publish: %w", err)
@@ -233,8 +248,13 @@ publish:
 		{"soak_latency_p99", pct(0.99), "ms"},
 		{"soak_latency_max", pct(1), "ms"},
 		{"soak_max_rss", float64(measure.Bytes("VmHWM")) / (1 << 20), "MiB"},
+		{"soak_subscriber_lagged", float64(lagged.Load()), "messages"},
 	}
-	figs = append(figs, rejections(agents)...)
+	rejected, err := rejections(agents)
+	if err != nil {
+		return err
+	}
+	figs = append(figs, rejected...)
 	enc := json.NewEncoder(out)
 	for _, f := range figs {
 		if err := enc.Encode(f); err != nil {
@@ -253,31 +273,33 @@ publish:
 }
 
 // rejections sums what the honest agents refused, by reason.
-func rejections(agents []*x0x.Agent) []figure {
+func rejections(agents []*x0x.Agent) ([]figure, error) {
 	sums := map[string]uint64{}
 	for _, a := range agents {
-		ps, ks := a.OverlayStats()
-		ms := a.MembershipStats()
-		ts := a.Node().Stats()
-		for name, v := range map[string]uint64{
-			"pubsub_malformed":          ps.DropMalformed,
-			"pubsub_bad_signature":      ps.DropBadSignature,
-			"pubsub_unknown_signer":     ps.DropUnknownSigner,
-			"pubsub_payload_hash":       ps.DropPayloadHash,
-			"pubsub_rate_limited":       ps.RateLimited,
-			"pubsub_peers_scored_out":   ps.PeersScoredOut,
-			"keys_held_overrun":         ks.HeldOverrun,
-			"keys_timed_out":            ks.TimedOut,
-			"membership_decode_errors":  ms.DecodeErrors,
-			"membership_forged_claims":  ms.ForgedClaims,
-			"membership_unvouched":      ms.Unvouched,
-			"membership_dials_refused":  ms.DialsRefused,
-			"transport_malformed":       ts.MalformedFrames,
-			"transport_protocol_errors": ts.ProtocolErrors,
-			"transport_conns_refused":   ts.ConnectionsRefused,
-			"transport_evicted":         ts.Evicted,
+		ms := a.Metrics()
+		for _, f := range []struct{ figure, metric string }{
+			{"pubsub_malformed", "pubsub_drop_malformed"},
+			{"pubsub_bad_signature", "pubsub_drop_bad_signature"},
+			{"pubsub_unknown_signer", "pubsub_drop_unknown_signer"},
+			{"pubsub_payload_hash", "pubsub_drop_payload_hash"},
+			{"pubsub_rate_limited", "pubsub_rate_limited"},
+			{"pubsub_peers_scored_out", "pubsub_peers_scored_out"},
+			{"keys_held_overrun", "keys_held_overrun"},
+			{"keys_timed_out", "keys_timed_out"},
+			{"membership_decode_errors", "membership_decode_errors"},
+			{"membership_forged_claims", "membership_forged_claims"},
+			{"membership_unvouched", "membership_unvouched"},
+			{"membership_dials_refused", "membership_dials_refused"},
+			{"transport_malformed", "transport_malformed_frames"},
+			{"transport_protocol_errors", "transport_protocol_errors"},
+			{"transport_conns_refused", "transport_connections_refused"},
+			{"transport_evicted", "transport_evicted"},
 		} {
-			sums[name] += v
+			v, ok := ms.Value("x0x_" + f.metric + "_total")
+			if !ok {
+				return nil, fmt.Errorf("no metric x0x_%s_total", f.metric)
+			}
+			sums[f.figure] += v
 		}
 	}
 	names := make([]string, 0, len(sums))
@@ -289,7 +311,7 @@ func rejections(agents []*x0x.Agent) []figure {
 	for _, n := range names {
 		out = append(out, figure{"soak_rejected_" + n, float64(sums[n]), "count"})
 	}
-	return out
+	return out, nil
 }
 
 // hostile runs attacks from hostile peer h until ctx ends and returns how

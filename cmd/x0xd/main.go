@@ -136,13 +136,27 @@ func serve(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	httpErr := make(chan error, 1)
 	go func() { httpErr <- srv.Serve(ln) }()
 
-	// Drain events into the log so the channel never fills.
-	events := agent.Events()
+	// Log the agent's events; the stream ends when the agent closes.
+	events, err := agent.Events()
+	if err != nil {
+		return err
+	}
+	logged := make(chan struct{})
 	go func() {
-		for ev := range events {
+		defer close(logged)
+		for {
+			ev, err := events.Next(context.Background())
+			if errors.Is(err, x0x.ErrLagged) {
+				logger.Warn("events dropped while logging fell behind", "err", err)
+				continue
+			}
+			if err != nil {
+				return
+			}
 			logEvent(logger, ev)
 		}
 	}()
+	defer func() { events.Close(); <-logged }()
 
 	if err := agent.JoinNetwork(ctx); err != nil && !errors.Is(err, x0x.ErrNoBootstrap) {
 		logger.Warn("joining the network failed; peers will be retried", "err", err)

@@ -16,38 +16,6 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func TestSnake(t *testing.T) {
-	for in, want := range map[string]string{"DropBadSignature": "drop_bad_signature", "AERounds": "ae_rounds",
-		"PunchesOK": "punches_ok", "Requests": "requests", "IHavesSent": "i_haves_sent"} {
-		if got := snake(in); got != want {
-			t.Errorf("snake(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
-func TestSumCounters(t *testing.T) {
-	type inner struct{ A, B uint64 }
-	type stats struct {
-		N     uint64
-		Gauge int
-		In    inner
-	}
-	got := sumCounters([]stats{{N: 1, Gauge: 5, In: inner{A: 2}}, {N: 3, In: inner{A: 1, B: 7}}})
-	if got.N != 4 || got.In.A != 3 || got.In.B != 7 || got.Gauge != 0 {
-		t.Fatalf("sum %+v", got)
-	}
-	var b strings.Builder
-	writeCounters(&b, "t", got)
-	for _, want := range []string{"x0x_t_n_total 4\n", "x0x_t_in_a_total 3\n", "x0x_t_in_b_total 7\n"} {
-		if !strings.Contains(b.String(), want) {
-			t.Errorf("missing %q in\n%s", want, b.String())
-		}
-	}
-	if strings.Contains(b.String(), "gauge") {
-		t.Error("a non-counter field was exported")
-	}
-}
-
 func TestParseFlags(t *testing.T) {
 	o, err := parseFlags(nil, io.Discard)
 	if err != nil {

@@ -9,17 +9,27 @@
 //	defer a.Close()
 //	err = a.JoinNetwork(ctx)
 //	err = a.SendDirect(ctx, peerAgent, []byte("hello"))
-//	for ev := range a.Events() { ... }
 //
-// Every Agent also runs the gossip overlay (HyParView + SWIM membership,
-// Plumtree topics; see core/pubsub) on its node; JoinNetwork joins it:
+// Every Agent runs the gossip overlay (HyParView + SWIM membership, a
+// Plumtree tree per topic) on its node. A topic is joined as a handle:
 //
-//	sub, err := a.Subscribe("news")
-//	_, err = a.Publish(ctx, "news", []byte("hi"))
-//	for m := range sub.C { ... } // m.Origin's ML-DSA-65 signature was verified
+//	t, err := a.Join(ctx, "news")
+//	defer t.Leave()
+//	sub, err := t.Subscribe()
+//	_, err = t.Publish(ctx, []byte("hi"))
+//	m, err := sub.Next(ctx) // m.Origin's ML-DSA-65 signature was verified
 //
-// Overlay changes are reported to WatchMembership and WatchTopics listeners
-// (not on the Events channel).
+// Everything that happens arrives on a Stream read with Next(ctx): topic
+// messages (Topic.Subscribe), topic neighbour changes (Topic.Events),
+// connections, direct messages and overlay membership changes
+// (Agent.Events), task-list changes (TaskList.Changes). Streams are bounded;
+// a reader that falls behind loses the oldest items and is told once with a
+// *LaggedError (errors.Is(err, ErrLagged)); Close ends a stream and unblocks
+// its Next with ErrClosed.
+//
+// Every call that may block takes a context. Errors match this package's
+// sentinels with errors.Is (see ErrClosed and the others); no caller needs
+// to import a layer below this package.
 //
 // Only one Go runtime can live in a process; the C ABI, Node and Python
 // bindings all wrap this package.
@@ -34,6 +44,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/saorsa-labs/x0x-go/core/clock"
@@ -46,61 +57,78 @@ import (
 	"github.com/saorsa-labs/x0x-go/core/transport/peercache"
 )
 
-// Identity types, re-exported so that callers need only this package.
+// Identity types. They are aliases of core/identity's: plain 32-byte
+// values (comparable, usable as map keys, printable with String and Short)
+// with no behaviour a caller could misuse, so the facade re-exports them
+// rather than converting every ID at its boundary. Keys, certificates and
+// the other identity types are not re-exported (see AgentKey).
 type (
 	// ID is a 32-byte identity hash: SHA-256("AUTONOMI_PEER_ID_V2:" || public key).
 	ID = identity.ID
 	// AgentID identifies an agent (portable across machines).
 	AgentID = identity.AgentID
-	// MachineID identifies a machine; it is the transport PeerID.
+	// MachineID identifies a machine; it is the node's PeerID.
 	MachineID = identity.MachineID
 	// PeerID identifies a connected node (equal to its MachineID).
 	PeerID = identity.PeerID
-	// KeyPair is an ML-DSA-65 key pair.
-	KeyPair = identity.KeyPair
 )
 
-// Event is something that happened on an agent's node; Kind says which
-// fields are set. See the EventKind constants.
-type Event = transport.Event
+// ParseID parses a 64-hex-digit ID. Errors match ErrInvalidArgument.
+func ParseID(s string) (ID, error) {
+	id, err := identity.ParseID(s)
+	if err != nil {
+		return ID{}, fmt.Errorf("%w: %w", ErrInvalidArgument, err)
+	}
+	return id, nil
+}
 
-// EventKind says what an Event reports.
-type EventKind = transport.EventKind
+// AgentKey is an agent's ML-DSA-65 key pair, as ImportIdentity returns it
+// (Builder.WithAgentKey runs an agent with it, SaveAgentKey stores it).
+// It holds the private key in memory; it is immutable and safe for
+// concurrent use. The zero value holds no key.
+type AgentKey struct{ kp *identity.KeyPair }
 
-// Event kinds.
-const (
-	EventPeerConnected             = transport.EventPeerConnected
-	EventPeerDisconnected          = transport.EventPeerDisconnected
-	EventConnectionFailed          = transport.EventConnectionFailed
-	EventExternalAddressDiscovered = transport.EventExternalAddressDiscovered
-	EventAgentsChanged             = transport.EventAgentsChanged
-	EventDirectMessage             = transport.EventDirectMessage
-	// EventNatTypeDetected reports this node's NAT mapping behaviour in
-	// Event.NAT ("none", "endpoint-independent", "endpoint-dependent") and
-	// its external address in Event.Addr; it is emitted again on a change.
-	EventNatTypeDetected = transport.EventNatTypeDetected
-)
+// ID returns the agent's ID (zero for a nil or zero AgentKey).
+func (k *AgentKey) ID() AgentID {
+	if k == nil || k.kp == nil {
+		return AgentID{}
+	}
+	return k.kp.ID()
+}
 
-// Services are the roles a node offers its peers (see WithServices).
-type Services = transport.Services
+// key returns the key pair, nil for a nil or zero AgentKey.
+func (k *AgentKey) key() *identity.KeyPair {
+	if k == nil {
+		return nil
+	}
+	return k.kp
+}
 
-// Roles a node can offer.
-const (
-	// ServiceCoordinator passes hole-punch requests between its peers.
-	ServiceCoordinator = transport.ServiceCoordinator
-	// ServiceRelay forwards relayed connections' packets between its peers.
-	ServiceRelay = transport.ServiceRelay
-)
+// Path says how ConnectPeer reached a peer.
+type Path struct {
+	// Relayed is true when the connection runs through a relay.
+	Relayed bool
+	// Via is the relay (zero for a direct connection).
+	Via PeerID
+	// Attempts is how many hole-punch attempts were made (0: a direct dial
+	// or an existing connection sufficed).
+	Attempts int
+}
 
-// ParseServices parses a comma-separated list of "coordinator" and "relay".
-func ParseServices(list string) (Services, error) { return transport.ParseServices(list) }
-
-// Path says how ConnectPeer reached a peer: directly or through a relay,
-// and after how many hole-punch attempts.
-type Path = nat.Path
-
-// ParseID parses a 64-hex-digit ID.
-func ParseID(s string) (ID, error) { return identity.ParseID(s) }
+// PeerInfo describes the connection to a peer.
+type PeerInfo struct {
+	// ID is the peer's ID (its MachineID).
+	ID PeerID
+	// Addr is the peer's address as this node sees it (a relay address for
+	// a relayed connection).
+	Addr string
+	// Relayed is true when the connection runs through a relay.
+	Relayed bool
+	// Via is the relay of a relayed connection (zero for a direct one).
+	Via PeerID
+	// Services are the roles the peer offers.
+	Services Services
+}
 
 // Defaults of the Builder.
 const (
@@ -112,21 +140,15 @@ const (
 	DefaultCachedPeers = 5
 )
 
-// ErrNoBootstrap is returned by JoinNetwork when there is nobody to contact:
-// no bootstrap peers and an empty peer cache.
-var ErrNoBootstrap = errors.New("x0x: no bootstrap peers and no cached peers to join")
-
-// ErrClosed is returned by calls on a closed Agent.
-var ErrClosed = errors.New("x0x: agent closed")
-
 // Builder configures and builds an Agent. Its zero value is not usable;
-// start from NewBuilder. Each With method returns the Builder for chaining.
+// start from NewBuilder. Each With method returns the Builder for
+// chaining; settings are checked by Build.
 type Builder struct {
 	dataDir        string
 	machineKeyPath string
 	agentKey       *identity.KeyPair
 	passphrase     []byte
-	kdf            keystore.KDFParams
+	kdf            KDFParams
 	bindAddr       string
 	bootstrap      []string
 	network        string
@@ -134,15 +156,17 @@ type Builder struct {
 	rand           io.Reader
 	logger         *slog.Logger
 	services       Services
-	tune           func(*transport.Config)
+	overlay        OverlayConfig
+	conns          ConnectionConfig
 }
 
-// NewBuilder returns a Builder with the defaults: data directory
-// keystore.DefaultDir() ($X0X_HOME or ~/.x0x), loopback bind address on an
-// ephemeral port, the local network (no built-in bootstrap peers).
+// NewBuilder returns a Builder with the defaults: data directory $X0X_HOME
+// or ~/.x0x, loopback bind address on an ephemeral port, the local network
+// (no built-in bootstrap peers), the overlay and connection defaults.
 func NewBuilder() *Builder { return &Builder{network: NetworkLocal} }
 
-// WithDataDir sets the data directory holding keys and the peer cache.
+// WithDataDir sets the data directory holding keys, the peer cache and
+// the task lists.
 func (b *Builder) WithDataDir(dir string) *Builder { b.dataDir = dir; return b }
 
 // WithMachineKey sets the path of the machine key file (default
@@ -150,10 +174,11 @@ func (b *Builder) WithDataDir(dir string) *Builder { b.dataDir = dir; return b }
 // is sealed with the data directory's local secret (and passphrase).
 func (b *Builder) WithMachineKey(path string) *Builder { b.machineKeyPath = path; return b }
 
-// WithAgentKey uses kp as the agent identity instead of the data
-// directory's agent.key (e.g. one imported with ImportIdentity). It is saved
-// to the data directory only if SaveAgentKey is called.
-func (b *Builder) WithAgentKey(kp *KeyPair) *Builder { b.agentKey = kp; return b }
+// WithAgentKey uses k as the agent identity instead of the data
+// directory's agent.key (e.g. one from ImportIdentity). It is saved to the
+// data directory only if SaveAgentKey is called. A nil or zero k keeps the
+// data directory's key.
+func (b *Builder) WithAgentKey(k *AgentKey) *Builder { b.agentKey = k.key(); return b }
 
 // WithPassphrase seals (and unseals) the key files with a passphrase
 // stretched by Argon2id in addition to the local secret. The Builder copies it.
@@ -163,8 +188,9 @@ func (b *Builder) WithPassphrase(p []byte) *Builder {
 }
 
 // WithKDF sets the Argon2id parameters used when a passphrase seals a key
-// file (default keystore.DefaultKDFParams; tests use cheaper ones).
-func (b *Builder) WithKDF(p keystore.KDFParams) *Builder { b.kdf = p; return b }
+// file (zero: DefaultKDFParams; tests use cheaper ones). Build refuses
+// invalid parameters with a *ConfigError.
+func (b *Builder) WithKDF(p KDFParams) *Builder { b.kdf = p; return b }
 
 // WithBindAddr sets the UDP address to listen and dial from, e.g.
 // "0.0.0.0:12000" (default "127.0.0.1:0").
@@ -187,7 +213,16 @@ func (b *Builder) WithNetwork(name string) *Builder { b.network = name; return b
 // connections). Only publicly reachable nodes should offer them.
 func (b *Builder) WithServices(s Services) *Builder { b.services = s; return b }
 
-// WithClock injects the time source (default the real clock).
+// WithOverlay tunes the gossip overlay (see OverlayConfig; zero fields
+// keep their defaults).
+func (b *Builder) WithOverlay(c OverlayConfig) *Builder { b.overlay = c; return b }
+
+// WithConnections tunes the node's connections (see ConnectionConfig;
+// zero fields keep their defaults).
+func (b *Builder) WithConnections(c ConnectionConfig) *Builder { b.conns = c; return b }
+
+// WithClock injects the time source (default the real clock; tests and
+// simulations pass a virtual one).
 func (b *Builder) WithClock(c clock.Clock) *Builder { b.clk = c; return b }
 
 // WithRand injects the randomness source (default crypto/rand).
@@ -196,15 +231,31 @@ func (b *Builder) WithRand(r io.Reader) *Builder { b.rand = r; return b }
 // WithLogger sets a logger for diagnostics (default: discard).
 func (b *Builder) WithLogger(l *slog.Logger) *Builder { b.logger = l; return b }
 
-// WithTransportConfig lets the caller adjust the transport configuration
-// (timeouts, limits) after the Builder has filled it in.
-func (b *Builder) WithTransportConfig(f func(*transport.Config)) *Builder { b.tune = f; return b }
-
-// Build loads or creates the machine and agent keys, opens the peer cache
-// and starts the node. Errors from the key files are *keystore.FileError
-// values naming the file (match the cause with errors.Is, e.g.
-// keystore.ErrWrongPassphrase); nothing on disk is overwritten.
+// Build checks the settings, loads or creates the machine and agent keys,
+// opens the peer cache and starts the node and its overlay. It may block
+// on the file system and on binding the socket; ctx bounds it. Errors:
+// *ConfigError (ErrInvalidArgument) for a bad setting or bootstrap
+// address, *FileError naming a key file (match the cause with errors.Is,
+// e.g. ErrWrongPassphrase, ErrCorrupt; nothing on disk is overwritten),
+// ctx's error, or an operating-system error binding the socket.
 func (b *Builder) Build(ctx context.Context) (*Agent, error) {
+	a, err := b.build(orBackground(ctx))
+	return a, translate(err)
+}
+
+func (b *Builder) build(ctx context.Context) (*Agent, error) {
+	if b == nil {
+		return nil, invalidArg("nil Builder")
+	}
+	if err := b.overlay.validate(); err != nil {
+		return nil, err
+	}
+	if err := b.conns.validate(); err != nil {
+		return nil, err
+	}
+	if err := b.kdf.validate(); err != nil {
+		return nil, err
+	}
 	seeds, err := BootstrapPeers(b.network)
 	if err != nil {
 		return nil, err
@@ -213,13 +264,16 @@ func (b *Builder) Build(ctx context.Context) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	dir := b.dataDir
 	if dir == "" {
 		if dir, err = keystore.DefaultDir(); err != nil {
 			return nil, err
 		}
 	}
-	opts := keystore.Options{Passphrase: b.passphrase, Rand: b.rand, KDF: b.kdf, MachineKeyPath: b.machineKeyPath}
+	opts := keystore.Options{Passphrase: b.passphrase, Rand: b.rand, KDF: b.kdf.keystore(), MachineKeyPath: b.machineKeyPath}
 	store, err := keystore.Open(dir, opts)
 	if err != nil {
 		return nil, err
@@ -250,17 +304,14 @@ func (b *Builder) Build(ctx context.Context) (*Agent, error) {
 		Rand:      b.rand,
 		Logger:    b.logger,
 		PeerCache: cacheAdapter{cache},
-		Services:  b.services,
+		Services:  b.services.transport(),
 	}
-	if b.tune != nil {
-		b.tune(&cfg)
-	}
+	b.conns.apply(&cfg)
 	node, err := transport.Listen(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	cert, err := node.AddAgent(agentKey)
-	if err != nil {
+	if _, err := node.AddAgent(agentKey); err != nil {
 		node.Close()
 		return nil, err
 	}
@@ -270,15 +321,17 @@ func (b *Builder) Build(ctx context.Context) (*Agent, error) {
 		return nil, err
 	}
 	a := &Agent{
-		node: node, nat: traversal, machine: machine, agent: agentKey, cert: cert,
+		node: node, nat: traversal, machine: machine, agent: agentKey,
 		cache: cache, dataDir: dir, bootstrap: boot,
-		clk: clk, rnd: b.rand, logger: b.logger, closed: make(chan struct{}),
+		clk: clk, rnd: b.rand, logger: b.logger, closed: make(chan struct{}), pumpDone: make(chan struct{}),
 	}
-	if err := a.startOverlay(clk, b.rand); err != nil {
+	a.events = fanout[Event]{size: eventSize, clone: cloneEvent, dropped: &a.drops.events}
+	if err := a.startOverlay(clk, b.rand, b.overlay); err != nil {
 		traversal.Close()
 		node.Close()
 		return nil, err
 	}
+	go a.pumpEvents(node.Events())
 	return a, nil
 }
 
@@ -288,6 +341,8 @@ type bootstrapPeer struct {
 	addr string
 }
 
+// parseBootstrap parses "host:port" and "<id>@host:port" addresses;
+// errors match ErrInvalidArgument.
 func parseBootstrap(addrs []string) ([]bootstrapPeer, error) {
 	out := make([]bootstrapPeer, 0, len(addrs))
 	for _, a := range addrs {
@@ -295,12 +350,12 @@ func parseBootstrap(addrs []string) ([]bootstrapPeer, error) {
 		if id, addr, ok := strings.Cut(a, "@"); ok {
 			peer, err := identity.ParseID(id)
 			if err != nil {
-				return nil, fmt.Errorf("x0x: bootstrap %q: %w", a, err)
+				return nil, invalidArg("bootstrap %q: %v", a, err)
 			}
 			bp.peer, a = peer, addr
 		}
 		if _, _, err := splitHostPort(a); err != nil {
-			return nil, fmt.Errorf("x0x: bootstrap %q: %w", a, err)
+			return nil, invalidArg("address %q: %v", a, err)
 		}
 		bp.addr = a
 		out = append(out, bp)
@@ -309,13 +364,12 @@ func parseBootstrap(addrs []string) ([]bootstrapPeer, error) {
 }
 
 // Agent is an x0x agent running on a node of this process. Its methods are
-// safe for concurrent use.
+// safe for concurrent use. Build one with a Builder and stop it with Close.
 type Agent struct {
 	node      *transport.Node
 	nat       *nat.Service // NAT traversal; the overlay runs on it
 	machine   *identity.KeyPair
 	agent     *identity.KeyPair
-	cert      *identity.AgentCert
 	cache     *peercache.Cache
 	dataDir   string
 	bootstrap []bootstrapPeer
@@ -323,12 +377,18 @@ type Agent struct {
 	// The gossip overlay (membership + pub/sub) and its key resolver.
 	overlay *pubsub.Overlay
 	keys    *keyService
-	subMu   sync.Mutex
-	subs    map[*Subscription]struct{} // nil once closed
+	// Topic handles (see topic.go).
+	topics topicRegistry
 	// Addresses of connected peers as dialled or seen (overlay contacts).
 	addrMu    sync.Mutex
 	peerAddrs map[PeerID]string
 	held      map[PeerID]bool // peers kept connected and held in membership
+
+	// events feeds the Events streams; pumpEvents (done: pumpDone) moves
+	// the node's events to it.
+	events   fanout[Event]
+	pumpDone chan struct{}
+	drops    streamDrops
 
 	// Injected dependencies, kept for the task lists.
 	clk    clock.Clock
@@ -342,38 +402,42 @@ type Agent struct {
 	closeErr  error
 }
 
+// streamDrops counts the items the agent's streams dropped, by source
+// (reported by Metrics).
+type streamDrops struct {
+	events, messages, topicEvents, taskChanges atomic.Uint64
+}
+
 // AgentID returns the agent's ID.
 func (a *Agent) AgentID() AgentID { return a.agent.ID() }
 
 // MachineID returns the machine's ID (the node's PeerID).
 func (a *Agent) MachineID() MachineID { return a.machine.ID() }
 
-// Certificate returns the certificate binding the agent to this machine.
-func (a *Agent) Certificate() *identity.AgentCert { return a.cert }
-
 // Addr returns the UDP address the node listens on.
 func (a *Agent) Addr() string { return a.node.LocalAddr() }
 
-// DataDir returns the data directory holding the keys and peer cache.
+// DataDir returns the data directory holding the keys, peer cache and
+// task lists.
 func (a *Agent) DataDir() string { return a.dataDir }
-
-// Node returns the transport node (for daemons and tests that need its
-// counters or lower-level calls).
-func (a *Agent) Node() *transport.Node { return a.node }
-
-// Events returns the agent's event channel: connections, agent
-// announcements and direct messages. It is closed by Close. Events that
-// are not read in time are dropped and counted (Stats().EventsDropped).
-func (a *Agent) Events() <-chan Event { return a.node.Events() }
 
 // JoinNetwork connects to every bootstrap peer (keeping them connected:
 // lost connections are redialled with backoff) and to the best cached
 // peers, then joins the gossip overlay through the connected bootstrap
 // peers (they become HyParView contacts; an overlay join failure is
-// returned wrapped). It returns nil once at least one connection is up and
-// the overlay is joined, or an error joining every failure (ErrNoBootstrap
-// if there was nobody to try).
+// returned wrapped). It blocks until then or until ctx ends. It returns nil
+// once at least one connection is up and the overlay is joined, or an error
+// joining every failure (ErrNoBootstrap if there was nobody to try;
+// ErrClosed after Close).
 func (a *Agent) JoinNetwork(ctx context.Context) error {
+	ctx = orBackground(ctx)
+	if a.isClosed() {
+		return ErrClosed
+	}
+	return translate(a.joinNetwork(ctx))
+}
+
+func (a *Agent) joinNetwork(ctx context.Context) error {
 	var errs []error
 	var contacts []membership.NodeDesc
 	connected := 0
@@ -430,12 +494,12 @@ const cachedCoordinators = 2
 // returns how many it connected.
 func (a *Agent) connectCachedCoordinators(ctx context.Context) int {
 	for _, p := range a.node.PeersInfo() {
-		if p.Services.Has(ServiceCoordinator) {
+		if p.Services.Has(transport.ServiceCoordinator) {
 			return 0
 		}
 	}
 	got := 0
-	for _, e := range a.cache.WithServices(uint8(ServiceCoordinator), cachedCoordinators) {
+	for _, e := range a.cache.WithServices(uint8(transport.ServiceCoordinator), cachedCoordinators) {
 		if a.node.Connect(ctx, e.Peer, e.Addr) == nil {
 			got++
 		}
@@ -443,12 +507,23 @@ func (a *Agent) connectCachedCoordinators(ctx context.Context) int {
 	return got
 }
 
-// Connect dials a node at addr ("host:port" or "<peer id>@host:port") and
+// Connect dials a node at addr ("host:port" or "<peer id>@host:port"),
 // keeps it connected, and joins the gossip overlay through it (so topics
-// and task lists work over it). It returns the PeerID that proved itself
-// there; a pinned ID that does not match fails with
-// *transport.PeerMismatchError.
+// and task lists work over it). It blocks until then or until ctx ends,
+// and returns the PeerID that proved itself there. Errors:
+// ErrInvalidArgument (a bad address), *PeerMismatchError (a pinned ID that
+// does not match), ErrSelfConnect, ErrAuthFailed, ErrNotPostQuantum,
+// ErrClosed, ctx's error, network errors.
 func (a *Agent) Connect(ctx context.Context, addr string) (PeerID, error) {
+	ctx = orBackground(ctx)
+	if a.isClosed() {
+		return PeerID{}, ErrClosed
+	}
+	p, err := a.connect(ctx, addr)
+	return p, translate(err)
+}
+
+func (a *Agent) connect(ctx context.Context, addr string) (PeerID, error) {
 	bps, err := parseBootstrap([]string{addr})
 	if err != nil {
 		return PeerID{}, err
@@ -475,20 +550,34 @@ func (a *Agent) Connect(ctx context.Context, addr string) (PeerID, error) {
 }
 
 // SendDirect sends payload to agent to over the connection of a peer that
-// carries it (see transport.Node.SendDirect for the errors). The caller may
-// reuse payload after the call returns.
+// carries it; it arrives as an EventDirectMessage. It blocks while the
+// connection's queue is full, until ctx ends. The caller may reuse payload
+// after the call returns. Errors: ErrNoRoute (no connected peer carries
+// to), ErrPayloadTooLarge, ErrQueueFull, ErrNotConnected, ErrClosed, ctx's
+// error.
 func (a *Agent) SendDirect(ctx context.Context, to AgentID, payload []byte) error {
-	return a.node.SendDirect(ctx, a.agent.ID(), to, append([]byte(nil), payload...))
+	ctx = orBackground(ctx)
+	if a.isClosed() {
+		return ErrClosed
+	}
+	return translate(a.node.SendDirect(ctx, a.agent.ID(), to, append([]byte(nil), payload...)))
 }
 
 // ConnectPeer connects to the node peer, also behind a NAT: a direct dial
 // to addr (its advertised address; may be empty), then hole punching
-// coordinated by a connected coordinator, then a relay (see core/nat). It
-// returns how the peer was reached; a relayed connection keeps trying to
-// become direct in the background. Errors wrap nat.ErrUnreachable (with
-// each way's error), transport.ErrPeerMismatch, or ctx's error.
+// coordinated by a connected coordinator, then a relay. It blocks until
+// then or until ctx ends, and returns how the peer was reached; a relayed
+// connection keeps trying to become direct in the background. Unlike
+// Connect, it does not join the overlay through the peer. Errors:
+// ErrUnreachable (wrapping each way's error), ErrPeerMismatch, ErrClosed,
+// ctx's error.
 func (a *Agent) ConnectPeer(ctx context.Context, peer PeerID, addr string) (Path, error) {
-	return a.nat.ConnectPath(ctx, peer, addr)
+	ctx = orBackground(ctx)
+	if a.isClosed() {
+		return Path{}, ErrClosed
+	}
+	p, err := a.nat.ConnectPath(ctx, peer, addr)
+	return Path{Relayed: p.Relayed, Via: p.Via, Attempts: p.Attempts}, translate(err)
 }
 
 // AdvertisedAddr returns the address this node tells the overlay to dial
@@ -497,8 +586,9 @@ func (a *Agent) ConnectPeer(ctx context.Context, peer PeerID, addr string) (Path
 func (a *Agent) AdvertisedAddr() string { return a.nat.LocalAddr() }
 
 // NATType returns this node's NAT mapping behaviour as learnt from its
-// peers ("unknown" until two peers at different IPs have reported) and
-// its external address ("" if unknown).
+// peers ("none", "endpoint-independent", "endpoint-dependent", or
+// "unknown" until two peers at different IPs have reported) and its
+// external address ("" if unknown).
 func (a *Agent) NATType() (kind string, external string) {
 	r := a.nat.NAT()
 	if r.External.IsValid() {
@@ -507,19 +597,29 @@ func (a *Agent) NATType() (kind string, external string) {
 	return r.Type.String(), external
 }
 
-// NATStats returns the NAT traversal counters.
-func (a *Agent) NATStats() nat.Stats { return a.nat.Stats() }
+// Peers describes the peers with an authenticated connection, in no
+// particular order. The caller owns the slice.
+func (a *Agent) Peers() []PeerInfo {
+	infos := a.node.PeersInfo()
+	out := make([]PeerInfo, len(infos))
+	for i, p := range infos {
+		out[i] = PeerInfo{ID: p.Peer, Addr: p.Addr, Relayed: p.Relayed, Via: p.Via, Services: servicesOf(p.Services)}
+	}
+	return out
+}
 
-// ConnectedPeers lists the peers with an authenticated connection.
-func (a *Agent) ConnectedPeers() []PeerID { return a.node.Peers() }
-
-// PeerAgents lists the agents a connected peer has announced.
+// PeerAgents lists the agents a connected peer has announced (nil if it is
+// not connected). The caller owns the slice.
 func (a *Agent) PeerAgents(peer PeerID) []AgentID { return a.node.PeerAgents(peer) }
 
 // WaitForAgent blocks until some connected peer carries agent, or ctx ends
-// (ctx's error), or the agent is closed (ErrClosed).
+// (an error wrapping ctx's), or the agent is closed (ErrClosed).
 func (a *Agent) WaitForAgent(ctx context.Context, agent AgentID) error {
+	ctx = orBackground(ctx)
 	for {
+		if a.isClosed() {
+			return ErrClosed
+		}
 		if len(a.node.AgentPeers(agent)) > 0 {
 			return nil
 		}
@@ -534,40 +634,67 @@ func (a *Agent) WaitForAgent(ctx context.Context, agent AgentID) error {
 }
 
 // ExportIdentity seals the agent key into a passphrase-protected bundle for
-// moving the agent to another machine (see ImportIdentity).
+// moving the agent to another machine (see ImportIdentity). It runs
+// Argon2id (about a quarter of a second). Errors: ErrInvalidArgument (an
+// empty passphrase).
 func (a *Agent) ExportIdentity(passphrase []byte) ([]byte, error) {
-	return keystore.ExportAgent(a.agent, passphrase)
+	b, err := keystore.ExportAgent(a.agent, passphrase)
+	return b, translate(err)
 }
 
-// ImportIdentity opens a bundle made by ExportIdentity. Errors wrap
-// keystore.ErrWrongPassphrase, keystore.ErrUnsupportedVersion or
-// keystore.ErrCorrupt. Use the key with Builder.WithAgentKey, and
-// SaveAgentKey to make it the data directory's agent.
-func ImportIdentity(bundle, passphrase []byte) (*KeyPair, error) {
-	return keystore.ImportAgent(bundle, passphrase)
+// ImportIdentity opens a bundle made by ExportIdentity. Errors:
+// ErrWrongPassphrase, ErrPassphraseRequired, ErrUnsupportedVersion,
+// ErrCorrupt, ErrPayloadTooLarge. Use the key with Builder.WithAgentKey,
+// and SaveAgentKey to make it the data directory's agent.
+func ImportIdentity(bundle, passphrase []byte) (*AgentKey, error) {
+	kp, err := keystore.ImportAgent(bundle, passphrase)
+	if err != nil {
+		return nil, translate(err)
+	}
+	return &AgentKey{kp: kp}, nil
 }
 
-// SaveAgentKey makes kp the agent key stored in dir, replacing any
-// existing agent.key atomically.
-func SaveAgentKey(dir string, kp *KeyPair, passphrase []byte) error {
+// SaveAgentKey makes k the agent key stored in dir, replacing any
+// existing agent.key atomically (sealed with passphrase if not empty).
+// Errors: ErrInvalidArgument (a nil key), *FileError.
+func SaveAgentKey(dir string, k *AgentKey, passphrase []byte) error {
+	if k.key() == nil {
+		return invalidArg("no agent key")
+	}
 	store, err := keystore.Open(dir, keystore.Options{Passphrase: passphrase})
 	if err != nil {
-		return err
+		return translate(err)
 	}
 	defer store.Close()
-	return store.SaveAgentKey(kp)
+	return translate(store.SaveAgentKey(k.kp))
 }
 
-// Close closes the task lists, stops the overlay (closing every Subscription), the node (closing every connection and the Events channel)
-// and saves the peer cache. It is safe to call more than once; later calls
-// return the first result.
+// isClosed reports whether Close has been called.
+func (a *Agent) isClosed() bool {
+	select {
+	case <-a.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+// Close closes the task lists, leaves every topic (ending their streams),
+// stops the overlay and the node (closing every connection and ending the
+// Events streams) and saves the peer cache. It waits for the agent's
+// goroutines. It is safe to call more than once; later calls return the
+// first result.
 func (a *Agent) Close() error {
 	a.closeOnce.Do(func() {
 		close(a.closed)
 		listsErr := a.closeTaskLists()
+		a.closeTopics()
 		a.closeOverlay()
 		a.nat.Close()
-		a.closeErr = errors.Join(listsErr, a.node.Close(), a.cache.Save())
+		nodeErr := a.node.Close()
+		<-a.pumpDone
+		a.events.close()
+		a.closeErr = translate(errors.Join(listsErr, nodeErr, a.cache.Save()))
 	})
 	return a.closeErr
 }

@@ -11,12 +11,12 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/saorsa-labs/x0x-go/core/identity/keystore"
-	"github.com/saorsa-labs/x0x-go/core/transport"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-var cheapKDF = keystore.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}
+// cheapKDF makes passphrase-sealed key files quick to open in tests.
+func cheapKDF() KDFParams { return KDFParams{Time: 1, MemoryKiB: 64, Threads: 1} }
 
 func build(t *testing.T, b *Builder) *Agent {
 	t.Helper()
@@ -70,7 +70,7 @@ func TestBuilderWithMachineKeyAndAgentKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ImportIdentity(bundle, []byte("wrong")); !errors.Is(err, keystore.ErrWrongPassphrase) {
+	if _, err := ImportIdentity(bundle, []byte("wrong")); !errors.Is(err, ErrWrongPassphrase) {
 		t.Fatalf("wrong passphrase: %v", err)
 	}
 	path := filepath.Join(machineDir, "host.key")
@@ -102,8 +102,8 @@ func TestBuilderRefusesCorruptKeyFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := NewBuilder().WithDataDir(dir).Build(context.Background())
-	var fe *keystore.FileError
-	if !errors.As(err, &fe) || fe.Path != path || !errors.Is(err, keystore.ErrCorrupt) {
+	var fe *FileError
+	if !errors.As(err, &fe) || fe.Path != path || !errors.Is(err, ErrCorrupt) || !errors.Is(fe, ErrCorrupt) {
 		t.Fatalf("err = %v, want *FileError naming %s wrapping ErrCorrupt", err, path)
 	}
 	if b, _ := os.ReadFile(path); string(b) != "garbage" {
@@ -113,13 +113,13 @@ func TestBuilderRefusesCorruptKeyFile(t *testing.T) {
 
 func TestBuilderPassphrase(t *testing.T) {
 	dir := t.TempDir()
-	a := build(t, NewBuilder().WithDataDir(dir).WithPassphrase([]byte("s3cret")).WithKDF(cheapKDF))
+	a := build(t, NewBuilder().WithDataDir(dir).WithPassphrase([]byte("s3cret")).WithKDF(cheapKDF()))
 	id := a.AgentID()
 	a.Close()
-	if _, err := NewBuilder().WithDataDir(dir).WithPassphrase([]byte("nope")).Build(context.Background()); !errors.Is(err, keystore.ErrWrongPassphrase) {
+	if _, err := NewBuilder().WithDataDir(dir).WithPassphrase([]byte("nope")).Build(context.Background()); !errors.Is(err, ErrWrongPassphrase) {
 		t.Fatalf("wrong passphrase: %v", err)
 	}
-	if _, err := NewBuilder().WithDataDir(dir).Build(context.Background()); !errors.Is(err, keystore.ErrPassphraseRequired) {
+	if _, err := NewBuilder().WithDataDir(dir).Build(context.Background()); !errors.Is(err, ErrPassphraseRequired) {
 		t.Fatalf("missing passphrase: %v", err)
 	}
 	b := build(t, NewBuilder().WithDataDir(dir).WithPassphrase([]byte("s3cret")))
@@ -173,15 +173,24 @@ func TestAgentsExchangeDirectMessages(t *testing.T) {
 	if err := bob.WaitForAgent(ctx, alice.AgentID()); err != nil {
 		t.Fatal(err)
 	}
+	// Streams see events from when they are opened: open them first.
+	events := map[*Agent]*Stream[Event]{}
+	for _, a := range []*Agent{alice, bob} {
+		s, err := a.Events()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		events[a] = s
+	}
 	recv := func(a *Agent) Event {
 		for {
-			select {
-			case ev := <-a.Events():
-				if ev.Kind == EventDirectMessage {
-					return ev
-				}
-			case <-ctx.Done():
-				t.Fatal("timed out waiting for a direct message")
+			ev, err := events[a].Next(ctx)
+			if err != nil {
+				t.Fatalf("waiting for a direct message: %v", err)
+			}
+			if ev.Kind == EventDirectMessage {
+				return ev
 			}
 		}
 	}
@@ -190,7 +199,7 @@ func TestAgentsExchangeDirectMessages(t *testing.T) {
 		t.Fatal(err)
 	}
 	msg[0] = 'X' // the caller may reuse its buffer
-	if ev := recv(bob); ev.From != alice.AgentID() || string(ev.Payload) != "ping" {
+	if ev := recv(bob); ev.From != alice.AgentID() || string(ev.Payload) != "ping" || ev.Peer != alice.MachineID() || ev.To != bob.AgentID() {
 		t.Fatalf("bob got %q from %s", ev.Payload, ev.From.Short())
 	}
 	if err := bob.SendDirect(ctx, alice.AgentID(), []byte("pong")); err != nil {
@@ -199,10 +208,14 @@ func TestAgentsExchangeDirectMessages(t *testing.T) {
 	if ev := recv(alice); ev.From != bob.AgentID() || string(ev.Payload) != "pong" {
 		t.Fatalf("alice got %q from %s", ev.Payload, ev.From.Short())
 	}
+	if err := alice.SendDirect(ctx, AgentID{9}, []byte("x")); !errors.Is(err, ErrNoRoute) {
+		t.Fatalf("send to an unknown agent: %v, want ErrNoRoute", err)
+	}
 	// A pinned ID that does not match the node at the address is refused.
 	carol := build(t, NewBuilder().WithDataDir(t.TempDir()))
-	var mismatch *transport.PeerMismatchError
-	if _, err := alice.Connect(ctx, carol.MachineID().String()+"@"+bob.Addr()); !errors.As(err, &mismatch) {
+	var mismatch *PeerMismatchError
+	_, err := alice.Connect(ctx, carol.MachineID().String()+"@"+bob.Addr())
+	if !errors.As(err, &mismatch) || !errors.Is(err, ErrPeerMismatch) || mismatch.Expected != carol.MachineID() || mismatch.Got != bob.MachineID() {
 		t.Fatalf("connecting to bob's address while expecting carol: err = %v, want *PeerMismatchError", err)
 	}
 }

@@ -18,7 +18,6 @@ import (
 	"github.com/saorsa-labs/x0x-go/core/identity"
 	"github.com/saorsa-labs/x0x-go/core/link"
 	"github.com/saorsa-labs/x0x-go/core/membership"
-	"github.com/saorsa-labs/x0x-go/core/transport"
 )
 
 // Forged SWIM death (issue 10, attack 3), over QUIC: a stranger tells a
@@ -160,7 +159,7 @@ func TestHeldFramesBoundedPerPeer(t *testing.T) {
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		_, ks := victim.OverlayStats()
+		ks := victim.keys.Stats()
 		if ks.Held+ks.HeldOverrun == frames {
 			// Held frames time out after keyFetchTimeout and free their
 			// budget, so on a slow machine more than the bound's worth may
@@ -214,11 +213,7 @@ func TestClaimedAddressesAreNotDialled(t *testing.T) {
 	victim := agents[0]
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	sub, err := victim.Subscribe("find")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Unsubscribe()
+	joinSub(t, victim, "find")
 	silent, dials := silentAddr(t)
 	attacker := stranger(t, ctx, victim)
 	send := func(class link.Protocol, b []byte) {
@@ -281,7 +276,7 @@ func TestClaimedAddressesAreNotDialled(t *testing.T) {
 // through victim and receives what victim publishes, both ways round.
 func honestStillServed(t *testing.T, ctx context.Context, victim *Agent) {
 	t.Helper()
-	honest, err := NewBuilder().WithDataDir(t.TempDir()).WithKDF(cheapKDF).
+	honest, err := NewBuilder().WithDataDir(t.TempDir()).WithKDF(cheapKDF()).
 		WithBootstrap(fmt.Sprintf("%s@%s", victim.MachineID(), victim.Addr())).Build(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -291,41 +286,36 @@ func honestStillServed(t *testing.T, ctx context.Context, victim *Agent) {
 		t.Fatalf("an honest agent cannot join after the attack: %v", err)
 	}
 	const topic = "after-the-attack"
-	hsub, err := honest.Subscribe(topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer hsub.Unsubscribe()
-	vsub, err := victim.Subscribe(topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer vsub.Unsubscribe()
-	publishUntilHeard(t, ctx, victim, hsub, "from the victim")
-	publishUntilHeard(t, ctx, honest, vsub, "to the victim")
+	htopic, hsub := joinSub(t, honest, topic)
+	vtopic, vsub := joinSub(t, victim, topic)
+	defer htopic.Leave()
+	defer vtopic.Leave()
+	publishUntilHeard(t, ctx, vtopic, hsub, "from the victim")
+	publishUntilHeard(t, ctx, htopic, vsub, "to the victim")
 }
 
-// publishUntilHeard publishes payload on sub's topic from `from` every
-// 300 ms until sub receives it (topic trees take a moment to form).
-func publishUntilHeard(t *testing.T, ctx context.Context, from *Agent, sub *Subscription, payload string) {
+// publishUntilHeard publishes payload on from every 300 ms until sub
+// receives it (topic trees take a moment to form).
+func publishUntilHeard(t *testing.T, ctx context.Context, from *Topic, sub *Subscription, payload string) {
 	t.Helper()
 	for {
-		if _, err := from.Publish(ctx, sub.Topic(), []byte(payload)); err != nil {
+		if _, err := from.Publish(ctx, []byte(payload)); err != nil {
 			t.Fatal(err)
 		}
-		wait := time.After(300 * time.Millisecond)
-	read:
+		wait, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 		for {
-			select {
-			case m := <-sub.C:
-				if string(m.Payload) == payload {
-					return
-				}
-			case <-wait:
-				break read
-			case <-ctx.Done():
-				t.Fatalf("%q never arrived", payload)
+			m, err := sub.Next(wait)
+			if err != nil {
+				break
 			}
+			if string(m.Payload) == payload {
+				cancel()
+				return
+			}
+		}
+		cancel()
+		if ctx.Err() != nil {
+			t.Fatalf("%q never arrived", payload)
 		}
 	}
 }
@@ -382,17 +372,14 @@ func TestFullTableAdmitsNewcomers(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	const table = 8
-	victim, err := NewBuilder().WithDataDir(t.TempDir()).WithKDF(cheapKDF).
-		WithTransportConfig(func(c *transport.Config) {
-			c.MaxConnections = table
-			c.EvictMinAge = 300 * time.Millisecond
-		}).Build(ctx)
+	victim, err := NewBuilder().WithDataDir(t.TempDir()).WithKDF(cheapKDF()).
+		WithConnections(ConnectionConfig{MaxConnections: table, EvictMinAge: 300 * time.Millisecond}).Build(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { victim.Close() })
 	join := func() *Agent {
-		a, err := NewBuilder().WithDataDir(t.TempDir()).WithKDF(cheapKDF).
+		a, err := NewBuilder().WithDataDir(t.TempDir()).WithKDF(cheapKDF()).
 			WithBootstrap(fmt.Sprintf("%s@%s", victim.MachineID(), victim.Addr())).Build(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -438,11 +425,7 @@ func TestInvalidTrafficScoresPeerOut(t *testing.T) {
 	victim, neighbour := agents[0], agents[1]
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	sub, err := victim.Subscribe("scored")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Unsubscribe()
+	_, sub := joinSub(t, victim, "scored")
 	attacker := stranger(t, ctx, victim)
 	for i := range 40 {
 		f, err := adversary.ForgedMessage("scored", victim.AgentID(), []byte(fmt.Sprint("forged ", i)), uint64(1000+i), false)
@@ -456,21 +439,16 @@ func TestInvalidTrafficScoresPeerOut(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for attacker.IsConnected(victim.MachineID()) {
 		if time.Now().After(deadline) {
-			st, _ := victim.OverlayStats()
-			t.Fatalf("attacker still connected: %+v", st)
+			t.Fatalf("attacker still connected: %+v", victim.pubsubStats())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	st, _ := victim.OverlayStats()
+	st := victim.pubsubStats()
 	if st.PeersScoredOut != 1 || st.DropBadSignature < 16 || st.Delivered != 0 {
 		t.Fatalf("scored out %d, bad signatures %d, delivered %d", st.PeersScoredOut, st.DropBadSignature, st.Delivered)
 	}
-	nsub, err := neighbour.Subscribe("scored")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nsub.Unsubscribe()
-	publishUntilHeard(t, ctx, neighbour, sub, "honest")
+	ntopic, _ := joinSub(t, neighbour, "scored")
+	publishUntilHeard(t, ctx, ntopic, sub, "honest")
 }
 
 // Per-peer frame rate (issue 10, attack 9), over QUIC: a stranger sends
@@ -495,7 +473,7 @@ func TestPeerFrameFloodIsRateLimited(t *testing.T) {
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		st, _ := victim.OverlayStats()
+		st := victim.pubsubStats()
 		handled := st.DropNotSubscribed + st.RateLimited
 		if handled >= frames {
 			elapsed := time.Since(start).Seconds()

@@ -121,11 +121,12 @@ type keyService struct {
 	held    int
 	heldB   int                     // bytes of the held frames
 	heldBy  map[identity.PeerID]int // bytes held per forwarding peer
-	stats   KeyStats
+	stats   keyStats
 }
 
-// KeyStats counts the work of the origin-key resolver.
-type KeyStats struct {
+// keyStats counts the work of the origin-key resolver (reported by
+// Agent.Metrics as x0x_keys_*).
+type keyStats struct {
 	Requested   uint64 // key requests sent
 	Served      uint64 // key requests answered
 	Learned     uint64 // keys accepted from replies
@@ -187,7 +188,7 @@ func (ks *keyService) ResolveKey(agent identity.AgentID) (*identity.PublicKey, e
 }
 
 // Stats returns a copy of the counters.
-func (ks *keyService) Stats() KeyStats {
+func (ks *keyService) Stats() keyStats {
 	ks.mu.Lock()
 	defer ks.mu.Unlock()
 	return ks.stats

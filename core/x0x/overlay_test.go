@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -30,7 +31,7 @@ func cluster(t testing.TB, n int) []*Agent {
 	defer cancel()
 	agents := make([]*Agent, n)
 	for i := range agents {
-		b := NewBuilder().WithDataDir(t.TempDir()).WithKDF(cheapKDF)
+		b := NewBuilder().WithDataDir(t.TempDir()).WithKDF(cheapKDF())
 		if i > 0 {
 			b.WithBootstrap(fmt.Sprintf("%s@%s", agents[0].MachineID(), agents[0].Addr()))
 			if j := i / 2; j > 0 {
@@ -58,7 +59,7 @@ func waitTopic(t testing.TB, agents []*Agent, topic string) {
 	deadline := time.Now().Add(30 * time.Second)
 	for _, a := range agents {
 		for {
-			e, l := a.TopicPeers(topic)
+			e, l := a.overlay.PubSub.TopicPeers(pubsub.TopicIDOf(topic))
 			if len(e)+len(l) > 0 {
 				break
 			}
@@ -70,51 +71,64 @@ func waitTopic(t testing.TB, agents []*Agent, topic string) {
 	}
 }
 
+// joinSub joins topic on a and subscribes to it; both end with the test.
+func joinSub(t testing.TB, a *Agent, topic string, opts ...TopicOption) (*Topic, *Subscription) {
+	t.Helper()
+	tp, err := a.Join(context.Background(), topic, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tp.Leave)
+	s, err := tp.Subscribe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return tp, s
+}
+
 func recv(t testing.TB, s *Subscription, d time.Duration) Message {
 	t.Helper()
-	select {
-	case m, ok := <-s.C:
-		if !ok {
-			t.Fatal("subscription closed")
-		}
-		return m
-	case <-time.After(d):
-		t.Fatalf("no message on %q within %v", s.Topic(), d)
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	m, err := s.Next(ctx)
+	if err != nil {
+		t.Fatalf("no message within %v: %v", d, err)
 	}
-	return Message{}
+	return m
 }
+
+// pubsubStats returns the agent's pub/sub counters.
+func (a *Agent) pubsubStats() pubsub.Stats { return a.overlay.PubSub.Stats() }
 
 func TestPubSubThreeAgentsBothWays(t *testing.T) {
 	agents := cluster(t, 3)
+	topics := make([]*Topic, 3)
 	subs := make([]*Subscription, 3)
 	for i, a := range agents {
-		s, err := a.Subscribe("chat")
-		if err != nil {
-			t.Fatal(err)
-		}
-		subs[i] = s
+		topics[i], subs[i] = joinSub(t, a, "chat")
 	}
 	waitTopic(t, agents, "chat")
 	ctx := context.Background()
-	for i, a := range agents {
+	for i, tp := range topics {
 		payload := []byte(fmt.Sprintf("hello from %d", i))
-		if _, err := a.Publish(ctx, "chat", payload); err != nil {
+		if _, err := tp.Publish(ctx, payload); err != nil {
 			t.Fatal(err)
 		}
 		for j, s := range subs {
 			m := recv(t, s, 10*time.Second)
-			if m.Origin != a.AgentID() || string(m.Payload) != string(payload) || m.Topic != "chat" {
+			if m.Origin != agents[i].AgentID() || string(m.Payload) != string(payload) || m.Topic != "chat" {
 				t.Fatalf("agent %d got %q from %s, want %q from agent %d", j, m.Payload, m.Origin.Short(), payload, i)
 			}
 		}
 	}
-	// Unsubscribe closes the channel; later messages go to the others only.
-	subs[2].Unsubscribe()
-	subs[2].Unsubscribe() // idempotent
-	if _, ok := <-subs[2].C; ok {
-		t.Fatal("channel still open after Unsubscribe")
+	// Close ends a subscription; later messages go to the others only.
+	subs[2].Close()
+	subs[2].Close() // idempotent
+	if _, err := subs[2].Next(ctx); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Next after Close: %v", err)
 	}
-	if _, err := agents[2].Publish(ctx, "chat", []byte("bye")); err != nil {
+	if _, err := topics[2].Publish(ctx, []byte("bye")); err != nil {
 		t.Fatal(err)
 	}
 	for _, s := range subs[:2] {
@@ -123,7 +137,7 @@ func TestPubSubThreeAgentsBothWays(t *testing.T) {
 		}
 	}
 	for _, a := range agents {
-		ps, _ := a.OverlayStats()
+		ps := a.pubsubStats()
 		if ps.DropBadSignature+ps.DropUnknownSigner != 0 {
 			t.Fatalf("unexpected signature drops: %+v", ps)
 		}
@@ -132,23 +146,26 @@ func TestPubSubThreeAgentsBothWays(t *testing.T) {
 	// pub/sub stream is dropped, never delivered.
 	forged := signedFrame(t, "chat", agents[2].AgentID(), []byte("forged"), make([]byte, identity.SignatureSize), 1<<40)
 	agents[1].keys.process(agents[0].MachineID(), forged)
-	if ps, _ := agents[1].OverlayStats(); ps.DropBadSignature != 1 {
+	if ps := agents[1].pubsubStats(); ps.DropBadSignature != 1 {
 		t.Fatalf("forged message not refused: %+v", ps)
 	}
-	select {
-	case m := <-subs[1].C:
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	if m, err := subs[1].Next(short); err == nil {
 		t.Fatalf("forged message delivered: %q", m.Payload)
-	case <-time.After(200 * time.Millisecond):
 	}
 	// Close ends subscriptions and refuses further calls.
 	agents[0].Close()
-	if _, ok := <-subs[0].C; ok {
-		t.Fatal("subscription open after Close")
+	if _, err := subs[0].Next(ctx); !errors.Is(err, ErrClosed) {
+		t.Fatalf("subscription open after Close: %v", err)
 	}
-	if _, err := agents[0].Publish(ctx, "chat", nil); !errors.Is(err, ErrClosed) {
+	if _, err := topics[0].Publish(ctx, nil); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Publish after Close: %v", err)
 	}
-	if _, err := agents[0].Subscribe("chat"); !errors.Is(err, ErrClosed) {
+	if _, err := agents[0].Join(ctx, "chat"); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Join after Close: %v", err)
+	}
+	if _, err := topics[0].Subscribe(); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Subscribe after Close: %v", err)
 	}
 }
@@ -281,17 +298,33 @@ func runLoad(t testing.TB, agents []*Agent, msgs int, perSecond int) (lat []time
 	want := msgs
 	done := make(chan struct{})
 	remaining := len(agents)
+	var lagged atomic.Uint64
+	topics := make([]*Topic, len(agents))
 	for i, a := range agents {
-		s, err := a.Subscribe(topic)
+		tp, err := a.Join(context.Background(), topic)
 		if err != nil {
 			t.Fatal(err)
 		}
+		s, err := tp.Subscribe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		topics[i] = tp
 		subs[i] = s
 		seen[i] = map[uint64]bool{}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for m := range s.C {
+			for {
+				m, err := s.Next(context.Background())
+				var le *LaggedError
+				if errors.As(err, &le) {
+					lagged.Add(le.Missed)
+					continue
+				}
+				if err != nil {
+					return
+				}
 				if len(m.Payload) < 17 || m.Payload[0] != 'L' {
 					continue // warm-up
 				}
@@ -314,13 +347,13 @@ func runLoad(t testing.TB, agents []*Agent, msgs int, perSecond int) (lat []time
 		}()
 	}
 	defer func() {
-		for _, s := range subs {
-			s.Unsubscribe()
+		for _, tp := range topics {
+			tp.Leave()
 		}
 		wg.Wait()
 	}()
 	waitTopic(t, agents, topic)
-	warmUp(t, agents, topic)
+	warmUp(t, agents, topics)
 	before := pubsubBytes(agents)
 	ctx := context.Background()
 	start := time.Now()
@@ -333,7 +366,7 @@ func runLoad(t testing.TB, agents []*Agent, msgs int, perSecond int) (lat []time
 		p[0] = 'L'
 		binary.BigEndian.PutUint64(p[1:], uint64(n))
 		binary.BigEndian.PutUint64(p[9:], uint64(time.Now().UnixNano()))
-		if _, err := agents[n%len(agents)].Publish(ctx, topic, p); err != nil {
+		if _, err := topics[n%len(agents)].Publish(ctx, p); err != nil {
 			t.Fatal(err)
 		}
 		if interval > 0 {
@@ -354,10 +387,8 @@ func runLoad(t testing.TB, agents []*Agent, msgs int, perSecond int) (lat []time
 		t.Fatalf("delivery incomplete after 60 s: %v", missing)
 	}
 	elapsed = time.Since(start)
-	for i, s := range subs {
-		if s.Dropped() != 0 {
-			t.Fatalf("agent %d dropped %d messages (slow reader)", i, s.Dropped())
-		}
+	if n := lagged.Load(); n != 0 {
+		t.Fatalf("subscribers dropped %d messages (slow readers)", n)
 	}
 	mu.Lock()
 	defer mu.Unlock()
@@ -366,13 +397,13 @@ func runLoad(t testing.TB, agents []*Agent, msgs int, perSecond int) (lat []time
 
 // warmUp publishes from every agent until every agent has seen a warm-up
 // from every origin, so that origin keys are resolved before measuring.
-func warmUp(t testing.TB, agents []*Agent, topic string) {
+func warmUp(t testing.TB, agents []*Agent, topics []*Topic) {
 	t.Helper()
 	// Key resolution happens before frames reach pub/sub, so one round
 	// normally suffices; the loop guards against slow tree formation.
 	for round := 0; round < 50; round++ {
-		for _, a := range agents {
-			if _, err := a.Publish(context.Background(), topic, []byte("warm")); err != nil {
+		for _, tp := range topics {
+			if _, err := tp.Publish(context.Background(), []byte("warm")); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -396,7 +427,7 @@ func warmUp(t testing.TB, agents []*Agent, topic string) {
 func overlayTotals(agents []*Agent) pubsub.Stats {
 	var t pubsub.Stats
 	for _, a := range agents {
-		s, _ := a.OverlayStats()
+		s := a.pubsubStats()
 		t.PayloadsReceived += s.PayloadsReceived
 		t.Delivered += s.Delivered
 		t.GraftsSent += s.GraftsSent
@@ -523,9 +554,13 @@ func BenchmarkPublishCall(b *testing.B) {
 	a := cluster(b, 1)[0]
 	payload := make([]byte, 64)
 	ctx := context.Background()
+	tp, err := a.Join(ctx, "bench", PublishOnly())
+	if err != nil {
+		b.Fatal(err)
+	}
 	b.ResetTimer()
 	for range b.N {
-		if _, err := a.Publish(ctx, "bench", payload); err != nil {
+		if _, err := tp.Publish(ctx, payload); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -538,18 +573,15 @@ func BenchmarkPublishCall(b *testing.B) {
 func TestPublisherRestartKeepsDelivery(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	hub, err := NewBuilder().WithDataDir(t.TempDir()).WithKDF(cheapKDF).Build(ctx)
+	hub, err := NewBuilder().WithDataDir(t.TempDir()).WithKDF(cheapKDF()).Build(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer hub.Close()
-	sub, err := hub.Subscribe("restart")
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, sub := joinSub(t, hub, "restart")
 	dir := t.TempDir()
-	start := func() *Agent {
-		a, err := NewBuilder().WithDataDir(dir).WithKDF(cheapKDF).
+	start := func() (*Agent, *Topic) {
+		a, err := NewBuilder().WithDataDir(dir).WithKDF(cheapKDF()).
 			WithBootstrap(fmt.Sprintf("%s@%s", hub.MachineID(), hub.Addr())).Build(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -557,17 +589,18 @@ func TestPublisherRestartKeepsDelivery(t *testing.T) {
 		if err := a.JoinNetwork(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := a.Subscribe("restart"); err != nil {
+		tp, err := a.Join(ctx, "restart")
+		if err != nil {
 			t.Fatal(err)
 		}
 		waitTopic(t, []*Agent{a, hub}, "restart")
-		return a
+		return a, tp
 	}
-	publish := func(a *Agent, run, n int) {
+	publish := func(tp *Topic, run, n int) {
 		want := map[string]bool{}
 		for i := range n {
 			msg := fmt.Sprintf("run %d message %d", run, i)
-			if _, err := a.Publish(ctx, "restart", []byte(msg)); err != nil {
+			if _, err := tp.Publish(ctx, []byte(msg)); err != nil {
 				t.Fatal(err)
 			}
 			want[msg] = true
@@ -580,19 +613,19 @@ func TestPublisherRestartKeepsDelivery(t *testing.T) {
 			delete(want, string(m.Payload))
 		}
 	}
-	a := start()
+	a, tp := start()
 	first := a.AgentID()
-	publish(a, 1, 20)
+	publish(tp, 1, 20)
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
 	}
-	a = start()
+	a, tp = start()
 	defer a.Close()
 	if a.AgentID() != first {
 		t.Fatal("the restarted publisher has another identity")
 	}
-	publish(a, 2, 30) // fails (times out) if the hub's replay window refuses them
-	st, _ := hub.OverlayStats()
+	publish(tp, 2, 30) // fails (times out) if the hub's replay window refuses them
+	st := hub.pubsubStats()
 	if st.DropReplay != 0 {
 		t.Fatalf("%d messages refused as replays", st.DropReplay)
 	}

@@ -30,7 +30,7 @@ func waitSame(t *testing.T, lists []*TaskList, want int) []Task {
 		}
 		if time.Now().After(deadline) {
 			for i, l := range lists {
-				t.Logf("list %d: %d tasks, stats %+v", i, len(l.Snapshot()), l.Stats())
+				t.Logf("list %d: %d tasks, metrics %+v", i, len(l.Snapshot()), l.Metrics())
 			}
 			t.Fatalf("snapshots did not converge to %d identical tasks", want)
 		}
@@ -49,24 +49,33 @@ func TestTaskListFiveAgentsWithOfflineEdits(t *testing.T) {
 
 	lists := make([]*TaskList, 5)
 	var err error
-	if lists[0], err = agents[0].CreateTaskList("sprint"); err != nil {
+	if lists[0], err = agents[0].CreateTaskList(ctx, "sprint"); err != nil {
 		t.Fatal(err)
 	}
 	id := lists[0].ID()
 	for i := 1; i < 5; i++ {
-		if lists[i], err = agents[i].JoinTaskList(id); err != nil {
+		if lists[i], err = agents[i].JoinTaskList(ctx, id); err != nil {
 			t.Fatal(err)
 		}
 	}
-	again, err := agents[1].JoinTaskList(id)
+	again, err := agents[1].JoinTaskList(ctx, id)
 	if err != nil || again != lists[1] {
 		t.Fatalf("second join: %v, same list %v", err, again == lists[1])
 	}
 	waitTopic(t, agents, TaskListTopic(id))
 	// Only the creator may write until it grants the others access.
-	if _, err := lists[0].Add("before the grants", ""); err != nil {
+	changes, err := lists[0].Changes()
+	if err != nil {
 		t.Fatal(err)
 	}
+	first, err := lists[0].Add("before the grants", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ch, err := changes.Next(ctx); err != nil || ch.Kind != TaskOpAdd || !ch.Local || ch.Task != first || ch.Author != agents[0].AgentID() {
+		t.Fatalf("change %+v, %v; want the local add of %s", ch, err, first.Short())
+	}
+	changes.Close()
 	waitSame(t, lists, 1)
 	if _, err := lists[1].Add("not yet", ""); !errors.Is(err, ErrNotWriter) {
 		t.Fatalf("write before a grant: %v", err)
@@ -124,13 +133,13 @@ func TestTaskListFiveAgentsWithOfflineEdits(t *testing.T) {
 	if err := agents[4].Close(); err != nil {
 		t.Fatal(err)
 	}
-	off, err := NewBuilder().WithDataDir(dir4).WithKDF(cheapKDF).
+	off, err := NewBuilder().WithDataDir(dir4).WithKDF(cheapKDF()).
 		WithBootstrap(fmt.Sprintf("%s@%s", agents[0].MachineID(), agents[0].Addr())).Build(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { off.Close() })
-	offList, err := off.JoinTaskList(id)
+	offList, err := off.JoinTaskList(ctx, id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,17 +214,33 @@ func TestTaskListFiveAgentsWithOfflineEdits(t *testing.T) {
 		t.Fatalf("claim of an unknown task: %v", err)
 	}
 
-	// Leave stops the list; joining again resumes from the store.
-	if err := lists[2].Leave(); err != nil {
+	// Leave stops the list (ending its Changes streams); joining again
+	// resumes from the store.
+	leftChanges, err := lists[2].Changes()
+	if err != nil {
 		t.Fatal(err)
 	}
 	if err := lists[2].Leave(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := lists[2].Add("after leave", ""); !errors.Is(err, ErrTaskListClosed) {
+	if err := lists[2].Leave(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lists[2].Add("after leave", ""); !errors.Is(err, ErrClosed) {
 		t.Fatalf("add after leave: %v", err)
 	}
-	back, err := agents[2].JoinTaskList(id)
+	for {
+		if _, err := leftChanges.Next(ctx); err != nil {
+			if !errors.Is(err, ErrClosed) {
+				t.Fatalf("changes after leave: %v", err)
+			}
+			break
+		}
+	}
+	if _, err := lists[2].Changes(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Changes after leave: %v", err)
+	}
+	back, err := agents[2].JoinTaskList(ctx, id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,7 +274,7 @@ func TestConnectJoinsOverlay(t *testing.T) {
 	defer cancel()
 	var agents []*Agent
 	for range 2 {
-		a, err := NewBuilder().WithDataDir(t.TempDir()).WithKDF(cheapKDF).Build(ctx)
+		a, err := NewBuilder().WithDataDir(t.TempDir()).WithKDF(cheapKDF()).Build(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -259,25 +284,22 @@ func TestConnectJoinsOverlay(t *testing.T) {
 	if _, err := agents[1].Connect(ctx, fmt.Sprintf("%s@%s", agents[0].MachineID(), agents[0].Addr())); err != nil {
 		t.Fatal(err)
 	}
-	sub, err := agents[0].Subscribe("direct-link")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := agents[1].Subscribe("direct-link"); err != nil {
-		t.Fatal(err)
-	}
+	_, sub := joinSub(t, agents[0], "direct-link")
+	pub, _ := joinSub(t, agents[1], "direct-link")
 	for {
-		if _, err := agents[1].Publish(ctx, "direct-link", []byte("over connect")); err != nil {
+		if _, err := pub.Publish(ctx, []byte("over connect")); err != nil {
 			t.Fatal(err)
 		}
-		select {
-		case m := <-sub.C:
+		wait, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		m, err := sub.Next(wait)
+		cancel()
+		if err == nil {
 			if string(m.Payload) != "over connect" || m.Origin != agents[1].AgentID() {
 				t.Fatalf("got %+v", m)
 			}
 			return
-		case <-time.After(200 * time.Millisecond):
-		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
 			t.Fatal("no topic message over a Connect-only link")
 		}
 	}
