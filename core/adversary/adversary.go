@@ -138,7 +138,7 @@ func SelfSignedTarget(addr string, clk clock.Clock) (membership.NodeDesc, error)
 	if err != nil {
 		return membership.NodeDesc{}, err
 	}
-	rec, err := membership.NewMachineRecords(k, clk).Sign(addr)
+	rec, err := membership.NewMachineRecords(k, clk, nil).Sign(addr)
 	if err != nil {
 		return membership.NodeDesc{}, err
 	}

@@ -20,7 +20,7 @@ func TestFramesDecode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := membership.NewMachineRecords(identity.KeyPairFromSeed([32]byte{1}), clock.Real()).Check(target.ID, target.Addr, target.Rec); err != nil {
+	if err := membership.NewMachineRecords(identity.KeyPairFromSeed([32]byte{1}), clock.Real(), nil).Check(target.ID, target.Addr, target.Rec); err != nil {
 		t.Fatalf("self-signed target's record: %v", err)
 	}
 	find, mem, err := ClaimedAddress("t", target, 1)

@@ -66,8 +66,9 @@ func (r *addrRecord) signedBytes() ([]byte, error) {
 // Verified records are cached, so a record passed around again costs a
 // hash, not a signature check. Safe for concurrent use.
 type MachineRecords struct {
-	key *identity.KeyPair
-	clk clock.Clock
+	key  *identity.KeyPair
+	clk  clock.Clock
+	keys *identity.VerifyCache
 
 	mu       sync.Mutex
 	own      []byte // cached record of ownAddr
@@ -78,8 +79,10 @@ type MachineRecords struct {
 }
 
 // NewMachineRecords returns Records for the machine key k on clock clk.
-func NewMachineRecords(k *identity.KeyPair, clk clock.Clock) *MachineRecords {
-	return &MachineRecords{key: k, clk: clk, verified: make(map[[32]byte]time.Time)}
+// Keys of other machines' records are parsed through keys (the node's
+// shared cache; nil parses each time).
+func NewMachineRecords(k *identity.KeyPair, clk clock.Clock, keys *identity.VerifyCache) *MachineRecords {
+	return &MachineRecords{key: k, clk: clk, keys: keys, verified: make(map[[32]byte]time.Time)}
 }
 
 // Sign returns this machine's record for addr, re-signed when the cached one
@@ -136,7 +139,7 @@ func (r *MachineRecords) Check(id identity.PeerID, addr string, rec []byte) erro
 	if ok && issued.Equal(at) {
 		return nil
 	}
-	pk, err := identity.ParsePublicKey(ar.Key)
+	pk, err := r.keys.ParsePublicKey(ar.Key)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrBadRecord, err)
 	}

@@ -22,7 +22,7 @@ func TestMachineRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := NewMachineRecords(key, clk)
+	r := NewMachineRecords(key, clk, nil)
 	rec, err := r.Sign("10.0.0.1:5483")
 	if err != nil {
 		t.Fatal(err)
@@ -30,7 +30,7 @@ func TestMachineRecords(t *testing.T) {
 	if again, _ := r.Sign("10.0.0.1:5483"); !bytes.Equal(again, rec) {
 		t.Fatal("the record is re-signed on every call")
 	}
-	checker := NewMachineRecords(other, clk)
+	checker := NewMachineRecords(other, clk, nil)
 	if err := checker.Check(key.ID(), "10.0.0.1:5483", rec); err != nil {
 		t.Fatalf("valid record refused: %v", err)
 	}
@@ -45,7 +45,7 @@ func TestMachineRecords(t *testing.T) {
 	ar.Issued++
 	tampered, _ := wire.Marshal(&ar)
 	// A record of another key, presented for key's ID.
-	foreign, _ := NewMachineRecords(other, clk).Sign("10.0.0.1:5483")
+	foreign, _ := NewMachineRecords(other, clk, nil).Sign("10.0.0.1:5483")
 	for name, c := range map[string]struct {
 		id   identity.PeerID
 		addr string
@@ -74,7 +74,7 @@ func TestMachineRecords(t *testing.T) {
 		t.Fatal("an old record was not renewed")
 	}
 	// A record issued well in the future (a skewed or forging signer).
-	future := NewMachineRecords(key, sim.NewClock(clk.Now().Add(time.Hour)))
+	future := NewMachineRecords(key, sim.NewClock(clk.Now().Add(time.Hour)), nil)
 	ahead, _ := future.Sign("10.0.0.1:5483")
 	if err := checker.Check(key.ID(), "10.0.0.1:5483", ahead); !errors.Is(err, ErrBadRecord) {
 		t.Fatalf("record from the future: %v", err)
@@ -84,10 +84,10 @@ func TestMachineRecords(t *testing.T) {
 func FuzzRecordCheck(f *testing.F) {
 	clk := sim.NewClock(time.Unix(1_800_000_000, 0))
 	key := identity.KeyPairFromSeed([32]byte{1})
-	rec, _ := NewMachineRecords(key, clk).Sign("127.0.0.1:1")
+	rec, _ := NewMachineRecords(key, clk, nil).Sign("127.0.0.1:1")
 	f.Add(rec)
 	f.Add([]byte{0xa0})
-	checker := NewMachineRecords(identity.KeyPairFromSeed([32]byte{2}), clk)
+	checker := NewMachineRecords(identity.KeyPairFromSeed([32]byte{2}), clk, nil)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		err := checker.Check(key.ID(), "127.0.0.1:1", b)
 		if err != nil && !errors.Is(err, ErrBadRecord) {

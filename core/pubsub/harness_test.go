@@ -77,7 +77,7 @@ func (c *tcluster) add() *tnode {
 		copy(s[:], fmt.Sprintf("agent-%d-%d", seed, i))
 		kp := identity.KeyPairFromSeed(s)
 		c.keys[kp.ID()] = kp.Public()
-		signer, verifier = AgentSigner{Key: kp}, NewMLDSAVerifier(c.keys, 0)
+		signer, verifier = AgentSigner{Key: kp}, NewMLDSAVerifier(c.keys)
 	} else {
 		id := identity.DeriveID(fmt.Appendf(nil, "a-%d-%d", seed, i))
 		c.known[id] = true

@@ -3,10 +3,8 @@ package pubsub
 import (
 	"errors"
 	"fmt"
-	"sync"
 
 	"github.com/saorsa-labs/x0x-go/core/identity"
-	"github.com/saorsa-labs/x0x-go/core/internal/lru"
 	"github.com/saorsa-labs/x0x-go/core/wire"
 )
 
@@ -50,46 +48,26 @@ func (s AgentSigner) Sign(header []byte) []byte {
 	return s.Key.Sign(wire.PurposePubSubMessage, header)
 }
 
-// MLDSAVerifier verifies ML-DSA-65 origin signatures. Keys come from a
-// KeyResolver and are cached within a byte budget, least recently used
-// first out (a parsed key holds identity.PublicKeyMemory bytes). It is
-// safe for concurrent use.
+// MLDSAVerifier verifies ML-DSA-65 origin signatures with keys from a
+// KeyResolver. It keeps no keys itself: the resolver owns them (the
+// facade's resolver holds encoded keys and parses them through the node's
+// shared, byte-budgeted cache). It is safe for concurrent use if the
+// resolver is.
 type MLDSAVerifier struct {
 	resolver KeyResolver
-	mu       sync.Mutex
-	cache    *lru.Cache[identity.AgentID, *identity.PublicKey]
 }
 
-// DefaultKeyCacheBytes is the key cache budget of NewMLDSAVerifier (about
-// 800 parsed keys).
-const DefaultKeyCacheBytes = 32 << 20
-
-// NewMLDSAVerifier returns a verifier that resolves keys through r and
-// caches them within cacheBytes (0: DefaultKeyCacheBytes).
-func NewMLDSAVerifier(r KeyResolver, cacheBytes int) *MLDSAVerifier {
-	if cacheBytes <= 0 {
-		cacheBytes = DefaultKeyCacheBytes
-	}
-	return &MLDSAVerifier{resolver: r, cache: lru.New[identity.AgentID, *identity.PublicKey](cacheBytes)}
-}
+// NewMLDSAVerifier returns a verifier that resolves keys through r.
+func NewMLDSAVerifier(r KeyResolver) *MLDSAVerifier { return &MLDSAVerifier{resolver: r} }
 
 // Verify checks sig over header for origin.
 func (v *MLDSAVerifier) Verify(origin identity.AgentID, header, sig []byte) error {
-	v.mu.Lock()
-	key, _ := v.cache.Get(origin)
-	v.mu.Unlock()
-	if key == nil {
-		k, err := v.resolver.ResolveKey(origin)
-		if err != nil || k == nil {
-			return fmt.Errorf("%w: %s", ErrUnknownSigner, origin.Short())
-		}
-		if k.ID() != origin {
-			return fmt.Errorf("%w: resolver gave a key for %s, wanted %s", ErrUnknownSigner, k.ID().Short(), origin.Short())
-		}
-		key = k
-		v.mu.Lock()
-		v.cache.Put(origin, key, identity.PublicKeyMemory)
-		v.mu.Unlock()
+	key, err := v.resolver.ResolveKey(origin)
+	if err != nil || key == nil {
+		return fmt.Errorf("%w: %s", ErrUnknownSigner, origin.Short())
+	}
+	if key.ID() != origin {
+		return fmt.Errorf("%w: resolver gave a key for %s, wanted %s", ErrUnknownSigner, key.ID().Short(), origin.Short())
 	}
 	if key.Verify(wire.PurposePubSubMessage, header, sig) != nil {
 		return ErrBadSignature

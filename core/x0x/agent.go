@@ -437,10 +437,16 @@ func (a *Agent) JoinNetwork(ctx context.Context) error {
 	return translate(a.joinNetwork(ctx))
 }
 
+// heldBootstrapServices bounds the bootstrap peers JoinNetwork keeps
+// connected for the services they offer (hole-punch coordination,
+// relaying); the others are overlay contacts only.
+const heldBootstrapServices = 3
+
 func (a *Agent) joinNetwork(ctx context.Context) error {
 	var errs []error
 	var contacts []membership.NodeDesc
-	connected := 0
+	var failedPinned []bootstrapPeer
+	connected, held := 0, 0
 	for _, bp := range a.bootstrap {
 		peer := bp.peer
 		var err error
@@ -452,14 +458,30 @@ func (a *Agent) joinNetwork(ctx context.Context) error {
 		if err != nil {
 			errs = append(errs, fmt.Errorf("bootstrap %s: %w", bp.addr, err))
 			if !peer.IsZero() {
-				_ = a.keepConnected(peer, bp.addr) // keep trying a pinned peer
+				failedPinned = append(failedPinned, bp)
 			}
 			continue
 		}
 		connected++
 		contacts = append(contacts, membership.NodeDesc{ID: peer, Addr: bp.addr})
-		if err := a.keepConnected(peer, bp.addr); err != nil {
-			errs = append(errs, err)
+		// A bootstrap peer is an entry point, not a neighbour for life:
+		// only one that coordinates or relays is kept (this agent may
+		// need it to reach peers behind NATs); the rest stay only if the
+		// overlay makes them neighbours, and are otherwise closed after
+		// the idle grace.
+		if held < heldBootstrapServices && a.peerServices(peer) != 0 {
+			held++
+			if err := a.keepConnected(peer, bp.addr); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if held == 0 {
+		// No reachable bootstrap peer offers a service: keep trying the
+		// pinned ones that failed, which may (the usual case for a
+		// network's bootstrap nodes).
+		for _, bp := range failedPinned[:min(len(failedPinned), heldBootstrapServices)] {
+			_ = a.keepConnected(bp.peer, bp.addr)
 		}
 	}
 	n, err := a.node.ConnectCached(ctx, DefaultCachedPeers)
@@ -611,6 +633,16 @@ func (a *Agent) Peers() []PeerInfo {
 // PeerAgents lists the agents a connected peer has announced (nil if it is
 // not connected). The caller owns the slice.
 func (a *Agent) PeerAgents(peer PeerID) []AgentID { return a.node.PeerAgents(peer) }
+
+// peerServices returns the services a connected peer announced.
+func (a *Agent) peerServices(peer PeerID) Services {
+	for _, p := range a.node.PeersInfo() {
+		if p.Peer == peer {
+			return servicesOf(p.Services)
+		}
+	}
+	return 0
+}
 
 // WaitForAgent blocks until some connected peer carries agent, or ctx ends
 // (an error wrapping ctx's), or the agent is closed (ErrClosed).

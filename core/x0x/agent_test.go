@@ -3,14 +3,17 @@ package x0x
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
 	"github.com/saorsa-labs/x0x-go/core/identity/keystore"
+	"github.com/saorsa-labs/x0x-go/core/membership"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -244,5 +247,67 @@ func TestRestartRejoinsFromPeerCache(t *testing.T) {
 		if err := b.WaitForAgent(ctx, p.AgentID()); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// JoinNetwork keeps a bootstrap peer connected only for a service it
+// offers (here hole-punch coordination): plain bootstrap peers are entry
+// points, closed after the idle grace unless the overlay made them
+// neighbours (issue 13: before, every bootstrap peer stayed connected for
+// the agent's life).
+func TestJoinNetworkReleasesPlainBootstrapPeers(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	// Small views everywhere: with the default minimum of 8 neighbours, the
+	// 7 agents of this test would keep asking each other to be neighbours.
+	small := OverlayConfig{ActiveViewMin: 1, ActiveViewMax: 2, IdleConnectionGrace: 500 * time.Millisecond}
+	var boots []string
+	var coordinator PeerID
+	for i := range 6 {
+		b := NewBuilder().WithDataDir(t.TempDir()).WithKDF(cheapKDF()).WithOverlay(small)
+		if i == 5 {
+			b.WithServices(ServiceCoordinator)
+		}
+		if len(boots) > 0 {
+			b.WithBootstrap(boots[0])
+		}
+		a := build(t, b)
+		if len(boots) > 0 {
+			if err := a.JoinNetwork(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if i == 5 {
+			coordinator = a.MachineID()
+		}
+		boots = append(boots, fmt.Sprintf("%s@%s", a.MachineID(), a.Addr()))
+	}
+	newcomer := build(t, NewBuilder().WithDataDir(t.TempDir()).WithKDF(cheapKDF()).WithBootstrap(boots...).WithOverlay(small))
+	if err := newcomer.JoinNetwork(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(newcomer.Peers()); n < 5 {
+		t.Fatalf("only %d of 6 bootstrap peers connected", n)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		active := newcomer.overlay.Members.Active()
+		var stray []PeerID
+		for _, p := range newcomer.Peers() {
+			if p.ID != coordinator && !slices.ContainsFunc(active, func(d membership.NodeDesc) bool { return d.ID == p.ID }) {
+				stray = append(stray, p.ID)
+			}
+		}
+		if len(stray) == 0 && len(active) <= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections to bootstrap peers that are neither neighbours nor coordinators (active view %d)", len(stray), len(active))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// The coordinator is still held (and redialled if its side closes).
+	if !newcomer.overlay.Members.Protected(coordinator) {
+		t.Fatal("the coordinating bootstrap peer was released")
 	}
 }

@@ -36,6 +36,11 @@ type OverlayConfig struct {
 	// unconfirmed suspicion lasts twice as long (Lifeguard). At least
 	// ProbeInterval.
 	SuspectTimeout time.Duration
+	// IdleConnectionGrace is how long a connection that no layer uses (not
+	// an overlay or topic neighbour, not held for its services, not opened
+	// with Connect) stays open (10 s). Bootstrap peers that offer no
+	// service are released this way once the agent has joined.
+	IdleConnectionGrace time.Duration
 	// TopicMaxPeers bounds each topic's neighbours (12; at most 1024).
 	TopicMaxPeers int
 	// IHaveInterval is how long lazy IHAVE announcements are batched
@@ -85,6 +90,7 @@ func (c OverlayConfig) validate() error {
 		[]field[int]{{"ActiveViewMin", c.ActiveViewMin}, {"ActiveViewMax", c.ActiveViewMax},
 			{"PassiveViewMax", c.PassiveViewMax}, {"TopicMaxPeers", c.TopicMaxPeers}, {"TopicStoreBytes", c.TopicStoreBytes}},
 		[]field[time.Duration]{{"ShuffleInterval", c.ShuffleInterval}, {"ProbeInterval", c.ProbeInterval},
+			{"IdleConnectionGrace", c.IdleConnectionGrace},
 			{"SuspectTimeout", c.SuspectTimeout}, {"IHaveInterval", c.IHaveInterval}, {"GraftTimeout", c.GraftTimeout},
 			{"AntiEntropyInterval", c.AntiEntropyInterval}, {"DedupTTL", c.DedupTTL}}); err != nil {
 		return err
@@ -130,7 +136,7 @@ func (c OverlayConfig) apply(m *membership.Config, p *pubsub.Config) {
 	if c.ActiveViewMin > 0 && c.ActiveViewMax == 0 {
 		m.ActiveMax = max(defActiveMax, c.ActiveViewMin)
 	}
-	m.ShuffleInterval = c.ShuffleInterval
+	m.ShuffleInterval, m.IdleGrace = c.ShuffleInterval, c.IdleConnectionGrace
 	if c.ProbeInterval > 0 {
 		m.ProbeInterval, m.AckTimeout = c.ProbeInterval, c.ProbeInterval/2
 	}

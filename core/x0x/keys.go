@@ -47,9 +47,12 @@ const (
 	maxHeldBytesPerPeer = 4 << 20
 	// maxAskedPeers bounds the peers asked for one origin's key.
 	maxAskedPeers = 8
-	// keyCacheBytes bounds the cache of origin keys (least recently used
-	// out; about 1,600 parsed keys). This agent's own key is kept apart.
-	keyCacheBytes = 64 << 20
+	// keyCacheBytes bounds the origin keys remembered, encoded (least
+	// recently used out; about 8,000 keys); parsed forms live in the
+	// node's shared, smaller cache. This agent's own key is kept apart.
+	keyCacheBytes = 16 << 20
+	// keyEntryBytes is what one remembered encoded key costs.
+	keyEntryBytes = identity.PublicKeySize + 128
 
 	keyKindRequest = 1
 	keyKindReply   = 2
@@ -115,7 +118,8 @@ type keyService struct {
 	mu      sync.Mutex
 	closed  bool
 	handler func(identity.PeerID, *pubsub.Frame, int, error) // pub/sub's decoded-frame handler
-	keys    *lru.Cache[identity.AgentID, *identity.PublicKey]
+	keys    *lru.Cache[identity.AgentID, []byte]             // encoded origin keys
+	parsed  *identity.VerifyCache                            // the node's parsed keys
 	localPK *identity.PublicKey
 	pending map[identity.AgentID]*pendingKey
 	held    int
@@ -138,11 +142,12 @@ type keyStats struct {
 	HeldPeakB   uint64 // the most bytes held at once
 }
 
-// newKeyService wraps net; local is the agent key of this node.
-func newKeyService(net link.Network, clk clock.Clock, local *identity.PublicKey) *keyService {
+// newKeyService wraps net; local is the agent key of this node and parsed
+// the node's shared cache of parsed keys.
+func newKeyService(net link.Network, clk clock.Clock, local *identity.PublicKey, parsed *identity.VerifyCache) *keyService {
 	ks := &keyService{
-		Network: net, clk: clk, local: local.ID(), localPK: local,
-		keys:    lru.New[identity.AgentID, *identity.PublicKey](keyCacheBytes),
+		Network: net, clk: clk, local: local.ID(), localPK: local, parsed: parsed,
+		keys:    lru.New[identity.AgentID, []byte](keyCacheBytes),
 		pending: make(map[identity.AgentID]*pendingKey),
 		heldBy:  make(map[identity.PeerID]int),
 	}
@@ -173,18 +178,21 @@ func (ks *keyService) HandleFrames(h func(from identity.PeerID, f *pubsub.Frame,
 	ks.mu.Unlock()
 }
 
-// ResolveKey returns a cached key or pubsub.ErrUnknownSigner. It never
-// blocks: fetching happens before frames reach pub/sub.
+// ResolveKey returns a known key, parsed through the node's cache, or
+// pubsub.ErrUnknownSigner. It never blocks: fetching happens before frames
+// reach pub/sub.
 func (ks *keyService) ResolveKey(agent identity.AgentID) (*identity.PublicKey, error) {
 	ks.mu.Lock()
-	defer ks.mu.Unlock()
 	if agent == ks.local {
+		ks.mu.Unlock()
 		return ks.localPK, nil
 	}
-	if k, _ := ks.keys.Get(agent); k != nil {
-		return k, nil
+	raw, _ := ks.keys.Get(agent)
+	ks.mu.Unlock()
+	if raw == nil {
+		return nil, pubsub.ErrUnknownSigner
 	}
-	return nil, pubsub.ErrUnknownSigner
+	return ks.parsed.ParsePublicKey(raw)
 }
 
 // Stats returns a copy of the counters.
@@ -300,14 +308,14 @@ func (ks *keyService) onKeyFrame(from identity.PeerID, b []byte) {
 	if m.Kind == keyKindRequest {
 		k, _ := ks.keys.Get(m.Agent)
 		if m.Agent == ks.local {
-			k = ks.localPK
+			k = ks.localPK.Bytes()
 		}
 		if k != nil {
 			ks.stats.Served++
 		}
 		ks.mu.Unlock()
 		if k != nil {
-			if out, err := encodeKeyMsg(&keyMsg{Kind: keyKindReply, Agent: m.Agent, Key: k.Bytes()}); err == nil {
+			if out, err := encodeKeyMsg(&keyMsg{Kind: keyKindReply, Agent: m.Agent, Key: k}); err == nil {
 				_ = ks.Network.Send(from, link.ProtoKeys, link.PriorityControl, out)
 			}
 		}
@@ -320,9 +328,12 @@ func (ks *keyService) onKeyFrame(from identity.PeerID, b []byte) {
 		return
 	}
 	ks.mu.Unlock()
-	pk, err := identity.ParsePublicKey(m.Key)
+	derives := identity.DeriveID(m.Key) == m.Agent
+	if derives {
+		_, err = ks.parsed.ParsePublicKey(m.Key) // a key that derives the ID may still not parse
+	}
 	ks.mu.Lock()
-	if err != nil || pk.ID() != m.Agent {
+	if err != nil || !derives {
 		ks.stats.BadReplies++
 		ks.mu.Unlock()
 		return
@@ -331,7 +342,7 @@ func (ks *keyService) onKeyFrame(from identity.PeerID, b []byte) {
 		ks.mu.Unlock()
 		return
 	}
-	ks.keys.Put(m.Agent, pk, identity.PublicKeyMemory)
+	ks.keys.Put(m.Agent, m.Key, keyEntryBytes)
 	ks.stats.Learned++
 	frames := ks.releaseLocked(m.Agent, p)
 	ks.mu.Unlock()

@@ -28,13 +28,13 @@ func (a *Agent) startOverlay(clk clock.Clock, rnd io.Reader, oc OverlayConfig) e
 			delete(a.peerAddrs, ev.Peer)
 		}
 	})
-	a.keys = newKeyService(a.nat, clk, a.agent.Public())
+	a.keys = newKeyService(a.nat, clk, a.agent.Public(), a.node.KeyCache())
 	cfg := pubsub.OverlayConfig{
 		Clock:    clk,
 		Rand:     rnd,
 		Signer:   pubsub.AgentSigner{Key: a.agent},
-		Verifier: pubsub.NewMLDSAVerifier(a.keys, 0),
-		Records:  membership.NewMachineRecords(a.machine, clk),
+		Verifier: pubsub.NewMLDSAVerifier(a.keys),
+		Records:  membership.NewMachineRecords(a.machine, clk, a.node.KeyCache()),
 	}
 	oc.apply(&cfg.Membership, &cfg.PubSub)
 	ov, err := pubsub.NewOverlay(a.keys, cfg)

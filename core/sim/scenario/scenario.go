@@ -332,7 +332,7 @@ func (r *run) addNode(topics []int) error {
 		copy(s[:], fmt.Sprintf("sim-agent-%d-%d", seed, i))
 		kp := identity.KeyPairFromSeed(s)
 		r.keys[kp.ID()] = kp.Public()
-		signer, verifier = pubsub.AgentSigner{Key: kp}, pubsub.NewMLDSAVerifier(r.keys, 0)
+		signer, verifier = pubsub.AgentSigner{Key: kp}, pubsub.NewMLDSAVerifier(r.keys)
 	} else {
 		id := identity.DeriveID(fmt.Appendf(nil, "sim-agent-%d-%d", seed, i))
 		r.known[id] = true
