@@ -233,10 +233,20 @@ func (la *labAgent) handle(req request) reply {
 			return fail(fmt.Errorf("list %q not open", req.List))
 		}
 		if req.Op == "add_task" {
-			if _, err := l.Add(req.Title, ""); err != nil {
-				return fail(err)
+			// A joiner may add only once the list's creation has reached
+			// it (through the topic or a neighbour's catch-up): wait for
+			// that rather than for a fixed time.
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				_, err := l.Add(req.Title, "")
+				if err == nil {
+					return reply{OK: true}
+				}
+				if !errors.Is(err, x0x.ErrNotWriter) || time.Now().After(deadline) {
+					return fail(err)
+				}
+				time.Sleep(100 * time.Millisecond)
 			}
-			return reply{OK: true}
 		}
 		var items []string
 		for _, t := range l.Snapshot() {
