@@ -77,6 +77,12 @@ type Config struct {
 	Retention time.Duration
 	// IdleGrace is how long an unused, unheld connection stays open (10 s).
 	IdleGrace time.Duration
+	// Serves marks a node that offers services (coordination, relaying)
+	// to the peers that hold a connection to it: a connection whose peer
+	// said it relies on it (Hold) is not closed as idle. It is not
+	// protected either: under connection pressure the transport may still
+	// evict it (free identities could otherwise occupy every slot).
+	Serves bool
 	// ClaimedDialRate and ClaimedDialBurst bound dials to addresses that
 	// peers passed on (joiners, shuffle origins, probe targets, pub/sub
 	// seekers): 2 per second, bursts of 16.

@@ -279,7 +279,7 @@ func (m *Membership) sweep() {
 	slices.SortFunc(ids, func(a, b identity.PeerID) int { return compare(a, b) })
 	for _, id := range ids {
 		c := m.conns[id]
-		if indexOf(m.active, id) >= 0 || m.holds[id] > 0 {
+		if indexOf(m.active, id) >= 0 || m.holds[id] > 0 || m.reliedOn[id] {
 			continue
 		}
 		if _, p := m.pendingNb[id]; p {

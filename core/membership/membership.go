@@ -84,6 +84,7 @@ type Membership struct {
 	members    map[identity.PeerID]*member
 	conns      map[identity.PeerID]*connInfo
 	holds      map[identity.PeerID]int
+	reliedOn   map[identity.PeerID]bool // peers that told us they hold their connection to us (Config.Serves)
 	graveyard  []gone
 	inc        uint64
 	refutedAt  time.Time
@@ -135,6 +136,7 @@ func New(net link.Network, cfg Config) (*Membership, error) {
 		members:    make(map[identity.PeerID]*member),
 		conns:      make(map[identity.PeerID]*connInfo),
 		holds:      make(map[identity.PeerID]int),
+		reliedOn:   make(map[identity.PeerID]bool),
 		probes:     make(map[uint64]*probe),
 		relays:     make(map[uint64]relay),
 		pendingNb:  make(map[identity.PeerID]time.Time),
@@ -244,6 +246,9 @@ func (m *Membership) Hold(peer identity.PeerID) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.holds[peer]++
+	if m.holds[peer] == 1 && m.conns[peer] != nil {
+		m.send(peer, &Message{Kind: kindHold, Hold: true})
+	}
 }
 
 // Release undoes one Hold; the connection is closed later if unused.
@@ -254,6 +259,7 @@ func (m *Membership) Release(peer identity.PeerID) {
 		delete(m.holds, peer)
 		if c := m.conns[peer]; c != nil {
 			c.lastUsed = m.cfg.Clock.Now()
+			m.send(peer, &Message{Kind: kindHold})
 		}
 		return
 	}
@@ -348,9 +354,13 @@ func (m *Membership) onPeerEvent(ev link.PeerEvent) {
 	m.do(func() {
 		if ev.Up {
 			m.noteConn(ev.Peer, ev.Addr)
+			if m.holds[ev.Peer] > 0 { // tell a (re)connected peer we rely on it
+				m.send(ev.Peer, &Message{Kind: kindHold, Hold: true})
+			}
 			return
 		}
 		delete(m.conns, ev.Peer)
+		delete(m.reliedOn, ev.Peer)
 		delete(m.pendingNb, ev.Peer)
 		if i := indexOf(m.active, ev.Peer); i >= 0 {
 			p := m.active[i]
@@ -502,5 +512,13 @@ func (m *Membership) handle(from identity.PeerID, msg *Message) {
 		}
 	case kindUpdate:
 		// updates applied above
+	case kindHold:
+		// Only a node that serves keeps idle connections for the peers
+		// relying on it; the set is bounded by the connections it has.
+		if m.cfg.Serves && msg.Hold && m.conns[from] != nil {
+			m.reliedOn[from] = true
+		} else {
+			delete(m.reliedOn, from)
+		}
 	}
 }

@@ -507,3 +507,38 @@ func TestShuffleRecordChecksBounded(t *testing.T) {
 		t.Fatalf("%d records checked, want 8", got)
 	}
 }
+
+// A node that serves (Config.Serves) keeps the connection of a peer that
+// holds it even when idle; a node that does not closes it after the idle
+// grace, as it closes any unused connection. Releasing the hold ends it.
+func TestServingNodeKeepsConnectionsOfPeersRelyingOnIt(t *testing.T) {
+	for _, serves := range []bool{true, false} {
+		c := newTunedCluster(t, 0, sim.Config{Seed: 21}, func(i int, _ *sim.Node, cfg *Config, _ *link.Network) {
+			cfg.IdleGrace = time.Second
+			cfg.ReconnectInterval = time.Second
+			cfg.Serves = i == 0 && serves
+		})
+		server, client := c.add(t), c.add(t)
+		other := c.add(t)
+		c.join(t, other, server) // the server's active view: other
+		c.w.Clock.RunFor(5 * time.Second)
+		sdesc := c.ms[server].Self()
+		if err := c.nodes[client].Connect(context.Background(), sdesc.ID, sdesc.Addr); err != nil {
+			t.Fatal(err)
+		}
+		c.ms[client].Hold(sdesc.ID)
+		c.w.Clock.RunFor(30 * time.Second)
+		connected := slices.Contains(c.nodes[server].Peers(), c.nodes[client].LocalID())
+		if connected != serves {
+			t.Fatalf("serves=%v: server connected to the idle client that holds it: %v, want %v", serves, connected, serves)
+		}
+		if serves {
+			c.ms[client].Release(sdesc.ID)
+			c.w.Clock.RunFor(30 * time.Second)
+			if slices.Contains(c.nodes[server].Peers(), c.nodes[client].LocalID()) {
+				t.Fatal("server kept the connection after the client released it")
+			}
+		}
+		c.close()
+	}
+}

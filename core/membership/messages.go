@@ -22,6 +22,7 @@ const (
 	kindPingReq
 	kindUpdate
 	kindNack
+	kindHold
 	kindMax
 )
 
@@ -71,6 +72,7 @@ type Message struct {
 	Nodes   []NodeDesc `cbor:"6,keyasint,omitempty"`
 	Seq     uint64     `cbor:"7,keyasint,omitempty"` // PING / ACK / PINGREQ / NACK
 	Updates []Update   `cbor:"8,keyasint,omitempty"`
+	Hold    bool       `cbor:"9,keyasint,omitempty"` // HOLD: the sender relies on this connection (false: no longer)
 }
 
 // Encode returns the deterministic CBOR encoding of m.

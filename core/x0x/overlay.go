@@ -37,6 +37,8 @@ func (a *Agent) startOverlay(clk clock.Clock, rnd io.Reader, oc OverlayConfig) e
 		Records:  membership.NewMachineRecords(a.machine, clk, a.node.KeyCache()),
 	}
 	oc.apply(&cfg.Membership, &cfg.PubSub)
+	// A coordinator or relay keeps the connections of peers relying on it.
+	cfg.Membership.Serves = a.node.Services() != 0
 	ov, err := pubsub.NewOverlay(a.keys, cfg)
 	if err != nil {
 		a.keys.close()
