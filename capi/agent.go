@@ -42,18 +42,15 @@ type agentEntry struct {
 	// ends when its facade stream ends (the agent's Close ends them all).
 	fwd sync.WaitGroup
 
+	legacyMu    sync.Mutex // serialises x0x_subscribe and x0x_unsubscribe
 	subMu       sync.Mutex
-	subs        map[string]*topicSub         // nil once destroyed
-	subsDropped atomic.Uint64                // messages subscriptions dropped (lag markers)
+	topics      map[*topicEntry]struct{}     // topic handles, incl. x0x_subscribe's; nil once destroyed
+	legacy      map[string]*topicEntry       // x0x_subscribe's, by topic; nil once destroyed
+	subsDropped atomic.Uint64                // records subscriptions lost in their own buffers
 	lists       map[x0x.TaskListID]*openList // nil once destroyed
+	requests    atomic.Uint64                // last validation request ID issued
 
 	done chan struct{}
-}
-
-// topicSub is one x0x_subscribe: the topic handle and its subscription.
-type topicSub struct {
-	topic *x0x.Topic
-	sub   *x0x.Subscription
 }
 
 // inboxCapacity bounds the events waiting for the dispatcher from
@@ -63,7 +60,8 @@ const inboxCapacity = 1024
 // newAgentEntry wraps a facade agent and its pull queue.
 func newAgentEntry(a *x0x.Agent, q *eventQueue) *agentEntry {
 	return &agentEntry{a: a, q: q, inbox: make(chan event, inboxCapacity), stop: make(chan struct{}),
-		subs: map[string]*topicSub{}, lists: map[x0x.TaskListID]*openList{}, done: make(chan struct{})}
+		topics: map[*topicEntry]struct{}{}, legacy: map[string]*topicEntry{},
+		lists: map[x0x.TaskListID]*openList{}, done: make(chan struct{})}
 }
 
 // callCtx is the context of a blocking call on this agent: it ends at the
@@ -137,27 +135,37 @@ func (e *agentEntry) forwardEvents(s *x0x.Stream[x0x.Event]) {
 
 // deliver hands one event to the callback or the pull queue. A panic (a
 // bug) is contained so delivery goes on; the event is then counted as
-// dropped.
+// dropped. Records of closed subscriptions are skipped; a record that is
+// neither queued nor handed to a callback calls its onDrop.
 func (e *agentEntry) deliver(ce event) {
+	handed := false
 	defer func() {
 		if recover() != nil {
 			e.q.countDrop()
 		}
+		if !handed && ce.onDrop != nil {
+			ce.onDrop()
+		}
 	}()
+	if ce.sub != nil && ce.sub.closed.Load() {
+		return
+	}
 	e.cbMu.Lock()
 	cb, ud := e.cb, e.ud
 	e.cbMu.Unlock()
 	if cb == nil {
 		if ce.waitForRoom {
 			e.q.pushWait(ce, e.stop)
+			handed = true
 		} else {
-			e.q.push(ce)
+			handed = e.q.push(ce)
 		}
 		return
 	}
 	if e.closed.Load() {
 		return
 	}
+	handed = true
 	rec := (*C.x0x_event)(C.calloc(1, C.size_t(unsafe.Sizeof(C.x0x_event{}))))
 	defer C.free(unsafe.Pointer(rec))
 	ce.fill(rec)

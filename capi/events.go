@@ -33,6 +33,14 @@ type event struct {
 	// waitForRoom makes the dispatcher wait for room in a full pull queue
 	// instead of dropping the event (x0x_debug_inject_events only).
 	waitForRoom bool
+	// sub is the subscription the record belongs to (nil for agent
+	// events): the dispatcher skips records of closed subscriptions, and a
+	// full queue counts their losses for the subscription's lag marker.
+	sub *subEntry
+	// onDrop is called (once, by the dispatcher) when the record could not
+	// be queued or handed to a callback: a validation request is then
+	// refused at once instead of waiting out its time limit.
+	onDrop func()
 }
 
 // eventKind maps a facade event kind to its x0x_event_kind value (0 for a
@@ -132,6 +140,12 @@ func copyID(p *C.uint8_t, id x0x.ID) {
 
 // eventQueue is an agent's bounded queue for the pull API, with the
 // readiness fd that is readable exactly while the queue is not empty.
+//
+// Records of topic subscriptions (x0x_topic_subscribe, x0x_topic_events)
+// that find the queue full are counted for their subscription, and the
+// subscription's next record is a lag marker (X0X_EVENT_LAGGED) with the
+// count: queued before the subscription's next record, or as soon as pop
+// makes room, so that it always sits exactly at the gap.
 type eventQueue struct {
 	mu      sync.Mutex
 	buf     []event // ring of capacity len(buf)
@@ -141,6 +155,10 @@ type eventQueue struct {
 	wfd     C.int
 	// room gets a token whenever pop frees space (for pushWait).
 	room chan struct{}
+	// missed counts the records of each subscription lost since its last
+	// queued record, in the order the losses began (lagOrder).
+	missed   map[*subEntry]uint64
+	lagOrder []*subEntry
 }
 
 // newEventQueue creates a queue of the given capacity and its fd.
@@ -150,22 +168,121 @@ func newEventQueue(capacity int) (*eventQueue, error) {
 	if rfd < 0 {
 		return nil, fmt.Errorf("x0x: creating the events fd: %w", errno)
 	}
-	return &eventQueue{buf: make([]event, capacity), rfd: rfd, wfd: wfd, room: make(chan struct{}, 1)}, nil
+	return &eventQueue{buf: make([]event, capacity), rfd: rfd, wfd: wfd, room: make(chan struct{}, 1),
+		missed: map[*subEntry]uint64{}}, nil
 }
 
-// push appends e, or drops and counts it if the queue is full or closed.
-func (q *eventQueue) push(e event) {
+// push appends e and reports true, or drops and counts it (reporting
+// false) if the queue is full or closed. A record of a closed subscription
+// is dropped without being counted.
+func (q *eventQueue) push(e event) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.n == len(q.buf) || q.rfd < 0 {
+	if q.rfd < 0 {
 		q.dropped++
-		return
+		return false
 	}
+	if s := e.sub; s != nil && s.lagMarkers() {
+		if s.closed.Load() {
+			return false
+		}
+		if e.kind == kindLagged {
+			// A marker from the subscription's own buffer: it merges with
+			// the losses counted here (they are at the same gap).
+			if q.n == len(q.buf) {
+				q.missLocked(s, e.nums[0], false)
+				return false
+			}
+			n := e.nums[0] + q.missed[s]
+			q.forgetLocked(s)
+			q.appendLocked(s.lagEvent(n))
+			return true
+		}
+		if m := q.missed[s]; m > 0 {
+			if q.n == len(q.buf) {
+				q.missLocked(s, 1, true)
+				return false
+			}
+			q.appendLocked(s.lagEvent(m)) // the marker first, at the gap
+			q.forgetLocked(s)
+		}
+		if q.n == len(q.buf) {
+			q.missLocked(s, 1, true)
+			return false
+		}
+	} else if q.n == len(q.buf) {
+		q.dropped++
+		return false
+	}
+	q.appendLocked(e)
+	return true
+}
+
+// appendLocked adds e at the tail (there is room) and makes the fd
+// readable when the queue was empty. q.mu is held.
+func (q *eventQueue) appendLocked(e event) {
 	q.buf[(q.head+q.n)%len(q.buf)] = e
 	q.n++
 	if q.n == 1 {
 		C.capi_notify_signal(q.wfd)
 	}
+}
+
+// missLocked counts n lost records of s, as dropped by this queue too if
+// counted (losses a marker reports from the subscription's own buffer are
+// counted where they happened). q.mu is held.
+func (q *eventQueue) missLocked(s *subEntry, n uint64, counted bool) {
+	if n == 0 {
+		return
+	}
+	if q.missed[s] == 0 {
+		q.lagOrder = append(q.lagOrder, s)
+	}
+	q.missed[s] += n
+	if counted {
+		q.dropped += n
+	}
+}
+
+// forgetLocked drops the loss count of s. q.mu is held.
+func (q *eventQueue) forgetLocked(s *subEntry) {
+	if _, ok := q.missed[s]; !ok {
+		return
+	}
+	delete(q.missed, s)
+	for i, x := range q.lagOrder {
+		if x == s {
+			q.lagOrder = append(q.lagOrder[:i], q.lagOrder[i+1:]...)
+			break
+		}
+	}
+}
+
+// flushLagLocked queues the pending lag markers while there is room, in
+// the order the losses began. Each marker follows every queued record of
+// its subscription (they were queued before the loss). q.mu is held.
+func (q *eventQueue) flushLagLocked() {
+	for len(q.lagOrder) > 0 && q.n < len(q.buf) {
+		s := q.lagOrder[0]
+		q.lagOrder = q.lagOrder[1:]
+		m := q.missed[s]
+		delete(q.missed, s)
+		if m > 0 && !s.closed.Load() {
+			q.appendLocked(s.lagEvent(m))
+		}
+	}
+	if len(q.lagOrder) == 0 {
+		q.lagOrder = nil
+	}
+}
+
+// closeSub marks s closed and forgets its pending losses: after it
+// returns, push queues no record of s. Records already queued stay.
+func (q *eventQueue) closeSub(s *subEntry) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	s.closed.Store(true)
+	q.forgetLocked(s)
 }
 
 // pushWait appends e, waiting while the queue is full; it gives up (and
@@ -209,6 +326,9 @@ func (q *eventQueue) pop(max int) []event {
 		q.head = (q.head + 1) % len(q.buf)
 	}
 	q.n -= k
+	if q.rfd >= 0 {
+		q.flushLagLocked()
+	}
 	select {
 	case q.room <- struct{}{}:
 	default:

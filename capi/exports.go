@@ -419,14 +419,19 @@ func newAgent(ctx context.Context, c *config) (uint64, error) {
 //export x0x_agent_destroy
 func x0x_agent_destroy(h C.uint64_t) C.int {
 	return C.int(call("x0x_agent_destroy", func() error {
-		return destroyAgent(uint64(h), uint64(C.capi_in_callback()))
+		return destroyAgentFrom(uint64(h), uint64(C.capi_in_callback()), uint64(C.capi_in_validator()))
 	}))
 }
 
 // destroyAgent unregisters and closes agent h and waits for its event
 // dispatcher to finish, unless the caller is that dispatcher (inCallbackOf
 // is the agent whose callback runs on the calling thread, or 0).
-func destroyAgent(h, inCallbackOf uint64) error {
+func destroyAgent(h, inCallbackOf uint64) error { return destroyAgentFrom(h, inCallbackOf, 0) }
+
+// destroyAgentFrom is destroyAgent called on a thread that may run the
+// validator function of topic handle inValidatorOf (or 0): the destroy
+// does not wait for that call.
+func destroyAgentFrom(h, inCallbackOf, inValidatorOf uint64) error {
 	obj, err := handles.remove(h, kindAgent)
 	if err != nil {
 		return err
@@ -434,10 +439,8 @@ func destroyAgent(h, inCallbackOf uint64) error {
 	e := obj.(*agentEntry)
 	e.closed.Store(true)
 	close(e.stop)
-	e.subMu.Lock()
-	e.subs = nil // the agent's Close ends every subscription
-	e.subMu.Unlock()
-	e.dropListHandles() // and closes every task list
+	e.closeTopics(inValidatorOf) // topic and subscription handles end
+	e.dropListHandles()          // and the agent's Close closes every task list
 	err = e.a.Close()
 	if inCallbackOf != e.handle {
 		<-e.done

@@ -21,6 +21,9 @@ static _Thread_local char capi_err[CAPI_ERR_SIZE];
 /* Agent whose callback runs on this thread (0: none). */
 static _Thread_local uint64_t capi_cb_agent;
 
+/* Topic whose validator function runs on this thread (0: none). */
+static _Thread_local uint64_t capi_validator_topic;
+
 void capi_set_error(const char *msg, size_t len) {
     if (len >= CAPI_ERR_SIZE) {
         len = CAPI_ERR_SIZE - 1;
@@ -62,6 +65,7 @@ const char *x0x_status_name(int status) {
     case X0X_ERR_TASK_NOT_CLAIMED: return "X0X_ERR_TASK_NOT_CLAIMED";
     case X0X_ERR_TASK_CLAIMED_BY_OTHER: return "X0X_ERR_TASK_CLAIMED_BY_OTHER";
     case X0X_ERR_NOT_WRITER: return "X0X_ERR_NOT_WRITER";
+    case X0X_ERR_REJECTED: return "X0X_ERR_REJECTED";
     case X0X_ERR_OTHER: return "X0X_ERR_OTHER";
     }
     return "X0X_ERR_UNKNOWN";
@@ -125,6 +129,16 @@ void capi_invoke_cb(x0x_event_cb cb, uint64_t agent, const x0x_event *ev, void *
 }
 
 uint64_t capi_in_callback(void) { return capi_cb_agent; }
+
+int capi_invoke_validator(x0x_validator_fn fn, uint64_t topic, const x0x_event *ev, void *user_data) {
+    uint64_t prev = capi_validator_topic;
+    capi_validator_topic = topic;
+    int verdict = fn(topic, ev, user_data);
+    capi_validator_topic = prev;
+    return verdict;
+}
+
+uint64_t capi_in_validator(void) { return capi_validator_topic; }
 
 void capi_event_free_fields(x0x_event *ev) {
     free((void *)ev->addr);

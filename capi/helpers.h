@@ -32,6 +32,13 @@ void capi_invoke_cb(x0x_event_cb cb, uint64_t agent, const x0x_event *ev, void *
 /* Returns the agent whose callback is running on this thread, or 0. */
 uint64_t capi_in_callback(void);
 
+/* Calls a topic validator on the calling thread, marking the thread as
+ * running topic's validator for the duration (see capi_in_validator). */
+int capi_invoke_validator(x0x_validator_fn fn, uint64_t topic, const x0x_event *ev, void *user_data);
+
+/* Returns the topic whose validator runs on this thread, or 0. */
+uint64_t capi_in_validator(void);
+
 /* Frees and zeroes the pointer fields of one event record. */
 void capi_event_free_fields(x0x_event *ev);
 

@@ -5,9 +5,13 @@
 // public Go facade core/x0x only.
 //
 // Layout: registry.go (handles), status.go (status codes and the mapping
-// of Go errors), events.go and agent.go (event delivery), exports.go (the
-// exported functions), helpers.c (thread-local last error, readiness fd,
-// callback trampoline and the functions that need no Go).
+// of Go errors), events.go and agent.go (event delivery: the one path of
+// every record, with the lag markers of the queue), exports.go (the
+// exported functions), topic.go (topic handles, subscriptions, lag markers
+// and validators), pubsub.go (the agent-level pub/sub calls of ABI 0.2, on
+// the same topic handles), tasklist.go, helpers.c (thread-local last error,
+// readiness fd, callback and validator trampolines and the functions that
+// need no Go).
 package main
 
 // main is required by -buildmode=c-shared/c-archive and never runs.

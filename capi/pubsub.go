@@ -45,76 +45,60 @@ func topicEvent(m x0x.Message) event {
 		nums: [4]uint64{m.Seq, uint64(m.Time.UnixMilli()), uint64(m.Hops)}}
 }
 
-// subscribe joins topic and subscribes to it unless the agent already
-// is, and starts the forwarder that feeds its messages to the dispatcher.
+// subscribe is x0x_subscribe: unless the agent already subscribes to
+// topic, it joins it with an internal topic handle (handle 0, not in the
+// registry) and opens one subscription, whose records keep the ABI 0.2
+// form (reserved[3] 0, no lag markers).
 func (e *agentEntry) subscribe(topic string) error {
+	e.legacyMu.Lock()
+	defer e.legacyMu.Unlock()
 	e.subMu.Lock()
-	defer e.subMu.Unlock()
-	if e.subs == nil {
+	_, ok := e.legacy[topic]
+	closed := e.legacy == nil
+	e.subMu.Unlock()
+	switch {
+	case closed:
 		return x0x.ErrClosed
-	}
-	if _, ok := e.subs[topic]; ok {
+	case ok:
 		return nil
 	}
-	t, err := e.a.Join(context.Background(), topic)
+	te, err := e.joinTopic(topic, false, nil, false)
 	if err != nil {
 		return err
 	}
-	sub, err := t.Subscribe()
-	if err != nil {
-		t.Leave()
+	if _, err = te.subscribe(false); err != nil {
+		_ = te.leave(0)
 		return err
 	}
-	e.subs[topic] = &topicSub{topic: t, sub: sub}
-	e.fwd.Add(1)
-	go e.forward(sub)
+	e.subMu.Lock()
+	defer e.subMu.Unlock()
+	if e.legacy == nil { // destroyed meanwhile: its destroy left te
+		return x0x.ErrClosed
+	}
+	e.legacy[topic] = te
 	return nil
-}
-
-// forward moves a subscription's messages to the dispatcher until the
-// subscription ends or the agent is destroyed. While the dispatcher is
-// busy, messages wait in the subscription's buffer; those it drops when
-// full are counted (lag markers).
-func (e *agentEntry) forward(sub *x0x.Subscription) {
-	defer e.fwd.Done()
-	for {
-		m, err := sub.Next(context.Background())
-		var lag *x0x.LaggedError
-		if errors.As(err, &lag) {
-			e.subsDropped.Add(lag.Missed)
-			continue
-		}
-		if err != nil {
-			return
-		}
-		if !e.post(topicEvent(m)) {
-			return
-		}
-	}
 }
 
 // unsubscribe ends the agent's subscription to topic.
 func (e *agentEntry) unsubscribe(topic string) error {
+	e.legacyMu.Lock()
+	defer e.legacyMu.Unlock()
 	e.subMu.Lock()
-	if e.subs == nil {
+	if e.legacy == nil {
 		e.subMu.Unlock()
 		return x0x.ErrClosed
 	}
-	ts, ok := e.subs[topic]
-	if ok {
-		delete(e.subs, topic)
-	}
+	te, ok := e.legacy[topic]
+	delete(e.legacy, topic)
 	e.subMu.Unlock()
 	if !ok {
 		return &apiError{statusNotFound, fmt.Sprintf("not subscribed to topic %q", topic)}
 	}
-	ts.sub.Close()
-	ts.topic.Leave()
-	return nil
+	return te.leave(0)
 }
 
-// subscriptionDrops returns the messages subscriptions dropped because the
-// dispatcher fell behind.
+// subscriptionDrops returns the records subscriptions lost in their own
+// buffers because the dispatcher fell behind.
 func (e *agentEntry) subscriptionDrops() uint64 { return e.subsDropped.Load() }
 
 // publish publishes data on topic through a publish-only handle: the

@@ -9,10 +9,12 @@ import (
 type handleKind uint8
 
 const (
-	kindConfig   handleKind = 1
-	kindAgent    handleKind = 2
-	kindIdentity handleKind = 3
-	kindTaskList handleKind = 4
+	kindConfig       handleKind = 1
+	kindAgent        handleKind = 2
+	kindIdentity     handleKind = 3
+	kindTaskList     handleKind = 4
+	kindTopic        handleKind = 5
+	kindSubscription handleKind = 6
 
 	kindShift = 56
 	seqMask   = uint64(1)<<kindShift - 1
@@ -28,6 +30,10 @@ func (k handleKind) String() string {
 		return "task list"
 	case kindIdentity:
 		return "identity"
+	case kindTopic:
+		return "topic"
+	case kindSubscription:
+		return "subscription"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -76,7 +82,7 @@ func (r *registry) check(h uint64, k handleKind) error {
 	}
 	if got := handleKind(h >> kindShift); got != k {
 		switch got {
-		case kindConfig, kindAgent, kindIdentity, kindTaskList:
+		case kindConfig, kindAgent, kindIdentity, kindTaskList, kindTopic, kindSubscription:
 			return &handleError{h, k, fmt.Sprintf("it is a %s handle", got)}
 		}
 		return &handleError{h, k, "not a handle issued by this library"}

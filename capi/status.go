@@ -41,6 +41,7 @@ const (
 	statusTaskNotClaimed  status = C.X0X_ERR_TASK_NOT_CLAIMED
 	statusClaimedByOther  status = C.X0X_ERR_TASK_CLAIMED_BY_OTHER
 	statusNotWriter       status = C.X0X_ERR_NOT_WRITER
+	statusRejected        status = C.X0X_ERR_REJECTED
 	statusOther           status = C.X0X_ERR_OTHER
 )
 
@@ -64,6 +65,7 @@ var sentinelStatus = []struct {
 	err error
 	st  status
 }{
+	{x0x.ErrRejected, statusRejected},
 	{x0x.ErrInvalidArgument, statusInvalidArg},
 	{x0x.ErrTaskDone, statusTaskDone},
 	{x0x.ErrTaskNotClaimed, statusTaskNotClaimed},

@@ -70,6 +70,8 @@ func TestClassify(t *testing.T) {
 		{fmt.Errorf("complete: %w", x0x.ErrTaskNotClaimed), statusTaskNotClaimed},
 		{fmt.Errorf("complete: %w", x0x.ErrClaimedByOther), statusClaimedByOther},
 		{fmt.Errorf("add: %w", x0x.ErrNotWriter), statusNotWriter},
+		{fmt.Errorf("publish: %w: %w", x0x.ErrRejected, errRefused), statusRejected},
+		{fmt.Errorf("publish: %w: %w", x0x.ErrRejected, x0x.ErrClosed), statusClosed},
 		{fmt.Errorf("claim: %w", x0x.ErrTaskNotFound), statusNotFound},
 		{fmt.Errorf("add: %w", x0x.ErrInvalidArgument), statusInvalidArg},
 		{fmt.Errorf("open: %w", x0x.ErrCorrupt), statusCorrupt},

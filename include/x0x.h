@@ -11,7 +11,8 @@
  * - Every function that can fail returns an int status (x0x_status). X0X_OK
  *   is 0. On failure, x0x_last_error() returns a message explaining it.
  * - Objects are named by opaque 64-bit handles (x0x_config, x0x_agent,
- *   x0x_identity). Handles are never reused and are type-tagged: a destroyed,
+ *   x0x_identity, x0x_tasklist, x0x_topic, x0x_subscription). Handles are
+ *   never reused and are type-tagged: a destroyed, left, closed,
  *   never-issued, zero or wrong-kind handle is X0X_ERR_INVALID_HANDLE, never
  *   a crash.
  * - Pointer arguments are borrowed for the duration of the call only, unless
@@ -64,7 +65,23 @@
  * x0x_tasklist_set_open, X0X_ERR_NOT_WRITER, X0X_TASK_ACCESS_CHANGED) and,
  * as a security change, lists from x0x_tasklist_create that only their
  * creator may write to until it grants others; 0.5 the hop count of topic
- * messages (reserved[2] of X0X_EVENT_TOPIC_MESSAGE).
+ * messages (reserved[2] of X0X_EVENT_TOPIC_MESSAGE); 0.6 topic handles
+ * (x0x_topic_join, x0x_topic_join_validated, x0x_topic_publish,
+ * x0x_topic_subscribe, x0x_topic_events, x0x_topic_neighbours,
+ * x0x_topic_validation_result, x0x_topic_leave, x0x_subscription_close),
+ * X0X_ERR_REJECTED, the event kinds X0X_EVENT_TOPIC_NEIGHBOUR_UP/_DOWN,
+ * X0X_EVENT_LAGGED and X0X_EVENT_VALIDATE, and the subscription handle in
+ * reserved[3] of X0X_EVENT_TOPIC_MESSAGE (0 for x0x_subscribe).
+ *
+ * Events
+ * ------
+ * Everything that happens reaches the caller one way: as x0x_event records
+ * of its agent, pulled (x0x_events_fd + x0x_events_drain) or pushed to a
+ * callback (x0x_set_event_callback). Topic messages, topic neighbour
+ * changes, lag markers and validation requests of topic handles use that
+ * same path; their records name the subscription or topic handle they
+ * belong to (reserved[3]), so a binding routes them without string
+ * compares.
  */
 #ifndef X0X_H
 #define X0X_H
@@ -80,7 +97,7 @@ extern "C" {
  * soname suffix (libx0x.so.0); a library with another major version is not
  * compatible. Minor versions only add functions, keys and event kinds. */
 #define X0X_ABI_VERSION_MAJOR 0
-#define X0X_ABI_VERSION_MINOR 5
+#define X0X_ABI_VERSION_MINOR 6
 #define X0X_ABI_VERSION ((X0X_ABI_VERSION_MAJOR << 16) | X0X_ABI_VERSION_MINOR)
 
 /* Size in bytes of an ID (agent, machine, peer): SHA-256 of a public key. */
@@ -154,6 +171,9 @@ typedef enum x0x_status {
      * not reached this replica yet), or may not change its writers (only
      * the creator can). ABI 0.4. */
     X0X_ERR_NOT_WRITER = 18,
+    /* Topics: a validator of the topic refused the message (a local
+     * publish), or did not give its verdict within its time limit. ABI 0.6. */
+    X0X_ERR_REJECTED = 19,
     /* An error the library could not classify more precisely. */
     X0X_ERR_OTHER = 99
 } x0x_status;
@@ -163,6 +183,8 @@ typedef uint64_t x0x_config;
 typedef uint64_t x0x_agent;
 typedef uint64_t x0x_identity;
 typedef uint64_t x0x_tasklist;
+typedef uint64_t x0x_topic;        /* ABI 0.6: a joined topic (x0x_topic_join) */
+typedef uint64_t x0x_subscription; /* ABI 0.6: a stream of a topic's messages or neighbour changes */
 #define X0X_NULL_HANDLE ((uint64_t)0)
 
 /* The library's own Go glue declares the functions with slightly different
@@ -383,6 +405,14 @@ int x0x_identity_destroy(x0x_identity id);
 /* ------------------------------------------------------------------ */
 /* Publish / subscribe                                                 */
 /* ------------------------------------------------------------------ */
+/* The agent-level calls of ABI 0.2. They keep working, but topic handles
+ * (x0x_topic_join and the section "Topics" below, ABI 0.6) are the API to
+ * use: independent handles, several subscriptions per topic, lag markers,
+ * neighbour events and validators. Both run on the same machinery: each
+ * x0x_subscribe is an internal topic handle with one subscription whose
+ * records carry 0 in reserved[3] and no lag markers (its losses are only
+ * counted by x0x_events_dropped), and x0x_publish publishes through a
+ * publish-only handle. */
 
 /* Subscribes the agent to topic (NUL-terminated, 1..X0X_MAX_TOPIC bytes).
  * Its messages arrive as X0X_EVENT_TOPIC_MESSAGE events (pull API or
@@ -405,7 +435,9 @@ int x0x_unsubscribe(x0x_agent agent, const char *topic);
  * delivery); out_msg_id (X0X_ID_SIZE bytes, may be NULL) receives the
  * message ID. Blocks up to timeout_ms. Errors: X0X_ERR_INVALID_HANDLE,
  * X0X_ERR_INVALID_ARG, X0X_ERR_TOO_LARGE (topic, or a payload over the
- * overlay's message limit of 1 MiB), X0X_ERR_TIMEOUT, X0X_ERR_CLOSED. */
+ * overlay's message limit of 1 MiB), X0X_ERR_TIMEOUT, X0X_ERR_CLOSED, and
+ * X0X_ERR_REJECTED when a validator of a topic handle of this agent
+ * (x0x_topic_join_validated, ABI 0.6) refused the message. */
 int x0x_publish(x0x_agent agent, const char *topic, const uint8_t *payload, size_t len, uint32_t timeout_ms,
                 uint8_t out_msg_id[X0X_ID_SIZE]);
 
@@ -542,8 +574,9 @@ int x0x_debug_inject_events(x0x_agent agent, uint32_t n, size_t payload_len);
 #endif /* X0X_INTERNAL_OMIT_PROTOTYPES */
 
 /* Kinds of event. Values not listed here are reserved for later minor
- * versions (publish/subscribe messages, task-list changes, ...): bindings
- * must skip records with a kind they do not know. */
+ * versions: bindings must skip records with a kind they do not know (the
+ * kinds of ABI 0.6 only ever concern topic handles, which a caller of an
+ * older header never creates). */
 typedef enum x0x_event_kind {
     /* A connection to `peer` is up; `addr` is its address; `agents` the
      * agents it carries. */
@@ -567,7 +600,9 @@ typedef enum x0x_event_kind {
      * timestamp (Unix milliseconds) and reserved[2] the overlay hops the
      * message took (0 for this node's own messages; above the topic tree's
      * depth when it was repaired through announcements or anti-entropy;
-     * ABI 0.5); `peer` and `to` are all zero. */
+     * ABI 0.5), reserved[3] the x0x_subscription it was delivered to (0
+     * for a subscription of x0x_subscribe; ABI 0.6); `peer` and `to` are
+     * all zero. */
     X0X_EVENT_TOPIC_MESSAGE = 7,
     /* A task list changed: `topic` is the list ID in hex, `payload` the
      * X0X_ID_SIZE-byte task ID, `from` the agent that made the change,
@@ -578,7 +613,31 @@ typedef enum x0x_event_kind {
      * several peers (at different IPs) see it at, or the classification
      * changed: reserved[0] is an x0x_nat_type, `addr` the external address
      * peers agree on (NULL if none); `peer` is all zero. ABI 0.3. */
-    X0X_EVENT_NAT_TYPE_DETECTED = 9
+    X0X_EVENT_NAT_TYPE_DETECTED = 9,
+    /* `peer` became a neighbour of this node on `topic` (a peer it
+     * exchanges the topic's messages with directly); reserved[3] is the
+     * x0x_subscription from x0x_topic_events. ABI 0.6. */
+    X0X_EVENT_TOPIC_NEIGHBOUR_UP = 10,
+    /* `peer` is no longer a neighbour on `topic`; reserved[3] as above.
+     * ABI 0.6. */
+    X0X_EVENT_TOPIC_NEIGHBOUR_DOWN = 11,
+    /* The lag marker: reserved[0] records of subscription reserved[3]
+     * (an x0x_subscription of x0x_topic_subscribe or x0x_topic_events, on
+     * `topic`) were lost because its reader fell behind: the agent's event
+     * queue was full, or (with a callback) the records waited too long.
+     * It comes after the records of that subscription that preceded the
+     * gap and before those that followed it; the subscription goes on.
+     * The lost records are also counted by x0x_events_dropped. ABI 0.6. */
+    X0X_EVENT_LAGGED = 12,
+    /* A validation request of a topic joined with x0x_topic_join_validated
+     * and no validator function: a message on `topic` from agent `from`
+     * (its signature was verified) with `payload` (NULL if empty),
+     * reserved[0] its sequence number, reserved[1] its timestamp (Unix
+     * ms), reserved[2] the request ID and reserved[3] the x0x_topic.
+     * Answer with x0x_topic_validation_result(reserved[3], reserved[2],
+     * verdict) within the topic's time limit; the message waits for it.
+     * ABI 0.6. */
+    X0X_EVENT_VALIDATE = 13
 } x0x_event_kind;
 
 /* NAT mapping behaviours, as reported in X0X_EVENT_NAT_TYPE_DETECTED. */
@@ -637,7 +696,10 @@ typedef struct x0x_event {
 /* Pull API ----------------------------------------------------------- */
 /* While no callback is registered, each agent queues its events in a
  * bounded queue (capacity from "event_queue_capacity"). When the queue is
- * full, new events are dropped and counted (x0x_events_dropped). */
+ * full, new events are dropped and counted (x0x_events_dropped); records of
+ * a topic subscription lost this way are also reported to it, by one
+ * X0X_EVENT_LAGGED marker queued at the gap as soon as there is room
+ * (ABI 0.6). */
 
 /* Stores in *fd a file descriptor that is readable (poll/select/epoll,
  * POLLIN) while at least one event is queued and stops being readable when
@@ -664,9 +726,11 @@ int x0x_events_drain(x0x_agent agent, x0x_event *out, size_t max, size_t *n);
 void x0x_events_release(x0x_event *events, size_t n);
 
 /* Stores in *out how many events this agent's queue has dropped because it
- * was full (or could not be delivered because of an internal error). It
- * does not count events the node itself dropped while a slow callback
- * held up delivery. Errors: X0X_ERR_INVALID_HANDLE, X0X_ERR_INVALID_ARG. */
+ * was full (or could not be delivered because of an internal error), plus
+ * the topic messages and neighbour changes subscriptions lost in their own
+ * buffers while delivery was held up (see X0X_EVENT_LAGGED). It does not
+ * count other events the node itself dropped while a slow callback held up
+ * delivery. Errors: X0X_ERR_INVALID_HANDLE, X0X_ERR_INVALID_ARG. */
 int x0x_events_dropped(x0x_agent agent, uint64_t *out);
 
 /* Callback API ------------------------------------------------------- */
@@ -695,6 +759,175 @@ typedef void (*x0x_event_cb)(x0x_agent agent, const x0x_event *event, void *user
  * x0x_agent_destroy returns, none runs (see there).
  * Errors: X0X_ERR_INVALID_HANDLE. */
 int x0x_set_event_callback(x0x_agent agent, x0x_event_cb cb, void *user_data);
+
+#endif /* X0X_INTERNAL_OMIT_PROTOTYPES */
+
+/* ------------------------------------------------------------------ */
+/* Topics (ABI 0.6)                                                    */
+/* ------------------------------------------------------------------ */
+/* A topic is joined as a handle. Handles are independent: one topic can be
+ * joined several times, each handle with its own subscriptions, neighbour
+ * streams and validator, and the node carries the topic (receives, stores
+ * and forwards its messages) while any handle not joined with
+ * X0X_TOPIC_PUBLISH_ONLY is joined. A topic handle belongs to its agent:
+ * x0x_agent_destroy invalidates it and its subscriptions.
+ *
+ * Subscriptions. x0x_topic_subscribe (messages) and x0x_topic_events
+ * (neighbour changes) open a subscription: a bounded stream whose records
+ * arrive through the agent's events (pull API or callback, the one event
+ * path of this library), tagged with the subscription handle in
+ * reserved[3]. The network never waits for a slow reader: when records of
+ * a subscription are lost (its agent's event queue was full, or a slow
+ * callback let the subscription's own buffer of 1,024 records or 16 MiB
+ * overflow), the next record of that subscription is one X0X_EVENT_LAGGED
+ * marker counting them, and the subscription goes on.
+ *
+ * Validators. A handle may validate the topic's messages: each message
+ * new to this node (after its origin's signature was verified, before it
+ * is stored, delivered or forwarded) and each local publish. A message any
+ * handle of the topic refuses is neither delivered nor forwarded by this
+ * node, and a local publish of it fails with X0X_ERR_REJECTED. While a
+ * message waits for its verdict, the stream of the peer that sent it waits
+ * too, so verdicts must be quick, and each handle has a time limit after
+ * which a missing verdict refuses the message. Two forms:
+ *  - a C function (x0x_validator_fn), called synchronously on a library
+ *    thread: for C and C++ callers;
+ *  - asynchronous requests: X0X_EVENT_VALIDATE records through the agent's
+ *    events, answered with x0x_topic_validation_result. This is the form
+ *    for callers that live on an event loop (the Node and Python
+ *    bindings): a synchronous call from the network path into a
+ *    JavaScript or Python event loop would stall the overlay behind that
+ *    loop, so the library waits for the report instead, at most the time
+ *    limit (as libp2p's asynchronous validation with
+ *    ReportMessageValidationResult and a validation timeout does).
+ */
+
+/* Flag of x0x_topic_join: publish without joining. The node does not
+ * subscribe to the topic for this handle (it carries no traffic for it
+ * unless another handle joined it); a publication goes to a subscribed
+ * neighbour or walks to a subscriber. */
+#define X0X_TOPIC_PUBLISH_ONLY 0x1u
+
+/* Validation time limits in ms: the default (time_limit_ms 0) and the
+ * largest accepted. */
+#define X0X_DEFAULT_VALIDATION_MS 1000u
+#define X0X_MAX_VALIDATION_MS 10000u
+
+/* Verdicts. Any value other than X0X_VALIDATION_ACCEPT refuses. */
+#define X0X_VALIDATION_ACCEPT 0
+#define X0X_VALIDATION_REJECT 1
+
+/* A validator function (x0x_topic_join_validated). It runs on a library
+ * thread, possibly on several at once (one per peer sending the topic's
+ * messages), so it must be thread-safe. `message` describes the message as
+ * an X0X_EVENT_VALIDATE record does (kind X0X_EVENT_VALIDATE, `topic`,
+ * `from`, `payload`, reserved[0] sequence number, reserved[1] timestamp,
+ * reserved[2] 0, reserved[3] the topic handle); it and everything it
+ * points to are valid only during the call. user_data is the pointer given
+ * to x0x_topic_join_validated (never dereferenced by the library). It
+ * returns X0X_VALIDATION_ACCEPT or X0X_VALIDATION_REJECT. It should return
+ * within a few milliseconds: the sending peer's stream waits for it, and a
+ * verdict returned after the handle's time limit counts as a refusal. It
+ * may call x0x_topic_leave for its own topic and functions that do not
+ * block; it must not destroy its topic's agent. */
+typedef int (*x0x_validator_fn)(x0x_topic topic, const x0x_event *message, void *user_data);
+
+#ifndef X0X_INTERNAL_OMIT_PROTOTYPES
+
+/* Joins topic name (NUL-terminated, 1..X0X_MAX_TOPIC bytes) and stores the
+ * new handle in *out; leave it with x0x_topic_leave. Unless flags has
+ * X0X_TOPIC_PUBLISH_ONLY, the node subscribes to the topic in the overlay
+ * and carries its traffic until the handle is left. It does not wait for
+ * neighbours (see x0x_topic_neighbours, x0x_topic_events). flags is 0 or
+ * X0X_TOPIC_PUBLISH_ONLY. Errors: X0X_ERR_INVALID_HANDLE (agent),
+ * X0X_ERR_INVALID_ARG (NULL name or out, empty name, unknown flag bits),
+ * X0X_ERR_TOO_LARGE (name longer than X0X_MAX_TOPIC), X0X_ERR_CLOSED. */
+int x0x_topic_join(x0x_agent agent, const char *name, uint32_t flags, x0x_topic *out);
+
+/* As x0x_topic_join, with a validator for the handle (see "Validators").
+ * With fn non-NULL, fn(topic, message, user_data) gives each verdict;
+ * user_data (caller memory, never dereferenced by the library) must stay
+ * valid until x0x_topic_leave or x0x_agent_destroy returned. With
+ * fn NULL, each message becomes an X0X_EVENT_VALIDATE record of the
+ * agent's events and waits until x0x_topic_validation_result answers it; a
+ * request the agent's event queue has no room for is refused at once.
+ * time_limit_ms (0: X0X_DEFAULT_VALIDATION_MS) bounds the wait for each
+ * verdict; none in time refuses the message. While several handles of one
+ * topic validate, a message must be accepted by all of them. The validator
+ * applies from the moment this returns until the handle is left; when
+ * x0x_topic_leave (or x0x_agent_destroy) returns, no call of fn for this
+ * handle runs or will run (except the one that called it). Note: a publish
+ * on a topic validated asynchronously waits for the verdict, so answer the
+ * requests on another thread than the one that publishes (else the
+ * publish waits out the time limit and fails with X0X_ERR_REJECTED).
+ * Errors: as x0x_topic_join, plus X0X_ERR_INVALID_ARG for time_limit_ms
+ * over X0X_MAX_VALIDATION_MS. */
+int x0x_topic_join_validated(x0x_agent agent, const char *name, uint32_t flags, x0x_validator_fn fn,
+                             void *user_data, uint32_t time_limit_ms, x0x_topic *out);
+
+/* Answers validation request `request` (reserved[2] of an
+ * X0X_EVENT_VALIDATE record) of topic: X0X_VALIDATION_ACCEPT lets the
+ * message through, any other verdict refuses it. Never blocks; may be
+ * called from any thread, the agent's event callback included. Errors:
+ * X0X_ERR_INVALID_HANDLE (topic; also after x0x_topic_leave, which lets
+ * the handle's pending requests through since its validator no longer
+ * applies), X0X_ERR_NOT_FOUND (no such pending request: never issued for
+ * this handle, already answered, or its time limit passed and the message
+ * was refused). */
+int x0x_topic_validation_result(x0x_topic topic, uint64_t request, int verdict);
+
+/* Signs payload (len bytes, copied; may be NULL if len is 0) as the agent
+ * and sends it on the topic; this agent's own subscriptions of the topic
+ * receive it too. Returns once the message is handed to the overlay (it
+ * does not wait for delivery), after the topic's validators accepted it
+ * (which may take up to their time limits); out_msg_id (X0X_ID_SIZE bytes,
+ * may be NULL) receives the message ID. A publish-only handle publishes the
+ * same way. Errors: X0X_ERR_INVALID_HANDLE, X0X_ERR_INVALID_ARG (payload
+ * NULL with len > 0), X0X_ERR_TOO_LARGE (over the overlay's limit of
+ * 1 MiB), X0X_ERR_REJECTED (a validator of the topic refused it, or gave
+ * no verdict in time), X0X_ERR_CLOSED. */
+int x0x_topic_publish(x0x_topic topic, const uint8_t *payload, size_t len, uint8_t out_msg_id[X0X_ID_SIZE]);
+
+/* Opens a subscription to the topic's messages from now on and stores its
+ * handle in *out: each message, verified and accepted by the topic's
+ * validators, arrives as an X0X_EVENT_TOPIC_MESSAGE record with
+ * reserved[3] == *out; losses as X0X_EVENT_LAGGED. A handle may have
+ * several subscriptions; each receives every message. Close it with
+ * x0x_subscription_close (x0x_topic_leave closes it too). Errors:
+ * X0X_ERR_INVALID_HANDLE, X0X_ERR_INVALID_ARG (out NULL, or a handle
+ * joined with X0X_TOPIC_PUBLISH_ONLY), X0X_ERR_CLOSED. */
+int x0x_topic_subscribe(x0x_topic topic, x0x_subscription *out);
+
+/* Opens a subscription to changes of this node's neighbours on the topic
+ * from now on: X0X_EVENT_TOPIC_NEIGHBOUR_UP and _DOWN records with
+ * reserved[3] == *out; losses as X0X_EVENT_LAGGED. The neighbours are the
+ * node's, shared by every handle of the topic (a publish-only handle may
+ * watch them too). Errors: X0X_ERR_INVALID_HANDLE, X0X_ERR_INVALID_ARG
+ * (out NULL), X0X_ERR_CLOSED. */
+int x0x_topic_events(x0x_topic topic, x0x_subscription *out);
+
+/* Closes a subscription. After it returns no record of the subscription is
+ * queued (records already queued stay drainable: skip them by their
+ * handle), and with a callback none is passed on except one being handed
+ * over at that moment. Errors: X0X_ERR_INVALID_HANDLE (also a second
+ * close, or a subscription of a left topic or a destroyed agent). */
+int x0x_subscription_close(x0x_subscription sub);
+
+/* Lists this node's current neighbours on the topic (its tree's eager and
+ * lazy peers), sorted, in the form of x0x_connected_peers: *out_ids
+ * receives *out_count * X0X_ID_SIZE bytes freed with x0x_free (NULL and 0
+ * when there are none, or when the node does not carry the topic).
+ * Errors: X0X_ERR_INVALID_HANDLE, X0X_ERR_INVALID_ARG (a NULL pointer). */
+int x0x_topic_neighbours(x0x_topic topic, uint8_t **out_ids, size_t *out_count);
+
+/* Leaves the topic: closes the handle's subscriptions (as
+ * x0x_subscription_close), lets its pending validation requests through,
+ * removes its validator (waiting for running calls of its validator
+ * function, unless called from one of them) and stops the node carrying
+ * the topic if no other handle joined it. The handle and its
+ * subscriptions become invalid. Errors: X0X_ERR_INVALID_HANDLE (including
+ * a second leave). */
+int x0x_topic_leave(x0x_topic topic);
 
 #endif /* X0X_INTERNAL_OMIT_PROTOTYPES */
 

@@ -26,6 +26,7 @@ export type StatusCode =
   | 'X0X_ERR_TASK_NOT_CLAIMED'
   | 'X0X_ERR_TASK_CLAIMED_BY_OTHER'
   | 'X0X_ERR_NOT_WRITER'
+  | 'X0X_ERR_REJECTED'
   | 'X0X_ERR_OTHER'
   | 'X0X_ERR_UNSUPPORTED'
   | 'X0X_ERR_UNKNOWN';
@@ -44,6 +45,10 @@ export declare const EventKind: Readonly<{
   TOPIC_MESSAGE: 7;
   TASK_CHANGED: 8;
   NAT_TYPE_DETECTED: 9;
+  TOPIC_NEIGHBOUR_UP: 10;
+  TOPIC_NEIGHBOUR_DOWN: 11;
+  LAGGED: 12;
+  VALIDATE: 13;
 }>;
 
 /**
@@ -66,6 +71,18 @@ export declare class X0xError extends Error {
 
 /** A task operation refused because of the task's state (TASK_DONE, TASK_NOT_CLAIMED, TASK_CLAIMED_BY_OTHER). */
 export declare class X0xTaskError extends X0xError {}
+
+/**
+ * The lag marker of a stream: `missed` items were lost because the reader
+ * fell behind. Stream#next() rejects with it once, where the gap is (a
+ * `for await` loop ends with it: start another to read on); the stream
+ * goes on.
+ */
+export declare class LaggedError extends Error {
+  constructor(missed: number);
+  readonly code: 'ERR_X0X_LAGGED';
+  readonly missed: number;
+}
 
 /** Options of blocking calls. timeoutMs 0 or absent: the library default (30 s). */
 export interface CallOptions {
@@ -93,7 +110,7 @@ export interface AgentOptions {
   timeoutMs?: number;
 }
 
-/** A message on a subscribed topic. */
+/** A message on a topic (from a Subscription, or given to a validator). */
 export interface TopicMessage {
   topic: string;
   /** Publishing agent (hex); its signature was verified. */
@@ -150,11 +167,93 @@ export interface TaskUpdatedEvent {
   local: boolean;
 }
 
-/** Unsubscribes when called; also has .unsubscribe() and .topic. Returns false if already unsubscribed. */
-export interface Subscription {
+/**
+ * Deprecated (returned by the deprecated Agent#subscribe; named
+ * `Subscription` before topic handles): unsubscribes when called; also has
+ * .unsubscribe() and .topic. Returns false if already unsubscribed.
+ */
+export interface Unsubscribe {
   (): boolean;
   unsubscribe(): boolean;
   readonly topic: string;
+}
+
+/** A change of this node's neighbours on a topic (Topic#events()). */
+export interface TopicEvent {
+  kind: 'neighbour-up' | 'neighbour-down';
+  topic: string;
+  /** The neighbour's peer (machine) ID, hex. */
+  peer: string;
+}
+
+/**
+ * Decides whether a topic message is accepted: true (or a Promise of true)
+ * accepts; anything else, a throw or a rejection refuses it (it is then
+ * neither delivered nor forwarded by this node, and a local publish of it
+ * rejects with X0X_ERR_REJECTED).
+ */
+export type Validator = (msg: TopicMessage) => boolean | Promise<boolean>;
+
+export interface JoinOptions {
+  /** Publish without joining: this node carries no traffic for the topic. */
+  publishOnly?: boolean;
+  /** Checks every message new to this node, and each local publish. */
+  validator?: Validator;
+  /** How long the library waits for a verdict before refusing, 1..10000 ms (default 1000). */
+  validationTimeoutMs?: number;
+}
+
+export interface StreamOptions {
+  /** Unread items kept before new ones are lost (default 8192). */
+  capacity?: number;
+}
+
+/**
+ * A bounded stream: `await stream.next()` (null once closed and drained) or
+ * `for await (const x of stream)`. Lost items are reported once, where they
+ * were lost, as a LaggedError. Leaving a `for await` loop does not close it.
+ */
+export declare class Stream<T> implements AsyncIterable<T> {
+  protected constructor(token: never);
+  readonly closed: boolean;
+  readonly capacity: number;
+  /** Items queued and not yet read. */
+  readonly size: number;
+  /** Items this stream's own queue lost because it was full. */
+  readonly dropped: number;
+  /** The next item; null once the stream is closed and drained. Rejects with LaggedError after a gap. */
+  next(): Promise<T | null>;
+  /** Stops delivery; queued items stay readable. Idempotent. */
+  close(): void;
+  [Symbol.asyncIterator](): AsyncIterableIterator<T>;
+}
+
+/** The messages of a topic handle (Topic#subscribe()). */
+export declare class Subscription extends Stream<TopicMessage> {
+  /** The topic's name. */
+  readonly topic: string;
+}
+
+/** Neighbour changes of a topic handle (Topic#events()). */
+export declare class TopicEvents extends Stream<TopicEvent> {
+  /** The topic's name. */
+  readonly topic: string;
+}
+
+/** A topic joined with Agent#join(). */
+export declare class Topic {
+  private constructor(token: never);
+  readonly name: string;
+  readonly agent: Agent;
+  readonly publishOnly: boolean;
+  readonly left: boolean;
+  /** Resolves to the message ID (hex). Rejects with X0X_ERR_REJECTED if a validator refused it. */
+  publish(data: Bytes): Promise<string>;
+  subscribe(options?: StreamOptions): Subscription;
+  events(options?: StreamOptions): TopicEvents;
+  /** This node's neighbours on the topic (peer IDs, hex), sorted. */
+  neighbours(): string[];
+  leave(): Promise<void>;
 }
 
 export interface AgentEvents {
@@ -165,6 +264,7 @@ export interface AgentEvents {
   /** The NAT type was detected or changed; addr is the external address peers agree on (null if none). */
   natType: [{ type: NatType; addr: string | null }];
   agentsChanged: [{ peer: string; agents: string[] }];
+  /** Deprecated: messages of topics subscribed with the deprecated Agent#subscribe. */
   message: [TopicMessage];
   direct: [DirectMessage];
   taskUpdated: [TaskUpdatedEvent];
@@ -184,9 +284,13 @@ export declare class Agent extends EventEmitter {
   joinNetwork(options?: CallOptions): Promise<void>;
   /** Resolves to the peer ID (hex) that proved itself at addr. */
   connect(addr: string, options?: CallOptions): Promise<string>;
-  subscribe(topic: string, cb: (msg: TopicMessage) => void): Subscription;
+  /** Joins a topic: resolves to its handle. */
+  join(name: string, options?: JoinOptions): Promise<Topic>;
+  /** @deprecated Use `(await agent.join(topic)).subscribe()`. */
+  subscribe(topic: string, cb: (msg: TopicMessage) => void): Unsubscribe;
+  /** @deprecated Topics with a subscribe() callback. */
   subscriptions(): string[];
-  /** Resolves to the message ID (hex). */
+  /** @deprecated Use `(await agent.join(topic, { publishOnly: true })).publish(data)`. Resolves to the message ID (hex). */
   publish(topic: string, data: Bytes, options?: CallOptions): Promise<string>;
   sendDirect(agentId: string, data: Bytes, options?: CallOptions): Promise<void>;
   waitForAgent(agentId: string, options?: CallOptions): Promise<void>;
@@ -278,4 +382,4 @@ export declare class TaskList extends EventEmitter {
 export declare function abiVersion(): number;
 
 /** Which optional library functions the linked libx0x provides. */
-export declare const capabilities: Readonly<{ pubsub: boolean; injectEvents: boolean; tasklist: boolean }>;
+export declare const capabilities: Readonly<{ pubsub: boolean; injectEvents: boolean; tasklist: boolean; topics: boolean }>;

@@ -1,6 +1,8 @@
 /* C test of libx0x through include/x0x.h: every function of the header,
  * two agents on 127.0.0.1 exchanging direct messages through the pull API
- * and the callback API, publish/subscribe both ways, injected events, task lists, identity export/import, and misuse (NULL pointers,
+ * and the callback API, publish/subscribe both ways, topic handles (several
+ * handles and subscriptions, neighbour events, lag markers, C and
+ * asynchronous validators), injected events, task lists, identity export/import, and misuse (NULL pointers,
  * stale, foreign and wrong-kind handles, double destroy, oversized inputs,
  * wrong passphrases). Run by scripts/test-capi.sh under AddressSanitizer
  * (leak checking on). Prints one line per failed check and ends with
@@ -203,7 +205,7 @@ static void test_library(void) {
     CHECK(v >> 16 == X0X_ABI_VERSION_MAJOR && (v & 0xffff) >= X0X_ABI_VERSION_MINOR, "ABI version %#x", v);
     CHECK(strcmp(x0x_status_name(X0X_ERR_TIMEOUT), "X0X_ERR_TIMEOUT") == 0, "status name");
     CHECK(strcmp(x0x_status_name(12345), "X0X_ERR_UNKNOWN") == 0, "unknown status name");
-    for (int st = X0X_OK; st <= X0X_ERR_NOT_WRITER; st++)
+    for (int st = X0X_OK; st <= X0X_ERR_REJECTED; st++)
         CHECK(strcmp(x0x_status_name(st), "X0X_ERR_UNKNOWN") != 0, "status %d has no name", st);
     x0x_free(NULL);
     x0x_events_release(NULL, 0);
@@ -529,6 +531,7 @@ static int pull_topic(x0x_agent agent, const char *topic, const char *want, cons
                 CHECK(evs[i].topic && strcmp(evs[i].topic, topic) == 0, "topic message: wrong topic");
                 CHECK(memcmp(evs[i].from, from, 32) == 0, "topic message: wrong origin");
                 CHECK(evs[i].reserved[0] > 0 && evs[i].reserved[1] > 0, "topic message: no seq/time");
+                CHECK(evs[i].reserved[3] == 0, "x0x_subscribe record names a subscription");
                 found = 1;
             }
         }
@@ -581,6 +584,396 @@ static void test_pubsub(x0x_agent a, x0x_agent b) {
     CHECK_RC(x0x_unsubscribe(a, "c/topic"), X0X_ERR_NOT_FOUND);
     CHECK_RC(x0x_subscribe(X0X_NULL_HANDLE, "c/topic"), X0X_ERR_INVALID_HANDLE);
     CHECK_RC(x0x_publish(X0X_NULL_HANDLE, "c/topic", NULL, 0, 1000, NULL), X0X_ERR_INVALID_HANDLE);
+}
+
+/* ---- Topic handles (ABI 0.6) ------------------------------------------ */
+
+/* A topic handle and a subscription of agent a that test_destroy checks
+ * are invalid after a's destroy. */
+static x0x_topic g_topic_of_a;
+static x0x_subscription g_sub_of_a;
+
+/* What a pull should find: a record of `kind` whose reserved[3] is
+ * `handle` (and with payload `payload`, if not NULL). seen/rec are set
+ * when found (rec keeps the scalars only). */
+struct want {
+    uint32_t kind;
+    uint64_t handle;
+    const char *payload;
+    int seen;
+    x0x_event rec;
+};
+
+/* Drains agent's records for up to timeout_ms until every want is seen.
+ * Records with a payload starting with "bad" are counted in *bad (if not
+ * NULL). Returns the number of wants seen. */
+static int pull_wants(x0x_agent agent, struct want *w, int nw, int timeout_ms, int *bad) {
+    int fd = -1;
+    if (x0x_events_fd(agent, &fd) != X0X_OK) return 0;
+    double deadline = now_s() + timeout_ms / 1000.0;
+    int seen = 0;
+    for (int i = 0; i < nw; i++) seen += w[i].seen;
+    while (seen < nw && now_s() < deadline) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 50) <= 0) continue;
+        x0x_event evs[32];
+        size_t n = 0;
+        if (x0x_events_drain(agent, evs, 32, &n) != X0X_OK) return seen;
+        for (size_t i = 0; i < n; i++) {
+            const x0x_event *e = &evs[i];
+            if (bad && e->payload_len >= 3 && memcmp(e->payload, "bad", 3) == 0) (*bad)++;
+            for (int k = 0; k < nw; k++) {
+                if (w[k].seen || e->kind != w[k].kind || e->reserved[3] != w[k].handle) continue;
+                if (w[k].payload && (e->payload_len != strlen(w[k].payload) ||
+                                     memcmp(e->payload, w[k].payload, e->payload_len) != 0))
+                    continue;
+                w[k].seen = 1;
+                w[k].rec = *e;
+                w[k].rec.addr = w[k].rec.error = w[k].rec.topic = NULL;
+                w[k].rec.payload = w[k].rec.agents = NULL;
+                seen++;
+                if (e->topic == NULL) CHECK(0, "record of kind %u has no topic", e->kind);
+                break;
+            }
+        }
+        x0x_events_release(evs, n);
+    }
+    return seen;
+}
+
+/* Publishes want on topic `from` every 200 ms until agent `to` pulls it on
+ * subscription sub (topic trees form asynchronously). Also publishes
+ * also_bad (if not NULL) each time, counting "bad" records at `to`. */
+static int topic_publish_until_all(x0x_topic from, x0x_agent to, struct want *w, int nw, const char *want,
+                                   const char *also_bad, int *bad);
+static int topic_publish_until(x0x_topic from, x0x_agent to, x0x_subscription sub, const char *want,
+                               const char *also_bad, int *bad) {
+    struct want w = {X0X_EVENT_TOPIC_MESSAGE, sub, want, 0, {0}};
+    return topic_publish_until_all(from, to, &w, 1, want, also_bad, bad);
+}
+
+/* As topic_publish_until, until every want (payload want) is seen. */
+static int topic_publish_until_all(x0x_topic from, x0x_agent to, struct want *w, int nw, const char *want,
+                                   const char *also_bad, int *bad) {
+    for (int tries = 0; tries < 75; tries++) {
+        uint8_t id[32] = {0}, zero[32] = {0};
+        if (also_bad) {
+            int rc = x0x_topic_publish(from, (const uint8_t *)also_bad, strlen(also_bad), NULL);
+            CHECK(rc == X0X_OK, "publish %s = %s", also_bad, x0x_status_name(rc));
+        }
+        int rc = x0x_topic_publish(from, (const uint8_t *)want, strlen(want), id);
+        if (rc != X0X_OK) {
+            CHECK(0, "x0x_topic_publish = %s", x0x_status_name(rc));
+            return 0;
+        }
+        CHECK(memcmp(id, zero, 32) != 0, "topic publish returned a zero message ID");
+        if (pull_wants(to, w, nw, 200, bad) == nw) return 1;
+    }
+    return 0;
+}
+
+struct validator_state {
+    pthread_mutex_t mu;
+    int calls, refused, bad_record, leave_rc;
+    x0x_topic topic;
+};
+
+/* A C validator: refuses payloads starting with "bad". */
+static int refuse_bad(x0x_topic topic, const x0x_event *m, void *user_data) {
+    struct validator_state *vs = user_data;
+    int bad = m->payload_len >= 3 && memcmp(m->payload, "bad", 3) == 0;
+    pthread_mutex_lock(&vs->mu);
+    vs->calls++;
+    vs->refused += bad;
+    if (m->kind != X0X_EVENT_VALIDATE || m->reserved[3] != topic || topic != vs->topic || m->topic == NULL ||
+        strcmp(m->topic, "c/valid") != 0 || m->reserved[0] == 0 || m->reserved[2] != 0)
+        vs->bad_record++;
+    pthread_mutex_unlock(&vs->mu);
+    return bad ? X0X_VALIDATION_REJECT : X0X_VALIDATION_ACCEPT;
+}
+
+/* A C validator that leaves its own topic (allowed from inside it). */
+static int leave_self(x0x_topic topic, const x0x_event *m, void *user_data) {
+    (void)m;
+    struct validator_state *vs = user_data;
+    int rc = x0x_topic_leave(topic);
+    pthread_mutex_lock(&vs->mu);
+    vs->calls++;
+    vs->leave_rc = rc;
+    pthread_mutex_unlock(&vs->mu);
+    return X0X_VALIDATION_ACCEPT;
+}
+
+/* Topic handles between a and b: several handles and subscriptions,
+ * neighbour events and list, publish-only handles, a C validator, and
+ * misuse of every kind of handle. */
+static void test_topics(x0x_agent a, x0x_agent b) {
+    uint8_t b_machine[32];
+    CHECK_OK(x0x_machine_id(b, b_machine));
+    char longtopic[X0X_MAX_TOPIC + 2];
+    memset(longtopic, 't', sizeof longtopic - 1);
+    longtopic[sizeof longtopic - 1] = 0;
+    x0x_topic ta = 0, ta2 = 0, tb = 0, tpo = 0, x = 0;
+    x0x_subscription sa = 0, sa2 = 0, ev_a = 0, sx = 0;
+    CHECK_RC(x0x_topic_join(a, NULL, 0, &x), X0X_ERR_INVALID_ARG);
+    CHECK_RC(x0x_topic_join(a, "", 0, &x), X0X_ERR_INVALID_ARG);
+    CHECK_RC(x0x_topic_join(a, longtopic, 0, &x), X0X_ERR_TOO_LARGE);
+    CHECK_RC(x0x_topic_join(a, "c/handles", 0x80, &x), X0X_ERR_INVALID_ARG);
+    CHECK_RC(x0x_topic_join(a, "c/handles", 0, NULL), X0X_ERR_INVALID_ARG);
+    CHECK_RC(x0x_topic_join(X0X_NULL_HANDLE, "c/handles", 0, &x), X0X_ERR_INVALID_HANDLE);
+    CHECK_RC(x0x_topic_join_validated(a, "c/handles", 0, NULL, NULL, X0X_MAX_VALIDATION_MS + 1, &x),
+             X0X_ERR_INVALID_ARG);
+    CHECK(x == 0, "a failed join wrote its output");
+
+    CHECK_OK(x0x_topic_join(a, "c/handles", 0, &ta));
+    CHECK_OK(x0x_topic_events(ta, &ev_a));
+    CHECK_OK(x0x_topic_subscribe(ta, &sa));
+    CHECK_OK(x0x_topic_join(a, "c/handles", 0, &ta2)); /* a second, independent handle */
+    CHECK_OK(x0x_topic_subscribe(ta2, &sa2));
+    CHECK(ta && ta2 && ta != ta2 && sa && sa2 && sa != sa2 && ev_a, "handles %llx %llx %llx %llx",
+          (unsigned long long)ta, (unsigned long long)ta2, (unsigned long long)sa, (unsigned long long)sa2);
+    CHECK_OK(x0x_topic_join(b, "c/handles", 0, &tb));
+
+    /* Neighbour events: b joined the topic. */
+    struct want up = {X0X_EVENT_TOPIC_NEIGHBOUR_UP, ev_a, NULL, 0, {0}};
+    CHECK(pull_wants(a, &up, 1, 20000, NULL) == 1, "no X0X_EVENT_TOPIC_NEIGHBOUR_UP");
+    CHECK(memcmp(up.rec.peer, b_machine, 32) == 0, "neighbour-up names another peer");
+    uint8_t *ids = NULL;
+    size_t count = 0;
+    CHECK_OK(x0x_topic_neighbours(ta, &ids, &count));
+    int has_b = 0;
+    for (size_t i = 0; i < count; i++) has_b |= memcmp(ids + 32 * i, b_machine, 32) == 0;
+    CHECK(has_b, "b not among the %zu topic neighbours", count);
+    x0x_free(ids);
+    CHECK_RC(x0x_topic_neighbours(ta, NULL, &count), X0X_ERR_INVALID_ARG);
+    CHECK_RC(x0x_topic_neighbours(ta, &ids, NULL), X0X_ERR_INVALID_ARG);
+
+    /* b's messages reach both of a's handles, each record naming its subscription. */
+    struct want both[2] = {{X0X_EVENT_TOPIC_MESSAGE, sa, "to A by handle", 0, {0}},
+                           {X0X_EVENT_TOPIC_MESSAGE, sa2, "to A by handle", 0, {0}}};
+    CHECK(topic_publish_until_all(tb, a, both, 2, "to A by handle", NULL, NULL),
+          "A's handles got nothing from B (first %d, second %d)", both[0].seen, both[1].seen);
+    CHECK(both[1].rec.reserved[0] > 0 && both[1].rec.reserved[1] > 0 && both[1].rec.reserved[2] >= 1,
+          "topic message: no seq/time/hops");
+
+    /* A publish-only handle reaches a subscriber. */
+    CHECK_OK(x0x_topic_join(b, "c/handles", X0X_TOPIC_PUBLISH_ONLY, &tpo));
+    CHECK_RC(x0x_topic_subscribe(tpo, &x), X0X_ERR_INVALID_ARG);
+    CHECK_OK(x0x_topic_events(tpo, &sx)); /* neighbours may be watched */
+    CHECK_OK(x0x_subscription_close(sx));
+    CHECK(topic_publish_until(tpo, a, sa, "publish-only", NULL, NULL), "publish-only handle reached nobody");
+    CHECK_RC(x0x_topic_publish(tpo, NULL, 1, NULL), X0X_ERR_INVALID_ARG);
+    size_t big = (1u << 20) + 1;
+    uint8_t *bigp = calloc(1, big);
+    CHECK_RC(x0x_topic_publish(tpo, bigp, big, NULL), X0X_ERR_TOO_LARGE);
+    free(bigp);
+    CHECK_OK(x0x_topic_leave(tpo));
+
+    /* A C validator on a: b's "bad" messages are neither delivered nor
+     * forwarded, a's own publish of one fails with X0X_ERR_REJECTED. */
+    struct validator_state vs = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    x0x_topic tv = 0, tbv = 0;
+    x0x_subscription sv = 0;
+    CHECK_OK(x0x_topic_join_validated(a, "c/valid", 0, refuse_bad, &vs, 0, &tv));
+    pthread_mutex_lock(&vs.mu);
+    vs.topic = tv;
+    pthread_mutex_unlock(&vs.mu);
+    CHECK_OK(x0x_topic_subscribe(tv, &sv));
+    CHECK_OK(x0x_topic_join(b, "c/valid", 0, &tbv));
+    int bad = 0;
+    CHECK(topic_publish_until(tbv, a, sv, "good from B", "bad from B", &bad), "a validated message never arrived");
+    CHECK(bad == 0, "%d refused messages were delivered", bad);
+    CHECK_RC(x0x_topic_publish(tv, (const uint8_t *)"bad local", 9, NULL), X0X_ERR_REJECTED);
+    CHECK(strstr(x0x_last_error(), "x0x_topic_publish") != NULL, "last error: %s", x0x_last_error());
+    CHECK_OK(x0x_topic_publish(tv, (const uint8_t *)"good local", 10, NULL));
+    struct want local = {X0X_EVENT_TOPIC_MESSAGE, sv, "good local", 0, {0}};
+    CHECK(pull_wants(a, &local, 1, 10000, &bad) == 1 && bad == 0, "local validated message");
+    pthread_mutex_lock(&vs.mu);
+    CHECK(vs.calls >= 3 && vs.refused >= 2 && vs.bad_record == 0, "validator calls %d refused %d bad records %d",
+          vs.calls, vs.refused, vs.bad_record);
+    pthread_mutex_unlock(&vs.mu);
+    CHECK_OK(x0x_topic_leave(tv)); /* waits for running validator calls */
+    pthread_mutex_lock(&vs.mu);
+    int calls = vs.calls;
+    pthread_mutex_unlock(&vs.mu);
+    CHECK_OK(x0x_topic_publish(tbv, (const uint8_t *)"bad after leave", 15, NULL));
+    usleep(300 * 1000);
+    pthread_mutex_lock(&vs.mu);
+    CHECK(vs.calls == calls, "validator called after its topic was left");
+    pthread_mutex_unlock(&vs.mu);
+    CHECK_OK(x0x_topic_leave(tbv));
+
+    /* Misuse: closed, left, wrong-kind and foreign handles. */
+    CHECK_OK(x0x_subscription_close(sa2));
+    CHECK_RC(x0x_subscription_close(sa2), X0X_ERR_INVALID_HANDLE);
+    x0x_subscription sa3 = 0;
+    CHECK_OK(x0x_topic_subscribe(ta2, &sa3));
+    CHECK_OK(x0x_topic_leave(ta2));
+    CHECK_RC(x0x_topic_leave(ta2), X0X_ERR_INVALID_HANDLE);
+    CHECK_RC(x0x_subscription_close(sa3), X0X_ERR_INVALID_HANDLE); /* closed by the leave */
+    CHECK_RC(x0x_topic_publish(ta2, (const uint8_t *)"x", 1, NULL), X0X_ERR_INVALID_HANDLE);
+    CHECK_RC(x0x_topic_subscribe(ta2, &x), X0X_ERR_INVALID_HANDLE);
+    CHECK_RC(x0x_topic_events(ta2, &x), X0X_ERR_INVALID_HANDLE);
+    CHECK_RC(x0x_topic_neighbours(ta2, &ids, &count), X0X_ERR_INVALID_HANDLE);
+    CHECK_RC(x0x_topic_validation_result(ta2, 1, X0X_VALIDATION_ACCEPT), X0X_ERR_INVALID_HANDLE);
+    CHECK_RC(x0x_topic_publish(a, (const uint8_t *)"x", 1, NULL), X0X_ERR_INVALID_HANDLE); /* an agent */
+    CHECK_RC(x0x_topic_leave(sa), X0X_ERR_INVALID_HANDLE);                                /* a subscription */
+    CHECK_RC(x0x_subscription_close(ta), X0X_ERR_INVALID_HANDLE);                         /* a topic */
+    CHECK_RC(x0x_subscription_close(X0X_NULL_HANDLE), X0X_ERR_INVALID_HANDLE);
+    CHECK_RC(x0x_topic_leave(0x05ffffffffffffffull), X0X_ERR_INVALID_HANDLE);
+    CHECK_RC(x0x_subscription_close(0x06ffffffffffffffull), X0X_ERR_INVALID_HANDLE);
+    CHECK_RC(x0x_topic_validation_result(ta, 1, X0X_VALIDATION_ACCEPT), X0X_ERR_NOT_FOUND); /* no validator */
+    CHECK_RC(x0x_topic_subscribe(ta, NULL), X0X_ERR_INVALID_ARG);
+    CHECK_RC(x0x_topic_events(ta, NULL), X0X_ERR_INVALID_ARG);
+    CHECK_OK(x0x_topic_leave(tb));
+    g_topic_of_a = ta; /* test_destroy: invalid once a is destroyed */
+    g_sub_of_a = sa;
+}
+
+struct publish_args {
+    x0x_topic topic;
+    const char *payload;
+    int rc;
+};
+
+static void *publish_thread(void *arg) {
+    struct publish_args *pa = arg;
+    pa->rc = x0x_topic_publish(pa->topic, (const uint8_t *)pa->payload, strlen(pa->payload), NULL);
+    return NULL;
+}
+
+/* Answers validation requests from inside the event callback. */
+static void answer_in_callback(x0x_agent agent, const x0x_event *ev, void *user_data) {
+    (void)agent;
+    int *answered = user_data;
+    if (ev->kind == X0X_EVENT_VALIDATE) {
+        int ok = ev->payload_len == 3 && memcmp(ev->payload, "yes", 3) == 0;
+        if (x0x_topic_validation_result(ev->reserved[3], ev->reserved[2],
+                                        ok ? X0X_VALIDATION_ACCEPT : X0X_VALIDATION_REJECT) == X0X_OK)
+            __atomic_add_fetch(answered, 1, __ATOMIC_SEQ_CST);
+    }
+}
+
+/* One agent with a queue of 8: the lag marker of a slow reader, answered
+ * and unanswered asynchronous validation, a validator leaving its own
+ * topic, and validation answered from the callback. */
+static void test_topic_lag_and_validation(void) {
+    x0x_agent x;
+    char dir[512];
+    path(dir, sizeof dir, "lag");
+    x0x_config cfg;
+    CHECK_OK(x0x_config_new(&cfg));
+    CHECK_OK(x0x_config_set(cfg, "data_dir", dir));
+    CHECK_OK(x0x_config_set(cfg, "event_queue_capacity", "8"));
+    CHECK_OK(x0x_agent_create(cfg, 20000, &x));
+    CHECK_OK(x0x_config_destroy(cfg));
+    uint8_t self[32];
+    CHECK_OK(x0x_agent_id(x, self));
+
+    /* 40 messages into a queue of 8, nobody reading: the first 8 arrive,
+     * then one marker for the 32 lost, then the next message. */
+    x0x_topic t;
+    x0x_subscription s;
+    CHECK_OK(x0x_topic_join(x, "c/lag", 0, &t));
+    CHECK_OK(x0x_topic_subscribe(t, &s));
+    for (int i = 0; i < 40; i++) {
+        char m[16];
+        snprintf(m, sizeof m, "m%02d", i % 100);
+        CHECK_OK(x0x_topic_publish(t, (const uint8_t *)m, 3, NULL));
+    }
+    uint64_t dropped = 0;
+    double deadline = now_s() + 20;
+    while (now_s() < deadline && x0x_events_dropped(x, &dropped) == X0X_OK && dropped < 32) usleep(1000);
+    CHECK(dropped == 32, "dropped %llu, want 32", (unsigned long long)dropped);
+    CHECK_OK(x0x_topic_publish(t, (const uint8_t *)"m40", 3, NULL));
+    int next = 0, markers = 0, done = 0, order_ok = 1;
+    while (!done && now_s() < deadline) {
+        x0x_event evs[4];
+        size_t n = 0;
+        CHECK_OK(x0x_events_drain(x, evs, 4, &n));
+        for (size_t i = 0; i < n; i++) {
+            const x0x_event *e = &evs[i];
+            if (e->reserved[3] != s) {
+                order_ok = 0;
+                continue;
+            }
+            if (e->kind == X0X_EVENT_LAGGED) {
+                markers++;
+                if (next != 8 || e->reserved[0] != 32 || !e->topic || strcmp(e->topic, "c/lag") != 0) order_ok = 0;
+                next = 40;
+            } else if (e->kind == X0X_EVENT_TOPIC_MESSAGE) {
+                char m[16];
+                snprintf(m, sizeof m, "m%02d", next % 100);
+                if (e->payload_len != 3 || memcmp(e->payload, m, 3) != 0) order_ok = 0;
+                done = next == 40;
+                next++;
+            }
+        }
+        x0x_events_release(evs, n);
+        if (n == 0) usleep(1000);
+    }
+    CHECK(done && markers == 1 && order_ok, "lag: done %d markers %d order %d (next %d)", done, markers, order_ok, next);
+    CHECK_OK(x0x_topic_leave(t));
+
+    /* Asynchronous validation: requests through the pull API, answered on
+     * this thread while another publishes. */
+    x0x_topic tv, tq;
+    x0x_subscription sv;
+    CHECK_OK(x0x_topic_join_validated(x, "c/async", 0, NULL, NULL, 10000, &tv));
+    CHECK_OK(x0x_topic_subscribe(tv, &sv));
+    const char *verdicts[2] = {"yes", "no!"};
+    for (int k = 0; k < 2; k++) {
+        struct publish_args pa = {tv, verdicts[k], -1};
+        pthread_t th;
+        pthread_create(&th, NULL, publish_thread, &pa);
+        struct want req = {X0X_EVENT_VALIDATE, tv, verdicts[k], 0, {0}};
+        CHECK(pull_wants(x, &req, 1, 10000, NULL) == 1, "no validation request for %s", verdicts[k]);
+        CHECK(memcmp(req.rec.from, self, 32) == 0 && req.rec.reserved[2] != 0 && req.rec.reserved[0] != 0,
+              "validation request fields");
+        CHECK_OK(x0x_topic_validation_result(tv, req.rec.reserved[2], k == 0 ? X0X_VALIDATION_ACCEPT : 7));
+        CHECK_RC(x0x_topic_validation_result(tv, req.rec.reserved[2], X0X_VALIDATION_ACCEPT), X0X_ERR_NOT_FOUND);
+        pthread_join(th, NULL);
+        CHECK(pa.rc == (k == 0 ? X0X_OK : X0X_ERR_REJECTED), "publish of %s = %s", verdicts[k], x0x_status_name(pa.rc));
+        if (k == 0) {
+            struct want yes = {X0X_EVENT_TOPIC_MESSAGE, sv, "yes", 0, {0}};
+            CHECK(pull_wants(x, &yes, 1, 10000, NULL) == 1, "accepted message not delivered");
+        }
+    }
+    CHECK_RC(x0x_topic_validation_result(tv, 987654321, X0X_VALIDATION_ACCEPT), X0X_ERR_NOT_FOUND);
+
+    /* Nobody answers: refused after the time limit; a late answer is too late. */
+    CHECK_OK(x0x_topic_join_validated(x, "c/async-short", 0, NULL, NULL, 100, &tq));
+    double t0 = now_s();
+    CHECK_RC(x0x_topic_publish(tq, (const uint8_t *)"late", 4, NULL), X0X_ERR_REJECTED);
+    CHECK(now_s() - t0 >= 0.09 && now_s() - t0 < 5, "unanswered request took %.3f s (limit 0.1 s)", now_s() - t0);
+    struct want late = {X0X_EVENT_VALIDATE, tq, "late", 0, {0}};
+    CHECK(pull_wants(x, &late, 1, 5000, NULL) == 1, "no request for the unanswered message");
+    CHECK_RC(x0x_topic_validation_result(tq, late.rec.reserved[2], X0X_VALIDATION_ACCEPT), X0X_ERR_NOT_FOUND);
+    CHECK_OK(x0x_topic_leave(tq));
+    CHECK_RC(x0x_topic_validation_result(tq, late.rec.reserved[2], X0X_VALIDATION_ACCEPT), X0X_ERR_INVALID_HANDLE);
+
+    /* A validator function may leave its own topic. */
+    struct validator_state vs = {.mu = PTHREAD_MUTEX_INITIALIZER, .leave_rc = -1};
+    x0x_topic tl;
+    CHECK_OK(x0x_topic_join_validated(x, "c/leave-in-validator", 0, leave_self, &vs, 0, &tl));
+    int rc = x0x_topic_publish(tl, (const uint8_t *)"x", 1, NULL);
+    CHECK(rc == X0X_OK || rc == X0X_ERR_CLOSED, "publish while its validator leaves = %s", x0x_status_name(rc));
+    pthread_mutex_lock(&vs.mu);
+    CHECK(vs.calls == 1 && vs.leave_rc == X0X_OK, "leave from the validator: calls %d rc %s", vs.calls,
+          x0x_status_name(vs.leave_rc));
+    pthread_mutex_unlock(&vs.mu);
+    CHECK_RC(x0x_topic_leave(tl), X0X_ERR_INVALID_HANDLE);
+
+    /* With a callback: requests answered from inside it, messages tagged. */
+    int answered = 0;
+    CHECK_OK(x0x_set_event_callback(x, answer_in_callback, &answered));
+    CHECK_OK(x0x_topic_publish(tv, (const uint8_t *)"yes", 3, NULL));
+    CHECK_RC(x0x_topic_publish(tv, (const uint8_t *)"nay", 3, NULL), X0X_ERR_REJECTED);
+    CHECK(__atomic_load_n(&answered, __ATOMIC_SEQ_CST) == 2, "callback answered %d requests", answered);
+    CHECK_OK(x0x_set_event_callback(x, NULL, NULL));
+    CHECK_OK(x0x_agent_destroy(x));
+    CHECK_RC(x0x_topic_leave(tv), X0X_ERR_INVALID_HANDLE);
+    CHECK_RC(x0x_subscription_close(sv), X0X_ERR_INVALID_HANDLE);
 }
 
 struct inject_args {
@@ -952,6 +1345,9 @@ static void test_destroy(x0x_agent a, x0x_agent b) {
     uint8_t lid[32];
     CHECK_RC(x0x_tasklist_id(g_list_of_a, lid), X0X_ERR_INVALID_HANDLE);
     CHECK_RC(x0x_tasklist_leave(g_list_of_a), X0X_ERR_INVALID_HANDLE);
+    CHECK_RC(x0x_topic_publish(g_topic_of_a, (const uint8_t *)"x", 1, NULL), X0X_ERR_INVALID_HANDLE);
+    CHECK_RC(x0x_topic_leave(g_topic_of_a), X0X_ERR_INVALID_HANDLE);
+    CHECK_RC(x0x_subscription_close(g_sub_of_a), X0X_ERR_INVALID_HANDLE);
     /* B sees A go: PEER_DISCONNECTED in its queue (no callback set). */
     int fd = -1;
     CHECK_OK(x0x_events_fd(b, &fd));
@@ -986,6 +1382,8 @@ int main(void) {
     test_nat_event();
     test_pull_queue();
     test_pubsub(a, b);
+    test_topics(a, b);
+    test_topic_lag_and_validation();
     test_inject(a);
     test_tasklist(a, b);
     test_identity(a);

@@ -1,21 +1,38 @@
 'use strict';
 // Two x0x agents on this machine (127.0.0.1 only): B bootstraps from A,
-// they exchange messages on a topic both ways and a direct message, work
-// one task list together, and exit. Run: node examples/loopback.js
-// (from a project where `x0x` is installed).
+// they join a topic and exchange messages on it both ways (through topic
+// handles and subscriptions), send a direct message, work one task list
+// together, and exit. Run: node examples/loopback.js (from a project where
+// `x0x` is installed).
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { Agent, TaskList, capabilities } = require('x0x');
+const { Agent, TaskList, LaggedError, capabilities } = require('x0x');
 
 const short = (id) => id.slice(0, 8);
 
-async function publishUntil(from, topic, text, delivered) {
+// Publishes on a topic handle until delivered() (topic trees form
+// asynchronously: the first messages may reach no subscriber yet).
+async function publishUntil(topic, text, delivered) {
   for (let i = 0; i < 75 && !delivered(); i++) {
-    await from.publish(topic, text);
+    await topic.publish(text);
     await new Promise((r) => setTimeout(r, 200));
   }
   if (!delivered()) throw new Error(`"${text}" was not delivered`);
+}
+
+// Reads a subscription until it ends, keeping what others said; a reader
+// that fell behind is told how many messages it missed and reads on.
+async function listen(sub, self, heard) {
+  for (;;) {
+    try {
+      for await (const m of sub) if (m.from !== self) heard.push(m.payload.toString());
+      return;
+    } catch (e) {
+      if (!(e instanceof LaggedError)) throw e;
+      console.log(`missed ${e.missed} messages`);
+    }
+  }
 }
 
 async function main() {
@@ -30,12 +47,18 @@ async function main() {
     console.log('bob joined the network through alice');
 
     const heard = { alice: [], bob: [] };
-    alice.subscribe('example/chat', (m) => { if (m.from !== alice.agentId) heard.alice.push(m.payload.toString()); });
-    bob.subscribe('example/chat', (m) => { if (m.from !== bob.agentId) heard.bob.push(m.payload.toString()); });
-    await publishUntil(alice, 'example/chat', 'hello bob', () => heard.bob.includes('hello bob'));
+    const aliceChat = await alice.join('example/chat');
+    const bobChat = await bob.join('example/chat', { validator: (m) => m.payload.length <= 1024 });
+    const readers = [
+      listen(aliceChat.subscribe(), alice.agentId, heard.alice),
+      listen(bobChat.subscribe(), bob.agentId, heard.bob),
+    ];
+    await publishUntil(aliceChat, 'hello bob', () => heard.bob.includes('hello bob'));
     console.log(`bob heard on example/chat: "${heard.bob[0]}"`);
-    await publishUntil(bob, 'example/chat', 'hello alice', () => heard.alice.includes('hello alice'));
-    console.log(`alice heard on example/chat: "${heard.alice[0]}"`);
+    await publishUntil(bobChat, 'hello alice', () => heard.alice.includes('hello alice'));
+    console.log(`alice heard on example/chat: "${heard.alice[0]}" (topic neighbours: ${aliceChat.neighbours().map(short).join(', ')})`);
+    await Promise.all([aliceChat.leave(), bobChat.leave()]);
+    await Promise.all(readers); // leaving ended the subscriptions
 
     const direct = new Promise((resolve) => bob.once('direct', resolve));
     await alice.sendDirect(bob.agentId, 'a direct hello');

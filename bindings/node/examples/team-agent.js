@@ -4,7 +4,7 @@
 //   node team-agent.js <shared dir> <bootstrap peerid@host:port>
 const fs = require('node:fs');
 const path = require('node:path');
-const { Agent, TaskList } = require(process.env.X0X_NODE_PACKAGE || path.join(__dirname, '..', 'lib', 'index.js'));
+const { Agent, TaskList, LaggedError } = require(process.env.X0X_NODE_PACKAGE || path.join(__dirname, '..', 'lib', 'index.js'));
 
 const LANG = 'node';
 const RIVAL = 'python';
@@ -42,16 +42,27 @@ async function main() {
     await agent.joinNetwork();
     say(`agent ${short(agent.agentId)} joined through the bootstrap node`);
     const heard = new Set();
-    agent.subscribe(TOPIC, (m) => {
-      const text = m.payload.toString('utf8');
-      const lang = text.startsWith('hello from ') ? text.slice(11) : null;
-      if (lang && lang !== LANG && !heard.has(lang)) {
-        heard.add(lang);
-        say(`heard "${text}" on ${TOPIC} from agent ${short(m.from)}`);
+    const chat = await agent.join(TOPIC);
+    const sub = chat.subscribe();
+    const listening = (async () => {
+      for (;;) {
+        try {
+          for await (const m of sub) {
+            const text = m.payload.toString('utf8');
+            const lang = text.startsWith('hello from ') ? text.slice(11) : null;
+            if (lang && lang !== LANG && !heard.has(lang)) {
+              heard.add(lang);
+              say(`heard "${text}" on ${TOPIC} from agent ${short(m.from)}`);
+            }
+          }
+          return; // the subscription ended
+        } catch (e) {
+          if (!(e instanceof LaggedError)) throw e; // a slow reader: read on
+        }
       }
-    });
+    })();
     const hello = setInterval(() => {
-      agent.publish(TOPIC, `hello from ${LANG}`).catch((e) => say(`publish failed: ${e.message}`));
+      chat.publish(`hello from ${LANG}`).catch((e) => say(`publish failed: ${e.message}`));
     }, 500);
     try {
       const listId = (await until('the list ID', deadline, () => readFile(path.join(dir, 'list-id')))).trim();
@@ -106,6 +117,8 @@ async function main() {
       await list.leave();
     } finally {
       clearInterval(hello);
+      await chat.leave();
+      await listening;
     }
   } finally {
     await agent.close();

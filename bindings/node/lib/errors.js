@@ -22,6 +22,7 @@ const Status = Object.freeze({
   X0X_ERR_TASK_NOT_CLAIMED: 16,
   X0X_ERR_TASK_CLAIMED_BY_OTHER: 17,
   X0X_ERR_NOT_WRITER: 18,
+  X0X_ERR_REJECTED: 19,
   X0X_ERR_OTHER: 99,
   // Not a library status: the linked libx0x lacks the function.
   X0X_ERR_UNSUPPORTED: -1,
@@ -53,6 +54,22 @@ class X0xTaskError extends X0xError {
   }
 }
 
+/**
+ * The lag marker of a subscription or event stream: `missed` items were
+ * lost because the reader fell behind (the library's event queue or the
+ * stream's own buffer was full). It is reported once, exactly where the
+ * gap is, by `next()` (a rejection) or by a `for await` loop (which it
+ * ends: start a new loop to go on reading). The stream goes on.
+ */
+class LaggedError extends Error {
+  constructor(missed) {
+    super(`x0x: the reader fell behind: ${missed} item${missed === 1 ? '' : 's'} lost`);
+    this.name = 'LaggedError';
+    this.code = 'ERR_X0X_LAGGED';
+    this.missed = missed;
+  }
+}
+
 const TASK_CODES = new Set(['X0X_ERR_TASK_DONE', 'X0X_ERR_TASK_NOT_CLAIMED', 'X0X_ERR_TASK_CLAIMED_BY_OTHER', 'X0X_ERR_NOT_WRITER']);
 
 const NAMES = new Map(Object.entries(Status).map(([k, v]) => [v, k]));
@@ -71,4 +88,4 @@ function makeError(code, status, message) {
   return TASK_CODES.has(code) ? new X0xTaskError(code, status, message) : new X0xError(code, status, message);
 }
 
-module.exports = { X0xError, X0xTaskError, Status, makeError, statusName };
+module.exports = { X0xError, X0xTaskError, LaggedError, Status, makeError, statusName };

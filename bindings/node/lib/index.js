@@ -1,6 +1,7 @@
 'use strict';
-// x0x for Node.js: agents, pub/sub, direct messages and task lists over the
-// x0x C ABI (include/x0x.h), through the native addon in ../src.
+// x0x for Node.js: agents, topics (publish/subscribe), direct messages and
+// task lists over the x0x C ABI (include/x0x.h), through the native addon in
+// ../src.
 //
 // Threading: blocking library calls run on libuv's thread pool and return
 // Promises; each open agent has one native thread that waits for events
@@ -10,7 +11,7 @@
 
 const { EventEmitter } = require('node:events');
 const { loadAddon } = require('./loader');
-const { X0xError, X0xTaskError, Status, makeError, statusName } = require('./errors');
+const { X0xError, X0xTaskError, LaggedError, Status, makeError, statusName } = require('./errors');
 
 const native = loadAddon();
 native.init(makeError);
@@ -22,6 +23,10 @@ const MAX_PASSPHRASE = 1024;
 const MAX_BUNDLE = 64 * 1024;
 const MAX_PAYLOAD = 16 * 1024 * 1024;
 const MAX_EVENT_QUEUE = 65536;
+const MAX_VALIDATION_MS = 10000;
+const MAX_STREAM_CAPACITY = 1 << 20;
+const DEFAULT_STREAM_CAPACITY = 8192;
+const TOPIC_PUBLISH_ONLY = 1;
 
 /** Event kinds of include/x0x.h. */
 const EventKind = Object.freeze({
@@ -34,6 +39,10 @@ const EventKind = Object.freeze({
   TOPIC_MESSAGE: 7,
   TASK_CHANGED: 8,
   NAT_TYPE_DETECTED: 9,
+  TOPIC_NEIGHBOUR_UP: 10,
+  TOPIC_NEIGHBOUR_DOWN: 11,
+  LAGGED: 12,
+  VALIDATE: 13,
 });
 
 /** NAT types reported by 'natType', indexed by x0x_nat_type. */
@@ -46,6 +55,14 @@ const kToken = Symbol('x0x.constructor');
 const kNative = Symbol('x0x.native');
 const kListOpened = Symbol('x0x.listOpened');
 const kListClosed = Symbol('x0x.listClosed');
+const kPush = Symbol('x0x.push');
+const kLag = Symbol('x0x.lag');
+const kEnd = Symbol('x0x.end');
+const kRoute = Symbol('x0x.route');
+const kUnroute = Symbol('x0x.unroute');
+const kTopicGone = Symbol('x0x.topicGone');
+const kValidate = Symbol('x0x.validate');
+const kAgentClosed = Symbol('x0x.agentClosed');
 const HEX_ID = /^[0-9a-fA-F]{64}$/;
 
 // ---- argument checks (TypeError / RangeError before any native call) ----
@@ -117,8 +134,10 @@ class Agent extends EventEmitter {
   #native = null;
   #closed = false;
   #closing = null;
-  #subs = new Map(); // topic -> Set<{cb}>
+  #subs = new Map(); // deprecated subscribe(): topic -> {topic, sub, cbs: Set<{cb}>}
   #lists = new Map(); // list ID hex -> Set<TaskList>
+  #topics = new Map(); // topic handle (BigInt) -> Topic
+  #routes = new Map(); // subscription handle (BigInt) -> Stream or deprecated-subscribe entry
   #agentId = '';
   #machineId = '';
   #addr = '';
@@ -215,28 +234,86 @@ class Agent extends EventEmitter {
   }
 
   /**
-   * Subscribes cb to topic. Several callbacks per topic share one library
-   * subscription. cb receives {topic, from, payload, peer, seq, timestamp, hops}.
-   * Returns a function that unsubscribes (also available as .unsubscribe()),
-   * with .topic. Throws X0xError('X0X_ERR_CLOSED') on a closed agent.
+   * Joins topic `name` and resolves to a Topic handle: publish, subscribe,
+   * watch neighbours, leave. Handles are independent: a topic can be joined
+   * several times, each handle with its own subscriptions and validator.
+   * Options: `publishOnly` (publish without joining: this node carries no
+   * traffic for the topic), `validator` (a function of a TopicMessage
+   * returning true, or a Promise of true, to accept it; anything else,
+   * a throw or a rejection refuses it: it is neither delivered nor
+   * forwarded, and a local publish of it rejects with X0X_ERR_REJECTED),
+   * `validationTimeoutMs` (how long the library waits for a verdict
+   * before refusing, 1..10000, default 1000).
+   */
+  async join(name, options) {
+    checkTopic(name);
+    const o = checkOptions(options, ['validator', 'publishOnly', 'validationTimeoutMs'], 'join options');
+    if (o.validator !== undefined && o.validator !== null && typeof o.validator !== 'function') {
+      throw new TypeError(`validator must be a function, got ${typeName(o.validator)}`);
+    }
+    if (o.publishOnly !== undefined && o.publishOnly !== null && typeof o.publishOnly !== 'boolean') {
+      throw new TypeError(`publishOnly must be a boolean, got ${typeName(o.publishOnly)}`);
+    }
+    let limit = 0;
+    if (o.validationTimeoutMs !== undefined && o.validationTimeoutMs !== null) {
+      limit = o.validationTimeoutMs;
+      if (typeof limit !== 'number') throw new TypeError(`validationTimeoutMs must be a number, got ${typeName(limit)}`);
+      if (!Number.isInteger(limit) || limit < 1 || limit > MAX_VALIDATION_MS) {
+        throw new RangeError(`validationTimeoutMs must be an integer from 1 to ${MAX_VALIDATION_MS}, got ${limit}`);
+      }
+    }
+    const validator = typeof o.validator === 'function' ? o.validator : null;
+    const publishOnly = o.publishOnly === true;
+    const h = native.topicJoin(this.#handle(), name, publishOnly ? TOPIC_PUBLISH_ONLY : 0, validator !== null, limit);
+    const topic = new Topic(kToken, this, h, name, publishOnly, validator);
+    this.#topics.set(h, topic);
+    return topic;
+  }
+
+  /**
+   * Deprecated: use `(await agent.join(topic)).subscribe()`. Subscribes cb
+   * to topic. Several callbacks per topic share one subscription (a topic
+   * handle underneath). cb receives {topic, from, payload, peer, seq,
+   * timestamp, hops}. Returns a function that unsubscribes (also available
+   * as .unsubscribe()), with .topic. Throws X0xError('X0X_ERR_CLOSED') on a
+   * closed agent. Messages lost because the reader fell behind are only
+   * counted (eventsDropped()).
    */
   subscribe(topic, cb) {
     checkTopic(topic);
     if (typeof cb !== 'function') throw new TypeError(`callback must be a function, got ${typeName(cb)}`);
     const h = this.#handle();
-    let set = this.#subs.get(topic);
-    if (!set) {
-      native.subscribe(h, topic);
-      set = new Set();
-      this.#subs.set(topic, set);
+    let entry = this.#subs.get(topic);
+    if (!entry) {
+      const th = native.topicJoin(h, topic, 0, false, 0);
+      let sh;
+      try {
+        sh = native.topicSubscribe(th);
+      } catch (err) {
+        try { native.topicLeave(th); } catch { /* reported below */ }
+        throw err;
+      }
+      entry = {
+        topic: th,
+        sub: sh,
+        cbs: new Set(),
+        [kPush]: (msg) => this.#legacyMessage(entry, msg),
+        [kLag]: () => {}, // only counted, as before topic handles
+      };
+      this.#subs.set(topic, entry);
+      this.#routes.set(sh, entry);
     }
-    const entry = { cb };
-    set.add(entry);
+    const set = entry.cbs;
+    const item = { cb };
+    set.add(item);
     const unsubscribe = () => {
-      if (!set.delete(entry)) return false;
-      if (set.size === 0 && this.#subs.get(topic) === set) {
+      if (!set.delete(item)) return false;
+      if (set.size === 0 && this.#subs.get(topic) === entry) {
         this.#subs.delete(topic);
-        if (!this.#closed) native.unsubscribe(this.#native, topic);
+        this.#routes.delete(entry.sub);
+        if (!this.#closed) {
+          try { native.topicLeave(entry.topic); } catch { /* the agent is closing */ }
+        }
       }
       return true;
     };
@@ -245,10 +322,11 @@ class Agent extends EventEmitter {
     return unsubscribe;
   }
 
-  /** Topics with at least one subscriber callback. */
+  /** Deprecated: topics with at least one subscribe() callback. */
   subscriptions() { return [...this.#subs.keys()]; }
 
   /**
+   * Deprecated: use `(await agent.join(topic, { publishOnly: true })).publish(data)`.
    * Publishes data (Buffer, Uint8Array, ArrayBuffer or string as UTF-8) on
    * topic. Resolves to the message ID (hex) once handed to the overlay.
    */
@@ -258,6 +336,23 @@ class Agent extends EventEmitter {
     const t = checkTimeout(options);
     return native.publish(this.#handle(), topic, bytes, t);
   }
+
+  #legacyMessage(entry, msg) {
+    for (const { cb } of entry.cbs) {
+      try {
+        cb(msg);
+      } catch (err) {
+        this.#report(err);
+      }
+    }
+    this.#safeEmit('message', msg);
+  }
+
+  [kRoute](handle, stream) { this.#routes.set(handle, stream); }
+
+  [kUnroute](handle) { this.#routes.delete(handle); }
+
+  [kTopicGone](topic) { this.#topics.delete(topic[kNative]()); }
 
   /** Sends data to agent agentId (hex) over a connected peer that carries it. */
   async sendDirect(agentId, data, options) {
@@ -319,8 +414,12 @@ class Agent extends EventEmitter {
     this.#closing = done.finally(() => {
       for (const set of this.#lists.values()) for (const l of set) l[kListClosed]();
       this.#lists.clear();
-      for (const set of this.#subs.values()) set.clear();
+      for (const entry of this.#subs.values()) entry.cbs.clear();
       this.#subs.clear();
+      for (const t of this.#topics.values()) t[kAgentClosed]();
+      this.#topics.clear();
+      for (const r of this.#routes.values()) if (r instanceof Stream) r[kEnd]();
+      this.#routes.clear();
       this.emit('close');
     });
     return this.#closing;
@@ -367,22 +466,36 @@ class Agent extends EventEmitter {
       if (this.#closed) return; // closed by a listener: deliver nothing more
       switch (arr[b]) {
         case EventKind.TOPIC_MESSAGE: {
-          const topic = arr[b + 8];
-          const msg = {
-            topic, from: arr[b + 3], payload: arr[b + 7], peer: arr[b + 2] || null,
-            seq: arr[b + 10] || 0, timestamp: arr[b + 11] || 0, hops: arr[b + 12] || 0,
-          };
-          const set = this.#subs.get(topic);
-          if (set) {
-            for (const entry of set) {
-              try {
-                entry.cb(msg);
-              } catch (err) {
-                this.#report(err);
-              }
-            }
+          const r = this.#routes.get(arr[b + 13]);
+          if (r) {
+            r[kPush]({
+              topic: arr[b + 8], from: arr[b + 3], payload: arr[b + 7], peer: arr[b + 2] || null,
+              seq: arr[b + 10] || 0, timestamp: arr[b + 11] || 0, hops: arr[b + 12] || 0,
+            });
           }
-          this.#safeEmit('message', msg);
+          break;
+        }
+        case EventKind.TOPIC_NEIGHBOUR_UP:
+        case EventKind.TOPIC_NEIGHBOUR_DOWN: {
+          const r = this.#routes.get(arr[b + 13]);
+          if (r) {
+            r[kPush]({ kind: arr[b] === EventKind.TOPIC_NEIGHBOUR_UP ? 'neighbour-up' : 'neighbour-down', topic: arr[b + 8], peer: arr[b + 2] });
+          }
+          break;
+        }
+        case EventKind.LAGGED: {
+          const r = this.#routes.get(arr[b + 13]);
+          if (r) r[kLag](arr[b + 10] || 0);
+          break;
+        }
+        case EventKind.VALIDATE: {
+          const t = this.#topics.get(arr[b + 13]);
+          if (t) {
+            t[kValidate](arr[b + 12], {
+              topic: arr[b + 8], from: arr[b + 3], payload: arr[b + 7], peer: null,
+              seq: arr[b + 10] || 0, timestamp: arr[b + 11] || 0, hops: 0,
+            });
+          }
           break;
         }
         case EventKind.DIRECT_MESSAGE:
@@ -439,6 +552,313 @@ class Agent extends EventEmitter {
         default:
           break; // kinds from later ABI versions
       }
+    }
+  }
+}
+
+// ---- Topics ---------------------------------------------------------------
+
+function checkCapacity(opts, what) {
+  const o = checkOptions(opts, ['capacity'], what);
+  if (o.capacity === undefined || o.capacity === null) return DEFAULT_STREAM_CAPACITY;
+  const c = o.capacity;
+  if (typeof c !== 'number') throw new TypeError(`capacity must be a number, got ${typeName(c)}`);
+  if (!Number.isInteger(c) || c < 1 || c > MAX_STREAM_CAPACITY) {
+    throw new RangeError(`capacity must be an integer from 1 to ${MAX_STREAM_CAPACITY}, got ${c}`);
+  }
+  return c;
+}
+
+/** A gap in a stream's queue: n items were lost there. */
+class Gap {
+  constructor(n) { this.n = n; }
+}
+
+/**
+ * A bounded stream of items read with `await stream.next()` (null once the
+ * stream is closed and drained) or `for await (const item of stream)`.
+ * Items are queued on the JS thread as the agent drains the library's
+ * events; at most `capacity` wait unread. When items are lost (the
+ * library's event queue or this queue was full), the reader is told once,
+ * where the gap is: next() rejects with a LaggedError (`missed`), and the
+ * stream goes on. Leaving a `for await` loop (break, or a LaggedError) does
+ * not close the stream: close it with close().
+ */
+class Stream {
+  #items = [];
+  #head = 0;
+  #size = 0; // queued items (gaps excluded)
+  #capacity;
+  #pending = 0; // items lost after the last queued one
+  #dropped = 0;
+  #waiters = [];
+  #ended = false;
+  #onClose;
+
+  /** @private Streams are opened by Topic#subscribe() and Topic#events(). */
+  constructor(token, capacity, onClose) {
+    if (token !== kToken) throw new TypeError('use topic.subscribe() or topic.events()');
+    this.#capacity = capacity;
+    this.#onClose = onClose;
+  }
+
+  /** True once the stream receives nothing more (closed, its topic left or its agent closed). */
+  get closed() { return this.#ended; }
+  /** Most items queued unread before new ones are lost. */
+  get capacity() { return this.#capacity; }
+  /** Items queued and not yet read. */
+  get size() { return this.#size; }
+  /** Items this stream's own queue lost because it was full (losses upstream are only in LaggedError.missed). */
+  get dropped() { return this.#dropped; }
+
+  /**
+   * Resolves to the next item, waiting for one; to null once the stream is
+   * closed and its queued items were read. Rejects once with a LaggedError
+   * where items were lost.
+   */
+  next() {
+    if (this.#head < this.#items.length) {
+      const x = this.#items[this.#head];
+      this.#items[this.#head++] = undefined;
+      if (this.#head > 1024 && this.#head * 2 > this.#items.length) {
+        this.#items = this.#items.slice(this.#head);
+        this.#head = 0;
+      }
+      if (x instanceof Gap) return Promise.reject(new LaggedError(x.n));
+      this.#size--;
+      return Promise.resolve(x);
+    }
+    if (this.#pending > 0) {
+      const n = this.#pending;
+      this.#pending = 0;
+      return Promise.reject(new LaggedError(n));
+    }
+    if (this.#ended) return Promise.resolve(null);
+    return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }));
+  }
+
+  /** Stops delivery to this stream; queued items stay readable. Idempotent. */
+  close() {
+    if (this.#ended) return;
+    const f = this.#onClose;
+    this.#onClose = null;
+    if (f) f();
+    this[kEnd]();
+  }
+
+  [Symbol.asyncIterator]() {
+    const it = {
+      next: () => this.next().then((v) => (v === null ? { value: undefined, done: true } : { value: v, done: false })),
+      return: () => Promise.resolve({ value: undefined, done: true }),
+      [Symbol.asyncIterator]() { return it; },
+    };
+    return it;
+  }
+
+  [kPush](item) {
+    if (this.#ended) return;
+    if (this.#waiters.length > 0) { // nothing queued, nothing pending
+      this.#waiters.shift().resolve(item);
+      return;
+    }
+    if (this.#size >= this.#capacity) {
+      this.#pending++;
+      this.#dropped++;
+      return;
+    }
+    if (this.#pending > 0) {
+      this.#items.push(new Gap(this.#pending));
+      this.#pending = 0;
+    }
+    this.#items.push(item);
+    this.#size++;
+  }
+
+  [kLag](n) {
+    if (this.#ended || !(n > 0)) return;
+    if (this.#waiters.length > 0) {
+      this.#waiters.shift().reject(new LaggedError(n));
+      return;
+    }
+    this.#pending += n;
+  }
+
+  [kEnd]() {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#onClose = null;
+    const ws = this.#waiters;
+    this.#waiters = [];
+    for (const w of ws) w.resolve(null);
+  }
+}
+
+/**
+ * The messages of a topic handle (Topic#subscribe()): TopicMessage items.
+ * Several subscriptions of one handle each get every message.
+ */
+class Subscription extends Stream {
+  #topic;
+
+  /** @private */
+  constructor(token, topic, capacity, onClose) {
+    super(token, capacity, onClose);
+    this.#topic = topic;
+  }
+
+  /** The topic's name. */
+  get topic() { return this.#topic; }
+}
+
+/** Changes of this node's neighbours on a topic (Topic#events()): TopicEvent items. */
+class TopicEvents extends Stream {
+  #topic;
+
+  /** @private */
+  constructor(token, topic, capacity, onClose) {
+    super(token, capacity, onClose);
+    this.#topic = topic;
+  }
+
+  /** The topic's name. */
+  get topic() { return this.#topic; }
+}
+
+/**
+ * A topic this agent joined (Agent#join()). Its methods throw (or reject
+ * with) X0xError 'X0X_ERR_CLOSED' once the agent is closed and
+ * 'X0X_ERR_INVALID_HANDLE' once the topic was left.
+ */
+class Topic {
+  #agent;
+  #handle;
+  #name;
+  #publishOnly;
+  #validator;
+  #left = false;
+  #streams = new Set();
+
+  /** @private Use agent.join(). */
+  constructor(token, agent, handle, name, publishOnly, validator) {
+    if (token !== kToken) throw new TypeError('use agent.join(name, options)');
+    this.#agent = agent;
+    this.#handle = handle;
+    this.#name = name;
+    this.#publishOnly = publishOnly;
+    this.#validator = validator;
+  }
+
+  /** The topic's name. */
+  get name() { return this.#name; }
+  /** The agent that joined it. */
+  get agent() { return this.#agent; }
+  /** True if joined with publishOnly. */
+  get publishOnly() { return this.#publishOnly; }
+  /** True once left (or its agent closed). */
+  get left() { return this.#left; }
+
+  #h() {
+    if (this.#agent.closed) throw closedError();
+    if (this.#left) throw new X0xError('X0X_ERR_INVALID_HANDLE', Status.X0X_ERR_INVALID_HANDLE, 'the topic was left');
+    return this.#handle;
+  }
+
+  [kNative]() { return this.#handle; }
+
+  /**
+   * Signs data (Buffer, Uint8Array, ArrayBuffer or string as UTF-8, at most
+   * 1 MiB) and publishes it on the topic; this agent's own subscriptions
+   * get it too. Resolves to the message ID (hex) once handed to the
+   * overlay. Rejects with X0xError 'X0X_ERR_REJECTED' if a validator of the
+   * topic refused it, 'X0X_ERR_TOO_LARGE' over 1 MiB.
+   */
+  async publish(data) {
+    const bytes = toBytes(data, 'data');
+    return native.topicPublish(this.#h(), bytes);
+  }
+
+  /**
+   * Opens a Subscription to the topic's messages from now on. Options:
+   * `capacity` (unread messages kept, default 8192). Throws X0xError
+   * 'X0X_ERR_INVALID_ARG' on a publish-only handle.
+   */
+  subscribe(options) {
+    const cap = checkCapacity(options, 'subscribe options');
+    const h = this.#h();
+    if (this.#publishOnly) throw new X0xError('X0X_ERR_INVALID_ARG', Status.X0X_ERR_INVALID_ARG, `topic ${JSON.stringify(this.#name)} was joined publishOnly`);
+    return this.#open(native.topicSubscribe(h), Subscription, cap);
+  }
+
+  /**
+   * Opens a stream of changes of this node's neighbours on the topic
+   * ({kind: 'neighbour-up' | 'neighbour-down', topic, peer}) from now on.
+   */
+  events(options) {
+    const cap = checkCapacity(options, 'events options');
+    return this.#open(native.topicEvents(this.#h()), TopicEvents, cap);
+  }
+
+  #open(sh, Cls, cap) {
+    const agent = this.#agent;
+    const stream = new Cls(kToken, this.#name, cap, () => {
+      this.#streams.delete(stream);
+      agent[kUnroute](sh);
+      try { native.subscriptionClose(sh); } catch { /* the topic was left or the agent closed */ }
+    });
+    this.#streams.add(stream);
+    agent[kRoute](sh, stream);
+    return stream;
+  }
+
+  /** This node's neighbours on the topic (peer IDs, hex), sorted. */
+  neighbours() { return native.topicNeighbours(this.#h()); }
+
+  /**
+   * Leaves the topic: its subscriptions and event streams end (queued
+   * items stay readable), its validator stops applying, and the node stops
+   * carrying the topic if no other handle joined it. Idempotent; a no-op
+   * once the agent is closed.
+   */
+  async leave() {
+    if (this.#left) return;
+    this.#left = true;
+    this.#endStreams();
+    this.#agent[kTopicGone](this);
+    if (this.#agent.closed) return;
+    native.topicLeave(this.#handle);
+  }
+
+  #endStreams() {
+    for (const s of this.#streams) s[kEnd]();
+    this.#streams.clear();
+  }
+
+  [kAgentClosed]() {
+    this.#left = true;
+    this.#endStreams();
+  }
+
+  // A validation request of this handle (the agent's dispatcher).
+  [kValidate](request, msg) {
+    const h = this.#handle;
+    const report = (verdict) => {
+      if (this.#left || this.#agent.closed) return; // the validator no longer applies
+      try {
+        native.topicValidationResult(h, request, verdict === true);
+      } catch { /* too late: the library refused the message already */ }
+    };
+    const v = this.#validator;
+    if (!v) return report(false);
+    let r;
+    try {
+      r = v(msg);
+    } catch {
+      return report(false);
+    }
+    if (r !== null && typeof r === 'object' && typeof r.then === 'function') {
+      Promise.resolve(r).then(report, () => report(false));
+    } else {
+      report(r);
     }
   }
 }
@@ -661,10 +1081,15 @@ class TaskList extends EventEmitter {
 
 module.exports = {
   Agent,
+  Topic,
+  Stream,
+  Subscription,
+  TopicEvents,
   TaskList,
   Identity,
   X0xError,
   X0xTaskError,
+  LaggedError,
   Status,
   EventKind,
   /** ABI version of the linked library: (major << 16) | minor. */

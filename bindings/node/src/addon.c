@@ -467,12 +467,20 @@ NAPI_MODULE_INIT() {
         {"identityAgentId", NULL, xn_identity_agent_id, NULL, NULL, NULL, napi_default, NULL},
         {"identityDestroy", NULL, xn_identity_destroy, NULL, NULL, NULL, napi_default, NULL},
         {"tasklist", NULL, xn_async_tasklist, NULL, NULL, NULL, napi_default, NULL},
+        {"topicJoin", NULL, xn_topic_join, NULL, NULL, NULL, napi_default, NULL},
+        {"topicSubscribe", NULL, xn_topic_subscribe, NULL, NULL, NULL, napi_default, NULL},
+        {"topicEvents", NULL, xn_topic_events, NULL, NULL, NULL, napi_default, NULL},
+        {"subscriptionClose", NULL, xn_subscription_close, NULL, NULL, NULL, napi_default, NULL},
+        {"topicNeighbours", NULL, xn_topic_neighbours, NULL, NULL, NULL, napi_default, NULL},
+        {"topicValidationResult", NULL, xn_topic_validation_result, NULL, NULL, NULL, napi_default, NULL},
+        {"topicLeave", NULL, xn_topic_leave, NULL, NULL, NULL, napi_default, NULL},
+        {"topicPublish", NULL, xn_async_topic_publish, NULL, NULL, NULL, napi_default, NULL},
     };
     if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) {
         xn_throw_napi(env, napi_generic_failure, "define_properties");
         return NULL;
     }
-    /* Which ABI 0.2 functions the linked library provides. */
+    /* Which optional (ABI 0.2 and later) functions the linked library provides. */
     napi_value caps;
     if (napi_create_object(env, &caps) != napi_ok ||
         !set_bool(env, caps, "pubsub", x0x_subscribe != NULL && x0x_unsubscribe != NULL && x0x_publish != NULL) ||
@@ -483,6 +491,11 @@ NAPI_MODULE_INIT() {
                       x0x_tasklist_claim != NULL && x0x_tasklist_complete != NULL &&
                       x0x_tasklist_reopen != NULL && x0x_tasklist_move != NULL && x0x_tasklist_remove != NULL &&
                       x0x_tasklist_snapshot != NULL) ||
+        !set_bool(env, caps, "topics",
+                  x0x_topic_join != NULL && x0x_topic_join_validated != NULL && x0x_topic_publish != NULL &&
+                      x0x_topic_subscribe != NULL && x0x_topic_events != NULL && x0x_subscription_close != NULL &&
+                      x0x_topic_neighbours != NULL && x0x_topic_validation_result != NULL &&
+                      x0x_topic_leave != NULL) ||
         napi_set_named_property(env, exports, "capabilities", caps) != napi_ok) {
         xn_throw_napi(env, napi_generic_failure, "capabilities");
         return NULL;

@@ -119,7 +119,7 @@ static napi_value cached_hex(napi_env env, id_cache *c, const uint8_t *id) {
 }
 
 static int known_kind(uint32_t k) {
-    return k >= X0X_EVENT_PEER_CONNECTED && k <= X0X_EVENT_NAT_TYPE_DETECTED;
+    return k >= X0X_EVENT_PEER_CONNECTED && k <= X0X_EVENT_VALIDATE;
 }
 
 #define SET(idx, val)                                                                                               \
@@ -190,7 +190,7 @@ static napi_value build_batch(napi_env env, const x0x_event *events, size_t n, u
             }
             SET(b + 7, buf);
         } else if (e->kind == X0X_EVENT_DIRECT_MESSAGE || e->kind == X0X_EVENT_TOPIC_MESSAGE ||
-                   e->kind == X0X_EVENT_TASK_CHANGED) {
+                   e->kind == X0X_EVENT_TASK_CHANGED || e->kind == X0X_EVENT_VALIDATE) {
             napi_value buf = NULL;
             if (napi_create_buffer(env, 0, NULL, &buf) != napi_ok) {
                 return NULL;
@@ -225,6 +225,13 @@ static napi_value build_batch(napi_env env, const x0x_event *events, size_t n, u
         }
         if (e->reserved[2] != 0) {
             SET(b + 12, num(env, (double)e->reserved[2]));
+        }
+        if (e->reserved[3] != 0) {
+            napi_value h = NULL;
+            if (napi_create_bigint_uint64(env, e->reserved[3], &h) != napi_ok) {
+                return NULL;
+            }
+            SET(b + 13, h);
         }
         j++;
     }
@@ -487,7 +494,7 @@ napi_value xn_agent_unsubscribe(napi_env env, napi_callback_info info) {
     return sub_unsub(env, info, 0);
 }
 
-static napi_value id_list(napi_env env, const uint8_t *ids, size_t count) {
+napi_value xn_id_list(napi_env env, const uint8_t *ids, size_t count) {
     napi_value arr = NULL;
     if (napi_create_array_with_length(env, count, &arr) != napi_ok) {
         return NULL;
@@ -513,7 +520,7 @@ napi_value xn_agent_connected_peers(napi_env env, napi_callback_info info) {
     if (st != X0X_OK) {
         return fail(env, st);
     }
-    napi_value arr = id_list(env, ids, count);
+    napi_value arr = xn_id_list(env, ids, count);
     x0x_free(ids);
     if (arr == NULL) {
         xn_throw_napi(env, napi_generic_failure, "building the peer list");
@@ -534,7 +541,7 @@ napi_value xn_agent_peer_agents(napi_env env, napi_callback_info info) {
     if (st != X0X_OK) {
         return fail(env, st);
     }
-    napi_value arr = id_list(env, ids, count);
+    napi_value arr = xn_id_list(env, ids, count);
     x0x_free(ids);
     if (arr == NULL) {
         xn_throw_napi(env, napi_generic_failure, "building the agent list");

@@ -41,6 +41,7 @@ typedef enum op {
     OP_TL_ADD_WRITER,
     OP_TL_REMOVE_WRITER,
     OP_TL_SET_OPEN,
+    OP_TOPIC_PUBLISH,
 } op_t;
 
 /* Agent configuration: string options in order, plus secrets. */
@@ -287,6 +288,10 @@ static void execute(napi_env env, void *data) {
         NEED(x0x_tasklist_set_open);
         st = x0x_tasklist_set_open(j->handle, (int)j->count);
         break;
+    case OP_TOPIC_PUBLISH:
+        NEED(x0x_topic_publish);
+        st = x0x_topic_publish(j->handle, j->buf, j->len, j->out_id);
+        break;
     }
     set_err(j, st);
 }
@@ -336,6 +341,7 @@ static napi_value result(napi_env env, job_t *j) {
     case OP_CONNECT:
     case OP_PUBLISH:
     case OP_TL_ADD:
+    case OP_TOPIC_PUBLISH:
         return xn_hex_value(env, j->out_id);
     case OP_ID_EXPORT:
         if (napi_create_buffer_copy(env, j->out_len, j->out_buf, NULL, &r) != napi_ok) {
@@ -1010,4 +1016,23 @@ napi_value xn_async_tasklist(napi_env env, napi_callback_info info) {
         return NULL;
     }
     return start(env, j, "x0x.tasklist");
+}
+
+/* topicPublish(topic, data) -> Promise<string> (the message ID). It runs on
+ * the thread pool: the topic's validators may wait for this JS thread. */
+napi_value xn_async_topic_publish(napi_env env, napi_callback_info info) {
+    napi_value argv[2];
+    if (!args(env, info, 2, 2, argv)) {
+        return NULL;
+    }
+    job_t *j = new_job(env, OP_TOPIC_PUBLISH);
+    if (j == NULL) {
+        return NULL;
+    }
+    if (!xn_get_handle(env, argv[0], "topic", &j->handle) ||
+        !xn_get_bytes(env, argv[1], "data", X0X_MAX_PAYLOAD, &j->buf, &j->len)) {
+        job_free(env, j);
+        return NULL;
+    }
+    return start(env, j, "x0x.topicPublish");
 }

@@ -7,7 +7,8 @@
  *   - agent.c   the per-agent event thread, the thread-safe function that
  *               wakes the JS thread, batch draining, close;
  *   - async.c   every blocking library call, run as napi_async_work and
- *               returned to JS as a Promise.
+ *               returned to JS as a Promise;
+ *   - topic.c   the non-blocking calls on topic and subscription handles.
  * Every napi_status is checked; bad input throws a JS exception and never
  * aborts the process.
  */
@@ -24,7 +25,7 @@
 
 #include "x0x.h"
 
-/* Functions added in ABI 0.2. They are declared weak so that the addon
+/* Functions added after ABI 0.1. They are declared weak so that the addon
  * links (and reports X0X_ERR_UNSUPPORTED at run time) against a libx0x.a
  * that predates them; build.sh checks that every function the archive
  * defines is really linked in. */
@@ -47,6 +48,16 @@
 #pragma weak x0x_tasklist_add_writer
 #pragma weak x0x_tasklist_remove_writer
 #pragma weak x0x_tasklist_set_open
+/* ABI 0.6: topic handles. */
+#pragma weak x0x_topic_join
+#pragma weak x0x_topic_join_validated
+#pragma weak x0x_topic_validation_result
+#pragma weak x0x_topic_publish
+#pragma weak x0x_topic_subscribe
+#pragma weak x0x_topic_events
+#pragma weak x0x_subscription_close
+#pragma weak x0x_topic_neighbours
+#pragma weak x0x_topic_leave
 
 /* Pseudo status (never returned by the library): the linked libx0x lacks
  * the function. Reported to JS as code "X0X_ERR_UNSUPPORTED". */
@@ -60,8 +71,10 @@
 
 /* Values per event in the flat array handed to the JS dispatcher:
  * kind, status, peer, from, to, addr, error, payload, topic, agents,
- * reserved[0], reserved[1]. Must match lib/index.js. */
-#define XN_STRIDE 13
+ * reserved[0], reserved[1], reserved[2] (numbers), reserved[3] (a BigInt:
+ * the subscription or topic handle of ABI 0.6 records). Must match
+ * lib/index.js. */
+#define XN_STRIDE 14
 
 struct xn_agent;
 
@@ -122,6 +135,16 @@ napi_value xn_agent_unsubscribe(napi_env env, napi_callback_info info);
 napi_value xn_agent_connected_peers(napi_env env, napi_callback_info info);
 napi_value xn_agent_peer_agents(napi_env env, napi_callback_info info);
 
+/* topic.c: topic handles (ABI 0.6), synchronous calls. */
+napi_value xn_topic_join(napi_env env, napi_callback_info info);
+napi_value xn_topic_subscribe(napi_env env, napi_callback_info info);
+napi_value xn_topic_events(napi_env env, napi_callback_info info);
+napi_value xn_subscription_close(napi_env env, napi_callback_info info);
+napi_value xn_topic_neighbours(napi_env env, napi_callback_info info);
+napi_value xn_topic_validation_result(napi_env env, napi_callback_info info);
+napi_value xn_topic_leave(napi_env env, napi_callback_info info);
+napi_value xn_id_list(napi_env env, const uint8_t *ids, size_t count);
+
 /* async.c */
 napi_value xn_async_agent_create(napi_env env, napi_callback_info info);
 napi_value xn_async_agent_close(napi_env env, napi_callback_info info);
@@ -137,5 +160,6 @@ napi_value xn_async_identity_save(napi_env env, napi_callback_info info);
 napi_value xn_identity_agent_id(napi_env env, napi_callback_info info);
 napi_value xn_identity_destroy(napi_env env, napi_callback_info info);
 napi_value xn_async_tasklist(napi_env env, napi_callback_info info);
+napi_value xn_async_topic_publish(napi_env env, napi_callback_info info);
 
 #endif

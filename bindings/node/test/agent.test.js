@@ -13,6 +13,10 @@ test('library ABI and capabilities', () => {
   assert.ok((x0x.abiVersion() & 0xffff) >= 2, 'ABI minor >= 2');
   assert.equal(x0x.capabilities.pubsub, true);
   assert.equal(x0x.capabilities.injectEvents, true);
+  assert.equal(x0x.capabilities.topics, true);
+  assert.ok((x0x.abiVersion() & 0xffff) >= 6, 'ABI minor >= 6 (topic handles)');
+  assert.equal(x0x.Status.X0X_ERR_REJECTED, 19);
+  assert.equal(x0x.EventKind.LAGGED, 12);
 });
 
 test('agent identity and address', async (t) => {
@@ -238,4 +242,187 @@ test('a full event queue drops and counts events instead of blocking', async (t)
   while (Date.now() < end) { /* busy: no draining */ }
   await sleep(200);
   assert.ok(a.eventsDropped() > 0, `dropped ${a.eventsDropped()}`);
+});
+
+// ---- Topic handles ------------------------------------------------------
+
+/** Publishes data on topic (a Topic) every 200 ms until check() is true. */
+async function topicPublishUntil(topic, data, check, ms = 15000) {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    await topic.publish(data);
+    await sleep(200);
+    if (check()) return;
+  }
+  throw new Error(`message on ${topic.name} not delivered within ${ms} ms`);
+}
+
+/** Reads sub into list in the background until it ends (LaggedErrors are counted in list.lagged). */
+function collect(sub) {
+  const list = [];
+  list.lagged = [];
+  list.done = (async () => {
+    for (;;) {
+      try {
+        const m = await sub.next();
+        if (m === null) return;
+        list.push(m);
+      } catch (e) {
+        if (!(e instanceof x0x.LaggedError)) throw e;
+        list.lagged.push(e.missed);
+      }
+    }
+  })();
+  return list;
+}
+
+test('topic handles: join, publish and subscribe both ways, several handles and subscriptions', async (t) => {
+  const [a, b] = await joinedPair(t);
+  const ta = await a.join('handles');
+  const ta2 = await a.join('handles'); // an independent second handle
+  const tb = await b.join('handles');
+  assert.ok(ta instanceof x0x.Topic);
+  assert.equal(ta.name, 'handles');
+  assert.equal(ta.agent, a);
+  assert.equal(ta.publishOnly, false);
+  const sa = ta.subscribe();
+  const sa2 = ta2.subscribe({ capacity: 100 });
+  const sb = tb.subscribe();
+  assert.ok(sa instanceof x0x.Subscription && sa.topic === 'handles' && sa2.capacity === 100);
+  const atA = collect(sa);
+  const atA2 = collect(sa2);
+  const atB = collect(sb);
+  const has = (list, from, text) => list.some((m) => m.from === from && m.payload.toString() === text);
+  await topicPublishUntil(tb, 'b->a', () => has(atA, b.agentId, 'b->a') && has(atA2, b.agentId, 'b->a'));
+  const m = atA.find((x) => x.payload.toString() === 'b->a');
+  assert.equal(m.topic, 'handles');
+  assert.ok(Buffer.isBuffer(m.payload));
+  assert.ok(m.seq > 0 && m.hops >= 1 && Math.abs(m.timestamp - Date.now()) < 60000);
+  const id = await ta.publish(Buffer.from('a->b'));
+  assert.match(id, HEX64);
+  await topicPublishUntil(ta, 'a->b', () => has(atB, a.agentId, 'a->b'));
+  assert.ok(has(atA, a.agentId, 'a->b'), "a's own subscription gets its message");
+
+  // A publish-only handle reaches the subscribers.
+  const po = await b.join('handles', { publishOnly: true });
+  assert.equal(po.publishOnly, true);
+  assert.throws(() => po.subscribe(), { code: 'X0X_ERR_INVALID_ARG' });
+  await topicPublishUntil(po, 'publish-only', () => has(atA, b.agentId, 'publish-only'));
+
+  // for await reads a subscription; leaving the loop does not close it.
+  await tb.publish('loop');
+  const s3 = ta.subscribe();
+  await topicPublishUntil(tb, 'loop-2', () => s3.size > 0);
+  for await (const msg of s3) {
+    assert.equal(msg.topic, 'handles');
+    break;
+  }
+  assert.equal(s3.closed, false);
+  s3.close();
+  s3.close(); // idempotent
+
+  // Leave ends the handle's subscriptions; the other handle goes on.
+  await ta.leave();
+  await ta.leave(); // idempotent
+  await atA.done;
+  assert.equal(sa.closed, true);
+  assert.equal(await sa.next(), null);
+  await topicPublishUntil(tb, 'after leave', () => has(atA2, b.agentId, 'after leave'));
+  assert.ok(!has(atA, b.agentId, 'after leave'));
+  sa2.close();
+  sb.close();
+  await Promise.all([atA2.done, atB.done]);
+});
+
+test('topic lag marker: a slow reader is told once, where the gap is, how many it lost', async (t) => {
+  const [a] = await makeAgents(t, 1);
+  const topic = await a.join('lag');
+  // The subscription's own queue of 5 overflows.
+  const sub = topic.subscribe({ capacity: 5 });
+  for (let i = 0; i < 30; i++) await topic.publish(`m${i}`);
+  for (let i = 0; i < 100 && sub.size + sub.dropped < 30; i++) await sleep(20);
+  await topic.publish('m30');
+  for (let i = 0; i < 100 && sub.dropped < 26; i++) await sleep(20);
+  const got = [];
+  for (let i = 0; i < 5; i++) got.push((await sub.next()).payload.toString());
+  assert.deepEqual(got, ['m0', 'm1', 'm2', 'm3', 'm4']);
+  await assert.rejects(sub.next(), (e) => e instanceof x0x.LaggedError && e.missed === 26 && e.code === 'ERR_X0X_LAGGED');
+  await topic.publish('m31');
+  assert.equal((await sub.next()).payload.toString(), 'm31', 'the subscription goes on after the marker');
+  sub.close();
+
+  // The library's event queue of 4 overflows while the JS thread is busy:
+  // the library's own lag marker reaches the reader, and the counts add up.
+  const [c] = await makeAgents(t, 1, () => ({ eventQueueCapacity: 4 }));
+  const ct = await c.join('lag');
+  const cs = ct.subscribe();
+  const pubs = [];
+  for (let i = 0; i < 40; i++) pubs.push(ct.publish(`n${i}`)); // run on the thread pool
+  const end = Date.now() + 1500;
+  while (Date.now() < end) { /* busy: nothing drains the library's queue */ }
+  await Promise.all(pubs);
+  const list = collect(cs);
+  await ct.publish('last');
+  for (let i = 0; i < 200 && !list.some((m) => m.payload.toString() === 'last'); i++) await sleep(20);
+  const received = list.filter((m) => m.payload.toString() !== 'last').length;
+  const missed = list.lagged.reduce((x, y) => x + y, 0);
+  assert.ok(list.lagged.length >= 1, 'a lag marker');
+  assert.equal(received + missed, 40, `received ${received} + missed ${missed}`);
+  assert.ok(c.eventsDropped() >= missed - 0, 'library drops are counted');
+  cs.close();
+  await list.done;
+});
+
+test('topic events: neighbour up and down, and the neighbour list', async (t) => {
+  const [a, b] = await joinedPair(t);
+  const ta = await a.join('nb');
+  const events = ta.events();
+  assert.ok(events instanceof x0x.TopicEvents);
+  const tb = await b.join('nb');
+  const up = await events.next();
+  assert.deepEqual(up, { kind: 'neighbour-up', topic: 'nb', peer: b.machineId });
+  assert.deepEqual(ta.neighbours(), [b.machineId]);
+  await tb.leave();
+  const down = await events.next();
+  assert.deepEqual(down, { kind: 'neighbour-down', topic: 'nb', peer: b.machineId });
+  events.close();
+  assert.equal(await events.next(), null);
+});
+
+test('topic validators: refused messages are neither delivered nor published; async verdicts; time limit', async (t) => {
+  const [a, b] = await joinedPair(t);
+  const seen = [];
+  const ta = await a.join('valid', {
+    validator: (m) => {
+      seen.push(m);
+      return !m.payload.toString().startsWith('bad');
+    },
+  });
+  const got = collect(ta.subscribe());
+  const tb = await b.join('valid');
+  await topicPublishUntil(tb, 'good', () => {
+    void tb.publish('bad one');
+    return got.some((m) => m.payload.toString() === 'good');
+  });
+  await sleep(300);
+  assert.ok(!got.some((m) => m.payload.toString().startsWith('bad')), 'a refused message was delivered');
+  assert.ok(seen.some((m) => m.payload.toString() === 'bad one' && m.from === b.agentId && m.topic === 'valid'));
+  await assert.rejects(ta.publish('bad local'), (e) => e instanceof x0x.X0xError && e.code === 'X0X_ERR_REJECTED');
+  await ta.publish('good local');
+
+  // Asynchronous verdicts (a Promise), a throwing validator, no verdict.
+  const [c] = await makeAgents(t, 1);
+  const asyncTopic = await c.join('async', { validator: async (m) => { await sleep(10); return m.payload.toString() === 'yes'; } });
+  await asyncTopic.publish('yes');
+  await assert.rejects(asyncTopic.publish('no'), { code: 'X0X_ERR_REJECTED' });
+  const throwing = await c.join('throws', { validator: () => { throw new Error('validator bug'); } });
+  await assert.rejects(throwing.publish('x'), { code: 'X0X_ERR_REJECTED' });
+  const silent = await c.join('silent', { validator: () => new Promise(() => {}), validationTimeoutMs: 100 });
+  const t0 = Date.now();
+  await assert.rejects(silent.publish('x'), { code: 'X0X_ERR_REJECTED' });
+  assert.ok(Date.now() - t0 >= 90, 'refused after the time limit');
+  // Once left, the validator no longer applies.
+  await asyncTopic.leave();
+  const plain = await c.join('async');
+  await plain.publish('no');
 });

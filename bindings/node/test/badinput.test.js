@@ -203,6 +203,79 @@ test('the raw addon refuses wrong handles and types without crashing', async () 
   assert.throws(() => native.identityImport(Buffer.alloc(64 * 1024 + 1), Buffer.from('p')), RangeError);
 });
 
+test('topic handles: bad arguments, left topics and closed agents fail cleanly', async (t) => {
+  const [a] = await makeAgents(t, 1);
+  const bad = [
+    [() => a.join(''), RangeError, /topic must not be empty/],
+    [() => a.join(5), TypeError, /topic must be a string/],
+    [() => a.join('t'.repeat(257)), RangeError, /limit is 256/],
+    [() => a.join('t', 5), TypeError, /join options must be an object/],
+    [() => a.join('t', { validater: () => true }), TypeError, /unknown option "validater"/],
+    [() => a.join('t', { validator: 5 }), TypeError, /validator must be a function/],
+    [() => a.join('t', { publishOnly: 'yes' }), TypeError, /publishOnly must be a boolean/],
+    [() => a.join('t', { validationTimeoutMs: 0 }), RangeError, /validationTimeoutMs/],
+    [() => a.join('t', { validationTimeoutMs: 10001 }), RangeError, /validationTimeoutMs/],
+    [() => a.join('t', { validationTimeoutMs: '5' }), TypeError, /validationTimeoutMs must be a number/],
+  ];
+  for (const [f, type, re] of bad) await assert.rejects(f(), (e) => e instanceof type && re.test(e.message), re.source);
+  const topic = await a.join('t');
+  assert.throws(() => topic.subscribe({ capacity: 0 }), RangeError);
+  assert.throws(() => topic.subscribe({ capacity: '1' }), TypeError);
+  assert.throws(() => topic.subscribe({ size: 1 }), TypeError);
+  assert.throws(() => topic.events({ capacity: 2 ** 21 }), RangeError);
+  await assert.rejects(topic.publish(42), TypeError);
+  await assert.rejects(topic.publish(Buffer.alloc(16 * 1024 * 1024 + 1)), RangeError);
+  await assert.rejects(topic.publish(Buffer.alloc(1024 * 1024 + 1)), { code: 'X0X_ERR_TOO_LARGE' });
+  assert.throws(() => new x0x.Topic(), TypeError);
+  assert.throws(() => new x0x.Subscription(), TypeError);
+
+  const sub = topic.subscribe();
+  const events = topic.events();
+  await topic.leave();
+  assert.equal(topic.left, true);
+  assert.equal(await sub.next(), null, 'leave ended the subscription');
+  assert.equal(await events.next(), null);
+  sub.close(); // no-op after leave
+  const left = { name: 'X0xError', code: 'X0X_ERR_INVALID_HANDLE' };
+  await assert.rejects(topic.publish('x'), left);
+  assert.throws(() => topic.subscribe(), left);
+  assert.throws(() => topic.events(), left);
+  assert.throws(() => topic.neighbours(), left);
+
+  const other = await a.join('u');
+  const osub = other.subscribe();
+  const waiting = osub.next();
+  await a.close();
+  assert.equal(await waiting, null, 'close ended a waiting next()');
+  const closed = { name: 'X0xError', code: 'X0X_ERR_CLOSED' };
+  await assert.rejects(a.join('t'), closed);
+  await assert.rejects(other.publish('x'), closed);
+  assert.throws(() => other.subscribe(), closed);
+  assert.throws(() => other.neighbours(), closed);
+  await other.leave(); // a no-op once the agent is closed
+});
+
+test('the raw addon refuses wrong topic and subscription handles without crashing', async () => {
+  assert.throws(() => native.topicJoin({}, 't', 0, false, 0), TypeError);
+  assert.throws(() => native.topicJoin(), TypeError);
+  assert.throws(() => native.topicSubscribe(12345n), { code: 'X0X_ERR_INVALID_HANDLE' });
+  assert.throws(() => native.topicEvents(0n), { code: 'X0X_ERR_INVALID_HANDLE' });
+  assert.throws(() => native.topicSubscribe(2n ** 64n), RangeError);
+  assert.throws(() => native.subscriptionClose(1n), { code: 'X0X_ERR_INVALID_HANDLE' });
+  assert.throws(() => native.subscriptionClose(0x06ffffffffffffffn), { code: 'X0X_ERR_INVALID_HANDLE' });
+  assert.throws(() => native.topicLeave(-1n), RangeError);
+  assert.throws(() => native.topicLeave(0x05ffffffffffffffn), { code: 'X0X_ERR_INVALID_HANDLE' });
+  assert.throws(() => native.topicNeighbours('x'), TypeError);
+  assert.throws(() => native.topicNeighbours(7n), { code: 'X0X_ERR_INVALID_HANDLE' });
+  assert.throws(() => native.topicValidationResult(1n, 0, true), RangeError);
+  assert.throws(() => native.topicValidationResult(1n, 1.5, true), RangeError);
+  assert.throws(() => native.topicValidationResult(1n, 1, 'yes'), TypeError);
+  assert.throws(() => native.topicValidationResult(424242n, 1, true), { code: 'X0X_ERR_INVALID_HANDLE' });
+  await assert.rejects(native.topicPublish(5n, Buffer.from('x')), { code: 'X0X_ERR_INVALID_HANDLE' });
+  assert.throws(() => native.topicPublish(5n, 7), TypeError);
+  assert.throws(() => native.topicPublish(5, Buffer.alloc(1)), TypeError);
+});
+
 test('an agent left open in a terminated worker thread is cleaned up', async (t) => {
   const { dir, cleanup } = tempDir();
   t.after(cleanup);

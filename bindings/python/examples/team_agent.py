@@ -59,20 +59,26 @@ async def main(shared: Path, bootstrap: str) -> None:
         await agent.join_network()
         say(f"agent {agent.agent_id[:8]} joined through the bootstrap node")
         heard: set[str] = set()
-        sub = await agent.subscribe(TOPIC)
+        chat = await agent.join(TOPIC)
+        sub = chat.subscribe()
 
         async def listen() -> None:
-            async for m in sub:
-                text = m.payload.decode()
-                if text.startswith("hello from "):
-                    lang = text[len("hello from "):]
-                    if lang != LANG and lang not in heard:
-                        heard.add(lang)
-                        say(f'heard "{text}" on {TOPIC} from agent {m.origin[:8]}')
+            while True:
+                try:
+                    async for m in sub:
+                        text = m.payload.decode()
+                        if text.startswith("hello from "):
+                            lang = text[len("hello from "):]
+                            if lang != LANG and lang not in heard:
+                                heard.add(lang)
+                                say(f'heard "{text}" on {TOPIC} from agent {m.origin[:8]}')
+                    return  # the subscription ended
+                except x0x.LaggedError:
+                    continue  # a slow reader: read on
 
         async def hello() -> None:
             while True:
-                await agent.publish(TOPIC, f"hello from {LANG}".encode())
+                await chat.publish(f"hello from {LANG}".encode())
                 await asyncio.sleep(0.5)
 
         tasks = [asyncio.create_task(listen()), asyncio.create_task(hello())]
@@ -138,6 +144,7 @@ async def main(shared: Path, bootstrap: str) -> None:
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await chat.leave()
 
 
 if __name__ == "__main__":

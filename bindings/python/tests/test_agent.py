@@ -254,23 +254,6 @@ async def test_join_network_via_bootstrap(tmp_path: Path) -> None:
             eb.close()
 
 
-@arun
-async def test_subscription_close_unsubscribes_in_the_library(tmp_path: Path) -> None:
-    async with make_agent(tmp_path, "a") as a:
-        s1 = await a.subscribe("c")
-        s2 = await a.subscribe("c")
-        s1.close()
-        # s2 still holds the topic, so the library kept the subscription
-        # (unsubscribing in C succeeds); restore it for s2.
-        x0x._lib.check(x0x._lib.lib.x0x_unsubscribe(a._handle, b"c"))
-        x0x._lib.check(x0x._lib.lib.x0x_subscribe(a._handle, b"c"))
-        s2.close()
-        s2.close()
-        assert s1.closed and s2.closed
-        with pytest.raises(x0x.NotFound):
-            x0x._lib.check(x0x._lib.lib.x0x_unsubscribe(a._handle, b"c"))
-
-
 def test_cancelled_create_destroys_the_agent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Cancel create() while the C call runs (a passphrase makes it take
     # ~0.5 s): the agent the library makes anyway must be destroyed.

@@ -1,21 +1,43 @@
 // Compiled with `tsc --noEmit` by test/types.test.js: uses the declarations
 // the way an application would, including lines that must NOT compile
 // (marked @ts-expect-error: tsc fails if they do compile).
-import { Agent, TaskList, Identity, X0xError, X0xTaskError, Status, EventKind, abiVersion, capabilities } from 'x0x';
-import type { TopicMessage, Task, TaskListSnapshot, Subscription, StatusCode } from 'x0x';
+import { Agent, TaskList, Identity, X0xError, X0xTaskError, LaggedError, Topic, Subscription, Status, EventKind, abiVersion, capabilities } from 'x0x';
+import type { TopicMessage, TopicEvent, Task, TaskListSnapshot, Unsubscribe, StatusCode } from 'x0x';
 
 async function main(): Promise<void> {
   const agent: Agent = await Agent.create({ dataDir: '/tmp/x', bindAddr: '127.0.0.1:0', bootstrap: ['a@127.0.0.1:1'], eventQueueCapacity: 100 });
   const id: string = agent.agentId;
   const peer: string = await agent.connect(`${id}@127.0.0.1:1`, { timeoutMs: 1000 });
   await agent.joinNetwork();
-  const sub: Subscription = agent.subscribe('topic', (m: TopicMessage) => {
+  const sub: Unsubscribe = agent.subscribe('topic', (m: TopicMessage) => {
     const p: Buffer = m.payload;
     const n: number = m.seq + m.timestamp;
     void p; void n;
   });
   sub();
   sub.unsubscribe();
+  const topic: Topic = await agent.join('news', { validator: (m) => m.payload.length < 100, validationTimeoutMs: 500 });
+  const po: Topic = await agent.join('news', { publishOnly: true, validator: async (m) => m.from !== id });
+  const tsub: Subscription = topic.subscribe({ capacity: 100 });
+  const id2: string = await topic.publish('hello');
+  await po.publish(new Uint8Array(2));
+  try {
+    for await (const m of tsub) {
+      const body: Buffer = m.payload;
+      void body;
+    }
+  } catch (e) {
+    if (e instanceof LaggedError) { const missed: number = e.missed; void missed; }
+  }
+  const next: TopicMessage | null = await tsub.next();
+  const evs = topic.events();
+  const ev: TopicEvent | null = await evs.next();
+  if (ev && ev.kind === 'neighbour-up') { const p: string = ev.peer; void p; }
+  const nb: string[] = topic.neighbours();
+  tsub.close();
+  evs.close();
+  await topic.leave();
+  void next; void nb; void id2; void capabilities.topics;
   const msgId: string = await agent.publish('topic', Buffer.from('x'));
   await agent.publish('topic', 'text');
   await agent.publish('topic', new Uint8Array(3));
@@ -61,6 +83,12 @@ async function main(): Promise<void> {
   new Agent();
   // @ts-expect-error unknown event
   agent.on('mesage', () => {});
+  // @ts-expect-error a validator returns a boolean
+  await agent.join('t', { validator: () => 'yes' });
+  // @ts-expect-error unknown join option
+  await agent.join('t', { publishonly: true });
+  // @ts-expect-error streams are opened by a Topic
+  new Subscription();
   // @ts-expect-error updateTask takes known fields only
   await list.updateTask(t, { colour: 'red' });
 }

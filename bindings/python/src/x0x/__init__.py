@@ -6,8 +6,11 @@ Asyncio-native and dependency-free (ctypes over the C ABI of ``x0x.h``)::
 
     async def main() -> None:
         async with await x0x.Agent.create(data_dir="/tmp/a") as agent:
-            async with await agent.subscribe("news") as sub:
-                await agent.publish("news", b"hello")
+            async with await agent.join("news") as topic, topic.subscribe() as sub:
+                await topic.publish(b"hello")
+                async for msg in sub:  # raises x0x.LaggedError (.missed) after a gap
+                    print(msg.origin, msg.payload)
+                    break
 
     asyncio.run(main())
 
@@ -24,7 +27,7 @@ from pathlib import Path
 
 from . import _lib, _util
 from ._lib import check as _check
-from .agent import Agent, Subscription
+from .agent import Agent
 from .errors import (
     AuthError,
     Closed,
@@ -38,7 +41,9 @@ from .errors import (
     NotFound,
     OtherError,
     TaskClaimedByOther,
+    LaggedError,
     NotWriter,
+    Rejected,
     TaskDone,
     TaskNotClaimed,
     TooLarge,
@@ -62,10 +67,12 @@ from .events import (
     Stream,
     TaskChanged,
     TaskOp,
+    TopicEvent,
     TopicMessage,
 )
 from .identity import Identity
 from .tasklist import Task, TaskChanges, TaskList, TaskListSnapshot, TaskState
+from .topic import Subscription, Topic, TopicEvents, Validator
 
 __version__ = "0.2.0"
 
@@ -135,12 +142,14 @@ __all__ = [
     "InternalPanic",
     "InvalidArgument",
     "InvalidHandle",
+    "LaggedError",
     "NoPeers",
     "NoRoute",
     "NotFound",
     "OtherError",
     "PeerConnected",
     "PeerDisconnected",
+    "Rejected",
     "Stream",
     "Subscription",
     "Task",
@@ -155,8 +164,12 @@ __all__ = [
     "TaskOp",
     "TaskState",
     "TooLarge",
+    "Topic",
+    "TopicEvent",
+    "TopicEvents",
     "TopicMessage",
     "Unsupported",
+    "Validator",
     "WrongPassphrase",
     "X0xError",
     "X0xIOError",

@@ -47,7 +47,12 @@ DEFAULT_EVENT_QUEUE = 1024
 MAX_EVENT_QUEUE = 65536
 MAX_INJECT_PAYLOAD = 65536
 ABI_MAJOR = 0
-ABI_MINOR = 5
+ABI_MINOR = 6
+TOPIC_PUBLISH_ONLY = 1
+DEFAULT_VALIDATION_MS = 1000
+MAX_VALIDATION_MS = 10000
+VALIDATION_ACCEPT = 0
+VALIDATION_REJECT = 1
 
 SONAME = "libx0x.so.0"
 
@@ -84,6 +89,9 @@ if EVENT_STRUCT.size != ctypes.sizeof(CEvent):  # pragma: no cover - platform ch
     )
 
 EventCallback = CFUNCTYPE(None, c_uint64, POINTER(CEvent), c_void_p)
+#: x0x_validator_fn (bound for completeness; the package validates
+#: asynchronously: a call from the network path into Python would stall it).
+ValidatorFunction = CFUNCTYPE(c_int, c_uint64, POINTER(CEvent), c_void_p)
 
 _u64p = POINTER(c_uint64)
 _u8p = POINTER(c_uint8)
@@ -144,6 +152,15 @@ _PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
     "x0x_events_release": (None, [POINTER(CEvent), c_size_t]),
     "x0x_events_dropped": (c_int, [c_uint64, _u64p]),
     "x0x_set_event_callback": (c_int, [c_uint64, EventCallback, c_void_p]),
+    "x0x_topic_join": (c_int, [c_uint64, c_char_p, c_uint32, _u64p]),
+    "x0x_topic_join_validated": (c_int, [c_uint64, c_char_p, c_uint32, ValidatorFunction, c_void_p, c_uint32, _u64p]),
+    "x0x_topic_validation_result": (c_int, [c_uint64, c_uint64, c_int]),
+    "x0x_topic_publish": (c_int, [c_uint64, c_char_p, c_size_t, c_char_p]),
+    "x0x_topic_subscribe": (c_int, [c_uint64, _u64p]),
+    "x0x_topic_events": (c_int, [c_uint64, _u64p]),
+    "x0x_subscription_close": (c_int, [c_uint64]),
+    "x0x_topic_neighbours": (c_int, [c_uint64, _charpp, _sizep]),
+    "x0x_topic_leave": (c_int, [c_uint64]),
 }
 
 #: Names of every function of include/x0x.h this package binds.
@@ -288,6 +305,7 @@ __all__ = [
     "CEvent",
     "EVENT_STRUCT",
     "EventCallback",
+    "ValidatorFunction",
     "FUNCTIONS",
     "LIBRARY_PATH",
     "ABI_VERSION",

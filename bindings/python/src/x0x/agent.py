@@ -4,8 +4,10 @@ Blocking C calls run in the event loop's default thread-pool executor, so
 the loop never blocks. Events are pulled from libx0x on the loop that
 created the agent (``loop.add_reader`` on the library's event fd, drained in
 batches of up to 1024 records) and dispatched to the streams the caller
-opened: :meth:`Agent.events`, :meth:`Agent.subscribe` and
-:meth:`x0x.TaskList.changes`. Events that no stream wants are discarded.
+opened: :meth:`Agent.events`, the subscriptions and event streams of
+topics (:meth:`Agent.join`; records name their subscription handle) and
+:meth:`x0x.TaskList.changes`; validation requests go to their topic's
+validator. Events that no stream wants are discarded.
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from . import _lib, _util
 from ._lib import check, lib
-from .errors import Closed, InvalidHandle, X0xError
+from .errors import Closed, InvalidHandle
 from .events import (
     DEFAULT_STREAM_CAPACITY,
     AgentsChanged,
+    EventKind,
     ConnectionFailed,
     DirectMessage,
     Event,
@@ -37,10 +40,13 @@ from .events import (
     Stream,
     TaskChanged,
     TaskOp,
+    TopicEvent,
     TopicMessage,
     _on_loop,
     _StreamOwner,
 )
+from .topic import _TOKEN as _TOPIC_TOKEN
+from .topic import Subscription, Topic, Validator
 
 if TYPE_CHECKING:
     from .identity import Identity
@@ -58,85 +64,6 @@ _TASK_OPS = {int(op): op for op in TaskOp}
 _NAT_TYPES = {1: "none", 2: "endpoint-independent", 3: "endpoint-dependent"}
 # ctypes.string_at without its Python wrapper frame (falls back to the public one).
 _string_at: Callable[[int, int], bytes] = getattr(ctypes, "_string_at", ctypes.string_at)
-
-
-class Subscription(Stream[TopicMessage]):
-    """Messages on one topic, from :meth:`Agent.subscribe`.
-
-    Read it with ``async for msg in sub`` (on the agent's event loop); end it
-    with ``await sub.unsubscribe()`` or ``async with``. Several
-    subscriptions to one topic each get every message; the agent stays
-    subscribed in the library until the last one ends.
-    """
-
-    __slots__ = ("_agent", "_topic", "_ctopic")
-
-    def __init__(self, agent: Agent, topic: str, ctopic: bytes, capacity: int) -> None:
-        super().__init__(agent._loop, capacity)
-        self._agent = agent
-        self._topic = topic
-        self._ctopic = ctopic
-
-    @property
-    def topic(self) -> str:
-        """The topic name."""
-        return self._topic
-
-    async def unsubscribe(self) -> None:
-        """Ends the subscription (idempotent); queued messages stay readable.
-
-        Raises X0xError subclasses if the library fails to unsubscribe (the
-        Python side is detached anyway). After the agent closed, it only
-        ends the stream.
-        """
-        if self._closed:
-            return
-        agent = self._agent
-        try:
-            if not agent._closed:
-                await agent._run("unsubscribe", lambda h: agent._unsubscribe_blocking(h, self))
-        except Closed:
-            pass
-        finally:
-            agent._drop_sub(self)
-            self._close_on_loop()
-
-    def close(self) -> None:
-        """Ends the subscription without awaiting (idempotent); library errors are ignored.
-
-        The C unsubscribe runs on the calling thread (it is a quick local
-        operation); prefer ``await sub.unsubscribe()`` inside coroutines.
-        """
-        if self._closed:
-            return
-        agent = self._agent
-        try:
-            if not agent._closed:
-                agent._unsubscribe_blocking(agent._handle, self)
-        except X0xError:
-            pass
-        finally:
-            agent._drop_sub(self)
-            self._close_on_loop()
-
-    def _close_on_loop(self) -> None:
-        if _on_loop(self._loop):
-            self._finish()
-        elif not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._finish)
-        else:
-            self._closed = True
-
-    async def __aenter__(self) -> Subscription:
-        return self
-
-    async def __aexit__(
-        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.unsubscribe()
-
-    def __repr__(self) -> str:
-        return f"<x0x.Subscription topic={self._topic!r} queued={len(self._items)} dropped={self._dropped}>"
 
 
 class Agent(_StreamOwner):
@@ -159,11 +86,11 @@ class Agent(_StreamOwner):
         self._fd = info[3]
         self._closed = False
         self._lock = threading.Lock()  # guards _closed and the registries below
-        self._sub_lock = threading.Lock()  # serialises (un)subscribe registry + C calls
         self._close_done: concurrent.futures.Future[None] = concurrent.futures.Future()
         # Copy-on-write registries, read without locks by the dispatcher.
         self._event_streams: tuple[EventStream, ...] = ()
-        self._topic_subs: dict[str, tuple[Subscription, ...]] = {}
+        self._routes: dict[int, Stream[Any]] = {}  # subscription handle -> stream of a topic
+        self._topics: dict[int, Topic] = {}  # topic handle -> Topic (validation requests)
         self._task_streams: dict[str, tuple[TaskChanges, ...]] = {}
         self._lists: set[TaskList] = set()
         # Drain buffers, used only on the loop thread.
@@ -359,18 +286,80 @@ class Agent(_StreamOwner):
 
     # ------------------------------------------------------------------ pub/sub
 
-    async def subscribe(self, topic: str, *, capacity: int = DEFAULT_STREAM_CAPACITY) -> Subscription:
-        """Subscribes to ``topic`` (1..256 UTF-8 bytes) and returns a stream of its messages.
+    async def join(
+        self,
+        name: str,
+        *,
+        validator: Validator | None = None,
+        publish_only: bool = False,
+        validation_timeout: float | None = None,
+    ) -> Topic:
+        """Joins topic ``name`` (1..256 UTF-8 bytes) and returns its :class:`x0x.Topic` handle.
 
-        Only messages arriving after this returns are delivered. The
-        stream keeps up to ``capacity`` unread messages; later ones are
-        dropped and counted (``sub.dropped``). Raises :class:`x0x.Closed`
-        and library errors.
+        Handles are independent: a topic can be joined several times, each
+        handle with its own subscriptions and validator; the node carries the
+        topic while any handle not ``publish_only`` is joined.
+        ``publish_only=True`` publishes without joining (this node carries no
+        traffic for the topic). ``validator`` is called on the agent's event
+        loop with each message new to this node (a :class:`x0x.TopicMessage`)
+        and each local publish; it returns ``True`` (or an awaitable of
+        ``True``) to accept it. Anything else, an exception, or no verdict
+        within ``validation_timeout`` seconds (default 1, at most 10) refuses
+        it: it is then neither delivered nor forwarded by this node, and a
+        local publish of it raises :class:`x0x.Rejected`. Raises
+        :class:`x0x.Closed` and library errors.
         """
-        ctopic = _util.c_string(topic, "topic", max_len=_lib.MAX_TOPIC, allow_empty=False)
-        sub = Subscription(self, topic, ctopic, capacity)
-        await self._run("subscribe", lambda h: self._subscribe_blocking(h, sub))
-        return sub
+        cname = _util.c_string(name, "name", max_len=_lib.MAX_TOPIC, allow_empty=False)
+        if validator is not None and not callable(validator):
+            raise TypeError(f"validator must be callable, not {type(validator).__name__}")
+        if not isinstance(publish_only, bool):
+            raise TypeError(f"publish_only must be a bool, not {type(publish_only).__name__}")
+        limit = 0
+        if validation_timeout is not None:
+            limit = _util.timeout_ms(validation_timeout)
+            if limit > _lib.MAX_VALIDATION_MS:
+                raise ValueError(f"validation_timeout must be at most {_lib.MAX_VALIDATION_MS // 1000} s, got {validation_timeout!r}")
+        flags = _lib.TOPIC_PUBLISH_ONLY if publish_only else 0
+
+        def do(h: int) -> int:
+            out = c_uint64(0)
+            if validator is None:
+                check(lib.x0x_topic_join(h, cname, flags, byref(out)))
+            else:
+                check(lib.x0x_topic_join_validated(h, cname, flags, _lib.ValidatorFunction(), None, limit, byref(out)))
+            return int(out.value)
+
+        th = await self._run("join", do)
+        topic = Topic(_TOPIC_TOKEN, self, th, name, publish_only, validator)
+        with self._lock:
+            if not self._closed:
+                new = dict(self._topics)
+                new[th] = topic
+                self._topics = new
+                return topic
+        lib.x0x_topic_leave(th)  # closed meanwhile (its destroy may have left it already)
+        raise Closed("join: the agent is closed")
+
+    async def subscribe(self, topic: str, *, capacity: int = DEFAULT_STREAM_CAPACITY) -> Subscription:
+        """Deprecated: use ``(await agent.join(topic)).subscribe()``.
+
+        Subscribes to ``topic`` (1..256 UTF-8 bytes) and returns a stream of
+        its messages (through a topic handle of its own, left when the
+        subscription ends). Only messages arriving after this returns are
+        delivered. The stream keeps up to ``capacity`` unread messages; later
+        ones are dropped and counted (``sub.dropped``; no LaggedError). Its
+        messages also go to :meth:`events` streams. Raises
+        :class:`x0x.Closed` and library errors.
+        """
+        _util.c_string(topic, "topic", max_len=_lib.MAX_TOPIC, allow_empty=False)
+        if isinstance(capacity, bool) or not isinstance(capacity, int):
+            raise TypeError(f"capacity must be an int, not {type(capacity).__name__}")
+        t = await self.join(topic)
+        try:
+            return t._subscribe_owned(capacity)
+        except BaseException:
+            await t.leave()
+            raise
 
     async def publish(self, topic: str, data: _util.BytesLike, timeout: float | None = None) -> str:
         """Publishes ``data`` (at most 1 MiB) on ``topic``, signed by this agent; returns the message ID (hex).
@@ -389,39 +378,27 @@ class Agent(_StreamOwner):
 
         return await self._run("publish", do)
 
-    def _subscribe_blocking(self, h: int, sub: Subscription) -> None:
-        with self._sub_lock:
-            subs = self._topic_subs.get(sub._topic, ())
-            if not subs:
-                check(lib.x0x_subscribe(h, sub._ctopic))
-            with self._lock:
-                if self._closed:
-                    raise Closed("subscribe: the agent is closed")
-                new = dict(self._topic_subs)
-                new[sub._topic] = subs + (sub,)
-                self._topic_subs = new
-
-    def _unsubscribe_blocking(self, h: int, sub: Subscription) -> None:
-        with self._sub_lock:
-            subs = self._topic_subs.get(sub._topic, ())
-            if sub not in subs:
-                return
-            rest = tuple(s for s in subs if s is not sub)
-            self._drop_sub(sub)
-            if not rest:
-                check(lib.x0x_unsubscribe(h, sub._ctopic))
-
-    def _drop_sub(self, sub: Subscription) -> None:
+    def _route(self, handle: int, stream: Stream[Any]) -> None:
         with self._lock:
-            subs = self._topic_subs.get(sub._topic, ())
-            if sub in subs:
-                new = dict(self._topic_subs)
-                rest = tuple(s for s in subs if s is not sub)
-                if rest:
-                    new[sub._topic] = rest
-                else:
-                    del new[sub._topic]
-                self._topic_subs = new
+            if self._closed:
+                raise Closed("subscribe: the agent is closed")
+            new = dict(self._routes)
+            new[handle] = stream
+            self._routes = new
+
+    def _unroute(self, handle: int) -> None:
+        with self._lock:
+            if handle in self._routes:
+                new = dict(self._routes)
+                del new[handle]
+                self._routes = new
+
+    def _forget_topic(self, handle: int) -> None:
+        with self._lock:
+            if handle in self._topics:
+                new = dict(self._topics)
+                del new[handle]
+                self._topics = new
 
     # ------------------------------------------------------------------ events
 
@@ -492,7 +469,7 @@ class Agent(_StreamOwner):
 
     def _dispatch(self, count: int) -> None:
         streams = self._event_streams
-        topics = self._topic_subs
+        routes = self._routes
         tasks = self._task_streams
         string_at = _string_at
         woken: list[Stream[Any]] = []
@@ -509,15 +486,34 @@ class Agent(_StreamOwner):
                 plen = rec[10]
                 ev = DirectMessage(rec[3], rec[4], rec[2], string_at(rec[9], plen) if plen else b"")
             elif kind == 7:
+                route = routes.get(rec[15])
+                if route is None:
+                    continue  # a closed subscription's record
                 plen = rec[10]
                 topic = string_at(rec[11], -1).decode("utf-8", "replace") if rec[11] else ""
                 msg = TopicMessage(topic, rec[3], string_at(rec[9], plen) if plen else b"", rec[12], rec[13], rec[2], rec[14])
-                subs = topics.get(topic)
-                if subs:
-                    for s in subs:
-                        s._push(msg)
-                        woken.append(s)
+                route._push(msg)
+                woken.append(route)
+                if route._reports_lag:
+                    continue  # agent.events() gets messages of the deprecated agent.subscribe only
                 ev = msg
+            elif kind == 10 or kind == 11 or kind == 12:
+                route = routes.get(rec[15])
+                if route is not None:
+                    if kind == 12:
+                        route._lag(rec[12])
+                    else:
+                        topic = string_at(rec[11], -1).decode("utf-8", "replace") if rec[11] else ""
+                        route._push(TopicEvent(EventKind(kind), topic, rec[2].hex()))
+                    woken.append(route)
+                continue
+            elif kind == 13:
+                tp = self._topics.get(rec[15])
+                if tp is not None:
+                    plen = rec[10]
+                    topic = string_at(rec[11], -1).decode("utf-8", "replace") if rec[11] else ""
+                    tp._validate(rec[14], TopicMessage(topic, rec[3], string_at(rec[9], plen) if plen else b"", rec[12], rec[13], _ZERO_ID, 0))
+                continue
             elif kind == 8:
                 list_id = string_at(rec[11], -1).decode("ascii", "replace") if rec[11] else ""
                 tid = string_at(rec[9], rec[10]).hex() if rec[10] else ""
@@ -629,13 +625,16 @@ class Agent(_StreamOwner):
         self._remove_reader()
         with self._lock:
             streams: list[Stream[Any]] = list(self._event_streams)
-            for subs in self._topic_subs.values():
-                streams.extend(subs)
+            streams.extend(self._routes.values())
             for ts in self._task_streams.values():
                 streams.extend(ts)
+            topics = list(self._topics.values())
             self._event_streams = ()
-            self._topic_subs = {}
+            self._routes = {}
+            self._topics = {}
             self._task_streams = {}
+        for t in topics:
+            t._agent_closed()
         live = not self._loop.is_closed()
         for s in streams:
             if live:

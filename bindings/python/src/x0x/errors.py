@@ -29,7 +29,9 @@ __all__ = [
     "TaskNotClaimed",
     "TaskClaimedByOther",
     "NotWriter",
+    "Rejected",
     "OtherError",
+    "LaggedError",
     "Unsupported",
     "error_for_status",
 ]
@@ -188,11 +190,32 @@ class NotWriter(X0xError):
     STATUS = "X0X_ERR_NOT_WRITER"
 
 
+class Rejected(X0xError):
+    """A validator of the topic refused the message (or gave no verdict in time)."""
+
+    CODE = 19
+    STATUS = "X0X_ERR_REJECTED"
+
+
 class OtherError(X0xError):
     """An error the library could not classify more precisely."""
 
     CODE = 99
     STATUS = "X0X_ERR_OTHER"
+
+
+class LaggedError(Exception):
+    """The lag marker of a stream: ``missed`` items were lost because its reader fell behind.
+
+    Raised once, exactly where the gap is, by ``await stream.get()`` and by
+    ``async for`` over a subscription or topic-event stream (which it ends:
+    start another loop to read on). The stream goes on. Not an
+    :class:`X0xError`: nothing failed in the library.
+    """
+
+    def __init__(self, missed: int) -> None:
+        super().__init__(f"x0x: the reader fell behind: {missed} item{'' if missed == 1 else 's'} lost")
+        self.missed: int = missed
 
 
 class Unsupported(X0xError, NotImplementedError):
@@ -223,6 +246,7 @@ _BY_CODE: dict[int, type[X0xError]] = {
         TaskNotClaimed,
         TaskClaimedByOther,
         NotWriter,
+        Rejected,
         OtherError,
     )
 }

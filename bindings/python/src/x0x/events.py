@@ -6,7 +6,10 @@ converting each into one of the dataclasses below (all fields are copies:
 nothing refers to library memory). Each stream (:class:`EventStream`,
 :class:`x0x.Subscription`, :class:`x0x.TaskChanges`) has its own bounded
 queue; when a consumer falls behind, new items for that stream are dropped
-and counted in :attr:`Stream.dropped`.
+and counted in :attr:`Stream.dropped`. Subscriptions and topic-event streams
+(:class:`x0x.Subscription`, :class:`TopicEvents`) also report each loss, where
+it happened, as a :class:`x0x.LaggedError` (``.missed``), whether it happened
+in their own queue or in the library's.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import enum
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import ClassVar, Generic, TypeVar, Union
+
+from .errors import LaggedError
 
 __all__ = [
     "EventKind",
@@ -30,6 +35,7 @@ __all__ = [
     "DirectMessage",
     "TopicMessage",
     "TaskChanged",
+    "TopicEvent",
     "Event",
     "Stream",
     "EventStream",
@@ -48,6 +54,10 @@ class EventKind(enum.IntEnum):
     TOPIC_MESSAGE = 7
     TASK_CHANGED = 8
     NAT_TYPE_DETECTED = 9
+    TOPIC_NEIGHBOUR_UP = 10
+    TOPIC_NEIGHBOUR_DOWN = 11
+    LAGGED = 12
+    VALIDATE = 13
 
 
 class TaskOp(enum.IntEnum):
@@ -262,6 +272,24 @@ class TaskChanged:
     local: bool
 
 
+@dataclass(slots=True)
+class TopicEvent:
+    """A change of this node's neighbours on ``topic`` (from :meth:`x0x.Topic.events`).
+
+    ``kind`` is :attr:`EventKind.TOPIC_NEIGHBOUR_UP` or
+    :attr:`EventKind.TOPIC_NEIGHBOUR_DOWN`; ``peer`` the neighbour's machine ID (hex).
+    """
+
+    kind: EventKind
+    topic: str
+    peer: str
+
+    @property
+    def up(self) -> bool:
+        """True for a new neighbour, False for one that went away."""
+        return self.kind is EventKind.TOPIC_NEIGHBOUR_UP
+
+
 #: Any event delivered by :meth:`x0x.Agent.events`.
 Event = Union[
     PeerConnected,
@@ -281,16 +309,30 @@ T = TypeVar("T")
 DEFAULT_STREAM_CAPACITY = 8192
 
 
+class _Gap:
+    """A place in a stream's queue where ``missed`` items were lost."""
+
+    __slots__ = ("missed",)
+
+    def __init__(self, missed: int) -> None:
+        self.missed = missed
+
+
 class Stream(Generic[T]):
     """A bounded queue of items fed by the agent's event loop, read with ``async for``.
 
     Streams are created by the agent (never directly). They must be consumed
     on the agent's event loop. Iteration ends (``StopAsyncIteration``) once
     the stream is closed — by :meth:`close`, by unsubscribing, or when the
-    agent closes — and the items queued before that have been read.
+    agent closes — and the items queued before that have been read. Streams
+    of topics report lost items with :class:`x0x.LaggedError` (see
+    :class:`x0x.Subscription`).
     """
 
-    __slots__ = ("_loop", "_items", "_capacity", "_dropped", "_waiter", "_closed", "__weakref__")
+    __slots__ = ("_loop", "_items", "_capacity", "_dropped", "_waiter", "_closed", "_pending", "__weakref__")
+
+    #: Whether losses are reported with LaggedError (else only counted).
+    _reports_lag: ClassVar[bool] = False
 
     def __init__(self, loop: asyncio.AbstractEventLoop, capacity: int) -> None:
         if isinstance(capacity, bool) or not isinstance(capacity, int):
@@ -298,11 +340,12 @@ class Stream(Generic[T]):
         if capacity < 1:
             raise ValueError(f"capacity must be >= 1, got {capacity}")
         self._loop = loop
-        self._items: collections.deque[T] = collections.deque()
+        self._items: collections.deque[T | _Gap] = collections.deque()
         self._capacity = capacity
         self._dropped = 0
         self._waiter: asyncio.Future[None] | None = None
         self._closed = False
+        self._pending = 0  # items lost after the last queued one (reported by LaggedError)
 
     @property
     def dropped(self) -> int:
@@ -321,14 +364,24 @@ class Stream(Generic[T]):
 
     def qsize(self) -> int:
         """Items queued and not yet read."""
-        return len(self._items)
+        return sum(1 for x in self._items if type(x) is not _Gap) if self._reports_lag else len(self._items)
 
     # Called on the loop thread by the agent's dispatcher.
     def _push(self, item: T) -> None:
         if len(self._items) >= self._capacity:
             self._dropped += 1
+            if self._reports_lag:
+                self._pending += 1
         else:
+            if self._pending:
+                self._items.append(_Gap(self._pending))
+                self._pending = 0
             self._items.append(item)
+
+    def _lag(self, missed: int) -> None:
+        """The library lost ``missed`` items of this stream after those queued (loop thread only)."""
+        if self._reports_lag and missed > 0:
+            self._pending += missed
 
     def _wake(self) -> None:
         w = self._waiter
@@ -357,23 +410,56 @@ class Stream(Generic[T]):
         else:
             self._closed = True
 
+    def _take(self) -> T:
+        """Pops the oldest queued entry (there is one), raising LaggedError at a gap."""
+        x = self._items.popleft()
+        if type(x) is _Gap:
+            raise LaggedError(x.missed)
+        return x  # type: ignore[return-value]
+
+    def _take_pending(self) -> None:
+        n = self._pending
+        if n:
+            self._pending = 0
+            raise LaggedError(n)
+
     def get_nowait(self) -> T:
-        """Returns the oldest queued item; raises asyncio.QueueEmpty if there is none."""
+        """Returns the oldest queued item; raises asyncio.QueueEmpty if there is none.
+
+        Raises :class:`x0x.LaggedError` (once) where items were lost.
+        """
         if self._items:
-            return self._items.popleft()
+            return self._take()
+        self._take_pending()
         raise asyncio.QueueEmpty
 
     def get_batch_nowait(self, max_items: int = 1024) -> list[T]:
-        """Removes and returns up to max_items queued items (maybe none)."""
+        """Removes and returns up to max_items queued items (maybe none).
+
+        The batch stops before a gap; a gap first raises :class:`x0x.LaggedError`.
+        """
         items = self._items
-        n = min(max_items, len(items))
-        return [items.popleft() for _ in range(n)]
+        out: list[T] = []
+        while items and len(out) < max_items:
+            if type(items[0]) is _Gap:
+                if out:
+                    return out
+                return [self._take()]  # raises
+            out.append(items.popleft())  # type: ignore[arg-type]
+        if not out:
+            self._take_pending()
+        return out
 
     async def get(self) -> T:
-        """Waits for and returns the next item; raises StopAsyncIteration once closed and empty."""
+        """Waits for and returns the next item; raises StopAsyncIteration once closed and empty.
+
+        Raises :class:`x0x.LaggedError` (once) where items were lost; the
+        stream goes on.
+        """
         while True:
             if self._items:
-                return self._items.popleft()
+                return self._take()
+            self._take_pending()
             if self._closed:
                 raise StopAsyncIteration
             if asyncio.get_running_loop() is not self._loop:
@@ -390,9 +476,8 @@ class Stream(Generic[T]):
         return self
 
     async def __anext__(self) -> T:
-        items = self._items
-        if items:
-            return items.popleft()
+        if self._items:
+            return self._take()
         return await self.get()
 
 
