@@ -417,3 +417,29 @@ func TestRelayOnlyNodeIsUsed(t *testing.T) {
 		t.Fatalf("path %+v, want relayed via the relay-only node", path)
 	}
 }
+
+// The overlay dials through link.Network.Dial: on the Service that must be
+// Connect with traversal, not the embedded Node's direct-only Dial (the
+// bug it had: membership's dials to peers behind NATs failed, and task
+// lists in the NAT lab never heard of their creation).
+func TestDialTraversesNATs(t *testing.T) {
+	c := startPeer(t, 0, "127.0.0.1:0", transport.ServiceCoordinator, nil)
+	a := startPeer(t, 1, "127.0.0.1:0", 0, nil)
+	b := startPeer(t, 2, "127.0.0.1:0", 0, nil)
+	a.connect(t, c)
+	b.connect(t, c)
+	var net link.Network = a.svc
+	done := make(chan error, 1)
+	net.Dial(context.Background(), b.node.LocalID(), unusedAddr(t), func(err error) { done <- err })
+	if err := <-done; err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	if a.svc.Stats().PunchesOK != 1 {
+		t.Fatalf("connected without a punch: %+v", a.svc.Stats())
+	}
+	a.svc.Close()
+	net.Dial(context.Background(), b.node.LocalID(), unusedAddr(t), func(err error) { done <- err })
+	if err := <-done; !errors.Is(err, link.ErrClosed) {
+		t.Fatalf("Dial after Close: %v", err)
+	}
+}

@@ -279,6 +279,31 @@ func (s *Service) Connect(ctx context.Context, peer identity.PeerID, addr string
 	return err
 }
 
+// Dial is link.Network's asynchronous Connect with NAT traversal: it runs
+// Connect (direct, then punched, then relayed) on a goroutine the Service
+// owns and calls done with the result there. (Without it the embedded
+// Node's Dial would be promoted, and dials through the overlay would skip
+// traversal.) A dial still running when the Service closes ends with the
+// Service's context error; after Close, done gets link.ErrClosed.
+func (s *Service) Dial(ctx context.Context, peer identity.PeerID, addr string, done func(error)) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		go done(link.ErrClosed)
+		return
+	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		ctx, stop := context.WithCancel(ctx)
+		defer stop()
+		unlink := context.AfterFunc(s.ctx, stop)
+		defer unlink()
+		done(s.Connect(ctx, peer, addr))
+	}()
+}
+
 // ConnectPath connects to peer, trying in turn: an existing connection; a
 // direct dial to addr (if it is a usable address); after DirectGrace,
 // beside that dial, hole punches coordinated by connected coordinators;
