@@ -3,8 +3,8 @@
 //
 // The package is built bottom-up and is held to the MLS working group's
 // official test vectors (github.com/mlswg/mls-implementations) for every
-// cipher suite 1-7; vectors_test.go runs them and lists, in pendingKinds,
-// the vector kinds whose layer is not implemented yet.
+// cipher suite 1-7; vectors_test.go runs them all (its pendingKinds table of
+// unimplemented vector kinds is empty).
 //
 // Layers, each in its own file:
 //
@@ -32,11 +32,41 @@
 //   - ratchettree.go: the public ratchet tree: import / export, resolution,
 //     tree hashes, parent-hash and leaf-signature validation, and the tree
 //     changes of Add, Update and Remove.
+//   - treekem.go: TreeKEM (RFC 9420 sections 7.4-7.6): filtered direct
+//     paths, UpdatePath creation (path secrets, node keys, encryption to
+//     the copath resolutions, parent hashes), merging and decryption, the
+//     commit secret, and each member's private view of the tree.
+//   - validate.go, keypackage.go: leaf node, key package, extension and
+//     tree-wide validation (sections 7.3, 10.1, 11.1, 12.4.3.1); Config,
+//     Credential and key package creation.
+//   - group.go, join.go, proposals.go, commit.go, process.go: the group
+//     state machine (sections 11 and 12): CreateGroup, JoinGroup (Welcome),
+//     proposals, commits and their validation (sections 12.1-12.4),
+//     Process for everything received, Protect for application data,
+//     exporters and epoch authenticators.
+//   - errors.go: the error categories the group layer returns.
 //
-// Not yet implemented (see pendingKinds in vectors_test.go): TreeKEM
-// (UpdatePath creation and processing, path secrets, the commit secret) and
-// the group state machine that joins by Welcome and processes commits.
+// # Group API
 //
-// Secrets are []byte values the package zeroes when it deletes them (ratchet
-// and tree secrets); callers own the slices they are given.
+// A member creates a group (CreateGroup) or joins one from a Welcome with
+// the private half of the key package it was added with (NewKeyPackage,
+// JoinGroup). It proposes changes (ProposeAdd, ProposeUpdate,
+// ProposeRemove, ProposeExternalPSK, ProposeResumptionPSK,
+// ProposeGroupContextExtensions) and commits them (Commit, then
+// MergePendingCommit once the delivery service accepted the commit); it
+// passes every message it receives to Process, which returns application
+// data or applies proposals and commits; it encrypts application data with
+// Protect and derives secrets with Export. Every input is bounded by
+// Config.MaxMessageSize before it is decoded, every error wraps one of the
+// categories in errors.go (or is a *DecodeError), and a failed call leaves
+// the state unchanged.
+//
+// Not implemented (refused with ErrUnsupported): ReInit and ExternalInit
+// proposals, external commits, resumption PSKs for reinit and branch, and
+// messages from external or new-member senders. The group layer can
+// reinitialize a group by creating a new one.
+//
+// Secrets are []byte values the package zeroes when it deletes them (epoch,
+// ratchet, tree and path secrets, private keys); callers own the slices they
+// are given and get.
 package mls

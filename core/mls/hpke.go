@@ -47,15 +47,15 @@ func hpkeX25519(a aeadKind) hpkeScheme {
 }
 
 func hpkeP256() hpkeScheme {
-	return stdHPKE{kem: hpke.DHKEM(ecdh.P256()), kdf: hpke.HKDFSHA256(), aead: hpke.AES128GCM(), nh: 32}
+	return stdHPKE{kem: hpke.DHKEM(ecdh.P256()), kdf: hpke.HKDFSHA256(), aead: hpke.AES128GCM(), nh: 32, scalarLen: 32}
 }
 
 func hpkeP384() hpkeScheme {
-	return stdHPKE{kem: hpke.DHKEM(ecdh.P384()), kdf: hpke.HKDFSHA384(), aead: hpke.AES256GCM(), nh: 48}
+	return stdHPKE{kem: hpke.DHKEM(ecdh.P384()), kdf: hpke.HKDFSHA384(), aead: hpke.AES256GCM(), nh: 48, scalarLen: 48}
 }
 
 func hpkeP521() hpkeScheme {
-	return stdHPKE{kem: hpke.DHKEM(ecdh.P521()), kdf: hpke.HKDFSHA512(), aead: hpke.AES256GCM(), nh: 64}
+	return stdHPKE{kem: hpke.DHKEM(ecdh.P521()), kdf: hpke.HKDFSHA512(), aead: hpke.AES256GCM(), nh: 64, scalarLen: 66}
 }
 
 func hpkeMLKEM768X25519(a aeadKind) hpkeScheme {
@@ -68,6 +68,23 @@ type stdHPKE struct {
 	kdf  hpke.KDF
 	aead hpke.AEAD
 	nh   int
+	// scalarLen is Nsk of the NIST-curve DHKEMs (0 for the others): a
+	// shorter private key is left-padded with zeros, as some
+	// implementations (and the official test vectors, for P-521) strip
+	// leading zero bytes.
+	scalarLen int
+}
+
+// privateKey parses an HPKE private key, left-padding a short NIST-curve
+// scalar.
+func (h stdHPKE) privateKey(priv []byte) (hpke.PrivateKey, error) {
+	if h.scalarLen > 0 && len(priv) > 0 && len(priv) < h.scalarLen {
+		padded := make([]byte, h.scalarLen)
+		copy(padded[h.scalarLen-len(priv):], priv)
+		defer zero(padded)
+		priv = padded
+	}
+	return h.kem.NewPrivateKey(priv)
 }
 
 func (h stdHPKE) kdfSize() int { return h.nh }
@@ -101,7 +118,7 @@ func (h stdHPKE) derive(ikm []byte) ([]byte, []byte, error) {
 }
 
 func (h stdHPKE) publicKey(priv []byte) ([]byte, error) {
-	sk, err := h.kem.NewPrivateKey(priv)
+	sk, err := h.privateKey(priv)
 	if err != nil {
 		return nil, hpkeErr("private key", err)
 	}
@@ -121,7 +138,7 @@ func (h stdHPKE) sender(pub, info []byte) ([]byte, *hpke.Sender, error) {
 }
 
 func (h stdHPKE) recipient(priv, enc, info []byte) (*hpke.Recipient, error) {
-	sk, err := h.kem.NewPrivateKey(priv)
+	sk, err := h.privateKey(priv)
 	if err != nil {
 		return nil, hpkeErr("private key", err)
 	}

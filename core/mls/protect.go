@@ -3,7 +3,6 @@ package mls
 import (
 	"bytes"
 	"crypto/hmac"
-	"errors"
 	"fmt"
 	"io"
 )
@@ -15,15 +14,12 @@ import (
 
 // Errors of message protection.
 var (
-	// errWrongGroup means a message names another group or epoch than the
-	// protection context it was given to.
-	errWrongGroup = errors.New("mls: message is for another group or epoch")
 	// errApplicationInPublic means application data in a PublicMessage,
 	// which RFC 9420 section 6.2 forbids.
-	errApplicationInPublic = errors.New("mls: application data must be sent as a PrivateMessage")
+	errApplicationInPublic = fmt.Errorf("%w: application data must be sent as a PrivateMessage", ErrInvalidMessage)
 	// errSenderNotMember means a PrivateMessage or membership tag needs a
 	// member sender.
-	errSenderNotMember = errors.New("mls: sender is not a member")
+	errSenderNotMember = fmt.Errorf("%w: a member sender is required", ErrInvalidSender)
 )
 
 // reuseGuardSize is the size of a PrivateMessage's reuse guard.
@@ -44,6 +40,10 @@ type epochContext struct {
 	membershipKey    []byte
 	senderDataSecret []byte
 	secretTree       *secretTree
+	// self is the leaf index of the member that owns this context, if it
+	// is a member: its own PrivateMessages are refused with ErrOwnMessage
+	// (its sending ratchet deleted their keys).
+	self *uint32
 }
 
 func newEpochContext(s Suite, gc *groupContext, membershipKey, senderDataSecret []byte, tree *secretTree) (*epochContext, error) {
@@ -93,8 +93,11 @@ func (c *epochContext) verify(ac *authenticatedContent, sigPub []byte) error {
 
 // checkEpoch checks that a message is for this context's group and epoch.
 func (c *epochContext) checkEpoch(groupID []byte, epoch uint64) error {
-	if !bytes.Equal(groupID, c.groupContext.groupID) || epoch != c.groupContext.epoch {
-		return errWrongGroup
+	if !bytes.Equal(groupID, c.groupContext.groupID) {
+		return ErrWrongGroup
+	}
+	if epoch != c.groupContext.epoch {
+		return fmt.Errorf("%w: epoch %d, current %d", ErrWrongEpoch, epoch, c.groupContext.epoch)
 	}
 	return nil
 }
@@ -311,6 +314,9 @@ func (c *epochContext) unprotectPrivate(pm *privateMessage, sigKey func(sender) 
 		copy(guard[:], d.take(reuseGuardSize))
 	}); err != nil {
 		return nil, err
+	}
+	if c.self != nil && leaf == *c.self {
+		return nil, ErrOwnMessage
 	}
 	typ := ratchetFor(pm.contentType)
 	k, err := c.secretTree.keyAt(leaf, typ, gen)

@@ -126,12 +126,12 @@ func TestPrivateMessageChecks(t *testing.T) {
 	other := *content
 	other.epoch = 8
 	ac2, _ := send.sign(wireFormatPrivateMessage, &other, e.sigPriv, nil)
-	if _, err := send.protectPrivate(ac2, 0, rand.Reader); !errors.Is(err, errWrongGroup) {
+	if _, err := send.protectPrivate(ac2, 0, rand.Reader); !errors.Is(err, ErrWrongEpoch) {
 		t.Errorf("wrong epoch: %v", err)
 	}
 	pm, _ = send.protectPrivate(ac, 0, rand.Reader)
 	pm.groupID = []byte("other")
-	if _, err := recv.unprotectPrivate(pm, e.sigKey); !errors.Is(err, errWrongGroup) {
+	if _, err := recv.unprotectPrivate(pm, e.sigKey); !errors.Is(err, ErrWrongGroup) {
 		t.Errorf("wrong group: %v", err)
 	}
 	if _, err := send.protectPrivate(ac, -1, rand.Reader); !errors.Is(err, ErrInvalidValue) {
@@ -193,7 +193,7 @@ func TestPublicMessageSenders(t *testing.T) {
 	// message verifies in another epoch's context only if group and epoch
 	// match; they are checked explicitly.
 	m.public.content.epoch = 6
-	if _, err := c.unprotectPublic(m.public, keyOf); !errors.Is(err, errWrongGroup) {
+	if _, err := c.unprotectPublic(m.public, keyOf); !errors.Is(err, ErrWrongEpoch) {
 		t.Errorf("wrong epoch: %v", err)
 	}
 }

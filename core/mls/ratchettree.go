@@ -2,7 +2,6 @@ package mls
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"slices"
 )
@@ -20,12 +19,12 @@ var (
 	// errTreeMalformed means a ratchet tree whose shape is invalid: empty,
 	// ending in a blank node, a leaf at a parent position or vice versa,
 	// or unmerged leaves that are blank or outside the node's subtree.
-	errTreeMalformed = errors.New("mls: malformed ratchet tree")
+	errTreeMalformed = fmt.Errorf("%w: malformed", ErrInvalidTree)
 	// errParentHash means a non-blank parent node that no descendant's
 	// parent hash chains to (RFC 9420 section 7.9.2).
-	errParentHash = errors.New("mls: parent hash does not verify")
+	errParentHash = fmt.Errorf("%w: parent hash does not verify", ErrInvalidTree)
 	// errBlankLeaf means an operation on a blank leaf.
-	errBlankLeaf = errors.New("mls: leaf is blank")
+	errBlankLeaf = fmt.Errorf("%w: leaf is blank", ErrInvalidProposal)
 )
 
 // publicTree is a ratchet tree in memory: a full tree (its size a power of

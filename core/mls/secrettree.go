@@ -1,7 +1,6 @@
 package mls
 
 import (
-	"errors"
 	"fmt"
 	"math"
 )
@@ -29,16 +28,16 @@ import (
 var (
 	// errGenerationUsed means a key for that generation was already used
 	// and deleted, or fell out of the out-of-order window.
-	errGenerationUsed = errors.New("mls: ratchet generation already used or too old")
+	errGenerationUsed = fmt.Errorf("%w: ratchet generation already used or too old", ErrReplay)
 	// errGenerationTooFar means a generation lies further ahead of the
 	// ratchet than the configured maximum forward distance.
-	errGenerationTooFar = errors.New("mls: ratchet generation too far ahead")
+	errGenerationTooFar = fmt.Errorf("%w: ratchet generation too far ahead", ErrInvalidMessage)
 	// errRatchetExhausted means a ratchet reached generation 2^32-1.
-	errRatchetExhausted = errors.New("mls: ratchet generations exhausted")
+	errRatchetExhausted = fmt.Errorf("%w: ratchet generations exhausted", ErrInvalidMessage)
 	// errLeafIndex means a leaf index outside the secret tree.
-	errLeafIndex = errors.New("mls: leaf index outside the secret tree")
+	errLeafIndex = fmt.Errorf("%w: leaf index outside the tree", ErrInvalidSender)
 	// errTreeWiped means the secret tree was wiped (its epoch ended).
-	errTreeWiped = errors.New("mls: secret tree wiped")
+	errTreeWiped = fmt.Errorf("%w: secret tree wiped", ErrInactive)
 )
 
 // Default ratchet limits. A receiver ratchets at most

@@ -1,7 +1,7 @@
 package mls
 
 import (
-	"errors"
+	"fmt"
 	"math/bits"
 )
 
@@ -15,10 +15,10 @@ import (
 // errTreeIndex means a node or leaf index lies outside the tree, or the
 // operation does not apply to it (the root has no parent, a leaf has no
 // children).
-var errTreeIndex = errors.New("mls: node index outside the tree or not applicable")
+var errTreeIndex = fmt.Errorf("%w: node index outside the tree or not applicable", ErrInvalidTree)
 
 // errTreeSize means a leaf count is zero, not a power of two, or too large.
-var errTreeSize = errors.New("mls: tree leaf count must be a power of two in [1, 2^31]")
+var errTreeSize = fmt.Errorf("%w: leaf count must be a power of two in [1, 2^31]", ErrInvalidTree)
 
 // maxLeaves bounds trees so that node indices fit a uint32.
 const maxLeaves = 1 << 31

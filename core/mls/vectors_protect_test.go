@@ -215,7 +215,7 @@ func runWelcomeVector(t *testing.T, raw json.RawMessage) {
 	es.wipe()
 
 	// A wrong key package finds no entry; a tampered signature fails.
-	if _, err := openGroupSecrets(s, wMsg.welcome, append(ref, 0), v.InitPriv); !errors.Is(err, errNotInWelcome) {
+	if _, err := openGroupSecrets(s, wMsg.welcome, append(ref, 0), v.InitPriv); !errors.Is(err, ErrNotInWelcome) {
 		t.Errorf("foreign key package: %v", err)
 	}
 	gi.signer ^= 1

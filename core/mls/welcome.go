@@ -2,7 +2,6 @@ package mls
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 )
 
@@ -16,9 +15,6 @@ const (
 	keyPackageRefLabel = "MLS 1.0 KeyPackage Reference"
 	proposalRefLabel   = "MLS 1.0 Proposal Reference"
 )
-
-// errNotInWelcome means a Welcome holds no secrets for the key package.
-var errNotInWelcome = errors.New("mls: Welcome has no entry for this key package")
 
 // keyPackageRef returns the KeyPackageRef of kp.
 func keyPackageRef(s Suite, kp *keyPackage) ([]byte, error) {
@@ -70,7 +66,7 @@ func openGroupSecrets(s Suite, w *welcome, kpRef, initPriv []byte) (*groupSecret
 		}
 		return gs, nil
 	}
-	return nil, errNotInWelcome
+	return nil, ErrNotInWelcome
 }
 
 // openGroupInfo decrypts a Welcome's GroupInfo with welcome_secret.
