@@ -120,7 +120,9 @@ type delta struct {
 	open   *bool
 	grant  *bool
 
-	verified bool // signature checked (set while held in the pending buffer)
+	verified  bool   // signature checked (set while held in the pending buffer)
+	fromState bool   // received in a compacted answer (statesync.go)
+	wins      uint64 // a completion: the seq of its author's winning claim (set by validate)
 }
 
 type authorSeq struct {
@@ -348,6 +350,10 @@ const (
 	frameDelta   = 1 // a broadcast delta
 	frameRequest = 2 // SyncRequest: the sender's version vector
 	frameDeltas  = 3 // catch-up answer: deltas in causal order
+	// frameState is a catch-up answer of a state transfer: effective
+	// deltas in causal order, where an author's numbers between the
+	// receiver's and a delta's are superseded (statesync.go).
+	frameState = 4
 )
 
 // frameWire is every payload a List sends: a broadcast delta, a sync
@@ -359,6 +365,9 @@ type frameWire struct {
 	Reply  bool                `cbor:"4,keyasint,omitempty"`
 	Deltas [][]byte            `cbor:"5,keyasint,omitempty"`
 	More   bool                `cbor:"6,keyasint,omitempty"`
+	Skips  []byte              `cbor:"7,keyasint,omitempty"` // request: the deltas the sender skipped (encodeSkips)
+	Held   *crdt.VersionVector `cbor:"8,keyasint,omitempty"` // request: per author, how far past VV the sender holds deltas unapplied (or was told they are superseded)
+	Self   []byte              `cbor:"9,keyasint,omitempty"` // request: the sender's agent (its own last delta on every task is kept for it)
 }
 
 // decodeFrame decodes and checks a frame. Errors wrap ErrMalformed.
@@ -372,15 +381,18 @@ func decodeFrame(payload []byte) (*frameWire, error) {
 	}
 	switch f.T {
 	case frameDelta:
-		if len(f.Deltas) != 1 || f.VV != nil || f.Reply || f.More {
+		if len(f.Deltas) != 1 || f.VV != nil || f.Reply || f.More || f.Skips != nil || f.Held != nil || f.Self != nil {
 			return nil, malformedf("delta frame must carry exactly one delta")
 		}
 	case frameRequest:
 		if f.VV == nil || len(f.Deltas) != 0 || f.More {
 			return nil, malformedf("sync request must carry a version vector only")
 		}
-	case frameDeltas:
-		if f.VV != nil || f.Reply {
+		if f.Self != nil && len(f.Self) != identity.IDSize {
+			return nil, malformedf("sync request names an agent of %d bytes", len(f.Self))
+		}
+	case frameDeltas, frameState:
+		if f.VV != nil || f.Reply || f.Skips != nil || f.Held != nil || f.Self != nil {
 			return nil, malformedf("deltas frame carries request fields")
 		}
 	default:

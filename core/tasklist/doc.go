@@ -10,8 +10,13 @@
 // (crdt.ORSet) holding an "alive" element (task existence), Claimed(agent)
 // and Done(agent) elements stamped with the claim's HLC time. A task
 // exists while "alive" is in its set, so a remove concurrent with any edit,
-// claim or move loses (add wins: every edit re-adds "alive"). Done beats
-// Claimed; of concurrent claims the earliest (HLC, then AgentID bytes)
+// claim or move loses (add wins: every edit re-adds "alive"). Every delta
+// on a task removes the "alive" elements made by the deltas in its causal
+// past, and a reopen the claims and completions made in its past,
+// whatever its check-set context names (for the deltas the API makes, it
+// names exactly those): so a task's live elements follow from the causal
+// order of its deltas, which lets a replica skip superseded deltas (see
+// Sync). Done beats Claimed; of concurrent claims the earliest (HLC, then AgentID bytes)
 // wins and all are listed in Task.Claims. Reopen removes the claims and
 // completions it has seen, so an unseen concurrent claim survives. The
 // order of tasks is a crdt.RGA of TaskIDs (insert after, move); removed
@@ -63,6 +68,20 @@
 //     another agent, or completes a task whose winning (earliest) claim in
 //     its causal past is not its author's (Drops.Forbidden).
 //
+// A replica that took a state transfer (see Sync) does not hold the
+// superseded history some of these rules judge by: it bounds a skipped
+// dependency's time by the latest earlier one of its author it holds,
+// checks check-set counters for freshness only, and judges a claim or
+// completion without the skipped claims in its past (those a reopen in
+// that past removed do not count anyway). An honest delta it refuses for
+// lack of history (a completion by a writer that had not seen a reopen,
+// whose winning claim was skipped) it accepts once a peer's repair answer
+// has brought what it lacks and catch-up brings the delta again. A writer
+// that breaks a rule only skipped history shows can get that delta
+// accepted there and refused by replicas with the full history: a
+// disagreement about its own delta, like the one equivocation already
+// allows, and no power it lacks otherwise.
+//
 // What these rules cannot do: a writer may stamp an operation anywhere
 // after its causal past, so a writer that hides a claim it has seen (by
 // not depending on it) can still make an earlier concurrent claim that
@@ -80,6 +99,19 @@
 // (the requester asks again for more), and asks back if the requester has
 // deltas it lacks.
 //
+// A requester that lacks at least 256 deltas (a late joiner) receives
+// state instead of history: only the effective signed deltas (each field's
+// current value, live claims and completions, every task's creation and
+// causal frontier, the order, the writers, what the rules need to judge
+// those and later deltas), in frames whose gaps in an author's sequence
+// numbers name the superseded deltas it skips (Stats.Skipped). It verifies
+// every delta it applies; a sender cannot make it take merged state on its
+// word. It sends what it skipped (packed, bounded) in its next requests to
+// every peer, which answer with what of it is effective for them: so what
+// a hostile sender withheld, or made stale, is repaired by the first
+// honest peer it syncs with. See statesync.go for the design and its
+// limits.
+//
 // # Persistence
 //
 // A Store (bbolt) keeps every list's signed delta log in apply order, the
@@ -94,7 +126,9 @@
 // unusable is detected (BLAKE3 checksum, bounded decoding, consistency
 // checks) and Open replays the whole log instead, verifying every
 // signature. The signed deltas stay in the log, and sync sends them
-// unchanged (a restored list reads them from the store when asked).
+// unchanged (a restored list reads them from the store when asked). The
+// log also records the numbers a state transfer skipped, where the list
+// first relied on them, and the store keeps the transfer's checkpoint.
 // Damaged or foreign files are typed errors and are never modified.
 //
 // # Concurrency

@@ -88,7 +88,8 @@ func TestForgedDeltasNeverChangeState(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.l.mu.Lock()
-	genuine := slices.Clone(a.l.deltas[a.id][len(a.l.deltas[a.id])-1])
+	own := rawsOf(a.l, a.id)
+	genuine := slices.Clone(own[len(own)-1])
 	a.l.mu.Unlock()
 
 	before := r.l.Snapshot()

@@ -29,7 +29,7 @@ func seedDeltas(t testing.TB) [][]byte {
 	_ = l.Remove(b)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.deltas[l.selfID]
+	return rawsOf(l, l.selfID)
 }
 
 func FuzzDecodeDelta(f *testing.F) {
@@ -57,10 +57,14 @@ func FuzzDecodeFrame(f *testing.F) {
 	ds := seedDeltas(f)
 	var vv crdt.VersionVector
 	vv.Set(key(1).ID(), 3)
+	skips := seedSkips()
+	self := key(2).ID()
 	for _, fr := range []*frameWire{
 		{T: frameDelta, List: listOf(1, "seed", 9), Deltas: ds[:1]},
 		{T: frameRequest, List: listOf(1, "seed", 9), VV: &vv, Reply: true},
+		{T: frameRequest, List: listOf(1, "seed", 9), VV: &vv, Held: &vv, Skips: encodeSkips(&skips, maxSkipBytes), Self: self[:]},
 		{T: frameDeltas, List: listOf(1, "seed", 9), Deltas: ds, More: true},
+		{T: frameState, List: listOf(1, "seed", 9), Deltas: [][]byte{ds[0], ds[3], ds[7]}, More: true},
 	} {
 		b, err := encodeFrame(fr)
 		if err != nil {
@@ -87,10 +91,13 @@ func FuzzDecodeFrame(f *testing.F) {
 func FuzzHandleFrame(f *testing.F) {
 	ds := seedDeltas(f)
 	var vv crdt.VersionVector
+	skips := seedSkips()
 	for _, fr := range []*frameWire{
 		{T: frameDeltas, List: listOf(1, "seed", 9), Deltas: ds},
 		{T: frameDelta, List: listOf(1, "seed", 9), Deltas: ds[3:4]},
 		{T: frameRequest, List: listOf(1, "seed", 9), VV: &vv},
+		{T: frameRequest, List: listOf(1, "seed", 9), VV: &vv, Skips: encodeSkips(&skips, maxSkipBytes)},
+		{T: frameState, List: listOf(1, "seed", 9), Deltas: [][]byte{ds[0], ds[2], ds[5], ds[6]}},
 	} {
 		b, _ := encodeFrame(fr)
 		f.Add(b, true)
@@ -167,3 +174,47 @@ func FuzzStoreRecord(f *testing.F) {
 }
 
 func (id ListID) bytes() []byte { return id[:] }
+
+// seedSkips is a skip set for fuzz seeds.
+func seedSkips() seqSet {
+	var s seqSet
+	s.add(key(1).ID(), 2, 3)
+	s.add(key(1).ID(), 6, 9)
+	s.add(key(2).ID(), 4, 1<<40)
+	return s
+}
+
+// FuzzDecodeSkips decodes arbitrary bytes as the skip set of a sync
+// request: a typed error or a valid set (ascending, non-empty ranges
+// within [1, 2^53-1]) that encodes back to what decodes to it again.
+func FuzzDecodeSkips(f *testing.F) {
+	s := seedSkips()
+	f.Add(encodeSkips(&s, maxSkipBytes))
+	f.Add([]byte{0})
+	f.Add([]byte{1})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, err := decodeSkips(b, maxSkipBytes)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("untyped error: %v", err)
+			}
+			return
+		}
+		var n uint64
+		for _, rs := range got.m {
+			for i, r := range rs {
+				if r.lo < 1 || r.lo > r.hi || r.hi > crdt.MaxCounter || (i > 0 && rs[i-1].hi+1 >= r.lo) {
+					t.Fatalf("bad range %v in %v", r, rs)
+				}
+				n += r.hi - r.lo + 1
+			}
+		}
+		if n != got.count() {
+			t.Fatalf("count %d, ranges hold %d", got.count(), n)
+		}
+		again, err := decodeSkips(encodeSkips(&got, maxSkipBytes), maxSkipBytes)
+		if err != nil || !equalSkips(&again, &got) {
+			t.Fatalf("re-encoding: %v", err)
+		}
+	})
+}

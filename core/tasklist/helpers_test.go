@@ -204,7 +204,7 @@ func (h *hub) open(t tb, n byte, seed ListID, name string, st *Store, clk clock.
 		// A joiner has the list's creation (without which it may not
 		// write), as if it had synced with the creator once.
 		c.mu.Lock()
-		init := c.deltas[c.selfID][0]
+		init := rawsOf(c, c.selfID)[0]
 		c.mu.Unlock()
 		f, err := encodeFrame(&frameWire{T: frameDeltas, List: listID, Deltas: [][]byte{init}})
 		if err != nil {
@@ -327,4 +327,16 @@ func openSolo(t tb, n byte, st *Store) *List {
 	}
 	t.Cleanup(func() { _ = l.Close() })
 	return l
+}
+
+// rawsOf returns a's applied signed deltas held in memory, in seq order
+// (skipped ones left out); l.mu held.
+func rawsOf(l *List, a identity.AgentID) [][]byte {
+	var out [][]byte
+	if g := l.logs[a]; g != nil {
+		for _, sg := range g.segs {
+			out = append(out, sg.raw...)
+		}
+	}
+	return out
 }

@@ -95,6 +95,32 @@ type taskState struct {
 	check      *crdt.ORSet[checkElem]
 	marks      []mark      // claims and completions, for the receipt rules
 	reopens    []reopenRec // reopens, for the receipt rules
+	// front is the task's causal frontier: the applied deltas on it that
+	// no other applied delta on it has in its causal past (at most one per
+	// author: author -> seq). Its existence elements are the live ones
+	// (see normalize and statesync.go).
+	front map[identity.AgentID]uint64
+	// lastBy is each author's last applied delta on the task (its seq):
+	// it carries the author's greatest check-set counters, which its next
+	// delta's must follow (a writer catching up by state transfer gets
+	// its own, see statesync.go).
+	lastBy map[identity.AgentID]uint64
+	// won is the seq of the delta whose value each field (title,
+	// description, assignee, priority) holds; its author is the register
+	// timestamp's replica. 0 while unset.
+	won [4]uint64
+}
+
+// Indexes of taskState.won.
+const (
+	wonTitle = iota
+	wonDesc
+	wonAssignee
+	wonPriority
+)
+
+func newTaskState(self identity.AgentID) *taskState {
+	return &taskState{check: crdt.NewORSet[checkElem](self), front: make(map[identity.AgentID]uint64), lastBy: make(map[identity.AgentID]uint64)}
 }
 
 func (t *taskState) alive() bool { return t.check.Contains(aliveElem) }
@@ -147,8 +173,8 @@ type List struct {
 	hlc      *crdt.HLC
 	vv       crdt.VersionVector
 	keys     map[identity.AgentID]*identity.PublicKey
-	deltas   map[identity.AgentID][][]byte // signed deltas by author, index seq-1
-	order    []authorSeq                   // apply order (causal)
+	logs     map[identity.AgentID]*authorLog // applied signed deltas and their timestamps, by author and seq
+	order    []authorSeq                     // apply order (causal, but for skipped deltas filled in later)
 	pending  map[identity.AgentID]map[uint64]*delta
 	npending int
 	tasks    map[TaskID]*taskState
@@ -158,18 +184,27 @@ type List struct {
 	rgaLast  map[identity.AgentID]uint64 // greatest RGA counter per author
 	lastGap  time.Time
 	stats    Stats
-	creator  identity.AgentID                      // author of the valid OpInit (zero until known)
-	access   []writersSnap                         // access state after each of the creator's init/writers deltas
-	stamps   map[identity.AgentID][]crdt.Timestamp // applied deltas' timestamps by author, index seq-1
+	creator  identity.AgentID // author of the valid OpInit (zero until known)
+	access   []writersSnap    // access state after each of the creator's init/writers deltas
+	moves    []authorSeq      // every applied move delta (kept whole in state transfers)
 
-	unsaved    []*delta // remote deltas applied but not yet persisted
-	nameDirty  bool     // the name changed since it was last persisted
-	out        []outMsg // messages to send once l.mu is released
+	// State transfer (statesync.go).
+	skip      seqSet                      // deltas taken as superseded without being received (not verified)
+	ck        crdt.VersionVector          // the checkpoint: the causal past of the deltas received in compacted answers
+	skipVer   uint64                      // bumped whenever skip changes
+	skipDirty bool                        // skip or ck changed since they were last persisted
+	anchors   map[authorSeq]*announcement // what unapplied deltas of compacted answers announced
+	kept      *keptCache                  // the effective deltas, for answers (nil: recompute)
+
+	unsaved    []logEntry // remote deltas applied (and skips committed) but not yet persisted
+	logLen     uint64     // records in the list's log (deltas and skips), persisted or not
+	nameDirty  bool       // the name changed since it was last persisted
+	out        []outMsg   // messages to send once l.mu is released
 	memos      map[identity.PeerID]*peerMemo
 	maxPending int    // MaxPending (tests lower it)
 	snapEvery  int    // snapshotEvery (tests lower it)
-	snapOps    uint64 // deltas covered by the store's snapshot
-	snapTried  uint64 // len(order) at the last snapshot attempt
+	snapOps    uint64 // log records covered by the store's snapshot
+	snapTried  uint64 // logLen at the last snapshot attempt
 }
 
 // Open opens the list cfg.ID: it replays what cfg.Store holds for it
@@ -253,7 +288,7 @@ func (l *List) resetState() {
 	l.hlc = crdt.NewHLC(l.clk, l.selfID, 0)
 	l.vv = crdt.VersionVector{}
 	l.keys = make(map[identity.AgentID]*identity.PublicKey)
-	l.deltas = make(map[identity.AgentID][][]byte)
+	l.logs = make(map[identity.AgentID]*authorLog)
 	l.order = nil
 	l.tasks = make(map[TaskID]*taskState)
 	l.slots = make(map[crdt.Dot]TaskID)
@@ -262,9 +297,16 @@ func (l *List) resetState() {
 	l.rgaLast = make(map[identity.AgentID]uint64)
 	l.creator = identity.AgentID{}
 	l.access = nil
-	l.stamps = make(map[identity.AgentID][]crdt.Timestamp)
+	l.moves = nil
+	l.skip = seqSet{}
+	l.ck = crdt.VersionVector{}
+	l.skipVer++
+	l.skipDirty = false
+	l.anchors = nil
+	l.kept = nil
 	l.stats.Replayed, l.stats.FromSnapshot = 0, 0
 	l.snapOps = 0
+	l.logLen = 0
 }
 
 // restore rebuilds the list from the store: from its snapshot and the
@@ -276,7 +318,7 @@ func (l *List) restore() error {
 		err = l.restoreSnapshot(sl.ops, sl.parts, sl.keys)
 		if err == nil {
 			l.snapOps = sl.ops
-			err = l.replayDeltas(&storedList{name: sl.name, deltas: sl.deltas, refs: sl.refs, keys: sl.keys}, true)
+			err = l.replayDeltas(&storedList{name: sl.name, deltas: sl.deltas, refs: sl.refs, keys: sl.keys, ck: sl.ck}, true)
 		}
 		if err == nil {
 			return nil
@@ -300,12 +342,24 @@ func (l *List) replay() error {
 	return l.replayDeltas(st, false)
 }
 
-// replayDeltas applies stored deltas in order. trusted skips the signature
-// check: deltas logged after a snapshot were verified when received or
-// made, like those the snapshot stands for, and the store is local. A
-// full replay (no usable snapshot) verifies every signature again.
+// replayDeltas applies stored log records in order. trusted skips the
+// signature check: deltas logged after a snapshot were verified when
+// received or made, like those the snapshot stands for, and the store is
+// local. A full replay (no usable snapshot) verifies every signature
+// again. A skip record takes numbers as skipped as when they were first
+// relied on; a delta whose number is skipped is one received late.
 func (l *List) replayDeltas(st *storedList, trusted bool) error {
+	l.ck.Merge(st.ck)
 	for i, raw := range st.deltas {
+		if raw == nil {
+			e := parseSkipRef(st.refs[i])
+			if e == nil {
+				return fmt.Errorf("%w: list %s record %d is neither a delta nor a skip", ErrStoreCorrupt, l.id, i)
+			}
+			l.announceRange(e.author, e.lo, e.hi)
+			l.logLen++
+			continue
+		}
 		d, err := decodeDelta(raw)
 		if err != nil {
 			return fmt.Errorf("%w: list %s delta %d: %v", ErrStoreCorrupt, l.id, i, err)
@@ -316,15 +370,18 @@ func (l *List) replayDeltas(st *storedList, trusted bool) error {
 		if string(deltaKey(d.author, d.seq)) != string(st.refs[i]) {
 			return fmt.Errorf("%w: list %s delta %d is filed under another author or seq", ErrStoreCorrupt, l.id, i)
 		}
-		if !l.applicable(d) {
+		late := d.seq <= l.vv.Get(d.author) && l.skip.has(d.author, d.seq)
+		if !late && !l.applicable(d) {
 			return fmt.Errorf("%w: list %s delta %d (%s seq %d) out of causal order", ErrStoreCorrupt, l.id, i, d.author.Short(), d.seq)
 		}
 		if err := l.checkAndApply(d, trusted, modeReplay); err != nil {
 			return fmt.Errorf("%w: list %s delta %d: %v", ErrStoreCorrupt, l.id, i, err)
 		}
+		l.logLen++
 		l.stats.Replayed++
 	}
-	l.nameDirty = false
+	l.nameDirty, l.skipDirty = false, false
+	l.skipVer++
 	for a, k := range st.keys {
 		if pk := l.keys[a]; pk == nil || string(pk.Bytes()) != string(k) {
 			return fmt.Errorf("%w: list %s: stored key of %s does not match its first delta", ErrStoreCorrupt, l.id, a.Short())
@@ -363,6 +420,7 @@ func (l *List) Stats() Stats {
 	defer l.mu.Unlock()
 	s := l.stats
 	s.Pending = l.npending
+	s.Unverified = l.skip.count()
 	s.Drops.InboxFull = l.inboxFull.Load()
 	s.Drops.Malformed += l.tooBig.Load()
 	return s

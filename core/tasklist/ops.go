@@ -132,13 +132,24 @@ func (l *List) commitLocal(b *bodyWire, ts crdt.Timestamp, order *crdt.RGADelta[
 		l.failed = fmt.Errorf("%w: %v", ErrStoreFailed, err)
 		return nil, err
 	}
+	if t := l.tasks[d.task]; t != nil && d.kind == OpComplete {
+		d.wins, _ = checkTaskRules(d, t) // the claim that wins for it, as receivers record it
+	}
+	// The skips it relies on are logged before it.
+	es := append(l.commitAnnouncements(d), logEntry{d: d})
 	if l.store != nil {
-		if err := l.store.appendDeltas(l.id, uint64(len(l.order)), []*delta{d}, b.Name); err != nil {
+		var ck []byte
+		if l.skipDirty {
+			ck = l.ckRecord()
+			l.skipDirty = false
+		}
+		if err := l.store.appendDeltas(l.id, l.logLen-uint64(len(es)-1), es, b.Name, ck); err != nil {
 			l.failed = fmt.Errorf("%w: %v", ErrStoreFailed, err)
 			return nil, l.failed
 		}
 	}
-	if err := l.apply(d, modeLocal); err != nil {
+	l.logLen++
+	if err := l.apply(d, modeLocal, judgement{}); err != nil {
 		l.failed = fmt.Errorf("%w: applying own delta: %v", ErrStoreFailed, err)
 		return nil, l.failed
 	}

@@ -48,16 +48,16 @@ import (
 // (Stats.SnapshotErrors) and replays the whole log instead, verifying
 // every signature as before. Only an unreadable log is ErrStoreCorrupt.
 //
-// What a late joiner would need to receive state rather than history: the
-// same parts, plus, for the rules, nothing more (they judge by the
-// records kept here); but a joiner cannot trust a sender's merged state,
-// so it would need the signed deltas that the snapshot's records stand
-// for, or a signature over the snapshot by an agent it trusts. Keeping
-// the log (this design) keeps both options open.
+// A late joiner cannot trust a sender's merged state, so it receives
+// state as the effective signed deltas instead (statesync.go), which the
+// log keeps. The snapshot also holds what that needs: the numbers the list
+// skipped, its checkpoint, the move deltas, and per task its causal
+// frontier, each author's last delta and the deltas holding the fields'
+// values.
 
 // snapshotVersion is the snapshot format; a header with another version
 // is ignored (full replay) and replaced by the next snapshot.
-const snapshotVersion = 1
+const snapshotVersion = 2
 
 const (
 	// snapshotEvery is the least number of deltas logged after a snapshot
@@ -120,6 +120,9 @@ type snapPart struct {
 	RGA     []byte       `cbor:"6,keyasint,omitempty"` // packed operations (packRGAOp)
 	RGACtx  []uint64     `cbor:"7,keyasint,omitempty"` // (agent, lo, hi) ranges
 	Tasks   []snapTask   `cbor:"8,keyasint,omitempty"`
+	Skips   []uint64     `cbor:"9,keyasint,omitempty"`  // (agent, lo, hi) ranges of skipped deltas
+	CK      []uint64     `cbor:"10,keyasint,omitempty"` // (agent, seq) pairs: the checkpoint
+	Moves   []uint64     `cbor:"11,keyasint,omitempty"` // (agent, seq) pairs: the move deltas, in apply order
 }
 
 type snapGlobals struct {
@@ -273,8 +276,11 @@ func (p *packer) lww(w *snapWriter, ts crdt.Timestamp) {
 //	title-ts desc-ts assignee-ts [assignee: 32 bytes if set] priority-ts priority
 //	n-elements {kind agent+1 wall logical n-dots {agent counter}}
 //	n-ranges {agent lo hi}
-//	n-marks {done agent seq wall logical}
+//	n-marks {done agent seq wall logical wins}
 //	n-reopens {author seq n-deps {agent seq}}
+//	n-front {agent seq}   (the causal frontier)
+//	n-last {agent seq}    (each author's last delta)
+//	title-seq desc-seq assignee-seq priority-seq   (won)
 func (w *snapWriter) packTask(t *taskState) []byte {
 	var p packer
 	p.u(w.ag(t.createdBy), t.createdSeq, t.createdAt.Wall, uint64(t.createdAt.Logical), t.insert.Counter)
@@ -306,7 +312,7 @@ func (w *snapWriter) packTask(t *taskState) []byte {
 		if m.done {
 			done = 1
 		}
-		p.u(done, w.ag(m.agent), m.seq, m.ts.Wall, uint64(m.ts.Logical))
+		p.u(done, w.ag(m.agent), m.seq, m.ts.Wall, uint64(m.ts.Logical), m.wins)
 	}
 	p.u(uint64(len(t.reopens)))
 	for _, r := range t.reopens {
@@ -316,6 +322,17 @@ func (w *snapWriter) packTask(t *taskState) []byte {
 			p.u(w.ag(a), r.deps.Get(a))
 		}
 	}
+	by := slices.SortedFunc(maps.Keys(t.front), func(x, y identity.AgentID) int { return bytes.Compare(x[:], y[:]) })
+	p.u(uint64(len(by)))
+	for _, a := range by {
+		p.u(w.ag(a), t.front[a])
+	}
+	by = slices.SortedFunc(maps.Keys(t.lastBy), func(x, y identity.AgentID) int { return bytes.Compare(x[:], y[:]) })
+	p.u(uint64(len(by)))
+	for _, a := range by {
+		p.u(w.ag(a), t.lastBy[a])
+	}
+	p.u(t.won[:]...)
 	return p.b
 }
 
@@ -413,6 +430,9 @@ func (l *List) encodeSnapshot() ([][]byte, error) {
 	for _, a := range l.vv.Replicas() {
 		set[a] = struct{}{}
 	}
+	for _, a := range l.ck.Replicas() {
+		set[a] = struct{}{}
+	}
 	for _, s := range l.access {
 		for a := range s.writers {
 			set[a] = struct{}{}
@@ -455,17 +475,37 @@ func (l *List) encodeSnapshot() ([][]byte, error) {
 	w.room(0, 64+len(l.name.Value()))
 	w.cur.Globals = &snapGlobals{Name: lwwSnap(w, l.name, same[string]), Creator: w.ag1(l.creator), RGAMax: l.rgaMax}
 	for _, a := range l.vv.Replicas() {
-		st := l.stamps[a]
-		for from := 0; from < len(st); from += 4096 {
-			chunk := st[from:min(from+4096, len(st))]
-			b := make([]byte, 0, 12*len(chunk))
-			for _, ts := range chunk {
-				b = binary.BigEndian.AppendUint64(b, ts.Wall)
-				b = binary.BigEndian.AppendUint32(b, ts.Logical)
-			}
-			w.room(1, 64+len(b))
-			w.cur.Authors = append(w.cur.Authors, snapAuthor{A: w.ag(a), From: uint64(from) + 1, Stamps: b, RGALast: l.rgaLast[a]})
+		g := l.logs[a]
+		if g == nil {
+			return nil, fmt.Errorf("%w: no log of %s", errSnapshot, a.Short())
 		}
+		for _, sg := range g.segs {
+			for from := 0; from < len(sg.ts); from += 4096 {
+				chunk := sg.ts[from:min(from+4096, len(sg.ts))]
+				b := make([]byte, 0, 12*len(chunk))
+				for _, ts := range chunk {
+					b = binary.BigEndian.AppendUint64(b, ts.Wall)
+					b = binary.BigEndian.AppendUint32(b, ts.Logical)
+				}
+				w.room(1, 64+len(b))
+				w.cur.Authors = append(w.cur.Authors, snapAuthor{A: w.ag(a), From: sg.first + uint64(from), Stamps: b, RGALast: l.rgaLast[a]})
+			}
+		}
+	}
+	ps := l.persistedSkip()
+	for _, a := range ps.authors() {
+		for _, r := range ps.m[a] {
+			w.room(3, 30)
+			w.cur.Skips = append(w.cur.Skips, w.ag(a), r.lo, r.hi)
+		}
+	}
+	for _, a := range l.ck.Replicas() {
+		w.room(2, 20)
+		w.cur.CK = append(w.cur.CK, w.ag(a), l.ck.Get(a))
+	}
+	for _, mv := range l.moves {
+		w.room(2, 20)
+		w.cur.Moves = append(w.cur.Moves, w.ag(mv.author), mv.seq)
 	}
 	for i := 0; i < len(l.order); {
 		j := i + 1
@@ -626,6 +666,7 @@ func (l *List) restoreSnapshot(ops uint64, parts [][]byte, keys map[identity.Age
 		return err
 	}
 	l.order = make([]authorSeq, 0, ops)
+	seen := make(map[authorSeq]bool, ops)
 	for i := range decoded {
 		p := &decoded[i]
 		for _, b := range p.Agents {
@@ -649,15 +690,51 @@ func (l *List) restoreSnapshot(ops uint64, parts [][]byte, keys map[identity.Age
 			if err != nil {
 				return err
 			}
-			st := l.stamps[a]
-			if sa.From != uint64(len(st))+1 || len(sa.Stamps)%12 != 0 || len(sa.Stamps) == 0 {
+			g := l.logOf(a)
+			if sa.From == 0 || sa.From <= g.last() || sa.From > crdt.MaxCounter || len(sa.Stamps)%12 != 0 || len(sa.Stamps) == 0 {
 				return snapErrf("stamps of %s from %d out of line", a.Short(), sa.From)
 			}
+			seq := sa.From
 			for b := sa.Stamps; len(b) > 0; b = b[12:] {
-				st = append(st, crdt.Timestamp{Wall: binary.BigEndian.Uint64(b), Logical: binary.BigEndian.Uint32(b[8:]), Replica: a})
+				g.put(seq, crdt.Timestamp{Wall: binary.BigEndian.Uint64(b), Logical: binary.BigEndian.Uint32(b[8:]), Replica: a}, nil)
+				seq++
 			}
-			l.stamps[a] = st
 			l.rgaLast[a] = max(l.rgaLast[a], sa.RGALast)
+		}
+		if len(p.Skips)%3 != 0 || len(p.CK)%2 != 0 || len(p.Moves)%2 != 0 {
+			return snapErrf("skip, checkpoint or move list of odd length")
+		}
+		for j := 0; j < len(p.Skips); j += 3 {
+			a, err := r.ag(p.Skips[j])
+			if err != nil {
+				return err
+			}
+			lo, hi := p.Skips[j+1], p.Skips[j+2]
+			rs := l.skip.m[a]
+			if lo == 0 || hi < lo || hi > crdt.MaxCounter || (len(rs) > 0 && rs[len(rs)-1].hi+1 >= lo) {
+				return snapErrf("skip range %d..%d of %s out of line", lo, hi, a.Short())
+			}
+			l.skip.add(a, lo, hi)
+		}
+		for j := 0; j < len(p.CK); j += 2 {
+			a, err := r.ag(p.CK[j])
+			if err != nil {
+				return err
+			}
+			if p.CK[j+1] == 0 || p.CK[j+1] > crdt.MaxCounter || l.ck.Get(a) != 0 {
+				return snapErrf("checkpoint entry of %s", a.Short())
+			}
+			l.ck.Set(a, p.CK[j+1])
+		}
+		for j := 0; j < len(p.Moves); j += 2 {
+			a, err := r.ag(p.Moves[j])
+			if err != nil {
+				return err
+			}
+			if _, ok := l.logs[a].stamp(p.Moves[j+1]); !ok {
+				return snapErrf("move of %s seq %d not applied", a.Short(), p.Moves[j+1])
+			}
+			l.moves = append(l.moves, authorSeq{a, p.Moves[j+1]})
 		}
 		if len(p.Order)%3 != 0 {
 			return snapErrf("order of %d numbers", len(p.Order))
@@ -668,13 +745,17 @@ func (l *List) restoreSnapshot(ops uint64, parts [][]byte, keys map[identity.Age
 				return err
 			}
 			first, n := p.Order[j+1], p.Order[j+2]
-			if n == 0 || first != l.vv.Get(a)+1 || n > uint64(len(l.stamps[a]))-l.vv.Get(a) {
+			if n == 0 || first == 0 || first > crdt.MaxCounter || n > crdt.MaxCounter-first {
 				return snapErrf("order run of %s seq %d+%d out of line", a.Short(), first, n)
 			}
 			for s := first; s < first+n; s++ {
-				l.order = append(l.order, authorSeq{a, s})
+				as := authorSeq{a, s}
+				if _, ok := l.logs[a].stamp(s); !ok || seen[as] {
+					return snapErrf("order names %s seq %d twice or unapplied", a.Short(), s)
+				}
+				seen[as] = true
+				l.order = append(l.order, as)
 			}
-			l.vv.Set(a, first+n-1)
 		}
 		for _, sa := range p.Access {
 			if n := len(l.access); n > 0 && l.access[n-1].seq >= sa.Seq {
@@ -715,13 +796,26 @@ func (l *List) restoreSnapshot(ops uint64, parts [][]byte, keys map[identity.Age
 	if globals == nil {
 		return snapErrf("no globals record")
 	}
-	if uint64(len(l.order)) != ops {
-		return snapErrf("order covers %d deltas, header %d", len(l.order), ops)
+	if uint64(len(l.order)) > ops {
+		return snapErrf("order covers %d deltas, header %d records", len(l.order), ops)
 	}
-	for a, st := range l.stamps {
-		if uint64(len(st)) != l.vv.Get(a) {
-			return snapErrf("%s has %d stamps for %d deltas", a.Short(), len(st), l.vv.Get(a))
+	l.logLen = ops
+	for a, g := range l.logs {
+		// Every number up to the author's last applied delta is applied
+		// or skipped, not both.
+		last, skipped := g.last(), uint64(0)
+		for _, rg := range l.skip.m[a] {
+			i, ok := g.locate(rg.lo)
+			if ok || (i < len(g.segs) && g.segs[i].first <= rg.hi) {
+				return snapErrf("skip range %d..%d of %s overlaps its log", rg.lo, rg.hi, a.Short())
+			}
+			skipped += rg.hi - rg.lo + 1
+			last = max(last, rg.hi)
 		}
+		if g.count()+skipped != last {
+			return snapErrf("%s has %d deltas and %d skipped of %d", a.Short(), g.count(), skipped, last)
+		}
+		l.vv.Set(a, last)
 		// Unverified (local) keys are checked against the author, so a
 		// damaged key record cannot let another key sign as it.
 		pk, err := identity.ParsePublicKey(keys[a])
@@ -729,9 +823,15 @@ func (l *List) restoreSnapshot(ops uint64, parts [][]byte, keys map[identity.Age
 			return snapErrf("no valid stored key for %s", a.Short())
 		}
 		l.keys[a] = pk
-		l.deltas[a] = make([][]byte, len(st)) // in the store: read on demand
-		for _, ts := range st {
-			_ = l.hlc.Update(ts) // as replay does: the clock follows what is within the drift
+		for _, sg := range g.segs {
+			for _, ts := range sg.ts {
+				_ = l.hlc.Update(ts) // as replay does: the clock follows what is within the drift
+			}
+		}
+	}
+	for a := range l.skip.m {
+		if l.logs[a] == nil {
+			return snapErrf("skip ranges of %s without deltas", a.Short())
 		}
 	}
 	var err error
@@ -765,7 +865,8 @@ func (l *List) restoreSnapshot(ops uint64, parts [][]byte, keys map[identity.Age
 	if err != nil {
 		return err
 	}
-	l.stats.Replayed, l.stats.FromSnapshot = ops, ops
+	n := uint64(len(l.order))
+	l.stats.Replayed, l.stats.FromSnapshot = n, n
 	return nil
 }
 
@@ -876,11 +977,12 @@ func (l *List) buildTask(r *snapReader, st *snapTask) (*taskState, error) {
 			return nil, fmt.Errorf("%w: %w", errSnapshot, err)
 		}
 	}
-	t.marks = make([]mark, u.count(5))
+	t.marks = make([]mark, u.count(6))
 	for i := range t.marks {
 		done := u.u()
 		m := mark{done: done == 1, agent: u.agent(r), seq: u.u()}
 		m.ts = crdt.Timestamp{Wall: u.u(), Logical: u.u32(), Replica: m.agent}
+		m.wins = u.u()
 		if done > 1 {
 			return nil, snapErrf("bad mark")
 		}
@@ -897,6 +999,27 @@ func (l *List) buildTask(r *snapReader, st *snapTask) (*taskState, error) {
 			rec.deps.Set(a, seq)
 		}
 		t.reopens[i] = rec
+	}
+	n := u.count(2)
+	t.front = make(map[identity.AgentID]uint64, n)
+	for range n {
+		a, seq := u.agent(r), u.u()
+		if seq == 0 || seq > crdt.MaxCounter {
+			return nil, snapErrf("frontier seq %d", seq)
+		}
+		t.front[a] = seq
+	}
+	n = u.count(2)
+	t.lastBy = make(map[identity.AgentID]uint64, n)
+	for range n {
+		a, seq := u.agent(r), u.u()
+		if seq == 0 || seq > crdt.MaxCounter {
+			return nil, snapErrf("last delta seq %d", seq)
+		}
+		t.lastBy[a] = seq
+	}
+	for i := range t.won {
+		t.won[i] = u.u()
 	}
 	if u.err != nil {
 		return nil, u.err
@@ -919,7 +1042,7 @@ func (l *List) buildTask(r *snapReader, st *snapTask) (*taskState, error) {
 // write); l.mu held. Failures are logged and counted: the log stays
 // authoritative, so a missing snapshot only makes the next Open slower.
 func (l *List) snapshot() {
-	n := uint64(len(l.order))
+	n := l.logLen
 	if l.store == nil || l.store.noSnapshots || l.failed != nil || len(l.unsaved) > 0 || l.nameDirty || n <= l.snapOps {
 		return
 	}
@@ -944,7 +1067,7 @@ func (l *List) snapshot() {
 // write); l.mu held, after a successful write to the store.
 func (l *List) maybeSnapshot() {
 	since := max(l.snapOps, l.snapTried)
-	if uint64(len(l.order))-since >= max(uint64(l.snapEvery), l.snapOps/4) {
+	if l.logLen-since >= max(uint64(l.snapEvery), l.snapOps/4) {
 		l.snapshot()
 	}
 }
@@ -954,7 +1077,10 @@ func (l *List) maybeSnapshot() {
 // (in one read transaction for the whole of fn). The bytes are valid only
 // until fn returns; l.mu held.
 func (l *List) withDeltas(fn func(get func(authorSeq) ([]byte, error)) error) error {
-	mem := func(as authorSeq) []byte { return l.deltas[as.author][as.seq-1] }
+	mem := func(as authorSeq) []byte {
+		raw, _ := l.logs[as.author].rawAt(as.seq)
+		return raw
+	}
 	if l.snapOps == 0 || l.store == nil {
 		return fn(func(as authorSeq) ([]byte, error) { return mem(as), nil })
 	}

@@ -27,6 +27,12 @@ func stateDump(t tb, l *List) []byte {
 	t.Helper()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return stateDumpLocked(t, l)
+}
+
+// stateDumpLocked is stateDump with l.mu held.
+func stateDumpLocked(t tb, l *List) []byte {
+	t.Helper()
 	parts, err := l.encodeSnapshot()
 	if err != nil {
 		t.Fatalf("encodeSnapshot: %v", err)
@@ -208,7 +214,8 @@ func TestPropertySnapshotEqualsReplay(t *testing.T) {
 		for _, r := range rs[1:] {
 			r.l.mu.Lock()
 			for _, as := range r.l.order {
-				raws = append(raws, r.l.deltas[as.author][as.seq-1])
+				raw, _ := r.l.logs[as.author].rawAt(as.seq)
+				raws = append(raws, raw)
 			}
 			r.l.mu.Unlock()
 		}

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/saorsa-labs/x0x-go/core/crdt"
 	"github.com/saorsa-labs/x0x-go/core/identity"
 	"github.com/saorsa-labs/x0x-go/core/wire"
 	bolt "go.etcd.io/bbolt"
@@ -23,7 +24,9 @@ import (
 //	      "meta" = metaWire
 //	      "d"  author||seq(8, big endian) -> signed delta
 //	      "o"  index(8, big endian) -> author||seq   (apply order: causal)
+//	                                 or 's'||author||lo||hi (8 bytes each: numbers skipped, statesync.go)
 //	      "k"  author -> ML-DSA-65 public key
+//	      "ck" = ckWire               the state-transfer checkpoint (statesync.go)
 //	      "sh" = snapHeader          compacted snapshot (snapshot.go)
 //	      "s"  part(8, big endian) -> snapshot part
 //
@@ -40,6 +43,42 @@ var (
 )
 
 const storeFormat = "x0x-tasklist-store-v1"
+
+var ckKey = []byte("ck")
+
+// ckWire is the persisted state-transfer checkpoint.
+type ckWire struct {
+	CK crdt.VersionVector `cbor:"1,keyasint"`
+}
+
+// readCK decodes list bucket b's checkpoint record (empty if absent).
+func readCK(b *bolt.Bucket, id ListID) (crdt.VersionVector, error) {
+	v := b.Get(ckKey)
+	if v == nil {
+		return crdt.VersionVector{}, nil
+	}
+	var cw ckWire
+	if err := wire.UnmarshalLimit(v, &cw, "checkpoint record", wire.LimitMedium); err != nil {
+		return crdt.VersionVector{}, fmt.Errorf("%w: list %s checkpoint record: %v", ErrStoreCorrupt, id, err)
+	}
+	return cw.CK, nil
+}
+
+// readOrder reads order record v of list id: a delta's key (its delta
+// from db, copied) or a skip entry.
+func readOrder(db *bolt.Bucket, id ListID, i uint64, v []byte) ([]byte, error) {
+	if len(v) == 40 {
+		raw := db.Get(v)
+		if raw == nil {
+			return nil, fmt.Errorf("%w: list %s: order record %d names a missing delta", ErrStoreCorrupt, id, i)
+		}
+		return bytes.Clone(raw), nil
+	}
+	if parseSkipRef(v) == nil {
+		return nil, fmt.Errorf("%w: list %s: order record %d: %d-byte value", ErrStoreCorrupt, id, i, len(v))
+	}
+	return nil, nil
+}
 
 type metaWire struct {
 	V    uint8  `cbor:"1,keyasint"`
@@ -181,8 +220,8 @@ func (s *Store) Lists() ([]StoredList, error) {
 				}
 				sl.Name = mw.Name
 			}
-			if o := b.Bucket(orderBucket); o != nil {
-				sl.Deltas = o.Stats().KeyN
+			if d := b.Bucket(deltaBucket); d != nil {
+				sl.Deltas = d.Stats().KeyN
 			}
 			out = append(out, sl)
 			return nil
@@ -254,8 +293,9 @@ func deltaKey(a identity.AgentID, seq uint64) []byte {
 type storedList struct {
 	name   string
 	deltas [][]byte
-	refs   [][]byte // the author||seq key each delta is filed under
+	refs   [][]byte // the author||seq key each delta is filed under (a skip entry's record, delta nil)
 	keys   map[identity.AgentID][]byte
+	ck     crdt.VersionVector // the checkpoint
 }
 
 // load reads list id's records. A missing list gives an empty result.
@@ -278,28 +318,33 @@ func (s *Store) load(id ListID) (*storedList, error) {
 		if db == nil || ob == nil || kb == nil {
 			return fmt.Errorf("%w: list %s: missing buckets", ErrStoreCorrupt, id)
 		}
-		if db.Stats().KeyN != ob.Stats().KeyN {
-			return fmt.Errorf("%w: list %s: %d deltas but %d order records", ErrStoreCorrupt, id, db.Stats().KeyN, ob.Stats().KeyN)
+		var err error
+		if out.ck, err = readCK(b, id); err != nil {
+			return err
 		}
 		var want uint64
-		err := ob.ForEach(func(k, v []byte) error {
+		nd := 0
+		err = ob.ForEach(func(k, v []byte) error {
 			if len(k) != 8 || binary.BigEndian.Uint64(k) != want {
 				return fmt.Errorf("%w: list %s: order record %x out of sequence", ErrStoreCorrupt, id, k)
 			}
+			raw, err := readOrder(db, id, want, v)
+			if err != nil {
+				return err
+			}
 			want++
-			if len(v) != 40 {
-				return fmt.Errorf("%w: list %s: order record %d: %d-byte value", ErrStoreCorrupt, id, want-1, len(v))
+			if raw != nil {
+				nd++
 			}
-			raw := db.Get(v)
-			if raw == nil {
-				return fmt.Errorf("%w: list %s: order record %d names a missing delta", ErrStoreCorrupt, id, want-1)
-			}
-			out.deltas = append(out.deltas, append([]byte(nil), raw...))
+			out.deltas = append(out.deltas, raw)
 			out.refs = append(out.refs, append([]byte(nil), v...))
 			return nil
 		})
 		if err != nil {
 			return err
+		}
+		if db.Stats().KeyN != nd {
+			return fmt.Errorf("%w: list %s: %d deltas but %d order records name one", ErrStoreCorrupt, id, db.Stats().KeyN, nd)
 		}
 		return kb.ForEach(func(k, v []byte) error {
 			if len(k) != identity.IDSize {
@@ -318,10 +363,11 @@ func (s *Store) load(id ListID) (*storedList, error) {
 	return out, nil
 }
 
-// appendDeltas durably appends deltas (in apply order, starting at
-// position next) to list id's log, with the author keys of seq-1 deltas
-// and, if name is not nil, the list name. One transaction, fsynced.
-func (s *Store) appendDeltas(id ListID, next uint64, ds []*delta, name *string) error {
+// appendDeltas durably appends log entries (deltas and skips, in apply
+// order, starting at position next) to list id's log, with the author
+// keys of seq-1 deltas and, if name is not nil, the list name, and if ck
+// is not nil, the checkpoint record. One transaction, fsynced.
+func (s *Store) appendDeltas(id ListID, next uint64, es []logEntry, name *string, ck []byte) error {
 	if err := s.checkOpen(); err != nil {
 		return err
 	}
@@ -336,7 +382,14 @@ func (s *Store) appendDeltas(id ListID, next uint64, ds []*delta, name *string) 
 				return err
 			}
 		}
-		for i, d := range ds {
+		for i, e := range es {
+			if e.skip != nil {
+				if err := bk[1].Put(binary.BigEndian.AppendUint64(nil, next+uint64(i)), skipRef(e.skip)); err != nil {
+					return err
+				}
+				continue
+			}
+			d := e.d
 			k := deltaKey(d.author, d.seq)
 			if err := bk[0].Put(k, d.raw); err != nil {
 				return err
@@ -359,6 +412,9 @@ func (s *Store) appendDeltas(id ListID, next uint64, ds []*delta, name *string) 
 				return err
 			}
 		}
+		if ck != nil {
+			return b.Put(ckKey, ck)
+		}
 		return nil
 	})
 }
@@ -372,6 +428,7 @@ type snapshotLoad struct {
 	deltas [][]byte // the deltas logged after it, in apply order
 	refs   [][]byte
 	keys   map[identity.AgentID][]byte
+	ck     crdt.VersionVector // the checkpoint
 }
 
 // loadSnapshot reads list id's snapshot and the log after it. It returns
@@ -403,6 +460,10 @@ func (s *Store) loadSnapshot(id ListID) (*snapshotLoad, error) {
 			return fmt.Errorf("%w: missing buckets", errSnapshot)
 		}
 		out = &snapshotLoad{ops: h.Ops, keys: make(map[identity.AgentID][]byte)}
+		var err error
+		if out.ck, err = readCK(b, id); err != nil {
+			return err
+		}
 		for i := range h.Parts {
 			p := sb.Get(binary.BigEndian.AppendUint64(nil, i))
 			if p == nil {
@@ -431,15 +492,15 @@ func (s *Store) loadSnapshot(id ListID) (*snapshotLoad, error) {
 		}
 		want := h.Ops
 		for k, v := c.Seek(binary.BigEndian.AppendUint64(nil, h.Ops)); k != nil; k, v = c.Next() {
-			if len(k) != 8 || binary.BigEndian.Uint64(k) != want || len(v) != 40 {
+			if len(k) != 8 || binary.BigEndian.Uint64(k) != want {
 				return fmt.Errorf("%w: list %s: order record %x out of sequence", ErrStoreCorrupt, id, k)
 			}
-			want++
-			raw := db.Get(v)
-			if raw == nil {
-				return fmt.Errorf("%w: list %s: order record %d names a missing delta", ErrStoreCorrupt, id, want-1)
+			raw, err := readOrder(db, id, want, v)
+			if err != nil {
+				return err
 			}
-			out.deltas = append(out.deltas, bytes.Clone(raw))
+			want++
+			out.deltas = append(out.deltas, raw)
 			out.refs = append(out.refs, bytes.Clone(v))
 		}
 		return kb.ForEach(func(k, v []byte) error {

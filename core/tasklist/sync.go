@@ -77,9 +77,46 @@ func (l *List) sendRequest(peer identity.PeerID, reply bool) {
 		return
 	}
 	vv := l.vv.Clone()
-	l.memo(peer).asked = l.clk.Now()
+	now := l.clk.Now()
+	m := l.memo(peer)
+	m.asked = now
+	// What this replica skipped goes to every peer once per change (and
+	// again after a while), so that honest ones fill in what a hostile
+	// sender withheld (statesync.go); not in the requests that continue
+	// an answer (a state transfer changes it at every step).
+	var skips []byte
+	if !reply && !l.skip.empty() && (m.skipVer != l.skipVer || now.Sub(m.skipSent) >= skipResend) {
+		skips = encodeSkips(&l.skip, maxSkipBytes)
+		m.skipVer, m.skipSent = l.skipVer, now
+	}
+	// The deltas it holds unapplied right after what it has (and the
+	// numbers it was told are superseded) need not come again: an answer
+	// continues after them (a state transfer can need deltas further on
+	// to apply what it sent first).
+	var held *crdt.VersionVector
+	for a, ds := range l.pending {
+		s := l.vv.Get(a)
+		for {
+			if _, ok := ds[s+1]; ok {
+				s++
+				continue
+			}
+			if i, ok := l.skip.find(a, s+1); ok {
+				s = l.skip.m[a][i].hi
+				continue
+			}
+			break
+		}
+		if s > l.vv.Get(a) {
+			if held == nil {
+				held = &crdt.VersionVector{}
+			}
+			held.Set(a, s)
+		}
+	}
 	l.mu.Unlock()
-	f, err := encodeFrame(&frameWire{T: frameRequest, List: l.id, VV: &vv, Reply: reply})
+	self := l.selfID
+	f, err := encodeFrame(&frameWire{T: frameRequest, List: l.id, VV: &vv, Reply: reply, Skips: skips, Held: held, Self: self[:]})
 	if err == nil {
 		err = l.tr.Send(peer, f)
 	}
@@ -98,15 +135,30 @@ func (l *List) handleFrame(direct bool, from identity.PeerID, payload []byte) {
 	case f.List != l.id:
 		l.countDrop(errWrongList, "frame")
 	case f.T == frameDelta:
-		l.receive(f.Deltas[0])
+		l.receive(f.Deltas[0], false)
 	case !direct:
 		l.countDrop(fmt.Errorf("%w: catch-up frame type %d broadcast", ErrMalformed, f.T), "frame")
 	case f.T == frameRequest:
 		l.stats.SyncRequestsReceived++
-		l.answer(from, *f.VV, f.Reply)
-	case f.T == frameDeltas:
+		var skips seqSet
+		if len(f.Skips) > 0 {
+			if skips, err = decodeSkips(f.Skips, maxSkipBytes); err != nil {
+				l.countDrop(err, "sync request")
+				break
+			}
+		}
+		var held crdt.VersionVector
+		if f.Held != nil {
+			held = *f.Held
+		}
+		var self identity.AgentID
+		if f.Self != nil {
+			self = identity.AgentID(f.Self)
+		}
+		l.answer(from, *f.VV, held, self, f.Reply, &skips)
+	case f.T == frameDeltas, f.T == frameState:
 		for _, raw := range f.Deltas {
-			l.receive(raw)
+			l.receive(raw, f.T == frameState)
 		}
 		if f.More {
 			l.out = append(l.out, outMsg{request: true, reply: true, peer: from})
@@ -121,10 +173,10 @@ func (l *List) handleFrame(direct bool, from identity.PeerID, payload []byte) {
 // persistUnsaved writes the remote deltas applied since the last write in
 // one transaction; l.mu held. A failure marks the list failed.
 func (l *List) persistUnsaved() {
-	if len(l.unsaved) == 0 && !l.nameDirty {
+	if len(l.unsaved) == 0 && !l.nameDirty && !l.skipDirty {
 		return
 	}
-	ds := l.unsaved
+	es := l.unsaved
 	l.unsaved = nil
 	var name *string
 	if l.nameDirty {
@@ -132,10 +184,15 @@ func (l *List) persistUnsaved() {
 		name = &n
 		l.nameDirty = false
 	}
+	var ck []byte
+	if l.skipDirty {
+		ck = l.ckRecord()
+		l.skipDirty = false
+	}
 	if l.store == nil || l.failed != nil {
 		return
 	}
-	if err := l.store.appendDeltas(l.id, uint64(len(l.order)-len(ds)), ds, name); err != nil {
+	if err := l.store.appendDeltas(l.id, l.logLen-uint64(len(es)), es, name, ck); err != nil {
 		l.failed = fmt.Errorf("%w: %v", ErrStoreFailed, err)
 		l.log.Error("tasklist: persisting received deltas failed; list stops", "err", err)
 		return
@@ -143,59 +200,110 @@ func (l *List) persistUnsaved() {
 	l.maybeSnapshot()
 }
 
-// answer queues the deltas a requester with version vector theirs lacks,
-// in causal (apply) order, in frames of at most SyncChunkSize and at most
-// MaxSyncBytes in all (the last frame says More when it stopped early),
-// and a request back if the requester has deltas this replica lacks;
-// l.mu held.
-func (l *List) answer(peer identity.PeerID, theirs crdt.VersionVector, reply bool) {
+// answer queues, for a requester (agent self) with version vector theirs,
+// holding unapplied the deltas up to held, that skipped skips: the deltas
+// of skips that are effective here (repairSet; applied late there), then
+// the deltas it lacks, in causal (apply) order; when it lacks at least
+// compactMin, only the effective ones (a state transfer: frameState
+// frames, whose gaps name the superseded deltas, statesync.go), and
+// frameState too whenever this replica skipped some of them itself.
+// Frames are at most SyncChunkSize and MaxSyncBytes in all (the last frame
+// says More when it stopped early); a request back follows if the
+// requester has deltas this replica lacks. l.mu held.
+func (l *List) answer(peer identity.PeerID, theirs, held crdt.VersionVector, self identity.AgentID, reply bool, skips *seqSet) {
 	now := l.clk.Now()
 	m := l.memo(peer)
 	// A repeat of the request answered moments ago (sent before the
-	// answer arrived) only gets what this replica gained since.
-	eff := theirs
+	// answer arrived) only gets what this replica gained since; and what
+	// the requester holds unapplied is not sent again.
+	eff := theirs.Clone()
 	if now.Sub(m.answered) < gapSyncDelay && theirs.Equal(m.theirs) {
-		eff = m.covered
+		eff = m.covered.Clone()
 	}
+	eff.Merge(held)
 	covered := eff.Clone()
+	var repair []authorSeq
+	if !skips.empty() {
+		repair = l.repairSet(theirs, self, skips)
+	}
+	var missing uint64
+	for _, a := range l.vv.Replicas() {
+		if v, e := l.vv.Get(a), eff.Get(a); v > e {
+			missing += v - e
+		}
+	}
+	var kept map[authorSeq]struct{}
+	var need map[authorSeq]bool
+	if missing >= compactMin {
+		kept, need = l.keptSet(), l.neededBy(theirs, self, skips)
+	}
 	// Deltas a snapshot restore left in the store are read from it; the
 	// frames are encoded before the read transaction ends.
 	err := l.withDeltas(func(get func(authorSeq) ([]byte, error)) error {
-		var frames [][][]byte
-		var cur [][]byte
-		size, total, more := 0, 0, false
-		for _, as := range l.order {
-			if as.seq <= eff.Get(as.author) {
-				continue
-			}
+		total, more := 0, false
+		take := func(as authorSeq) ([]byte, bool, error) {
 			raw, err := get(as)
 			if err != nil {
-				return err
+				return nil, false, err
 			}
 			if total > 0 && total+len(raw) > MaxSyncBytes {
 				more = true
-				break
+				return nil, false, nil
 			}
-			covered.Set(as.author, as.seq)
-			if len(cur) > 0 && size+len(raw) > SyncChunkSize {
-				frames = append(frames, cur)
-				cur, size = nil, 0
-			}
-			cur = append(cur, raw)
-			size += len(raw)
 			total += len(raw)
+			return raw, true, nil
 		}
-		if len(cur) > 0 {
-			frames = append(frames, cur)
-		}
-		for i, ds := range frames {
-			f, err := encodeFrame(&frameWire{T: frameDeltas, List: l.id, Deltas: ds, More: more && i == len(frames)-1})
+		var fills, ds [][]byte
+		for _, as := range repair {
+			raw, ok, err := take(as)
 			if err != nil {
 				return err
 			}
-			l.stats.DeltasSent += uint64(len(ds))
+			if !ok {
+				break
+			}
+			fills = append(fills, raw)
+		}
+		gaps, omitted := false, uint64(0)
+		for _, as := range l.order {
+			if more || as.seq <= eff.Get(as.author) {
+				continue
+			}
+			if kept != nil {
+				if _, ok := kept[as]; !ok && !need[as] {
+					omitted++
+					continue
+				}
+			}
+			raw, ok, err := take(as)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				break
+			}
+			if as.seq != covered.Get(as.author)+1 {
+				gaps = true
+			}
+			covered.Set(as.author, as.seq)
+			ds = append(ds, raw)
+		}
+		t := uint8(frameDeltas)
+		if gaps {
+			t = frameState
+		}
+		frames := chunk(frameDeltas, fills)
+		frames = append(frames, chunk(t, ds)...)
+		for i, fr := range frames {
+			fr.List, fr.More = l.id, more && i == len(frames)-1
+			f, err := encodeFrame(fr)
+			if err != nil {
+				return err
+			}
+			l.stats.DeltasSent += uint64(len(fr.Deltas))
 			l.out = append(l.out, outMsg{peer: peer, frame: f})
 		}
+		l.stats.DeltasOmitted += omitted
 		return nil
 	})
 	if err != nil {
@@ -216,6 +324,25 @@ func (l *List) answer(peer identity.PeerID, theirs crdt.VersionVector, reply boo
 	}
 }
 
+// chunk packs deltas into frames of type t of at most SyncChunkSize.
+func chunk(t uint8, ds [][]byte) []*frameWire {
+	var out []*frameWire
+	var cur [][]byte
+	size := 0
+	for _, raw := range ds {
+		if len(cur) > 0 && size+len(raw) > SyncChunkSize {
+			out = append(out, &frameWire{T: t, Deltas: cur})
+			cur, size = nil, 0
+		}
+		cur = append(cur, raw)
+		size += len(raw)
+	}
+	if len(cur) > 0 {
+		out = append(out, &frameWire{T: t, Deltas: cur})
+	}
+	return out
+}
+
 // maxMemos bounds the per-peer sync memos (reset when exceeded).
 const maxMemos = 1024
 
@@ -226,7 +353,13 @@ type peerMemo struct {
 	answered time.Time          // when this replica last answered it
 	theirs   crdt.VersionVector // the version vector that answer was for
 	covered  crdt.VersionVector // theirs plus what the answer carried
+	skipVer  uint64             // the version of the skip set last sent to it
+	skipSent time.Time          // when it was sent
 }
+
+// skipResend is how long after sending a peer this replica's skip set it
+// sends it again unchanged.
+const skipResend = 10 * time.Minute
 
 // memo returns peer's memo, creating it; l.mu held.
 func (l *List) memo(peer identity.PeerID) *peerMemo {

@@ -338,6 +338,16 @@ type Stats struct {
 	SnapshotErrors uint64
 	// Duplicates counts received deltas this replica already had.
 	Duplicates uint64
+	// Skipped counts the deltas this replica took as superseded without
+	// receiving them, named by the gaps in compacted catch-up answers
+	// (state transfers, see the package doc); Unverified is how many of
+	// them it has still not received (it asks the peers it syncs with to
+	// send any that are not superseded for them); Filled counts skipped
+	// deltas received and applied later.
+	Skipped, Filled, Unverified uint64
+	// DeltasOmitted counts the superseded deltas this replica left out of
+	// its compacted catch-up answers.
+	DeltasOmitted uint64
 	// Pending is how many received deltas wait for their dependencies now.
 	Pending int
 	// DeltasBroadcast counts local deltas broadcast.
