@@ -44,6 +44,13 @@
 //     proposals, commits and their validation (sections 12.1-12.4),
 //     Process for everything received, Protect for application data,
 //     exporters and epoch authenticators.
+//   - clone.go, state.go: deep copies of a member's state (Group.Clone,
+//     for fork choice) and its versioned, checksummed storage encoding
+//     (Group.MarshalState, UnmarshalState), validated when loaded.
+//   - peek.go: the clear header of a group message (PeekMessage), to route
+//     it without keys.
+//   - keypackage_store.go: storing a key package with its private keys
+//     (PrivateKeyPackage.MarshalPrivate, UnmarshalPrivateKeyPackage).
 //   - errors.go: the error categories the group layer returns.
 //
 // # Group API
@@ -56,8 +63,13 @@
 // MergePendingCommit once the delivery service accepted the commit); it
 // passes every message it receives to Process, which returns application
 // data or applies proposals and commits; it encrypts application data with
-// Protect and derives secrets with Export. Every input is bounded by
-// Config.MaxMessageSize before it is decoded, every error wraps one of the
+// Protect and derives secrets with Export. PeekMessage reads a message's
+// group, epoch and content type before it is processed, Clone copies the
+// state (to return to it if a competing commit wins), and MarshalState /
+// UnmarshalState and MarshalPrivate / UnmarshalPrivateKeyPackage store the
+// state and unused key packages. Every input is bounded by
+// Config.MaxMessageSize (a stored one by Config.MaxStateSize) before it is
+// decoded, every error wraps one of the
 // categories in errors.go (or is a *DecodeError), and a failed call leaves
 // the state unchanged.
 //

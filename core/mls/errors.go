@@ -1,6 +1,9 @@
 package mls
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Error categories of the group layer. Every error that Group methods,
 // CreateGroup, JoinGroup and the key package functions return wraps one or
@@ -71,4 +74,14 @@ var (
 	// commit is neither merged nor discarded, or merging when none is
 	// pending.
 	ErrPendingCommit = errors.New("mls: pending commit state does not allow this")
+	// ErrNotGroupMessage means an MLSMessage that is not a group message
+	// (a PublicMessage or PrivateMessage) where one was expected: a
+	// Welcome, GroupInfo or KeyPackage. It wraps ErrInvalidMessage.
+	ErrNotGroupMessage = fmt.Errorf("%w: not a PublicMessage or PrivateMessage", ErrInvalidMessage)
+	// ErrInvalidState means a stored group state (UnmarshalState) that is
+	// corrupt or inconsistent: its checksum does not match, or a decoded
+	// value breaks an invariant of the group state (sizes, indices, keys
+	// that do not match the tree, a signature private key that is not the
+	// member's). Input that does not parse is a *DecodeError instead.
+	ErrInvalidState = errors.New("mls: invalid stored group state")
 )

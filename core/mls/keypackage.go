@@ -55,6 +55,13 @@ type Config struct {
 	// PaddingBlock pads the content of this member's PrivateMessages to a
 	// multiple of this many bytes; 0 means no padding.
 	PaddingBlock int
+	// MaxStateSize bounds a stored group state (Group.MarshalState,
+	// UnmarshalState) and a stored key package (MarshalPrivate,
+	// UnmarshalPrivateKeyPackage): larger input is refused before it is
+	// decoded, and a larger state is not produced. The work and memory of
+	// loading a state are linear in its size (see UnmarshalState), so this
+	// bounds them too. 0 means DefaultMaxStateSize.
+	MaxStateSize int
 }
 
 // Defaults of Config.
@@ -72,6 +79,11 @@ const (
 	DefaultMaxLifetime = 366 * 24 * time.Hour
 	// DefaultResumptionPSKEpochs is the default Config.ResumptionPSKEpochs.
 	DefaultResumptionPSKEpochs = 8
+	// DefaultMaxStateSize is the default Config.MaxStateSize: 64 MiB, the
+	// state of several thousand members under the post-quantum suite
+	// (about 7.5 KiB per member for the tree, plus the tree of every
+	// retained past epoch).
+	DefaultMaxStateSize = 64 << 20
 )
 
 // clockSkew is how far in the past a new key package's lifetime starts, to
@@ -89,6 +101,9 @@ func (c *Config) resolve() Config {
 	}
 	if r.MaxMessageSize <= 0 {
 		r.MaxMessageSize = DefaultMaxMessageSize
+	}
+	if r.MaxStateSize <= 0 {
+		r.MaxStateSize = DefaultMaxStateSize
 	}
 	if r.KeyPackageLifetime <= 0 {
 		r.KeyPackageLifetime = DefaultKeyPackageLifetime

@@ -80,7 +80,7 @@ func (g *Group) Process(msg []byte) (*Received, error) {
 	case m.private != nil:
 		ac, err = g.unprotectPrivate(m.private)
 	default:
-		return nil, fmt.Errorf("%w: wire format %d is not a group message", ErrInvalidMessage, m.wireFormat)
+		return nil, fmt.Errorf("%w: MLSMessage holds a %s", ErrNotGroupMessage, wireFormatName(m.wireFormat))
 	}
 	if err != nil {
 		return nil, err
