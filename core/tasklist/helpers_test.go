@@ -77,9 +77,10 @@ type hub struct {
 	bytes  int // bytes sent
 	maxLen int // largest frame
 
-	created   map[ListID]ListID // seed -> ID of the list created under it
-	creators  map[ListID]*List  // seed -> the creator's replica
-	openLists bool              // lists are created open to every writer
+	created   map[ListID]ListID           // seed -> ID of the list created under it
+	creators  map[ListID]*List            // seed -> the creator's replica
+	openLists bool                        // lists are created open to every writer
+	writers   func(identity.AgentID) bool // Config.Writers of every list
 }
 
 func newHub(auto bool) *hub {
@@ -193,7 +194,7 @@ func (h *hub) open(t tb, n byte, seed ListID, name string, st *Store, clk clock.
 		listID = seed
 	}
 	h.mu.Unlock()
-	l, err := Open(Config{ID: listID, Name: name, Nonce: [16]byte(seed[:16]), OpenToAll: h.openLists, Self: kp, Store: st, Clock: clk,
+	l, err := Open(Config{ID: listID, Name: name, Nonce: [16]byte(seed[:16]), OpenToAll: h.openLists, Writers: h.writers, Self: kp, Store: st, Clock: clk,
 		Rand: rand.NewChaCha8([32]byte{n}), Transport: hubTransport{h, r.id}})
 	if err != nil {
 		t.Fatalf("Open agent %d: %v", n, err)

@@ -65,6 +65,13 @@ type Config struct {
 	// OpenToAll, when creating, lets every agent write to the list;
 	// otherwise only the creator and the agents it grants (AddWriter) can.
 	OpenToAll bool
+	// Writers, if set, decides who may write instead of the creator's
+	// grants (AddWriter, SetOpen): a group's list sets it to the group's
+	// membership. It is applied to every operation but the creation, on
+	// receipt and locally; it must be monotonic (an agent it once accepted
+	// stays accepted), or replicas that see operations at different times
+	// would disagree.
+	Writers func(identity.AgentID) bool
 	// Self is the local agent; it signs every operation. Required.
 	Self *identity.KeyPair
 	// Store persists the list; nil keeps it in memory only.
@@ -153,6 +160,8 @@ type List struct {
 	rnd    io.Reader
 	tr     Transport
 	log    *slog.Logger
+	// writers, if set, replaces the creator's grants (Config.Writers).
+	writers func(identity.AgentID) bool
 
 	inbox  chan job
 	ctx    context.Context
@@ -234,7 +243,7 @@ func Open(cfg Config) (*List, error) {
 	}
 	l := &List{
 		id: cfg.ID, self: cfg.Self, selfID: cfg.Self.ID(), store: cfg.Store,
-		clk: cfg.Clock, rnd: cfg.Rand, tr: cfg.Transport, log: cfg.Logger,
+		clk: cfg.Clock, rnd: cfg.Rand, tr: cfg.Transport, log: cfg.Logger, writers: cfg.Writers,
 		inbox:   make(chan job, InboxSize),
 		changes: make(chan Change, ChangesSize),
 		pending: make(map[identity.AgentID]map[uint64]*delta),

@@ -27,6 +27,11 @@ func (l *List) writable() error {
 	switch {
 	case l.creator.IsZero():
 		return fmt.Errorf("%w: the list's creation has not been received yet", ErrNotWriter)
+	case l.writers != nil:
+		if !l.writers(l.selfID) {
+			return fmt.Errorf("%w: %s is not a member of the list's group", ErrNotWriter, l.selfID.Short())
+		}
+		return nil
 	case l.creator == l.selfID:
 		return nil
 	}
@@ -48,6 +53,9 @@ func (l *List) RemoveWriter(agent identity.AgentID) error { return l.setWriter(a
 
 func (l *List) setWriter(agent identity.AgentID, grant bool) error {
 	return l.local(func() error {
+		if l.writers != nil {
+			return fmt.Errorf("%w: the writers of a group's list are the group's members", ErrNotWriter)
+		}
 		if l.creator != l.selfID {
 			return fmt.Errorf("%w: only the creator %s changes writers", ErrNotWriter, l.creator.Short())
 		}
@@ -71,6 +79,9 @@ func (l *List) setWriter(agent identity.AgentID, grant bool) error {
 // ErrNotWriter, ErrClosed, ErrStoreFailed.
 func (l *List) SetOpen(open bool) error {
 	return l.local(func() error {
+		if l.writers != nil {
+			return fmt.Errorf("%w: the writers of a group's list are the group's members", ErrNotWriter)
+		}
 		if l.creator != l.selfID {
 			return fmt.Errorf("%w: only the creator %s opens or closes the list", ErrNotWriter, l.creator.Short())
 		}

@@ -89,6 +89,12 @@ func (l *List) mayWrite(d *delta) error {
 	if l.creator.IsZero() || !covers(d.deps, l.creator, 1) {
 		return fmt.Errorf("%w: the list's creation is not in the delta's past", errNotWriter)
 	}
+	if l.writers != nil {
+		if d.kind == OpWriters || !l.writers(d.author) {
+			return fmt.Errorf("%w: %s is not a member of the list's group", errNotWriter, d.author.Short())
+		}
+		return nil
+	}
 	if d.author == l.creator {
 		return nil
 	}

@@ -2,6 +2,7 @@ package tasklist
 
 import (
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -264,5 +265,62 @@ func TestOnlyTheCreatorCreates(t *testing.T) {
 	}
 	if r.Stats().Drops.NotWriter != 1 || r.Name() != "solo" || r.VersionVector().Get(tid) != 0 {
 		t.Fatalf("stats %+v name %q", r.Stats().Drops, r.Name())
+	}
+}
+
+// A group's list (Config.Writers): the group's members write, nobody else
+// does, on receipt as locally, and the creator's grants do not apply.
+func TestWritersHookDecidesWhoWrites(t *testing.T) {
+	h := newHub(true)
+	h.openLists = false
+	var mu sync.Mutex
+	members := map[identity.AgentID]bool{key(1).ID(): true, key(2).ID(): true}
+	h.writers = func(a identity.AgentID) bool { mu.Lock(); defer mu.Unlock(); return members[a] }
+	a := h.open(t, 1, ListID{7}, "group list", nil, nil)
+	m := h.open(t, 2, ListID{7}, "", nil, nil)
+	s := h.open(t, 3, ListID{7}, "", nil, nil)
+	if _, err := a.l.Add("by creator", ""); err != nil {
+		t.Fatal(err)
+	}
+	settle(t, h, a, m, s)
+	if _, err := m.l.Add("by member", ""); err != nil {
+		t.Fatalf("a member without a grant: %v", err)
+	}
+	if _, err := s.l.Add("by stranger", ""); !errors.Is(err, ErrNotWriter) {
+		t.Fatalf("a non-member: %v", err)
+	}
+	if err := a.l.AddWriter(s.id); !errors.Is(err, ErrNotWriter) {
+		t.Fatalf("AddWriter on a group's list: %v", err)
+	}
+	if err := a.l.SetOpen(true); !errors.Is(err, ErrNotWriter) {
+		t.Fatalf("SetOpen on a group's list: %v", err)
+	}
+	settle(t, h, a, m, s)
+	// The stranger's modified client writes anyway: refused on receipt.
+	s.l.mu.Lock()
+	s.l.writers = func(identity.AgentID) bool { return true }
+	s.l.mu.Unlock()
+	before := dropsOf(a, m)
+	_, _ = s.l.Add("spam", "")
+	flushAll(t, a, m, s)
+	settle(t, h, a, m)
+	if got := dropsOf(a, m).NotWriter - before.NotWriter; got < 2 {
+		t.Fatalf("stranger's delta dropped as not a writer %d times, want 2", got)
+	}
+	if len(a.l.Snapshot()) != 2 || len(m.l.Snapshot()) != 2 {
+		t.Fatalf("tasks %s / %s", fmtTasks(a.l.Snapshot()), fmtTasks(m.l.Snapshot()))
+	}
+	// Once the stranger joins the group, its writes count, and so does
+	// what it wrote before (the rule is monotonic, so every replica ends
+	// with the same tasks whenever it learns of the membership).
+	mu.Lock()
+	members[s.id] = true
+	mu.Unlock()
+	if _, err := s.l.Add("by new member", ""); err != nil {
+		t.Fatal(err)
+	}
+	settle(t, h, a, m, s)
+	if len(a.l.Snapshot()) != 4 || !equalTasks(a.l.Snapshot(), m.l.Snapshot()) || !equalTasks(a.l.Snapshot(), s.l.Snapshot()) {
+		t.Fatalf("after joining: %s / %s / %s", fmtTasks(a.l.Snapshot()), fmtTasks(m.l.Snapshot()), fmtTasks(s.l.Snapshot()))
 	}
 }

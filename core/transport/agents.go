@@ -116,8 +116,62 @@ func (n *Node) AgentPeers(agent identity.AgentID) []identity.PeerID {
 // link.ErrNotConnected (the connection closed meanwhile), link.ErrClosed. The caller
 // must not modify payload afterwards.
 func (n *Node) SendDirect(ctx context.Context, from, to identity.AgentID, payload []byte) error {
-	if len(payload) > n.cfg.MaxFrameSize-directIDsSize {
-		return fmt.Errorf("%w: %d bytes, limit %d", link.ErrTooLarge, len(payload), n.cfg.MaxFrameSize-directIDsSize)
+	return n.sendDirect(ctx, 0, from, to, payload)
+}
+
+// DirectService names a library service that exchanges agent-to-agent
+// messages over the direct stream beside applications' direct messages.
+// A service's messages go to its handler (HandleDirect), never to Events,
+// so an application's payloads can never be mistaken for a service's.
+type DirectService uint8
+
+// Direct services.
+const (
+	// ServiceGroups carries MLS group invitations: key package requests
+	// and replies, Welcomes and declines.
+	ServiceGroups    DirectService = 1
+	maxDirectService               = ServiceGroups
+)
+
+// DirectHandler receives a service message from agent from (certified on
+// the sending machine peer; peer is the local node's ID for a message from
+// a local agent) to the local agent to. It runs on the connection's reader
+// goroutine (or the sender's, for a local message) and must not block;
+// payload belongs to the handler.
+type DirectHandler func(peer identity.PeerID, from, to identity.AgentID, payload []byte)
+
+// HandleDirect sets the handler of service s's messages; nil removes it
+// (messages are then dropped and counted). Unknown services are ignored.
+func (n *Node) HandleDirect(s DirectService, h DirectHandler) {
+	if s == 0 || s > maxDirectService {
+		n.log.Warn("HandleDirect: unknown service ignored", "service", uint8(s))
+		return
+	}
+	if h == nil {
+		n.services[s].Store(nil)
+		return
+	}
+	n.services[s].Store(&h)
+}
+
+// SendService is SendDirect for service s's messages, which arrive at the
+// recipient's handler of s. Errors: as SendDirect, and ErrMalformed for an
+// unknown service.
+func (n *Node) SendService(ctx context.Context, s DirectService, from, to identity.AgentID, payload []byte) error {
+	if s == 0 || s > maxDirectService {
+		return fmt.Errorf("%w: unknown direct service %d", ErrMalformed, s)
+	}
+	return n.sendDirect(ctx, s, from, to, payload)
+}
+
+// sendDirect sends a direct message (s == 0) or a message of service s.
+func (n *Node) sendDirect(ctx context.Context, s DirectService, from, to identity.AgentID, payload []byte) error {
+	head := directIDsSize
+	if s != 0 {
+		head++
+	}
+	if len(payload) > n.cfg.MaxFrameSize-head {
+		return fmt.Errorf("%w: %d bytes, limit %d", link.ErrTooLarge, len(payload), n.cfg.MaxFrameSize-head)
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -133,8 +187,7 @@ func (n *Node) SendDirect(ctx context.Context, from, to identity.AgentID, payloa
 	}
 	if n.local[to] != nil {
 		n.mu.Unlock()
-		n.stats.directDelivered.Add(1)
-		n.emit(Event{Kind: EventDirectMessage, Peer: n.id, From: from, To: to, Payload: bytes.Clone(payload)})
+		n.deliverDirect(s, n.id, "", from, to, bytes.Clone(payload))
 		return nil
 	}
 	var peer identity.PeerID
@@ -147,9 +200,15 @@ func (n *Node) SendDirect(ctx context.Context, from, to identity.AgentID, payloa
 	if peer.IsZero() {
 		return fmt.Errorf("%w: agent %s", ErrNoRoute, to.Short())
 	}
-	it := sendItem{prio: link.PriorityEager, body: payload, headLen: maxItemHead}
-	putFrameHeader(it.head[:], frameDirect, directIDsSize+len(payload))
-	putDirectIDs(it.head[frameHeaderSize:], from, to)
+	it := sendItem{prio: link.PriorityEager, body: payload, headLen: uint8(frameHeaderSize + head)}
+	if s == 0 {
+		putFrameHeader(it.head[:], frameDirect, directIDsSize+len(payload))
+		putDirectIDs(it.head[frameHeaderSize:], from, to)
+	} else {
+		putFrameHeader(it.head[:], frameService, 1+directIDsSize+len(payload))
+		it.head[frameHeaderSize] = byte(s)
+		putDirectIDs(it.head[frameHeaderSize+1:], from, to)
+	}
 	var last *conn
 	for {
 		c, err := n.sendConn(peer)
@@ -177,9 +236,36 @@ func (n *Node) SendDirect(ctx context.Context, from, to identity.AgentID, payloa
 	}
 }
 
-// onDirect handles an inbound direct message: it is delivered only if from
-// is certified on the sending machine (and not expired) and to is local.
-func (n *Node) onDirect(c *conn, body []byte) error {
+// deliverDirect hands a verified direct message to Events (s == 0) or to
+// service s's handler.
+func (n *Node) deliverDirect(s DirectService, peer identity.PeerID, addr string, from, to identity.AgentID, payload []byte) {
+	if s == 0 {
+		n.stats.directDelivered.Add(1)
+		n.emit(Event{Kind: EventDirectMessage, Peer: peer, Addr: addr, From: from, To: to, Payload: payload})
+		return
+	}
+	h := n.services[s].Load()
+	if h == nil {
+		n.stats.directDropped.Add(1)
+		return
+	}
+	n.stats.directDelivered.Add(1)
+	(*h)(peer, from, to, payload)
+}
+
+// onDirect handles an inbound direct message or, if service, a service
+// message: it is delivered only if from is certified on the sending
+// machine (and not expired) and to is local.
+func (n *Node) onDirect(c *conn, service bool, body []byte) error {
+	var s DirectService
+	if service {
+		if len(body) < 1 || body[0] == 0 || DirectService(body[0]) > maxDirectService {
+			// An unknown service may be a newer peer's: drop, do not fail.
+			n.stats.directDropped.Add(1)
+			return nil
+		}
+		s, body = DirectService(body[0]), body[1:]
+	}
 	from, to, payload, err := decodeDirect(body)
 	if err != nil {
 		return err
@@ -192,11 +278,10 @@ func (n *Node) onDirect(c *conn, body []byte) error {
 	if ra == nil || now > ra.notAfter || !isLocal {
 		n.stats.directDropped.Add(1)
 		n.log.Debug("direct message dropped", "peer", c.peer.Short(), "from", from.Short(), "to", to.Short(),
-			"certified", ra != nil, "local", isLocal)
+			"certified", ra != nil, "local", isLocal, "service", uint8(s))
 		return nil
 	}
-	n.stats.directDelivered.Add(1)
-	n.emit(Event{Kind: EventDirectMessage, Peer: c.peer, Addr: c.addr, From: from, To: to, Payload: payload})
+	n.deliverDirect(s, c.peer, c.addr, from, to, payload)
 	return nil
 }
 

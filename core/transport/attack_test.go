@@ -413,3 +413,72 @@ func TestDirectMessageChecks(t *testing.T) {
 		t.Fatalf("delivered %q", got)
 	}
 }
+
+func TestServiceMessagesReachOnlyTheirHandler(t *testing.T) {
+	node := startNode(t, testConfig(testKey("svc", 1)))
+	local := testKey("svc-local", 1)
+	if _, err := node.AddAgent(local); err != nil {
+		t.Fatal(err)
+	}
+	type got struct {
+		peer     identity.PeerID
+		from, to identity.AgentID
+		payload  string
+	}
+	ch := make(chan got, 8)
+	node.HandleDirect(ServiceGroups, func(peer identity.PeerID, from, to identity.AgentID, p []byte) {
+		ch <- got{peer, from, to, string(p)}
+	})
+	rc, err := rawDial(t, node.LocalAddr(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	machine := testKey("svc-machine", 1)
+	good, forged := testKey("svc-agent", 1), testKey("svc-agent", 2)
+	cert, _ := identity.IssueAgentCert(good, machine.ID(), time.Now(), time.Hour)
+	rc.authenticate(machine, node.LocalID(), *cert)
+	node.rec.wait(t, "raw client up", func(e []Event) bool { return count(e, EventPeerConnected, machine.ID()) == 1 })
+	service := func(s byte, from, to identity.AgentID, p string) []byte {
+		body := make([]byte, 1+directIDsSize, 1+directIDsSize+len(p))
+		body[0] = s
+		putDirectIDs(body[1:], from, to)
+		return appendFrame(nil, frameService, append(body, p...))
+	}
+	stream := service(byte(ServiceGroups), forged.ID(), local.ID(), "forged sender")
+	stream = append(stream, service(0, good.ID(), local.ID(), "service zero")...)
+	stream = append(stream, service(200, good.ID(), local.ID(), "unknown service")...)
+	stream = append(stream, service(byte(ServiceGroups), good.ID(), local.ID(), "genuine")...)
+	rc.openClass(link.ClassDirect, stream)
+	select {
+	case g := <-ch:
+		if g.payload != "genuine" || g.from != good.ID() || g.to != local.ID() || g.peer != machine.ID() {
+			t.Fatalf("handler got %+v", g)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the genuine service message did not reach the handler")
+	}
+	waitFor(t, "all four frames processed", func() bool {
+		st := node.Stats()
+		return st.DirectDropped+st.DirectDelivered == 4
+	})
+	if st := node.Stats(); st.DirectDelivered != 1 || st.DirectDropped != 3 {
+		t.Fatalf("delivered %d dropped %d", st.DirectDelivered, st.DirectDropped)
+	}
+	if n := len(directFrom(node.rec.snapshot(), good.ID())); n != 0 {
+		t.Fatalf("%d service messages leaked into Events", n)
+	}
+	// A local recipient: delivered to the handler synchronously.
+	other := testKey("svc-local", 2)
+	if _, err := node.AddAgent(other); err != nil {
+		t.Fatal(err)
+	}
+	if err := node.SendService(context.Background(), ServiceGroups, other.ID(), local.ID(), []byte("local")); err != nil {
+		t.Fatal(err)
+	}
+	if g := <-ch; g.payload != "local" || g.peer != node.LocalID() {
+		t.Fatalf("local delivery %+v", g)
+	}
+	if err := node.SendService(context.Background(), 0, other.ID(), local.ID(), nil); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("service 0: %v", err)
+	}
+}

@@ -604,7 +604,9 @@ func (c *conn) readClass(st *quic.ReceiveStream) {
 				cc.noHandler.Add(1)
 			}
 		case t == frameDirect && k == link.ClassDirect:
-			err = n.onDirect(c, body)
+			err = n.onDirect(c, false, body)
+		case t == frameService && k == link.ClassDirect:
+			err = n.onDirect(c, true, body)
 		case t == frameAgents && k == link.ClassDirect:
 			err = n.onAgents(c, body)
 		default:

@@ -31,6 +31,7 @@ const (
 	frameRetire  frameType = 0x04 // retiring a dedup loser: class bitmap (control stream)
 	frameDrained frameType = 0x05 // retiring: all the peer's data was read (control stream)
 	frameDirect  frameType = 0x11 // agent-to-agent direct message (direct stream)
+	frameService frameType = 0x12 // service:u8 || direct message of a library service (direct stream)
 	// Relay frames (relay stream, on direct connections only); see relay.go.
 	frameRelayFwd frameType = 0x20 // client to relay: target PeerID || QUIC packet
 	frameRelayPkt frameType = 0x21 // relay to client: source PeerID || QUIC packet
@@ -81,6 +82,8 @@ func (t frameType) String() string {
 		return "drained"
 	case frameDirect:
 		return "direct"
+	case frameService:
+		return "service"
 	case frameRelayFwd:
 		return "relay-forward"
 	case frameRelayPkt:
@@ -107,7 +110,7 @@ func maxBody(t frameType, maxFrame int) int {
 		return 1
 	case frameDrained:
 		return 0
-	case frameDirect:
+	case frameDirect, frameService:
 		return maxFrame
 	case frameRelayFwd, frameRelayPkt:
 		return identity.IDSize + maxRelayPacket

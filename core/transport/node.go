@@ -58,6 +58,7 @@ type Node struct {
 	closeOnce sync.Once
 
 	handlers [link.MaxProtocol + 1]atomic.Pointer[link.MessageHandler] // by protocol
+	services [maxDirectService + 1]atomic.Pointer[DirectHandler]       // by direct service
 	stats    counters
 	bufPool  sync.Pool // *[]byte write batch buffers, held by busy class writers only
 

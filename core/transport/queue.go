@@ -7,8 +7,8 @@ import (
 )
 
 // maxItemHead is the largest fixed prefix of a queued frame: a frame header
-// plus the two agent IDs of a direct message.
-const maxItemHead = frameHeaderSize + directIDsSize
+// plus the service byte and the two agent IDs of a direct message.
+const maxItemHead = frameHeaderSize + 1 + directIDsSize
 
 // sendItem is one queued frame: a small prefix (frame header and fixed
 // fields) and a body owned by the caller, which promised not to modify it.

@@ -125,7 +125,8 @@ func TestFrameHeaderLimits(t *testing.T) {
 		{frameDirect, maxFrame, false}, {frameAuth, maxAuthBody, false}, {frameAuth, maxAuthBody + 1, true},
 		{frameAgents, maxAgentsBody + 1, true}, {frameAddr, maxAddrBody + 1, true},
 		{frameRetire, 1, false}, {frameRetire, 2, true}, {frameDrained, 1, true},
-		{frameType(0), 0, true}, {frameType(0x12), 0, true}, {frameType(0xff), 0, true},
+		{frameType(0), 0, true}, {frameType(0x13), 0, true}, {frameType(0xff), 0, true},
+		{frameService, maxFrame, false}, {frameService, maxFrame + 1, true},
 	} {
 		var h [frameHeaderSize]byte
 		putFrameHeader(h[:], tc.t, tc.n)
