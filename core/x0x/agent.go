@@ -293,6 +293,10 @@ func (b *Builder) build(ctx context.Context) (*Agent, error) {
 	if clk == nil {
 		clk = clock.Real()
 	}
+	logger := b.logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	cache, err := peercache.Open(filepath.Join(dir, PeerCacheFile), b.rand, clk)
 	if err != nil {
 		return nil, err
@@ -302,7 +306,7 @@ func (b *Builder) build(ctx context.Context) (*Agent, error) {
 		Machine:   machine,
 		Clock:     clk,
 		Rand:      b.rand,
-		Logger:    b.logger,
+		Logger:    logger,
 		PeerCache: cacheAdapter{cache},
 		Services:  b.services.transport(),
 	}
@@ -315,7 +319,7 @@ func (b *Builder) build(ctx context.Context) (*Agent, error) {
 		node.Close()
 		return nil, err
 	}
-	traversal, err := nat.New(nat.Config{Node: node, Clock: clk, Logger: b.logger})
+	traversal, err := nat.New(nat.Config{Node: node, Clock: clk, Logger: logger})
 	if err != nil {
 		node.Close()
 		return nil, err
@@ -323,7 +327,7 @@ func (b *Builder) build(ctx context.Context) (*Agent, error) {
 	a := &Agent{
 		node: node, nat: traversal, machine: machine, agent: agentKey,
 		cache: cache, dataDir: dir, bootstrap: boot,
-		clk: clk, rnd: b.rand, logger: b.logger, closed: make(chan struct{}), pumpDone: make(chan struct{}),
+		clk: clk, rnd: b.rand, logger: logger, closed: make(chan struct{}), pumpDone: make(chan struct{}),
 	}
 	a.events = fanout[Event]{size: eventSize, clone: cloneEvent, dropped: &a.drops.events}
 	if err := a.startOverlay(clk, b.rand, b.overlay); err != nil {
@@ -331,6 +335,7 @@ func (b *Builder) build(ctx context.Context) (*Agent, error) {
 		node.Close()
 		return nil, err
 	}
+	a.groups.init(a)
 	go a.pumpEvents(node.Events())
 	return a, nil
 }
@@ -395,6 +400,7 @@ type Agent struct {
 	rnd    io.Reader // nil: crypto/rand
 	logger *slog.Logger
 	lists  taskLists
+	groups groups
 
 	closed chan struct{} // closed by Close
 
@@ -406,6 +412,7 @@ type Agent struct {
 // (reported by Metrics).
 type streamDrops struct {
 	events, messages, topicEvents, taskChanges atomic.Uint64
+	groupWork                                  atomic.Uint64 // group messages dropped at a full worker queue
 }
 
 // AgentID returns the agent's ID.
@@ -719,6 +726,7 @@ func (a *Agent) isClosed() bool {
 func (a *Agent) Close() error {
 	a.closeOnce.Do(func() {
 		close(a.closed)
+		a.closeGroups()
 		listsErr := a.closeTaskLists()
 		a.closeTopics()
 		a.closeOverlay()

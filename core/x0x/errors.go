@@ -121,6 +121,21 @@ var (
 	ErrNotWriter = errors.New("x0x: not a writer of this list")
 	// ErrStoreFailed: writing the task-list store failed (I/O).
 	ErrStoreFailed = errors.New("x0x: task-list store write failed")
+
+	// ErrGroupNotFound: Agent.Group named a group that is not open.
+	ErrGroupNotFound = errors.New("x0x: group not open")
+	// ErrNotMember: the agent is not a member of the group.
+	ErrNotMember = errors.New("x0x: not a member of the group")
+	// ErrAlreadyMember: the agent is already a member of the group.
+	ErrAlreadyMember = errors.New("x0x: already a member of the group")
+	// ErrInvitationNotFound: no invitation to that group is pending.
+	ErrInvitationNotFound = errors.New("x0x: no pending invitation to the group")
+	// ErrInvitationRefused: the agent does not accept invitations (it has
+	// not called PublishKeyPackage) or is over its rate of invitations.
+	ErrInvitationRefused = errors.New("x0x: the agent refused the invitation")
+	// ErrBadKeyPackage: a key package is invalid, expired, of another
+	// cipher suite, or not the invited agent's.
+	ErrBadKeyPackage = errors.New("x0x: invalid key package")
 )
 
 // lowerErrors pairs each lower-layer sentinel with the facade sentinel it
@@ -128,7 +143,7 @@ var (
 // package-level table, so that the package has no mutable state; it runs
 // only when a call fails.
 func lowerErrors() [][2]error {
-	return [][2]error{
+	return append(groupErrors(), [][2]error{
 		{link.ErrClosed, ErrClosed},
 		{pubsub.ErrClosed, ErrClosed},
 		{keystore.ErrClosed, ErrClosed},
@@ -184,7 +199,7 @@ func lowerErrors() [][2]error {
 		{tasklist.ErrStoreFailed, ErrStoreFailed},
 		{tasklist.ErrMalformed, ErrCorrupt},
 		{tasklist.ErrBadSignature, ErrBadSignature},
-	}
+	}...)
 }
 
 // translatedError is a lower-layer error as this package returns it: its

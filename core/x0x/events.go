@@ -41,6 +41,10 @@ const (
 	EventMemberSuspect
 	// EventMemberDead: the failure detector declared Peer dead.
 	EventMemberDead
+	// EventGroupInvitation: agent From invited this agent into Group;
+	// answer with Agent.AcceptInvitation or Agent.DeclineInvitation
+	// (Agent.Invitations lists the pending ones).
+	EventGroupInvitation
 )
 
 // String returns the kind's name, e.g. "peer-connected".
@@ -68,6 +72,8 @@ func (k EventKind) String() string {
 		return "member-suspect"
 	case EventMemberDead:
 		return "member-dead"
+	case EventGroupInvitation:
+		return "group-invitation"
 	}
 	return fmt.Sprintf("event-kind(%d)", uint8(k))
 }
@@ -85,11 +91,12 @@ type Event struct {
 	Addr    string    // the peer's address, or this node's external address
 	Agents  []AgentID // PeerConnected, AgentsChanged: the peer's certified agents, sorted
 	Err     error     // PeerDisconnected, ConnectionFailed: why (matches this package's sentinels)
-	From    AgentID   // DirectMessage: the sending agent (certified on Peer)
+	From    AgentID   // DirectMessage: the sending agent (certified on Peer); GroupInvitation: the inviter
 	To      AgentID   // DirectMessage: the local recipient
 	Payload []byte    // DirectMessage: the message
 	Relayed bool      // PeerConnected, PeerDisconnected: the connection runs through a relay
 	NAT     string    // NatTypeDetected: the mapping behaviour
+	Group   GroupID   // GroupInvitation: the group
 }
 
 // eventSize is what an Event counts for in a stream's byte budget.

@@ -121,6 +121,8 @@ func (a *Agent) Metrics() Metrics {
 		ms = append(ms, Metric{Name: "x0x_agent_stream_dropped_total", Help: "Stream items dropped because a reader lagged.",
 			Labels: []Label{{"stream", s.stream}}, Value: s.n})
 	}
+	ms = append(ms, Metric{Name: "x0x_agent_group_work_dropped_total",
+		Help: "Group messages dropped because the groups worker's queue was full.", Value: a.drops.groupWork.Load()})
 	return ms
 }
 

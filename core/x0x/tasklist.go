@@ -249,6 +249,9 @@ type TaskList struct {
 	changes fanout[TaskChange]
 	done    chan struct{} // closed when pumpChanges ends
 
+	group *Group // the group the list belongs to (nil: none)
+	lid   TaskListID
+
 	mu  sync.Mutex
 	sub *pubsub.Subscription // nil until subscribed, and after leaving
 }
@@ -284,7 +287,7 @@ func (a *Agent) CreateTaskList(ctx context.Context, name string, opts ...TaskLis
 	if _, err := io.ReadFull(a.rand(), nonce[:]); err != nil {
 		return nil, fmt.Errorf("x0x: task list nonce: %w", err)
 	}
-	l, err := a.openTaskList(TaskListID(tasklist.NewListID(a.agent.ID(), name, nonce)), name, nonce, o.open)
+	l, err := a.openTaskList(TaskListID(tasklist.NewListID(a.agent.ID(), name, nonce)), name, nonce, o.open, nil)
 	return l, translate(err)
 }
 
@@ -301,7 +304,7 @@ func (a *Agent) JoinTaskList(ctx context.Context, id TaskListID) (*TaskList, err
 	if err := orBackground(ctx).Err(); err != nil {
 		return nil, err
 	}
-	l, err := a.openTaskList(id, "", [16]byte{}, false)
+	l, err := a.openTaskList(id, "", [16]byte{}, false, nil)
 	return l, translate(err)
 }
 
@@ -361,7 +364,10 @@ func (a *Agent) taskStoreLocked() (*tasklist.Store, error) {
 	return a.lists.store, nil
 }
 
-func (a *Agent) openTaskList(id TaskListID, name string, nonce [16]byte, open bool) (*TaskList, error) {
+// openTaskList opens list id (creating it if name is set); grp, if not
+// nil, is the group the list belongs to: its traffic is sealed with the
+// group's epoch keys and its writers are the group's members.
+func (a *Agent) openTaskList(id TaskListID, name string, nonce [16]byte, open bool, grp *Group) (*TaskList, error) {
 	// openMu serialises opens; mu guards the map only, because pub/sub
 	// reports topic events (taskListNeighbour takes mu) from inside
 	// Subscribe.
@@ -370,6 +376,9 @@ func (a *Agent) openTaskList(id TaskListID, name string, nonce [16]byte, open bo
 	a.lists.mu.Lock()
 	if l, ok := a.lists.open[id]; ok {
 		a.lists.mu.Unlock()
+		if l.group != grp {
+			return nil, invalidArg("task list %s is open in another group (or none)", id)
+		}
 		return l, nil
 	}
 	st, err := a.taskStoreLocked()
@@ -377,12 +386,16 @@ func (a *Agent) openTaskList(id TaskListID, name string, nonce [16]byte, open bo
 	if err != nil {
 		return nil, err
 	}
-	l := &TaskList{agent: a, topic: pubsub.TopicIDOf(TaskListTopic(id)), done: make(chan struct{})}
+	l := &TaskList{agent: a, topic: pubsub.TopicIDOf(TaskListTopic(id)), done: make(chan struct{}), group: grp, lid: id}
 	l.changes = fanout[TaskChange]{dropped: &a.drops.taskChanges}
-	inner, err := tasklist.Open(tasklist.Config{
+	cfg := tasklist.Config{
 		ID: tasklist.ListID(id), Name: name, Nonce: nonce, OpenToAll: open, Self: a.agent, Store: st, Clock: a.clk,
 		Rand: a.rand(), Transport: listTransport{l}, Logger: a.logger,
-	})
+	}
+	if grp != nil {
+		cfg.Writers = func(a AgentID) bool { return grp.core().WasMember(a) }
+	}
+	inner, err := tasklist.Open(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -400,7 +413,9 @@ func (a *Agent) openTaskList(id TaskListID, name string, nonce [16]byte, open bo
 	a.lists.open[id] = l
 	a.lists.mu.Unlock()
 	sub, err := a.overlay.PubSub.SubscribeFunc(TaskListTopic(id), func(d pubsub.Delivery) {
-		inner.HandleBroadcast(d.Origin, d.Payload)
+		if p, ok := l.unseal(d.Payload); ok {
+			inner.HandleBroadcast(d.Origin, p)
+		}
 	})
 	if err != nil {
 		a.lists.mu.Lock()
@@ -471,8 +486,34 @@ func (a *Agent) onTaskSync(from PeerID, msg []byte) {
 	l := a.lists.open[id]
 	a.lists.mu.Unlock()
 	if l != nil {
-		l.list.HandleDirect(from, msg[len(id):])
+		if p, ok := l.unseal(msg[len(id):]); ok {
+			l.list.HandleDirect(from, p)
+		}
 	}
+}
+
+// seal encrypts a payload of a group's list for the group's members (a
+// list of no group sends it as it is).
+func (l *TaskList) seal(payload []byte) ([]byte, error) {
+	if l.group == nil {
+		return payload, nil
+	}
+	return l.group.core().Seal(l.lid[:], payload, l.agent.rand())
+}
+
+// unseal decrypts a received payload of a group's list; ok is false (and
+// the payload dropped) if it does not open with a key of the group's
+// recent epochs.
+func (l *TaskList) unseal(payload []byte) ([]byte, bool) {
+	if l.group == nil {
+		return payload, true
+	}
+	p, err := l.group.core().Open(l.lid[:], payload)
+	if err != nil {
+		l.agent.logger.Debug("x0x: group task-list payload dropped", "list", l.ID(), "err", err)
+		return nil, false
+	}
+	return p, true
 }
 
 // closeTaskLists closes every open list and the store (Agent.Close).
@@ -499,11 +540,19 @@ func (a *Agent) closeTaskLists() error {
 type listTransport struct{ l *TaskList }
 
 func (t listTransport) Broadcast(payload []byte) error {
-	_, err := t.l.agent.overlay.Publish(TaskListTopic(t.l.ID()), payload)
+	payload, err := t.l.seal(payload)
+	if err != nil {
+		return err
+	}
+	_, err = t.l.agent.overlay.Publish(TaskListTopic(t.l.ID()), payload)
 	return err
 }
 
 func (t listTransport) Send(peer identity.PeerID, payload []byte) error {
+	payload, err := t.l.seal(payload)
+	if err != nil {
+		return err
+	}
 	id := t.l.list.ID()
 	frame := make([]byte, 0, len(id)+len(payload))
 	frame = append(append(frame, id[:]...), payload...)
