@@ -48,6 +48,7 @@ type agentEntry struct {
 	legacy      map[string]*topicEntry       // x0x_subscribe's, by topic; nil once destroyed
 	subsDropped atomic.Uint64                // records subscriptions lost in their own buffers
 	lists       map[x0x.TaskListID]*openList // nil once destroyed
+	groups      map[*x0x.Group]*groupEntry   // group handles, by facade group; nil once destroyed
 	requests    atomic.Uint64                // last validation request ID issued
 
 	done chan struct{}
@@ -61,7 +62,7 @@ const inboxCapacity = 1024
 func newAgentEntry(a *x0x.Agent, q *eventQueue) *agentEntry {
 	return &agentEntry{a: a, q: q, inbox: make(chan event, inboxCapacity), stop: make(chan struct{}),
 		topics: map[*topicEntry]struct{}{}, legacy: map[string]*topicEntry{},
-		lists: map[x0x.TaskListID]*openList{}, done: make(chan struct{})}
+		lists: map[x0x.TaskListID]*openList{}, groups: map[*x0x.Group]*groupEntry{}, done: make(chan struct{})}
 }
 
 // callCtx is the context of a blocking call on this agent: it ends at the
@@ -127,7 +128,14 @@ func (e *agentEntry) forwardEvents(s *x0x.Stream[x0x.Event]) {
 		if err != nil {
 			return
 		}
-		if ce, known := convertEvent(ev); known && !e.post(ce) {
+		ce, known := convertEvent(ev)
+		if !known {
+			continue
+		}
+		if ev.Kind == x0x.EventGroupInvitation {
+			e.describeInvitation(&ce, ev.Group)
+		}
+		if !e.post(ce) {
 			return
 		}
 	}
@@ -135,8 +143,9 @@ func (e *agentEntry) forwardEvents(s *x0x.Stream[x0x.Event]) {
 
 // deliver hands one event to the callback or the pull queue. A panic (a
 // bug) is contained so delivery goes on; the event is then counted as
-// dropped. Records of closed subscriptions are skipped; a record that is
-// neither queued nor handed to a callback calls its onDrop.
+// dropped. Records of closed subscriptions, and of groups closed or
+// already reported removed, are skipped; a record that is neither queued
+// nor handed to a callback calls its onDrop.
 func (e *agentEntry) deliver(ce event) {
 	handed := false
 	defer func() {
@@ -149,6 +158,15 @@ func (e *agentEntry) deliver(ce event) {
 	}()
 	if ce.sub != nil && ce.sub.closed.Load() {
 		return
+	}
+	if g := ce.grp; g != nil {
+		if g.ended.Load() {
+			return
+		}
+		if ce.kind == kindGroupChanged && ce.nums[0] == groupRemoved {
+			// The last record of the group: nothing of it follows.
+			defer g.ended.Store(true)
+		}
 	}
 	e.cbMu.Lock()
 	cb, ud := e.cb, e.ud

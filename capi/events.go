@@ -37,6 +37,10 @@ type event struct {
 	// events): the dispatcher skips records of closed subscriptions, and a
 	// full queue counts their losses for the subscription's lag marker.
 	sub *subEntry
+	// grp is the group handle the record belongs to (nil for other
+	// records): the dispatcher skips records of closed groups and those
+	// that follow the group's X0X_GROUP_REMOVED.
+	grp *groupEntry
 	// onDrop is called (once, by the dispatcher) when the record could not
 	// be queued or handed to a callback: a validation request is then
 	// refused at once instead of waiting out its time limit.
@@ -61,6 +65,8 @@ func eventKind(k x0x.EventKind) uint32 {
 		return C.X0X_EVENT_DIRECT_MESSAGE
 	case x0x.EventNatTypeDetected:
 		return C.X0X_EVENT_NAT_TYPE_DETECTED
+	case x0x.EventGroupInvitation:
+		return C.X0X_EVENT_GROUP_INVITATION
 	}
 	return 0
 }
@@ -96,8 +102,11 @@ func convertEvent(ev x0x.Event) (e event, ok bool) {
 		e.agents = append(e.agents, a[:]...)
 	}
 	e.payload = ev.Payload
-	if ev.Kind == x0x.EventNatTypeDetected {
+	switch ev.Kind {
+	case x0x.EventNatTypeDetected:
 		e.nums[0] = natType(ev.NAT)
+	case x0x.EventGroupInvitation:
+		e.topic = ev.Group.String() // members and epoch: see describeInvitation
 	}
 	return e, true
 }
@@ -210,6 +219,8 @@ func (q *eventQueue) push(e event) bool {
 			q.missLocked(s, 1, true)
 			return false
 		}
+	} else if g := e.grp; g != nil && g.ended.Load() {
+		return false
 	} else if q.n == len(q.buf) {
 		q.dropped++
 		return false
@@ -283,6 +294,14 @@ func (q *eventQueue) closeSub(s *subEntry) {
 	defer q.mu.Unlock()
 	s.closed.Store(true)
 	q.forgetLocked(s)
+}
+
+// closeGroup marks g ended: after it returns, push queues no record of g.
+// Records already queued stay.
+func (q *eventQueue) closeGroup(g *groupEntry) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	g.ended.Store(true)
 }
 
 // pushWait appends e, waiting while the queue is full; it gives up (and

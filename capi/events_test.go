@@ -21,6 +21,10 @@ func TestConvertEventSkipsUnknownKinds(t *testing.T) {
 			t.Errorf("NAT %q: %+v %v", name, e, ok)
 		}
 	}
+	e, ok = convertEvent(x0x.Event{Kind: x0x.EventGroupInvitation, From: x0x.AgentID{3}, Group: x0x.GroupID{4}})
+	if !ok || e.kind != kindGroupInvitation || e.from != (x0x.AgentID{3}) || e.topic != (x0x.GroupID{4}).String() {
+		t.Fatalf("invitation: %+v", e)
+	}
 	e, _ = convertEvent(x0x.Event{Kind: x0x.EventPeerDisconnected, Err: x0x.ErrClosed})
 	if e.st != statusClosed || e.errMsg != x0x.ErrClosed.Error() {
 		t.Fatalf("error not converted: %+v", e)

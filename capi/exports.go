@@ -441,6 +441,7 @@ func destroyAgentFrom(h, inCallbackOf, inValidatorOf uint64) error {
 	close(e.stop)
 	e.closeTopics(inValidatorOf) // topic and subscription handles end
 	e.dropListHandles()          // and the agent's Close closes every task list
+	e.dropGroupHandles()         // and every group
 	err = e.a.Close()
 	if inCallbackOf != e.handle {
 		<-e.done

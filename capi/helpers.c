@@ -66,6 +66,9 @@ const char *x0x_status_name(int status) {
     case X0X_ERR_TASK_CLAIMED_BY_OTHER: return "X0X_ERR_TASK_CLAIMED_BY_OTHER";
     case X0X_ERR_NOT_WRITER: return "X0X_ERR_NOT_WRITER";
     case X0X_ERR_REJECTED: return "X0X_ERR_REJECTED";
+    case X0X_ERR_NOT_MEMBER: return "X0X_ERR_NOT_MEMBER";
+    case X0X_ERR_ALREADY_MEMBER: return "X0X_ERR_ALREADY_MEMBER";
+    case X0X_ERR_REFUSED: return "X0X_ERR_REFUSED";
     case X0X_ERR_OTHER: return "X0X_ERR_OTHER";
     }
     return "X0X_ERR_UNKNOWN";

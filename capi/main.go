@@ -9,9 +9,9 @@
 // every record, with the lag markers of the queue), exports.go (the
 // exported functions), topic.go (topic handles, subscriptions, lag markers
 // and validators), pubsub.go (the agent-level pub/sub calls of ABI 0.2, on
-// the same topic handles), tasklist.go, helpers.c (thread-local last error,
-// readiness fd, callback and validator trampolines and the functions that
-// need no Go).
+// the same topic handles), tasklist.go, group.go (private groups and their
+// forwarders), helpers.c (thread-local last error, readiness fd, callback
+// and validator trampolines and the functions that need no Go).
 package main
 
 // main is required by -buildmode=c-shared/c-archive and never runs.

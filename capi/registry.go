@@ -15,6 +15,7 @@ const (
 	kindTaskList     handleKind = 4
 	kindTopic        handleKind = 5
 	kindSubscription handleKind = 6
+	kindGroup        handleKind = 7
 
 	kindShift = 56
 	seqMask   = uint64(1)<<kindShift - 1
@@ -34,6 +35,8 @@ func (k handleKind) String() string {
 		return "topic"
 	case kindSubscription:
 		return "subscription"
+	case kindGroup:
+		return "group"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -82,7 +85,7 @@ func (r *registry) check(h uint64, k handleKind) error {
 	}
 	if got := handleKind(h >> kindShift); got != k {
 		switch got {
-		case kindConfig, kindAgent, kindIdentity, kindTaskList, kindTopic, kindSubscription:
+		case kindConfig, kindAgent, kindIdentity, kindTaskList, kindTopic, kindSubscription, kindGroup:
 			return &handleError{h, k, fmt.Sprintf("it is a %s handle", got)}
 		}
 		return &handleError{h, k, "not a handle issued by this library"}

@@ -42,6 +42,9 @@ const (
 	statusClaimedByOther  status = C.X0X_ERR_TASK_CLAIMED_BY_OTHER
 	statusNotWriter       status = C.X0X_ERR_NOT_WRITER
 	statusRejected        status = C.X0X_ERR_REJECTED
+	statusNotMember       status = C.X0X_ERR_NOT_MEMBER
+	statusAlreadyMember   status = C.X0X_ERR_ALREADY_MEMBER
+	statusRefused         status = C.X0X_ERR_REFUSED
 	statusOther           status = C.X0X_ERR_OTHER
 )
 
@@ -72,6 +75,12 @@ var sentinelStatus = []struct {
 	{x0x.ErrClaimedByOther, statusClaimedByOther},
 	{x0x.ErrNotWriter, statusNotWriter},
 	{x0x.ErrTaskNotFound, statusNotFound},
+	{x0x.ErrNotMember, statusNotMember},
+	{x0x.ErrAlreadyMember, statusAlreadyMember},
+	{x0x.ErrInvitationRefused, statusRefused},
+	{x0x.ErrGroupNotFound, statusNotFound},
+	{x0x.ErrInvitationNotFound, statusNotFound},
+	{x0x.ErrBadKeyPackage, statusCorrupt},
 	{x0x.ErrStoreFailed, statusIO},
 	{x0x.ErrSelfConnect, statusInvalidArg},
 	{x0x.ErrWrongPassphrase, statusWrongPassphrase},

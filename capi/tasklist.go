@@ -70,6 +70,15 @@ func (e *agentEntry) openTaskList(l *x0x.TaskList) (uint64, error) {
 		return 0, x0x.ErrClosed
 	}
 	ol := e.lists[l.ID()]
+	if ol != nil && ol.list != l {
+		// The list was left under this layer (its group closed, leaving
+		// it) and is open again: the old handles named the left list.
+		for _, h := range ol.handles {
+			_, _ = handles.remove(h, kindTaskList)
+		}
+		delete(e.lists, l.ID())
+		ol = nil
+	}
 	if ol == nil {
 		changes, err := l.Changes()
 		if err != nil {

@@ -71,7 +71,11 @@
  * x0x_topic_validation_result, x0x_topic_leave, x0x_subscription_close),
  * X0X_ERR_REJECTED, the event kinds X0X_EVENT_TOPIC_NEIGHBOUR_UP/_DOWN,
  * X0X_EVENT_LAGGED and X0X_EVENT_VALIDATE, and the subscription handle in
- * reserved[3] of X0X_EVENT_TOPIC_MESSAGE (0 for x0x_subscribe).
+ * reserved[3] of X0X_EVENT_TOPIC_MESSAGE (0 for x0x_subscribe); 0.7 private
+ * groups (x0x_keypackage_publish, x0x_group_*, x0x_invitations), the status
+ * codes X0X_ERR_NOT_MEMBER, X0X_ERR_ALREADY_MEMBER and X0X_ERR_REFUSED, and
+ * the event kinds X0X_EVENT_GROUP_INVITATION, X0X_EVENT_GROUP_MESSAGE and
+ * X0X_EVENT_GROUP_CHANGED.
  *
  * Events
  * ------
@@ -97,7 +101,7 @@ extern "C" {
  * soname suffix (libx0x.so.0); a library with another major version is not
  * compatible. Minor versions only add functions, keys and event kinds. */
 #define X0X_ABI_VERSION_MAJOR 0
-#define X0X_ABI_VERSION_MINOR 6
+#define X0X_ABI_VERSION_MINOR 7
 #define X0X_ABI_VERSION ((X0X_ABI_VERSION_MAJOR << 16) | X0X_ABI_VERSION_MINOR)
 
 /* Size in bytes of an ID (agent, machine, peer): SHA-256 of a public key. */
@@ -174,6 +178,15 @@ typedef enum x0x_status {
     /* Topics: a validator of the topic refused the message (a local
      * publish), or did not give its verdict within its time limit. ABI 0.6. */
     X0X_ERR_REJECTED = 19,
+    /* Groups: the agent is not a member of the group (or, for
+     * x0x_group_leave, is its only member). ABI 0.7. */
+    X0X_ERR_NOT_MEMBER = 20,
+    /* Groups: the agent is already a member of the group. ABI 0.7. */
+    X0X_ERR_ALREADY_MEMBER = 21,
+    /* Groups: the invited agent does not accept invitations (it has not
+     * called x0x_keypackage_publish) or is over its rate of invitations.
+     * ABI 0.7. */
+    X0X_ERR_REFUSED = 22,
     /* An error the library could not classify more precisely. */
     X0X_ERR_OTHER = 99
 } x0x_status;
@@ -185,6 +198,7 @@ typedef uint64_t x0x_identity;
 typedef uint64_t x0x_tasklist;
 typedef uint64_t x0x_topic;        /* ABI 0.6: a joined topic (x0x_topic_join) */
 typedef uint64_t x0x_subscription; /* ABI 0.6: a stream of a topic's messages or neighbour changes */
+typedef uint64_t x0x_group;        /* ABI 0.7: a private group this agent is a member of */
 #define X0X_NULL_HANDLE ((uint64_t)0)
 
 /* The library's own Go glue declares the functions with slightly different
@@ -553,6 +567,125 @@ int x0x_tasklist_set_open(x0x_tasklist list, int open);
 int x0x_tasklist_snapshot(x0x_tasklist list, char **out_json);
 
 /* ------------------------------------------------------------------ */
+/* Private groups (ABI 0.7)                                            */
+/* ------------------------------------------------------------------ */
+/* A group is an MLS (RFC 9420) group with x0x's post-quantum suite
+ * (ML-KEM-768+X25519 HPKE, ChaCha20-Poly1305, ML-DSA-65): only its members
+ * read its messages, task lists and presence; a removed member reads
+ * nothing sent after its removal, and x0x_group_update heals the group
+ * from a leak of the caller's earlier keys. Invitations travel over direct
+ * connections: the inviter fetches a key package from the invited agent
+ * (which must have called x0x_keypackage_publish), commits the addition and
+ * sends the agent a Welcome, which arrives as X0X_EVENT_GROUP_INVITATION;
+ * the agent answers with x0x_group_accept or x0x_group_decline. Concurrent
+ * changes by two members resolve the same way on every member (see
+ * docs/groups.md). Group IDs are X0X_ID_SIZE bytes. Messages and changes of
+ * a group arrive as X0X_EVENT_GROUP_MESSAGE and X0X_EVENT_GROUP_CHANGED
+ * records naming the group handle in reserved[3], from the moment the
+ * handle exists until x0x_group_close. A group lives in memory: it ends
+ * with its agent (the other members still count the agent as a member
+ * until they remove it). A group handle belongs to its agent and becomes
+ * invalid when the agent is destroyed or the handle is closed. */
+
+/* Makes the agent invitable: from now on members of groups may fetch
+ * single-use key packages from it over a direct connection (at most 4 per
+ * inviting agent per minute). Also stores in *out (freed by the caller
+ * with x0x_free) and *out_len one key package, which the caller may hand
+ * to an inviter by other means (x0x_group_invite_keypackage). Errors:
+ * X0X_ERR_INVALID_HANDLE, X0X_ERR_INVALID_ARG (NULL out or out_len),
+ * X0X_ERR_CLOSED. */
+int x0x_keypackage_publish(x0x_agent agent, uint8_t **out, size_t *out_len);
+
+/* Creates a group with the agent as its only member and stores its handle
+ * in *out. Errors: X0X_ERR_INVALID_HANDLE, X0X_ERR_INVALID_ARG,
+ * X0X_ERR_CLOSED. */
+int x0x_group_create(x0x_agent agent, x0x_group *out);
+
+/* Stores in *out_json (freed with x0x_free) a NUL-terminated JSON array of
+ * the invitations waiting for an answer:
+ *   [{"group":"<hex>","from":"<hex>","members":["<hex>",...],"epoch":<int>}, ...]
+ * Errors: X0X_ERR_INVALID_HANDLE, X0X_ERR_INVALID_ARG, X0X_ERR_CLOSED. */
+int x0x_invitations(x0x_agent agent, char **out_json);
+
+/* Accepts the pending invitation to group_id: joins the group and stores
+ * its handle in *out. Accepting a re-invitation into a group the agent
+ * still has open stores the handle it already has (the group moves to the
+ * new replica in place). Errors: X0X_ERR_INVALID_HANDLE, X0X_ERR_INVALID_ARG,
+ * X0X_ERR_NOT_FOUND (no such invitation pending), X0X_ERR_CORRUPT (the
+ * Welcome does not open: a forged invitation), X0X_ERR_CLOSED. */
+int x0x_group_accept(x0x_agent agent, const uint8_t group_id[X0X_ID_SIZE], x0x_group *out);
+
+/* Declines the pending invitation to group_id: its key package is wiped
+ * and the inviter is asked to remove the agent again. Errors:
+ * X0X_ERR_INVALID_HANDLE, X0X_ERR_INVALID_ARG, X0X_ERR_NOT_FOUND,
+ * X0X_ERR_CLOSED. */
+int x0x_group_decline(x0x_agent agent, const uint8_t group_id[X0X_ID_SIZE]);
+
+/* Writes the group's ID (X0X_ID_SIZE bytes) into out. Errors:
+ * X0X_ERR_INVALID_HANDLE, X0X_ERR_INVALID_ARG. */
+int x0x_group_id(x0x_group group, uint8_t out[X0X_ID_SIZE]);
+
+/* Stores in *out_json (freed with x0x_free) a NUL-terminated JSON object:
+ *   {"id":"<hex>","epoch":<int>,"members":["<hex>",...],"online":["<hex>",...],
+ *    "closed":true|false}
+ * "online" lists the members that announced their presence in the last 15
+ * minutes (and the caller); "closed" is true once the agent left or was
+ * removed. Errors: X0X_ERR_INVALID_HANDLE, X0X_ERR_INVALID_ARG. */
+int x0x_group_info(x0x_group group, char **out_json);
+
+/* Invites agent (its X0X_ID_SIZE-byte ID), which must be carried by a
+ * connected peer: fetches its key package over the direct connection,
+ * commits the addition and sends it the Welcome. Blocks up to timeout_ms
+ * (0: X0X_DEFAULT_TIMEOUT_MS). Errors: X0X_ERR_INVALID_HANDLE,
+ * X0X_ERR_INVALID_ARG, X0X_ERR_ALREADY_MEMBER, X0X_ERR_NO_ROUTE,
+ * X0X_ERR_REFUSED, X0X_ERR_CORRUPT (an invalid key package),
+ * X0X_ERR_TIMEOUT, X0X_ERR_CLOSED. */
+int x0x_group_invite(x0x_group group, const uint8_t agent[X0X_ID_SIZE], uint32_t timeout_ms);
+
+/* Invites the agent whose key package (len bytes, from its
+ * x0x_keypackage_publish) is at key_package, sending it the Welcome over a
+ * direct connection. Errors: as x0x_group_invite (X0X_ERR_INVALID_ARG also
+ * for a NULL or empty key_package), and X0X_ERR_TOO_LARGE for len over
+ * 64 KiB (checked before the key package is copied). */
+int x0x_group_invite_keypackage(x0x_group group, const uint8_t *key_package, size_t len, uint32_t timeout_ms);
+
+/* Removes member agent. Errors: X0X_ERR_INVALID_HANDLE,
+ * X0X_ERR_INVALID_ARG, X0X_ERR_NOT_MEMBER (also for the caller itself:
+ * use x0x_group_leave), X0X_ERR_CLOSED. */
+int x0x_group_remove(x0x_group group, const uint8_t agent[X0X_ID_SIZE]);
+
+/* Replaces the caller's keys in the group (a commit). Errors:
+ * X0X_ERR_INVALID_HANDLE, X0X_ERR_CLOSED. */
+int x0x_group_update(x0x_group group);
+
+/* Asks the other members to remove the caller; X0X_GROUP_REMOVED follows
+ * when they have. Errors: X0X_ERR_INVALID_HANDLE, X0X_ERR_NOT_MEMBER (the
+ * caller is the only member: close the group instead), X0X_ERR_CLOSED. */
+int x0x_group_leave(x0x_group group);
+
+/* Encrypts len bytes at data (NULL only if len is 0) for the members and
+ * publishes them. Errors: X0X_ERR_INVALID_HANDLE, X0X_ERR_INVALID_ARG,
+ * X0X_ERR_TOO_LARGE (over 960 KiB), X0X_ERR_CLOSED. */
+int x0x_group_publish(x0x_group group, const uint8_t *data, size_t len);
+
+/* Creates a task list that belongs to the group: its operations travel
+ * sealed under the group's epoch keys, and only the group's members (now
+ * or before) may write to it. Errors: as x0x_tasklist_create. */
+int x0x_group_tasklist_create(x0x_group group, const char *name, x0x_tasklist *out);
+
+/* Joins a task list of the group. Errors: as x0x_tasklist_join, and
+ * X0X_ERR_INVALID_ARG if the agent has the list open outside the group. */
+int x0x_group_tasklist_join(x0x_group group, const uint8_t list_id[X0X_ID_SIZE], x0x_tasklist *out);
+
+/* Ends the caller's replica of the group (its task lists are left, its
+ * secrets zeroed; the caller stays a member for the others: see
+ * x0x_group_leave) and invalidates the handle, and the handles of the
+ * task lists opened through it (as x0x_tasklist_leave does). Records of
+ * the group already queued stay drainable (skip them by their handle).
+ * Errors: X0X_ERR_INVALID_HANDLE (including a second close). */
+int x0x_group_close(x0x_group group);
+
+/* ------------------------------------------------------------------ */
 /* Benchmark aid                                                       */
 /* ------------------------------------------------------------------ */
 
@@ -637,8 +770,38 @@ typedef enum x0x_event_kind {
      * Answer with x0x_topic_validation_result(reserved[3], reserved[2],
      * verdict) within the topic's time limit; the message waits for it.
      * ABI 0.6. */
-    X0X_EVENT_VALIDATE = 13
+    X0X_EVENT_VALIDATE = 13,
+    /* Agent `from` invited this agent into a group: `topic` is the group
+     * ID in hex, `agents` its members, reserved[0] the epoch the
+     * invitation starts. Answer with x0x_group_accept or
+     * x0x_group_decline. ABI 0.7. */
+    X0X_EVENT_GROUP_INVITATION = 14,
+    /* Member `from` sent `payload` (NULL if empty) to the group whose ID
+     * is `topic` (hex): reserved[0] the epoch it was sent in, reserved[3]
+     * the x0x_group. ABI 0.7. */
+    X0X_EVENT_GROUP_MESSAGE = 15,
+    /* The group whose ID is `topic` (hex) changed: reserved[0] is an
+     * x0x_group_change, reserved[1] the epoch after it, reserved[3] the
+     * x0x_group; `from` is the member concerned (all zero for
+     * X0X_GROUP_EPOCH_CHANGED and X0X_GROUP_REMOVED). ABI 0.7. */
+    X0X_EVENT_GROUP_CHANGED = 16
 } x0x_event_kind;
+
+/* Group changes, as reported in X0X_EVENT_GROUP_CHANGED. ABI 0.7. */
+typedef enum x0x_group_change {
+    X0X_GROUP_MEMBER_JOINED = 1,
+    X0X_GROUP_MEMBER_LEFT = 2,
+    /* A commit moved the group to a new epoch (new keys). */
+    X0X_GROUP_EPOCH_CHANGED = 3,
+    /* The agent left or was removed: the group is closed (calls other than
+     * x0x_group_id, x0x_group_info and x0x_group_close return
+     * X0X_ERR_CLOSED); no more records of it follow. Its task lists are
+     * left too: their handles return X0X_ERR_CLOSED for changes until
+     * x0x_tasklist_leave. */
+    X0X_GROUP_REMOVED = 4,
+    /* `from` announced its presence (only members see it). */
+    X0X_GROUP_MEMBER_ONLINE = 5
+} x0x_group_change;
 
 /* NAT mapping behaviours, as reported in X0X_EVENT_NAT_TYPE_DETECTED. */
 typedef enum x0x_nat_type {

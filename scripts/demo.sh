@@ -6,8 +6,12 @@
 #    (bindings/node/examples/team-agent.js) and one in Python
 #    (bindings/python/examples/team_agent.py), join through x0xd, say hello
 #    to each other on a topic, and work one task list together (add, claim,
-#    complete, with a concurrent claim); the protocol is in
-#    cmd/x0x-demo/team.go. Their transcripts interleave below.
+#    complete, with a concurrent claim); then, phase 2, Go creates a private
+#    MLS group (post-quantum suite), invites Node and Python (key packages
+#    fetched and Welcomes sent over direct connections), and the three share
+#    a task list sealed with the group's keys and talk inside the group.
+#    The protocol is in cmd/x0x-demo/team.go. Their transcripts interleave
+#    below.
 # 3. alice and bob (Go) exchange direct messages, bob restarts and alice
 #    reconnects by herself; x0xd's /health and /metrics are checked.
 # 4. x0xd is stopped with SIGTERM and must shut down cleanly.
@@ -43,7 +47,7 @@ echo "[x0xd]    bootstrap node ${machine:0:8} on udp $udp, http $http"
 echo "== the team: Go, Node and Python agents on one topic and one task list"
 team="$work/team"
 mkdir -p "$team"
-"$bin/x0x-demo" -team "$team" -bootstrap "$machine@$udp" -timeout 120s &
+"$bin/x0x-demo" -team "$team" -bootstrap "$machine@$udp" -timeout 180s &
 pids+=($!)
 node bindings/node/examples/team-agent.js "$team" "$machine@$udp" &
 pids+=($!)

@@ -95,7 +95,7 @@ if [ "$asan" = 1 ]; then
     src/*.c "$root/$lib" -lpthread -lresolv -o "$root/build/node-asan/x0x.node"
   ASAN_OPTIONS=detect_leaks=0:halt_on_error=1 LD_PRELOAD=$(gcc -print-file-name=libasan.so) \
     X0X_NODE_ADDON="$root/build/node-asan/x0x.node" X0X_REQUIRE_TOOLS=1 \
-    node --test test/agent.test.js test/badinput.test.js test/tasklist.test.js
+    node --test test/agent.test.js test/badinput.test.js test/tasklist.test.js test/group.test.js
 fi
 
 if [ "$bench" = 1 ]; then

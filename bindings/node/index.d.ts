@@ -27,6 +27,9 @@ export type StatusCode =
   | 'X0X_ERR_TASK_CLAIMED_BY_OTHER'
   | 'X0X_ERR_NOT_WRITER'
   | 'X0X_ERR_REJECTED'
+  | 'X0X_ERR_NOT_MEMBER'
+  | 'X0X_ERR_ALREADY_MEMBER'
+  | 'X0X_ERR_REFUSED'
   | 'X0X_ERR_OTHER'
   | 'X0X_ERR_UNSUPPORTED'
   | 'X0X_ERR_UNKNOWN';
@@ -49,6 +52,9 @@ export declare const EventKind: Readonly<{
   TOPIC_NEIGHBOUR_DOWN: 11;
   LAGGED: 12;
   VALIDATE: 13;
+  GROUP_INVITATION: 14;
+  GROUP_MESSAGE: 15;
+  GROUP_CHANGED: 16;
 }>;
 
 /**
@@ -71,6 +77,16 @@ export declare class X0xError extends Error {
 
 /** A task operation refused because of the task's state (TASK_DONE, TASK_NOT_CLAIMED, TASK_CLAIMED_BY_OTHER). */
 export declare class X0xTaskError extends X0xError {}
+
+/**
+ * A group operation refused because of membership: X0X_ERR_NOT_MEMBER (not a
+ * member; or leave() by the only member), X0X_ERR_ALREADY_MEMBER (invite() of
+ * a member) or X0X_ERR_REFUSED (the invited agent did not publish a key
+ * package, or is over its rate of invitations).
+ */
+export declare class X0xGroupError extends X0xError {
+  readonly code: 'X0X_ERR_NOT_MEMBER' | 'X0X_ERR_ALREADY_MEMBER' | 'X0X_ERR_REFUSED';
+}
 
 /**
  * The lag marker of a stream: `missed` items were lost because the reader
@@ -256,6 +272,97 @@ export declare class Topic {
   leave(): Promise<void>;
 }
 
+/** An invitation into a private group, waiting for acceptInvitation() or declineInvitation(). */
+export interface GroupInvitation {
+  /** The group's ID (hex). */
+  group: string;
+  /** The member that invited this agent (agent ID, hex). */
+  from: string;
+  /** The group's members at the invitation (agent IDs, hex). */
+  members: string[];
+  /** The epoch the invitation starts. */
+  epoch: number;
+}
+
+/** A message of another member of a group (Group#messages()). */
+export interface GroupMessage {
+  /** The group's ID (hex). */
+  group: string;
+  /** The sending member (agent ID, hex; authenticated by MLS). */
+  from: string;
+  data: Buffer;
+  /** The group epoch it was sent in. */
+  epoch: number;
+}
+
+export type GroupEventKind = 'member-joined' | 'member-left' | 'epoch-changed' | 'removed' | 'member-online' | 'unknown';
+
+/** A change of a group (Group#events()). */
+export interface GroupEvent {
+  kind: GroupEventKind;
+  /** The group's ID (hex). */
+  group: string;
+  /** The member concerned (agent ID, hex); null for 'epoch-changed' and 'removed'. */
+  agent: string | null;
+  /** The epoch after the change. */
+  epoch: number;
+}
+
+/** A group's state (Group#info()). */
+export interface GroupInfo {
+  id: string;
+  epoch: number;
+  /** Agent IDs (hex), sorted. */
+  members: string[];
+  /** Members that announced their presence in the last 15 minutes, and this agent. */
+  online: string[];
+  /** True once this agent left or was removed. */
+  closed: boolean;
+}
+
+/** The other members' messages of a group (Group#messages()). */
+export declare class GroupMessages extends Stream<GroupMessage> {
+  /** The group's ID (hex). */
+  readonly group: string;
+}
+
+/** The changes of a group (Group#events()); it ends after a 'removed' event. */
+export declare class GroupEvents extends Stream<GroupEvent> {
+  /** The group's ID (hex). */
+  readonly group: string;
+}
+
+/** A private group (MLS) this agent is a member of. */
+export declare class Group {
+  private constructor(token: never);
+  /** The group's ID (hex). */
+  readonly id: string;
+  readonly agent: Agent;
+  /** True once close() was called (or the agent closed). */
+  readonly closed: boolean;
+  /** True once this agent left or was removed. */
+  readonly removed: boolean;
+  info(): GroupInfo;
+  /** Encrypts data for the members (at most 960 KiB) and publishes it. */
+  publish(data: Bytes): Promise<void>;
+  messages(options?: StreamOptions): GroupMessages;
+  events(options?: StreamOptions): GroupEvents;
+  /** Invites an agent that published a key package and is carried by a connected peer. */
+  invite(agentId: string, options?: CallOptions): Promise<void>;
+  /** Invites the agent whose key package (from its publishKeyPackage()) this is. */
+  inviteKeyPackage(keyPackage: Buffer | Uint8Array | ArrayBufferView | ArrayBuffer, options?: CallOptions): Promise<void>;
+  remove(agentId: string): Promise<void>;
+  /** Replaces this agent's keys in the group (a commit). */
+  update(): Promise<void>;
+  /** Asks the other members to remove this agent; a 'removed' event follows. */
+  leave(): Promise<void>;
+  /** A task list only the group's members read and write. */
+  createTaskList(name: string): Promise<TaskList>;
+  joinTaskList(listId: string): Promise<TaskList>;
+  /** Ends this agent's replica (its streams end, its task lists are left). */
+  close(): Promise<void>;
+}
+
 export interface AgentEvents {
   connected: [ConnectedEvent];
   disconnected: [DisconnectedEvent];
@@ -268,6 +375,8 @@ export interface AgentEvents {
   message: [TopicMessage];
   direct: [DirectMessage];
   taskUpdated: [TaskUpdatedEvent];
+  /** An invitation into a private group (also listed by Agent#invitations()). */
+  groupInvitation: [GroupInvitation];
   error: [Error];
   close: [];
 }
@@ -298,6 +407,15 @@ export declare class Agent extends EventEmitter {
   peerAgents(peerId: string): string[];
   eventsDropped(): number;
   exportIdentity(passphrase: Bytes): Promise<Buffer>;
+  /** Makes this agent invitable into groups; resolves to one key package. */
+  publishKeyPackage(): Promise<Buffer>;
+  createGroup(): Promise<Group>;
+  /** The invitations waiting for an answer. */
+  invitations(): GroupInvitation[];
+  acceptInvitation(groupId: string): Promise<Group>;
+  declineInvitation(groupId: string): Promise<void>;
+  /** The groups this agent has open. */
+  groups(): Group[];
   debugInjectEvents(n: number, payloadLen: number): Promise<void>;
   close(): Promise<void>;
 
@@ -382,4 +500,4 @@ export declare class TaskList extends EventEmitter {
 export declare function abiVersion(): number;
 
 /** Which optional library functions the linked libx0x provides. */
-export declare const capabilities: Readonly<{ pubsub: boolean; injectEvents: boolean; tasklist: boolean; topics: boolean }>;
+export declare const capabilities: Readonly<{ pubsub: boolean; injectEvents: boolean; tasklist: boolean; topics: boolean; groups: boolean }>;

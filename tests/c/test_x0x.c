@@ -2,7 +2,8 @@
  * two agents on 127.0.0.1 exchanging direct messages through the pull API
  * and the callback API, publish/subscribe both ways, topic handles (several
  * handles and subscriptions, neighbour events, lag markers, C and
- * asynchronous validators), injected events, task lists, identity export/import, and misuse (NULL pointers,
+ * asynchronous validators), injected events, task lists, private groups,
+ * identity export/import, and misuse (NULL pointers,
  * stale, foreign and wrong-kind handles, double destroy, oversized inputs,
  * wrong passphrases). Run by scripts/test-capi.sh under AddressSanitizer
  * (leak checking on). Prints one line per failed check and ends with
@@ -205,7 +206,7 @@ static void test_library(void) {
     CHECK(v >> 16 == X0X_ABI_VERSION_MAJOR && (v & 0xffff) >= X0X_ABI_VERSION_MINOR, "ABI version %#x", v);
     CHECK(strcmp(x0x_status_name(X0X_ERR_TIMEOUT), "X0X_ERR_TIMEOUT") == 0, "status name");
     CHECK(strcmp(x0x_status_name(12345), "X0X_ERR_UNKNOWN") == 0, "unknown status name");
-    for (int st = X0X_OK; st <= X0X_ERR_REJECTED; st++)
+    for (int st = X0X_OK; st <= X0X_ERR_REFUSED; st++)
         CHECK(strcmp(x0x_status_name(st), "X0X_ERR_UNKNOWN") != 0, "status %d has no name", st);
     x0x_free(NULL);
     x0x_events_release(NULL, 0);
@@ -1333,6 +1334,188 @@ static void test_concurrent_destroy(void) {
     CHECK(ok >= 3, "threads did not all run before destroy (%d successful calls)", ok);
 }
 
+/* What wait_group_record found: the fields the group tests check. */
+struct group_rec {
+    uint8_t from[32];
+    size_t agents_count;
+    int agents_has[2]; /* whether the two IDs asked for are in `agents` */
+    uint64_t reserved[4];
+};
+
+/* Pulls agent's events until one of kind on group hex (with payload, if
+ * not NULL) arrives, and copies what the group tests check into *out
+ * (ids: two IDs to look for in `agents`, or NULL). Returns 1 if found
+ * within timeout_ms. */
+static int wait_group_record(x0x_agent agent, uint32_t kind, const char *hex, const char *payload,
+                             const uint8_t *ids, struct group_rec *out, int timeout_ms) {
+    int fd = -1;
+    if (x0x_events_fd(agent, &fd) != X0X_OK) return 0;
+    double deadline = now_s() + timeout_ms / 1000.0;
+    int found = 0;
+    while (!found && now_s() < deadline) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 100) <= 0) continue;
+        x0x_event evs[16];
+        size_t n = 0;
+        if (x0x_events_drain(agent, evs, 16, &n) != X0X_OK) return 0;
+        for (size_t i = 0; i < n && !found; i++) {
+            const x0x_event *ev = &evs[i];
+            if (ev->kind != kind || ev->topic == NULL || strcmp(ev->topic, hex) != 0) continue;
+            if (payload && (ev->payload_len != strlen(payload) || memcmp(ev->payload, payload, ev->payload_len) != 0))
+                continue;
+            found = 1;
+            memcpy(out->from, ev->from, 32);
+            out->agents_count = ev->agents_count;
+            for (int k = 0; k < 2; k++) {
+                out->agents_has[k] = 0;
+                for (size_t j = 0; ids && j < ev->agents_count; j++)
+                    out->agents_has[k] |= memcmp(ev->agents + j * 32, ids + k * 32, 32) == 0;
+            }
+            memcpy(out->reserved, ev->reserved, sizeof out->reserved);
+        }
+        x0x_events_release(evs, n);
+    }
+    return found;
+}
+
+/* Waits until x0x_group_info of group contains needle. */
+static int wait_group_info(x0x_group group, const char *needle, int timeout_ms) {
+    double deadline = now_s() + timeout_ms / 1000.0;
+    while (now_s() < deadline) {
+        char *json = NULL;
+        if (x0x_group_info(group, &json) != X0X_OK) return 0;
+        int found = strstr(json, needle) != NULL;
+        x0x_free(json);
+        if (found) return 1;
+        usleep(20 * 1000);
+    }
+    return 0;
+}
+
+/* Private groups (ABI 0.7): two agents, a key package, an invitation
+ * pulled as X0X_EVENT_GROUP_INVITATION, accept, a group message pulled as
+ * X0X_EVENT_GROUP_MESSAGE naming the group handle, the info JSON, misuse
+ * and close. */
+static void test_groups(void) {
+    x0x_agent a = 0, b = 0;
+    CHECK_OK(make_agent("group-a", NULL, NULL, X0X_NULL_HANDLE, &a));
+    char *addr = NULL, hex[X0X_ID_HEX_SIZE], boot[600];
+    uint8_t ids[64], a_machine[32]; /* a's and b's agent IDs */
+    CHECK_OK(x0x_agent_addr(a, &addr));
+    CHECK_OK(x0x_machine_id(a, a_machine));
+    CHECK_OK(x0x_agent_id(a, ids));
+    x0x_id_to_hex(a_machine, hex);
+    snprintf(boot, sizeof boot, "%s@%s", hex, addr ? addr : "");
+    x0x_free(addr);
+    CHECK_OK(make_agent("group-b", boot, NULL, X0X_NULL_HANDLE, &b));
+    CHECK_OK(x0x_agent_id(b, ids + 32));
+    CHECK_OK(x0x_join_network(b, 10000));
+    CHECK_OK(x0x_wait_for_agent(a, ids + 32, 10000));
+    char a_hex[X0X_ID_HEX_SIZE], b_hex[X0X_ID_HEX_SIZE];
+    x0x_id_to_hex(ids, a_hex);
+    x0x_id_to_hex(ids + 32, b_hex);
+
+    /* b becomes invitable. */
+    uint8_t *kp = NULL;
+    size_t kp_len = 0;
+    CHECK_RC(x0x_keypackage_publish(b, NULL, &kp_len), X0X_ERR_INVALID_ARG);
+    CHECK_RC(x0x_keypackage_publish(b, &kp, NULL), X0X_ERR_INVALID_ARG);
+    CHECK_OK(x0x_keypackage_publish(b, &kp, &kp_len));
+    CHECK(kp != NULL && kp_len > 0, "empty key package");
+    x0x_free(kp);
+
+    /* a creates the group and invites b. */
+    x0x_group ga = 0, gb = 0, scratch = 0;
+    uint8_t gid[32], gid_b[32];
+    char gid_hex[X0X_ID_HEX_SIZE], needle[256];
+    CHECK_RC(x0x_group_create(a, NULL), X0X_ERR_INVALID_ARG);
+    CHECK_RC(x0x_group_create(X0X_NULL_HANDLE, &ga), X0X_ERR_INVALID_HANDLE);
+    CHECK_OK(x0x_group_create(a, &ga));
+    CHECK_OK(x0x_group_id(ga, gid));
+    CHECK_RC(x0x_group_id(ga, NULL), X0X_ERR_INVALID_ARG);
+    x0x_id_to_hex(gid, gid_hex);
+    CHECK_RC(x0x_group_invite(ga, NULL, 0), X0X_ERR_INVALID_ARG);
+    CHECK_OK(x0x_group_invite(ga, ids + 32, 0));
+    CHECK_RC(x0x_group_invite(ga, ids + 32, 0), X0X_ERR_ALREADY_MEMBER);
+    struct group_rec rec;
+    memset(&rec, 0, sizeof rec);
+    CHECK(wait_group_record(b, X0X_EVENT_GROUP_INVITATION, gid_hex, NULL, ids, &rec, 20000),
+          "b got no X0X_EVENT_GROUP_INVITATION");
+    CHECK(memcmp(rec.from, ids, 32) == 0, "invitation: from is not a");
+    CHECK(rec.agents_count == 2 && rec.agents_has[0] && rec.agents_has[1], "invitation: %zu members",
+          rec.agents_count);
+    CHECK(rec.reserved[0] > 0 && rec.reserved[3] == 0, "invitation: epoch %llu, reserved[3] %llu",
+          (unsigned long long)rec.reserved[0], (unsigned long long)rec.reserved[3]);
+    char *json = NULL;
+    CHECK_RC(x0x_invitations(b, NULL), X0X_ERR_INVALID_ARG);
+    CHECK_OK(x0x_invitations(b, &json));
+    snprintf(needle, sizeof needle, "[{\"group\":\"%s\",\"from\":\"%s\",", gid_hex, a_hex);
+    CHECK(json && strstr(json, needle) != NULL, "invitations: %s", json ? json : "(null)");
+    x0x_free(json);
+
+    /* b accepts. */
+    CHECK_RC(x0x_group_accept(b, NULL, &gb), X0X_ERR_INVALID_ARG);
+    CHECK_RC(x0x_group_accept(b, gid, NULL), X0X_ERR_INVALID_ARG);
+    CHECK_OK(x0x_group_accept(b, gid, &gb));
+    CHECK_RC(x0x_group_accept(b, gid, &scratch), X0X_ERR_NOT_FOUND);
+    CHECK_RC(x0x_group_decline(b, gid), X0X_ERR_NOT_FOUND);
+    CHECK_OK(x0x_invitations(b, &json));
+    CHECK(json && strcmp(json, "[]") == 0, "invitations after accept: %s", json ? json : "(null)");
+    x0x_free(json);
+    CHECK_OK(x0x_group_id(gb, gid_b));
+    CHECK(memcmp(gid, gid_b, 32) == 0, "b's group has another ID");
+    snprintf(needle, sizeof needle, "\"members\":[\"%s\",\"%s\"]", memcmp(ids, ids + 32, 32) < 0 ? a_hex : b_hex,
+             memcmp(ids, ids + 32, 32) < 0 ? b_hex : a_hex);
+    CHECK(wait_group_info(ga, needle, 20000), "a's group never listed both members");
+    CHECK(wait_group_info(gb, needle, 20000), "b's group never listed both members");
+
+    /* One group message from b, pulled by a with a's group handle. */
+    const char *msg = "hello, group";
+    int got = 0;
+    double deadline = now_s() + 20;
+    while (!got && now_s() < deadline) {
+        CHECK_OK(x0x_group_publish(gb, (const uint8_t *)msg, strlen(msg)));
+        got = wait_group_record(a, X0X_EVENT_GROUP_MESSAGE, gid_hex, msg, NULL, &rec, 300);
+    }
+    CHECK(got, "a got no X0X_EVENT_GROUP_MESSAGE");
+    CHECK(got && memcmp(rec.from, ids + 32, 32) == 0, "message: from is not b");
+    CHECK(got && rec.reserved[3] == ga && rec.reserved[0] > 0, "message: reserved[3] %#llx (want %#llx), epoch %llu",
+          (unsigned long long)rec.reserved[3], (unsigned long long)ga, (unsigned long long)rec.reserved[0]);
+
+    /* The info JSON. */
+    CHECK_RC(x0x_group_info(ga, NULL), X0X_ERR_INVALID_ARG);
+    CHECK_OK(x0x_group_info(ga, &json));
+    snprintf(needle, sizeof needle, "{\"id\":\"%s\",\"epoch\":", gid_hex);
+    CHECK(json && strstr(json, needle) == json, "info: %s", json ? json : "(null)");
+    CHECK(json && strstr(json, "\"online\":[") && strstr(json, "\"closed\":false}"), "info: %s", json ? json : "(null)");
+    x0x_free(json);
+
+    /* Misuse. */
+    uint8_t small[8] = {0};
+    CHECK_RC(x0x_group_publish(ga, NULL, 5), X0X_ERR_INVALID_ARG);
+    CHECK_RC(x0x_group_publish(ga, small, (960u << 10) + 1), X0X_ERR_TOO_LARGE); /* not read */
+    CHECK_OK(x0x_group_publish(ga, NULL, 0));
+    CHECK_RC(x0x_group_invite_keypackage(ga, NULL, 0, 0), X0X_ERR_INVALID_ARG);
+    CHECK_RC(x0x_group_invite_keypackage(ga, small, sizeof small, 0), X0X_ERR_CORRUPT);
+    CHECK_RC(x0x_group_remove(ga, ids), X0X_ERR_NOT_MEMBER); /* itself: use leave */
+    CHECK_RC(x0x_group_id(a, gid_b), X0X_ERR_INVALID_HANDLE);   /* an agent handle */
+    CHECK_RC(x0x_group_create(ga, &scratch), X0X_ERR_INVALID_HANDLE); /* a group handle */
+    CHECK_RC(x0x_group_tasklist_create(ga, NULL, &scratch), X0X_ERR_INVALID_ARG);
+    CHECK_RC(x0x_group_tasklist_join(ga, NULL, &scratch), X0X_ERR_INVALID_ARG);
+    CHECK_OK(x0x_group_update(ga));
+
+    /* Close: the handles end. */
+    CHECK_OK(x0x_group_close(ga));
+    CHECK_RC(x0x_group_close(ga), X0X_ERR_INVALID_HANDLE);
+    CHECK_RC(x0x_group_info(ga, &json), X0X_ERR_INVALID_HANDLE);
+    CHECK_RC(x0x_group_publish(ga, NULL, 0), X0X_ERR_INVALID_HANDLE);
+    CHECK_RC(x0x_group_leave(ga), X0X_ERR_INVALID_HANDLE);
+    CHECK_OK(x0x_agent_destroy(b)); /* invalidates gb */
+    CHECK_RC(x0x_group_id(gb, gid_b), X0X_ERR_INVALID_HANDLE);
+    CHECK_RC(x0x_group_close(gb), X0X_ERR_INVALID_HANDLE);
+    CHECK_OK(x0x_agent_destroy(a));
+}
+
 static void test_destroy(x0x_agent a, x0x_agent b) {
     CHECK_OK(x0x_agent_destroy(a));
     CHECK_RC(x0x_agent_destroy(a), X0X_ERR_INVALID_HANDLE);
@@ -1386,6 +1569,7 @@ int main(void) {
     test_topic_lag_and_validation();
     test_inject(a);
     test_tasklist(a, b);
+    test_groups();
     test_identity(a);
     test_passphrase();
     test_timeouts();

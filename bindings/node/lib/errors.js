@@ -23,6 +23,9 @@ const Status = Object.freeze({
   X0X_ERR_TASK_CLAIMED_BY_OTHER: 17,
   X0X_ERR_NOT_WRITER: 18,
   X0X_ERR_REJECTED: 19,
+  X0X_ERR_NOT_MEMBER: 20,
+  X0X_ERR_ALREADY_MEMBER: 21,
+  X0X_ERR_REFUSED: 22,
   X0X_ERR_OTHER: 99,
   // Not a library status: the linked libx0x lacks the function.
   X0X_ERR_UNSUPPORTED: -1,
@@ -55,6 +58,20 @@ class X0xTaskError extends X0xError {
 }
 
 /**
+ * A group operation refused because of membership: X0X_ERR_NOT_MEMBER (the
+ * agent named is not a member, or the caller is the group's only member
+ * and cannot leave), X0X_ERR_ALREADY_MEMBER (the invited agent is a
+ * member already) or X0X_ERR_REFUSED (the invited agent does not accept
+ * invitations: it never published a key package, or it is over its rate).
+ */
+class X0xGroupError extends X0xError {
+  constructor(code, status, message) {
+    super(code, status, message);
+    this.name = 'X0xGroupError';
+  }
+}
+
+/**
  * The lag marker of a subscription or event stream: `missed` items were
  * lost because the reader fell behind (the library's event queue or the
  * stream's own buffer was full). It is reported once, exactly where the
@@ -72,6 +89,8 @@ class LaggedError extends Error {
 
 const TASK_CODES = new Set(['X0X_ERR_TASK_DONE', 'X0X_ERR_TASK_NOT_CLAIMED', 'X0X_ERR_TASK_CLAIMED_BY_OTHER', 'X0X_ERR_NOT_WRITER']);
 
+const GROUP_CODES = new Set(['X0X_ERR_NOT_MEMBER', 'X0X_ERR_ALREADY_MEMBER', 'X0X_ERR_REFUSED']);
+
 const NAMES = new Map(Object.entries(Status).map(([k, v]) => [v, k]));
 
 /**
@@ -85,7 +104,9 @@ function statusName(status, libName) {
 /** Builds the right error class for a status (used by the addon). */
 function makeError(code, status, message) {
   if (code === 'X0X_ERR_UNKNOWN' || code === undefined) code = statusName(status, code);
-  return TASK_CODES.has(code) ? new X0xTaskError(code, status, message) : new X0xError(code, status, message);
+  if (TASK_CODES.has(code)) return new X0xTaskError(code, status, message);
+  if (GROUP_CODES.has(code)) return new X0xGroupError(code, status, message);
+  return new X0xError(code, status, message);
 }
 
-module.exports = { X0xError, X0xTaskError, LaggedError, Status, makeError, statusName };
+module.exports = { X0xError, X0xTaskError, X0xGroupError, LaggedError, Status, makeError, statusName };

@@ -1,7 +1,7 @@
 'use strict';
-// x0x for Node.js: agents, topics (publish/subscribe), direct messages and
-// task lists over the x0x C ABI (include/x0x.h), through the native addon in
-// ../src.
+// x0x for Node.js: agents, topics (publish/subscribe), direct messages,
+// task lists and private groups over the x0x C ABI (include/x0x.h), through
+// the native addon in ../src.
 //
 // Threading: blocking library calls run on libuv's thread pool and return
 // Promises; each open agent has one native thread that waits for events
@@ -11,7 +11,7 @@
 
 const { EventEmitter } = require('node:events');
 const { loadAddon } = require('./loader');
-const { X0xError, X0xTaskError, LaggedError, Status, makeError, statusName } = require('./errors');
+const { X0xError, X0xTaskError, X0xGroupError, LaggedError, Status, makeError, statusName } = require('./errors');
 
 const native = loadAddon();
 native.init(makeError);
@@ -43,6 +43,9 @@ const EventKind = Object.freeze({
   TOPIC_NEIGHBOUR_DOWN: 11,
   LAGGED: 12,
   VALIDATE: 13,
+  GROUP_INVITATION: 14,
+  GROUP_MESSAGE: 15,
+  GROUP_CHANGED: 16,
 });
 
 /** NAT types reported by 'natType', indexed by x0x_nat_type. */
@@ -50,6 +53,10 @@ const NAT_TYPES = ['unknown', 'none', 'endpoint-independent', 'endpoint-dependen
 
 /** Task operations reported by 'taskUpdated', indexed by x0x_task_op. */
 const TASK_OPS = [undefined, 'added', 'updated', 'claimed', 'completed', 'reopened', 'moved', 'removed', 'access'];
+
+/** Group changes reported by Group#events(), indexed by x0x_group_change. */
+const GROUP_CHANGES = [undefined, 'member-joined', 'member-left', 'epoch-changed', 'removed', 'member-online'];
+const GROUP_REMOVED = 4;
 
 const kToken = Symbol('x0x.constructor');
 const kNative = Symbol('x0x.native');
@@ -63,6 +70,10 @@ const kUnroute = Symbol('x0x.unroute');
 const kTopicGone = Symbol('x0x.topicGone');
 const kValidate = Symbol('x0x.validate');
 const kAgentClosed = Symbol('x0x.agentClosed');
+const kGroupOpened = Symbol('x0x.groupOpened');
+const kGroupGone = Symbol('x0x.groupGone');
+const kGroupMessage = Symbol('x0x.groupMessage');
+const kGroupChange = Symbol('x0x.groupChange');
 const HEX_ID = /^[0-9a-fA-F]{64}$/;
 
 // ---- argument checks (TypeError / RangeError before any native call) ----
@@ -138,6 +149,9 @@ class Agent extends EventEmitter {
   #lists = new Map(); // list ID hex -> Set<TaskList>
   #topics = new Map(); // topic handle (BigInt) -> Topic
   #routes = new Map(); // subscription handle (BigInt) -> Stream or deprecated-subscribe entry
+  #groups = new Map(); // group handle (BigInt) -> Group
+  #opening = 0; // createGroup/acceptInvitation calls in flight
+  #earlyRemoved = new Set(); // group handles reported removed before their Group existed
   #agentId = '';
   #machineId = '';
   #addr = '';
@@ -354,6 +368,89 @@ class Agent extends EventEmitter {
 
   [kTopicGone](topic) { this.#topics.delete(topic[kNative]()); }
 
+  // ---- private groups (ABI 0.7) ----
+
+  /**
+   * Makes this agent invitable into private groups: from now on members of
+   * groups may fetch single-use key packages from it over a direct
+   * connection (Group#invite), at most 4 per inviting agent per minute.
+   * Resolves to one key package (a Buffer) that may also be handed to an
+   * inviter by other means (Group#inviteKeyPackage).
+   */
+  async publishKeyPackage() {
+    return native.group('publishKeyPackage', this.#handle());
+  }
+
+  /** Creates a private group with this agent as its only member. */
+  async createGroup() {
+    return this.#openGroup(native.group('create', this.#handle()));
+  }
+
+  /**
+   * The invitations waiting for an answer: [{group, from, members, epoch}]
+   * (group: the group ID, from: the inviting member, members: the group's
+   * members at the invitation, epoch: the epoch it starts). Each also
+   * arrived as a 'groupInvitation' event.
+   */
+  invitations() {
+    return JSON.parse(native.invitations(this.#handle())).map(parseInvitation);
+  }
+
+  /**
+   * Accepts the pending invitation to group groupId (hex) and resolves to
+   * the Group. Rejects with X0xError 'X0X_ERR_NOT_FOUND' if no such
+   * invitation is pending, 'X0X_ERR_CORRUPT' for a forged one.
+   */
+  async acceptInvitation(groupId) {
+    checkId(groupId, 'groupId');
+    return this.#openGroup(native.group('accept', this.#handle(), groupId));
+  }
+
+  /**
+   * Declines the pending invitation to group groupId (hex): its key package
+   * is wiped and the inviter is asked to remove this agent again. Rejects
+   * with X0xError 'X0X_ERR_NOT_FOUND' if no such invitation is pending.
+   */
+  async declineInvitation(groupId) {
+    checkId(groupId, 'groupId');
+    await native.group('decline', this.#handle(), groupId);
+  }
+
+  /** The groups this agent has open (not closed), in the order they were opened. */
+  groups() { return [...this.#groups.values()]; }
+
+  // Wraps the {handle, id} a create/accept call resolves to in a Group.
+  // Records of the new handle may be dispatched before the call resolves;
+  // only a removal matters then (no stream can be open yet), so removals
+  // of unknown handles are kept while such calls are in flight.
+  async #openGroup(promise) {
+    this.#opening++;
+    let r;
+    try {
+      r = await promise;
+    } catch (err) {
+      if (--this.#opening === 0) this.#earlyRemoved.clear();
+      throw err;
+    }
+    this.#opening--;
+    // Accepting a re-invitation into a group this agent has open keeps
+    // the group (and its handle): keep its Group too.
+    let g = this.#groups.get(r.handle);
+    if (!g) {
+      g = new Group(kToken, this, r.handle, r.id);
+      if (this.#closed) {
+        g[kAgentClosed]();
+      } else {
+        this.#groups.set(r.handle, g);
+        if (this.#earlyRemoved.has(r.handle)) g[kGroupChange]({ kind: 'removed', group: r.id, agent: null, epoch: 0 }, GROUP_REMOVED);
+      }
+    }
+    if (this.#opening === 0) this.#earlyRemoved.clear();
+    return g;
+  }
+
+  [kGroupGone](group) { this.#groups.delete(group[kNative]()); }
+
   /** Sends data to agent agentId (hex) over a connected peer that carries it. */
   async sendDirect(agentId, data, options) {
     checkId(agentId, 'agentId');
@@ -420,6 +517,9 @@ class Agent extends EventEmitter {
       this.#topics.clear();
       for (const r of this.#routes.values()) if (r instanceof Stream) r[kEnd]();
       this.#routes.clear();
+      for (const g of this.#groups.values()) g[kAgentClosed]();
+      this.#groups.clear();
+      this.#earlyRemoved.clear();
       this.emit('close');
     });
     return this.#closing;
@@ -484,10 +584,29 @@ class Agent extends EventEmitter {
           break;
         }
         case EventKind.LAGGED: {
-          const r = this.#routes.get(arr[b + 13]);
+          const r = this.#routes.get(arr[b + 13]) || this.#groups.get(arr[b + 13]);
           if (r) r[kLag](arr[b + 10] || 0);
           break;
         }
+        case EventKind.GROUP_MESSAGE: {
+          const g = this.#groups.get(arr[b + 13]);
+          if (g) g[kGroupMessage]({ group: arr[b + 8], from: arr[b + 3], data: arr[b + 7], epoch: arr[b + 10] || 0 });
+          break;
+        }
+        case EventKind.GROUP_CHANGED: {
+          const h = arr[b + 13];
+          const change = arr[b + 10] || 0;
+          const g = this.#groups.get(h);
+          if (g) {
+            g[kGroupChange]({ kind: GROUP_CHANGES[change] || 'unknown', group: arr[b + 8], agent: arr[b + 3] || null, epoch: arr[b + 11] || 0 }, change);
+          } else if (change === GROUP_REMOVED && h !== undefined && this.#opening > 0) {
+            this.#earlyRemoved.add(h); // its Group is being built (createGroup/acceptInvitation)
+          }
+          break;
+        }
+        case EventKind.GROUP_INVITATION:
+          this.#safeEmit('groupInvitation', { group: arr[b + 8], from: arr[b + 3], members: arr[b + 9] || [], epoch: arr[b + 10] || 0 });
+          break;
         case EventKind.VALIDATE: {
           const t = this.#topics.get(arr[b + 13]);
           if (t) {
@@ -595,9 +714,9 @@ class Stream {
   #ended = false;
   #onClose;
 
-  /** @private Streams are opened by Topic#subscribe() and Topic#events(). */
+  /** @private Streams are opened by Topic#subscribe(), Topic#events(), Group#messages() and Group#events(). */
   constructor(token, capacity, onClose) {
-    if (token !== kToken) throw new TypeError('use topic.subscribe() or topic.events()');
+    if (token !== kToken) throw new TypeError('use topic.subscribe(), topic.events(), group.messages() or group.events()');
     this.#capacity = capacity;
     this.#onClose = onClose;
   }
@@ -863,6 +982,271 @@ class Topic {
   }
 }
 
+// ---- Private groups -------------------------------------------------------
+
+function parseInvitation(i) {
+  return { group: i.group, from: i.from, members: i.members || [], epoch: i.epoch || 0 };
+}
+
+/** The other members' messages of a group (Group#messages()): GroupMessage items. */
+class GroupMessages extends Stream {
+  #group;
+
+  /** @private */
+  constructor(token, group, capacity, onClose) {
+    super(token, capacity, onClose);
+    this.#group = group;
+  }
+
+  /** The group's ID (hex). */
+  get group() { return this.#group; }
+}
+
+/** The changes of a group (Group#events()): GroupEvent items. */
+class GroupEvents extends Stream {
+  #group;
+
+  /** @private */
+  constructor(token, group, capacity, onClose) {
+    super(token, capacity, onClose);
+    this.#group = group;
+  }
+
+  /** The group's ID (hex). */
+  get group() { return this.#group; }
+}
+
+/**
+ * A private group this agent is a member of (Agent#createGroup(),
+ * Agent#acceptInvitation()): an MLS group whose messages, task lists and
+ * presence only its members read. Its methods throw (or reject with)
+ * X0xError 'X0X_ERR_CLOSED' once the agent is closed or this agent is no
+ * longer a member (it left or was removed: see `removed`), and
+ * 'X0X_ERR_INVALID_HANDLE' once the group was closed with close().
+ */
+class Group {
+  #agent;
+  #handle;
+  #id;
+  #closed = false; // close() called, or the agent closed
+  #removed = false; // this agent left or was removed
+  #closing = null;
+  #messages = new Set();
+  #events = new Set();
+  #lists = new Set();
+
+  /** @private Use agent.createGroup() or agent.acceptInvitation(). */
+  constructor(token, agent, handle, id) {
+    if (token !== kToken) throw new TypeError('use agent.createGroup() or agent.acceptInvitation(groupId)');
+    this.#agent = agent;
+    this.#handle = handle;
+    this.#id = id;
+  }
+
+  /** The group's ID (64 hex digits). */
+  get id() { return this.#id; }
+  /** The agent this replica of the group belongs to. */
+  get agent() { return this.#agent; }
+  /** True once close() was called (or the agent closed). */
+  get closed() { return this.#closed; }
+  /** True once this agent is no longer a member (it left or was removed). */
+  get removed() { return this.#removed; }
+
+  #h() {
+    if (this.#agent.closed) throw closedError();
+    if (this.#closed) throw new X0xError('X0X_ERR_INVALID_HANDLE', Status.X0X_ERR_INVALID_HANDLE, 'the group was closed');
+    return this.#handle;
+  }
+
+  #member() {
+    const h = this.#h();
+    if (this.#removed) throw new X0xError('X0X_ERR_CLOSED', Status.X0X_ERR_CLOSED, `this agent is no longer a member of group ${this.#id.slice(0, 8)}`);
+    return h;
+  }
+
+  [kNative]() { return this.#handle; }
+
+  /**
+   * The group's state: {id, epoch, members, online, closed}: members and
+   * online (the members that announced their presence in the last 15
+   * minutes, and this agent) are agent IDs (hex), sorted; closed is true
+   * once this agent left or was removed.
+   */
+  info() {
+    const i = JSON.parse(native.groupInfo(this.#h()));
+    return { id: i.id, epoch: i.epoch || 0, members: i.members || [], online: i.online || [], closed: !!i.closed };
+  }
+
+  /**
+   * Encrypts data (Buffer, Uint8Array, ArrayBuffer or string as UTF-8, at
+   * most 960 KiB) for the members and publishes it; the other members'
+   * Group#messages() streams get it (this agent's own do not).
+   */
+  async publish(data) {
+    const bytes = toBytes(data, 'data');
+    await native.group('publish', this.#h(), bytes);
+  }
+
+  /**
+   * Opens a stream of the other members' messages from now on:
+   * {group, from, data, epoch}. Options: `capacity` (default 8192).
+   */
+  messages(options) {
+    const cap = checkCapacity(options, 'messages options');
+    this.#member();
+    return this.#open(GroupMessages, this.#messages, cap);
+  }
+
+  /**
+   * Opens a stream of the group's changes from now on: {kind, group, agent,
+   * epoch}, kind one of 'member-joined', 'member-left', 'epoch-changed',
+   * 'removed' (this agent left or was removed; the stream ends after it)
+   * and 'member-online'; agent is the member concerned (null for
+   * 'epoch-changed' and 'removed'); epoch the epoch after the change.
+   */
+  events(options) {
+    const cap = checkCapacity(options, 'events options');
+    this.#member();
+    return this.#open(GroupEvents, this.#events, cap);
+  }
+
+  #open(Cls, set, cap) {
+    const stream = new Cls(kToken, this.#id, cap, () => set.delete(stream));
+    set.add(stream);
+    return stream;
+  }
+
+  /**
+   * Invites agentId (hex), which must have published a key package and be
+   * carried by a connected peer: fetches a key package from it, commits its
+   * addition and sends it the Welcome; it then accepts or declines.
+   * Options: `timeoutMs`. Rejects with X0xGroupError 'X0X_ERR_ALREADY_MEMBER'
+   * or 'X0X_ERR_REFUSED', X0xError 'X0X_ERR_NO_ROUTE', 'X0X_ERR_TIMEOUT', ...
+   */
+  async invite(agentId, options) {
+    checkId(agentId, 'agentId');
+    const t = checkTimeout(options);
+    await native.group('invite', this.#h(), agentId, t);
+  }
+
+  /**
+   * Invites the agent whose key package (from its publishKeyPackage(),
+   * handed over by other means) is keyPackage, sending it the Welcome over
+   * a direct connection. Options: `timeoutMs`. Errors as invite().
+   */
+  async inviteKeyPackage(keyPackage, options) {
+    if (typeof keyPackage === 'string') throw new TypeError('keyPackage must be a Buffer, Uint8Array or ArrayBuffer, got string');
+    const bytes = toBytes(keyPackage, 'keyPackage');
+    if (bytes.byteLength === 0) throw new RangeError('keyPackage must not be empty');
+    const t = checkTimeout(options);
+    await native.group('inviteKeyPackage', this.#h(), bytes, t);
+  }
+
+  /**
+   * Removes member agentId (hex). Rejects with X0xGroupError
+   * 'X0X_ERR_NOT_MEMBER' if it is not a member (also for this agent: use
+   * leave()).
+   */
+  async remove(agentId) {
+    checkId(agentId, 'agentId');
+    await native.group('remove', this.#h(), agentId);
+  }
+
+  /** Replaces this agent's keys in the group (a commit), healing it from a leak of earlier keys. */
+  async update() {
+    await native.group('update', this.#h());
+  }
+
+  /**
+   * Asks the other members to remove this agent; a 'removed' event follows
+   * when they have. Rejects with X0xGroupError 'X0X_ERR_NOT_MEMBER' if this
+   * agent is the only member (close() the group instead).
+   */
+  async leave() {
+    await native.group('leave', this.#h());
+  }
+
+  /**
+   * Creates a task list that belongs to the group: its operations travel
+   * encrypted under the group's keys and only the group's members (present
+   * or past) may write to it. Resolves to a TaskList.
+   */
+  async createTaskList(name) {
+    checkString(name, 'name', { allowEmpty: true });
+    return this.#list(await native.group('createTaskList', this.#member(), name));
+  }
+
+  /** Joins the group's task list listId (hex). Resolves to a TaskList. */
+  async joinTaskList(listId) {
+    checkId(listId, 'listId');
+    return this.#list(await native.group('joinTaskList', this.#member(), listId));
+  }
+
+  #list(r) {
+    const l = new TaskList(kToken, this.#agent, r.handle, r.id);
+    if (this.#closed || this.#agent.closed) {
+      l[kListClosed]();
+      return l;
+    }
+    this.#lists.add(l);
+    this.#agent[kListOpened](l);
+    return l;
+  }
+
+  /**
+   * Ends this agent's replica of the group: its streams end (queued items
+   * stay readable), its task lists are left, its secrets zeroed. This agent
+   * stays a member for the others (see leave()). Call it also after a
+   * 'removed' event, to release the handle. Calling it again returns the
+   * same Promise; a no-op once the agent is closed.
+   */
+  close() {
+    if (this.#closing) return this.#closing;
+    if (this.#closed) return Promise.resolve();
+    this.#closed = true;
+    this.#endAll();
+    this.#agent[kGroupGone](this);
+    for (const l of this.#lists) {
+      l[kListClosed]();
+      this.#agent[kListClosed](l);
+    }
+    this.#lists.clear();
+    this.#closing = this.#agent.closed ? Promise.resolve() : native.group('close', this.#handle).then(() => {});
+    return this.#closing;
+  }
+
+  #endAll() {
+    for (const s of this.#messages) s[kEnd]();
+    for (const s of this.#events) s[kEnd]();
+    this.#messages.clear();
+    this.#events.clear();
+  }
+
+  [kAgentClosed]() {
+    this.#closed = true;
+    this.#endAll();
+    for (const l of this.#lists) l[kListClosed]();
+    this.#lists.clear();
+  }
+
+  [kGroupMessage](msg) {
+    for (const s of this.#messages) s[kPush](msg);
+  }
+
+  [kGroupChange](ev, change) {
+    for (const s of this.#events) s[kPush](ev);
+    if (change === GROUP_REMOVED) {
+      this.#removed = true;
+      this.#endAll();
+    }
+  }
+
+  [kLag](n) {
+    for (const s of this.#messages) s[kLag](n);
+    for (const s of this.#events) s[kLag](n);
+  }
+}
+
 // ---- Identity -----------------------------------------------------------
 
 /** An agent key opened from an exported bundle (see Agent#exportIdentity). */
@@ -1086,9 +1470,13 @@ module.exports = {
   Subscription,
   TopicEvents,
   TaskList,
+  Group,
+  GroupMessages,
+  GroupEvents,
   Identity,
   X0xError,
   X0xTaskError,
+  X0xGroupError,
   LaggedError,
   Status,
   EventKind,

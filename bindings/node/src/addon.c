@@ -475,6 +475,9 @@ NAPI_MODULE_INIT() {
         {"topicValidationResult", NULL, xn_topic_validation_result, NULL, NULL, NULL, napi_default, NULL},
         {"topicLeave", NULL, xn_topic_leave, NULL, NULL, NULL, napi_default, NULL},
         {"topicPublish", NULL, xn_async_topic_publish, NULL, NULL, NULL, napi_default, NULL},
+        {"group", NULL, xn_async_group, NULL, NULL, NULL, napi_default, NULL},
+        {"invitations", NULL, xn_invitations, NULL, NULL, NULL, napi_default, NULL},
+        {"groupInfo", NULL, xn_group_info, NULL, NULL, NULL, napi_default, NULL},
     };
     if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) {
         xn_throw_napi(env, napi_generic_failure, "define_properties");
@@ -496,6 +499,7 @@ NAPI_MODULE_INIT() {
                       x0x_topic_subscribe != NULL && x0x_topic_events != NULL && x0x_subscription_close != NULL &&
                       x0x_topic_neighbours != NULL && x0x_topic_validation_result != NULL &&
                       x0x_topic_leave != NULL) ||
+        !set_bool(env, caps, "groups", xn_have_groups()) ||
         napi_set_named_property(env, exports, "capabilities", caps) != napi_ok) {
         xn_throw_napi(env, napi_generic_failure, "capabilities");
         return NULL;

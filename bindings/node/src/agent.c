@@ -119,7 +119,7 @@ static napi_value cached_hex(napi_env env, id_cache *c, const uint8_t *id) {
 }
 
 static int known_kind(uint32_t k) {
-    return k >= X0X_EVENT_PEER_CONNECTED && k <= X0X_EVENT_VALIDATE;
+    return k >= X0X_EVENT_PEER_CONNECTED && k <= X0X_EVENT_GROUP_CHANGED;
 }
 
 #define SET(idx, val)                                                                                               \
@@ -190,7 +190,8 @@ static napi_value build_batch(napi_env env, const x0x_event *events, size_t n, u
             }
             SET(b + 7, buf);
         } else if (e->kind == X0X_EVENT_DIRECT_MESSAGE || e->kind == X0X_EVENT_TOPIC_MESSAGE ||
-                   e->kind == X0X_EVENT_TASK_CHANGED || e->kind == X0X_EVENT_VALIDATE) {
+                   e->kind == X0X_EVENT_TASK_CHANGED || e->kind == X0X_EVENT_VALIDATE ||
+                   e->kind == X0X_EVENT_GROUP_MESSAGE) {
             napi_value buf = NULL;
             if (napi_create_buffer(env, 0, NULL, &buf) != napi_ok) {
                 return NULL;

@@ -42,6 +42,19 @@ typedef enum op {
     OP_TL_REMOVE_WRITER,
     OP_TL_SET_OPEN,
     OP_TOPIC_PUBLISH,
+    OP_KP_PUBLISH,
+    OP_G_CREATE,
+    OP_G_ACCEPT,
+    OP_G_DECLINE,
+    OP_G_INVITE,
+    OP_G_INVITE_KP,
+    OP_G_REMOVE,
+    OP_G_UPDATE,
+    OP_G_LEAVE,
+    OP_G_PUBLISH,
+    OP_G_TL_CREATE,
+    OP_G_TL_JOIN,
+    OP_G_CLOSE,
 } op_t;
 
 /* Agent configuration: string options in order, plus secrets. */
@@ -61,7 +74,7 @@ typedef struct job {
     napi_deferred deferred;
     napi_ref dispatch; /* OP_CREATE: the JS event dispatcher */
     op_t op;
-    uint64_t handle; /* agent, list or identity */
+    uint64_t handle; /* agent, list, identity or group */
     char *s1, *s2, *s3;
     uint8_t *buf, *buf2;
     size_t len, len2;
@@ -133,7 +146,7 @@ static void set_err(job_t *j, int st) {
 
 static void unsupported(job_t *j, const char *fn) {
     char msg[160];
-    snprintf(msg, sizeof msg, "%s: not available in the linked libx0x (ABI 0.2 function missing)", fn);
+    snprintf(msg, sizeof msg, "%s: not available in the linked libx0x (function of a later ABI missing)", fn);
     j->status = XN_UNSUPPORTED;
     j->err = strdup(msg);
 }
@@ -292,6 +305,75 @@ static void execute(napi_env env, void *data) {
         NEED(x0x_topic_publish);
         st = x0x_topic_publish(j->handle, j->buf, j->len, j->out_id);
         break;
+    case OP_KP_PUBLISH:
+        NEED(x0x_keypackage_publish);
+        st = x0x_keypackage_publish(j->handle, &j->out_buf, &j->out_len);
+        break;
+    case OP_G_CREATE:
+    case OP_G_ACCEPT: {
+        NEED(x0x_group_create);
+        NEED(x0x_group_accept);
+        NEED(x0x_group_id);
+        NEED(x0x_group_close);
+        x0x_group g = X0X_NULL_HANDLE;
+        st = j->op == OP_G_CREATE ? x0x_group_create(j->handle, &g) : x0x_group_accept(j->handle, j->id, &g);
+        if (st == X0X_OK && (st = x0x_group_id(g, j->out_id)) != X0X_OK) {
+            set_err(j, st);
+            x0x_group_close(g);
+            return;
+        }
+        j->out_handle = g;
+        break;
+    }
+    case OP_G_DECLINE:
+        NEED(x0x_group_decline);
+        st = x0x_group_decline(j->handle, j->id);
+        break;
+    case OP_G_INVITE:
+        NEED(x0x_group_invite);
+        st = x0x_group_invite(j->handle, j->id, j->timeout);
+        break;
+    case OP_G_INVITE_KP:
+        NEED(x0x_group_invite_keypackage);
+        st = x0x_group_invite_keypackage(j->handle, j->buf, j->len, j->timeout);
+        break;
+    case OP_G_REMOVE:
+        NEED(x0x_group_remove);
+        st = x0x_group_remove(j->handle, j->id);
+        break;
+    case OP_G_UPDATE:
+        NEED(x0x_group_update);
+        st = x0x_group_update(j->handle);
+        break;
+    case OP_G_LEAVE:
+        NEED(x0x_group_leave);
+        st = x0x_group_leave(j->handle);
+        break;
+    case OP_G_PUBLISH:
+        NEED(x0x_group_publish);
+        st = x0x_group_publish(j->handle, j->buf, j->len);
+        break;
+    case OP_G_TL_CREATE:
+    case OP_G_TL_JOIN: {
+        NEED(x0x_group_tasklist_create);
+        NEED(x0x_group_tasklist_join);
+        NEED(x0x_tasklist_id);
+        NEED(x0x_tasklist_leave);
+        x0x_tasklist list = X0X_NULL_HANDLE;
+        st = j->op == OP_G_TL_CREATE ? x0x_group_tasklist_create(j->handle, j->s1, &list)
+                                     : x0x_group_tasklist_join(j->handle, j->id, &list);
+        if (st == X0X_OK && (st = x0x_tasklist_id(list, j->out_id)) != X0X_OK) {
+            set_err(j, st);
+            x0x_tasklist_leave(list);
+            return;
+        }
+        j->out_handle = list;
+        break;
+    }
+    case OP_G_CLOSE:
+        NEED(x0x_group_close);
+        st = x0x_group_close(j->handle);
+        break;
     }
     set_err(j, st);
 }
@@ -344,18 +426,25 @@ static napi_value result(napi_env env, job_t *j) {
     case OP_TOPIC_PUBLISH:
         return xn_hex_value(env, j->out_id);
     case OP_ID_EXPORT:
+    case OP_KP_PUBLISH:
         if (napi_create_buffer_copy(env, j->out_len, j->out_buf, NULL, &r) != napi_ok) {
             return NULL;
         }
         return r;
     case OP_ID_IMPORT:
     case OP_TL_CREATE:
-    case OP_TL_JOIN: {
+    case OP_TL_JOIN:
+    case OP_G_CREATE:
+    case OP_G_ACCEPT:
+    case OP_G_TL_CREATE:
+    case OP_G_TL_JOIN: {
         napi_value h = bigint(env, j->out_handle);
         if (h == NULL || napi_create_object(env, &r) != napi_ok || !set_prop(env, r, "handle", h) ||
             !set_prop(env, r, "id", xn_hex_value(env, j->out_id))) {
             if (j->op == OP_ID_IMPORT) {
                 x0x_identity_destroy(j->out_handle);
+            } else if (j->op == OP_G_CREATE || j->op == OP_G_ACCEPT) {
+                x0x_group_close(j->out_handle);
             } else {
                 x0x_tasklist_leave(j->out_handle);
             }
@@ -380,6 +469,8 @@ static void complete(napi_env env, napi_status status, void *data) {
     if (env == NULL) { /* environment torn down */
         if (j->op == OP_CREATE && j->status == X0X_OK) {
             x0x_agent_destroy(j->out_handle);
+        } else if ((j->op == OP_G_CREATE || j->op == OP_G_ACCEPT) && j->status == X0X_OK) {
+            x0x_group_close(j->out_handle);
         }
         job_free(NULL, j);
         return;
@@ -1035,4 +1126,110 @@ napi_value xn_async_topic_publish(napi_env env, napi_callback_info info) {
         return NULL;
     }
     return start(env, j, "x0x.topicPublish");
+}
+
+static const struct {
+    const char *name;
+    op_t op;
+    int on_agent; /* the target is the agent external, else a group handle */
+} group_ops[] = {
+    {"publishKeyPackage", OP_KP_PUBLISH, 1},
+    {"create", OP_G_CREATE, 1},
+    {"accept", OP_G_ACCEPT, 1},
+    {"decline", OP_G_DECLINE, 1},
+    {"invite", OP_G_INVITE, 0},
+    {"inviteKeyPackage", OP_G_INVITE_KP, 0},
+    {"remove", OP_G_REMOVE, 0},
+    {"update", OP_G_UPDATE, 0},
+    {"leave", OP_G_LEAVE, 0},
+    {"publish", OP_G_PUBLISH, 0},
+    {"createTaskList", OP_G_TL_CREATE, 0},
+    {"joinTaskList", OP_G_TL_JOIN, 0},
+    {"close", OP_G_CLOSE, 0},
+};
+
+/* group(op, target, a, b) -> Promise: the blocking calls of private groups
+ * (ABI 0.7). target is the agent external for "publishKeyPackage" (->
+ * Buffer), "create" (-> {handle, id}), "accept" (a = group ID -> {handle,
+ * id}) and "decline" (a = group ID), else the group handle (BigInt):
+ * "invite" (a = agent ID, b = timeout ms|undefined), "inviteKeyPackage"
+ * (a = key package bytes, b = timeout), "remove" (a = agent ID), "update",
+ * "leave", "publish" (a = bytes), "createTaskList" (a = name -> {handle,
+ * id}), "joinTaskList" (a = list ID -> {handle, id}), "close". */
+napi_value xn_async_group(napi_env env, napi_callback_info info) {
+    napi_value argv[4] = {NULL, NULL, NULL, NULL}, early;
+    char name[24];
+    size_t len = 0;
+    napi_valuetype t;
+    op_t op = OP_G_UPDATE;
+    int found = 0, on_agent = 0;
+    if (!args(env, info, 2, 4, argv)) {
+        return NULL;
+    }
+    if (napi_typeof(env, argv[0], &t) != napi_ok || t != napi_string ||
+        napi_get_value_string_latin1(env, argv[0], name, sizeof name, &len) != napi_ok) {
+        (void)napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "op must be a string");
+        return NULL;
+    }
+    for (size_t i = 0; i < sizeof group_ops / sizeof group_ops[0]; i++) {
+        if (strcmp(name, group_ops[i].name) == 0) {
+            op = group_ops[i].op;
+            on_agent = group_ops[i].on_agent;
+            found = 1;
+        }
+    }
+    if (!found) {
+        (void)napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "unknown group operation");
+        return NULL;
+    }
+    uint64_t h = 0;
+    if (on_agent) {
+        if (!agent_prologue(env, argv[1], &h, &early)) {
+            return early;
+        }
+    } else if (!xn_get_handle(env, argv[1], "group", &h)) {
+        return NULL;
+    }
+    job_t *j = new_job(env, op);
+    if (j == NULL) {
+        return NULL;
+    }
+    j->handle = h;
+    int ok = 1;
+    switch (op) {
+    case OP_G_ACCEPT:
+    case OP_G_DECLINE:
+        ok = argv[2] != NULL && xn_get_id(env, argv[2], "groupId", j->id);
+        break;
+    case OP_G_INVITE:
+        ok = argv[2] != NULL && xn_get_id(env, argv[2], "agentId", j->id) && get_timeout(env, argv[3], &j->timeout);
+        break;
+    case OP_G_INVITE_KP:
+        ok = argv[2] != NULL && xn_get_bytes(env, argv[2], "keyPackage", X0X_MAX_PAYLOAD, &j->buf, &j->len) &&
+             get_timeout(env, argv[3], &j->timeout);
+        break;
+    case OP_G_REMOVE:
+        ok = argv[2] != NULL && xn_get_id(env, argv[2], "agentId", j->id);
+        break;
+    case OP_G_PUBLISH:
+        ok = argv[2] != NULL && xn_get_bytes(env, argv[2], "data", X0X_MAX_PAYLOAD, &j->buf, &j->len);
+        break;
+    case OP_G_TL_CREATE:
+        ok = argv[2] != NULL && xn_get_string(env, argv[2], "name", X0X_MAX_STRING, 1, &j->s1);
+        break;
+    case OP_G_TL_JOIN:
+        ok = argv[2] != NULL && xn_get_id(env, argv[2], "listId", j->id);
+        break;
+    default:
+        break;
+    }
+    if (!ok) {
+        bool pending = false;
+        if (napi_is_exception_pending(env, &pending) == napi_ok && !pending) {
+            (void)napi_throw_type_error(env, "ERR_MISSING_ARGS", "x0x addon: missing arguments");
+        }
+        job_free(env, j);
+        return NULL;
+    }
+    return start(env, j, "x0x.group");
 }

@@ -8,7 +8,9 @@
  *               wakes the JS thread, batch draining, close;
  *   - async.c   every blocking library call, run as napi_async_work and
  *               returned to JS as a Promise;
- *   - topic.c   the non-blocking calls on topic and subscription handles.
+ *   - topic.c   the non-blocking calls on topic and subscription handles;
+ *   - group.c   the non-blocking calls of private groups (ABI 0.7); their
+ *               blocking calls are async work in async.c.
  * Every napi_status is checked; bad input throws a JS exception and never
  * aborts the process.
  */
@@ -58,6 +60,23 @@
 #pragma weak x0x_subscription_close
 #pragma weak x0x_topic_neighbours
 #pragma weak x0x_topic_leave
+/* ABI 0.7: private groups. */
+#pragma weak x0x_keypackage_publish
+#pragma weak x0x_group_create
+#pragma weak x0x_invitations
+#pragma weak x0x_group_accept
+#pragma weak x0x_group_decline
+#pragma weak x0x_group_id
+#pragma weak x0x_group_info
+#pragma weak x0x_group_invite
+#pragma weak x0x_group_invite_keypackage
+#pragma weak x0x_group_remove
+#pragma weak x0x_group_update
+#pragma weak x0x_group_leave
+#pragma weak x0x_group_publish
+#pragma weak x0x_group_tasklist_create
+#pragma weak x0x_group_tasklist_join
+#pragma weak x0x_group_close
 
 /* Pseudo status (never returned by the library): the linked libx0x lacks
  * the function. Reported to JS as code "X0X_ERR_UNSUPPORTED". */
@@ -72,8 +91,8 @@
 /* Values per event in the flat array handed to the JS dispatcher:
  * kind, status, peer, from, to, addr, error, payload, topic, agents,
  * reserved[0], reserved[1], reserved[2] (numbers), reserved[3] (a BigInt:
- * the subscription or topic handle of ABI 0.6 records). Must match
- * lib/index.js. */
+ * the subscription or topic handle of ABI 0.6 records, the group handle of
+ * ABI 0.7 group records). Must match lib/index.js. */
 #define XN_STRIDE 14
 
 struct xn_agent;
@@ -145,6 +164,12 @@ napi_value xn_topic_validation_result(napi_env env, napi_callback_info info);
 napi_value xn_topic_leave(napi_env env, napi_callback_info info);
 napi_value xn_id_list(napi_env env, const uint8_t *ids, size_t count);
 
+/* group.c: private groups (ABI 0.7), synchronous calls. */
+napi_value xn_invitations(napi_env env, napi_callback_info info);
+napi_value xn_group_info(napi_env env, napi_callback_info info);
+/* 1 if the linked libx0x has every ABI 0.7 group function. */
+int xn_have_groups(void);
+
 /* async.c */
 napi_value xn_async_agent_create(napi_env env, napi_callback_info info);
 napi_value xn_async_agent_close(napi_env env, napi_callback_info info);
@@ -161,5 +186,6 @@ napi_value xn_identity_agent_id(napi_env env, napi_callback_info info);
 napi_value xn_identity_destroy(napi_env env, napi_callback_info info);
 napi_value xn_async_tasklist(napi_env env, napi_callback_info info);
 napi_value xn_async_topic_publish(napi_env env, napi_callback_info info);
+napi_value xn_async_group(napi_env env, napi_callback_info info);
 
 #endif

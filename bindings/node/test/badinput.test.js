@@ -328,3 +328,143 @@ test('many agents created, used and closed at the same time', async (t) => {
   await Promise.all(agents.flatMap((a) => [a.close(), a.close(), a.publish('t', 'x').catch((e) => e.code)]));
   assert.ok(agents.every((a) => a.closed));
 });
+
+test('groups: bad arguments, closed groups and closed agents fail cleanly', { skip: x0x.capabilities.groups ? false : 'needs x0x_group_* in libx0x' }, async (t) => {
+  const [a] = await makeAgents(t, 1);
+  const g = await a.createGroup();
+  const bad = [
+    [() => a.acceptInvitation(5), TypeError, /groupId must be a 64-digit hex string, got number/],
+    [() => a.acceptInvitation('zz'), RangeError, /groupId must be 64 hex digits/],
+    [() => a.acceptInvitation(Buffer.alloc(32)), TypeError, /groupId/],
+    [() => a.declineInvitation(undefined), TypeError, /got undefined/],
+    [() => a.declineInvitation(ID + '0'), RangeError, /64 hex digits/],
+    [() => g.invite('nope'), RangeError, /agentId must be 64 hex digits/],
+    [() => g.invite(null), TypeError, /agentId/],
+    [() => g.invite(ID, { timeout: 5 }), TypeError, /unknown option "timeout"/],
+    [() => g.invite(ID, { timeoutMs: -1 }), RangeError, /timeoutMs/],
+    [() => g.invite(ID, 'soon'), TypeError, /options must be an object/],
+    [() => g.inviteKeyPackage('kp'), TypeError, /keyPackage must be a Buffer/],
+    [() => g.inviteKeyPackage(7), TypeError, /keyPackage must be a Buffer/],
+    [() => g.inviteKeyPackage(Buffer.alloc(0)), RangeError, /keyPackage must not be empty/],
+    [() => g.inviteKeyPackage(Buffer.alloc(1), { timeoutMs: 1.5 }), RangeError, /timeoutMs/],
+    [() => g.remove(5), TypeError, /agentId must be a 64-digit hex string/],
+    [() => g.remove('ab'), RangeError, /64 hex digits/],
+    [() => g.publish(42), TypeError, /data must be a Buffer/],
+    [() => g.publish(undefined), TypeError, /got undefined/],
+    [() => g.publish(Buffer.alloc(16 * 1024 * 1024 + 1)), RangeError, /limit is 16777216/],
+    [() => g.createTaskList(5), TypeError, /name must be a string/],
+    [() => g.createTaskList('a\0b'), TypeError, /NUL/],
+    [() => g.createTaskList('x'.repeat(4097)), RangeError, /limit is 4096/],
+    [() => g.joinTaskList('x'), RangeError, /listId must be 64 hex digits/],
+  ];
+  for (const [f, type, re] of bad) await assert.rejects(f(), (e) => e instanceof type && re.test(e.message), f.toString());
+  assert.throws(() => g.messages({ capacity: 0 }), RangeError);
+  assert.throws(() => g.messages({ capacity: '1' }), TypeError);
+  assert.throws(() => g.events(5), TypeError);
+  assert.throws(() => g.events({ size: 1 }), /unknown option "size"/);
+  assert.throws(() => new x0x.Group(), TypeError);
+  assert.throws(() => new x0x.GroupMessages(), TypeError);
+
+  // Library refusals.
+  const notFound = { name: 'X0xError', code: 'X0X_ERR_NOT_FOUND' };
+  await assert.rejects(a.acceptInvitation(ID), notFound);
+  await assert.rejects(a.declineInvitation(ID.toUpperCase()), notFound);
+  await assert.rejects(g.invite(ID, { timeoutMs: 2000 }), (e) => e instanceof x0x.X0xError && ['X0X_ERR_NO_ROUTE', 'X0X_ERR_TIMEOUT'].includes(e.code), 'nobody carries the agent');
+  await assert.rejects(g.invite(a.agentId), (e) => e instanceof x0x.X0xGroupError && e.code === 'X0X_ERR_ALREADY_MEMBER');
+  await assert.rejects(g.inviteKeyPackage(Buffer.from('not a key package')), { code: 'X0X_ERR_CORRUPT' });
+  await assert.rejects(g.inviteKeyPackage(Buffer.alloc(1024 * 1024)), { code: 'X0X_ERR_TOO_LARGE' });
+  await assert.rejects(g.remove(ID), (e) => e instanceof x0x.X0xGroupError && e.code === 'X0X_ERR_NOT_MEMBER' && e.status === 20);
+  await assert.rejects(g.leave(), (e) => e instanceof x0x.X0xGroupError && e.code === 'X0X_ERR_NOT_MEMBER');
+  await assert.rejects(g.publish(Buffer.alloc(1024 * 1024)), { code: 'X0X_ERR_TOO_LARGE' });
+  const outside = await x0x.TaskList.create(a, 'not the group\'s');
+  await assert.rejects(g.joinTaskList(outside.id), { code: 'X0X_ERR_INVALID_ARG' }, 'a list open outside the group');
+  await outside.leave();
+  assert.deepEqual(a.invitations(), []);
+  await g.update();
+  await g.publish('');
+
+  // A closed group: every call fails with X0X_ERR_INVALID_HANDLE; close is idempotent.
+  const msgs = g.messages();
+  const list = await g.createTaskList('mine');
+  await g.close();
+  await g.close();
+  assert.equal(await msgs.next(), null);
+  const gone = { name: 'X0xError', code: 'X0X_ERR_INVALID_HANDLE' };
+  assert.throws(() => g.info(), gone);
+  assert.throws(() => g.messages(), gone);
+  assert.throws(() => g.events(), gone);
+  await assert.rejects(g.publish('x'), gone);
+  await assert.rejects(g.invite(ID), gone);
+  await assert.rejects(g.inviteKeyPackage(Buffer.alloc(1)), gone);
+  await assert.rejects(g.remove(ID), gone);
+  await assert.rejects(g.update(), gone);
+  await assert.rejects(g.leave(), gone);
+  await assert.rejects(g.createTaskList('x'), gone);
+  await assert.rejects(g.joinTaskList(ID), gone);
+  await assert.rejects(list.addTask('x'), gone);
+  // Bad arguments still win over the closed handle.
+  await assert.rejects(g.publish(42), TypeError);
+
+  // A closed agent: X0X_ERR_CLOSED everywhere, its groups end.
+  const g2 = await a.createGroup();
+  const events = g2.events();
+  const waiting = events.next();
+  await a.close();
+  assert.equal(await waiting, null);
+  const closed = { name: 'X0xError', code: 'X0X_ERR_CLOSED' };
+  await assert.rejects(a.createGroup(), closed);
+  await assert.rejects(a.publishKeyPackage(), closed);
+  await assert.rejects(a.acceptInvitation(ID), closed);
+  await assert.rejects(a.declineInvitation(ID), closed);
+  assert.throws(() => a.invitations(), closed);
+  assert.deepEqual(a.groups(), []);
+  assert.throws(() => g2.info(), closed);
+  await assert.rejects(g2.publish('x'), closed);
+  await assert.rejects(g2.invite(ID), closed);
+  await g2.close(); // a no-op
+  assert.equal(g2.closed, true);
+});
+
+test('the raw addon refuses wrong group handles and arguments without crashing', { skip: x0x.capabilities.groups ? false : 'needs x0x_group_* in libx0x' }, async (t) => {
+  const [a] = await makeAgents(t, 1);
+  assert.throws(() => native.group('bogus', 1n), RangeError);
+  assert.throws(() => native.group(7, 1n), TypeError);
+  assert.throws(() => native.group('update'), TypeError);
+  assert.throws(() => native.group('update', 1), TypeError);
+  assert.throws(() => native.group('update', -1n), RangeError);
+  assert.throws(() => native.group('update', 2n ** 64n), RangeError);
+  assert.throws(() => native.group('create', {}), TypeError);
+  assert.throws(() => native.group('create', 5n), TypeError);
+  assert.throws(() => native.group('accept', 1n, ID), TypeError, 'accept takes the agent');
+  assert.throws(() => native.group('invite', 1n), TypeError);
+  assert.throws(() => native.group('invite', 1n, 'xyz'), RangeError);
+  assert.throws(() => native.group('invite', 1n, ID, 'soon'), TypeError);
+  assert.throws(() => native.group('inviteKeyPackage', 1n, 'str'), TypeError);
+  assert.throws(() => native.group('publish', 1n, 7), TypeError);
+  assert.throws(() => native.group('createTaskList', 1n, 'a\0b'), TypeError);
+  assert.throws(() => native.group('joinTaskList', 1n, 5), TypeError);
+  assert.throws(() => native.group('accept', native.group), TypeError);
+  const invalid = { code: 'X0X_ERR_INVALID_HANDLE' };
+  for (const [op, arg] of [['invite', ID], ['inviteKeyPackage', Buffer.alloc(3)], ['remove', ID], ['update'], ['leave'],
+    ['publish', Buffer.alloc(3)], ['createTaskList', 'x'], ['joinTaskList', ID], ['close']]) {
+    await assert.rejects(native.group(op, 424242n, arg), invalid, op);
+    await assert.rejects(native.group(op, 0n, arg), invalid, op);
+  }
+  assert.throws(() => native.groupInfo(424242n), invalid);
+  assert.throws(() => native.groupInfo('x'), TypeError);
+  assert.throws(() => native.groupInfo(), TypeError);
+  assert.throws(() => native.invitations({}), TypeError);
+  assert.throws(() => native.invitations(), TypeError);
+  // A task-list handle is not a group handle, and a group handle is not a list handle.
+  const list = await x0x.TaskList.create(a, 'x');
+  const g = await a.createGroup();
+  const raw = g[Object.getOwnPropertySymbols(Object.getPrototypeOf(g)).find((s) => s.description === 'x0x.native')]();
+  assert.equal(typeof raw, 'bigint');
+  assert.throws(() => native.groupInfo(raw + 1n), invalid);
+  await assert.rejects(native.tasklist('snapshot', raw), invalid);
+  assert.match(JSON.parse(native.groupInfo(raw)).id, /^[0-9a-f]{64}$/);
+  assert.ok(Array.isArray(JSON.parse(native.invitations(a[Object.getOwnPropertySymbols(Object.getPrototypeOf(a)).find((s) => s.description === 'x0x.native')]()))));
+  await list.leave();
+  await g.close();
+  await assert.rejects(native.group('close', raw), invalid, 'a second close');
+});

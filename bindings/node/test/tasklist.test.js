@@ -161,3 +161,44 @@ test('two agents: replication, claims by others, concurrent claims', { skip }, a
   await assert.rejects(la.listTasks(), { code: 'X0X_ERR_CLOSED' });
   await la.leave(); // already closed with the agent: no-op
 });
+
+test('a private group\'s task list: invitation, accept, both members write, group messages', { skip: x0x.capabilities.groups ? false : 'needs x0x_group_* in libx0x' }, async (t) => {
+  const [a, b] = await joinedPair(t);
+  await b.publishKeyPackage();
+  const ga = await a.createGroup();
+  const changes = ga.events();
+  const invited = nextEvent(b, 'groupInvitation', (i) => i.group === ga.id, 20000);
+  await ga.invite(b.agentId, { timeoutMs: 20000 });
+  const inv = await invited;
+  assert.equal(inv.from, a.agentId);
+  const joined = await changes.next();
+  assert.equal(joined.kind, 'member-joined');
+  assert.equal(joined.agent, b.agentId);
+  const gb = await b.acceptInvitation(inv.group);
+
+  // Every member writes, without grants; the list is the group's.
+  const la = await ga.createTaskList('private');
+  const lb = await gb.joinTaskList(la.id);
+  const t1 = await la.addTask('one');
+  await until(lb, (s) => s.tasks.some((x) => x.id === t1));
+  await lb.claimTask(t1);
+  await lb.completeTask(t1);
+  const snap = await until(la, (s) => s.tasks[0].state === 'done');
+  assert.equal(snap.tasks[0].claimant, b.agentId);
+
+  // Group messages reach the other member.
+  const mb = gb.messages();
+  let got = null;
+  mb.next().then((m) => { got = m; });
+  for (let i = 0; i < 100 && got === null; i++) {
+    await ga.publish('psst');
+    await sleep(100);
+  }
+  assert.equal(got.from, a.agentId);
+  assert.equal(got.data.toString(), 'psst');
+
+  // Closing the group leaves its lists.
+  await gb.close();
+  await assert.rejects(lb.listTasks(), { code: 'X0X_ERR_INVALID_HANDLE' });
+  await ga.close();
+});

@@ -27,7 +27,8 @@ def test_error_hierarchy() -> None:
         x0x.InvalidArgument, x0x.InvalidHandle, x0x.Closed, x0x.X0xIOError, x0x.CryptoError,
         x0x.WrongPassphrase, x0x.NotFound, x0x.X0xTimeout, x0x.TooLarge, x0x.InternalPanic,
         x0x.NoRoute, x0x.Corrupt, x0x.AuthError, x0x.NoPeers, x0x.TaskDone, x0x.TaskNotClaimed,
-        x0x.TaskClaimedByOther, x0x.NotWriter, x0x.Rejected, x0x.OtherError,
+        x0x.TaskClaimedByOther, x0x.NotWriter, x0x.Rejected, x0x.NotMember, x0x.AlreadyMember,
+        x0x.Refused, x0x.OtherError,
     ):
         err = x0x.errors.error_for_status(cls.CODE, "m")
         assert type(err) is cls
@@ -37,6 +38,8 @@ def test_error_hierarchy() -> None:
             continue  # nor one without task-list writers (ABI 0.4)
         if cls.CODE == 19 and not x0x.library_supports("x0x_topic_join"):
             continue  # nor one without topic handles (ABI 0.6)
+        if cls.CODE in (20, 21, 22) and not x0x.library_supports("x0x_group_create"):
+            continue  # nor one without private groups (ABI 0.7)
         assert x0x.status_name(cls.CODE) == cls.STATUS
     assert x0x.status_name(4242) == "X0X_ERR_UNKNOWN"
 

@@ -57,7 +57,8 @@ def test_wheel_contents_and_record() -> None:
         di = f"agent_x0x-{x0x.__version__}.dist-info"
         for want in (
             "x0x/__init__.py", "x0x/agent.py", "x0x/events.py", "x0x/tasklist.py", "x0x/errors.py",
-            "x0x/identity.py", "x0x/_lib.py", "x0x/_util.py", "x0x/py.typed", "x0x/_native/libx0x.so.0",
+            "x0x/identity.py", "x0x/group.py", "x0x/topic.py", "x0x/_lib.py", "x0x/_util.py", "x0x/py.typed",
+            "x0x/_native/libx0x.so.0",
             f"{di}/METADATA", f"{di}/WHEEL", f"{di}/RECORD",
         ):
             assert want in names, want

@@ -1,8 +1,8 @@
 // Compiled with `tsc --noEmit` by test/types.test.js: uses the declarations
 // the way an application would, including lines that must NOT compile
 // (marked @ts-expect-error: tsc fails if they do compile).
-import { Agent, TaskList, Identity, X0xError, X0xTaskError, LaggedError, Topic, Subscription, Status, EventKind, abiVersion, capabilities } from 'x0x';
-import type { TopicMessage, TopicEvent, Task, TaskListSnapshot, Unsubscribe, StatusCode } from 'x0x';
+import { Agent, TaskList, Identity, X0xError, X0xTaskError, X0xGroupError, LaggedError, Topic, Subscription, Status, EventKind, abiVersion, capabilities, Group, GroupMessages } from 'x0x';
+import type { TopicMessage, TopicEvent, Task, TaskListSnapshot, Unsubscribe, StatusCode, GroupInvitation, GroupMessage, GroupEvent, GroupInfo } from 'x0x';
 
 async function main(): Promise<void> {
   const agent: Agent = await Agent.create({ dataDir: '/tmp/x', bindAddr: '127.0.0.1:0', bootstrap: ['a@127.0.0.1:1'], eventQueueCapacity: 100 });
@@ -68,7 +68,43 @@ async function main(): Promise<void> {
   const ident = await Identity.import(bundle, 'pw');
   await Agent.create({ identity: ident });
   ident.destroy();
-  const n: number = Status.X0X_ERR_TIMEOUT + EventKind.TOPIC_MESSAGE + abiVersion();
+  // Private groups.
+  const kp: Buffer = await agent.publishKeyPackage();
+  const group: Group = await agent.createGroup();
+  const gid: string = group.id;
+  const info: GroupInfo = group.info();
+  const epoch: number = info.epoch + info.members.length;
+  await group.invite(id, { timeoutMs: 5000 });
+  await group.inviteKeyPackage(kp);
+  await group.publish('hello group');
+  const gm: GroupMessages = group.messages({ capacity: 10 });
+  const m1: GroupMessage | null = await gm.next();
+  if (m1) { const d: Buffer = m1.data; const from: string = m1.from; void d; void from; }
+  for await (const e of group.events()) {
+    const ge: GroupEvent = e;
+    if (ge.kind === 'removed' || ge.kind === 'member-joined') { const who: string | null = ge.agent; void who; }
+  }
+  const invs: GroupInvitation[] = agent.invitations();
+  agent.on('groupInvitation', (inv) => { const members: string[] = inv.members; void members; });
+  if (invs[0]) {
+    const joined: Group = await agent.acceptInvitation(invs[0].group);
+    await agent.declineInvitation(invs[0].group);
+    void joined;
+  }
+  const glist: TaskList = await group.createTaskList('secret');
+  const glist2: TaskList = await group.joinTaskList(glist.id);
+  await group.remove(id);
+  await group.update();
+  await group.leave();
+  await group.close();
+  const open: Group[] = agent.groups();
+  try {
+    await group.invite(id);
+  } catch (e) {
+    if (e instanceof X0xGroupError && e.code === 'X0X_ERR_REFUSED') void e.status;
+  }
+  void gid; void epoch; void glist2; void open; void capabilities.groups; void EventKind.GROUP_MESSAGE;
+  const n: number = Status.X0X_ERR_TIMEOUT + EventKind.TOPIC_MESSAGE + abiVersion() + Status.X0X_ERR_NOT_MEMBER;
   const ok: boolean = capabilities.tasklist;
   void n; void ok; void msgId;
   await agent.close();
@@ -89,6 +125,12 @@ async function main(): Promise<void> {
   await agent.join('t', { publishonly: true });
   // @ts-expect-error streams are opened by a Topic
   new Subscription();
+  // @ts-expect-error a key package is bytes, not a string
+  await group.inviteKeyPackage('kp');
+  // @ts-expect-error the constructor is private
+  new Group();
+  // @ts-expect-error invite takes known options only
+  await group.invite(id, { timeout: 5 });
   // @ts-expect-error updateTask takes known fields only
   await list.updateTask(t, { colour: 'red' });
 }

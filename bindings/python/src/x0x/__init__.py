@@ -1,5 +1,7 @@
 """x0x: a post-quantum peer-to-peer network for AI agents (Python binding of libx0x).
 
+Direct messages, topics, replicated task lists and private (MLS) groups.
+
 Asyncio-native and dependency-free (ctypes over the C ABI of ``x0x.h``)::
 
     import asyncio, x0x
@@ -29,6 +31,7 @@ from . import _lib, _util
 from ._lib import check as _check
 from .agent import Agent
 from .errors import (
+    AlreadyMember,
     AuthError,
     Closed,
     Corrupt,
@@ -39,10 +42,12 @@ from .errors import (
     NoPeers,
     NoRoute,
     NotFound,
+    NotMember,
     OtherError,
     TaskClaimedByOther,
     LaggedError,
     NotWriter,
+    Refused,
     Rejected,
     TaskDone,
     TaskNotClaimed,
@@ -61,6 +66,10 @@ from .events import (
     EventKind,
     EventStream,
     ExternalAddressDiscovered,
+    GroupChange,
+    GroupEvent,
+    GroupInvitation,
+    GroupMessage,
     NatTypeDetected,
     PeerConnected,
     PeerDisconnected,
@@ -70,9 +79,13 @@ from .events import (
     TopicEvent,
     TopicMessage,
 )
+from .group import Group, GroupEvents, GroupInfo, GroupMessages
 from .identity import Identity
 from .tasklist import Task, TaskChanges, TaskList, TaskListSnapshot, TaskState
 from .topic import Subscription, Topic, TopicEvents, Validator
+
+#: The same class as :class:`GroupInvitation` (an invitation waiting for an answer).
+Invitation = GroupInvitation
 
 __version__ = "0.2.0"
 
@@ -127,6 +140,7 @@ __all__ = [
     "ABI_REQUIRED",
     "Agent",
     "AgentsChanged",
+    "AlreadyMember",
     "AuthError",
     "Closed",
     "ConnectionFailed",
@@ -137,6 +151,15 @@ __all__ = [
     "EventKind",
     "EventStream",
     "ExternalAddressDiscovered",
+    "Group",
+    "GroupChange",
+    "GroupEvent",
+    "GroupEvents",
+    "GroupInfo",
+    "GroupInvitation",
+    "GroupMessage",
+    "GroupMessages",
+    "Invitation",
     "NatTypeDetected",
     "Identity",
     "InternalPanic",
@@ -146,9 +169,11 @@ __all__ = [
     "NoPeers",
     "NoRoute",
     "NotFound",
+    "NotMember",
     "OtherError",
     "PeerConnected",
     "PeerDisconnected",
+    "Refused",
     "Rejected",
     "Stream",
     "Subscription",

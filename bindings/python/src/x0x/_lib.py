@@ -47,12 +47,14 @@ DEFAULT_EVENT_QUEUE = 1024
 MAX_EVENT_QUEUE = 65536
 MAX_INJECT_PAYLOAD = 65536
 ABI_MAJOR = 0
-ABI_MINOR = 6
+ABI_MINOR = 7
 TOPIC_PUBLISH_ONLY = 1
 DEFAULT_VALIDATION_MS = 1000
 MAX_VALIDATION_MS = 10000
 VALIDATION_ACCEPT = 0
 VALIDATION_REJECT = 1
+#: Largest group message (x0x_group_publish: 960 KiB).
+MAX_GROUP_MESSAGE = 960 * 1024
 
 SONAME = "libx0x.so.0"
 
@@ -161,6 +163,23 @@ _PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
     "x0x_subscription_close": (c_int, [c_uint64]),
     "x0x_topic_neighbours": (c_int, [c_uint64, _charpp, _sizep]),
     "x0x_topic_leave": (c_int, [c_uint64]),
+    # ABI 0.7: private groups.
+    "x0x_keypackage_publish": (c_int, [c_uint64, _charpp, _sizep]),
+    "x0x_group_create": (c_int, [c_uint64, _u64p]),
+    "x0x_invitations": (c_int, [c_uint64, _charpp]),
+    "x0x_group_accept": (c_int, [c_uint64, c_char_p, _u64p]),
+    "x0x_group_decline": (c_int, [c_uint64, c_char_p]),
+    "x0x_group_id": (c_int, [c_uint64, c_char_p]),
+    "x0x_group_info": (c_int, [c_uint64, _charpp]),
+    "x0x_group_invite": (c_int, [c_uint64, c_char_p, c_uint32]),
+    "x0x_group_invite_keypackage": (c_int, [c_uint64, c_char_p, c_size_t, c_uint32]),
+    "x0x_group_remove": (c_int, [c_uint64, c_char_p]),
+    "x0x_group_update": (c_int, [c_uint64]),
+    "x0x_group_leave": (c_int, [c_uint64]),
+    "x0x_group_publish": (c_int, [c_uint64, c_char_p, c_size_t]),
+    "x0x_group_tasklist_create": (c_int, [c_uint64, c_char_p, _u64p]),
+    "x0x_group_tasklist_join": (c_int, [c_uint64, c_char_p, _u64p]),
+    "x0x_group_close": (c_int, [c_uint64]),
 }
 
 #: Names of every function of include/x0x.h this package binds.

@@ -5,7 +5,9 @@ the loop never blocks. Events are pulled from libx0x on the loop that
 created the agent (``loop.add_reader`` on the library's event fd, drained in
 batches of up to 1024 records) and dispatched to the streams the caller
 opened: :meth:`Agent.events`, the subscriptions and event streams of
-topics (:meth:`Agent.join`; records name their subscription handle) and
+topics (:meth:`Agent.join`; records name their subscription handle), the
+message and event streams of private groups (:meth:`Agent.create_group`,
+:meth:`Agent.accept_invitation`; records name their group handle) and
 :meth:`x0x.TaskList.changes`; validation requests go to their topic's
 validator. Events that no stream wants are discarded.
 """
@@ -34,6 +36,10 @@ from .events import (
     Event,
     EventStream,
     ExternalAddressDiscovered,
+    GroupChange,
+    GroupEvent,
+    GroupInvitation,
+    GroupMessage,
     NatTypeDetected,
     PeerConnected,
     PeerDisconnected,
@@ -49,6 +55,7 @@ from .topic import _TOKEN as _TOPIC_TOKEN
 from .topic import Subscription, Topic, Validator
 
 if TYPE_CHECKING:
+    from .group import Group
     from .identity import Identity
     from .tasklist import TaskChanges, TaskList
 
@@ -62,6 +69,13 @@ _REC = _lib.EVENT_STRUCT.size
 _ZERO_ID = bytes(_lib.ID_SIZE)
 _TASK_OPS = {int(op): op for op in TaskOp}
 _NAT_TYPES = {1: "none", 2: "endpoint-independent", 3: "endpoint-dependent"}
+_GROUP_CHANGES = {
+    1: GroupChange.MEMBER_JOINED,
+    2: GroupChange.MEMBER_LEFT,
+    3: GroupChange.EPOCH_CHANGED,
+    4: GroupChange.REMOVED,
+    5: GroupChange.MEMBER_ONLINE,
+}
 # ctypes.string_at without its Python wrapper frame (falls back to the public one).
 _string_at: Callable[[int, int], bytes] = getattr(ctypes, "_string_at", ctypes.string_at)
 
@@ -93,6 +107,7 @@ class Agent(_StreamOwner):
         self._topics: dict[int, Topic] = {}  # topic handle -> Topic (validation requests)
         self._task_streams: dict[str, tuple[TaskChanges, ...]] = {}
         self._lists: set[TaskList] = set()
+        self._groups: dict[int, Group] = {}  # group handle -> Group (its messages and changes)
         # Drain buffers, used only on the loop thread.
         self._buf = (_lib.CEvent * DRAIN_BATCH)()
         self._view = memoryview((ctypes.c_char * (_REC * DRAIN_BATCH)).from_buffer(self._buf)).cast("B")
@@ -400,6 +415,102 @@ class Agent(_StreamOwner):
                 del new[handle]
                 self._topics = new
 
+    # ------------------------------------------------------------------ private groups
+
+    async def publish_key_package(self) -> bytes:
+        """Makes this agent invitable into private groups and returns one key package.
+
+        From now on members of groups may fetch single-use key packages from
+        it over a direct connection (:meth:`x0x.Group.invite`; at most 4 per
+        inviting agent per minute). The returned key package may be handed to
+        an inviter by other means (:meth:`x0x.Group.invite_key_package`).
+        Raises :class:`x0x.Closed`.
+        """
+
+        def do(h: int) -> bytes:
+            ptr, n = c_void_p(), c_size_t(0)
+            check(lib.x0x_keypackage_publish(h, byref(ptr), byref(n)))
+            return _lib.take_bytes(ptr.value, n.value)
+
+        return await self._run("publish_key_package", do)
+
+    async def create_group(self) -> Group:
+        """Creates a private group with this agent as its only member; returns its :class:`x0x.Group`.
+
+        Raises :class:`x0x.Closed`.
+        """
+        from .group import _open
+
+        def do(h: int) -> int:
+            out = c_uint64(0)
+            check(lib.x0x_group_create(h, byref(out)))
+            return int(out.value)
+
+        return await _open(self, "create_group", do)
+
+    async def invitations(self) -> list[GroupInvitation]:
+        """The group invitations waiting for an answer (:class:`x0x.GroupInvitation`).
+
+        Each also arrived as an event of :meth:`events` when it came in.
+        Raises :class:`x0x.Closed`.
+        """
+        from .group import parse_invitations
+
+        def do(h: int) -> str:
+            ptr = c_void_p()
+            check(lib.x0x_invitations(h, byref(ptr)))
+            return _lib.take_string(ptr.value)
+
+        return parse_invitations(await self._run("invitations", do))
+
+    async def accept_invitation(self, group_id: str | bytes) -> Group:
+        """Accepts the pending invitation to ``group_id`` (hex or 32 bytes): joins the group.
+
+        Returns its :class:`x0x.Group`. Raises :class:`x0x.NotFound` (no such
+        invitation pending), :class:`x0x.Corrupt` (the Welcome does not open:
+        a forged invitation), :class:`x0x.Closed`.
+        """
+        from .group import _open
+
+        gid = _util.id_bytes(group_id, "group_id")
+
+        def do(h: int) -> int:
+            out = c_uint64(0)
+            check(lib.x0x_group_accept(h, gid, byref(out)))
+            return int(out.value)
+
+        return await _open(self, "accept_invitation", do)
+
+    async def decline_invitation(self, group_id: str | bytes) -> None:
+        """Declines the pending invitation to ``group_id``: the inviter is asked to remove this agent again.
+
+        Raises :class:`x0x.NotFound` (no such invitation pending), :class:`x0x.Closed`.
+        """
+        gid = _util.id_bytes(group_id, "group_id")
+        await self._run("decline_invitation", lambda h: check(lib.x0x_group_decline(h, gid)))
+
+    def _register_group(self, group: Group) -> Group | None:
+        """Registers a new Group, or returns the one already open with its handle
+        (libx0x gives an accepted re-invitation into an open group the same
+        handle); None once the agent is closed."""
+        with self._lock:
+            if self._closed:
+                return None
+            old = self._groups.get(group._handle)
+            if old is not None:
+                return old
+            new = dict(self._groups)
+            new[group._handle] = group
+            self._groups = new
+            return group
+
+    def _forget_group(self, handle: int) -> None:
+        with self._lock:
+            if handle in self._groups:
+                new = dict(self._groups)
+                del new[handle]
+                self._groups = new
+
     # ------------------------------------------------------------------ events
 
     def events(self, *, capacity: int = DEFAULT_STREAM_CAPACITY) -> EventStream:
@@ -471,6 +582,7 @@ class Agent(_StreamOwner):
         streams = self._event_streams
         routes = self._routes
         tasks = self._task_streams
+        groups = self._groups
         string_at = _string_at
         woken: list[Stream[Any]] = []
         # Hot path for the common case of exactly one all-events stream.
@@ -497,6 +609,26 @@ class Agent(_StreamOwner):
                 if route._reports_lag:
                     continue  # agent.events() gets messages of the deprecated agent.subscribe only
                 ev = msg
+            elif kind == 15:
+                grp = groups.get(rec[15])
+                if grp is not None and grp._msg_streams:
+                    plen = rec[10]
+                    gmsg = GroupMessage(grp._id, rec[3].hex(), string_at(rec[9], plen) if plen else b"", rec[12])
+                    for gs in grp._msg_streams:
+                        gs._push(gmsg)
+                        woken.append(gs)
+                continue
+            elif kind == 16:
+                grp = groups.get(rec[15])
+                change = _GROUP_CHANGES.get(rec[12])
+                if grp is not None and change is not None:
+                    gev = GroupEvent(change, grp._id, None if rec[3] == _ZERO_ID else rec[3].hex(), rec[13])
+                    for ge in grp._evt_streams:
+                        ge._push(gev)
+                        woken.append(ge)
+                    if change is GroupChange.REMOVED:
+                        grp._on_removed()
+                continue
             elif kind == 10 or kind == 11 or kind == 12:
                 route = routes.get(rec[15])
                 if route is not None:
@@ -506,6 +638,12 @@ class Agent(_StreamOwner):
                         topic = string_at(rec[11], -1).decode("utf-8", "replace") if rec[11] else ""
                         route._push(TopicEvent(EventKind(kind), topic, rec[2].hex()))
                     woken.append(route)
+                elif kind == 12:
+                    grp = groups.get(rec[15])
+                    if grp is not None:  # a lag marker of a group's records
+                        grp._lag(rec[12])
+                        woken.extend(grp._msg_streams)
+                        woken.extend(grp._evt_streams)
                 continue
             elif kind == 13:
                 tp = self._topics.get(rec[15])
@@ -538,6 +676,9 @@ class Agent(_StreamOwner):
                 ev = AgentsChanged(rec[2].hex(), _ids(rec[7], rec[8]))
             elif kind == 9:
                 ev = NatTypeDetected(_NAT_TYPES.get(rec[12], "unknown"), _cstr(rec[5]))
+            elif kind == 14:
+                gid = string_at(rec[11], -1).decode("ascii", "replace") if rec[11] else ""
+                ev = GroupInvitation(gid, rec[3].hex(), _ids(rec[7], rec[8]), rec[12])
             else:
                 continue  # a kind from a newer ABI minor: skip it
             if single is not None:
@@ -581,7 +722,8 @@ class Agent(_StreamOwner):
         """Stops the agent: ends every stream, closes connections, saves the peer cache.
 
         Idempotent and safe to call concurrently (later calls wait for the
-        first). Open task lists become unusable. Raises :class:`x0x.X0xIOError`
+        first). Open task lists and groups become unusable (a group's other
+        members still count this agent as a member). Raises :class:`x0x.X0xIOError`
         (from the first call only) if saving the peer cache failed; the
         agent is closed anyway.
         """
@@ -629,13 +771,17 @@ class Agent(_StreamOwner):
             for ts in self._task_streams.values():
                 streams.extend(ts)
             topics = list(self._topics.values())
+            groups = list(self._groups.values())
             self._event_streams = ()
             self._routes = {}
             self._topics = {}
             self._task_streams = {}
+            self._groups = {}
         for t in topics:
             t._agent_closed()
         live = not self._loop.is_closed()
+        for g in groups:
+            g._agent_closed(live)
         for s in streams:
             if live:
                 s._finish()

@@ -30,6 +30,9 @@ __all__ = [
     "TaskClaimedByOther",
     "NotWriter",
     "Rejected",
+    "NotMember",
+    "AlreadyMember",
+    "Refused",
     "OtherError",
     "LaggedError",
     "Unsupported",
@@ -77,7 +80,8 @@ class InvalidHandle(X0xError):
 
 
 class Closed(X0xError):
-    """The agent (or task list, or identity) is closed, or shutting down."""
+    """The agent (or task list, group, or identity) is closed, or shutting down; for a
+    group also: this agent left it or was removed from it."""
 
     CODE = 3
     STATUS = "X0X_ERR_CLOSED"
@@ -105,7 +109,7 @@ class WrongPassphrase(X0xError):
 
 
 class NotFound(X0xError):
-    """Something named does not exist (a file, a task, a subscription)."""
+    """Something named does not exist (a file, a task, a subscription, a pending invitation)."""
 
     CODE = 7
     STATUS = "X0X_ERR_NOT_FOUND"
@@ -197,6 +201,30 @@ class Rejected(X0xError):
     STATUS = "X0X_ERR_REJECTED"
 
 
+class NotMember(X0xError):
+    """Groups: the agent is not a member of the group (also: removing this agent
+    itself, use :meth:`x0x.Group.leave`; leaving a group whose only member is this
+    agent, use :meth:`x0x.Group.close`)."""
+
+    CODE = 20
+    STATUS = "X0X_ERR_NOT_MEMBER"
+
+
+class AlreadyMember(X0xError):
+    """Groups: the invited agent is already a member of the group."""
+
+    CODE = 21
+    STATUS = "X0X_ERR_ALREADY_MEMBER"
+
+
+class Refused(X0xError):
+    """Groups: the invited agent does not accept invitations (it has not called
+    :meth:`x0x.Agent.publish_key_package`) or is over its rate of invitations."""
+
+    CODE = 22
+    STATUS = "X0X_ERR_REFUSED"
+
+
 class OtherError(X0xError):
     """An error the library could not classify more precisely."""
 
@@ -208,8 +236,8 @@ class LaggedError(Exception):
     """The lag marker of a stream: ``missed`` items were lost because its reader fell behind.
 
     Raised once, exactly where the gap is, by ``await stream.get()`` and by
-    ``async for`` over a subscription or topic-event stream (which it ends:
-    start another loop to read on). The stream goes on. Not an
+    ``async for`` over a subscription, a topic-event stream or a group's
+    message or event stream (which it ends: start another loop to read on). The stream goes on. Not an
     :class:`X0xError`: nothing failed in the library.
     """
 
@@ -247,6 +275,9 @@ _BY_CODE: dict[int, type[X0xError]] = {
         TaskClaimedByOther,
         NotWriter,
         Rejected,
+        NotMember,
+        AlreadyMember,
+        Refused,
         OtherError,
     )
 }

@@ -9,7 +9,9 @@ queue; when a consumer falls behind, new items for that stream are dropped
 and counted in :attr:`Stream.dropped`. Subscriptions and topic-event streams
 (:class:`x0x.Subscription`, :class:`TopicEvents`) also report each loss, where
 it happened, as a :class:`x0x.LaggedError` (``.missed``), whether it happened
-in their own queue or in the library's.
+in their own queue or in the library's; so do the streams of private groups
+(:class:`x0x.GroupMessages`, :class:`x0x.GroupEvents`) for losses in their own
+queue.
 """
 
 from __future__ import annotations
@@ -36,6 +38,10 @@ __all__ = [
     "TopicMessage",
     "TaskChanged",
     "TopicEvent",
+    "GroupChange",
+    "GroupInvitation",
+    "GroupMessage",
+    "GroupEvent",
     "Event",
     "Stream",
     "EventStream",
@@ -58,6 +64,9 @@ class EventKind(enum.IntEnum):
     TOPIC_NEIGHBOUR_DOWN = 11
     LAGGED = 12
     VALIDATE = 13
+    GROUP_INVITATION = 14
+    GROUP_MESSAGE = 15
+    GROUP_CHANGED = 16
 
 
 class TaskOp(enum.IntEnum):
@@ -290,6 +299,72 @@ class TopicEvent:
         return self.kind is EventKind.TOPIC_NEIGHBOUR_UP
 
 
+class GroupChange(str, enum.Enum):
+    """What a :class:`GroupEvent` reports (``x0x_group_change``); a ``str``, e.g. ``"member-joined"``."""
+
+    #: ``agent`` became a member.
+    MEMBER_JOINED = "member-joined"
+    #: ``agent`` left or was removed.
+    MEMBER_LEFT = "member-left"
+    #: A commit moved the group to a new epoch (new keys).
+    EPOCH_CHANGED = "epoch-changed"
+    #: This agent left or was removed: the group is closed and its streams end after this event.
+    REMOVED = "removed"
+    #: ``agent`` announced its presence (only members see it).
+    MEMBER_ONLINE = "member-online"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(slots=True)
+class GroupInvitation:
+    """Agent ``from_agent`` invited this agent into private group ``group`` (hex IDs).
+
+    ``members`` are the group's members at the invitation (hex), ``epoch``
+    the epoch the invitation starts. Delivered by :meth:`x0x.Agent.events`
+    when it arrives and listed by :meth:`x0x.Agent.invitations` until it is
+    answered with :meth:`x0x.Agent.accept_invitation` or
+    :meth:`x0x.Agent.decline_invitation`.
+    """
+
+    kind: ClassVar[EventKind] = EventKind.GROUP_INVITATION
+    group: str
+    from_agent: str
+    members: list[str] = field(default_factory=list)
+    epoch: int = 0
+
+
+@dataclass(slots=True)
+class GroupMessage:
+    """Member ``from_agent`` (hex; authenticated by MLS) sent ``data`` to group ``group`` in ``epoch``.
+
+    From :meth:`x0x.Group.messages` (the other members' messages: a group
+    does not echo this agent's own).
+    """
+
+    kind: ClassVar[EventKind] = EventKind.GROUP_MESSAGE
+    group: str
+    from_agent: str
+    data: bytes
+    epoch: int
+
+
+@dataclass(slots=True)
+class GroupEvent:
+    """A change of group ``group``, from :meth:`x0x.Group.events`.
+
+    ``kind`` is a :class:`GroupChange` (compares equal to its string, e.g.
+    ``"member-joined"``); ``agent`` the member concerned (hex; None for
+    ``"epoch-changed"`` and ``"removed"``); ``epoch`` the epoch after the change.
+    """
+
+    kind: GroupChange
+    group: str
+    agent: str | None
+    epoch: int
+
+
 #: Any event delivered by :meth:`x0x.Agent.events`.
 Event = Union[
     PeerConnected,
@@ -301,6 +376,7 @@ Event = Union[
     DirectMessage,
     TopicMessage,
     TaskChanged,
+    GroupInvitation,
 ]
 
 T = TypeVar("T")
