@@ -232,9 +232,12 @@ type Group struct {
 	removal map[identity.AgentID]clock.Timer // scheduled removal turns
 	beacon  clock.Timer
 	stats   Stats
-	closed  bool
-	changed bool     // the epoch changed since the buffer was last drained
-	out     []func() // callbacks to run once the lock is released
+	// mustUpdate: the state was restored from a snapshot that may predate
+	// messages this member sent; it commits a key update before sending.
+	mustUpdate bool
+	closed     bool
+	changed    bool     // the epoch changed since the buffer was last drained
+	out        []func() // callbacks to run once the lock is released
 }
 
 // forkPoint is a commit this member applied, with the state before it.
@@ -378,6 +381,13 @@ func Open(st *mls.Group, cfg Config) (*Group, error) {
 }
 
 func start(id ID, cfg Config, g *mls.Group) *Group {
+	gr := newReplica(id, cfg, g)
+	gr.startTimers(true)
+	return gr
+}
+
+// newReplica builds a replica around an MLS state, without timers.
+func newReplica(id ID, cfg Config, g *mls.Group) *Group {
 	gr := &Group{
 		id: id, cfg: cfg, cur: g,
 		seq:     uint64(cfg.Clock.Now().UnixNano()), // keeps rising across restarts
@@ -386,7 +396,6 @@ func start(id ID, cfg Config, g *mls.Group) *Group {
 		online:  map[identity.AgentID]time.Time{},
 		removal: map[identity.AgentID]clock.Timer{},
 	}
-	gr.mu.Lock()
 	gr.members = memberIDs(g)
 	for _, m := range cfg.PastMembers {
 		gr.ever[m] = true
@@ -397,10 +406,20 @@ func start(id ID, cfg Config, g *mls.Group) *Group {
 		}
 	}
 	gr.deriveKeyLocked()
-	gr.sendLocked(kindPresence, nil)
-	gr.scheduleBeaconLocked()
-	gr.mu.Unlock()
 	return gr
+}
+
+// startTimers starts the presence beacons, announcing this member at once
+// if announce is set.
+func (g *Group) startTimers(announce bool) {
+	g.mu.Lock()
+	defer g.unlock()
+	if announce {
+		if err := g.sendLocked(kindPresence, nil); err != nil {
+			g.cfg.Logger.Debug("group: presence beacon failed", "group", g.id.Short(), "err", err)
+		}
+	}
+	g.scheduleBeaconLocked()
 }
 
 // Stats counts what a group replica did about forks and buffering.

@@ -134,6 +134,7 @@ func (g *Group) contestLocked(b buffered) {
 // bookkeeping to the new epoch.
 func (g *Group) afterEpochLocked(info *mls.CommitInfo) {
 	g.changed = true
+	g.mustUpdate = false // a new epoch: fresh message keys
 	if (info != nil && info.SelfRemoved) || !g.cur.Active() {
 		g.emitLocked(Event{Kind: EventRemoved, Epoch: g.cur.Epoch()})
 		g.closeLocked()

@@ -31,6 +31,11 @@ func (g *Group) Send(data []byte) error {
 // sendLocked protects and publishes an envelope, keeping it for re-sending
 // if its epoch loses a fork choice (presence beacons are not kept).
 func (g *Group) sendLocked(k envelopeKind, data []byte) error {
+	if g.mustUpdate {
+		if _, err := g.removeLocked(nil); err != nil {
+			return fmt.Errorf("group: key update after a restore: %w", err)
+		}
+	}
 	g.seq++
 	env := encodeEnvelope(k, g.seq, data)
 	msg, err := g.cur.Protect(env, nil)

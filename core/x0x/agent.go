@@ -336,6 +336,13 @@ func (b *Builder) build(ctx context.Context) (*Agent, error) {
 		return nil, err
 	}
 	a.groups.init(a)
+	if err := a.openGroupStore(); err != nil {
+		a.closeGroups()
+		a.closeOverlay()
+		traversal.Close()
+		node.Close()
+		return nil, err
+	}
 	go a.pumpEvents(node.Events())
 	return a, nil
 }
@@ -413,6 +420,7 @@ type Agent struct {
 type streamDrops struct {
 	events, messages, topicEvents, taskChanges atomic.Uint64
 	groupWork                                  atomic.Uint64 // group messages dropped at a full worker queue
+	groupSaves                                 atomic.Uint64 // failed saves of a group's state
 }
 
 // AgentID returns the agent's ID.
@@ -726,7 +734,7 @@ func (a *Agent) isClosed() bool {
 func (a *Agent) Close() error {
 	a.closeOnce.Do(func() {
 		close(a.closed)
-		a.closeGroups()
+		groupsErr := a.closeGroups()
 		listsErr := a.closeTaskLists()
 		a.closeTopics()
 		a.closeOverlay()
@@ -734,7 +742,7 @@ func (a *Agent) Close() error {
 		nodeErr := a.node.Close()
 		<-a.pumpDone
 		a.events.close()
-		a.closeErr = translate(errors.Join(listsErr, nodeErr, a.cache.Save()))
+		a.closeErr = translate(errors.Join(groupsErr, listsErr, nodeErr, a.cache.Save()))
 	})
 	return a.closeErr
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"path/filepath"
 	"slices"
 	"sync"
 	"time"
@@ -161,6 +162,7 @@ type groups struct {
 	reqs      map[uint64]keyPackageRequest // key-package requests in flight
 	nextReq   uint64
 	rate      map[AgentID][]time.Time // key packages issued per agent in the last minute
+	store     *group.Store            // the agent's stored groups (GroupFile)
 	closed    bool
 
 	inbox chan func()
@@ -199,14 +201,22 @@ type invitation struct {
 // a removed member reads nothing sent after its removal, and a member's
 // Update heals the group from a leak of its earlier keys.
 //
-// The group lives in memory: Close, Agent.Close or a restart ends this
-// agent's replica (the other members still count it as a member until
-// they remove it).
+// The group's state is saved, sealed with a key derived from the agent
+// key, in the data directory at every epoch change and when it closes,
+// and the agent restores it when it starts again. After a crash (a state
+// saved at an epoch change) the replica commits a key update before it
+// sends anything, so that it never reuses a message key. A replica that
+// was away while the group moved on catches up from the commits its topic
+// neighbours still hold (pub/sub's 5-minute store); one away longer must
+// be removed and invited again.
 type Group struct {
 	agent    *Agent
 	id       GroupID
 	messages fanout[GroupMessage]
 	events   fanout[GroupEvent]
+
+	saveMu   sync.Mutex // serializes saves of the state
+	saveDone bool       // the closing (or final) save happened: no more saves
 
 	mu       sync.Mutex
 	cur      *group.Group // replaced when a re-invitation moves the replica to the winning side of a fork
@@ -271,7 +281,7 @@ func (a *Agent) goGroups(f func()) {
 }
 
 // closeGroups closes every group and stops the worker (Agent.Close).
-func (a *Agent) closeGroups() {
+func (a *Agent) closeGroups() error {
 	gs := &a.groups
 	gs.mu.Lock()
 	gs.closed = true
@@ -283,11 +293,87 @@ func (a *Agent) closeGroups() {
 	gs.issued = nil
 	gs.invites = map[GroupID]*invitation{}
 	gs.mu.Unlock()
-	for _, g := range open {
-		g.shut()
-	}
+	// Stop the worker first, so that the states saved below are the last.
 	gs.stop()
 	gs.wg.Wait()
+	for _, g := range open {
+		g.saveClosing()
+		g.shut()
+	}
+	if gs.store != nil {
+		return gs.store.Close()
+	}
+	return nil
+}
+
+// GroupFile is the name, in the data directory, of the store holding the
+// agent's groups (sealed; see Group.Close).
+const GroupFile = "groups.db"
+
+// openGroupStore opens the group store and restores every group saved in
+// it (Agent build). A record that does not open or restore is logged and
+// left in the store; a store that is not one is an error naming the file.
+func (a *Agent) openGroupStore() error {
+	st, err := group.OpenStore(filepath.Join(a.dataDir, GroupFile))
+	if err != nil {
+		return translate(err)
+	}
+	a.groups.store = st
+	states, errs := st.Load(a.agent)
+	for _, err := range errs {
+		a.logger.Warn("x0x: a stored group was not restored", "file", GroupFile, "err", err)
+	}
+	for _, s := range states {
+		g := a.newGroup(GroupID(s.Group))
+		core, err := group.Restore(s.State, g.config(), !s.Clean)
+		if err != nil {
+			a.logger.Warn("x0x: a stored group was not restored", "group", GroupID(s.Group), "err", err)
+			continue
+		}
+		g.cur = core
+		if err := a.startGroup(g); err != nil {
+			return err
+		}
+		// From now on the stored state may predate what the replica sends.
+		g.save(false)
+	}
+	return nil
+}
+
+// save stores the replica's state (clean: taken at its close). Saves of one
+// group are serialized and none follows the closing one.
+func (g *Group) save(clean bool) {
+	g.saveMu.Lock()
+	defer g.saveMu.Unlock()
+	st := g.agent.groups.store
+	c := g.core()
+	if st == nil || c == nil || g.saveDone {
+		return
+	}
+	snap, err := c.Snapshot()
+	if err != nil {
+		return // closed: removed (the record is deleted) or shut
+	}
+	if err := st.Save(g.agent.agent, group.StoredState{Group: group.ID(g.id), State: snap, Clean: clean}, g.agent.rand()); err != nil {
+		g.agent.drops.groupSaves.Add(1)
+		g.agent.logger.Warn("x0x: saving a group failed", "group", g.id, "err", err)
+	}
+	g.saveDone = clean
+}
+
+// saveClosing saves the state of a replica about to close, as exact.
+func (g *Group) saveClosing() { g.save(true) }
+
+// forget deletes the stored state (the agent is no longer a member).
+func (g *Group) forget() {
+	g.saveMu.Lock()
+	defer g.saveMu.Unlock()
+	g.saveDone = true
+	if st := g.agent.groups.store; st != nil {
+		if err := st.Delete(g.agent.agent, group.ID(g.id)); err != nil {
+			g.agent.logger.Warn("x0x: deleting a group's state failed", "group", g.id, "err", err)
+		}
+	}
 }
 
 // PublishKeyPackage makes this agent invitable: from now on, members of
@@ -345,7 +431,11 @@ func (a *Agent) CreateGroup(ctx context.Context) (*Group, error) {
 		return nil, translate(err)
 	}
 	g.cur = core
-	return g, a.startGroup(g)
+	if err := a.startGroup(g); err != nil {
+		return nil, err
+	}
+	g.save(false)
+	return g, nil
 }
 
 // Group returns the open group id, or ErrGroupNotFound.
@@ -430,9 +520,11 @@ func (a *Agent) joinFromWelcome(id GroupID, inv *invitation) (*Group, error) {
 		if old != nil {
 			old.Close()
 		}
-		return g, nil
+	} else if err := a.startGroup(g); err != nil {
+		return nil, err
 	}
-	return g, a.startGroup(g)
+	g.save(false)
+	return g, nil
 }
 
 // takeInvitation removes and returns the pending invitation to id.
@@ -503,10 +595,12 @@ func (g *Group) config() group.Config {
 				e.Kind = GroupMemberLeft
 			case group.EventEpochChanged:
 				e.Kind = GroupEpochChanged
+				g.save(false)
 			case group.EventOnline:
 				e.Kind = GroupMemberOnline
 			case group.EventRemoved:
 				e.Kind = GroupRemoved
+				g.forget()
 				g.events.publish(e)
 				// The replica is gone: close the group now (not through
 				// the worker's queue, which could drop it). A replica that
@@ -694,9 +788,12 @@ func (g *Group) Leave(ctx context.Context) error {
 	return translate(g.core().Leave())
 }
 
-// Close ends this agent's replica of the group: it leaves the topic, ends
-// the streams and zeroes the group's secrets. It does not remove this
-// agent from the group (Leave does). Closing twice is a no-op.
+// Close ends this agent's replica of the group for now: it saves the
+// group's state (sealed, in the data directory's GroupFile), leaves the
+// topic, ends the streams and the group's task lists, and zeroes the
+// secrets in memory. The agent's next start restores it (Agent.Group,
+// Agent.Groups). It does not remove this agent from the group: Leave does,
+// and a removal deletes the saved state. Closing twice is a no-op.
 func (g *Group) Close() error {
 	a := g.agent
 	a.groups.mu.Lock()
@@ -704,6 +801,7 @@ func (g *Group) Close() error {
 		delete(a.groups.open, g.id)
 	}
 	a.groups.mu.Unlock()
+	g.saveClosing()
 	g.shut()
 	return nil
 }

@@ -1,9 +1,12 @@
 package x0x
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -494,5 +497,88 @@ func TestGroupServiceRefusesStrangers(t *testing.T) {
 	}
 	if got != keyPackageRate {
 		t.Fatalf("d obtained %d key packages in a burst, want %d", got, keyPackageRate)
+	}
+}
+
+// A member's group survives a restart of its agent: the state is saved
+// (sealed) when the agent closes and restored when it starts again, and a
+// commit made while it was away reaches it from its topic neighbours.
+func TestGroupSurvivesRestart(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	fast := OverlayConfig{AntiEntropyInterval: time.Second}
+	boot := build(t, NewBuilder().WithDataDir(t.TempDir()).WithKDF(cheapKDF()).WithOverlay(fast))
+	bootAddr := fmt.Sprintf("%s@%s", boot.MachineID(), boot.Addr())
+	start := func(dir string) *Agent {
+		a, err := NewBuilder().WithDataDir(dir).WithKDF(cheapKDF()).WithOverlay(fast).WithBootstrap(bootAddr).Build(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.JoinNetwork(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	a := start(t.TempDir())
+	defer a.Close()
+	dirB := t.TempDir()
+	b := start(dirB)
+	if _, err := b.PublishKeyPackage(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ga, err := a.CreateGroup(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.WaitForAgent(ctx, b.AgentID()); err != nil {
+		t.Fatal(err)
+	}
+	gb := invite(ctx, t, ga, b)
+	waitMembers(t, []*Group{ga, gb}, a.AgentID(), b.AgentID())
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// While b is away, a updates its keys.
+	if err := ga.Update(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b = start(dirB)
+	defer b.Close()
+	gb, err = b.Group(ga.ID())
+	if err != nil {
+		t.Fatalf("the group was not restored: %v (groups %v)", err, b.Groups())
+	}
+	waitMembers(t, []*Group{ga, gb}, a.AgentID(), b.AgentID())
+	msgs, err := gb.Messages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer msgs.Close()
+	back, err := ga.Messages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer back.Close()
+	waitTopic(t, []*Agent{a, b}, group.ID(ga.ID()).TopicName())
+	if err := ga.Publish(ctx, []byte("welcome back")); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := msgs.Next(ctx); err != nil || string(m.Data) != "welcome back" {
+		t.Fatalf("restored member: %q %v", m.Data, err)
+	}
+	if err := gb.Publish(ctx, []byte("thanks")); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := back.Next(ctx); err != nil || string(m.Data) != "thanks" {
+		t.Fatalf("from the restored member: %q %v", m.Data, err)
+	}
+	// The stored state is sealed: the file holds no group secret in the
+	// clear that a reader could use, and no plaintext message.
+	raw, err := os.ReadFile(filepath.Join(dirB, GroupFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(raw, []byte("x0xG")) || bytes.Contains(raw, ga.id[:]) {
+		t.Fatal("the group store holds a state or group ID in the clear")
 	}
 }

@@ -122,7 +122,8 @@ func (a *Agent) Metrics() Metrics {
 			Labels: []Label{{"stream", s.stream}}, Value: s.n})
 	}
 	ms = append(ms, Metric{Name: "x0x_agent_group_work_dropped_total",
-		Help: "Group messages dropped because the groups worker's queue was full.", Value: a.drops.groupWork.Load()})
+		Help: "Group messages dropped because the groups worker's queue was full.", Value: a.drops.groupWork.Load()},
+		Metric{Name: "x0x_agent_group_save_failures_total", Help: "Saves of a group's state that failed (I/O).", Value: a.drops.groupSaves.Load()})
 	return ms
 }
 
