@@ -120,23 +120,30 @@ func (e *agentEntry) run() {
 // not count (see the header).
 func (e *agentEntry) forwardEvents(s *x0x.Stream[x0x.Event]) {
 	defer e.fwd.Done()
+	forward(e, s, func(ev x0x.Event) (event, bool) {
+		ce, known := convertEvent(ev)
+		if known && ev.Kind == x0x.EventGroupInvitation {
+			e.describeInvitation(&ce, ev.Group)
+		}
+		return ce, known
+	})
+}
+
+// forward posts the record conv makes of each item of s (none where conv
+// returns false) until s ends, then returns true, or until the agent is
+// destroyed (post refuses the record), then returns false. Items s lost
+// while the dispatcher was busy (ErrLagged) are skipped.
+func forward[T any](e *agentEntry, s *x0x.Stream[T], conv func(T) (event, bool)) bool {
 	for {
-		ev, err := s.Next(context.Background())
+		v, err := s.Next(context.Background())
 		if errors.Is(err, x0x.ErrLagged) {
 			continue
 		}
 		if err != nil {
-			return
+			return true
 		}
-		ce, known := convertEvent(ev)
-		if !known {
-			continue
-		}
-		if ev.Kind == x0x.EventGroupInvitation {
-			e.describeInvitation(&ce, ev.Group)
-		}
-		if !e.post(ce) {
-			return
+		if ev, ok := conv(v); ok && !e.post(ev) {
+			return false
 		}
 	}
 }

@@ -12,9 +12,16 @@ import (
 
 func testAgent(t testing.TB, bootstrap ...string) (uint64, *agentEntry) {
 	t.Helper()
+	return testAgentQueue(t, 64, bootstrap...)
+}
+
+// testAgentQueue is an agent on 127.0.0.1 whose event queue holds
+// queueCap records, destroyed when the test ends.
+func testAgentQueue(t testing.TB, queueCap int, bootstrap ...string) (uint64, *agentEntry) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	h, err := newAgent(ctx, &config{dataDir: t.TempDir(), bindAddr: "127.0.0.1:0", bootstrap: bootstrap, queueCap: 64})
+	h, err := newAgent(ctx, &config{dataDir: t.TempDir(), bindAddr: "127.0.0.1:0", bootstrap: bootstrap, queueCap: queueCap})
 	if err != nil {
 		t.Fatal(err)
 	}

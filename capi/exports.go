@@ -461,6 +461,28 @@ func withAgent(name string, h C.uint64_t, f func(e *agentEntry) error) C.int {
 	}))
 }
 
+// openHandle ends the calls that open a group or a task list into *out:
+// with out checked, it runs open under e's call context, registers what
+// it opened with register and stores the new handle in *out.
+func openHandle[T any](e *agentEntry, out *C.uint64_t, open func(context.Context) (T, error),
+	register func(T) (uint64, error)) error {
+	if out == nil {
+		return errInvalidArg("out is NULL")
+	}
+	ctx, cancel := e.callCtx(0)
+	defer cancel()
+	v, err := open(ctx)
+	if err != nil {
+		return err
+	}
+	h, err := register(v)
+	if err != nil {
+		return err
+	}
+	*out = C.uint64_t(h)
+	return nil
+}
+
 //export x0x_agent_id
 func x0x_agent_id(h C.uint64_t, out *C.uint8_t) C.int {
 	return withAgent("x0x_agent_id", h, func(e *agentEntry) error {

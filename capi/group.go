@@ -119,20 +119,10 @@ func (e *agentEntry) registerGroup(g *x0x.Group) (uint64, error) {
 func (e *agentEntry) forwardGroupMessages(ge *groupEntry) {
 	defer e.fwd.Done()
 	topic := ge.id.String()
-	for {
-		m, err := ge.msgs.Next(context.Background())
-		if errors.Is(err, x0x.ErrLagged) {
-			continue
-		}
-		if err != nil {
-			return
-		}
-		ev := event{kind: kindGroupMessage, from: m.From, topic: topic, payload: m.Data,
-			nums: [4]uint64{m.Epoch, 0, 0, ge.handle}, grp: ge}
-		if !e.post(ev) {
-			return
-		}
-	}
+	forward(e, ge.msgs, func(m x0x.GroupMessage) (event, bool) {
+		return event{kind: kindGroupMessage, from: m.From, topic: topic, payload: m.Data,
+			nums: [4]uint64{m.Epoch, 0, 0, ge.handle}, grp: ge}, true
+	})
 }
 
 // groupChange maps a facade group event kind to its x0x_group_change (0:
@@ -162,27 +152,20 @@ func groupChange(k x0x.GroupEventKind) uint64 {
 func (e *agentEntry) forwardGroupEvents(ge *groupEntry) {
 	defer e.fwd.Done()
 	topic := ge.id.String()
-	for {
-		gev, err := ge.evs.Next(context.Background())
-		if errors.Is(err, x0x.ErrLagged) {
-			continue
-		}
-		if err != nil {
-			e.post(event{kind: kindGroupChanged, topic: topic,
-				nums: [4]uint64{groupRemoved, ge.g.Epoch(), 0, ge.handle}, grp: ge})
-			return
-		}
+	ended := forward(e, ge.evs, func(gev x0x.GroupEvent) (event, bool) {
 		change := groupChange(gev.Kind)
 		if change == 0 {
-			continue
+			return event{}, false
 		}
 		ev := event{kind: kindGroupChanged, topic: topic, nums: [4]uint64{change, gev.Epoch, 0, ge.handle}, grp: ge}
 		if change == groupMemberJoined || change == groupMemberLeft || change == groupMemberOnline {
 			ev.from = gev.Agent
 		}
-		if !e.post(ev) {
-			return
-		}
+		return ev, true
+	})
+	if ended {
+		e.post(event{kind: kindGroupChanged, topic: topic,
+			nums: [4]uint64{groupRemoved, ge.g.Epoch(), 0, ge.handle}, grp: ge})
 	}
 }
 
@@ -208,9 +191,7 @@ func (e *agentEntry) closeGroup(ge *groupEntry) error {
 			continue // still open (not the group's any more)
 		}
 		delete(e.lists, id)
-		for _, h := range ol.handles {
-			_, _ = handles.remove(h, kindTaskList)
-		}
+		removeListHandles(ol.handles)
 	}
 	return err
 }
@@ -315,21 +296,7 @@ func x0x_keypackage_publish(h C.uint64_t, out **C.uint8_t, outLen *C.size_t) C.i
 //export x0x_group_create
 func x0x_group_create(h C.uint64_t, out *C.uint64_t) C.int {
 	return withAgent("x0x_group_create", h, func(e *agentEntry) error {
-		if out == nil {
-			return errInvalidArg("out is NULL")
-		}
-		ctx, cancel := e.callCtx(0)
-		defer cancel()
-		g, err := e.a.CreateGroup(ctx)
-		if err != nil {
-			return err
-		}
-		gh, err := e.openGroup(g)
-		if err != nil {
-			return err
-		}
-		*out = C.uint64_t(gh)
-		return nil
+		return openHandle(e, out, e.a.CreateGroup, e.openGroup)
 	})
 }
 
@@ -358,21 +325,9 @@ func x0x_group_accept(h C.uint64_t, groupID *C.uint8_t, out *C.uint64_t) C.int {
 		if err != nil {
 			return err
 		}
-		if out == nil {
-			return errInvalidArg("out is NULL")
-		}
-		ctx, cancel := e.callCtx(0)
-		defer cancel()
-		g, err := e.a.AcceptInvitation(ctx, id)
-		if err != nil {
-			return err
-		}
-		gh, err := e.openGroup(g)
-		if err != nil {
-			return err
-		}
-		*out = C.uint64_t(gh)
-		return nil
+		return openHandle(e, out, func(ctx context.Context) (*x0x.Group, error) {
+			return e.a.AcceptInvitation(ctx, id)
+		}, e.openGroup)
 	})
 }
 
@@ -484,18 +439,18 @@ func x0x_group_publish(h C.uint64_t, data *C.uint8_t, n C.size_t) C.int {
 	})
 }
 
-// openGroupList registers a handle for l, a list of the group ge.
-func (ge *groupEntry) openGroupList(l *x0x.TaskList, out *C.uint64_t) error {
+// openGroupList registers a handle for l, a list of the group ge, and
+// returns it.
+func (ge *groupEntry) openGroupList(l *x0x.TaskList) (uint64, error) {
 	e := ge.agent
 	lh, err := e.openTaskList(l)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	e.subMu.Lock()
 	ge.lists[l.ID()] = struct{}{}
 	e.subMu.Unlock()
-	*out = C.uint64_t(lh)
-	return nil
+	return lh, nil
 }
 
 //export x0x_group_tasklist_create
@@ -505,16 +460,9 @@ func x0x_group_tasklist_create(h C.uint64_t, name *C.char, out *C.uint64_t) C.in
 		if err != nil {
 			return err
 		}
-		if out == nil {
-			return errInvalidArg("out is NULL")
-		}
-		ctx, cancel := ge.agent.callCtx(0)
-		defer cancel()
-		l, err := ge.g.CreateTaskList(ctx, n)
-		if err != nil {
-			return err
-		}
-		return ge.openGroupList(l, out)
+		return openHandle(ge.agent, out, func(ctx context.Context) (*x0x.TaskList, error) {
+			return ge.g.CreateTaskList(ctx, n)
+		}, ge.openGroupList)
 	})
 }
 
@@ -525,16 +473,9 @@ func x0x_group_tasklist_join(h C.uint64_t, listID *C.uint8_t, out *C.uint64_t) C
 		if err != nil {
 			return err
 		}
-		if out == nil {
-			return errInvalidArg("out is NULL")
-		}
-		ctx, cancel := ge.agent.callCtx(0)
-		defer cancel()
-		l, err := ge.g.JoinTaskList(ctx, x0x.TaskListID(id))
-		if err != nil {
-			return err
-		}
-		return ge.openGroupList(l, out)
+		return openHandle(ge.agent, out, func(ctx context.Context) (*x0x.TaskList, error) {
+			return ge.g.JoinTaskList(ctx, x0x.TaskListID(id))
+		}, ge.openGroupList)
 	})
 }
 

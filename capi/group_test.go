@@ -25,18 +25,7 @@ type (
 // draining another agent for a while loses nothing.
 func groupTestAgent(t *testing.T, bootstrap ...string) (uint64, *agentEntry) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	h, err := newAgent(ctx, &config{dataDir: t.TempDir(), bindAddr: "127.0.0.1:0", bootstrap: bootstrap, queueCap: 4096})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = destroyAgent(h, 0) })
-	e, err := getAgent(h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return h, e
+	return testAgentQueue(t, 4096, bootstrap...)
 }
 
 // cID points C at the 32 bytes of id.

@@ -9,7 +9,6 @@ import "C"
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 
@@ -73,9 +72,7 @@ func (e *agentEntry) openTaskList(l *x0x.TaskList) (uint64, error) {
 	if ol != nil && ol.list != l {
 		// The list was left under this layer (its group closed, leaving
 		// it) and is open again: the old handles named the left list.
-		for _, h := range ol.handles {
-			_, _ = handles.remove(h, kindTaskList)
-		}
+		removeListHandles(ol.handles)
 		delete(e.lists, l.ID())
 		ol = nil
 	}
@@ -102,28 +99,18 @@ func (e *agentEntry) openTaskList(l *x0x.TaskList) (uint64, error) {
 func (e *agentEntry) forwardChanges(id x0x.TaskListID, changes *x0x.Stream[x0x.TaskChange]) {
 	defer e.fwd.Done()
 	topic := id.String()
-	for {
-		ch, err := changes.Next(context.Background())
-		if errors.Is(err, x0x.ErrLagged) {
-			continue
-		}
-		if err != nil {
-			return
-		}
+	forward(e, changes, func(ch x0x.TaskChange) (event, bool) {
 		op := taskOp(ch.Kind)
 		if op == 0 {
-			continue
+			return event{}, false
 		}
 		local := uint64(0)
 		if ch.Local {
 			local = 1
 		}
-		ev := event{kind: kindTaskChanged, from: ch.Author, topic: topic,
-			payload: append([]byte(nil), ch.Task[:]...), nums: [4]uint64{op, local}}
-		if !e.post(ev) {
-			return
-		}
-	}
+		return event{kind: kindTaskChanged, from: ch.Author, topic: topic,
+			payload: append([]byte(nil), ch.Task[:]...), nums: [4]uint64{op, local}}, true
+	})
 }
 
 // leaveTaskList invalidates every handle of ol and leaves the list.
@@ -136,9 +123,7 @@ func (e *agentEntry) leaveTaskList(ol *openList) error {
 	delete(e.lists, ol.list.ID())
 	hs := ol.handles
 	e.subMu.Unlock()
-	for _, h := range hs {
-		_, _ = handles.remove(h, kindTaskList)
-	}
+	removeListHandles(hs)
 	return ol.list.Leave()
 }
 
@@ -150,9 +135,14 @@ func (e *agentEntry) dropListHandles() {
 	e.lists = nil
 	e.subMu.Unlock()
 	for _, ol := range lists {
-		for _, h := range ol.handles {
-			_, _ = handles.remove(h, kindTaskList)
-		}
+		removeListHandles(ol.handles)
+	}
+}
+
+// removeListHandles invalidates the task-list handles hs.
+func removeListHandles(hs []uint64) {
+	for _, h := range hs {
+		_, _ = handles.remove(h, kindTaskList)
 	}
 }
 
@@ -185,21 +175,9 @@ func x0x_tasklist_create(h C.uint64_t, name *C.char, out *C.uint64_t) C.int {
 		if err != nil {
 			return err
 		}
-		if out == nil {
-			return errInvalidArg("out is NULL")
-		}
-		ctx, cancel := e.callCtx(0)
-		defer cancel()
-		l, err := e.a.CreateTaskList(ctx, n)
-		if err != nil {
-			return err
-		}
-		lh, err := e.openTaskList(l)
-		if err != nil {
-			return err
-		}
-		*out = C.uint64_t(lh)
-		return nil
+		return openHandle(e, out, func(ctx context.Context) (*x0x.TaskList, error) {
+			return e.a.CreateTaskList(ctx, n)
+		}, e.openTaskList)
 	})
 }
 
@@ -210,21 +188,9 @@ func x0x_tasklist_join(h C.uint64_t, listID *C.uint8_t, out *C.uint64_t) C.int {
 		if err != nil {
 			return err
 		}
-		if out == nil {
-			return errInvalidArg("out is NULL")
-		}
-		ctx, cancel := e.callCtx(0)
-		defer cancel()
-		l, err := e.a.JoinTaskList(ctx, x0x.TaskListID(id))
-		if err != nil {
-			return err
-		}
-		lh, err := e.openTaskList(l)
-		if err != nil {
-			return err
-		}
-		*out = C.uint64_t(lh)
-		return nil
+		return openHandle(e, out, func(ctx context.Context) (*x0x.TaskList, error) {
+			return e.a.JoinTaskList(ctx, x0x.TaskListID(id))
+		}, e.openTaskList)
 	})
 }
 

@@ -1021,13 +1021,14 @@ static void test_inject(x0x_agent a) {
     CHECK_RC(x0x_debug_inject_events(X0X_NULL_HANDLE, 1, 1), X0X_ERR_INVALID_HANDLE);
 }
 
-/* Polls list's snapshot until it contains needle (or timeout_ms passes).
- * Returns 1 if found. */
-static int wait_snapshot(x0x_tasklist list, const char *needle, int timeout_ms) {
+/* Polls the JSON get(handle, &json) returns (a task list's snapshot, a
+ * group's info) until it contains needle (or timeout_ms passes). Returns 1
+ * if found. */
+static int wait_json(int (*get)(uint64_t, char **), uint64_t handle, const char *needle, int timeout_ms) {
     double deadline = now_s() + timeout_ms / 1000.0;
     while (now_s() < deadline) {
         char *json = NULL;
-        if (x0x_tasklist_snapshot(list, &json) != X0X_OK) return 0;
+        if (get(handle, &json) != X0X_OK) return 0;
         int found = strstr(json, needle) != NULL;
         x0x_free(json);
         if (found) return 1;
@@ -1076,8 +1077,8 @@ static void test_tasklist(x0x_agent a, x0x_agent b) {
     CHECK(count_task_events(a, list_hex, X0X_TASK_ADDED, t1) == 1, "no local ADDED event for the first task");
     x0x_id_to_hex(t3, hex);
     snprintf(needle, sizeof needle, "\"id\":\"%s\",\"title\":\"third\"", hex);
-    CHECK(wait_snapshot(lb, needle, 20000), "B's replica never got the third task");
-    CHECK(wait_snapshot(lb, "\"name\":\"c checklist\"", 5000), "B's replica has no list name");
+    CHECK(wait_json(x0x_tasklist_snapshot, lb, needle, 20000), "B's replica never got the third task");
+    CHECK(wait_json(x0x_tasklist_snapshot, lb, "\"name\":\"c checklist\"", 5000), "B's replica has no list name");
 
     /* Writers: only the creator, until it grants B. */
     uint8_t b_id[32], a_id[32], scratch[32];
@@ -1087,7 +1088,7 @@ static void test_tasklist(x0x_agent a, x0x_agent b) {
     x0x_id_to_hex(b_id, b_id_hex);
     x0x_id_to_hex(a_id, a_id_hex);
     snprintf(needle, sizeof needle, "\"creator\":\"%s\",\"writers\":[],\"open\":false", a_id_hex);
-    CHECK(wait_snapshot(lb, needle, 5000), "B's snapshot does not show A as the only writer");
+    CHECK(wait_json(x0x_tasklist_snapshot, lb, needle, 5000), "B's snapshot does not show A as the only writer");
     CHECK_RC(x0x_tasklist_add(lb, "not yet", NULL, scratch), X0X_ERR_NOT_WRITER);
     CHECK_RC(x0x_tasklist_claim(lb, t1), X0X_ERR_NOT_WRITER);
     CHECK_RC(x0x_tasklist_add_writer(lb, b_id), X0X_ERR_NOT_WRITER); /* only the creator grants */
@@ -1097,7 +1098,7 @@ static void test_tasklist(x0x_agent a, x0x_agent b) {
     CHECK_OK(x0x_tasklist_add_writer(la, b_id));
     CHECK_OK(x0x_tasklist_add_writer(la, b_id)); /* again: fine */
     snprintf(needle, sizeof needle, "\"writers\":[\"%s\"]", b_id_hex);
-    CHECK(wait_snapshot(lb, needle, 20000), "B never saw its grant");
+    CHECK(wait_json(x0x_tasklist_snapshot, lb, needle, 20000), "B never saw its grant");
     CHECK(count_task_events(b, list_hex, X0X_TASK_ACCESS_CHANGED, (const uint8_t[32]){0}) >= 1, "B got no ACCESS_CHANGED event");
 
     /* Claims and completions: typed errors. */
@@ -1105,14 +1106,14 @@ static void test_tasklist(x0x_agent a, x0x_agent b) {
     CHECK_OK(x0x_tasklist_claim(lb, t1)); /* again: fine */
     x0x_id_to_hex(t1, hex);
     snprintf(needle, sizeof needle, "\"id\":\"%s\",\"title\":\"first\",\"description\":\"the first task\",\"state\":\"claimed\"", hex);
-    CHECK(wait_snapshot(la, needle, 20000), "A never saw B's claim");
+    CHECK(wait_json(x0x_tasklist_snapshot, la, needle, 20000), "A never saw B's claim");
     CHECK_RC(x0x_tasklist_complete(la, t1), X0X_ERR_TASK_CLAIMED_BY_OTHER);
     CHECK_RC(x0x_tasklist_complete(la, t2), X0X_ERR_TASK_NOT_CLAIMED);
     CHECK_OK(x0x_tasklist_complete(lb, t1));
     CHECK_RC(x0x_tasklist_claim(lb, t1), X0X_ERR_TASK_DONE);
     CHECK_OK(x0x_tasklist_reopen(lb, t1));
     snprintf(needle, sizeof needle, "\"id\":\"%s\",\"title\":\"first\",\"description\":\"the first task\",\"state\":\"empty\"", hex);
-    CHECK(wait_snapshot(la, needle, 20000), "A never saw B's reopen");
+    CHECK(wait_json(x0x_tasklist_snapshot, la, needle, 20000), "A never saw B's reopen");
     CHECK_OK(x0x_tasklist_claim(la, t1));
     CHECK_RC(x0x_tasklist_claim(la, unknown), X0X_ERR_NOT_FOUND);
 
@@ -1126,7 +1127,7 @@ static void test_tasklist(x0x_agent a, x0x_agent b) {
     CHECK_OK(x0x_tasklist_update(la, t2, "assignee", b_hex));
     CHECK_OK(x0x_tasklist_update(la, t2, "priority", "200"));
     snprintf(needle, sizeof needle, "\"assignee\":\"%s\",\"priority\":200", b_hex);
-    CHECK(wait_snapshot(lb, needle, 20000), "B never saw the update");
+    CHECK(wait_json(x0x_tasklist_snapshot, lb, needle, 20000), "B never saw the update");
     CHECK_OK(x0x_tasklist_update(la, t2, "assignee", ""));
     CHECK_RC(x0x_tasklist_update(la, t2, "colour", "red"), X0X_ERR_INVALID_ARG);
     CHECK_RC(x0x_tasklist_update(la, t2, "priority", "256"), X0X_ERR_INVALID_ARG);
@@ -1139,7 +1140,7 @@ static void test_tasklist(x0x_agent a, x0x_agent b) {
     CHECK_OK(x0x_tasklist_move(lb, t3, NULL));
     x0x_id_to_hex(t3, hex);
     snprintf(needle, sizeof needle, "\"tasks\":[{\"id\":\"%s\"", hex);
-    CHECK(wait_snapshot(la, needle, 20000), "A never saw the move to the front");
+    CHECK(wait_json(x0x_tasklist_snapshot, la, needle, 20000), "A never saw the move to the front");
     CHECK_OK(x0x_tasklist_move(lb, t3, t1));
     CHECK_RC(x0x_tasklist_move(lb, t3, unknown), X0X_ERR_NOT_FOUND);
     CHECK_OK(x0x_tasklist_remove(la, t2));
@@ -1174,7 +1175,7 @@ static void test_tasklist(x0x_agent a, x0x_agent b) {
     CHECK_RC(x0x_tasklist_leave(lb2), X0X_ERR_INVALID_HANDLE);
     CHECK_RC(x0x_tasklist_claim(lb, t1), X0X_ERR_INVALID_HANDLE);
     CHECK_OK(x0x_tasklist_join(b, list_id, &lb));
-    CHECK(wait_snapshot(lb, "\"title\":\"third\"", 1000), "rejoined list lost its persisted tasks");
+    CHECK(wait_json(x0x_tasklist_snapshot, lb, "\"title\":\"third\"", 1000), "rejoined list lost its persisted tasks");
     /* la stays open: destroying its agent invalidates it (test_destroy). */
     g_list_of_a = la;
 }
@@ -1378,20 +1379,6 @@ static int wait_group_record(x0x_agent agent, uint32_t kind, const char *hex, co
     return found;
 }
 
-/* Waits until x0x_group_info of group contains needle. */
-static int wait_group_info(x0x_group group, const char *needle, int timeout_ms) {
-    double deadline = now_s() + timeout_ms / 1000.0;
-    while (now_s() < deadline) {
-        char *json = NULL;
-        if (x0x_group_info(group, &json) != X0X_OK) return 0;
-        int found = strstr(json, needle) != NULL;
-        x0x_free(json);
-        if (found) return 1;
-        usleep(20 * 1000);
-    }
-    return 0;
-}
-
 /* Private groups (ABI 0.7): two agents, a key package, an invitation
  * pulled as X0X_EVENT_GROUP_INVITATION, accept, a group message pulled as
  * X0X_EVENT_GROUP_MESSAGE naming the group handle, the info JSON, misuse
@@ -1466,8 +1453,8 @@ static void test_groups(void) {
     CHECK(memcmp(gid, gid_b, 32) == 0, "b's group has another ID");
     snprintf(needle, sizeof needle, "\"members\":[\"%s\",\"%s\"]", memcmp(ids, ids + 32, 32) < 0 ? a_hex : b_hex,
              memcmp(ids, ids + 32, 32) < 0 ? b_hex : a_hex);
-    CHECK(wait_group_info(ga, needle, 20000), "a's group never listed both members");
-    CHECK(wait_group_info(gb, needle, 20000), "b's group never listed both members");
+    CHECK(wait_json(x0x_group_info, ga, needle, 20000), "a's group never listed both members");
+    CHECK(wait_json(x0x_group_info, gb, needle, 20000), "b's group never listed both members");
 
     /* One group message from b, pulled by a with a's group handle. */
     const char *msg = "hello, group";

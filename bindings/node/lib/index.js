@@ -988,8 +988,8 @@ function parseInvitation(i) {
   return { group: i.group, from: i.from, members: i.members || [], epoch: i.epoch || 0 };
 }
 
-/** The other members' messages of a group (Group#messages()): GroupMessage items. */
-class GroupMessages extends Stream {
+/** A stream of one group (GroupMessages, GroupEvents). */
+class GroupStream extends Stream {
   #group;
 
   /** @private */
@@ -1001,20 +1001,12 @@ class GroupMessages extends Stream {
   /** The group's ID (hex). */
   get group() { return this.#group; }
 }
+
+/** The other members' messages of a group (Group#messages()): GroupMessage items. */
+class GroupMessages extends GroupStream {}
 
 /** The changes of a group (Group#events()): GroupEvent items. */
-class GroupEvents extends Stream {
-  #group;
-
-  /** @private */
-  constructor(token, group, capacity, onClose) {
-    super(token, capacity, onClose);
-    this.#group = group;
-  }
-
-  /** The group's ID (hex). */
-  get group() { return this.#group; }
-}
+class GroupEvents extends GroupStream {}
 
 /**
  * A private group this agent is a member of (Agent#createGroup(),

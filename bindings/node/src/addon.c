@@ -84,6 +84,29 @@ void xn_throw(napi_env env, int status, const char *msg) {
     }
 }
 
+int xn_args(napi_env env, napi_callback_info info, size_t want, size_t max, napi_value *argv) {
+    size_t argc = max;
+    if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) {
+        xn_throw_napi(env, napi_generic_failure, "get_cb_info");
+        return 0;
+    }
+    if (argc < want) {
+        (void)napi_throw_type_error(env, "ERR_MISSING_ARGS", "x0x addon: missing arguments");
+        return 0;
+    }
+    return 1;
+}
+
+int xn_unsupported(napi_env env, int present, const char *fn, const char *abi) {
+    if (present) {
+        return 0;
+    }
+    char msg[160];
+    snprintf(msg, sizeof msg, "%s: not available in the linked libx0x (ABI %s function missing)", fn, abi);
+    xn_throw(env, XN_UNSUPPORTED, msg);
+    return 1;
+}
+
 static void throw_type(napi_env env, const char *what, const char *want) {
     char msg[256];
     snprintf(msg, sizeof msg, "%s must be %s", what, want);

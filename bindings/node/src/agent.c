@@ -423,16 +423,8 @@ void xn_addon_cleanup(void *arg) {
 
 /* ---- synchronous per-agent calls ------------------------------------ */
 
-/* Fetches up to max arguments; returns the open agent of argv[0] or NULL
- * with an exception pending (TypeError, or X0X_ERR_CLOSED). */
-static xn_agent *agent_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
-    size_t argc = want;
-    if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) {
-        xn_throw_napi(env, napi_generic_failure, "get_cb_info");
-        return NULL;
-    }
-    if (argc < want) {
-        (void)napi_throw_type_error(env, "ERR_MISSING_ARGS", "x0x addon: missing arguments");
+xn_agent *xn_agent_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
+    if (!xn_args(env, info, want, want, argv)) {
         return NULL;
     }
     xn_agent *a = xn_get_agent(env, argv[0]);
@@ -450,7 +442,7 @@ static napi_value fail(napi_env env, int st) {
 
 napi_value xn_agent_events_dropped(napi_env env, napi_callback_info info) {
     napi_value argv[1], v;
-    xn_agent *a = agent_args(env, info, 1, argv);
+    xn_agent *a = xn_agent_args(env, info, 1, argv);
     uint64_t n = 0;
     if (a == NULL) {
         return NULL;
@@ -469,7 +461,7 @@ napi_value xn_agent_events_dropped(napi_env env, napi_callback_info info) {
 static napi_value sub_unsub(napi_env env, napi_callback_info info, int subscribe) {
     napi_value argv[2];
     char *topic = NULL;
-    xn_agent *a = agent_args(env, info, 2, argv);
+    xn_agent *a = xn_agent_args(env, info, 2, argv);
     if (a == NULL || !xn_get_string(env, argv[1], "topic", X0X_MAX_TOPIC, 0, &topic)) {
         return NULL;
     }
@@ -513,7 +505,7 @@ napi_value xn_agent_connected_peers(napi_env env, napi_callback_info info) {
     napi_value argv[1];
     uint8_t *ids = NULL;
     size_t count = 0;
-    xn_agent *a = agent_args(env, info, 1, argv);
+    xn_agent *a = xn_agent_args(env, info, 1, argv);
     if (a == NULL) {
         return NULL;
     }
@@ -534,7 +526,7 @@ napi_value xn_agent_peer_agents(napi_env env, napi_callback_info info) {
     uint8_t peer[X0X_ID_SIZE];
     uint8_t *ids = NULL;
     size_t count = 0;
-    xn_agent *a = agent_args(env, info, 2, argv);
+    xn_agent *a = xn_agent_args(env, info, 2, argv);
     if (a == NULL || !xn_get_id(env, argv[1], "peerId", peer)) {
         return NULL;
     }

@@ -192,6 +192,19 @@ static void do_create(job_t *j) {
     j->status = X0X_OK;
 }
 
+/* Ends a job that opened handle h (status st of the opening call): reads
+ * its ID into out_id with id_of, releasing h with release if that fails,
+ * and sets the job's handle and status. */
+static void opened(job_t *j, int st, uint64_t h, int (*id_of)(uint64_t, uint8_t *), int (*release)(uint64_t)) {
+    if (st == X0X_OK && (st = id_of(h, j->out_id)) != X0X_OK) {
+        set_err(j, st);
+        release(h);
+        return;
+    }
+    j->out_handle = h;
+    set_err(j, st);
+}
+
 static void execute(napi_env env, void *data) {
     (void)env;
     job_t *j = data;
@@ -226,14 +239,12 @@ static void execute(napi_env env, void *data) {
     case OP_ID_EXPORT:
         st = x0x_identity_export(j->handle, j->buf2, j->len2, &j->out_buf, &j->out_len);
         break;
-    case OP_ID_IMPORT:
-        st = x0x_identity_import(j->buf, j->len, j->buf2, j->len2, &j->out_handle);
-        if (st == X0X_OK && (st = x0x_identity_agent_id(j->out_handle, j->out_id)) != X0X_OK) {
-            set_err(j, st);
-            x0x_identity_destroy(j->out_handle);
-            return;
-        }
-        break;
+    case OP_ID_IMPORT: {
+        x0x_identity id = X0X_NULL_HANDLE;
+        st = x0x_identity_import(j->buf, j->len, j->buf2, j->len2, &id);
+        opened(j, st, id, x0x_identity_agent_id, x0x_identity_destroy);
+        return;
+    }
     case OP_ID_SAVE:
         st = x0x_identity_save(j->handle, j->s1, j->buf2, j->len2);
         break;
@@ -245,13 +256,8 @@ static void execute(napi_env env, void *data) {
         x0x_tasklist list = X0X_NULL_HANDLE;
         st = j->op == OP_TL_CREATE ? x0x_tasklist_create(j->handle, j->s1, &list)
                                    : x0x_tasklist_join(j->handle, j->id, &list);
-        if (st == X0X_OK && (st = x0x_tasklist_id(list, j->out_id)) != X0X_OK) {
-            set_err(j, st);
-            x0x_tasklist_leave(list);
-            return;
-        }
-        j->out_handle = list;
-        break;
+        opened(j, st, list, x0x_tasklist_id, x0x_tasklist_leave);
+        return;
     }
     case OP_TL_LEAVE:
         NEED(x0x_tasklist_leave);
@@ -317,13 +323,8 @@ static void execute(napi_env env, void *data) {
         NEED(x0x_group_close);
         x0x_group g = X0X_NULL_HANDLE;
         st = j->op == OP_G_CREATE ? x0x_group_create(j->handle, &g) : x0x_group_accept(j->handle, j->id, &g);
-        if (st == X0X_OK && (st = x0x_group_id(g, j->out_id)) != X0X_OK) {
-            set_err(j, st);
-            x0x_group_close(g);
-            return;
-        }
-        j->out_handle = g;
-        break;
+        opened(j, st, g, x0x_group_id, x0x_group_close);
+        return;
     }
     case OP_G_DECLINE:
         NEED(x0x_group_decline);
@@ -362,13 +363,8 @@ static void execute(napi_env env, void *data) {
         x0x_tasklist list = X0X_NULL_HANDLE;
         st = j->op == OP_G_TL_CREATE ? x0x_group_tasklist_create(j->handle, j->s1, &list)
                                      : x0x_group_tasklist_join(j->handle, j->id, &list);
-        if (st == X0X_OK && (st = x0x_tasklist_id(list, j->out_id)) != X0X_OK) {
-            set_err(j, st);
-            x0x_tasklist_leave(list);
-            return;
-        }
-        j->out_handle = list;
-        break;
+        opened(j, st, list, x0x_tasklist_id, x0x_tasklist_leave);
+        return;
     }
     case OP_G_CLOSE:
         NEED(x0x_group_close);
@@ -545,21 +541,6 @@ static job_t *new_job(napi_env env, op_t op) {
     return j;
 }
 
-/* Reads the arguments; want is the number required, max how many to fetch
- * (missing optional ones are undefined). */
-static int args(napi_env env, napi_callback_info info, size_t want, size_t max, napi_value *argv) {
-    size_t argc = max;
-    if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) {
-        xn_throw_napi(env, napi_generic_failure, "get_cb_info");
-        return 0;
-    }
-    if (argc < want) {
-        (void)napi_throw_type_error(env, "ERR_MISSING_ARGS", "x0x addon: missing arguments");
-        return 0;
-    }
-    return 1;
-}
-
 static int is_nullish(napi_env env, napi_value v) {
     napi_valuetype t;
     return napi_typeof(env, v, &t) == napi_ok && (t == napi_undefined || t == napi_null);
@@ -626,7 +607,7 @@ static job_t *agent_job(napi_env env, napi_callback_info info, size_t min, size_
     uint64_t h;
     napi_value early;
     *ret = NULL;
-    if (!args(env, info, min, max, argv)) {
+    if (!xn_args(env, info, min, max, argv)) {
         return NULL;
     }
     if (!agent_prologue(env, argv[0], &h, &early)) {
@@ -685,7 +666,7 @@ static int set_opt(napi_env env, create_args *c, napi_value obj, const char *pro
 napi_value xn_async_agent_create(napi_env env, napi_callback_info info) {
     napi_value argv[2];
     napi_valuetype t;
-    if (!args(env, info, 2, 2, argv)) {
+    if (!xn_args(env, info, 2, 2, argv)) {
         return NULL;
     }
     if (napi_typeof(env, argv[0], &t) != napi_ok || t != napi_object) {
@@ -783,7 +764,7 @@ fail:
  * library agent on a worker thread. A second close resolves at once. */
 napi_value xn_async_agent_close(napi_env env, napi_callback_info info) {
     napi_value argv[1];
-    if (!args(env, info, 1, 1, argv)) {
+    if (!xn_args(env, info, 1, 1, argv)) {
         return NULL;
     }
     xn_agent *a = xn_get_agent(env, argv[0]);
@@ -916,7 +897,7 @@ napi_value xn_async_identity_export(napi_env env, napi_callback_info info) {
 /* identityImport(bundle, passphrase) -> Promise<{handle, id}> */
 napi_value xn_async_identity_import(napi_env env, napi_callback_info info) {
     napi_value argv[2];
-    if (!args(env, info, 2, 2, argv)) {
+    if (!xn_args(env, info, 2, 2, argv)) {
         return NULL;
     }
     job_t *j = new_job(env, OP_ID_IMPORT);
@@ -934,7 +915,7 @@ napi_value xn_async_identity_import(napi_env env, napi_callback_info info) {
 /* identitySave(identity, dir, passphrase|undefined) -> Promise<void> */
 napi_value xn_async_identity_save(napi_env env, napi_callback_info info) {
     napi_value argv[3] = {NULL, NULL, NULL};
-    if (!args(env, info, 2, 3, argv)) {
+    if (!xn_args(env, info, 2, 3, argv)) {
         return NULL;
     }
     job_t *j = new_job(env, OP_ID_SAVE);
@@ -955,7 +936,7 @@ napi_value xn_identity_agent_id(napi_env env, napi_callback_info info) {
     napi_value argv[1];
     uint64_t h;
     uint8_t id[X0X_ID_SIZE];
-    if (!args(env, info, 1, 1, argv) || !xn_get_handle(env, argv[0], "identity", &h)) {
+    if (!xn_args(env, info, 1, 1, argv) || !xn_get_handle(env, argv[0], "identity", &h)) {
         return NULL;
     }
     int st = x0x_identity_agent_id(h, id);
@@ -973,7 +954,7 @@ napi_value xn_identity_agent_id(napi_env env, napi_callback_info info) {
 napi_value xn_identity_destroy(napi_env env, napi_callback_info info) {
     napi_value argv[1];
     uint64_t h;
-    if (!args(env, info, 1, 1, argv) || !xn_get_handle(env, argv[0], "identity", &h)) {
+    if (!xn_args(env, info, 1, 1, argv) || !xn_get_handle(env, argv[0], "identity", &h)) {
         return NULL;
     }
     int st = x0x_identity_destroy(h);
@@ -984,15 +965,165 @@ napi_value xn_identity_destroy(napi_env env, napi_callback_info info) {
     return xn_undefined(env);
 }
 
-static const struct {
+/* An operation of the calls that dispatch on an op name (tasklist,
+ * group): the name, and whether the target is the agent external (else a
+ * list or group handle, a BigInt). */
+typedef struct op_name {
     const char *name;
     op_t op;
-} tl_ops[] = {
-    {"create", OP_TL_CREATE}, {"join", OP_TL_JOIN},         {"leave", OP_TL_LEAVE},       {"add", OP_TL_ADD},
-    {"update", OP_TL_UPDATE}, {"claim", OP_TL_CLAIM},       {"complete", OP_TL_COMPLETE}, {"reopen", OP_TL_REOPEN},
-    {"move", OP_TL_MOVE},     {"remove", OP_TL_REMOVE},     {"snapshot", OP_TL_SNAPSHOT},
-    {"addWriter", OP_TL_ADD_WRITER}, {"removeWriter", OP_TL_REMOVE_WRITER}, {"setOpen", OP_TL_SET_OPEN},
+    int on_agent;
+} op_name;
+
+/* The operations of one such call. */
+typedef struct op_table {
+    const op_name *ops;
+    size_t n;
+    const char *target;   /* what a target handle is called in errors */
+    const char *unknown;  /* the RangeError message for an unknown op */
+    const char *resource; /* the async resource name */
+} op_table;
+
+/* Reads the operands a and b (either may be NULL) of j's operation into
+ * j. Returns 0 if one is missing or invalid, usually with an exception
+ * pending. */
+static int get_operands(napi_env env, job_t *j, napi_value a, napi_value b) {
+    switch (j->op) {
+    case OP_TL_CREATE:
+    case OP_G_TL_CREATE:
+        return a != NULL && xn_get_string(env, a, "name", X0X_MAX_STRING, 1, &j->s1);
+    case OP_TL_JOIN:
+    case OP_G_TL_JOIN:
+        return a != NULL && xn_get_id(env, a, "listId", j->id);
+    case OP_TL_ADD:
+        return a != NULL && xn_get_string(env, a, "title", X0X_MAX_STRING, 1, &j->s1) &&
+               (b == NULL || is_nullish(env, b) || xn_get_string(env, b, "description", X0X_MAX_STRING, 1, &j->s2));
+    case OP_TL_UPDATE: {
+        bool is_arr = false;
+        uint32_t n = 0;
+        napi_value f, val;
+        if (a == NULL || !xn_get_id(env, a, "taskId", j->id)) {
+            return 0;
+        }
+        if (b == NULL || napi_is_array(env, b, &is_arr) != napi_ok || !is_arr ||
+            napi_get_array_length(env, b, &n) != napi_ok || n != 2 || napi_get_element(env, b, 0, &f) != napi_ok ||
+            napi_get_element(env, b, 1, &val) != napi_ok) {
+            (void)napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "update must be [field, value]");
+            return 0;
+        }
+        return xn_get_string(env, f, "field", 64, 0, &j->s1) &&
+               xn_get_string(env, val, "value", X0X_MAX_STRING, 1, &j->s2);
+    }
+    case OP_TL_MOVE:
+        if (a == NULL || !xn_get_id(env, a, "taskId", j->id)) {
+            return 0;
+        }
+        if (b != NULL && !is_nullish(env, b)) {
+            j->has_id2 = 1;
+            return xn_get_id(env, b, "afterId", j->id2);
+        }
+        return 1;
+    case OP_TL_CLAIM:
+    case OP_TL_COMPLETE:
+    case OP_TL_REOPEN:
+    case OP_TL_REMOVE:
+        return a != NULL && xn_get_id(env, a, "taskId", j->id);
+    case OP_TL_ADD_WRITER:
+    case OP_TL_REMOVE_WRITER:
+    case OP_G_REMOVE:
+        return a != NULL && xn_get_id(env, a, "agentId", j->id);
+    case OP_TL_SET_OPEN: {
+        bool open = false;
+        if (a == NULL || napi_get_value_bool(env, a, &open) != napi_ok) {
+            (void)napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "open must be a boolean");
+            return 0;
+        }
+        j->count = open ? 1 : 0;
+        return 1;
+    }
+    case OP_G_ACCEPT:
+    case OP_G_DECLINE:
+        return a != NULL && xn_get_id(env, a, "groupId", j->id);
+    case OP_G_INVITE:
+        return a != NULL && xn_get_id(env, a, "agentId", j->id) && get_timeout(env, b, &j->timeout);
+    case OP_G_INVITE_KP:
+        return a != NULL && xn_get_bytes(env, a, "keyPackage", X0X_MAX_PAYLOAD, &j->buf, &j->len) &&
+               get_timeout(env, b, &j->timeout);
+    case OP_G_PUBLISH:
+        return a != NULL && xn_get_bytes(env, a, "data", X0X_MAX_PAYLOAD, &j->buf, &j->len);
+    default:
+        return 1;
+    }
+}
+
+/* op(name, target, a, b) -> Promise, for the operations of t: looks name
+ * up, checks target (the agent external, or a handle), reads the operands
+ * and starts the job. */
+static napi_value op_call(napi_env env, napi_callback_info info, const op_table *t) {
+    napi_value argv[4] = {NULL, NULL, NULL, NULL}, early;
+    char name[24];
+    size_t len = 0;
+    napi_valuetype type;
+    const op_name *e = NULL;
+    if (!xn_args(env, info, 2, 4, argv)) {
+        return NULL;
+    }
+    if (napi_typeof(env, argv[0], &type) != napi_ok || type != napi_string ||
+        napi_get_value_string_latin1(env, argv[0], name, sizeof name, &len) != napi_ok) {
+        (void)napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "op must be a string");
+        return NULL;
+    }
+    for (size_t i = 0; i < t->n && e == NULL; i++) {
+        if (strcmp(name, t->ops[i].name) == 0) {
+            e = &t->ops[i];
+        }
+    }
+    if (e == NULL) {
+        (void)napi_throw_range_error(env, "ERR_OUT_OF_RANGE", t->unknown);
+        return NULL;
+    }
+    uint64_t h = 0;
+    if (e->on_agent) {
+        if (!agent_prologue(env, argv[1], &h, &early)) {
+            return early;
+        }
+    } else if (!xn_get_handle(env, argv[1], t->target, &h)) {
+        return NULL;
+    }
+    job_t *j = new_job(env, e->op);
+    if (j == NULL) {
+        return NULL;
+    }
+    j->handle = h;
+    if (!get_operands(env, j, argv[2], argv[3])) {
+        bool pending = false;
+        if (napi_is_exception_pending(env, &pending) == napi_ok && !pending) {
+            (void)napi_throw_type_error(env, "ERR_MISSING_ARGS", "x0x addon: missing arguments");
+        }
+        job_free(env, j);
+        return NULL;
+    }
+    return start(env, j, t->resource);
+}
+
+static const op_name tl_ops[] = {
+    {"create", OP_TL_CREATE, 1},
+    {"join", OP_TL_JOIN, 1},
+    {"leave", OP_TL_LEAVE, 0},
+    {"add", OP_TL_ADD, 0},
+    {"update", OP_TL_UPDATE, 0},
+    {"claim", OP_TL_CLAIM, 0},
+    {"complete", OP_TL_COMPLETE, 0},
+    {"reopen", OP_TL_REOPEN, 0},
+    {"move", OP_TL_MOVE, 0},
+    {"remove", OP_TL_REMOVE, 0},
+    {"snapshot", OP_TL_SNAPSHOT, 0},
+    {"addWriter", OP_TL_ADD_WRITER, 0},
+    {"removeWriter", OP_TL_REMOVE_WRITER, 0},
+    {"setOpen", OP_TL_SET_OPEN, 0},
 };
+
+static const op_table tl_table = {tl_ops, sizeof tl_ops / sizeof tl_ops[0], "list", "unknown task-list operation",
+                                  "x0x.tasklist"};
 
 /* tasklist(op, target, a, b) -> Promise. target is the agent external for
  * "create" (a = name) and "join" (a = list ID), else the list handle
@@ -1001,119 +1132,14 @@ static const struct {
  * "claim"/"complete"/"reopen"/"remove": a = task ID; "addWriter"/
  * "removeWriter": a = agent ID; "setOpen": a = boolean. */
 napi_value xn_async_tasklist(napi_env env, napi_callback_info info) {
-    napi_value argv[4] = {NULL, NULL, NULL, NULL}, early;
-    char name[16];
-    size_t len = 0;
-    napi_valuetype t;
-    op_t op = OP_TL_SNAPSHOT;
-    int found = 0;
-    if (!args(env, info, 2, 4, argv)) {
-        return NULL;
-    }
-    if (napi_typeof(env, argv[0], &t) != napi_ok || t != napi_string ||
-        napi_get_value_string_latin1(env, argv[0], name, sizeof name, &len) != napi_ok) {
-        (void)napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "op must be a string");
-        return NULL;
-    }
-    for (size_t i = 0; i < sizeof tl_ops / sizeof tl_ops[0]; i++) {
-        if (strcmp(name, tl_ops[i].name) == 0) {
-            op = tl_ops[i].op;
-            found = 1;
-        }
-    }
-    if (!found) {
-        (void)napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "unknown task-list operation");
-        return NULL;
-    }
-    uint64_t h = 0;
-    if (op == OP_TL_CREATE || op == OP_TL_JOIN) {
-        if (!agent_prologue(env, argv[1], &h, &early)) {
-            return early;
-        }
-    } else if (!xn_get_handle(env, argv[1], "list", &h)) {
-        return NULL;
-    }
-    job_t *j = new_job(env, op);
-    if (j == NULL) {
-        return NULL;
-    }
-    j->handle = h;
-    int ok = 1;
-    switch (op) {
-    case OP_TL_CREATE:
-        ok = argv[2] != NULL && xn_get_string(env, argv[2], "name", X0X_MAX_STRING, 1, &j->s1);
-        break;
-    case OP_TL_JOIN:
-        ok = argv[2] != NULL && xn_get_id(env, argv[2], "listId", j->id);
-        break;
-    case OP_TL_ADD:
-        ok = argv[2] != NULL && xn_get_string(env, argv[2], "title", X0X_MAX_STRING, 1, &j->s1) &&
-             (argv[3] == NULL || is_nullish(env, argv[3]) ||
-              xn_get_string(env, argv[3], "description", X0X_MAX_STRING, 1, &j->s2));
-        break;
-    case OP_TL_UPDATE: {
-        bool is_arr = false;
-        uint32_t n = 0;
-        napi_value f, val;
-        ok = argv[2] != NULL && xn_get_id(env, argv[2], "taskId", j->id);
-        if (ok) {
-            if (argv[3] == NULL || napi_is_array(env, argv[3], &is_arr) != napi_ok || !is_arr ||
-                napi_get_array_length(env, argv[3], &n) != napi_ok || n != 2 ||
-                napi_get_element(env, argv[3], 0, &f) != napi_ok || napi_get_element(env, argv[3], 1, &val) != napi_ok) {
-                (void)napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "update must be [field, value]");
-                ok = 0;
-            } else {
-                ok = xn_get_string(env, f, "field", 64, 0, &j->s1) &&
-                     xn_get_string(env, val, "value", X0X_MAX_STRING, 1, &j->s2);
-            }
-        }
-        break;
-    }
-    case OP_TL_MOVE:
-        ok = argv[2] != NULL && xn_get_id(env, argv[2], "taskId", j->id);
-        if (ok && argv[3] != NULL && !is_nullish(env, argv[3])) {
-            ok = xn_get_id(env, argv[3], "afterId", j->id2);
-            j->has_id2 = 1;
-        }
-        break;
-    case OP_TL_CLAIM:
-    case OP_TL_COMPLETE:
-    case OP_TL_REOPEN:
-    case OP_TL_REMOVE:
-        ok = argv[2] != NULL && xn_get_id(env, argv[2], "taskId", j->id);
-        break;
-    case OP_TL_ADD_WRITER:
-    case OP_TL_REMOVE_WRITER:
-        ok = argv[2] != NULL && xn_get_id(env, argv[2], "agentId", j->id);
-        break;
-    case OP_TL_SET_OPEN: {
-        bool open = false;
-        if (argv[2] == NULL || napi_get_value_bool(env, argv[2], &open) != napi_ok) {
-            (void)napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "open must be a boolean");
-            ok = 0;
-        }
-        j->count = open ? 1 : 0;
-        break;
-    }
-    default:
-        break;
-    }
-    if (!ok) {
-        bool pending = false;
-        if (napi_is_exception_pending(env, &pending) == napi_ok && !pending) {
-            (void)napi_throw_type_error(env, "ERR_MISSING_ARGS", "x0x addon: missing arguments");
-        }
-        job_free(env, j);
-        return NULL;
-    }
-    return start(env, j, "x0x.tasklist");
+    return op_call(env, info, &tl_table);
 }
 
 /* topicPublish(topic, data) -> Promise<string> (the message ID). It runs on
  * the thread pool: the topic's validators may wait for this JS thread. */
 napi_value xn_async_topic_publish(napi_env env, napi_callback_info info) {
     napi_value argv[2];
-    if (!args(env, info, 2, 2, argv)) {
+    if (!xn_args(env, info, 2, 2, argv)) {
         return NULL;
     }
     job_t *j = new_job(env, OP_TOPIC_PUBLISH);
@@ -1128,11 +1154,7 @@ napi_value xn_async_topic_publish(napi_env env, napi_callback_info info) {
     return start(env, j, "x0x.topicPublish");
 }
 
-static const struct {
-    const char *name;
-    op_t op;
-    int on_agent; /* the target is the agent external, else a group handle */
-} group_ops[] = {
+static const op_name group_ops[] = {
     {"publishKeyPackage", OP_KP_PUBLISH, 1},
     {"create", OP_G_CREATE, 1},
     {"accept", OP_G_ACCEPT, 1},
@@ -1148,6 +1170,9 @@ static const struct {
     {"close", OP_G_CLOSE, 0},
 };
 
+static const op_table group_table = {group_ops, sizeof group_ops / sizeof group_ops[0], "group",
+                                     "unknown group operation", "x0x.group"};
+
 /* group(op, target, a, b) -> Promise: the blocking calls of private groups
  * (ABI 0.7). target is the agent external for "publishKeyPackage" (->
  * Buffer), "create" (-> {handle, id}), "accept" (a = group ID -> {handle,
@@ -1157,79 +1182,5 @@ static const struct {
  * "leave", "publish" (a = bytes), "createTaskList" (a = name -> {handle,
  * id}), "joinTaskList" (a = list ID -> {handle, id}), "close". */
 napi_value xn_async_group(napi_env env, napi_callback_info info) {
-    napi_value argv[4] = {NULL, NULL, NULL, NULL}, early;
-    char name[24];
-    size_t len = 0;
-    napi_valuetype t;
-    op_t op = OP_G_UPDATE;
-    int found = 0, on_agent = 0;
-    if (!args(env, info, 2, 4, argv)) {
-        return NULL;
-    }
-    if (napi_typeof(env, argv[0], &t) != napi_ok || t != napi_string ||
-        napi_get_value_string_latin1(env, argv[0], name, sizeof name, &len) != napi_ok) {
-        (void)napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "op must be a string");
-        return NULL;
-    }
-    for (size_t i = 0; i < sizeof group_ops / sizeof group_ops[0]; i++) {
-        if (strcmp(name, group_ops[i].name) == 0) {
-            op = group_ops[i].op;
-            on_agent = group_ops[i].on_agent;
-            found = 1;
-        }
-    }
-    if (!found) {
-        (void)napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "unknown group operation");
-        return NULL;
-    }
-    uint64_t h = 0;
-    if (on_agent) {
-        if (!agent_prologue(env, argv[1], &h, &early)) {
-            return early;
-        }
-    } else if (!xn_get_handle(env, argv[1], "group", &h)) {
-        return NULL;
-    }
-    job_t *j = new_job(env, op);
-    if (j == NULL) {
-        return NULL;
-    }
-    j->handle = h;
-    int ok = 1;
-    switch (op) {
-    case OP_G_ACCEPT:
-    case OP_G_DECLINE:
-        ok = argv[2] != NULL && xn_get_id(env, argv[2], "groupId", j->id);
-        break;
-    case OP_G_INVITE:
-        ok = argv[2] != NULL && xn_get_id(env, argv[2], "agentId", j->id) && get_timeout(env, argv[3], &j->timeout);
-        break;
-    case OP_G_INVITE_KP:
-        ok = argv[2] != NULL && xn_get_bytes(env, argv[2], "keyPackage", X0X_MAX_PAYLOAD, &j->buf, &j->len) &&
-             get_timeout(env, argv[3], &j->timeout);
-        break;
-    case OP_G_REMOVE:
-        ok = argv[2] != NULL && xn_get_id(env, argv[2], "agentId", j->id);
-        break;
-    case OP_G_PUBLISH:
-        ok = argv[2] != NULL && xn_get_bytes(env, argv[2], "data", X0X_MAX_PAYLOAD, &j->buf, &j->len);
-        break;
-    case OP_G_TL_CREATE:
-        ok = argv[2] != NULL && xn_get_string(env, argv[2], "name", X0X_MAX_STRING, 1, &j->s1);
-        break;
-    case OP_G_TL_JOIN:
-        ok = argv[2] != NULL && xn_get_id(env, argv[2], "listId", j->id);
-        break;
-    default:
-        break;
-    }
-    if (!ok) {
-        bool pending = false;
-        if (napi_is_exception_pending(env, &pending) == napi_ok && !pending) {
-            (void)napi_throw_type_error(env, "ERR_MISSING_ARGS", "x0x addon: missing arguments");
-        }
-        job_free(env, j);
-        return NULL;
-    }
-    return start(env, j, "x0x.group");
+    return op_call(env, info, &group_table);
 }

@@ -15,27 +15,8 @@ static napi_value fail(napi_env env, int st) {
     return NULL;
 }
 
-static int args(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
-    size_t argc = want;
-    if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) {
-        xn_throw_napi(env, napi_generic_failure, "get_cb_info");
-        return 0;
-    }
-    if (argc < want) {
-        (void)napi_throw_type_error(env, "ERR_MISSING_ARGS", "x0x addon: missing arguments");
-        return 0;
-    }
-    return 1;
-}
-
 static int unsupported(napi_env env, int present, const char *fn) {
-    if (present) {
-        return 0;
-    }
-    char msg[160];
-    snprintf(msg, sizeof msg, "%s: not available in the linked libx0x (ABI 0.6 function missing)", fn);
-    xn_throw(env, XN_UNSUPPORTED, msg);
-    return 1;
+    return xn_unsupported(env, present, fn, "0.6");
 }
 
 static napi_value bigint(napi_env env, uint64_t v) {
@@ -65,15 +46,8 @@ napi_value xn_topic_join(napi_env env, napi_callback_info info) {
     char *name = NULL;
     uint32_t flags = 0, limit = 0;
     bool validate = false;
-    if (!args(env, info, 5, argv)) {
-        return NULL;
-    }
-    xn_agent *a = xn_get_agent(env, argv[0]);
+    xn_agent *a = xn_agent_args(env, info, 5, argv);
     if (a == NULL) {
-        return NULL;
-    }
-    if (a->closed) {
-        xn_throw(env, X0X_ERR_CLOSED, "the agent is closed");
         return NULL;
     }
     if (!xn_get_string(env, argv[1], "name", X0X_MAX_TOPIC, 0, &name) ||
@@ -105,7 +79,8 @@ static napi_value open_sub(napi_env env, napi_callback_info info, int (*fn)(x0x_
                            const char *name) {
     napi_value argv[1];
     uint64_t h = 0;
-    if (!args(env, info, 1, argv) || !xn_get_handle(env, argv[0], "topic", &h) || unsupported(env, fn != NULL, name)) {
+    if (!xn_args(env, info, 1, 1, argv) || !xn_get_handle(env, argv[0], "topic", &h) ||
+        unsupported(env, fn != NULL, name)) {
         return NULL;
     }
     x0x_subscription s = X0X_NULL_HANDLE;
@@ -134,7 +109,7 @@ napi_value xn_topic_events(napi_env env, napi_callback_info info) {
 napi_value xn_subscription_close(napi_env env, napi_callback_info info) {
     napi_value argv[1];
     uint64_t h = 0;
-    if (!args(env, info, 1, argv) || !xn_get_handle(env, argv[0], "subscription", &h) ||
+    if (!xn_args(env, info, 1, 1, argv) || !xn_get_handle(env, argv[0], "subscription", &h) ||
         unsupported(env, x0x_subscription_close != NULL, "x0x_subscription_close")) {
         return NULL;
     }
@@ -149,7 +124,7 @@ napi_value xn_subscription_close(napi_env env, napi_callback_info info) {
 napi_value xn_topic_leave(napi_env env, napi_callback_info info) {
     napi_value argv[1];
     uint64_t h = 0;
-    if (!args(env, info, 1, argv) || !xn_get_handle(env, argv[0], "topic", &h) ||
+    if (!xn_args(env, info, 1, 1, argv) || !xn_get_handle(env, argv[0], "topic", &h) ||
         unsupported(env, x0x_topic_leave != NULL, "x0x_topic_leave")) {
         return NULL;
     }
@@ -164,7 +139,7 @@ napi_value xn_topic_leave(napi_env env, napi_callback_info info) {
 napi_value xn_topic_neighbours(napi_env env, napi_callback_info info) {
     napi_value argv[1];
     uint64_t h = 0;
-    if (!args(env, info, 1, argv) || !xn_get_handle(env, argv[0], "topic", &h) ||
+    if (!xn_args(env, info, 1, 1, argv) || !xn_get_handle(env, argv[0], "topic", &h) ||
         unsupported(env, x0x_topic_neighbours != NULL, "x0x_topic_neighbours")) {
         return NULL;
     }
@@ -190,7 +165,7 @@ napi_value xn_topic_validation_result(napi_env env, napi_callback_info info) {
     double req = 0;
     bool accept = false;
     napi_valuetype t;
-    if (!args(env, info, 3, argv) || !xn_get_handle(env, argv[0], "topic", &h)) {
+    if (!xn_args(env, info, 3, 3, argv) || !xn_get_handle(env, argv[0], "topic", &h)) {
         return NULL;
     }
     if (napi_typeof(env, argv[1], &t) != napi_ok || t != napi_number ||

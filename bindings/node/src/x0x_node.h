@@ -126,6 +126,13 @@ typedef struct xn_agent {
 /* addon.c */
 napi_value xn_make_error(napi_env env, int status, const char *msg);
 void xn_throw(napi_env env, int status, const char *msg);
+/* Reads the arguments into argv: want is the number required (else a
+ * TypeError is thrown and 0 returned), max how many to fetch (missing
+ * optional ones are undefined). */
+int xn_args(napi_env env, napi_callback_info info, size_t want, size_t max, napi_value *argv);
+/* Unless present, throws X0X_ERR_UNSUPPORTED for fn, a function of ABI
+ * abi (e.g. "0.6") that the linked libx0x lacks, and returns 1. */
+int xn_unsupported(napi_env env, int present, const char *fn, const char *abi);
 /* Throws a generic Error for a failed napi call unless one is pending. */
 void xn_throw_napi(napi_env env, napi_status st, const char *what);
 const char *xn_status_name(int status);
@@ -148,6 +155,9 @@ napi_value xn_agent_wrap(napi_env env, xn_addon *addon, uint64_t handle, int eve
  * destroy, or 0 if the agent was already closed. */
 uint64_t xn_agent_shutdown(napi_env env, xn_agent *a);
 void xn_addon_cleanup(void *arg);
+/* Fetches want arguments; returns the open agent of argv[0] or NULL with
+ * an exception pending (TypeError, or X0X_ERR_CLOSED). */
+xn_agent *xn_agent_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv);
 napi_value xn_agent_events_dropped(napi_env env, napi_callback_info info);
 napi_value xn_agent_subscribe(napi_env env, napi_callback_info info);
 napi_value xn_agent_unsubscribe(napi_env env, napi_callback_info info);

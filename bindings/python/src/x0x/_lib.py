@@ -294,6 +294,19 @@ def check(rc: int) -> None:
         raise error_for_status(rc, last_error() or f"libx0x returned {status_name(rc)}", status_name(rc))
 
 
+def opened(handle: int, id_fn: Callable[[int, Any], int], release_fn: Callable[[int], int]) -> tuple[int, str]:
+    """Reads the ID of a new handle with ``id_fn`` (releasing the handle with ``release_fn`` if that fails).
+
+    Returns the handle and the ID (hex).
+    """
+    out = ctypes.create_string_buffer(ID_SIZE)
+    rc = id_fn(handle, out)
+    if rc != 0:
+        release_fn(handle)
+        check(rc)
+    return handle, out.raw.hex()
+
+
 def take_string(addr: int | None) -> str:
     """Copies the NUL-terminated library string at addr and frees it with x0x_free."""
     if not addr:
@@ -332,6 +345,7 @@ __all__ = [
     "c_char",
     "lib",
     "check",
+    "opened",
     "last_error",
     "status_name",
     "take_string",

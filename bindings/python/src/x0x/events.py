@@ -479,6 +479,10 @@ class Stream(Generic[T]):
         if self._closed:
             return
         self._detach()
+        self._end()
+
+    def _end(self) -> None:
+        """Finishes the stream from any thread: at once on its loop, else through the loop (if still open)."""
         if _on_loop(self._loop):
             self._finish()
         elif not self._loop.is_closed():

@@ -24,7 +24,7 @@ import asyncio
 import json
 import threading
 import weakref
-from ctypes import byref, c_uint64, c_void_p, create_string_buffer
+from ctypes import byref, c_void_p
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING, Any, Callable, TypeVar
 from . import _lib, _util
 from ._lib import check, lib
 from .errors import Closed, InvalidHandle, OtherError, X0xError
-from .events import DEFAULT_STREAM_CAPACITY, GroupEvent, GroupInvitation, GroupMessage, Stream, _on_loop
-from .tasklist import TaskList, _finish_open
+from .events import DEFAULT_STREAM_CAPACITY, GroupEvent, GroupInvitation, GroupMessage, Stream
+from .tasklist import TaskList, _open_job
 
 if TYPE_CHECKING:
     from .agent import Agent
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = ["Group", "GroupInfo", "GroupMessages", "GroupEvents", "parse_invitations", "parse_info"]
 
 T = TypeVar("T")
+_S = TypeVar("_S", bound="_GroupStream[Any]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +61,10 @@ class GroupInfo:
 
 
 class _GroupStream(Stream[T]):
-    """A stream of one group (messages or changes), fed by the agent's dispatcher."""
+    """A stream of one group (messages or changes), fed by the agent's dispatcher.
+
+    An async context manager closing itself.
+    """
 
     __slots__ = ("_group", "_group_id")
     _reports_lag = True
@@ -80,6 +84,17 @@ class _GroupStream(Stream[T]):
         if g is not None:
             g._remove_stream(self)
 
+    async def __aenter__(self: _S) -> _S:
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<x0x.{type(self).__name__} {self._group_id[:16]}… queued={self.qsize()} dropped={self._dropped}>"
+
 
 class GroupMessages(_GroupStream[GroupMessage]):
     """The other members' messages to a group (:class:`x0x.GroupMessage`), from :meth:`Group.messages`.
@@ -95,17 +110,6 @@ class GroupMessages(_GroupStream[GroupMessage]):
 
     __slots__ = ()
 
-    async def __aenter__(self) -> GroupMessages:
-        return self
-
-    async def __aexit__(
-        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"<x0x.GroupMessages {self._group_id[:16]}… queued={self.qsize()} dropped={self._dropped}>"
-
 
 class GroupEvents(_GroupStream[GroupEvent]):
     """Changes of a group (:class:`x0x.GroupEvent`), from :meth:`Group.events`.
@@ -115,17 +119,6 @@ class GroupEvents(_GroupStream[GroupEvent]):
     """
 
     __slots__ = ()
-
-    async def __aenter__(self) -> GroupEvents:
-        return self
-
-    async def __aexit__(
-        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"<x0x.GroupEvents {self._group_id[:16]}… queued={self.qsize()} dropped={self._dropped}>"
 
 
 class Group:
@@ -278,13 +271,7 @@ class Group:
         Raises :class:`x0x.Closed`, :class:`x0x.X0xIOError`.
         """
         cname = _util.c_string(name, "name")
-
-        def do(h: int) -> tuple[int, str]:
-            out = c_uint64(0)
-            check(lib.x0x_group_tasklist_create(h, cname, byref(out)))
-            return _finish_open(int(out.value))
-
-        return self._adopt(*await self._run("create_task_list", do))
+        return self._adopt(*await self._run("create_task_list", _open_job(lib.x0x_group_tasklist_create, cname)))
 
     async def join_task_list(self, list_id: str | bytes) -> TaskList:
         """Joins task list ``list_id`` (hex or 32 bytes) of the group; catching up happens in the background.
@@ -293,13 +280,7 @@ class Group:
         outside the group), :class:`x0x.Corrupt`, :class:`x0x.Closed`.
         """
         lid = _util.id_bytes(list_id, "list_id")
-
-        def do(h: int) -> tuple[int, str]:
-            out = c_uint64(0)
-            check(lib.x0x_group_tasklist_join(h, lid, byref(out)))
-            return _finish_open(int(out.value))
-
-        return self._adopt(*await self._run("join_task_list", do))
+        return self._adopt(*await self._run("join_task_list", _open_job(lib.x0x_group_tasklist_join, lid)))
 
     def _adopt(self, handle: int, lid: str) -> TaskList:
         tl = TaskList._register(self._agent, handle, lid)
@@ -326,14 +307,9 @@ class Group:
             if self._closed:
                 return
             self._closed = True
-            streams: list[Stream[Any]] = [*self._msg_streams, *self._evt_streams]
-            self._msg_streams = ()
-            self._evt_streams = ()
+            streams = self._take_streams()
             handles, self._list_handles = self._list_handles, []
-        agent._forget_group(self._handle)
-        _end_streams(streams)
-        for tl in list(self._lists):
-            tl._mark_left()
+        self._end_replica(streams)
         if not agent._closed:
             await asyncio.get_running_loop().run_in_executor(None, _close_blocking, self._handle, handles)
 
@@ -341,16 +317,10 @@ class Group:
 
     def _on_removed(self) -> None:
         """The REMOVED record arrived (after it was queued): end the streams and the group's lists."""
-        agent = self._agent
-        with agent._lock:
+        with self._agent._lock:
             self._removed = True
-            streams: list[Stream[Any]] = [*self._msg_streams, *self._evt_streams]
-            self._msg_streams = ()
-            self._evt_streams = ()
-        agent._forget_group(self._handle)
-        _end_streams(streams)
-        for tl in list(self._lists):
-            tl._mark_left()  # the library left them: they cannot be read without the group's keys
+            streams = self._take_streams()
+        self._end_replica(streams)
 
     def _lag(self, missed: int) -> None:
         streams: list[Stream[Any]] = [*self._msg_streams, *self._evt_streams]
@@ -361,9 +331,7 @@ class Group:
         """The agent closed (its destroy invalidates the handle)."""
         with self._agent._lock:
             self._closed = True
-            streams: list[Stream[Any]] = [*self._msg_streams, *self._evt_streams]
-            self._msg_streams = ()
-            self._evt_streams = ()
+            streams = self._take_streams()
             self._list_handles = []
         for s in streams:
             if isinstance(s, _GroupStream):
@@ -379,6 +347,22 @@ class Group:
             self._evt_streams = tuple(s for s in self._evt_streams if s is not stream)
 
     # ------------------------------------------------------------------ helpers
+
+    def _take_streams(self) -> list[Stream[Any]]:
+        """Empties the group's stream lists and returns their streams (under the agent's lock)."""
+        streams: list[Stream[Any]] = [*self._msg_streams, *self._evt_streams]
+        self._msg_streams = ()
+        self._evt_streams = ()
+        return streams
+
+    def _end_replica(self, streams: list[Stream[Any]]) -> None:
+        """Ends the group's replica after close or removal: forgets it, ends the streams
+        taken from it and marks its task lists left (the library left them: they cannot
+        be read without the group's keys)."""
+        self._agent._forget_group(self._handle)
+        _end_streams(streams)
+        for tl in list(self._lists):
+            tl._mark_left()
 
     def _check_open(self, what: str) -> None:
         if self._agent._closed:
@@ -424,12 +408,7 @@ def _end_streams(streams: list[Stream[Any]]) -> None:
     for s in streams:
         if isinstance(s, _GroupStream):
             s._group = None
-        if _on_loop(s._loop):
-            s._finish()
-        elif not s._loop.is_closed():
-            s._loop.call_soon_threadsafe(s._finish)
-        else:
-            s._closed = True
+        s._end()
 
 
 def _close_blocking(handle: int, list_handles: list[int]) -> None:
@@ -442,12 +421,7 @@ def _close_blocking(handle: int, list_handles: list[int]) -> None:
 
 def _group_opened(handle: int) -> tuple[int, str]:
     """Reads a new group handle's ID (closing the handle if that fails)."""
-    out = create_string_buffer(_lib.ID_SIZE)
-    rc = lib.x0x_group_id(handle, out)
-    if rc != 0:
-        lib.x0x_group_close(handle)
-        check(rc)
-    return handle, out.raw.hex()
+    return _lib.opened(handle, lib.x0x_group_id, lib.x0x_group_close)
 
 
 def _close_orphan(agent: Agent) -> Callable[[asyncio.Future[tuple[int, str]]], None]:
@@ -499,11 +473,22 @@ def _int(value: Any, what: str, fn: str) -> int:
     return value
 
 
+def _parse(text: str, fn: str, build: Callable[[Any], T]) -> T:
+    """Returns ``build(json.loads(text))`` for the JSON of C function ``fn``;
+    raises :class:`x0x.OtherError` if it is malformed."""
+    try:
+        return build(json.loads(text))
+    except X0xError:
+        raise
+    except (ValueError, KeyError, TypeError) as exc:
+        raise OtherError(f"{fn} returned malformed JSON: {exc!r}") from exc
+
+
 def parse_info(text: str) -> GroupInfo:
     """Parses the JSON of ``x0x_group_info``; raises :class:`x0x.OtherError` if it is malformed."""
     fn = "x0x_group_info"
-    try:
-        doc = json.loads(text)
+
+    def build(doc: Any) -> GroupInfo:
         if not isinstance(doc, dict) or not isinstance(doc.get("id"), str):
             raise OtherError(f"{fn}: not an object with an id")
         return GroupInfo(
@@ -513,17 +498,15 @@ def parse_info(text: str) -> GroupInfo:
             online=tuple(_str_list(doc.get("online"), "online", fn)),
             closed=bool(doc.get("closed", False)),
         )
-    except X0xError:
-        raise
-    except (ValueError, KeyError, TypeError) as exc:
-        raise OtherError(f"{fn} returned malformed JSON: {exc!r}") from exc
+
+    return _parse(text, fn, build)
 
 
 def parse_invitations(text: str) -> list[GroupInvitation]:
     """Parses the JSON of ``x0x_invitations``; raises :class:`x0x.OtherError` if it is malformed."""
     fn = "x0x_invitations"
-    try:
-        doc = json.loads(text)
+
+    def build(doc: Any) -> list[GroupInvitation]:
         if doc is None:
             return []
         if not isinstance(doc, list):
@@ -541,7 +524,5 @@ def parse_invitations(text: str) -> list[GroupInvitation]:
                 )
             )
         return out
-    except X0xError:
-        raise
-    except (ValueError, KeyError, TypeError) as exc:
-        raise OtherError(f"{fn} returned malformed JSON: {exc!r}") from exc
+
+    return _parse(text, fn, build)

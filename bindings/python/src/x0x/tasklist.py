@@ -20,7 +20,7 @@ from . import _lib, _util
 from ._lib import check, lib
 from .agent import Agent
 from .errors import Closed, InvalidHandle, OtherError
-from .events import DEFAULT_STREAM_CAPACITY, Stream, TaskChanged, _on_loop
+from .events import DEFAULT_STREAM_CAPACITY, Stream, TaskChanged
 
 __all__ = ["TaskList", "Task", "TaskState", "TaskListSnapshot", "TaskChanges"]
 
@@ -111,13 +111,7 @@ class TaskList:
         if not isinstance(agent, Agent):
             raise TypeError(f"agent must be an x0x.Agent, not {type(agent).__name__}")
         cname = _util.c_string(name, "name")
-
-        def do(h: int) -> tuple[int, str]:
-            out = c_uint64(0)
-            check(lib.x0x_tasklist_create(h, cname, byref(out)))
-            return _finish_open(int(out.value))
-
-        handle, lid = await agent._run("tasklist_create", do)
+        handle, lid = await agent._run("tasklist_create", _open_job(lib.x0x_tasklist_create, cname))
         return cls._register(agent, handle, lid)
 
     @classmethod
@@ -131,13 +125,7 @@ class TaskList:
         if not isinstance(agent, Agent):
             raise TypeError(f"agent must be an x0x.Agent, not {type(agent).__name__}")
         lid_raw = _util.id_bytes(list_id, "list_id")
-
-        def do(h: int) -> tuple[int, str]:
-            out = c_uint64(0)
-            check(lib.x0x_tasklist_join(h, lid_raw, byref(out)))
-            return _finish_open(int(out.value))
-
-        handle, lid = await agent._run("tasklist_join", do)
+        handle, lid = await agent._run("tasklist_join", _open_job(lib.x0x_tasklist_join, lid_raw))
         return cls._register(agent, handle, lid)
 
     @classmethod
@@ -318,12 +306,7 @@ class TaskList:
             self._agent._lists.discard(self)
         for s in self._streams:
             s._detach()
-            if _on_loop(s._loop):
-                s._finish()
-            elif not s._loop.is_closed():
-                s._loop.call_soon_threadsafe(s._finish)
-            else:
-                s._closed = True
+            s._end()
         self._streams.clear()
 
     async def _run(self, what: str, fn: Callable[[int], T]) -> T:
@@ -353,12 +336,20 @@ _TOKEN = object()
 
 
 def _finish_open(handle: int) -> tuple[int, str]:
-    out = create_string_buffer(_lib.ID_SIZE)
-    rc = lib.x0x_tasklist_id(handle, out)
-    if rc != 0:
-        lib.x0x_tasklist_leave(handle)
-        check(rc)
-    return handle, out.raw.hex()
+    """Reads a new list handle's ID (leaving the list if that fails)."""
+    return _lib.opened(handle, lib.x0x_tasklist_id, lib.x0x_tasklist_leave)
+
+
+def _open_job(fn: Callable[[int, bytes, Any], int], arg: bytes) -> Callable[[int], tuple[int, str]]:
+    """The executor job of a call opening a list, ``fn(handle, arg, &out)``
+    (create or join, by an agent or a group): returns the new list handle and its ID."""
+
+    def do(h: int) -> tuple[int, str]:
+        out = c_uint64(0)
+        check(fn(h, arg, byref(out)))
+        return _finish_open(int(out.value))
+
+    return do
 
 
 def _leave_blocking(handle: int) -> None:

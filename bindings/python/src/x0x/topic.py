@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable, TypeVar, Union
 from . import _lib, _util
 from ._lib import check, lib
 from .errors import Closed, InvalidArgument, InvalidHandle
-from .events import DEFAULT_STREAM_CAPACITY, Stream, TopicEvent, TopicMessage, _on_loop
+from .events import DEFAULT_STREAM_CAPACITY, Stream, TopicEvent, TopicMessage
 
 if TYPE_CHECKING:
     from .agent import Agent
@@ -75,14 +75,6 @@ class _TopicStream(Stream[T]):
                         lib.x0x_subscription_close(self._handle)
         finally:
             self._end()
-
-    def _end(self) -> None:
-        if _on_loop(self._loop):
-            self._finish()
-        elif not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._finish)
-        else:
-            self._closed = True
 
 
 class Subscription(_TopicStream[TopicMessage]):
