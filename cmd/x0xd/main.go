@@ -54,7 +54,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.listen, "listen", fmt.Sprintf("0.0.0.0:%d", x0x.DefaultPort), "UDP address for QUIC")
 	fs.StringVar(&o.httpAddr, "http", "127.0.0.1:12600", "HTTP address for /health and /metrics")
 	fs.StringVar(&o.bootstrap, "bootstrap", "", "comma-separated bootstrap peers (host:port or peerid@host:port)")
-	fs.StringVar(&o.network, "network", x0x.NetworkLocal, "network whose built-in seeds to use: local (none) or testnet (public)")
+	fs.StringVar(&o.network, "network", x0x.NetworkLocal, "network whose built-in seeds to use: local (none) or testnet (the roadmap's public seeds; they answer only if they run this implementation, whose wire protocol is not the Rust x0x's)")
 	fs.StringVar(&o.role, "role", "bootstrap", "node roles, comma-separated: bootstrap (the default: a node others join through), "+
 		"coordinator (passes hole-punch requests between its peers), relay (forwards connections that cannot punch); "+
 		"offer coordinator and relay only on a publicly reachable address")

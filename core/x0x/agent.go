@@ -41,6 +41,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -279,6 +280,16 @@ func (b *Builder) build(ctx context.Context) (*Agent, error) {
 		return nil, err
 	}
 	defer store.Close()
+	lock, err := lockDataDir(store.Dir())
+	if err != nil {
+		return nil, err
+	}
+	built := false
+	defer func() {
+		if !built {
+			lock.Close()
+		}
+	}()
 	machine, err := store.LoadOrCreateMachineKey()
 	if err != nil {
 		return nil, err
@@ -326,7 +337,7 @@ func (b *Builder) build(ctx context.Context) (*Agent, error) {
 	}
 	a := &Agent{
 		node: node, nat: traversal, machine: machine, agent: agentKey,
-		cache: cache, dataDir: dir, bootstrap: boot,
+		cache: cache, dataDir: dir, bootstrap: boot, network: b.network,
 		clk: clk, rnd: b.rand, logger: logger, closed: make(chan struct{}), pumpDone: make(chan struct{}),
 	}
 	a.events = fanout[Event]{size: eventSize, clone: cloneEvent, dropped: &a.drops.events}
@@ -344,6 +355,7 @@ func (b *Builder) build(ctx context.Context) (*Agent, error) {
 		return nil, err
 	}
 	go a.pumpEvents(node.Events())
+	a.lock, built = lock, true
 	return a, nil
 }
 
@@ -385,6 +397,8 @@ type Agent struct {
 	cache     *peercache.Cache
 	dataDir   string
 	bootstrap []bootstrapPeer
+	network   string   // the Builder's network name
+	lock      *os.File // LockFile, locked until Close
 
 	// The gossip overlay (membership + pub/sub) and its key resolver.
 	overlay *pubsub.Overlay
@@ -517,6 +531,16 @@ func (a *Agent) joinNetwork(ctx context.Context) error {
 	}
 	if len(errs) == 0 {
 		return ErrNoBootstrap
+	}
+	return joinFailure(a.network, errs)
+}
+
+// joinFailure is JoinNetwork's error when no peer answered; for the public
+// test network it says why its seeds may stay silent.
+func joinFailure(network string, errs []error) error {
+	if strings.EqualFold(network, NetworkTestnet) {
+		return fmt.Errorf("x0x: join failed: no testnet seed answered (they answer only if they run this Go "+
+			"implementation of x0x, whose wire protocol is its own, not the Rust x0x's): %w", errors.Join(errs...))
 	}
 	return fmt.Errorf("x0x: join failed: %w", errors.Join(errs...))
 }
@@ -660,9 +684,13 @@ func (a *Agent) peerServices(peer PeerID) Services {
 }
 
 // WaitForAgent blocks until some connected peer carries agent, or ctx ends
-// (an error wrapping ctx's), or the agent is closed (ErrClosed).
+// (an error wrapping ctx's), or the agent is closed (ErrClosed). For this
+// agent's own ID it returns at once.
 func (a *Agent) WaitForAgent(ctx context.Context, agent AgentID) error {
 	ctx = orBackground(ctx)
+	if agent == a.agent.ID() && !a.isClosed() {
+		return nil
+	}
 	for {
 		if a.isClosed() {
 			return ErrClosed
@@ -743,6 +771,7 @@ func (a *Agent) Close() error {
 		<-a.pumpDone
 		a.events.close()
 		a.closeErr = translate(errors.Join(groupsErr, listsErr, nodeErr, a.cache.Save()))
+		a.lock.Close()
 	})
 	return a.closeErr
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -309,5 +310,36 @@ func TestJoinNetworkReleasesPlainBootstrapPeers(t *testing.T) {
 	// The coordinator is still held (and redialled if its side closes).
 	if !newcomer.overlay.Members.Protected(coordinator) {
 		t.Fatal("the coordinating bootstrap peer was released")
+	}
+}
+
+// The error a user of the public test network sees says why its seeds may
+// not answer (built from the errors alone: no test contacts those hosts).
+func TestJoinFailureExplainsTestnet(t *testing.T) {
+	errs := []error{errors.New("bootstrap 142.93.199.50:12000: timeout")}
+	if err := joinFailure(NetworkTestnet, errs); !strings.Contains(err.Error(), "only if they run this Go implementation") ||
+		!strings.Contains(err.Error(), "timeout") {
+		t.Fatalf("testnet: %v", err)
+	}
+	if err := joinFailure(NetworkLocal, errs); strings.Contains(err.Error(), "testnet") {
+		t.Fatalf("local: %v", err)
+	}
+}
+
+// One agent per data directory: a second one is refused at once with a
+// clear error, and the directory is free again once the first closes.
+func TestDataDirectoryIsLocked(t *testing.T) {
+	dir := t.TempDir()
+	first := build(t, NewBuilder().WithDataDir(dir).WithKDF(cheapKDF()))
+	_, err := NewBuilder().WithDataDir(dir).WithKDF(cheapKDF()).Build(context.Background())
+	if !errors.Is(err, ErrDataDirInUse) || !strings.Contains(err.Error(), dir) {
+		t.Fatalf("second agent on %s: %v", dir, err)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again := build(t, NewBuilder().WithDataDir(dir).WithKDF(cheapKDF()))
+	if again.AgentID() != first.AgentID() {
+		t.Fatal("the reopened directory has another agent")
 	}
 }

@@ -133,6 +133,9 @@ var (
 	// ErrInvitationRefused: the agent does not accept invitations (it has
 	// not called PublishKeyPackage) or is over its rate of invitations.
 	ErrInvitationRefused = errors.New("x0x: the agent refused the invitation")
+	// ErrDataDirInUse: another running agent holds the data directory
+	// (one agent per data directory: they would share keys and stores).
+	ErrDataDirInUse = errors.New("x0x: data directory in use")
 	// ErrBadKeyPackage: a key package is invalid, expired, of another
 	// cipher suite, or not the invited agent's.
 	ErrBadKeyPackage = errors.New("x0x: invalid key package")

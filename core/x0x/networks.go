@@ -12,7 +12,10 @@ const (
 	// NetworkLocal has no built-in bootstrap peers: the caller names them.
 	// It is the default, so nothing contacts a public host unless asked to.
 	NetworkLocal = "local"
-	// NetworkTestnet is the public x0x test network run by Saorsa Labs.
+	// NetworkTestnet is the public x0x test network run by Saorsa Labs:
+	// the roadmap's seed nodes. x0x's wire protocol is this
+	// implementation's own (not the Rust x0x's), so the seeds answer only
+	// if they run this implementation.
 	NetworkTestnet = "testnet"
 )
 

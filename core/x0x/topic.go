@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/saorsa-labs/x0x-go/core/pubsub"
 )
@@ -139,19 +140,37 @@ type Topic struct {
 	left  bool
 }
 
+// MaxTopicName is the longest topic name, in bytes.
+const MaxTopicName = 256
+
+// checkTopicName requires a non-empty UTF-8 name of at most MaxTopicName
+// bytes.
+func checkTopicName(name string) error {
+	switch {
+	case name == "":
+		return invalidArg("empty topic name")
+	case len(name) > MaxTopicName:
+		return fmt.Errorf("%w: topic name of %d bytes, limit %d", ErrPayloadTooLarge, len(name), MaxTopicName)
+	case !utf8.ValidString(name):
+		return invalidArg("topic name %q is not UTF-8", name)
+	}
+	return nil
+}
+
 // Join joins topic name: this node subscribes to it in the overlay (and so
 // carries its traffic: it forwards the topic's messages to its topic
 // neighbours) until the handle is left with Leave or the agent closed.
 // It does not wait for topic neighbours (see Neighbours and Events); ctx
-// is checked before joining. Errors: ErrInvalidArgument (an empty name),
-// ErrClosed, ctx's error.
+// is checked before joining. Errors: ErrInvalidArgument (an empty name,
+// or one that is not UTF-8), ErrPayloadTooLarge (a name over MaxTopicName
+// bytes), ErrClosed, ctx's error.
 func (a *Agent) Join(ctx context.Context, name string, opts ...TopicOption) (*Topic, error) {
 	ctx = orBackground(ctx)
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if name == "" {
-		return nil, invalidArg("empty topic name")
+	if err := checkTopicName(name); err != nil {
+		return nil, err
 	}
 	t := &Topic{agent: a, name: name, id: pubsub.TopicIDOf(name)}
 	for _, f := range opts {

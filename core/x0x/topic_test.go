@@ -312,6 +312,20 @@ func TestTopicBadInput(t *testing.T) {
 	if _, err := a.Join(ctx, ""); !errors.Is(err, ErrInvalidArgument) {
 		t.Fatalf("empty topic: %v", err)
 	}
+	if _, err := a.Join(ctx, "bad \xff utf-8"); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("topic that is not UTF-8: %v", err)
+	}
+	if _, err := a.Join(ctx, strings.Repeat("é", MaxTopicName/2+1)); !errors.Is(err, ErrPayloadTooLarge) {
+		t.Fatalf("topic over MaxTopicName bytes: %v", err)
+	}
+	if tp, err := a.Join(ctx, strings.Repeat("é", MaxTopicName/2)); err != nil {
+		t.Fatalf("topic of MaxTopicName bytes: %v", err)
+	} else {
+		tp.Leave()
+	}
+	if err := a.WaitForAgent(ctx, a.AgentID()); err != nil {
+		t.Fatalf("waiting for oneself: %v", err)
+	}
 	cancelled, cancel := context.WithCancel(ctx)
 	cancel()
 	if _, err := a.Join(cancelled, "x"); !errors.Is(err, context.Canceled) {
