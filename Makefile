@@ -5,7 +5,7 @@ GOTEST    := $(GO) test -count=1
 # Packages whose tests run under the race detector (the core library).
 CORE_PKGS := ./core/...
 
-.PHONY: all build capi node-addon tools lint test test-core test-other test-capi test-node test-python fuzz sim-check natlab soak soak-smoke demo bench clean
+.PHONY: all build capi node-addon tools lint test test-core test-other test-capi test-node test-python test-skill fuzz sim-check natlab soak soak-smoke demo bench release-dry-run clean
 
 all: build
 
@@ -46,6 +46,14 @@ test-node:
 test-python:
 	./scripts/test-python.sh
 
+# SKILL.md (issue 14): its Agent Skill front matter and links; its Go,
+# Node, Python and C examples, extracted (blocks marked `runnable`) and run
+# against this checkout on 127.0.0.1; SKILL.md.asc against the shipped key
+# keys/x0x-release.asc; and signing with a throwaway key, which must fail to
+# verify once one byte changes.
+test-skill: capi node-addon
+	./scripts/test-skill.sh
+
 fuzz:
 	./scripts/fuzz-smoke.sh
 
@@ -85,10 +93,11 @@ soak-smoke: build
 	$(BUILD)/x0x-soak -honest 12 -hostile 4 -duration 8s -rate 10 -settle 5s -check
 
 # Every test: lint, the core under -race, the rest, the C ABI, the Node and
-# Python bindings, a short run of every fuzz target, the simulator at 1,000
-# nodes, the NAT lab, a short soak, and the demo (which checks its own
-# outcome and exits non-zero on failure).
-test: lint test-core test-other test-capi test-node test-python fuzz sim-check natlab soak-smoke demo
+# Python bindings, SKILL.md (its examples and signature), a short run of
+# every fuzz target, the simulator at 1,000 nodes, the NAT lab, a short
+# soak, and the demo (which checks its own outcome and exits non-zero on
+# failure).
+test: lint test-core test-other test-capi test-node test-python test-skill fuzz sim-check natlab soak-smoke demo
 
 demo: build node-addon
 	./scripts/demo.sh
@@ -100,6 +109,55 @@ bench:
 	@./scripts/test-node.sh --build-only >&2
 	@$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$${BENCHTIME:-1s} -timeout 30m ./core/... ./capi 2>&1 | $(GO) run ./scripts/benchjson
 	@./scripts/bench-bindings.sh
+
+# The release without its uploads (issue 14; .github/workflows/release.yml
+# runs this before it publishes). scripts/build-matrix.sh builds every target
+# this machine can build into $(DIST)/<target>/ with $(DIST)/SHA256SUMS (which
+# must verify); the main npm package (x0x) and the Python sdist are added in
+# $(DIST)/any/ when the matrix did not make them, and every file missing from
+# SHA256SUMS is appended to it. Then every npm package and Python
+# distribution must carry the version in VERSION, every npm package passes
+# `npm publish --dry-run` and the wheels and sdist `twine check --strict`
+# (twine and build in $(BUILD)/release/venv). Not part of `make test`.
+DIST         ?= dist
+BUILD_MATRIX ?= ./scripts/build-matrix.sh
+RELEASE_VENV := $(BUILD)/release/venv
+NPM_PKGS      = $$(find $(DIST) -type f -name 'x0x-core-*.tgz' | LC_ALL=C sort) \
+                $$(find $(DIST) -type f -name 'x0x-[0-9]*.tgz' | LC_ALL=C sort)
+PY_DISTS      = $$(find $(DIST) -type f \( -name '*.whl' -o -name 'agent[-_]x0x-*.tar.gz' \) | LC_ALL=C sort)
+release-dry-run:
+	@[ -x "$(BUILD_MATRIX)" ] || { echo "release-dry-run: $(BUILD_MATRIX) is missing (issue 14): nothing to check" >&2; exit 1; }
+	$(BUILD_MATRIX)
+	@[ -f $(DIST)/SHA256SUMS ] || { echo "release-dry-run: $(BUILD_MATRIX) made no $(DIST)/SHA256SUMS" >&2; exit 1; }
+	cd $(DIST) && sha256sum --quiet --strict -c SHA256SUMS
+	@# Console scripts, not `python -m`: the current directory (with build/) would shadow the build package.
+	@if [ ! -x $(RELEASE_VENV)/bin/twine ] || [ ! -x $(RELEASE_VENV)/bin/pyproject-build ]; then \
+	  rm -rf $(RELEASE_VENV) && $${PYTHON:-python3} -m venv $(RELEASE_VENV) && \
+	  $(RELEASE_VENV)/bin/pip install -q 'twine>=6' 'build>=1.2'; fi
+	@set -eu; v=$$(cat VERSION); \
+	if [ -z "$$(find $(DIST) -type f -name "x0x-$$v.tgz")" ]; then \
+	  src=bindings/node; if [ -f package.json ]; then src=.; fi; \
+	  echo "npm pack ./$$src -> $(DIST)/any/"; mkdir -p $(DIST)/any; \
+	  npm pack --silent --pack-destination $(DIST)/any "./$$src" >/dev/null; fi; \
+	if [ -z "$$(find $(DIST) -type f -name "agent[-_]x0x-$$v.tar.gz")" ]; then \
+	  [ -f pyproject.toml ] || { echo "release-dry-run: no sdist in $(DIST)/ and no top-level pyproject.toml to build one from" >&2; exit 1; }; \
+	  echo "python -m build --sdist -> $(DIST)/any/"; \
+	  $(RELEASE_VENV)/bin/pyproject-build --sdist --outdir $(DIST)/any . >/dev/null; fi; \
+	cd $(DIST); listed=$$(sed -E 's/^[0-9a-f]+ [ *]//' SHA256SUMS); \
+	find . -type f ! -name SHA256SUMS ! -name '*.asc' | sed 's|^\./||' | LC_ALL=C sort | while read -r f; do \
+	  printf '%s\n' "$$listed" | grep -qxF -- "$$f" || { echo "SHA256SUMS += $$f"; sha256sum "$$f" >>SHA256SUMS; }; done
+	@set -eu; v=$$(cat VERSION); bad=0; npm=0; py=0; \
+	for t in $(NPM_PKGS); do \
+	  id=$$(tar -xzOf "$$t" package/package.json | node -p 'const p = JSON.parse(require("fs").readFileSync(0, "utf8")); p.name + "@" + p.version'); \
+	  case $$id in *@$$v) npm=$$((npm + 1));; *) echo "release-dry-run: $$t is $$id, VERSION is $$v" >&2; bad=1;; esac; done; \
+	for d in $(PY_DISTS); do \
+	  case $$(basename "$$d") in agent_x0x-$$v-*.whl|agent_x0x-$$v.tar.gz|agent-x0x-$$v.tar.gz) py=$$((py + 1));; \
+	    *) echo "release-dry-run: $$d is not version $$v" >&2; bad=1;; esac; done; \
+	echo "release-dry-run: $$npm npm packages and $$py Python distributions of version $$v in $(DIST)/"; \
+	[ $$npm -gt 0 ] && [ $$py -gt 0 ] || bad=1; exit $$bad
+	@set -eu; for t in $(NPM_PKGS); do echo "== npm publish --dry-run $$t"; npm publish --dry-run --access public "$$t"; done
+	$(RELEASE_VENV)/bin/twine check --strict $(PY_DISTS)
+	@echo "release-dry-run: everything checked; nothing uploaded"
 
 clean:
 	rm -rf $(BUILD)

@@ -87,7 +87,7 @@ from .topic import Subscription, Topic, TopicEvents, Validator
 #: The same class as :class:`GroupInvitation` (an invitation waiting for an answer).
 Invitation = GroupInvitation
 
-__version__ = "0.2.0"
+__version__ = "0.7.0"
 
 #: ABI version this package was written for, as (major, minor).
 ABI_REQUIRED = (_lib.ABI_MAJOR, _lib.ABI_MINOR)
