@@ -19,9 +19,15 @@ func testAgent(t testing.TB, bootstrap ...string) (uint64, *agentEntry) {
 // queueCap records, destroyed when the test ends.
 func testAgentQueue(t testing.TB, queueCap int, bootstrap ...string) (uint64, *agentEntry) {
 	t.Helper()
+	return testAgentAt(t, t.TempDir(), queueCap, bootstrap...)
+}
+
+// testAgentAt is testAgentQueue's agent with its data in dataDir.
+func testAgentAt(t testing.TB, dataDir string, queueCap int, bootstrap ...string) (uint64, *agentEntry) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	h, err := newAgent(ctx, &config{dataDir: t.TempDir(), bindAddr: "127.0.0.1:0", bootstrap: bootstrap, queueCap: queueCap})
+	h, err := newAgent(ctx, &config{dataDir: dataDir, bindAddr: "127.0.0.1:0", bootstrap: bootstrap, queueCap: queueCap})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -87,6 +87,9 @@ func (e *agentEntry) registerGroup(g *x0x.Group) (uint64, error) {
 		return 0, x0x.ErrClosed
 	}
 	if ge := e.groups[g]; ge != nil {
+		if _, err := handles.get(ge.handle, kindGroup); err != nil {
+			return 0, x0x.ErrGroupNotFound // its x0x_group_close is closing it
+		}
 		return ge.handle, nil
 	}
 	msgs, err := g.Messages()
@@ -171,17 +174,17 @@ func (e *agentEntry) forwardGroupEvents(ge *groupEntry) {
 
 // closeGroup invalidates the handle of ge (already removed from the
 // registry) and of the task lists opened through it, and closes the
-// facade group (which leaves those lists).
+// facade group (which leaves those lists). ge stays in e.groups until the
+// group is closed, so that an x0x_group_open meanwhile finds it closing
+// rather than registering a new handle for it.
 func (e *agentEntry) closeGroup(ge *groupEntry) error {
 	e.q.closeGroup(ge)
-	e.subMu.Lock()
-	if e.groups != nil && e.groups[ge.g] == ge {
-		delete(e.groups, ge.g)
-	}
-	e.subMu.Unlock()
 	err := ge.g.Close()
 	e.subMu.Lock()
 	defer e.subMu.Unlock()
+	if e.groups != nil && e.groups[ge.g] == ge {
+		delete(e.groups, ge.g)
+	}
 	for id := range ge.lists {
 		ol := e.lists[id]
 		if ol == nil {
@@ -234,7 +237,7 @@ type groupInfoJSON struct {
 }
 
 // hexIDs returns the IDs in hex (an empty, non-nil slice for none).
-func hexIDs(list []x0x.AgentID) []string {
+func hexIDs[T fmt.Stringer](list []T) []string {
 	out := make([]string, len(list))
 	for i, id := range list {
 		out[i] = id.String()
@@ -300,34 +303,67 @@ func x0x_group_create(h C.uint64_t, out *C.uint64_t) C.int {
 	})
 }
 
-//export x0x_invitations
-func x0x_invitations(h C.uint64_t, out **C.char) C.int {
-	return withAgent("x0x_invitations", h, func(e *agentEntry) error {
+// agentJSON ends the calls that list something of the agent as JSON
+// (x0x_invitations, x0x_groups): with out checked and the agent not being
+// destroyed, it stores list(e) in *out.
+func agentJSON(name string, h C.uint64_t, out **C.char, list func(e *agentEntry) any) C.int {
+	return withAgent(name, h, func(e *agentEntry) error {
 		if out == nil {
 			return errInvalidArg("out_json is NULL")
 		}
 		if e.closed.Load() {
 			return x0x.ErrClosed
 		}
+		return cJSON(list(e), out)
+	})
+}
+
+//export x0x_invitations
+func x0x_invitations(h C.uint64_t, out **C.char) C.int {
+	return agentJSON("x0x_invitations", h, out, func(e *agentEntry) any {
 		invs := e.a.Invitations()
 		list := make([]invitationJSON, len(invs))
 		for i, inv := range invs {
 			list[i] = invitationJSON{Group: inv.Group.String(), From: inv.From.String(), Members: hexIDs(inv.Members), Epoch: inv.Epoch}
 		}
-		return cJSON(list, out)
+		return list
 	})
+}
+
+//export x0x_groups
+func x0x_groups(h C.uint64_t, out **C.char) C.int {
+	return agentJSON("x0x_groups", h, out, func(e *agentEntry) any {
+		return hexIDs(e.a.Groups())
+	})
+}
+
+// openGroupByID ends the calls that give a handle for the group whose ID
+// is at groupID (x0x_group_accept, x0x_group_open): it runs open for that
+// ID, as openHandle does, and registers the group with register.
+func (e *agentEntry) openGroupByID(groupID *C.uint8_t, out *C.uint64_t,
+	open func(context.Context, x0x.GroupID) (*x0x.Group, error), register func(*x0x.Group) (uint64, error)) error {
+	id, err := readGroupID(groupID)
+	if err != nil {
+		return err
+	}
+	return openHandle(e, out, func(ctx context.Context) (*x0x.Group, error) { return open(ctx, id) }, register)
 }
 
 //export x0x_group_accept
 func x0x_group_accept(h C.uint64_t, groupID *C.uint8_t, out *C.uint64_t) C.int {
 	return withAgent("x0x_group_accept", h, func(e *agentEntry) error {
-		id, err := readGroupID(groupID)
-		if err != nil {
-			return err
-		}
-		return openHandle(e, out, func(ctx context.Context) (*x0x.Group, error) {
-			return e.a.AcceptInvitation(ctx, id)
-		}, e.openGroup)
+		return e.openGroupByID(groupID, out, e.a.AcceptInvitation, e.openGroup)
+	})
+}
+
+//export x0x_group_open
+func x0x_group_open(h C.uint64_t, groupID *C.uint8_t, out *C.uint64_t) C.int {
+	return withAgent("x0x_group_open", h, func(e *agentEntry) error {
+		// The group was open before the call: a handle that cannot be
+		// registered leaves it open (registerGroup, not openGroup).
+		return e.openGroupByID(groupID, out, func(_ context.Context, id x0x.GroupID) (*x0x.Group, error) {
+			return e.a.Group(id)
+		}, e.registerGroup)
 	})
 }
 

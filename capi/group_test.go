@@ -157,17 +157,43 @@ func waitGroupMembers(t *testing.T, groups []uint64, members ...x0x.ID) {
 	}
 }
 
+// agentList calls fn (x0x_invitations, x0x_groups) on agent h and decodes
+// the JSON array it returns.
+func agentList[T any](t *testing.T, what string, fn func(cHandle, **_Ctype_char) _Ctype_int, h uint64) []T {
+	t.Helper()
+	var js *_Ctype_char
+	want(t, what, fn(cHandle(h), &js), statusOK)
+	var out []T
+	s := cString(js)
+	if err := json.Unmarshal([]byte(s), &out); err != nil || out == nil {
+		t.Fatalf("%s: %q: %v", what, s, err)
+	}
+	return out
+}
+
 // invitations calls x0x_invitations.
 func invitations(t *testing.T, h uint64) []invitationJSON {
 	t.Helper()
-	var js *_Ctype_char
-	want(t, "x0x_invitations", x0x_invitations(cHandle(h), &js), statusOK)
-	var out []invitationJSON
-	s := cString(js)
-	if err := json.Unmarshal([]byte(s), &out); err != nil || out == nil {
-		t.Fatalf("x0x_invitations: %q: %v", s, err)
+	return agentList[invitationJSON](t, "x0x_invitations", x0x_invitations, h)
+}
+
+// groupIDs calls x0x_groups.
+func groupIDs(t *testing.T, h uint64) []string {
+	t.Helper()
+	return agentList[string](t, "x0x_groups", x0x_groups, h)
+}
+
+// joinAgent has x join the network through a and waits until a sees it.
+func joinAgent(t *testing.T, a, x *agentEntry) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := x.a.JoinNetwork(ctx); err != nil {
+		t.Fatal(err)
 	}
-	return out
+	if err := a.a.WaitForAgent(ctx, x.a.AgentID()); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // publishKeyPackage calls x0x_keypackage_publish and returns the key package.
@@ -193,15 +219,8 @@ func TestGroupsThroughTheCABI(t *testing.T) {
 	hb, b := groupTestAgent(t, boot)
 	hc, c := groupTestAgent(t, boot)
 	hd, d := groupTestAgent(t, boot)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
 	for _, x := range []*agentEntry{b, c, d} {
-		if err := x.a.JoinNetwork(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if err := a.a.WaitForAgent(ctx, x.a.AgentID()); err != nil {
-			t.Fatal(err)
-		}
+		joinAgent(t, a, x)
 	}
 	ra, rb, rc := &recorder{h: ha}, &recorder{h: hb}, &recorder{h: hc}
 	aID, bID, cIDv, dID := a.a.AgentID(), b.a.AgentID(), c.a.AgentID(), d.a.AgentID()
@@ -397,6 +416,101 @@ func TestGroupsThroughTheCABI(t *testing.T) {
 	want(t, "destroy d", x0x_agent_destroy(cHandle(hd)), statusOK)
 	want(t, "group of a destroyed agent", x0x_group_info(gh, &js), statusInvalidHandle)
 	want(t, "close group of a destroyed agent", x0x_group_close(gh), statusInvalidHandle)
+}
+
+// A group outlives its agent: created again from the same data directory,
+// the agent lists the group (x0x_groups) and x0x_group_open gives it a
+// handle (the same one when asked again), naming the other member's
+// messages. Closing that handle stops the group until the next start,
+// which restores it again.
+func TestRestoredGroupThroughTheCABI(t *testing.T) {
+	ha, a := groupTestAgent(t)
+	boot := a.a.MachineID().String() + "@" + a.a.Addr()
+	dirB := t.TempDir()
+	hb, b := testAgentAt(t, dirB, 4096, boot)
+	joinAgent(t, a, b)
+	aID, bID := a.a.AgentID(), b.a.AgentID()
+	publishKeyPackage(t, hb)
+	var gh cHandle
+	var gid x0x.ID
+	want(t, "create", x0x_group_create(cHandle(ha), &gh), statusOK)
+	ga := uint64(gh)
+	want(t, "id", x0x_group_id(gh, cID(&gid)), statusOK)
+	if got := groupIDs(t, ha); !slices.Equal(got, []string{gid.String()}) {
+		t.Fatalf("a's groups %v", got)
+	}
+	want(t, "invite b", x0x_group_invite(gh, cID(&bID), 0), statusOK)
+	(&recorder{h: hb}).wait(t, "b's invitation", func(r record) bool { return r.kind == kindGroupInvitation })
+	want(t, "accept", x0x_group_accept(cHandle(hb), cID(&gid), &gh), statusOK)
+	waitGroupMembers(t, []uint64{ga, uint64(gh)}, aID, bID)
+
+	// b stops and starts again from its data directory.
+	want(t, "destroy b", x0x_agent_destroy(cHandle(hb)), statusOK)
+	hb, b = testAgentAt(t, dirB, 4096, boot)
+	if b.a.AgentID() != bID {
+		t.Fatal("b came back with another agent ID")
+	}
+	joinAgent(t, a, b)
+	if got := groupIDs(t, hb); !slices.Equal(got, []string{gid.String()}) {
+		t.Fatalf("restored groups %v, want [%s]", got, gid)
+	}
+	var js *_Ctype_char
+	var unknown x0x.ID
+	want(t, "groups NULL", x0x_groups(cHandle(hb), nil), statusInvalidArg)
+	want(t, "groups on handle 0", x0x_groups(0, &js), statusInvalidHandle)
+	want(t, "open NULL id", x0x_group_open(cHandle(hb), nil, &gh), statusInvalidArg)
+	want(t, "open NULL out", x0x_group_open(cHandle(hb), cID(&gid), nil), statusInvalidArg)
+	want(t, "open unknown", x0x_group_open(cHandle(hb), cID(&unknown), &gh), statusNotFound)
+	want(t, "open on a group handle", x0x_group_open(cHandle(ga), cID(&gid), &gh), statusInvalidHandle)
+	want(t, "open", x0x_group_open(cHandle(hb), cID(&gid), &gh), statusOK)
+	gb := uint64(gh)
+	if gb>>kindShift != uint64(kindGroup) {
+		t.Fatalf("group handle %#x not tagged", gb)
+	}
+	want(t, "open again", x0x_group_open(cHandle(hb), cID(&gid), &gh), statusOK)
+	if uint64(gh) != gb {
+		t.Fatalf("second open: handle %#x, want %#x", gh, gb)
+	}
+	waitGroupMembers(t, []uint64{gb}, aID, bID)
+
+	// a's messages reach b's restored replica, naming its handle.
+	msg := []byte("after the restart")
+	rb := &recorder{h: hb}
+	isMsg := func(r record) bool {
+		return r.kind == kindGroupMessage && string(r.payload) == string(msg) && r.nums[3] == gb
+	}
+	for deadline := time.Now().Add(30 * time.Second); !rb.has(t, isMsg); {
+		if time.Now().After(deadline) {
+			t.Fatal("a's message never reached b's restored group")
+		}
+		want(t, "publish", x0x_group_publish(cHandle(ga), (*_Ctype_uint8_t)(unsafe.Pointer(&msg[0])), _Ctype_size_t(len(msg))), statusOK)
+		time.Sleep(200 * time.Millisecond)
+	}
+	if m := rb.wait(t, "message", isMsg); m.from != aID || m.topic != gid.String() {
+		t.Fatalf("message record %+v", m)
+	}
+
+	// Closed, the group is not open until b starts again. While its close
+	// is under way (x0x_group_close's two steps, here one at a time), it
+	// is not open either: no new handle is made for it.
+	obj, err := handles.remove(gb, kindGroup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want(t, "open while closing", x0x_group_open(cHandle(hb), cID(&gid), &gh), statusNotFound)
+	if err := b.closeGroup(obj.(*groupEntry)); err != nil {
+		t.Fatal(err)
+	}
+	want(t, "close again", x0x_group_close(cHandle(gb)), statusInvalidHandle)
+	if got := groupIDs(t, hb); len(got) != 0 {
+		t.Fatalf("groups after close %v", got)
+	}
+	want(t, "open a closed group", x0x_group_open(cHandle(hb), cID(&gid), &gh), statusNotFound)
+	want(t, "destroy b again", x0x_agent_destroy(cHandle(hb)), statusOK)
+	hb, _ = testAgentAt(t, dirB, 64)
+	if got := groupIDs(t, hb); !slices.Equal(got, []string{gid.String()}) {
+		t.Fatalf("groups restored after a close %v, want [%s]", got, gid)
+	}
 }
 
 // When the facade shuts a group without a removal reaching the handle's

@@ -72,7 +72,7 @@
  * X0X_ERR_REJECTED, the event kinds X0X_EVENT_TOPIC_NEIGHBOUR_UP/_DOWN,
  * X0X_EVENT_LAGGED and X0X_EVENT_VALIDATE, and the subscription handle in
  * reserved[3] of X0X_EVENT_TOPIC_MESSAGE (0 for x0x_subscribe); 0.7 private
- * groups (x0x_keypackage_publish, x0x_group_*, x0x_invitations), the status
+ * groups (x0x_keypackage_publish, x0x_group_*, x0x_invitations, x0x_groups), the status
  * codes X0X_ERR_NOT_MEMBER, X0X_ERR_ALREADY_MEMBER and X0X_ERR_REFUSED, and
  * the event kinds X0X_EVENT_GROUP_INVITATION, X0X_EVENT_GROUP_MESSAGE and
  * X0X_EVENT_GROUP_CHANGED.
@@ -259,7 +259,8 @@ int x0x_config_new(x0x_config *out);
 
 /* Sets a string option (value is copied; both pointers are borrowed).
  * Keys:
- *   "data_dir"             directory holding keys and the peer cache
+ *   "data_dir"             directory holding keys, the peer cache and
+ *                          the groups' state
  *                          (default $X0X_HOME, else ~/.x0x)
  *   "bind_addr"            UDP address to listen on (default "127.0.0.1:0")
  *   "bootstrap"            adds one bootstrap peer, "host:port" or
@@ -298,7 +299,8 @@ int x0x_config_destroy(x0x_config cfg);
 /* ------------------------------------------------------------------ */
 
 /* Creates an agent: loads or creates the machine and agent keys in the data
- * directory, opens the peer cache and starts listening on the bind address.
+ * directory, opens the peer cache, restores the private groups saved there
+ * (x0x_groups) and starts listening on the bind address.
  * It does not contact anyone (see x0x_join_network, x0x_connect).
  * cfg may be X0X_NULL_HANDLE for all defaults. Blocks up to timeout_ms.
  * Stores the new handle in *out; destroy it with x0x_agent_destroy.
@@ -309,9 +311,10 @@ int x0x_config_destroy(x0x_config cfg);
  * X0X_ERR_TIMEOUT. */
 int x0x_agent_create(x0x_config cfg, uint32_t timeout_ms, x0x_agent *out);
 
-/* Stops the agent: closes every connection, saves the peer cache, stops
- * event delivery and closes the events fd. The handle becomes invalid at
- * once; concurrent calls on it fail with X0X_ERR_CLOSED or
+/* Stops the agent: closes every connection, saves the peer cache and the
+ * state of its open groups (restored by its next creation), stops event
+ * delivery and closes the events fd. The handle becomes invalid at once;
+ * concurrent calls on it fail with X0X_ERR_CLOSED or
  * X0X_ERR_INVALID_HANDLE. When it returns, no event callback of this agent
  * is running or will run — except when called from inside this agent's
  * own event callback, where it returns without waiting (the callback
@@ -582,10 +585,18 @@ int x0x_tasklist_snapshot(x0x_tasklist list, char **out_json);
  * docs/groups.md). Group IDs are X0X_ID_SIZE bytes. Messages and changes of
  * a group arrive as X0X_EVENT_GROUP_MESSAGE and X0X_EVENT_GROUP_CHANGED
  * records naming the group handle in reserved[3], from the moment the
- * handle exists until x0x_group_close. A group lives in memory: it ends
- * with its agent (the other members still count the agent as a member
- * until they remove it). A group handle belongs to its agent and becomes
- * invalid when the agent is destroyed or the handle is closed. */
+ * handle exists until x0x_group_close. A group's state is kept, sealed
+ * with a key derived from the agent key, in the agent's data directory
+ * (groups.db; saved at every epoch change and when the group or the agent
+ * closes): when an agent is created again from the same data directory,
+ * every group it was a member of is restored and open at once, without a
+ * handle; x0x_groups lists the open groups and x0x_group_open gives a
+ * handle for one. A restored replica catches up on the commits it missed
+ * from the group's topic neighbours, which keep them for 5 minutes; one
+ * away longer while the group changed must be removed and invited again.
+ * Only a removal (or leaving) forgets a group. A group handle belongs to
+ * its agent and becomes invalid when the agent is destroyed or the handle
+ * is closed. */
 
 /* Makes the agent invitable: from now on members of groups may fetch
  * single-use key packages from it over a direct connection (at most 4 per
@@ -620,6 +631,27 @@ int x0x_group_accept(x0x_agent agent, const uint8_t group_id[X0X_ID_SIZE], x0x_g
  * X0X_ERR_INVALID_HANDLE, X0X_ERR_INVALID_ARG, X0X_ERR_NOT_FOUND,
  * X0X_ERR_CLOSED. */
 int x0x_group_decline(x0x_agent agent, const uint8_t group_id[X0X_ID_SIZE]);
+
+/* Stores in *out_json (freed with x0x_free) a NUL-terminated JSON array of
+ * the IDs (hex, sorted) of the agent's open groups, whether or not the
+ * caller has a handle for them: the groups restored when the agent was
+ * created and those created or joined since, unless closed, left or
+ * removed since:
+ *   ["<hex>", ...]
+ * Errors: X0X_ERR_INVALID_HANDLE, X0X_ERR_INVALID_ARG, X0X_ERR_CLOSED. */
+int x0x_groups(x0x_agent agent, char **out_json);
+
+/* Stores in *out a handle for the agent's open group group_id (listed by
+ * x0x_groups), such as one restored when the agent was created. If the
+ * agent already has a handle for the group, it stores that same handle
+ * (as x0x_group_accept does); otherwise a new one, whose records (the
+ * group's messages and changes from now on; earlier ones are not
+ * reported) arrive as for any group handle. Like every group handle it
+ * ends with x0x_group_close, which closes the group, or with the agent.
+ * Errors: X0X_ERR_INVALID_HANDLE, X0X_ERR_INVALID_ARG, X0X_ERR_NOT_FOUND
+ * (the group is not open: unknown, closed or being closed, left or
+ * removed), X0X_ERR_CLOSED. */
+int x0x_group_open(x0x_agent agent, const uint8_t group_id[X0X_ID_SIZE], x0x_group *out);
 
 /* Writes the group's ID (X0X_ID_SIZE bytes) into out. Errors:
  * X0X_ERR_INVALID_HANDLE, X0X_ERR_INVALID_ARG. */
@@ -677,12 +709,16 @@ int x0x_group_tasklist_create(x0x_group group, const char *name, x0x_tasklist *o
  * X0X_ERR_INVALID_ARG if the agent has the list open outside the group. */
 int x0x_group_tasklist_join(x0x_group group, const uint8_t list_id[X0X_ID_SIZE], x0x_tasklist *out);
 
-/* Ends the caller's replica of the group (its task lists are left, its
- * secrets zeroed; the caller stays a member for the others: see
- * x0x_group_leave) and invalidates the handle, and the handles of the
- * task lists opened through it (as x0x_tasklist_leave does). Records of
- * the group already queued stay drainable (skip them by their handle).
- * Errors: X0X_ERR_INVALID_HANDLE (including a second close). */
+/* Stops the caller's replica of the group for now (its task lists are
+ * left, its secrets in memory zeroed; the caller stays a member for the
+ * others: see x0x_group_leave) and invalidates the handle, and the handles
+ * of the task lists opened through it (as x0x_tasklist_leave does). The
+ * group's state stays in the data directory: the agent's next creation
+ * from it restores the group (x0x_groups, x0x_group_open); until then it
+ * is not open. A group the agent left or was removed from is forgotten
+ * instead. Records of the group already queued stay drainable (skip them
+ * by their handle). Errors: X0X_ERR_INVALID_HANDLE (including a second
+ * close). */
 int x0x_group_close(x0x_group group);
 
 /* ------------------------------------------------------------------ */

@@ -359,7 +359,7 @@ export declare class Group {
   /** A task list only the group's members read and write. */
   createTaskList(name: string): Promise<TaskList>;
   joinTaskList(listId: string): Promise<TaskList>;
-  /** Ends this agent's replica (its streams end, its task lists are left). */
+  /** Stops this agent's replica for now (its streams end, its task lists are left); its next start restores it. */
   close(): Promise<void>;
 }
 
@@ -414,8 +414,10 @@ export declare class Agent extends EventEmitter {
   invitations(): GroupInvitation[];
   acceptInvitation(groupId: string): Promise<Group>;
   declineInvitation(groupId: string): Promise<void>;
-  /** The groups this agent has open. */
+  /** The groups this agent has open, those restored from dataDir at creation included. */
   groups(): Group[];
+  /** The open group groupId; throws X0xError 'X0X_ERR_NOT_FOUND' if there is none. */
+  group(groupId: string): Group;
   debugInjectEvents(n: number, payloadLen: number): Promise<void>;
   close(): Promise<void>;
 

@@ -2,7 +2,8 @@
  * two agents on 127.0.0.1 exchanging direct messages through the pull API
  * and the callback API, publish/subscribe both ways, topic handles (several
  * handles and subscriptions, neighbour events, lag markers, C and
- * asynchronous validators), injected events, task lists, private groups,
+ * asynchronous validators), injected events, task lists, private groups
+ * (also restored by an agent created again from their data directory),
  * identity export/import, and misuse (NULL pointers,
  * stale, foreign and wrong-kind handles, double destroy, oversized inputs,
  * wrong passphrases). Run by scripts/test-capi.sh under AddressSanitizer
@@ -1381,8 +1382,9 @@ static int wait_group_record(x0x_agent agent, uint32_t kind, const char *hex, co
 
 /* Private groups (ABI 0.7): two agents, a key package, an invitation
  * pulled as X0X_EVENT_GROUP_INVITATION, accept, a group message pulled as
- * X0X_EVENT_GROUP_MESSAGE naming the group handle, the info JSON, misuse
- * and close. */
+ * X0X_EVENT_GROUP_MESSAGE naming the group handle, the info JSON, misuse,
+ * close, and the group found again (x0x_groups, x0x_group_open) by an
+ * agent created again from the same data directory. */
 static void test_groups(void) {
     x0x_agent a = 0, b = 0;
     CHECK_OK(make_agent("group-a", NULL, NULL, X0X_NULL_HANDLE, &a));
@@ -1500,6 +1502,33 @@ static void test_groups(void) {
     CHECK_OK(x0x_agent_destroy(b)); /* invalidates gb */
     CHECK_RC(x0x_group_id(gb, gid_b), X0X_ERR_INVALID_HANDLE);
     CHECK_RC(x0x_group_close(gb), X0X_ERR_INVALID_HANDLE);
+    CHECK_OK(x0x_agent_destroy(a));
+
+    /* The closed group's state stayed in a's data directory: a, created
+     * again from it, has the group open and gets a handle for it. */
+    CHECK_OK(make_agent("group-a", NULL, NULL, X0X_NULL_HANDLE, &a));
+    CHECK_RC(x0x_groups(a, NULL), X0X_ERR_INVALID_ARG);
+    CHECK_OK(x0x_groups(a, &json));
+    snprintf(needle, sizeof needle, "[\"%s\"]", gid_hex);
+    CHECK(json && strcmp(json, needle) == 0, "restored groups: %s", json ? json : "(null)");
+    x0x_free(json);
+    memset(gid_b, 0, sizeof gid_b);
+    CHECK_RC(x0x_group_open(a, gid_b, &ga), X0X_ERR_NOT_FOUND); /* no such group */
+    CHECK_RC(x0x_group_open(a, NULL, &ga), X0X_ERR_INVALID_ARG);
+    CHECK_RC(x0x_group_open(a, gid, NULL), X0X_ERR_INVALID_ARG);
+    CHECK_OK(x0x_group_open(a, gid, &ga));
+    CHECK_OK(x0x_group_open(a, gid, &scratch));
+    CHECK(scratch == ga, "a second x0x_group_open gave another handle");
+    CHECK_OK(x0x_group_id(ga, gid_b));
+    CHECK(memcmp(gid, gid_b, 32) == 0, "the restored group has another ID");
+    snprintf(needle, sizeof needle, "{\"id\":\"%s\",", gid_hex);
+    CHECK(wait_json(x0x_group_info, ga, needle, 1000), "restored group's info");
+    CHECK(wait_json(x0x_group_info, ga, b_hex, 1000), "the restored group lost member b");
+    CHECK_OK(x0x_group_close(ga));
+    CHECK_OK(x0x_groups(a, &json));
+    CHECK(json && strcmp(json, "[]") == 0, "groups after close: %s", json ? json : "(null)");
+    x0x_free(json);
+    CHECK_RC(x0x_group_open(a, gid, &ga), X0X_ERR_NOT_FOUND);
     CHECK_OK(x0x_agent_destroy(a));
 }
 

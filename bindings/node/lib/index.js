@@ -150,6 +150,7 @@ class Agent extends EventEmitter {
   #topics = new Map(); // topic handle (BigInt) -> Topic
   #routes = new Map(); // subscription handle (BigInt) -> Stream or deprecated-subscribe entry
   #groups = new Map(); // group handle (BigInt) -> Group
+  #closingGroups = new Set(); // IDs of groups whose Group#close() is under way (the library still lists them)
   #opening = 0; // createGroup/acceptInvitation calls in flight
   #earlyRemoved = new Set(); // group handles reported removed before their Group existed
   #agentId = '';
@@ -416,8 +417,56 @@ class Agent extends EventEmitter {
     await native.group('decline', this.#handle(), groupId);
   }
 
-  /** The groups this agent has open (not closed), in the order they were opened. */
-  groups() { return [...this.#groups.values()]; }
+  /**
+   * The groups this agent has open: the Groups it has (not closed), in the
+   * order they were made, including a Group for each group restored from
+   * dataDir when the agent was created (made now if need be, in the order of
+   * their IDs). Empty once the agent is closed.
+   */
+  groups() {
+    if (this.#closed) return [];
+    const have = new Set([...this.#groups.values()].map((g) => g.id));
+    for (const id of JSON.parse(native.groups(this.#native))) {
+      if (have.has(id) || this.#closingGroups.has(id)) continue;
+      try {
+        this.#restoredGroup(id);
+      } catch (err) {
+        if (err.code !== 'X0X_ERR_NOT_FOUND') throw err; // closed (a removal) since it was listed
+      }
+    }
+    return [...this.#groups.values()];
+  }
+
+  /**
+   * The open group groupId (hex), as groups() lists it: the same Group each
+   * time (made now for a group restored from dataDir). Throws X0xError
+   * 'X0X_ERR_NOT_FOUND' if the agent has no such group open (not a member,
+   * or the group was closed, left or removed).
+   */
+  group(groupId) {
+    const id = checkId(groupId, 'groupId');
+    this.#handle();
+    for (const g of this.#groups.values()) if (g.id === id) return g;
+    if (this.#closingGroups.has(id)) {
+      throw new X0xError('X0X_ERR_NOT_FOUND', Status.X0X_ERR_NOT_FOUND, `group ${id.slice(0, 8)} is being closed`);
+    }
+    return this.#restoredGroup(id);
+  }
+
+  // The Group of open group id that has none yet (restored when the agent
+  // was created): the library gives it a handle and its records flow.
+  #restoredGroup(id) {
+    const h = native.groupOpen(this.#native, id);
+    return this.#groups.get(h) || this.#newGroup(h, id);
+  }
+
+  // A new Group for group handle h, registered unless the agent is closed.
+  #newGroup(h, id) {
+    const g = new Group(kToken, this, h, id);
+    if (this.#closed) g[kAgentClosed]();
+    else this.#groups.set(h, g);
+    return g;
+  }
 
   // Wraps the {handle, id} a create/accept call resolves to in a Group.
   // Records of the new handle may be dispatched before the call resolves;
@@ -437,19 +486,24 @@ class Agent extends EventEmitter {
     // the group (and its handle): keep its Group too.
     let g = this.#groups.get(r.handle);
     if (!g) {
-      g = new Group(kToken, this, r.handle, r.id);
-      if (this.#closed) {
-        g[kAgentClosed]();
-      } else {
-        this.#groups.set(r.handle, g);
-        if (this.#earlyRemoved.has(r.handle)) g[kGroupChange]({ kind: 'removed', group: r.id, agent: null, epoch: 0 }, GROUP_REMOVED);
+      g = this.#newGroup(r.handle, r.id);
+      if (!this.#closed && this.#earlyRemoved.has(r.handle)) {
+        g[kGroupChange]({ kind: 'removed', group: r.id, agent: null, epoch: 0 }, GROUP_REMOVED);
       }
     }
     if (this.#opening === 0) this.#earlyRemoved.clear();
     return g;
   }
 
-  [kGroupGone](group) { this.#groups.delete(group[kNative]()); }
+  // Group#close(): closing is its library close, until which the library
+  // still lists the group (groups() and group() leave it out).
+  [kGroupGone](group, closing) {
+    this.#groups.delete(group[kNative]());
+    const id = group.id;
+    this.#closingGroups.add(id);
+    const done = () => this.#closingGroups.delete(id);
+    closing.then(done, done);
+  }
 
   /** Sends data to agent agentId (hex) over a connected peer that carries it. */
   async sendDirect(agentId, data, options) {
@@ -519,6 +573,7 @@ class Agent extends EventEmitter {
       this.#routes.clear();
       for (const g of this.#groups.values()) g[kAgentClosed]();
       this.#groups.clear();
+      this.#closingGroups.clear();
       this.#earlyRemoved.clear();
       this.emit('close');
     });
@@ -1010,11 +1065,13 @@ class GroupEvents extends GroupStream {}
 
 /**
  * A private group this agent is a member of (Agent#createGroup(),
- * Agent#acceptInvitation()): an MLS group whose messages, task lists and
- * presence only its members read. Its methods throw (or reject with)
- * X0xError 'X0X_ERR_CLOSED' once the agent is closed or this agent is no
- * longer a member (it left or was removed: see `removed`), and
- * 'X0X_ERR_INVALID_HANDLE' once the group was closed with close().
+ * Agent#acceptInvitation(); Agent#groups() and Agent#group() also give the
+ * groups restored from dataDir when the agent was created): an MLS group
+ * whose messages, task lists and presence only its members read. Its
+ * methods throw (or reject with) X0xError 'X0X_ERR_CLOSED' once the agent
+ * is closed or this agent is no longer a member (it left or was removed:
+ * see `removed`), and 'X0X_ERR_INVALID_HANDLE' once the group was closed
+ * with close().
  */
 class Group {
   #agent;
@@ -1186,24 +1243,26 @@ class Group {
   }
 
   /**
-   * Ends this agent's replica of the group: its streams end (queued items
-   * stay readable), its task lists are left, its secrets zeroed. This agent
-   * stays a member for the others (see leave()). Call it also after a
-   * 'removed' event, to release the handle. Calling it again returns the
-   * same Promise; a no-op once the agent is closed.
+   * Stops this agent's replica of the group for now: its streams end (queued
+   * items stay readable), its task lists are left, its secrets in memory
+   * zeroed. This agent stays a member for the others (see leave()), and the
+   * group's state stays in dataDir: an agent created again from it has the
+   * group open (Agent#groups(), Agent#group()); a removal forgets it. Call
+   * it also after a 'removed' event, to release the handle. Calling it again
+   * returns the same Promise; a no-op once the agent is closed.
    */
   close() {
     if (this.#closing) return this.#closing;
     if (this.#closed) return Promise.resolve();
     this.#closed = true;
     this.#endAll();
-    this.#agent[kGroupGone](this);
     for (const l of this.#lists) {
       l[kListClosed]();
       this.#agent[kListClosed](l);
     }
     this.#lists.clear();
     this.#closing = this.#agent.closed ? Promise.resolve() : native.group('close', this.#handle).then(() => {});
+    this.#agent[kGroupGone](this, this.#closing);
     return this.#closing;
   }
 

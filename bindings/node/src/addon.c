@@ -500,6 +500,8 @@ NAPI_MODULE_INIT() {
         {"topicPublish", NULL, xn_async_topic_publish, NULL, NULL, NULL, napi_default, NULL},
         {"group", NULL, xn_async_group, NULL, NULL, NULL, napi_default, NULL},
         {"invitations", NULL, xn_invitations, NULL, NULL, NULL, napi_default, NULL},
+        {"groups", NULL, xn_groups, NULL, NULL, NULL, napi_default, NULL},
+        {"groupOpen", NULL, xn_group_open, NULL, NULL, NULL, napi_default, NULL},
         {"groupInfo", NULL, xn_group_info, NULL, NULL, NULL, napi_default, NULL},
     };
     if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) {

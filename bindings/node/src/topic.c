@@ -19,7 +19,7 @@ static int unsupported(napi_env env, int present, const char *fn) {
     return xn_unsupported(env, present, fn, "0.6");
 }
 
-static napi_value bigint(napi_env env, uint64_t v) {
+napi_value xn_bigint(napi_env env, uint64_t v) {
     napi_value r = NULL;
     if (napi_create_bigint_uint64(env, v, &r) != napi_ok) {
         xn_throw_napi(env, napi_generic_failure, "create_bigint");
@@ -67,7 +67,7 @@ napi_value xn_topic_join(napi_env env, napi_callback_info info) {
     if (st != X0X_OK) {
         return fail(env, st);
     }
-    napi_value v = bigint(env, t);
+    napi_value v = xn_bigint(env, t);
     if (v == NULL) {
         (void)x0x_topic_leave(t);
     }
@@ -88,7 +88,7 @@ static napi_value open_sub(napi_env env, napi_callback_info info, int (*fn)(x0x_
     if (st != X0X_OK) {
         return fail(env, st);
     }
-    napi_value v = bigint(env, s);
+    napi_value v = xn_bigint(env, s);
     if (v == NULL) {
         (void)x0x_subscription_close(s);
     }

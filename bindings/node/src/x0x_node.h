@@ -77,6 +77,8 @@
 #pragma weak x0x_group_tasklist_create
 #pragma weak x0x_group_tasklist_join
 #pragma weak x0x_group_close
+#pragma weak x0x_groups
+#pragma weak x0x_group_open
 
 /* Pseudo status (never returned by the library): the linked libx0x lacks
  * the function. Reported to JS as code "X0X_ERR_UNSUPPORTED". */
@@ -173,9 +175,13 @@ napi_value xn_topic_neighbours(napi_env env, napi_callback_info info);
 napi_value xn_topic_validation_result(napi_env env, napi_callback_info info);
 napi_value xn_topic_leave(napi_env env, napi_callback_info info);
 napi_value xn_id_list(napi_env env, const uint8_t *ids, size_t count);
+/* v as a BigInt, or NULL with an exception pending. */
+napi_value xn_bigint(napi_env env, uint64_t v);
 
 /* group.c: private groups (ABI 0.7), synchronous calls. */
 napi_value xn_invitations(napi_env env, napi_callback_info info);
+napi_value xn_groups(napi_env env, napi_callback_info info);
+napi_value xn_group_open(napi_env env, napi_callback_info info);
 napi_value xn_group_info(napi_env env, napi_callback_info info);
 /* 1 if the linked libx0x has every ABI 0.7 group function. */
 int xn_have_groups(void);

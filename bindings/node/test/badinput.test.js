@@ -338,6 +338,8 @@ test('groups: bad arguments, closed groups and closed agents fail cleanly', { sk
     [() => a.acceptInvitation(Buffer.alloc(32)), TypeError, /groupId/],
     [() => a.declineInvitation(undefined), TypeError, /got undefined/],
     [() => a.declineInvitation(ID + '0'), RangeError, /64 hex digits/],
+    [async () => a.group(5), TypeError, /groupId must be a 64-digit hex string, got number/],
+    [async () => a.group('zz'), RangeError, /groupId must be 64 hex digits/],
     [() => g.invite('nope'), RangeError, /agentId must be 64 hex digits/],
     [() => g.invite(null), TypeError, /agentId/],
     [() => g.invite(ID, { timeout: 5 }), TypeError, /unknown option "timeout"/],
@@ -369,6 +371,9 @@ test('groups: bad arguments, closed groups and closed agents fail cleanly', { sk
   const notFound = { name: 'X0xError', code: 'X0X_ERR_NOT_FOUND' };
   await assert.rejects(a.acceptInvitation(ID), notFound);
   await assert.rejects(a.declineInvitation(ID.toUpperCase()), notFound);
+  assert.throws(() => a.group(ID), notFound);
+  assert.equal(a.group(g.id), g);
+  assert.deepEqual(a.groups(), [g]);
   await assert.rejects(g.invite(ID, { timeoutMs: 2000 }), (e) => e instanceof x0x.X0xError && ['X0X_ERR_NO_ROUTE', 'X0X_ERR_TIMEOUT'].includes(e.code), 'nobody carries the agent');
   await assert.rejects(g.invite(a.agentId), (e) => e instanceof x0x.X0xGroupError && e.code === 'X0X_ERR_ALREADY_MEMBER');
   await assert.rejects(g.inviteKeyPackage(Buffer.from('not a key package')), { code: 'X0X_ERR_CORRUPT' });
@@ -418,6 +423,7 @@ test('groups: bad arguments, closed groups and closed agents fail cleanly', { sk
   await assert.rejects(a.declineInvitation(ID), closed);
   assert.throws(() => a.invitations(), closed);
   assert.deepEqual(a.groups(), []);
+  assert.throws(() => a.group(g2.id), closed);
   assert.throws(() => g2.info(), closed);
   await assert.rejects(g2.publish('x'), closed);
   await assert.rejects(g2.invite(ID), closed);
@@ -455,6 +461,9 @@ test('the raw addon refuses wrong group handles and arguments without crashing',
   assert.throws(() => native.groupInfo(), TypeError);
   assert.throws(() => native.invitations({}), TypeError);
   assert.throws(() => native.invitations(), TypeError);
+  assert.throws(() => native.groups({}), TypeError);
+  assert.throws(() => native.groups(), TypeError);
+  assert.throws(() => native.groupOpen({}, ID), TypeError);
   // A task-list handle is not a group handle, and a group handle is not a list handle.
   const list = await x0x.TaskList.create(a, 'x');
   const g = await a.createGroup();
@@ -463,7 +472,13 @@ test('the raw addon refuses wrong group handles and arguments without crashing',
   assert.throws(() => native.groupInfo(raw + 1n), invalid);
   await assert.rejects(native.tasklist('snapshot', raw), invalid);
   assert.match(JSON.parse(native.groupInfo(raw)).id, /^[0-9a-f]{64}$/);
-  assert.ok(Array.isArray(JSON.parse(native.invitations(a[Object.getOwnPropertySymbols(Object.getPrototypeOf(a)).find((s) => s.description === 'x0x.native')]()))));
+  const ext = a[Object.getOwnPropertySymbols(Object.getPrototypeOf(a)).find((s) => s.description === 'x0x.native')]();
+  assert.ok(Array.isArray(JSON.parse(native.invitations(ext))));
+  assert.deepEqual(JSON.parse(native.groups(ext)), [g.id]);
+  assert.equal(native.groupOpen(ext, g.id), raw, 'the handle the agent has');
+  assert.throws(() => native.groupOpen(ext, 'xyz'), RangeError);
+  assert.throws(() => native.groupOpen(ext), TypeError);
+  assert.throws(() => native.groupOpen(ext, ID), { code: 'X0X_ERR_NOT_FOUND' });
   await list.leave();
   await g.close();
   await assert.rejects(native.group('close', raw), invalid, 'a second close');

@@ -3,10 +3,12 @@
 // packages, create, invite, the invitation (event and list), accept,
 // messages both ways, info and change events, a group task list all
 // members write to, update, remove (the removed side gets 'removed'),
-// decline, leave, close. Skipped while the linked libx0x lacks x0x_group_*.
+// decline, leave, close; an agent started again from its data directory
+// has its groups open. Skipped while the linked libx0x lacks x0x_group_*.
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { x0x, makeAgents, nextEvent, sleep } = require('./helpers');
+const path = require('node:path');
+const { x0x, tempDir, makeAgents, nextEvent, sleep } = require('./helpers');
 
 const skip = x0x.capabilities.groups ? false : 'needs x0x_group_* in libx0x';
 const HEX64 = /^[0-9a-f]{64}$/;
@@ -279,4 +281,71 @@ test('groups: inviteKeyPackage, lag markers of a slow group reader, closing the 
   await assert.rejects(b.acceptInvitation(ga.id), closed);
   assert.throws(() => b.invitations(), closed);
   await gb.close(); // a no-op once the agent is closed
+});
+
+test('groups: an agent started again from its dataDir has its groups open, and messages flow', { skip, timeout: 120000 }, async (t) => {
+  const [a] = await makeAgents(t, 1);
+  const { dir, cleanup } = tempDir();
+  const started = [];
+  t.after(async () => {
+    await Promise.allSettled(started.map((x) => x.close()));
+    cleanup();
+  });
+  // b, from the same data directory each time, bootstrapped from a and joined.
+  const startB = async () => {
+    const b = await x0x.Agent.create({ dataDir: path.join(dir, 'b'), bindAddr: '127.0.0.1:0', bootstrap: [a.connectAddr] });
+    started.push(b);
+    await b.joinNetwork({ timeoutMs: 10000 });
+    await a.waitForAgent(b.agentId, { timeoutMs: 10000 });
+    return b;
+  };
+  const notFound = { name: 'X0xError', code: 'X0X_ERR_NOT_FOUND' };
+
+  let b = await startB();
+  await b.publishKeyPackage();
+  const ga = await a.createGroup();
+  await inviteAndAccept(ga, b);
+  await until('a sees b join', () => ga.info().members.includes(b.agentId));
+  const bId = b.agentId;
+  await b.close();
+
+  // Started again: the group is open, with a Group made once.
+  b = await startB();
+  assert.equal(b.agentId, bId);
+  const restored = b.groups();
+  assert.equal(restored.length, 1);
+  const gb = restored[0];
+  assert.ok(gb instanceof x0x.Group);
+  assert.equal(gb.id, ga.id);
+  assert.equal(gb.agent, b);
+  assert.deepEqual(b.groups(), [gb], 'the same Group again');
+  assert.equal(b.group(ga.id), gb);
+  assert.equal(b.group(ga.id.toUpperCase()), gb);
+  assert.throws(() => b.group('0'.repeat(64)), notFound);
+  assert.deepEqual(gb.info().members, [a.agentId, b.agentId].sort());
+
+  // Messages both ways.
+  const fromA = await publishUntilHeard(ga, gb.messages(), 'after the restart');
+  assert.equal(fromA.group, ga.id);
+  const fromB = await publishUntilHeard(gb, ga.messages(), 'back again');
+  assert.equal(fromB.from, b.agentId);
+
+  // Closed, the group is not open (not even while its close runs) until b
+  // starts again. The close waits for a pool thread (all kept busy), so the
+  // library still lists the group while groups() and group() run.
+  const busy = Array.from({ length: Number(process.env.UV_THREADPOOL_SIZE) || 4 },
+    () => a.waitForAgent('f'.repeat(64), { timeoutMs: 300 }).catch(() => {}));
+  const closing = gb.close();
+  assert.deepEqual(b.groups(), []);
+  assert.throws(() => b.group(ga.id), notFound);
+  await closing;
+  await Promise.all(busy);
+  assert.deepEqual(b.groups(), []);
+  assert.throws(() => b.group(ga.id), notFound);
+  await b.close();
+  b = await startB();
+  assert.deepEqual(b.groups().map((g) => g.id), [ga.id]);
+  await b.close();
+  assert.deepEqual(b.groups(), []);
+  assert.throws(() => b.group(ga.id), { name: 'X0xError', code: 'X0X_ERR_CLOSED' });
 });

@@ -180,6 +180,8 @@ _PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
     "x0x_group_tasklist_create": (c_int, [c_uint64, c_char_p, _u64p]),
     "x0x_group_tasklist_join": (c_int, [c_uint64, c_char_p, _u64p]),
     "x0x_group_close": (c_int, [c_uint64]),
+    "x0x_groups": (c_int, [c_uint64, _charpp]),
+    "x0x_group_open": (c_int, [c_uint64, c_char_p, _u64p]),
 }
 
 #: Names of every function of include/x0x.h this package binds.

@@ -7,7 +7,8 @@ batches of up to 1024 records) and dispatched to the streams the caller
 opened: :meth:`Agent.events`, the subscriptions and event streams of
 topics (:meth:`Agent.join`; records name their subscription handle), the
 message and event streams of private groups (:meth:`Agent.create_group`,
-:meth:`Agent.accept_invitation`; records name their group handle) and
+:meth:`Agent.accept_invitation`, :meth:`Agent.groups`; records name their
+group handle) and
 :meth:`x0x.TaskList.changes`; validation requests go to their topic's
 validator. Events that no stream wants are discarded.
 """
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from . import _lib, _util
 from ._lib import check, lib
-from .errors import Closed, InvalidHandle
+from .errors import Closed, InvalidHandle, NotFound
 from .events import (
     DEFAULT_STREAM_CAPACITY,
     AgentsChanged,
@@ -108,6 +109,7 @@ class Agent(_StreamOwner):
         self._task_streams: dict[str, tuple[TaskChanges, ...]] = {}
         self._lists: set[TaskList] = set()
         self._groups: dict[int, Group] = {}  # group handle -> Group (its messages and changes)
+        self._gone_groups: set[int] = set()  # handles of Groups closed or removed here (never reused)
         # Drain buffers, used only on the loop thread.
         self._buf = (_lib.CEvent * DRAIN_BATCH)()
         self._view = memoryview((ctypes.c_char * (_REC * DRAIN_BATCH)).from_buffer(self._buf)).cast("B")
@@ -489,12 +491,58 @@ class Agent(_StreamOwner):
         gid = _util.id_bytes(group_id, "group_id")
         await self._run("decline_invitation", lambda h: check(lib.x0x_group_decline(h, gid)))
 
+    async def groups(self) -> list[Group]:
+        """The groups this agent has open (:class:`x0x.Group`), by ID.
+
+        They include the groups restored from the data directory when the
+        agent was created (their :class:`x0x.Group` is made on first use;
+        their messages and changes flow from then on); a group closed with
+        :meth:`x0x.Group.close`, left or removed is not open. The same
+        :class:`x0x.Group` is returned each time. Raises :class:`x0x.Closed`.
+        """
+        from .group import _group_open, _reopened, parse_group_ids
+
+        def do(h: int) -> list[tuple[int, str]]:
+            ptr = c_void_p()
+            check(lib.x0x_groups(h, byref(ptr)))
+            found: list[tuple[int, str]] = []
+            for gid in parse_group_ids(_lib.take_string(ptr.value)):
+                try:
+                    found.append((_group_open(h, bytes.fromhex(gid)), gid))
+                except NotFound:
+                    continue  # closed since it was listed
+            return found
+
+        out: list[Group] = []
+        for handle, gid in await self._run("groups", do):
+            g = _reopened(self, "groups", handle, gid)
+            if g is not None:
+                out.append(g)
+        return out
+
+    async def group(self, group_id: str | bytes) -> Group:
+        """The open group ``group_id`` (hex or 32 bytes), as :meth:`groups` lists it.
+
+        Raises :class:`x0x.NotFound` (the agent has no such group open: not
+        a member, or the group was closed, left or removed),
+        :class:`x0x.Closed`.
+        """
+        from .group import _group_open, _reopened
+
+        gid = _util.id_bytes(group_id, "group_id")
+        g = _reopened(self, "group", await self._run("group", lambda h: _group_open(h, gid)), gid.hex())
+        if g is None:
+            raise NotFound("group: the group was closed")
+        return g
+
     def _register_group(self, group: Group) -> Group | None:
         """Registers a new Group, or returns the one already open with its handle
-        (libx0x gives an accepted re-invitation into an open group the same
-        handle); None once the agent is closed."""
+        (libx0x gives an accepted re-invitation into an open group, and
+        x0x_group_open any group the agent has a handle for, that same
+        handle); None once the agent is closed, or for the handle of a Group
+        closed or removed here."""
         with self._lock:
-            if self._closed:
+            if self._closed or group._handle in self._gone_groups:
                 return None
             old = self._groups.get(group._handle)
             if old is not None:
@@ -506,6 +554,7 @@ class Agent(_StreamOwner):
 
     def _forget_group(self, handle: int) -> None:
         with self._lock:
+            self._gone_groups.add(handle)
             if handle in self._groups:
                 new = dict(self._groups)
                 del new[handle]

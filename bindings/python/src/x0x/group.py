@@ -10,12 +10,19 @@ arrives as an :class:`x0x.GroupInvitation` in ``agent.events()`` (and in
 ``await agent.accept_invitation(group_id)`` (which returns the
 :class:`Group`) or ``await agent.decline_invitation(group_id)``.
 
+A group's state is kept, sealed, in the agent's data directory (saved at
+every epoch change and when the group or the agent closes): an agent created
+again from the same ``data_dir`` has every such group open at once, and
+``await agent.groups()`` and ``await agent.group(group_id)`` give their
+:class:`Group` objects. :meth:`Group.close` stops the group until then;
+leaving it or a removal forgets it.
+
 A :class:`Group` delivers through the agent's event loop like every other
 stream of :mod:`x0x.events`: :meth:`Group.messages` (the other members'
 :class:`x0x.GroupMessage`) and :meth:`Group.events` (:class:`x0x.GroupEvent`),
 each bounded and reporting losses with :class:`x0x.LaggedError`. libx0x tags
 each record with the group's handle, so records are routed without string
-compares. A group lives in memory: it ends with its agent.
+compares.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import asyncio
 import json
 import threading
 import weakref
-from ctypes import byref, c_void_p
+from ctypes import byref, c_uint64, c_void_p
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
@@ -38,7 +45,7 @@ from .tasklist import TaskList, _open_job
 if TYPE_CHECKING:
     from .agent import Agent
 
-__all__ = ["Group", "GroupInfo", "GroupMessages", "GroupEvents", "parse_invitations", "parse_info"]
+__all__ = ["Group", "GroupInfo", "GroupMessages", "GroupEvents", "parse_invitations", "parse_info", "parse_group_ids"]
 
 T = TypeVar("T")
 _S = TypeVar("_S", bound="_GroupStream[Any]")
@@ -125,9 +132,11 @@ class Group:
     """A private group this agent is a member of.
 
     Get one from :meth:`x0x.Agent.create_group` or
-    :meth:`x0x.Agent.accept_invitation`; end this agent's replica with
-    ``await group.close()`` or ``async with`` (that does not remove the
-    agent from the group for the others: :meth:`leave` does). Its coroutines
+    :meth:`x0x.Agent.accept_invitation`, or for a group restored from the
+    data directory from :meth:`x0x.Agent.groups` or :meth:`x0x.Agent.group`;
+    stop this agent's replica with ``await group.close()`` or ``async with``
+    (that does not remove the agent from the group for the others:
+    :meth:`leave` does). Its coroutines
     may be awaited from any loop or thread; its streams are read on the
     agent's event loop. After :meth:`close` (or the agent's close) its calls
     raise :class:`x0x.Closed`; after this agent left or was removed (a
@@ -296,11 +305,13 @@ class Group:
         return tl
 
     async def close(self) -> None:
-        """Ends this agent's replica of the group (idempotent).
+        """Stops this agent's replica of the group for now (idempotent).
 
         Its streams end (queued items stay readable), its task lists are
-        left and its secrets zeroed. This agent stays a member for the
-        others (see :meth:`leave`).
+        left and its secrets in memory zeroed. This agent stays a member for
+        the others (see :meth:`leave`), and the group's state stays in the
+        data directory: an agent created again from it has the group open
+        (:meth:`x0x.Agent.groups`); a removal forgets it.
         """
         agent = self._agent
         with agent._lock:
@@ -424,6 +435,13 @@ def _group_opened(handle: int) -> tuple[int, str]:
     return _lib.opened(handle, lib.x0x_group_id, lib.x0x_group_close)
 
 
+def _group_open(h: int, gid: bytes) -> int:
+    """x0x_group_open: the handle of agent h's open group gid (the one it has, if any)."""
+    out = c_uint64(0)
+    check(lib.x0x_group_open(h, gid, byref(out)))
+    return int(out.value)
+
+
 def _close_orphan(agent: Agent) -> Callable[[asyncio.Future[tuple[int, str]]], None]:
     """A done callback closing a group whose opening coroutine was cancelled after the C call started."""
 
@@ -455,6 +473,17 @@ async def _open(agent: Agent, what: str, fn: Callable[[int], int]) -> Group:
     g = agent._register_group(Group(_TOKEN, agent, handle, gid))
     if g is None:
         lib.x0x_group_close(handle)  # closed meanwhile (its destroy may have closed it already)
+        raise Closed(f"{what}: the agent is closed")
+    return g
+
+
+def _reopened(agent: Agent, what: str, handle: int, gid: str) -> Group | None:
+    """The Group of an open group's handle from x0x_group_open: the one registered
+    (libx0x gives the handle the agent has) or a new one. None if a Group of that
+    handle was closed or removed here (x0x_group_open may give it while libx0x is
+    still closing the group). Raises :class:`x0x.Closed` once the agent is closed."""
+    g = agent._register_group(Group(_TOKEN, agent, handle, gid))
+    if g is None and agent._closed:
         raise Closed(f"{what}: the agent is closed")
     return g
 
@@ -498,6 +527,18 @@ def parse_info(text: str) -> GroupInfo:
             online=tuple(_str_list(doc.get("online"), "online", fn)),
             closed=bool(doc.get("closed", False)),
         )
+
+    return _parse(text, fn, build)
+
+
+def parse_group_ids(text: str) -> list[str]:
+    """Parses the JSON of ``x0x_groups``; raises :class:`x0x.OtherError` if it is malformed."""
+    fn = "x0x_groups"
+
+    def build(doc: Any) -> list[str]:
+        if doc is not None and not isinstance(doc, list):
+            raise OtherError(f"{fn}: not a JSON array")
+        return _str_list(doc, "the list", fn)
 
     return _parse(text, fn, build)
 
