@@ -17,8 +17,9 @@ const char *capi_get_error(void);
 /* Bounded strlen: returns max+1 if s has no NUL in its first max+1 bytes. */
 size_t capi_strnlen(const char *s, size_t max);
 
-/* Readiness fd for the pull API (eventfd on Linux, a pipe elsewhere).
- * capi_notify_new returns the read end (or -1, errno set); *wfd receives
+/* Readiness fd for the pull API (eventfd on Linux, a loopback TCP socket
+ * pair on Windows, a pipe elsewhere). capi_notify_new returns the read end
+ * (or -1, errno set; on Windows to the Winsock error code); *wfd receives
  * the write end (the same fd for eventfd). */
 int capi_notify_new(int *wfd);
 void capi_notify_signal(int wfd);

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -254,11 +253,7 @@ func BenchmarkReopen20k(b *testing.B) {
 	// Process CPU time (all threads, GC included) is reported beside wall
 	// time: on a shared machine it is the steadier figure.
 	var cpu time.Duration
-	cpuNow := func() time.Duration {
-		var ru syscall.Rusage
-		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	}
+	cpuNow := processCPUTime // cputime_unix_test.go, cputime_windows_test.go
 	b.ResetTimer()
 	for b.Loop() {
 		c0 := cpuNow()
