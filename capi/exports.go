@@ -22,6 +22,9 @@ import (
 // Limits of include/x0x.h.
 const (
 	maxString     = C.X0X_MAX_STRING
+	maxListName   = C.X0X_MAX_TASKLIST_NAME
+	maxTaskTitle  = C.X0X_MAX_TASK_TITLE
+	maxTaskDesc   = C.X0X_MAX_TASK_DESCRIPTION
 	maxPassphrase = C.X0X_MAX_PASSPHRASE
 	maxBundle     = C.X0X_MAX_BUNDLE
 	maxPayload    = C.X0X_MAX_PAYLOAD
@@ -66,13 +69,19 @@ func lastError() string { return C.GoString(C.capi_get_error()) }
 
 // goString copies the NUL-terminated C string p, which must be non-NULL
 // and at most maxString bytes long.
-func goString(p *C.char, what string) (string, error) {
+func goString(p *C.char, what string) (string, error) { return goStringMax(p, maxString, what) }
+
+// goStringMax copies the NUL-terminated C string p, which must be non-NULL
+// and at most max bytes long (at most max+1 bytes are read looking for the
+// NUL; the header names the strings with a bound other than
+// X0X_MAX_STRING).
+func goStringMax(p *C.char, max int, what string) (string, error) {
 	if p == nil {
 		return "", errInvalidArg(what + " is NULL")
 	}
-	n := C.capi_strnlen(p, maxString)
-	if n > maxString {
-		return "", errTooLarge(fmt.Sprintf("%s is longer than %d bytes", what, maxString))
+	n := C.capi_strnlen(p, C.size_t(max))
+	if n > C.size_t(max) {
+		return "", errTooLarge(fmt.Sprintf("%s is longer than %d bytes", what, max))
 	}
 	return C.GoStringN(p, C.int(n)), nil
 }

@@ -64,6 +64,11 @@ func errTooLarge(msg string) error   { return &apiError{statusTooLarge, msg} }
 // closed by peer: peer authentication failed", or a join that failed
 // differently for each bootstrap peer), the first match in this order is
 // reported.
+//
+// An error matching both ErrInvalidArgument and ErrPayloadTooLarge (a
+// task-list name, title or description over its limit: the facade keeps
+// ErrInvalidArgument for its Go callers) is X0X_ERR_TOO_LARGE, as the
+// header documents; classify checks that before this table.
 var sentinelStatus = []struct {
 	err error
 	st  status
@@ -82,6 +87,10 @@ var sentinelStatus = []struct {
 	{x0x.ErrInvitationNotFound, statusNotFound},
 	{x0x.ErrBadKeyPackage, statusCorrupt},
 	{x0x.ErrStoreFailed, statusIO},
+	// Another running agent (in this process or another) holds the data
+	// directory's lock: an operating-system condition of the directory, so
+	// X0X_ERR_IO, with a message naming the directory.
+	{x0x.ErrDataDirInUse, statusIO},
 	{x0x.ErrSelfConnect, statusInvalidArg},
 	{x0x.ErrWrongPassphrase, statusWrongPassphrase},
 	{x0x.ErrPassphraseRequired, statusWrongPassphrase},
@@ -136,6 +145,8 @@ func classify(err error) status {
 		return statusTimeout
 	case errors.Is(err, context.Canceled):
 		return statusClosed
+	case errors.Is(err, x0x.ErrInvalidArgument) && errors.Is(err, x0x.ErrPayloadTooLarge) && !errors.Is(err, x0x.ErrRejected):
+		return statusTooLarge // an argument over its size limit (see sentinelStatus)
 	}
 	for _, e := range sentinelStatus {
 		if errors.Is(err, e.err) {

@@ -221,7 +221,7 @@ func x0x_tasklist_add(h C.uint64_t, title, description *C.char, out *C.uint8_t) 
 		}
 		d := ""
 		if description != nil {
-			if d, err = goString(description, "description"); err != nil {
+			if d, err = goStringMax(description, maxTaskDesc, "description"); err != nil {
 				return err
 			}
 		}
@@ -243,7 +243,11 @@ func x0x_tasklist_update(h C.uint64_t, task *C.uint8_t, field, value *C.char) C.
 		if err != nil {
 			return err
 		}
-		v, err := goString(value, "value")
+		bound := maxString
+		if f == "description" {
+			bound = maxTaskDesc
+		}
+		v, err := goStringMax(value, bound, "value")
 		if err != nil {
 			return err
 		}

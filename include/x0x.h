@@ -75,7 +75,12 @@
  * groups (x0x_keypackage_publish, x0x_group_*, x0x_invitations, x0x_groups), the status
  * codes X0X_ERR_NOT_MEMBER, X0X_ERR_ALREADY_MEMBER and X0X_ERR_REFUSED, and
  * the event kinds X0X_EVENT_GROUP_INVITATION, X0X_EVENT_GROUP_MESSAGE and
- * X0X_EVENT_GROUP_CHANGED.
+ * X0X_EVENT_GROUP_CHANGED; it also made the header and the library agree on
+ * task-list strings (X0X_MAX_TASKLIST_NAME, X0X_MAX_TASK_TITLE and
+ * X0X_MAX_TASK_DESCRIPTION; X0X_ERR_TOO_LARGE, was X0X_ERR_INVALID_ARG,
+ * for a name or title over 1 KiB; descriptions up to 16 KiB, were refused
+ * over X0X_MAX_STRING) and made x0x_agent_create refuse a data directory
+ * another running agent holds (X0X_ERR_IO).
  *
  * Events
  * ------
@@ -113,9 +118,23 @@ extern "C" {
 
 /* Longest topic name, in bytes (a topic is any non-empty UTF-8 string). */
 #define X0X_MAX_TOPIC 256u
-/* Limits on inputs. Larger inputs are X0X_ERR_TOO_LARGE (strings that have
- * no NUL within X0X_MAX_STRING bytes included). */
+/* Limits on inputs. Larger inputs are X0X_ERR_TOO_LARGE. X0X_MAX_STRING
+ * bounds every NUL-terminated string argument: the library reads at most
+ * that many bytes looking for the NUL, so a string with no NUL within them
+ * is X0X_ERR_TOO_LARGE, unread beyond. The one exception is a task
+ * description (x0x_tasklist_add, x0x_tasklist_update), read up to
+ * X0X_MAX_TASK_DESCRIPTION. Some strings have lower limits, stated with
+ * their functions: topic names (X0X_MAX_TOPIC), task-list names and task
+ * titles (X0X_MAX_TASKLIST_NAME, X0X_MAX_TASK_TITLE). */
 #define X0X_MAX_STRING 4096u            /* bytes, excluding the final NUL */
+/* Task lists: the longest list name, task title and task description, in
+ * bytes of UTF-8 excluding the final NUL (every replica enforces them).
+ * ABI 0.7: these constants; before, the header named only X0X_MAX_STRING
+ * and the library refused longer names and titles with
+ * X0X_ERR_INVALID_ARG and descriptions over X0X_MAX_STRING. */
+#define X0X_MAX_TASKLIST_NAME 1024u
+#define X0X_MAX_TASK_TITLE 1024u
+#define X0X_MAX_TASK_DESCRIPTION (16u * 1024u)
 #define X0X_MAX_PASSPHRASE 1024u        /* bytes */
 #define X0X_MAX_BUNDLE (64u * 1024u)    /* bytes of an identity bundle */
 /* A direct-message payload larger than this is rejected before it is even
@@ -135,7 +154,9 @@ typedef enum x0x_status {
     X0X_ERR_INVALID_HANDLE = 2,
     /* The agent is closed (destroyed concurrently, or shutting down). */
     X0X_ERR_CLOSED = 3,
-    /* An operating-system or network error (files, sockets, dial failures). */
+    /* An operating-system or network error (files, sockets, dial failures;
+     * also a data directory another running agent holds, see
+     * x0x_agent_create). */
     X0X_ERR_IO = 4,
     /* A cryptographic check failed (bad signature or certificate, a key
      * file sealed with another local secret, no post-quantum TLS). */
@@ -259,9 +280,15 @@ int x0x_config_new(x0x_config *out);
 
 /* Sets a string option (value is copied; both pointers are borrowed).
  * Keys:
- *   "data_dir"             directory holding keys, the peer cache and
- *                          the groups' state
- *                          (default $X0X_HOME, else ~/.x0x)
+ *   "data_dir"             directory holding keys, the peer cache, the
+ *                          task lists and the groups' state; one running
+ *                          agent per directory (see x0x_agent_create).
+ *                          Default, and the meaning of "": $X0X_HOME if
+ *                          set and non-empty, else ~/.x0x; so an empty
+ *                          value selects the user's default directory,
+ *                          not the working directory. The environment is
+ *                          the process's as the library saw it when it
+ *                          was loaded (a later setenv() is not seen)
  *   "bind_addr"            UDP address to listen on (default "127.0.0.1:0")
  *   "bootstrap"            adds one bootstrap peer, "host:port" or
  *                          "<64 hex peer id>@host:port"; may be repeated
@@ -304,11 +331,16 @@ int x0x_config_destroy(x0x_config cfg);
  * It does not contact anyone (see x0x_join_network, x0x_connect).
  * cfg may be X0X_NULL_HANDLE for all defaults. Blocks up to timeout_ms.
  * Stores the new handle in *out; destroy it with x0x_agent_destroy.
+ * One running agent per data directory: the agent locks the directory
+ * (file agent.lock in it) until x0x_agent_destroy, and creating a second
+ * agent on a directory another running agent holds, in this process or
+ * another, fails at once with X0X_ERR_IO and a last error naming the
+ * directory ("data directory in use").
  * Errors: X0X_ERR_INVALID_ARG (out NULL, or a data directory path that
  * is not a directory), X0X_ERR_INVALID_HANDLE (cfg),
  * X0X_ERR_WRONG_PASSPHRASE, X0X_ERR_CORRUPT (a key file; never
- * overwritten), X0X_ERR_CRYPTO, X0X_ERR_IO (directory or socket),
- * X0X_ERR_TIMEOUT. */
+ * overwritten), X0X_ERR_CRYPTO, X0X_ERR_IO (directory or socket, or the
+ * data directory in use), X0X_ERR_TIMEOUT. */
 int x0x_agent_create(x0x_config cfg, uint32_t timeout_ms, x0x_agent *out);
 
 /* Stops the agent: closes every connection, saves the peer cache and the
@@ -367,8 +399,10 @@ int x0x_send_direct(x0x_agent agent, const uint8_t to[X0X_ID_SIZE], const uint8_
                     uint32_t timeout_ms);
 
 /* Blocks until some connected peer carries agent `id` (so that
- * x0x_send_direct to it can succeed), up to timeout_ms.
- * Errors: X0X_ERR_INVALID_HANDLE, X0X_ERR_INVALID_ARG, X0X_ERR_TIMEOUT. */
+ * x0x_send_direct to it can succeed), up to timeout_ms. For the agent's
+ * own ID it returns X0X_OK at once.
+ * Errors: X0X_ERR_INVALID_HANDLE, X0X_ERR_INVALID_ARG, X0X_ERR_TIMEOUT,
+ * X0X_ERR_CLOSED. */
 int x0x_wait_for_agent(x0x_agent agent, const uint8_t id[X0X_ID_SIZE], uint32_t timeout_ms);
 
 /* Lists the peers with an authenticated connection: *out_ids receives
@@ -469,11 +503,13 @@ int x0x_publish(x0x_agent agent, const char *topic, const uint8_t *payload, size
  * arrive as X0X_EVENT_TASK_CHANGED events. Task IDs and list IDs are
  * X0X_ID_SIZE bytes. */
 
-/* Creates a new list named name (NUL-terminated, at most X0X_MAX_STRING
- * bytes) and stores its handle in *out. Only the calling agent may write to
+/* Creates a new list named name (NUL-terminated UTF-8, at most
+ * X0X_MAX_TASKLIST_NAME bytes; may be empty) and stores its handle in *out.
+ * Only the calling agent may write to
  * it until it grants others (x0x_tasklist_add_writer) or opens it
  * (x0x_tasklist_set_open); every member refuses other agents' operations.
- * Errors: X0X_ERR_INVALID_HANDLE, X0X_ERR_INVALID_ARG, X0X_ERR_TOO_LARGE,
+ * Errors: X0X_ERR_INVALID_HANDLE, X0X_ERR_INVALID_ARG (NULL pointer, name
+ * not UTF-8), X0X_ERR_TOO_LARGE (name over X0X_MAX_TASKLIST_NAME),
  * X0X_ERR_IO (persistence), X0X_ERR_CLOSED. */
 int x0x_tasklist_create(x0x_agent agent, const char *name, x0x_tasklist *out);
 
@@ -497,19 +533,23 @@ int x0x_tasklist_id(x0x_tasklist list, uint8_t out[X0X_ID_SIZE]);
  * Errors: X0X_ERR_INVALID_HANDLE (including a second leave). */
 int x0x_tasklist_leave(x0x_tasklist list);
 
-/* Adds a task at the end of the list with title and description
- * (NUL-terminated; description may be NULL for ""), and writes its ID into
- * out_task (may be NULL). Errors: X0X_ERR_INVALID_HANDLE,
- * X0X_ERR_INVALID_ARG, X0X_ERR_TOO_LARGE, X0X_ERR_IO, X0X_ERR_CLOSED. */
+/* Adds a task at the end of the list with title (at most
+ * X0X_MAX_TASK_TITLE bytes) and description (at most
+ * X0X_MAX_TASK_DESCRIPTION bytes; may be NULL for ""), both NUL-terminated
+ * UTF-8, and writes its ID into out_task (may be NULL). Errors:
+ * X0X_ERR_INVALID_HANDLE, X0X_ERR_INVALID_ARG (NULL title, not UTF-8),
+ * X0X_ERR_TOO_LARGE (a string over its limit), X0X_ERR_NOT_WRITER,
+ * X0X_ERR_IO, X0X_ERR_CLOSED. */
 int x0x_tasklist_add(x0x_tasklist list, const char *title, const char *description, uint8_t out_task[X0X_ID_SIZE]);
 
 /* Sets one field of a task. field and value are NUL-terminated:
- *   "title", "description"  any string up to X0X_MAX_STRING bytes
- *   "assignee"              64 hex digits of an agent ID, or "" to unassign
- *   "priority"              decimal 0..255
+ *   "title"        UTF-8, at most X0X_MAX_TASK_TITLE bytes
+ *   "description"  UTF-8, at most X0X_MAX_TASK_DESCRIPTION bytes
+ *   "assignee"     64 hex digits of an agent ID, or "" to unassign
+ *   "priority"     decimal 0..255
  * Errors: X0X_ERR_INVALID_HANDLE, X0X_ERR_INVALID_ARG (unknown field,
- * malformed value), X0X_ERR_TOO_LARGE, X0X_ERR_NOT_FOUND (no such task),
- * X0X_ERR_IO, X0X_ERR_CLOSED. */
+ * malformed value), X0X_ERR_TOO_LARGE (a value over its limit),
+ * X0X_ERR_NOT_FOUND (no such task), X0X_ERR_IO, X0X_ERR_CLOSED. */
 int x0x_tasklist_update(x0x_tasklist list, const uint8_t task[X0X_ID_SIZE], const char *field, const char *value);
 
 /* Claims the task for this agent (Empty -> Claimed). Claiming a task this
@@ -702,7 +742,8 @@ int x0x_group_publish(x0x_group group, const uint8_t *data, size_t len);
 
 /* Creates a task list that belongs to the group: its operations travel
  * sealed under the group's epoch keys, and only the group's members (now
- * or before) may write to it. Errors: as x0x_tasklist_create. */
+ * or before) may write to it. name as for x0x_tasklist_create (at most
+ * X0X_MAX_TASKLIST_NAME bytes). Errors: as x0x_tasklist_create. */
 int x0x_group_tasklist_create(x0x_group group, const char *name, x0x_tasklist *out);
 
 /* Joins a task list of the group. Errors: as x0x_tasklist_join, and
@@ -905,6 +946,11 @@ typedef struct x0x_event {
  * x0x_events_drain empties the queue. The fd is owned by the library: do
  * not read, write or close it; it is closed by x0x_agent_destroy (stop
  * polling it before that). The same fd is returned on every call.
+ * On Windows *fd is a SOCKET (the read end of a loopback TCP socket pair;
+ * the handle value fits in an int): wait on it with select() or WSAPoll()
+ * (POLLRDNORM), not with _read() or WaitForSingleObject(), and expect it to
+ * stay readable briefly after a drain emptied the queue (the next drain then
+ * returns 0 events).
  * Errors: X0X_ERR_INVALID_HANDLE, X0X_ERR_INVALID_ARG (fd NULL). */
 int x0x_events_fd(x0x_agent agent, int *fd);
 

@@ -2,7 +2,9 @@
 # Builds the C ABI (scripts/build-capi.sh) and checks it:
 #   1. the shared library exports exactly the functions declared in
 #      include/x0x.h (nothing but x0x_*), carries soname libx0x.so.0, and
-#      build/x0x.pc works with pkg-config;
+#      build/x0x.pc works with pkg-config: a program built with nothing but
+#      `cc prog.c $(pkg-config --cflags --libs x0x)` runs without
+#      LD_LIBRARY_PATH (the .pc file carries the rpath of build/lib);
 #   2. the header compiles as strict C99 and as C++;
 #   3. tests/c/test_x0x.c, built with AddressSanitizer + UBSan (leak checking
 #      on) against libx0x.so.0 through pkg-config, passes;
@@ -60,6 +62,28 @@ cflags=$(pkg-config --cflags x0x)
 libs=$(pkg-config --libs x0x)
 static_libs=$(pkg-config --static --libs x0x)
 echo "ok: pkg-config x0x $(pkg-config --modversion x0x): $cflags $libs"
+cat >"$work/pc_prog.c" <<'EOF'
+#include <stdio.h>
+#include <x0x.h>
+int main(void) {
+    uint32_t v = x0x_abi_version();
+    x0x_config cfg;
+    if (v >> 16 != X0X_ABI_VERSION_MAJOR || (v & 0xffff) < X0X_ABI_VERSION_MINOR) return 2;
+    if (x0x_config_new(&cfg) != X0X_OK || x0x_config_destroy(cfg) != X0X_OK) return 3;
+    printf("libx0x ABI %u.%u\n", (unsigned)(v >> 16), (unsigned)(v & 0xffff));
+    return 0;
+}
+EOF
+# Built exactly as the documentation says (word splitting intended), then
+# run with no LD_LIBRARY_PATH: the rpath in x0x.pc must be enough.
+# shellcheck disable=SC2046
+gcc -std=c11 -Wall -Wextra -Werror "$work/pc_prog.c" $(pkg-config --cflags --libs x0x) -o "$work/pc_prog"
+if ! out=$(env -u LD_LIBRARY_PATH "$work/pc_prog" 2>&1); then
+  echo "$out"
+  echo "FAIL: a program built with \$(pkg-config --cflags --libs x0x) does not run without LD_LIBRARY_PATH"
+  exit 1
+fi
+echo "ok: a program built with \$(pkg-config --cflags --libs x0x) runs without LD_LIBRARY_PATH ($out)"
 
 echo "== header"
 echo '#include "x0x.h"' | gcc -std=c99 -Wall -Wextra -pedantic -Werror $cflags -x c -fsyntax-only -

@@ -8,13 +8,16 @@
 #   3. builds the addon (bindings/node/scripts/build.sh) into
 #      bindings/node/npm/<platform>/x0x.node when it is stale;
 #   4. type-checks index.d.ts with tsc and runs `node --test` (the tests
-#      include npm pack + offline install of both packages + an example).
+#      include npm pack of the x0x package (the top-level package.json) and
+#      of the platform package + their offline install outside the
+#      repository + an example + `npx x0x skill install`, and the skill
+#      command's signature checks with a throwaway key).
 # With --build-only it stops after step 3 (make demo uses that).
 # With --bench it then runs bindings/node/bench/events.js (JSON lines).
 # With --asan it also builds the addon with AddressSanitizer (build/node-asan)
 # and runs the agent, bad-input and task-list tests against it (libasan
 # preloaded into node; leak checking off: Node itself does not free at exit).
-# Needs Go, gcc, Node >= 18.17 and npm; only 127.0.0.1 is used by the tests.
+# Needs Go, gcc, gpg, Node >= 18.17 and npm; only 127.0.0.1 is used by the tests.
 # Environment: X0X_NODE_TEST_FILTER (a --test-name-pattern).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -35,6 +38,7 @@ done
 need=()
 command -v gcc >/dev/null || need+=(gcc)
 command -v nm >/dev/null || need+=(binutils)
+command -v gpg >/dev/null || need+=(gnupg) # test/skill.test.js: x0x skill install verifies SKILL.md
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "installing: ${need[*]}"

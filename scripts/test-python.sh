@@ -7,7 +7,12 @@
 #   3. runs mypy --strict on the installed package and the benchmark, and
 #      mypy (default strictness) on the tests;
 #   4. runs the tests (bindings/python/tests) against the installed wheel,
-#      not the source tree (X0X_LIB is unset).
+#      not the source tree (X0X_LIB is unset);
+#   5. tests the distribution as users build it (scripts/test-packaging.sh:
+#      `python -m build` at the root, the platform wheel installed and used
+#      outside the repository, the sdist without Go or a C compiler and with
+#      them, `pip wheel .` with a prebuilt library; about 1 min). Set
+#      X0X_PACKAGING_QUICK=1 to leave out its second go build.
 # Set X0X_PY_BENCH=1 to also run bindings/python/bench/events.py.
 # Only 127.0.0.1 is used. Needs python3 (>= 3.10) with venv, and objdump;
 # as root on Debian, python3-venv and binutils are installed when missing.
@@ -57,3 +62,6 @@ timeout 900 "$root/$venv/bin/python" -m pytest -q -p no:cacheprovider -o faultha
 if [ "${X0X_PY_BENCH:-0}" = 1 ]; then
   "$root/$venv/bin/python" ../bench/events.py
 fi
+echo "== packaging (scripts/test-packaging.sh)"
+cd "$root"
+./scripts/test-packaging.sh

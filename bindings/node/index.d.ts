@@ -2,7 +2,10 @@
 /// <reference types="node" />
 import { EventEmitter } from 'node:events';
 
-/** Bytes accepted as a payload or passphrase; strings are encoded as UTF-8. */
+/**
+ * Bytes accepted as a payload or passphrase; strings are encoded as UTF-8
+ * (as the Python binding does with str). Received payloads are always Buffers.
+ */
 export type Bytes = Buffer | Uint8Array | ArrayBufferView | ArrayBuffer | string;
 
 /** Status names of include/x0x.h, plus X0X_ERR_UNSUPPORTED (function missing from the linked library). */
@@ -106,8 +109,14 @@ export interface CallOptions {
 }
 
 export interface AgentOptions {
-  /** Directory of keys and the peer cache (default $X0X_HOME, else ~/.x0x). */
-  dataDir?: string;
+  /**
+   * Directory of keys, the peer cache, task lists and groups; one running
+   * agent per directory (a second one rejects with X0xError 'X0X_ERR_IO',
+   * "data directory in use"). Omitted (or null): $X0X_HOME if set and
+   * non-empty, else ~/.x0x. '' is refused (RangeError), so an unset
+   * variable never silently selects that shared directory.
+   */
+  dataDir?: string | null;
   /** UDP address to listen on (default '127.0.0.1:0'). */
   bindAddr?: string;
   /** Bootstrap peers: 'host:port' or '<peer id hex>@host:port'. */
@@ -132,8 +141,13 @@ export interface TopicMessage {
   /** Publishing agent (hex); its signature was verified. */
   from: string;
   payload: Buffer;
-  /** Neighbour that delivered it (hex), or null for a local publish. */
-  peer: string | null;
+  /**
+   * Always null: the library does not say which neighbour delivered a topic
+   * message (the C record's peer is all zero for topic messages); `from` is
+   * the verified publisher. Kept so that code reading it keeps working.
+   * @deprecated always null
+   */
+  peer: null;
   /** The publisher's sequence number. */
   seq: number;
   /** The publisher's timestamp, Unix milliseconds. */
@@ -144,6 +158,11 @@ export interface TopicMessage {
   hops: number;
 }
 
+/**
+ * A direct message ('direct' event). Field names follow include/x0x.h:
+ * from (sending agent), to (receiving local agent), peer (the node that
+ * delivered it), payload; Python spells from/to from_agent/to_agent.
+ */
 export interface DirectMessage {
   from: string;
   to: string;
@@ -332,7 +351,11 @@ export declare class GroupEvents extends Stream<GroupEvent> {
   readonly group: string;
 }
 
-/** A private group (MLS) this agent is a member of. */
+/**
+ * A private group (MLS) this agent is a member of. Once close() was called,
+ * this agent left or was removed, or the agent closed, its methods throw
+ * (or reject with) X0xError 'X0X_ERR_CLOSED'.
+ */
 export declare class Group {
   private constructor(token: never);
   /** The group's ID (hex). */
@@ -475,6 +498,13 @@ export interface TaskFields {
   priority?: number;
 }
 
+/**
+ * A replicated task list. Strings are bounded (name and title 1,024 UTF-8
+ * bytes, description 16 KiB): a longer one rejects with X0xError
+ * 'X0X_ERR_TOO_LARGE'. Once left (leave() on any TaskList of the same list,
+ * or its group closed) or its agent closed, every method rejects with
+ * X0xError 'X0X_ERR_CLOSED'.
+ */
 export declare class TaskList extends EventEmitter {
   private constructor(token: never);
   static create(agent: Agent, name: string): Promise<TaskList>;

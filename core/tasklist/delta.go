@@ -228,7 +228,7 @@ func checkText(s *string, limit int, what string) error {
 		return nil
 	}
 	if len(*s) > limit {
-		return fmt.Errorf("%w: %s is %d bytes, limit %d", ErrInvalid, what, len(*s), limit)
+		return fmt.Errorf("%w: %s is %d bytes, limit %d", ErrTooLong, what, len(*s), limit)
 	}
 	if !utf8.ValidString(*s) {
 		return fmt.Errorf("%w: %s is not valid UTF-8", ErrInvalid, what)

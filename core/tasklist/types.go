@@ -17,8 +17,8 @@ const (
 	taskIDContext = "x0x/v1/tasklist/task-id"
 )
 
-// Limits on task fields, checked at the API (ErrInvalid) and on received
-// deltas (dropped as invalid).
+// Limits on task fields, checked at the API (ErrTooLong, which matches
+// ErrInvalid too) and on received deltas (dropped as invalid).
 const (
 	// MaxTitleLen is the largest title, in bytes of UTF-8.
 	MaxTitleLen = 1 << 10
@@ -132,6 +132,10 @@ var (
 	// ErrInvalid: an argument is out of range (field too long, invalid
 	// UTF-8, a task moved after itself, a bad Config).
 	ErrInvalid = errors.New("tasklist: invalid argument")
+	// ErrTooLong: a name, title or description is over its limit
+	// (MaxNameLen, MaxTitleLen, MaxDescriptionLen). It wraps ErrInvalid,
+	// so errors.Is(err, ErrInvalid) holds for it too.
+	ErrTooLong = fmt.Errorf("%w: field too long", ErrInvalid)
 	// ErrMalformed: encoded input (network or store) is not a well-formed
 	// encoding of the expected type.
 	ErrMalformed = errors.New("tasklist: malformed encoding")

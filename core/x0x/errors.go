@@ -32,8 +32,10 @@ var (
 	// name, a negative buffer size, a bad Argon2id parameter, an invalid
 	// task field, ...). *ConfigError values match it.
 	ErrInvalidArgument = errors.New("x0x: invalid argument")
-	// ErrPayloadTooLarge: a payload, message or frame is over its size limit
-	// (MaxPayload for Publish).
+	// ErrPayloadTooLarge: a payload, message, frame or string is over its
+	// size limit (MaxPayload for Publish, MaxTopicName for a topic name,
+	// MaxTaskListName, MaxTaskTitle and MaxTaskDescription for task lists;
+	// the task-list ones match ErrInvalidArgument too).
 	ErrPayloadTooLarge = errors.New("x0x: payload too large")
 
 	// ErrNoBootstrap: JoinNetwork had nobody to contact (no bootstrap peers
@@ -153,6 +155,7 @@ func lowerErrors() [][2]error {
 		{tasklist.ErrClosed, ErrClosed},
 		{keystore.ErrInvalidParams, ErrInvalidArgument},
 		{transport.ErrBadConfig, ErrInvalidArgument},
+		{tasklist.ErrTooLong, ErrPayloadTooLarge},
 		{tasklist.ErrInvalid, ErrInvalidArgument},
 		{link.ErrBadProtocol, ErrInvalidArgument},
 		{link.ErrTooLarge, ErrPayloadTooLarge},

@@ -20,6 +20,18 @@ import (
 // TaskListID names a task list (BLAKE3 of its creator, name and a nonce).
 type TaskListID [32]byte
 
+// Limits on task-list strings, in bytes of UTF-8. A longer one is refused
+// with an error matching ErrPayloadTooLarge (and, as before these limits
+// had their own error, ErrInvalidArgument).
+const (
+	// MaxTaskListName is the longest list name.
+	MaxTaskListName = tasklist.MaxNameLen
+	// MaxTaskTitle is the longest task title.
+	MaxTaskTitle = tasklist.MaxTitleLen
+	// MaxTaskDescription is the longest task description.
+	MaxTaskDescription = tasklist.MaxDescriptionLen
+)
+
 // String returns the ID in lowercase hex.
 func (id TaskListID) String() string { return hex.EncodeToString(id[:]) }
 
@@ -271,8 +283,9 @@ func (l *TaskList) unsubscribe() {
 // Only this agent may write to it until it grants others (AddWriter) or
 // opens it (SetOpen, or the OpenToAll option). It opens the agent's task
 // store on first use (local I/O; ctx is checked before). Errors:
-// ErrClosed, ErrInvalidArgument (a name over 1 KiB), ErrCorrupt (a damaged
-// store), ErrStoreFailed, ctx's error.
+// ErrClosed, ErrPayloadTooLarge (a name over MaxTaskListName, 1 KiB; it
+// matches ErrInvalidArgument too), ErrInvalidArgument (a name that is not
+// UTF-8), ErrCorrupt (a damaged store), ErrStoreFailed, ctx's error.
 func (a *Agent) CreateTaskList(ctx context.Context, name string, opts ...TaskListOption) (*TaskList, error) {
 	if err := orBackground(ctx).Err(); err != nil {
 		return nil, err
@@ -572,7 +585,9 @@ func (l *TaskList) ID() TaskListID { return TaskListID(l.list.ID()) }
 func (l *TaskList) Name() string { return l.list.Name() }
 
 // Add appends a task and returns its ID. Errors: ErrNotWriter,
-// ErrInvalidArgument (a title over 1 KiB or a description over 16 KiB),
+// ErrPayloadTooLarge (a title over MaxTaskTitle, 1 KiB, or a description
+// over MaxTaskDescription, 16 KiB; it matches ErrInvalidArgument too),
+// ErrInvalidArgument (a title or description that is not UTF-8),
 // ErrClosed, ErrStoreFailed.
 func (l *TaskList) Add(title, description string) (TaskID, error) {
 	id, err := l.list.Add(title, description)
@@ -580,7 +595,8 @@ func (l *TaskList) Add(title, description string) (TaskID, error) {
 }
 
 // Update changes the fields set in u. Errors: ErrTaskNotFound,
-// ErrNotWriter, ErrInvalidArgument, ErrClosed, ErrStoreFailed.
+// ErrNotWriter, ErrPayloadTooLarge (a field over its limit, as for Add),
+// ErrInvalidArgument, ErrClosed, ErrStoreFailed.
 func (l *TaskList) Update(id TaskID, u TaskUpdate) error {
 	return translate(l.list.Update(tasklist.TaskID(id), tasklist.Update{
 		Title: u.Title, Description: u.Description, Assignee: u.Assignee, Priority: u.Priority,

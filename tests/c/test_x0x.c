@@ -338,6 +338,9 @@ static void test_two_agents(x0x_agent *pa, x0x_agent *pb) {
 
     CHECK_OK(x0x_wait_for_agent(b, a_agent, 10000));
     CHECK_OK(x0x_wait_for_agent(a, b_agent, 10000));
+    double t0 = now_s();
+    CHECK_OK(x0x_wait_for_agent(a, a_agent, 60000)); /* its own ID: at once */
+    CHECK(now_s() - t0 < 1.0, "x0x_wait_for_agent(own id) took %.2f s", now_s() - t0);
     CHECK_RC(x0x_wait_for_agent(a, wrong, 300), X0X_ERR_TIMEOUT);
     CHECK_RC(x0x_wait_for_agent(a, NULL, 300), X0X_ERR_INVALID_ARG);
 
@@ -1072,6 +1075,34 @@ static void test_tasklist(x0x_agent a, x0x_agent b) {
     CHECK_OK(x0x_tasklist_id(lb2, id_b));
     CHECK(memcmp(id_b, list_id, 32) == 0, "joined list has another ID");
 
+    /* Limits (X0X_MAX_TASKLIST_NAME, X0X_MAX_TASK_TITLE,
+     * X0X_MAX_TASK_DESCRIPTION): at the limit fine, one byte more
+     * X0X_ERR_TOO_LARGE; a description may be longer than X0X_MAX_STRING. */
+    {
+        static char big[X0X_MAX_TASK_DESCRIPTION + 2];
+        x0x_tasklist lx = 0;
+        uint8_t tx[32];
+        memset(big, 'x', X0X_MAX_TASK_DESCRIPTION + 1);
+        big[X0X_MAX_TASKLIST_NAME + 1] = 0;
+        CHECK_RC(x0x_tasklist_create(a, big, &lx), X0X_ERR_TOO_LARGE);
+        CHECK_RC(x0x_tasklist_add(la, big, NULL, tx), X0X_ERR_TOO_LARGE); /* title: same limit */
+        big[X0X_MAX_TASKLIST_NAME + 1] = 'x';
+        big[X0X_MAX_STRING + 1] = 0;
+        CHECK_RC(x0x_tasklist_add(la, big, NULL, tx), X0X_ERR_TOO_LARGE);
+        big[X0X_MAX_STRING + 1] = 'x';
+        big[X0X_MAX_TASK_DESCRIPTION + 1] = 0;
+        CHECK_RC(x0x_tasklist_add(la, "long description", big, tx), X0X_ERR_TOO_LARGE);
+        big[X0X_MAX_TASK_DESCRIPTION] = 0;
+        CHECK_OK(x0x_tasklist_add(la, "long description", big, tx));
+        CHECK_OK(x0x_tasklist_update(la, tx, "description", big));
+        big[X0X_MAX_TASK_TITLE] = 0;
+        CHECK_OK(x0x_tasklist_update(la, tx, "title", big));
+        big[X0X_MAX_TASK_TITLE] = 'x';
+        big[X0X_MAX_TASK_TITLE + 1] = 0;
+        CHECK_RC(x0x_tasklist_update(la, tx, "title", big), X0X_ERR_TOO_LARGE);
+        CHECK_OK(x0x_tasklist_remove(la, tx));
+    }
+
     CHECK_OK(x0x_tasklist_add(la, "first", "the first task", t1));
     CHECK_OK(x0x_tasklist_add(la, "second", NULL, t2));
     CHECK_OK(x0x_tasklist_add(la, "third", "", t3));
@@ -1179,6 +1210,30 @@ static void test_tasklist(x0x_agent a, x0x_agent b) {
     CHECK(wait_json(x0x_tasklist_snapshot, lb, "\"title\":\"third\"", 1000), "rejoined list lost its persisted tasks");
     /* la stays open: destroying its agent invalidates it (test_destroy). */
     g_list_of_a = la;
+}
+
+/* One running agent per data directory: a second agent on a directory a
+ * running agent holds is refused at once with X0X_ERR_IO, and the
+ * directory is usable again once the first is destroyed. */
+static void test_data_dir_lock(void) {
+    x0x_agent first = 0, second = 0;
+    x0x_config cfg;
+    char dir[512];
+    path(dir, sizeof dir, "locked");
+    CHECK_OK(x0x_config_new(&cfg));
+    CHECK_OK(x0x_config_set(cfg, "data_dir", dir));
+    CHECK_OK(x0x_config_set(cfg, "bind_addr", "127.0.0.1:0"));
+    CHECK_OK(x0x_agent_create(cfg, 20000, &first));
+    double t0 = now_s();
+    CHECK_RC(x0x_agent_create(cfg, 20000, &second), X0X_ERR_IO);
+    CHECK(strstr(x0x_last_error(), "data directory in use") != NULL && strstr(x0x_last_error(), dir) != NULL,
+          "last error does not say the directory is in use");
+    CHECK(now_s() - t0 < 5.0, "the second agent was refused after %.2f s", now_s() - t0);
+    CHECK(second == 0, "out set on failure");
+    CHECK_OK(x0x_agent_destroy(first));
+    CHECK_OK(x0x_agent_create(cfg, 20000, &second)); /* free again */
+    CHECK_OK(x0x_agent_destroy(second));
+    CHECK_OK(x0x_config_destroy(cfg));
 }
 
 static void test_identity(x0x_agent a) {
@@ -1587,6 +1642,7 @@ int main(void) {
     test_tasklist(a, b);
     test_groups();
     test_identity(a);
+    test_data_dir_lock();
     test_passphrase();
     test_timeouts();
     test_concurrent_destroy();

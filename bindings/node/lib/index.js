@@ -19,6 +19,12 @@ const STRIDE = native.eventStride;
 
 const MAX_TOPIC = 256;
 const MAX_STRING = 4096;
+// Task-list strings (X0X_MAX_TASKLIST_NAME, X0X_MAX_TASK_TITLE,
+// X0X_MAX_TASK_DESCRIPTION): a longer one is X0xError 'X0X_ERR_TOO_LARGE',
+// as the library reports it.
+const MAX_TASKLIST_NAME = 1024;
+const MAX_TASK_TITLE = 1024;
+const MAX_TASK_DESCRIPTION = 16 * 1024;
 const MAX_PASSPHRASE = 1024;
 const MAX_BUNDLE = 64 * 1024;
 const MAX_PAYLOAD = 16 * 1024 * 1024;
@@ -62,6 +68,7 @@ const kToken = Symbol('x0x.constructor');
 const kNative = Symbol('x0x.native');
 const kListOpened = Symbol('x0x.listOpened');
 const kListClosed = Symbol('x0x.listClosed');
+const kListsOf = Symbol('x0x.listsOf');
 const kPush = Symbol('x0x.push');
 const kLag = Symbol('x0x.lag');
 const kEnd = Symbol('x0x.end');
@@ -90,6 +97,21 @@ function checkString(v, what, { max = MAX_STRING, allowEmpty = false } = {}) {
   if (v.includes('\0')) throw new TypeError(`${what} must not contain NUL characters`);
   const n = Buffer.byteLength(v, 'utf8');
   if (n > max) throw new RangeError(`${what} is ${n} bytes long (UTF-8); the limit is ${max}`);
+  return v;
+}
+
+/**
+ * Checks a task-list string (name, title, description): a string without
+ * NUL characters (TypeError otherwise) of at most max UTF-8 bytes, else
+ * X0xError 'X0X_ERR_TOO_LARGE', the status the library gives it.
+ */
+function checkField(v, what, max) {
+  if (typeof v !== 'string') throw new TypeError(`${what} must be a string, got ${typeName(v)}`);
+  if (v.includes('\0')) throw new TypeError(`${what} must not contain NUL characters`);
+  const n = Buffer.byteLength(v, 'utf8');
+  if (n > max) {
+    throw makeError('X0X_ERR_TOO_LARGE', Status.X0X_ERR_TOO_LARGE, `${what} is ${n} bytes long (UTF-8); the limit is ${max}`);
+  }
   return v;
 }
 
@@ -131,8 +153,8 @@ function checkTimeout(opts, what = 'options') {
   return t;
 }
 
-function closedError() {
-  return new X0xError('X0X_ERR_CLOSED', Status.X0X_ERR_CLOSED, 'the agent is closed');
+function closedError(message = 'the agent is closed') {
+  return new X0xError('X0X_ERR_CLOSED', Status.X0X_ERR_CLOSED, message);
 }
 
 // ---- Agent --------------------------------------------------------------
@@ -166,7 +188,14 @@ class Agent extends EventEmitter {
   /**
    * Creates an agent: loads or creates its keys in dataDir and starts
    * listening on bindAddr (default 127.0.0.1:0). It contacts nobody until
-   * joinNetwork() or connect().
+   * joinNetwork() or connect(). Without dataDir (undefined or null) the
+   * data directory is $X0X_HOME if set and non-empty, else ~/.x0x (the
+   * environment as it was when the addon was loaded); an empty string is
+   * refused (RangeError), so that an unset variable does not silently
+   * select that shared directory. One running agent per data directory: a
+   * second one on a directory another running agent holds (in this
+   * process or another) rejects at once with X0xError 'X0X_ERR_IO' ("data
+   * directory in use").
    */
   static async create(options) {
     const o = checkOptions(options, ['dataDir', 'bindAddr', 'bootstrap', 'network', 'passphrase', 'eventQueueCapacity',
@@ -586,6 +615,8 @@ class Agent extends EventEmitter {
     set.add(list);
   }
 
+  [kListsOf](id) { return [...(this.#lists.get(id) || [])]; }
+
   [kListClosed](list) {
     const set = this.#lists.get(list.id);
     if (set) {
@@ -623,8 +654,10 @@ class Agent extends EventEmitter {
         case EventKind.TOPIC_MESSAGE: {
           const r = this.#routes.get(arr[b + 13]);
           if (r) {
+            // peer: always null (the record's peer is all zero: the library
+            // does not say which neighbour delivered a topic message).
             r[kPush]({
-              topic: arr[b + 8], from: arr[b + 3], payload: arr[b + 7], peer: arr[b + 2] || null,
+              topic: arr[b + 8], from: arr[b + 3], payload: arr[b + 7], peer: null,
               seq: arr[b + 10] || 0, timestamp: arr[b + 11] || 0, hops: arr[b + 12] || 0,
             });
           }
@@ -1069,9 +1102,9 @@ class GroupEvents extends GroupStream {}
  * groups restored from dataDir when the agent was created): an MLS group
  * whose messages, task lists and presence only its members read. Its
  * methods throw (or reject with) X0xError 'X0X_ERR_CLOSED' once the agent
- * is closed or this agent is no longer a member (it left or was removed:
- * see `removed`), and 'X0X_ERR_INVALID_HANDLE' once the group was closed
- * with close().
+ * is closed, the group was closed with close(), or this agent is no longer
+ * a member (it left or was removed: see `removed`), as the Python binding
+ * raises x0x.Closed.
  */
 class Group {
   #agent;
@@ -1103,7 +1136,7 @@ class Group {
 
   #h() {
     if (this.#agent.closed) throw closedError();
-    if (this.#closed) throw new X0xError('X0X_ERR_INVALID_HANDLE', Status.X0X_ERR_INVALID_HANDLE, 'the group was closed');
+    if (this.#closed) throw closedError(`group ${this.#id.slice(0, 8)} was closed`);
     return this.#handle;
   }
 
@@ -1218,10 +1251,11 @@ class Group {
   /**
    * Creates a task list that belongs to the group: its operations travel
    * encrypted under the group's keys and only the group's members (present
-   * or past) may write to it. Resolves to a TaskList.
+   * or past) may write to it. name: at most 1,024 UTF-8 bytes (else
+   * X0xError 'X0X_ERR_TOO_LARGE'). Resolves to a TaskList.
    */
   async createTaskList(name) {
-    checkString(name, 'name', { allowEmpty: true });
+    checkField(name, 'name', MAX_TASKLIST_NAME);
     return this.#list(await native.group('createTaskList', this.#member(), name));
   }
 
@@ -1373,6 +1407,12 @@ function parseSnapshot(json) {
 /**
  * A replicated task list (a CRDT) shared by the agents that joined it.
  * Emits 'taskUpdated' for changes to this list (also emitted on the agent).
+ * Strings are bounded: a name or title at most 1,024 UTF-8 bytes, a
+ * description at most 16 KiB; a longer one rejects with X0xError
+ * 'X0X_ERR_TOO_LARGE'. Once the list was left (by leave() on this or
+ * another TaskList of the same list, or by closing its group) or its agent
+ * closed, its methods reject with X0xError 'X0X_ERR_CLOSED' (as the Python
+ * binding raises x0x.Closed).
  */
 class TaskList extends EventEmitter {
   #agent;
@@ -1395,10 +1435,10 @@ class TaskList extends EventEmitter {
     return agent;
   }
 
-  /** Creates a new list named name. */
+  /** Creates a new list named name (at most 1,024 UTF-8 bytes; may be empty). */
   static async create(agent, name) {
     TaskList.#checkAgent(agent);
-    checkString(name, 'name', { allowEmpty: true });
+    checkField(name, 'name', MAX_TASKLIST_NAME);
     const r = await native.tasklist('create', agent[kNative](), name);
     const l = new TaskList(kToken, agent, r.handle, r.id);
     agent[kListOpened](l);
@@ -1422,62 +1462,83 @@ class TaskList extends EventEmitter {
 
   #h() {
     if (this.#agent.closed) throw closedError();
-    if (this.#left) throw new X0xError('X0X_ERR_INVALID_HANDLE', Status.X0X_ERR_INVALID_HANDLE, 'the task list was left');
+    if (this.#left) throw closedError('the task list was left');
     return this.#handle;
   }
 
-  /** Adds a task at the end; resolves to its ID (hex). */
+  // Runs a library operation on the list. The library invalidates every
+  // handle of a list when one of them is left (or its group closed): a
+  // stale handle is reported as the list being left, X0X_ERR_CLOSED.
+  async #op(op, ...args) {
+    const h = this.#h();
+    try {
+      return await native.tasklist(op, h, ...args);
+    } catch (err) {
+      if (err instanceof X0xError && err.code === 'X0X_ERR_INVALID_HANDLE') {
+        this.#left = true;
+        throw closedError(this.#agent.closed ? 'the agent is closed' : 'the task list was left');
+      }
+      throw err;
+    }
+  }
+
+  /**
+   * Adds a task at the end; resolves to its ID (hex). title: at most 1,024
+   * UTF-8 bytes; description: at most 16 KiB (X0xError 'X0X_ERR_TOO_LARGE'
+   * beyond).
+   */
   async addTask(title, description) {
-    checkString(title, 'title', { allowEmpty: true });
-    if (description !== undefined && description !== null) checkString(description, 'description', { allowEmpty: true });
-    return native.tasklist('add', this.#h(), title, description ?? undefined);
+    checkField(title, 'title', MAX_TASK_TITLE);
+    if (description !== undefined && description !== null) checkField(description, 'description', MAX_TASK_DESCRIPTION);
+    return this.#op('add', title, description ?? undefined);
   }
 
   /** Claims a task for this agent. Rejects with X0xTaskError X0X_ERR_TASK_DONE if it is done. */
-  async claimTask(taskId) { return native.tasklist('claim', this.#h(), checkId(taskId, 'taskId')); }
+  async claimTask(taskId) { return this.#op('claim', checkId(taskId, 'taskId')); }
 
   /** Marks a task this agent claimed as done. */
-  async completeTask(taskId) { return native.tasklist('complete', this.#h(), checkId(taskId, 'taskId')); }
+  async completeTask(taskId) { return this.#op('complete', checkId(taskId, 'taskId')); }
 
   /** Reopens a task (claimed or done -> empty). */
-  async reopenTask(taskId) { return native.tasklist('reopen', this.#h(), checkId(taskId, 'taskId')); }
+  async reopenTask(taskId) { return this.#op('reopen', checkId(taskId, 'taskId')); }
 
   /**
    * Lets agentId (hex) write to the list. Only the list's creator may;
    * others reject with X0xTaskError X0X_ERR_NOT_WRITER.
    */
-  async addWriter(agentId) { return native.tasklist('addWriter', this.#h(), checkId(agentId, 'agentId')); }
+  async addWriter(agentId) { return this.#op('addWriter', checkId(agentId, 'agentId')); }
 
   /** Revokes agentId's write access (creator only). */
-  async removeWriter(agentId) { return native.tasklist('removeWriter', this.#h(), checkId(agentId, 'agentId')); }
+  async removeWriter(agentId) { return this.#op('removeWriter', checkId(agentId, 'agentId')); }
 
   /** Lets every agent write (true) or only the creator and its writers (creator only). */
   async setOpen(open) {
     if (typeof open !== 'boolean') throw new TypeError(`open must be a boolean, got ${typeName(open)}`);
-    return native.tasklist('setOpen', this.#h(), open);
+    return this.#op('setOpen', open);
   }
 
   /** Removes a task (a concurrent edit elsewhere keeps it: add wins). */
-  async removeTask(taskId) { return native.tasklist('remove', this.#h(), checkId(taskId, 'taskId')); }
+  async removeTask(taskId) { return this.#op('remove', checkId(taskId, 'taskId')); }
 
   /** Moves a task just after afterId, or to the front when afterId is null. */
   async moveTask(taskId, afterId) {
     checkId(taskId, 'taskId');
     if (afterId !== null && afterId !== undefined) checkId(afterId, 'afterId');
-    return native.tasklist('move', this.#h(), taskId, afterId ?? null);
+    return this.#op('move', taskId, afterId ?? null);
   }
 
   /**
-   * Sets fields of a task: title, description (strings), assignee (agent
-   * ID hex, or null to unassign), priority (integer 0..255). Each field is
-   * a separate signed operation, applied in that order.
+   * Sets fields of a task: title (at most 1,024 UTF-8 bytes), description
+   * (at most 16 KiB), assignee (agent ID hex, or null to unassign),
+   * priority (integer 0..255). Each field is a separate signed operation,
+   * applied in that order.
    */
   async updateTask(taskId, fields) {
     checkId(taskId, 'taskId');
     const f = checkOptions(fields, ['title', 'description', 'assignee', 'priority'], 'updateTask fields');
     const ops = [];
-    if (f.title !== undefined) ops.push(['title', checkString(f.title, 'title', { allowEmpty: true })]);
-    if (f.description !== undefined) ops.push(['description', checkString(f.description, 'description', { allowEmpty: true })]);
+    if (f.title !== undefined) ops.push(['title', checkField(f.title, 'title', MAX_TASK_TITLE)]);
+    if (f.description !== undefined) ops.push(['description', checkField(f.description, 'description', MAX_TASK_DESCRIPTION)]);
     if (f.assignee !== undefined) ops.push(['assignee', f.assignee === null ? '' : checkId(f.assignee, 'assignee')]);
     if (f.priority !== undefined) {
       if (typeof f.priority !== 'number') throw new TypeError(`priority must be a number, got ${typeName(f.priority)}`);
@@ -1487,15 +1548,19 @@ class TaskList extends EventEmitter {
       ops.push(['priority', String(f.priority)]);
     }
     if (ops.length === 0) throw new TypeError('updateTask: no field to update');
-    for (const op of ops) await native.tasklist('update', this.#h(), taskId, op);
+    for (const op of ops) await this.#op('update', taskId, op);
   }
 
   /** Resolves to a snapshot {id, name, tasks: [...]} in list order. */
   async listTasks() {
-    return parseSnapshot(await native.tasklist('snapshot', this.#h()));
+    return parseSnapshot(await this.#op('snapshot'));
   }
 
-  /** Stops syncing the list (its state stays on disk). Calling it again returns the same Promise. */
+  /**
+   * Stops syncing the list (its state stays on disk). Every other TaskList
+   * of the same list on this agent is left too (the library invalidates
+   * all its handles). Calling it again returns the same Promise.
+   */
   leave() {
     if (this.#leaving) return this.#leaving;
     if (this.#left) return Promise.resolve();
@@ -1505,9 +1570,16 @@ class TaskList extends EventEmitter {
     } catch (err) {
       return Promise.reject(err);
     }
+    for (const l of this.#agent[kListsOf](this.#id)) {
+      l[kListClosed]();
+      this.#agent[kListClosed](l);
+    }
     this.#left = true;
     this.#agent[kListClosed](this);
-    this.#leaving = native.tasklist('leave', h);
+    this.#leaving = native.tasklist('leave', h).catch((err) => {
+      // Already invalidated by the library (its group was closed): left.
+      if (!(err instanceof X0xError && err.code === 'X0X_ERR_INVALID_HANDLE')) throw err;
+    });
     return this.#leaving;
   }
 

@@ -996,7 +996,8 @@ static int get_operands(napi_env env, job_t *j, napi_value a, napi_value b) {
         return a != NULL && xn_get_id(env, a, "listId", j->id);
     case OP_TL_ADD:
         return a != NULL && xn_get_string(env, a, "title", X0X_MAX_STRING, 1, &j->s1) &&
-               (b == NULL || is_nullish(env, b) || xn_get_string(env, b, "description", X0X_MAX_STRING, 1, &j->s2));
+               (b == NULL || is_nullish(env, b) ||
+                xn_get_string(env, b, "description", X0X_MAX_TASK_DESCRIPTION, 1, &j->s2));
     case OP_TL_UPDATE: {
         bool is_arr = false;
         uint32_t n = 0;
@@ -1010,8 +1011,14 @@ static int get_operands(napi_env env, job_t *j, napi_value a, napi_value b) {
             (void)napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "update must be [field, value]");
             return 0;
         }
-        return xn_get_string(env, f, "field", 64, 0, &j->s1) &&
-               xn_get_string(env, val, "value", X0X_MAX_STRING, 1, &j->s2);
+        /* A description may be longer than X0X_MAX_STRING; the library
+         * checks each field's own limit. */
+        if (!xn_get_string(env, f, "field", 64, 0, &j->s1)) {
+            return 0;
+        }
+        return xn_get_string(env, val, "value",
+                             strcmp(j->s1, "description") == 0 ? X0X_MAX_TASK_DESCRIPTION : X0X_MAX_STRING, 1,
+                             &j->s2);
     }
     case OP_TL_MOVE:
         if (a == NULL || !xn_get_id(env, a, "taskId", j->id)) {

@@ -229,7 +229,7 @@ test('groups: invite, accept, messages both ways, task list, update, remove, dec
     assert.equal(await s.next().catch(() => s.next()), null);
   }
   assert.deepEqual(a.groups(), []);
-  const gone = { name: 'X0xError', code: 'X0X_ERR_INVALID_HANDLE' };
+  const gone = { name: 'X0xError', code: 'X0X_ERR_CLOSED' };
   assert.throws(() => ga.info(), gone);
   await assert.rejects(ga.publish('x'), gone);
   await assert.rejects(ga.invite(c.agentId), gone);

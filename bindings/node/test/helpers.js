@@ -4,6 +4,15 @@
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
+
+// No test may fall back on the user's ~/.x0x: an agent created without
+// dataDir uses $X0X_HOME, which the library reads when the addon loads, so
+// it is set (to a directory removed at exit) before the addon is required.
+if (!process.env.X0X_HOME) {
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), 'x0x-node-test-home-'));
+  process.env.X0X_HOME = home;
+  process.on('exit', () => fs.rmSync(home, { recursive: true, force: true }));
+}
 const x0x = require('../lib/index.js');
 
 /** Makes a temporary directory removed by the returned cleanup function. */

@@ -97,14 +97,14 @@ async def team(agent: x0x.Agent, shared: Path, deadline: float) -> None:
                         lang = text[len("hello from "):]
                         if lang != LANG and lang not in heard:
                             heard.add(lang)
-                            say(f'heard "{text}" on {TOPIC} from agent {m.origin[:8]}')
+                            say(f'heard "{text}" on {TOPIC} from agent {m.from_agent[:8]}')
                 return  # the subscription ended
             except x0x.LaggedError:
                 continue  # a slow reader: read on
 
     async def hello() -> None:
         while True:
-            await chat.publish(f"hello from {LANG}".encode())
+            await chat.publish(f"hello from {LANG}")  # a str is sent as UTF-8
             await asyncio.sleep(0.5)
 
     tasks = [asyncio.create_task(listen()), asyncio.create_task(hello())]
@@ -228,7 +228,7 @@ async def work_in_group(group: x0x.Group, shared: Path, deadline: float) -> None
 
     async def hello() -> None:
         while True:
-            await group.publish(f"hello group from {LANG}".encode())
+            await group.publish(f"hello group from {LANG}")
             await asyncio.sleep(0.5)
 
     tasks = [asyncio.create_task(listen()), asyncio.create_task(hello())]

@@ -9,7 +9,11 @@ may remain (the executor threads asyncio.run starts are joined by it).
 from __future__ import annotations
 
 import asyncio
+import atexit
 import functools
+import os
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -19,7 +23,15 @@ from typing import Any, TypeVar
 
 import pytest
 
-import x0x
+# No test may fall back on the user's ~/.x0x: an agent created without
+# data_dir uses $X0X_HOME, which libx0x reads when it is loaded (at
+# ``import x0x``), so it is set (to a directory removed at exit) first.
+if not os.environ.get("X0X_HOME"):
+    _home = tempfile.mkdtemp(prefix="x0x-py-test-home-")
+    os.environ["X0X_HOME"] = _home
+    atexit.register(shutil.rmtree, _home, True)
+
+import x0x  # noqa: E402
 
 T = TypeVar("T")
 

@@ -365,8 +365,9 @@ async def test_bad_input_raises_typed_errors(tmp_path: Path) -> None:
         with pytest.raises(ValueError, match="timeout"):
             await g.invite(a.agent_id, timeout=-1)
         with pytest.raises(TypeError, match="data"):
-            await g.publish("text")  # type: ignore[arg-type]
-        with pytest.raises(ValueError, match="data"):
+            await g.publish(42)  # type: ignore[arg-type]
+        await g.publish("text")  # a str is sent as UTF-8
+        with pytest.raises(x0x.TooLarge, match="data"):
             await g.publish(b"x" * (960 * 1024 + 1))
         await g.publish(b"x" * (960 * 1024))  # the limit itself is fine
         with pytest.raises(ValueError, match="key_package"):

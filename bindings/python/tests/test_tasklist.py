@@ -39,7 +39,7 @@ async def test_single_agent_operations(tmp_path: Path) -> None:
         t2 = await tl.add_task("bread")
         assert HEX64.match(t1) and t1 != t2
         ch = await next_of(changes, x0x.TaskChanged)
-        assert (ch.list_id, ch.task_id, ch.op, ch.agent, ch.local) == (tl.id, t1, x0x.TaskOp.ADDED, a.agent_id, True)
+        assert (ch.list_id, ch.task_id, ch.op, ch.from_agent, ch.local) == (tl.id, t1, x0x.TaskOp.ADDED, a.agent_id, True)
 
         snap = await tl.snapshot()
         assert (snap.id, snap.name) == (tl.id, "groceries")
@@ -134,7 +134,7 @@ async def test_two_agents_share_a_list(tmp_path: Path) -> None:
             await la.set_open(1)  # type: ignore[arg-type]
         await la.add_writer(b.agent_id)
         ch = await next_of(remote, x0x.TaskChanged, lambda c: c.op is x0x.TaskOp.ACCESS_CHANGED)
-        assert ch.agent == a.agent_id and ch.local is False
+        assert ch.from_agent == a.agent_id and ch.local is False
 
         async def b_is_writer() -> bool:
             return b.agent_id in (await lb.snapshot()).writers
@@ -156,7 +156,7 @@ async def test_two_agents_share_a_list(tmp_path: Path) -> None:
         await wait_for(a_sees_done, "a to see the completion")
         t2 = await la.add_task("from a")
         ch = await next_of(remote, x0x.TaskChanged, lambda c: c.task_id == t2)
-        assert ch.op is x0x.TaskOp.ADDED and ch.agent == a.agent_id and ch.local is False
+        assert ch.op is x0x.TaskOp.ADDED and ch.from_agent == a.agent_id and ch.local is False
         remote.close()
 
 

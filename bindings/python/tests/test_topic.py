@@ -62,13 +62,13 @@ async def test_join_publish_subscribe_between_two_agents(tmp_path: Path) -> None
                     break
                 await asyncio.sleep(0.1)
             m = next(m for m in at_a if m.payload == b"b->a")
-            assert (m.topic, m.origin) == ("handles", b.agent_id)
+            assert (m.topic, m.from_agent) == ("handles", b.agent_id)
             assert m.seq > 0 and m.hops >= 1 and m.timestamp > 1_600_000_000_000
             assert any(m.payload == b"b->a" for m in at_a2), "the second handle got it too"
             mid = await ta.publish(bytearray(b"a->b"))
             assert HEX64.match(mid)
             await publish_until(ta, b"a->b", at_b)
-            assert any(m.payload == b"a->b" and m.origin == a.agent_id for m in at_a), "own messages too"
+            assert any(m.payload == b"a->b" and m.from_agent == a.agent_id for m in at_a), "own messages too"
 
             # A publish-only handle reaches the subscribers.
             async with await b.join("handles", publish_only=True) as po:
@@ -175,7 +175,7 @@ async def test_validators(tmp_path: Path) -> None:
         await publish_until(tb, b"good", got, also=b"bad one")
         await asyncio.sleep(0.3)
         assert not any(m.payload.startswith(b"bad") for m in got), "a refused message was delivered"
-        assert any(m.payload == b"bad one" and m.origin == b.agent_id and m.topic == "valid" for m in seen)
+        assert any(m.payload == b"bad one" and m.from_agent == b.agent_id and m.topic == "valid" for m in seen)
         with pytest.raises(x0x.Rejected) as ei:
             await ta.publish(b"bad local")
         assert ei.value.status == "X0X_ERR_REJECTED" and ei.value.code == 19
@@ -237,8 +237,8 @@ async def test_misuse_raises_typed_errors(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         t.subscribe(capacity=0)
     with pytest.raises(TypeError):
-        await t.publish("text")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="limit is 1048576"):
+        await t.publish(42)  # type: ignore[arg-type]
+    with pytest.raises(x0x.TooLarge, match="limit is 1048576"):
         await t.publish(bytes(1024 * 1024 + 1))
     sub = t.subscribe()
     events = t.events()

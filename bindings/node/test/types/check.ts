@@ -12,7 +12,9 @@ async function main(): Promise<void> {
   const sub: Unsubscribe = agent.subscribe('topic', (m: TopicMessage) => {
     const p: Buffer = m.payload;
     const n: number = m.seq + m.timestamp;
-    void p; void n;
+    const from: string = m.from;
+    const none: null = m.peer; // the library never says which neighbour delivered it
+    void p; void n; void from; void none;
   });
   sub();
   sub.unsubscribe();
@@ -133,5 +135,9 @@ async function main(): Promise<void> {
   await group.invite(id, { timeout: 5 });
   // @ts-expect-error updateTask takes known fields only
   await list.updateTask(t, { colour: 'red' });
+  // @ts-expect-error a topic message's peer is always null
+  agent.subscribe('t', (m: TopicMessage) => { const p: string = m.peer; void p; });
+  // @ts-expect-error Python's name; Node's is `from`
+  agent.on('direct', (m) => { const s: string = m.from_agent; void s; });
 }
 void main;

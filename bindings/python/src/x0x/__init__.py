@@ -11,7 +11,7 @@ Asyncio-native and dependency-free (ctypes over the C ABI of ``x0x.h``)::
             async with await agent.join("news") as topic, topic.subscribe() as sub:
                 await topic.publish(b"hello")
                 async for msg in sub:  # raises x0x.LaggedError (.missed) after a gap
-                    print(msg.origin, msg.payload)
+                    print(msg.from_agent, msg.payload)
                     break
 
     asyncio.run(main())

@@ -11,8 +11,11 @@ import os
 from typing import Union
 
 from . import _lib
+from .errors import TooLarge
 
 BytesLike = Union[bytes, bytearray, memoryview]
+#: A message payload: bytes, or a str sent as its UTF-8 encoding.
+Payload = Union[bytes, bytearray, memoryview, str]
 StrPath = Union[str, "os.PathLike[str]"]
 
 _HEX = frozenset("0123456789abcdefABCDEF")
@@ -46,6 +49,17 @@ def c_string(value: object, what: str, *, max_len: int = _lib.MAX_STRING, allow_
     return raw
 
 
+def field_string(value: object, what: str, max_len: int) -> bytes:
+    """Encodes a task-list string (a list name, task title or description) of at most
+    ``max_len`` UTF-8 bytes. Wrong types and NUL characters raise TypeError/ValueError;
+    a longer string raises :class:`x0x.TooLarge` (also a ValueError), the status
+    (``X0X_ERR_TOO_LARGE``) the library gives it."""
+    raw = c_string(value, what, max_len=1 << 62)
+    if len(raw) > max_len:
+        raise TooLarge(f"{what} is {len(raw)} bytes long; the limit is {max_len} bytes (UTF-8)")
+    return raw
+
+
 def path_string(value: object, what: str) -> bytes:
     """Encodes a str or os.PathLike path for a C string."""
     if isinstance(value, os.PathLike):
@@ -55,16 +69,24 @@ def path_string(value: object, what: str) -> bytes:
     return c_string(value, what, allow_empty=False)
 
 
-def payload(value: object, what: str, max_len: int) -> bytes:
-    """Checks a bytes-like payload and returns it as bytes (no copy for bytes)."""
+def payload(value: object, what: str, max_len: int, *, allow_str: bool = False) -> bytes:
+    """Checks a bytes-like payload and returns it as bytes (no copy for bytes).
+
+    With ``allow_str``, a str is accepted too and encoded as UTF-8 (message
+    payloads, as the Node binding does). Over ``max_len`` bytes raises
+    :class:`x0x.TooLarge` (also a ValueError).
+    """
     if isinstance(value, bytes):
         raw = value
     elif isinstance(value, (bytearray, memoryview)):
         raw = bytes(value)
+    elif allow_str and isinstance(value, str):
+        raw = value.encode("utf-8", "strict")
     else:
-        raise TypeError(f"{what} must be bytes, bytearray or memoryview, not {type(value).__name__}")
+        kinds = "bytes, bytearray, memoryview or str" if allow_str else "bytes, bytearray or memoryview"
+        raise TypeError(f"{what} must be {kinds}, not {type(value).__name__}")
     if len(raw) > max_len:
-        raise ValueError(f"{what} is {len(raw)} bytes; the limit is {max_len} bytes")
+        raise TooLarge(f"{what} is {len(raw)} bytes; the limit is {max_len} bytes")
     return raw
 
 

@@ -135,6 +135,16 @@ class Agent(_StreamOwner):
     ) -> Agent:
         """Creates an agent: loads or creates its keys in ``data_dir`` and starts listening.
 
+        ``data_dir`` holds the keys, the peer cache, the task lists and the
+        groups. Without it (None), the data directory is ``$X0X_HOME`` if set
+        and non-empty, else ``~/.x0x`` (the environment as it was when
+        libx0x was loaded, at ``import x0x``); ``""`` is refused
+        (ValueError), so that an unset variable never silently selects that
+        shared directory. One running agent per data directory: a second
+        one on a directory another running agent holds (in this process or
+        another) raises :class:`x0x.X0xIOError` at once ("data directory in
+        use").
+
         It contacts nobody until :meth:`join_network` or :meth:`connect`.
         ``bind_addr`` defaults to ``"127.0.0.1:0"``; ``bootstrap`` entries are
         ``"host:port"`` or ``"<64 hex peer id>@host:port"``; ``network`` is
@@ -146,7 +156,8 @@ class Agent(_StreamOwner):
         Raises TypeError/ValueError for bad arguments, and
         :class:`x0x.InvalidArgument`, :class:`x0x.WrongPassphrase`,
         :class:`x0x.Corrupt`, :class:`x0x.CryptoError`,
-        :class:`x0x.X0xIOError` or :class:`x0x.X0xTimeout` from the library.
+        :class:`x0x.X0xIOError` (also: the data directory in use) or
+        :class:`x0x.X0xTimeout` from the library.
         """
         settings: list[tuple[bytes, bytes]] = []
         if data_dir is not None:
@@ -263,19 +274,21 @@ class Agent(_StreamOwner):
 
         return await self._run("connect", do)
 
-    async def send_direct(self, agent_id: str | bytes, data: _util.BytesLike, timeout: float | None = None) -> None:
-        """Sends ``data`` to agent ``agent_id`` via a connected peer carrying it (or locally).
+    async def send_direct(self, agent_id: str | bytes, data: _util.Payload, timeout: float | None = None) -> None:
+        """Sends ``data`` (bytes, or a str encoded as UTF-8) to agent ``agent_id`` via a connected peer carrying it (or locally).
 
         Raises :class:`x0x.NoRoute` (no connected peer carries it),
         :class:`x0x.TooLarge`, :class:`x0x.X0xTimeout`, :class:`x0x.Closed`.
         """
         to = _util.id_bytes(agent_id, "agent_id")
-        raw = _util.payload(data, "data", _lib.MAX_PAYLOAD)
+        raw = _util.payload(data, "data", _lib.MAX_PAYLOAD, allow_str=True)
         ms = _util.timeout_ms(timeout)
         await self._run("send_direct", lambda h: check(lib.x0x_send_direct(h, to, raw, len(raw), ms)))
 
     async def wait_for_agent(self, agent_id: str | bytes, timeout: float | None = None) -> None:
-        """Waits until some connected peer carries ``agent_id``; raises :class:`x0x.X0xTimeout` otherwise."""
+        """Waits until some connected peer carries ``agent_id``; raises :class:`x0x.X0xTimeout` otherwise.
+
+        For this agent's own ID it returns at once."""
         aid = _util.id_bytes(agent_id, "agent_id")
         ms = _util.timeout_ms(timeout)
         await self._run("wait_for_agent", lambda h: check(lib.x0x_wait_for_agent(h, aid, ms)))
@@ -378,14 +391,14 @@ class Agent(_StreamOwner):
             await t.leave()
             raise
 
-    async def publish(self, topic: str, data: _util.BytesLike, timeout: float | None = None) -> str:
-        """Publishes ``data`` (at most 1 MiB) on ``topic``, signed by this agent; returns the message ID (hex).
+    async def publish(self, topic: str, data: _util.Payload, timeout: float | None = None) -> str:
+        """Publishes ``data`` (at most 1 MiB; a str is encoded as UTF-8) on ``topic``, signed by this agent; returns the message ID (hex).
 
         Returns once the message is handed to the overlay (not delivered).
         Raises :class:`x0x.TooLarge`, :class:`x0x.X0xTimeout`, :class:`x0x.Closed`.
         """
         ctopic = _util.c_string(topic, "topic", max_len=_lib.MAX_TOPIC, allow_empty=False)
-        raw = _util.payload(data, "data", _lib.MAX_PUBLISH)
+        raw = _util.payload(data, "data", _lib.MAX_PUBLISH, allow_str=True)
         ms = _util.timeout_ms(timeout)
 
         def do(h: int) -> str:
@@ -652,7 +665,7 @@ class Agent(_StreamOwner):
                     continue  # a closed subscription's record
                 plen = rec[10]
                 topic = string_at(rec[11], -1).decode("utf-8", "replace") if rec[11] else ""
-                msg = TopicMessage(topic, rec[3], string_at(rec[9], plen) if plen else b"", rec[12], rec[13], rec[2], rec[14])
+                msg = TopicMessage(topic, rec[3], string_at(rec[9], plen) if plen else b"", rec[12], rec[13], None, rec[14])
                 route._push(msg)
                 woken.append(route)
                 if route._reports_lag:
@@ -699,7 +712,7 @@ class Agent(_StreamOwner):
                 if tp is not None:
                     plen = rec[10]
                     topic = string_at(rec[11], -1).decode("utf-8", "replace") if rec[11] else ""
-                    tp._validate(rec[14], TopicMessage(topic, rec[3], string_at(rec[9], plen) if plen else b"", rec[12], rec[13], _ZERO_ID, 0))
+                    tp._validate(rec[14], TopicMessage(topic, rec[3], string_at(rec[9], plen) if plen else b"", rec[12], rec[13], None, 0))
                 continue
             elif kind == 8:
                 list_id = string_at(rec[11], -1).decode("ascii", "replace") if rec[11] else ""

@@ -88,7 +88,8 @@ class Closed(X0xError):
 
 
 class X0xIOError(X0xError):
-    """An operating-system or network error (files, sockets, dial failures)."""
+    """An operating-system or network error (files, sockets, dial failures), or a data
+    directory another running agent holds ("data directory in use")."""
 
     CODE = 4
     STATUS = "X0X_ERR_IO"

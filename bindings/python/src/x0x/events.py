@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import enum
+import warnings
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import ClassVar, Generic, TypeVar, Union
@@ -144,50 +145,71 @@ class AgentsChanged:
     agents: list[str]
 
 
-_ZERO_ID = bytes(32)
-
-
 def _hex(v: str | bytes) -> str:
     return v if isinstance(v, str) else v.hex()
 
 
-class DirectMessage:
-    """Agent ``sender`` (hex) on ``peer`` sent ``payload`` to local agent ``recipient``.
+def _deprecated(old: str, new: str) -> None:
+    warnings.warn(
+        f"{old} is deprecated and will be removed in 0.8: use {new} (the names of x0x.h and the Node binding)",
+        DeprecationWarning,
+        stacklevel=3,
+    )
 
-    The IDs are converted to hex when first read (they may be given as hex
-    strings or 32 raw bytes); ``payload`` is a copy owned by the object.
+
+class DirectMessage:
+    """Agent ``from_agent`` (hex) on node ``peer`` sent ``payload`` to local agent ``to_agent``.
+
+    The names are those of ``x0x.h`` and the Node binding (``from``, ``to``,
+    ``peer``, ``payload``), with ``from``/``to`` spelt ``from_agent``/``to_agent``
+    because ``from`` is a Python keyword. ``sender`` and ``recipient`` are
+    deprecated aliases (until 0.8). The IDs are converted to hex when first
+    read (they may be given as hex strings or 32 raw bytes); ``payload`` is a
+    copy owned by the object.
     """
 
-    __slots__ = ("_sender", "_recipient", "_peer", "payload")
+    __slots__ = ("_from", "_to", "_peer", "payload")
     kind: ClassVar[EventKind] = EventKind.DIRECT_MESSAGE
 
-    def __init__(self, sender: str | bytes, recipient: str | bytes, peer: str | bytes, payload: bytes) -> None:
-        self._sender = sender
-        self._recipient = recipient
+    def __init__(self, from_agent: str | bytes, to_agent: str | bytes, peer: str | bytes, payload: bytes) -> None:
+        self._from = from_agent
+        self._to = to_agent
         self._peer = peer
         self.payload: bytes = payload
 
     @property
-    def sender(self) -> str:
-        """The sending agent's ID (hex)."""
-        return _hex(self._sender)
+    def from_agent(self) -> str:
+        """The sending agent's ID (hex): ``from`` in x0x.h and Node."""
+        return _hex(self._from)
 
     @property
-    def recipient(self) -> str:
-        """The receiving local agent's ID (hex)."""
-        return _hex(self._recipient)
+    def to_agent(self) -> str:
+        """The receiving local agent's ID (hex): ``to`` in x0x.h and Node."""
+        return _hex(self._to)
 
     @property
     def peer(self) -> str:
         """The peer (machine) that delivered the message (hex)."""
         return _hex(self._peer)
 
+    @property
+    def sender(self) -> str:
+        """Deprecated alias of :attr:`from_agent`."""
+        _deprecated("DirectMessage.sender", "from_agent")
+        return self.from_agent
+
+    @property
+    def recipient(self) -> str:
+        """Deprecated alias of :attr:`to_agent`."""
+        _deprecated("DirectMessage.recipient", "to_agent")
+        return self.to_agent
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, DirectMessage):
             return NotImplemented
-        return (self.sender, self.recipient, self.peer, self.payload) == (
-            other.sender,
-            other.recipient,
+        return (self.from_agent, self.to_agent, self.peer, self.payload) == (
+            other.from_agent,
+            other.to_agent,
             other.peer,
             other.payload,
         )
@@ -196,7 +218,7 @@ class DirectMessage:
 
     def __repr__(self) -> str:
         return (
-            f"DirectMessage(sender={self.sender!r}, recipient={self.recipient!r}, peer={self.peer!r}, "
+            f"DirectMessage(from_agent={self.from_agent!r}, to_agent={self.to_agent!r}, peer={self.peer!r}, "
             f"payload={self.payload!r:.80})"
         )
 
@@ -204,59 +226,63 @@ class DirectMessage:
 class TopicMessage:
     """A message on a subscribed ``topic``.
 
-    ``origin`` is the publishing agent (hex; its signature was verified),
-    ``seq`` the publisher's sequence number, ``timestamp`` the publisher's
-    clock in Unix milliseconds, ``peer`` the neighbour that delivered it
-    (None when the library leaves it unset, as libx0x 0.2 does), and ``hops``
+    ``from_agent`` is the publishing agent (hex; its signature was verified;
+    ``from`` in x0x.h and Node), ``seq`` the publisher's sequence number,
+    ``timestamp`` the publisher's clock in Unix milliseconds, and ``hops``
     the overlay hops it took (0 for this agent's own messages; above the
     topic tree's depth when it was repaired through announcements or
-    anti-entropy). IDs are converted to hex when first read; ``payload`` is a copy.
+    anti-entropy). ``peer`` is always None: libx0x does not say which
+    neighbour delivered a topic message (as in Node, where it is null).
+    ``origin`` is a deprecated alias of ``from_agent`` (until 0.8). IDs are
+    converted to hex when first read; ``payload`` is a copy.
     """
 
-    __slots__ = ("topic", "_origin", "payload", "seq", "timestamp", "_peer", "hops")
+    __slots__ = ("topic", "_from", "payload", "seq", "timestamp", "hops")
     kind: ClassVar[EventKind] = EventKind.TOPIC_MESSAGE
 
     def __init__(
         self,
         topic: str,
-        origin: str | bytes,
+        from_agent: str | bytes,
         payload: bytes,
         seq: int,
         timestamp: int,
-        peer: str | bytes,
+        peer: object = None,
         hops: int = 0,
     ) -> None:
+        """``peer`` is ignored (kept in the signature for compatibility)."""
         self.topic: str = topic
-        self._origin = origin
+        self._from = from_agent
         self.payload: bytes = payload
         self.seq: int = seq
         self.timestamp: int = timestamp
-        self._peer = peer
         self.hops: int = hops
 
     @property
-    def origin(self) -> str:
+    def from_agent(self) -> str:
         """The publishing agent's ID (hex)."""
-        return _hex(self._origin)
+        return _hex(self._from)
 
     @property
-    def peer(self) -> str | None:
-        """The neighbour (machine ID, hex) that delivered the message, or None if the library did not say."""
-        p = self._peer
-        if isinstance(p, bytes):
-            return None if p == _ZERO_ID else p.hex()
-        return p or None
+    def origin(self) -> str:
+        """Deprecated alias of :attr:`from_agent`."""
+        _deprecated("TopicMessage.origin", "from_agent")
+        return self.from_agent
+
+    @property
+    def peer(self) -> None:
+        """Always None: the library does not say which neighbour delivered a topic message."""
+        return None
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, TopicMessage):
             return NotImplemented
-        return (self.topic, self.origin, self.payload, self.seq, self.timestamp, self.peer, self.hops) == (
+        return (self.topic, self.from_agent, self.payload, self.seq, self.timestamp, self.hops) == (
             other.topic,
-            other.origin,
+            other.from_agent,
             other.payload,
             other.seq,
             other.timestamp,
-            other.peer,
             other.hops,
         )
 
@@ -264,21 +290,29 @@ class TopicMessage:
 
     def __repr__(self) -> str:
         return (
-            f"TopicMessage(topic={self.topic!r}, origin={self.origin!r}, payload={self.payload!r:.80}, "
-            f"seq={self.seq}, timestamp={self.timestamp}, peer={self.peer!r}, hops={self.hops})"
+            f"TopicMessage(topic={self.topic!r}, from_agent={self.from_agent!r}, payload={self.payload!r:.80}, "
+            f"seq={self.seq}, timestamp={self.timestamp}, hops={self.hops})"
         )
 
 
 @dataclass(slots=True)
 class TaskChanged:
-    """Task ``task_id`` of list ``list_id`` changed by ``op``, made by ``agent`` (``local``: by this agent)."""
+    """Task ``task_id`` of list ``list_id`` changed by ``op``, made by agent ``from_agent``
+    (``from`` in x0x.h and Node; ``local``: by this agent). ``agent`` is a deprecated
+    alias of ``from_agent`` (until 0.8)."""
 
     kind: ClassVar[EventKind] = EventKind.TASK_CHANGED
     list_id: str
     task_id: str
     op: TaskOp | int
-    agent: str
+    from_agent: str
     local: bool
+
+    @property
+    def agent(self) -> str:
+        """Deprecated alias of :attr:`from_agent`."""
+        _deprecated("TaskChanged.agent", "from_agent")
+        return self.from_agent
 
 
 @dataclass(slots=True)

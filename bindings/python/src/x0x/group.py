@@ -192,14 +192,15 @@ class Group:
 
         return parse_info(await self._run("info", do))
 
-    async def publish(self, data: _util.BytesLike) -> None:
-        """Encrypts ``data`` (at most 960 KiB) for the members and publishes it.
+    async def publish(self, data: _util.Payload) -> None:
+        """Encrypts ``data`` (at most 960 KiB; a str is encoded as UTF-8) for the members and publishes it.
 
         The other members receive it as a :class:`x0x.GroupMessage` (this
         agent's own :meth:`messages` streams do not). Raises
-        :class:`x0x.Closed` (closed, left or removed), ValueError (too large).
+        :class:`x0x.Closed` (closed, left or removed), :class:`x0x.TooLarge`
+        (also a ValueError).
         """
-        raw = _util.payload(data, "data", _lib.MAX_GROUP_MESSAGE)
+        raw = _util.payload(data, "data", _lib.MAX_GROUP_MESSAGE, allow_str=True)
         await self._run("publish", lambda h: check(lib.x0x_group_publish(h, raw, len(raw))))
 
     def messages(self, *, capacity: int = DEFAULT_STREAM_CAPACITY) -> GroupMessages:
@@ -277,9 +278,10 @@ class Group:
         Its operations travel sealed under the group's epoch keys, and only
         the group's members (now or before) may write to it. Other members
         open it with :meth:`join_task_list`. It is left when the group closes.
-        Raises :class:`x0x.Closed`, :class:`x0x.X0xIOError`.
+        ``name`` is at most 1,024 UTF-8 bytes. Raises :class:`x0x.TooLarge`
+        (a longer name), :class:`x0x.Closed`, :class:`x0x.X0xIOError`.
         """
-        cname = _util.c_string(name, "name")
+        cname = _util.field_string(name, "name", _lib.MAX_TASKLIST_NAME)
         return self._adopt(*await self._run("create_task_list", _open_job(lib.x0x_group_tasklist_create, cname)))
 
     async def join_task_list(self, list_id: str | bytes) -> TaskList:

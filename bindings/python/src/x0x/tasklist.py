@@ -1,9 +1,13 @@
 """Replicated task lists (a CRDT synced among the agents that joined it).
 
 A :class:`TaskList` belongs to one :class:`x0x.Agent`; it becomes unusable
-when the agent closes or when the list is left. Task and list IDs are 64
-hex digits. Every operation is signed by the agent; claims and completions
-are always made for the calling agent.
+when the agent closes or when the list is left (its calls then raise
+:class:`x0x.Closed`, as the Node binding rejects with ``X0X_ERR_CLOSED``).
+Task and list IDs are 64 hex digits. Every operation is signed by the
+agent; claims and completions are always made for the calling agent.
+Strings are bounded as every replica enforces them: a list name or task
+title at most 1,024 UTF-8 bytes, a description at most 16 KiB; a longer one
+raises :class:`x0x.TooLarge` (also a ValueError).
 """
 
 from __future__ import annotations
@@ -104,13 +108,14 @@ class TaskList:
 
     @classmethod
     async def create(cls, agent: Agent, name: str) -> TaskList:
-        """Creates a new list named ``name`` (at most 4096 UTF-8 bytes) owned by ``agent``.
+        """Creates a new list named ``name`` (at most 1,024 UTF-8 bytes) owned by ``agent``.
 
-        Raises :class:`x0x.Closed`, :class:`x0x.X0xIOError` (persistence).
+        Raises :class:`x0x.TooLarge` (a longer name), :class:`x0x.Closed`,
+        :class:`x0x.X0xIOError` (persistence).
         """
         if not isinstance(agent, Agent):
             raise TypeError(f"agent must be an x0x.Agent, not {type(agent).__name__}")
-        cname = _util.c_string(name, "name")
+        cname = _util.field_string(name, "name", _lib.MAX_TASKLIST_NAME)
         handle, lid = await agent._run("tasklist_create", _open_job(lib.x0x_tasklist_create, cname))
         return cls._register(agent, handle, lid)
 
@@ -156,9 +161,13 @@ class TaskList:
         return self._left
 
     async def add_task(self, title: str, description: str = "") -> str:
-        """Adds a task at the end of the list; returns its ID (hex)."""
-        ct = _util.c_string(title, "title")
-        cd = _util.c_string(description, "description")
+        """Adds a task at the end of the list; returns its ID (hex).
+
+        ``title`` is at most 1,024 UTF-8 bytes, ``description`` at most 16 KiB;
+        a longer one raises :class:`x0x.TooLarge` (also a ValueError).
+        """
+        ct = _util.field_string(title, "title", _lib.MAX_TASK_TITLE)
+        cd = _util.field_string(description, "description", _lib.MAX_TASK_DESCRIPTION)
 
         def do(h: int) -> str:
             out = create_string_buffer(_lib.ID_SIZE)
@@ -227,7 +236,8 @@ class TaskList:
     ) -> None:
         """Sets the given fields of a task (None: unchanged); ``assignee=""`` unassigns.
 
-        ``assignee`` is an agent ID (64 hex digits), ``priority`` 0..255. Each
+        ``assignee`` is an agent ID (64 hex digits), ``priority`` 0..255;
+        ``title`` and ``description`` are bounded as for :meth:`add_task`. Each
         field is a separate signed operation, applied in the order title,
         description, assignee, priority (not atomically: if one fails, the
         earlier ones stay applied). Raises :class:`x0x.NotFound`.
@@ -235,9 +245,9 @@ class TaskList:
         tid = _util.id_bytes(task_id, "task_id")
         fields: list[tuple[bytes, bytes]] = []
         if title is not None:
-            fields.append((b"title", _util.c_string(title, "title")))
+            fields.append((b"title", _util.field_string(title, "title", _lib.MAX_TASK_TITLE)))
         if description is not None:
-            fields.append((b"description", _util.c_string(description, "description")))
+            fields.append((b"description", _util.field_string(description, "description", _lib.MAX_TASK_DESCRIPTION)))
         if assignee is not None:
             if assignee == "":
                 fields.append((b"assignee", b""))

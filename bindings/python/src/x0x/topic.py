@@ -192,15 +192,15 @@ class Topic:
             raise InvalidHandle(f"{what}: the topic {self._name!r} was left")
         return self._handle
 
-    async def publish(self, data: _util.BytesLike) -> str:
-        """Signs ``data`` (at most 1 MiB) and publishes it on the topic; returns the message ID (hex).
+    async def publish(self, data: _util.Payload) -> str:
+        """Signs ``data`` (at most 1 MiB; a str is encoded as UTF-8) and publishes it on the topic; returns the message ID (hex).
 
         This agent's own subscriptions get it too. Returns once the message
         is handed to the overlay, after the topic's validators accepted it.
         Raises :class:`x0x.Rejected` (a validator refused it),
         :class:`x0x.TooLarge`, :class:`x0x.Closed`, :class:`x0x.InvalidHandle` (left).
         """
-        raw = _util.payload(data, "data", _lib.MAX_PUBLISH)
+        raw = _util.payload(data, "data", _lib.MAX_PUBLISH, allow_str=True)
         h = self._h("publish")
 
         def do() -> str:
