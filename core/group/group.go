@@ -67,6 +67,9 @@ const (
 	// DefaultBufferBytes bounds the messages waiting for an epoch this
 	// member has not reached.
 	DefaultBufferBytes = 4 << 20
+	// UnknownBufferBytes bounds the messages kept from agents this replica
+	// has not seen as members (until a commit adds them).
+	UnknownBufferBytes = 256 << 10
 	// MaxMessageSize bounds every MLS message, Welcome, key package and
 	// ratchet tree a group decodes or produces.
 	MaxMessageSize = 16 << 20
@@ -217,24 +220,27 @@ type Group struct {
 	id  ID
 	cfg Config
 
-	mu      sync.Mutex
-	cur     *mls.Group
-	history []*forkPoint // oldest first
-	buffer  []buffered   // oldest first
-	bufSize int
-	sent    []sentMessage // own messages of the fork window, oldest first
-	seq     uint64
-	seen    map[identity.AgentID]*seqWindow
-	ever    map[identity.AgentID]bool // every agent ever a member (task-list writers)
-	members []identity.AgentID        // by leaf index (zero for blank leaves)
-	keys    []epochKey                // oldest first
-	online  map[identity.AgentID]time.Time
-	removal map[identity.AgentID]clock.Timer // scheduled removal turns
-	beacon  clock.Timer
-	stats   Stats
+	mu          sync.Mutex
+	cur         *mls.Group
+	history     []*forkPoint // oldest first
+	buffer      []buffered   // oldest first
+	bufSize     int
+	unknown     []buffered // from agents not known as members, oldest first
+	unknownSize int
+	sent        []sentMessage // own messages of the fork window, oldest first
+	seq         uint64
+	seen        map[identity.AgentID]*seqWindow
+	ever        map[identity.AgentID]bool // every agent ever a member (task-list writers)
+	members     []identity.AgentID        // by leaf index (zero for blank leaves)
+	keys        []epochKey                // oldest first
+	online      map[identity.AgentID]time.Time
+	removal     map[identity.AgentID]clock.Timer // scheduled removal turns
+	beacon      clock.Timer
+	stats       Stats
 	// mustUpdate: the state was restored from a snapshot that may predate
 	// messages this member sent; it commits a key update before sending.
 	mustUpdate bool
+	restored   bool // started from a snapshot that may predate what it sent
 	closed     bool
 	changed    bool     // the epoch changed since the buffer was last drained
 	out        []func() // callbacks to run once the lock is released

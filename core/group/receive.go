@@ -38,6 +38,13 @@ func (g *Group) handleLocked(b buffered) {
 	}
 	b.epoch = info.Epoch
 	cur := g.cur.Epoch()
+	if !g.ever[b.origin] && info.Kind != mls.KindProposal {
+		// Anyone may publish on the topic: messages of agents this replica
+		// never saw as members cost nothing but a small buffer until a
+		// commit adds them (their first messages can overtake it).
+		g.bufferUnknownLocked(b)
+		return
+	}
 	switch {
 	case info.Kind == mls.KindProposal:
 		// x0x members make no standalone proposals: every change is a
@@ -85,8 +92,8 @@ func (g *Group) contestLocked(b buffered) {
 	}
 	fp := g.history[idx]
 	h := blake3.Sum256(b.msg)
-	if bytes.Compare(h[:], fp.hash[:]) >= 0 {
-		return // it lost (or it is the applied commit again)
+	if h == fp.hash {
+		return // the applied commit again
 	}
 	trial, err := fp.before.Clone()
 	if err != nil {
@@ -95,9 +102,14 @@ func (g *Group) contestLocked(b buffered) {
 	r, err := trial.Process(b.msg)
 	if err != nil {
 		trial.Close()
-		// A commit of another branch's epoch of this number.
+		// A commit of another branch's epoch of this number: it may win
+		// once this member switches to that branch.
 		g.bufferLocked(b)
 		return
+	}
+	if bytes.Compare(h[:], fp.hash[:]) > 0 {
+		trial.Close()
+		return // a commit of this branch's epoch that lost
 	}
 	g.cfg.Logger.Debug("group: fork choice: rolling back", "group", g.id.Short(), "epoch", b.epoch, "undone", len(g.history)-idx)
 	g.stats.Rollbacks++
@@ -126,6 +138,11 @@ func (g *Group) contestLocked(b buffered) {
 	if g.closed {
 		return
 	}
+	if len(lost) > 0 && g.restored {
+		// An own commit of a restored replica was undone: its key update
+		// is gone, so update again before sending.
+		g.mustUpdate = true
+	}
 	g.resendLocked(b.epoch)
 	g.redoLocked(lost)
 }
@@ -134,7 +151,6 @@ func (g *Group) contestLocked(b buffered) {
 // bookkeeping to the new epoch.
 func (g *Group) afterEpochLocked(info *mls.CommitInfo) {
 	g.changed = true
-	g.mustUpdate = false // a new epoch: fresh message keys
 	if (info != nil && info.SelfRemoved) || !g.cur.Active() {
 		g.emitLocked(Event{Kind: EventRemoved, Epoch: g.cur.Epoch()})
 		g.closeLocked()
@@ -166,6 +182,7 @@ func (g *Group) afterEpochLocked(info *mls.CommitInfo) {
 // trimLocked forgets fork points outside the window (by count and age),
 // and own messages no fork can undo any more.
 func (g *Group) trimLocked() {
+	g.trimKeysLocked()
 	now := g.cfg.Clock.Now()
 	for len(g.history) > 0 && (len(g.history) > g.cfg.ForkWindow || now.Sub(g.history[0].at) > g.cfg.ForkTime) {
 		g.history[0].before.Close()
@@ -194,7 +211,7 @@ func (g *Group) trimLocked() {
 func (g *Group) applicationLocked(b buffered) {
 	r, err := g.cur.Process(b.msg)
 	if err != nil {
-		if b.epoch == g.cur.Epoch() && !errors.Is(err, mls.ErrReplay) {
+		if b.epoch >= g.forkFloorLocked() && !errors.Is(err, mls.ErrReplay) {
 			g.bufferLocked(b) // maybe of a branch this member has not switched to yet
 		} else {
 			g.cfg.Logger.Debug("group: application message dropped", "group", g.id.Short(), "epoch", b.epoch, "err", err)
@@ -258,6 +275,22 @@ func (g *Group) senderLocked(epoch uint64, leaf uint32) (identity.AgentID, bool)
 	return members[leaf], true
 }
 
+// bufferUnknownLocked keeps a message of an agent not (yet) known as a
+// member, within UnknownBufferBytes, evicting the oldest such message.
+func (g *Group) bufferUnknownLocked(b buffered) {
+	if len(b.msg) > UnknownBufferBytes {
+		return
+	}
+	b.msg = bytes.Clone(b.msg)
+	g.unknown = append(g.unknown, b)
+	g.unknownSize += len(b.msg)
+	for g.unknownSize > UnknownBufferBytes {
+		g.unknownSize -= len(g.unknown[0].msg)
+		g.unknown = g.unknown[1:]
+		g.stats.Evicted++
+	}
+}
+
 // bufferLocked keeps a message for a later epoch, evicting the oldest
 // beyond the byte budget.
 func (g *Group) bufferLocked(b buffered) {
@@ -275,18 +308,25 @@ func (g *Group) bufferLocked(b buffered) {
 	}
 }
 
+// forkFloorLocked is the oldest epoch a fork choice can still return to
+// (the current one if none).
+func (g *Group) forkFloorLocked() uint64 {
+	if len(g.history) > 0 {
+		return g.history[0].epoch
+	}
+	return g.cur.Epoch()
+}
+
 // drainLocked retries the buffered messages after each epoch change until
 // a pass changes nothing; those of epochs outside the fork window are
 // dropped.
 func (g *Group) drainLocked() {
 	for g.changed && !g.closed {
 		g.changed = false
-		pending := g.buffer
+		pending := append(g.buffer, g.unknown...)
 		g.buffer, g.bufSize = nil, 0
-		floor := g.cur.Epoch()
-		if len(g.history) > 0 {
-			floor = g.history[0].epoch
-		}
+		g.unknown, g.unknownSize = nil, 0
+		floor := g.forkFloorLocked()
 		for _, b := range pending {
 			if b.epoch < floor || g.closed {
 				continue

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"time"
 
 	"golang.org/x/crypto/chacha20poly1305"
 	"lukechampine.com/blake3"
@@ -37,6 +38,7 @@ type epochKey struct {
 	epoch  uint64
 	branch [8]byte
 	secret []byte
+	at     time.Time // when this replica entered the epoch
 }
 
 // deriveKeyLocked appends the current epoch's sealing secret, dropping
@@ -51,10 +53,19 @@ func (g *Group) deriveKeyLocked() {
 	if err != nil {
 		return
 	}
-	k := epochKey{epoch: g.cur.Epoch(), secret: secret}
+	k := epochKey{epoch: g.cur.Epoch(), secret: secret, at: g.cfg.Clock.Now()}
 	copy(k.branch[:], auth)
 	g.keys = append(g.keys, k)
-	for len(g.keys) > g.cfg.ForkWindow+1 {
+	g.trimKeysLocked()
+}
+
+// trimKeysLocked forgets the sealing keys of past epochs beyond the fork
+// window, by count and by age (an epoch's key ages from when the next
+// epoch began): a removed member's key of its last epoch opens nothing
+// for long.
+func (g *Group) trimKeysLocked() {
+	now := g.cfg.Clock.Now()
+	for len(g.keys) > 1 && (len(g.keys) > g.cfg.ForkWindow+1 || now.Sub(g.keys[1].at) > g.cfg.ForkTime) {
 		clear(g.keys[0].secret)
 		g.keys = g.keys[1:]
 	}

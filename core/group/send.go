@@ -125,6 +125,7 @@ func (g *Group) commitLocked(opts *mls.CommitOptions, in *intent) (*mls.CommitRe
 		before.Close()
 		return nil, err
 	}
+	g.mustUpdate = false // this member's own commit: fresh keys
 	g.history = append(g.history, &forkPoint{epoch: before.Epoch(), before: before, hash: blake3.Sum256(res.Commit),
 		at: g.cfg.Clock.Now(), mine: in})
 	g.afterEpochLocked(res.Info)

@@ -41,6 +41,10 @@ func (g *Group) Snapshot() ([]byte, error) {
 	if g.closed {
 		return nil, ErrClosed
 	}
+	return g.snapshotLocked()
+}
+
+func (g *Group) snapshotLocked() ([]byte, error) {
 	cur, err := g.cur.MarshalState()
 	if err != nil {
 		return nil, err
@@ -150,7 +154,7 @@ func (r *stateReader) ids() []identity.AgentID {
 
 func (r *stateReader) blob() []byte { return r.take(int(r.u32())) }
 
-// Restore starts a replica from a Snapshot. If the snapshot may be older
+// Restore builds a replica from a Snapshot; call Resume to start it. If the snapshot may be older
 // than what the replica sent before it stopped (it was not taken at a
 // clean close), pass mustUpdate: the replica then commits a key update
 // before it sends anything, unless another member's commit moves it to a
@@ -242,9 +246,36 @@ func Restore(state []byte, cfg Config, mustUpdate bool) (*Group, error) {
 		g.seq = max(g.seq, seq+1<<32)
 	}
 	g.history = history
-	g.mustUpdate = mustUpdate
+	g.mustUpdate, g.restored = mustUpdate, mustUpdate
 	g.trimLocked()
 	g.mu.Unlock()
-	g.startTimers(!mustUpdate)
 	return g, nil
+}
+
+// Resume starts a restored replica's timers (presence beacons), announcing
+// it at once unless it must commit a key update first. Call it once the
+// caller has recorded that the stored state may now predate what the
+// replica sends; nothing is sent before.
+func (g *Group) Resume() {
+	g.mu.Lock()
+	must := g.mustUpdate
+	closed := g.closed
+	g.mu.Unlock()
+	if !closed {
+		g.startTimers(!must)
+	}
+}
+
+// CloseWithSnapshot takes the replica's Snapshot and closes it in one step,
+// so that nothing is sent after the snapshot: a state saved this way is
+// exact. Errors: ErrClosed, mls errors (the replica is closed anyway).
+func (g *Group) CloseWithSnapshot() ([]byte, error) {
+	g.mu.Lock()
+	defer g.unlock()
+	if g.closed {
+		return nil, ErrClosed
+	}
+	snap, err := g.snapshotLocked()
+	g.closeLocked()
+	return snap, err
 }

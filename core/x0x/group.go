@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/saorsa-labs/x0x-go/core/group"
@@ -118,8 +120,10 @@ const (
 	// minute (each costs this node two ML-KEM key generations and a
 	// signature, and a slot of the bound above).
 	keyPackageRate = 4
-	// maxInvitations bounds the invitations waiting for an answer.
-	maxInvitations = 64
+	// maxInvitations and maxInvitationBytes bound the invitations waiting
+	// for an answer.
+	maxInvitations     = 64
+	maxInvitationBytes = 16 << 20
 	// inviteTimeout bounds an invitation's key-package fetch when the
 	// caller's context has no deadline.
 	inviteTimeout = 30 * time.Second
@@ -165,10 +169,11 @@ type groups struct {
 	store     *group.Store            // the agent's stored groups (GroupFile)
 	closed    bool
 
-	inbox chan func()
-	ctx   context.Context
-	stop  context.CancelFunc
-	wg    sync.WaitGroup
+	inbox      chan func()
+	replySlots chan struct{} // key-package replies in flight
+	ctx        context.Context
+	stop       context.CancelFunc
+	wg         sync.WaitGroup
 }
 
 // keyPackageRequest is a key-package request in flight: only the asked
@@ -238,6 +243,7 @@ func (gs *groups) init(a *Agent) {
 	gs.reqs = map[uint64]keyPackageRequest{}
 	gs.rate = map[AgentID][]time.Time{}
 	gs.inbox = make(chan func(), groupInbox)
+	gs.replySlots = make(chan struct{}, 4)
 	gs.ctx, gs.stop = context.WithCancel(context.Background())
 	gs.wg.Add(1)
 	go func() {
@@ -325,44 +331,78 @@ func (a *Agent) openGroupStore() error {
 	}
 	for _, s := range states {
 		g := a.newGroup(GroupID(s.Group))
-		core, err := group.Restore(s.State, g.config(), !s.Clean)
+		var self atomic.Pointer[group.Group]
+		core, err := group.Restore(s.State, g.config(&self), !s.Clean)
 		if err != nil {
 			a.logger.Warn("x0x: a stored group was not restored", "group", GroupID(s.Group), "err", err)
 			continue
 		}
+		self.Store(core)
 		g.cur = core
+		// From now on the stored state may predate what the replica sends:
+		// mark it so before it sends anything, or do not start it.
+		if err := g.saveState(false); err != nil {
+			a.logger.Warn("x0x: a stored group was not restored: its record cannot be marked", "group", g.id, "err", err)
+			core.Close()
+			continue
+		}
 		if err := a.startGroup(g); err != nil {
 			return err
 		}
-		// From now on the stored state may predate what the replica sends.
-		g.save(false)
+		core.Resume()
 	}
 	return nil
 }
 
-// save stores the replica's state (clean: taken at its close). Saves of one
-// group are serialized and none follows the closing one.
+// save stores the replica's state taken now (not at its close); failures
+// are counted and logged.
 func (g *Group) save(clean bool) {
+	if err := g.saveState(clean); err != nil {
+		g.agent.drops.groupSaves.Add(1)
+		g.agent.logger.Warn("x0x: saving a group failed", "group", g.id, "err", err)
+	}
+}
+
+// saveState stores the replica's state. Saves of one group are serialized
+// and none follows the closing one; a closed replica saves nothing.
+func (g *Group) saveState(clean bool) error {
 	g.saveMu.Lock()
 	defer g.saveMu.Unlock()
 	st := g.agent.groups.store
 	c := g.core()
 	if st == nil || c == nil || g.saveDone {
-		return
+		return nil
 	}
 	snap, err := c.Snapshot()
 	if err != nil {
-		return // closed: removed (the record is deleted) or shut
+		if errors.Is(err, group.ErrClosed) {
+			return nil // removed (the record is deleted) or shut
+		}
+		return err
 	}
-	if err := st.Save(g.agent.agent, group.StoredState{Group: group.ID(g.id), State: snap, Clean: clean}, g.agent.rand()); err != nil {
-		g.agent.drops.groupSaves.Add(1)
-		g.agent.logger.Warn("x0x: saving a group failed", "group", g.id, "err", err)
-	}
-	g.saveDone = clean
+	return st.Save(g.agent.agent, group.StoredState{Group: group.ID(g.id), State: snap, Clean: clean}, g.agent.rand())
 }
 
-// saveClosing saves the state of a replica about to close, as exact.
-func (g *Group) saveClosing() { g.save(true) }
+// saveClosing closes the replica and stores its state as exact, in one
+// step: nothing can be sent between the snapshot and the close.
+func (g *Group) saveClosing() {
+	g.saveMu.Lock()
+	defer g.saveMu.Unlock()
+	st := g.agent.groups.store
+	c := g.core()
+	if c == nil || g.saveDone {
+		return
+	}
+	g.saveDone = true
+	snap, err := c.CloseWithSnapshot()
+	if err != nil || st == nil {
+		return
+	}
+	if err := st.Save(g.agent.agent, group.StoredState{Group: group.ID(g.id), State: snap, Clean: true}, g.agent.rand()); err != nil {
+		g.agent.drops.groupSaves.Add(1)
+		g.agent.logger.Warn("x0x: saving a closing group failed", "group", g.id, "err", err)
+	}
+}
 
 // forget deletes the stored state (the agent is no longer a member).
 func (g *Group) forget() {
@@ -407,11 +447,28 @@ func (a *Agent) issueKeyPackageLocked(to AgentID) (*mls.PrivateKeyPackage, error
 		return nil, err
 	}
 	gs := &a.groups
-	gs.issued = append(gs.issued, &issuedKP{kp: kp, to: to})
-	if len(gs.issued) > maxIssuedKeyPackages {
-		gs.issued[0].kp.Wipe()
-		gs.issued = gs.issued[1:]
+	if len(gs.issued) >= maxIssuedKeyPackages {
+		// Evict the oldest key package no pending invitation uses (the
+		// last published one stays too); refuse if there is none.
+		inUse := map[*issuedKP]bool{}
+		for _, inv := range gs.invites {
+			inUse[inv.kp] = true
+		}
+		for i := len(gs.issued) - 1; i >= 0; i-- {
+			if gs.issued[i].to.IsZero() {
+				inUse[gs.issued[i]] = true
+				break
+			}
+		}
+		i := slices.IndexFunc(gs.issued, func(k *issuedKP) bool { return !inUse[k] })
+		if i < 0 {
+			kp.Wipe()
+			return nil, fmt.Errorf("%w: every issued key package is in use", ErrInvitationRefused)
+		}
+		gs.issued[i].kp.Wipe()
+		gs.issued = slices.Delete(gs.issued, i, i+1)
 	}
+	gs.issued = append(gs.issued, &issuedKP{kp: kp, to: to})
 	return kp, nil
 }
 
@@ -426,10 +483,12 @@ func (a *Agent) CreateGroup(ctx context.Context) (*Group, error) {
 		return nil, err
 	}
 	g := a.newGroup(GroupID(id))
-	core, err := group.Create(id, g.config())
+	var self atomic.Pointer[group.Group]
+	core, err := group.Create(id, g.config(&self))
 	if err != nil {
 		return nil, translate(err)
 	}
+	self.Store(core)
 	g.cur = core
 	if err := a.startGroup(g); err != nil {
 		return nil, err
@@ -505,13 +564,15 @@ func (a *Agent) joinFromWelcome(id GroupID, inv *invitation) (*Group, error) {
 	if fresh {
 		g = a.newGroup(id)
 	}
-	cfg := g.config()
+	var self atomic.Pointer[group.Group]
+	cfg := g.config(&self)
 	cfg.PastMembers = inv.ever
 	core, err := group.Open(st, cfg)
 	if err != nil {
 		st.Close()
 		return nil, translate(err)
 	}
+	self.Store(core)
 	g.mu.Lock()
 	old := g.cur
 	g.cur, g.joined, g.joinRank = core, a.clk.Now(), inv
@@ -574,9 +635,13 @@ func (a *Agent) newGroup(id GroupID) *Group {
 }
 
 // config is the group core's configuration for g.
-func (g *Group) config() group.Config {
+// config is the group core's configuration for a replica of g; self is
+// set to that replica once it exists, and its callbacks are ignored once
+// another replica has replaced it (a re-invitation).
+func (g *Group) config(self *atomic.Pointer[group.Group]) group.Config {
 	a := g.agent
 	topic := group.ID(g.id).TopicName()
+	current := func() bool { c := self.Load(); return c != nil && g.core() == c }
 	return group.Config{
 		Self: a.agent, Clock: a.clk, Logger: a.logger,
 		Publish: func(msg []byte) error {
@@ -584,9 +649,14 @@ func (g *Group) config() group.Config {
 			return err
 		},
 		OnMessage: func(m group.Message) {
-			g.messages.publish(GroupMessage{Group: g.id, From: m.From, Data: m.Data, Epoch: m.Epoch})
+			if current() {
+				g.messages.publish(GroupMessage{Group: g.id, From: m.From, Data: m.Data, Epoch: m.Epoch})
+			}
 		},
 		OnEvent: func(ev group.Event) {
+			if !current() {
+				return
+			}
 			e := GroupEvent{Group: g.id, Agent: ev.Agent, Epoch: ev.Epoch}
 			switch ev.Kind {
 			case group.EventMemberJoined:
@@ -613,6 +683,9 @@ func (g *Group) config() group.Config {
 			g.events.publish(e)
 		},
 		Reinvite: func(agent AgentID) {
+			if !current() {
+				return
+			}
 			a.goGroups(func() {
 				ctx, cancel := context.WithTimeout(a.groups.ctx, inviteTimeout)
 				defer cancel()
@@ -937,11 +1010,22 @@ func (a *Agent) handleGroupService(from AgentID, m *groupWire) {
 			reply.Refused = true
 		}
 		msg, _ := wire.Marshal(&reply)
-		ctx, cancel := context.WithTimeout(a.groups.ctx, 5*time.Second)
-		defer cancel()
-		if err := a.node.SendService(ctx, transport.ServiceGroups, a.agent.ID(), from, msg); err != nil {
-			a.logger.Debug("x0x: key package reply not sent", "to", from.Short(), "err", err)
+		// Never on the worker, and never waiting for a peer that does not
+		// read: a few replies at a time, dropped when all slots are busy.
+		select {
+		case a.groups.replySlots <- struct{}{}:
+		default:
+			a.drops.groupWork.Add(1)
+			return
 		}
+		a.goGroups(func() {
+			defer func() { <-a.groups.replySlots }()
+			ctx, cancel := context.WithTimeout(a.groups.ctx, time.Second)
+			defer cancel()
+			if err := a.node.SendService(ctx, transport.ServiceGroups, a.agent.ID(), from, msg); err != nil {
+				a.logger.Debug("x0x: key package reply not sent", "to", from.Short(), "err", err)
+			}
+		})
 	case gwWelcome:
 		a.receiveWelcome(from, m)
 	case gwDecline:
@@ -1012,6 +1096,7 @@ func (a *Agent) receiveWelcome(from AgentID, m *groupWire) {
 		return
 	}
 	valid := bytes.Equal(st.GroupID(), id[:])
+	welcomeEpoch := st.Epoch()
 	var members []AgentID
 	for _, mem := range st.Members() {
 		if len(mem.Credential.Identity) == len(AgentID{}) {
@@ -1033,7 +1118,12 @@ func (a *Agent) receiveWelcome(from AgentID, m *groupWire) {
 		g.mu.Lock()
 		r, joined := g.joinRank, g.joined
 		g.mu.Unlock()
-		if r != nil && a.clk.Now().Sub(joined) <= group.DefaultForkTime &&
+		// Only a current member of this replica may move it, with a
+		// Welcome of the epoch it claims: a stranger holding one of this
+		// agent's key packages could otherwise swap the replica for a
+		// group of its own making under the same ID.
+		if r != nil && a.clk.Now().Sub(joined) <= group.DefaultForkTime && g.core().IsMember(from) &&
+			welcomeEpoch == m.Epoch &&
 			(m.Epoch > g.Epoch() || (m.Epoch == r.epoch && bytes.Compare(m.Hash, r.hash[:]) < 0)) {
 			gs.mu.Lock()
 			a.forgetKeyPackageLocked(used)
@@ -1045,11 +1135,22 @@ func (a *Agent) receiveWelcome(from AgentID, m *groupWire) {
 		}
 	}
 	gs.mu.Lock()
-	if gs.closed || (len(gs.invites) >= maxInvitations && gs.invites[id] == nil) {
+	size := 0
+	for _, x := range gs.invites {
+		size += len(x.welcome)
+	}
+	old := gs.invites[id]
+	switch {
+	case gs.closed, old == nil && (len(gs.invites) >= maxInvitations || size+len(inv.welcome) > maxInvitationBytes):
+		gs.mu.Unlock()
+		return
+	case old != nil && old.from != from:
+		// Another agent's invitation to the same group waits for an
+		// answer: keep it (a stranger must not replace it).
 		gs.mu.Unlock()
 		return
 	}
-	if old := gs.invites[id]; old != nil && old.kp != used {
+	if old != nil && old.kp != used {
 		old.kp.kp.Wipe()
 		a.forgetKeyPackageLocked(old.kp)
 	}

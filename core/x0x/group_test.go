@@ -582,3 +582,57 @@ func TestGroupSurvivesRestart(t *testing.T) {
 		t.Fatal("the group store holds a state or group ID in the clear")
 	}
 }
+
+// A stranger holding one of a fresh joiner's key packages cannot swap the
+// joiner's replica for a group of its own making under the same ID (the
+// automatic switch after a lost fork is only for current members): its
+// Welcome is an ordinary invitation the user may decline.
+func TestStrangerCannotSwapAReplica(t *testing.T) {
+	agents := cluster(t, 3)
+	a, b, d := agents[0], agents[1], agents[2]
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, err := b.PublishKeyPackage(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ga, err := a.CreateGroup(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gb := invite(ctx, t, ga, b)
+	waitMembers(t, []*Group{ga, gb}, a.AgentID(), b.AgentID())
+	if err := d.WaitForAgent(ctx, b.AgentID()); err != nil {
+		t.Fatal(err)
+	}
+	kp, err := d.fetchKeyPackage(ctx, b.AgentID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake, err := group.Create(group.ID(ga.ID()), group.Config{Self: d.agent, Publish: func([]byte) error { return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fake.Close()
+	inv, err := fake.Invite([][]byte{kp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs, err := b.Events()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer evs.Close()
+	msg, _ := wire.Marshal(&groupWire{T: gwWelcome, Group: ga.id[:], Welcome: inv.Welcome, Epoch: 1 << 40, Hash: make([]byte, 32)})
+	if err := d.node.SendService(ctx, transport.ServiceGroups, d.AgentID(), b.AgentID(), msg); err != nil {
+		t.Fatal(err)
+	}
+	if ev := nextEvent(ctx, t, evs, EventGroupInvitation); ev.From != d.AgentID() {
+		t.Fatalf("invitation from %s", ev.From.Short())
+	}
+	if got := gb.Members(); slices.Contains(got, d.AgentID()) || len(got) != 2 {
+		t.Fatalf("the stranger swapped the replica: members %v", got)
+	}
+	if err := b.DeclineInvitation(ctx, ga.ID()); err != nil {
+		t.Fatal(err)
+	}
+}
