@@ -69,12 +69,8 @@ func TestCommitsOfAnotherBranchAreKept(t *testing.T) {
 // An application message of the winning branch, of an epoch number the
 // observer has passed on the losing branch, is dropped for good.
 func TestWinningBranchMessageOfAPassedEpochArrives(t *testing.T) {
-	b := newBus(t)
-	defer b.closeAll()
-	a, c, e := b.agent(1), b.agent(2), b.agent(3)
-	a.create(t)
-	b.invite(t, a, c, e)
-	b.settle(t)
+	b, ms := newGroupOf(t, 3)
+	a, c, e := ms[0], ms[1], ms[2]
 	must := func(err error) {
 		if err != nil {
 			t.Fatal(err)
@@ -111,12 +107,8 @@ func TestWinningBranchMessageOfAPassedEpochArrives(t *testing.T) {
 // already processed before the crash clears mustUpdate and sends with
 // ratchet generations it already used.
 func TestRestoredReplicaUpdatesDespiteAReplayedCommit(t *testing.T) {
-	b := newBus(t)
-	defer b.closeAll()
-	a, c := b.agent(1), b.agent(2)
-	a.create(t)
-	b.invite(t, a, c)
-	b.settle(t)
+	b, ms := newGroupOf(t, 2)
+	a, c := ms[0], ms[1]
 	snap, err := c.g.Snapshot() // saved at an epoch change
 	if err != nil {
 		t.Fatal(err)
@@ -152,12 +144,8 @@ func TestRestoredReplicaUpdatesDespiteAReplayedCommit(t *testing.T) {
 // Strangers publishing on the topic fill only a small buffer of their own:
 // the member buffer and the state are untouched.
 func TestStrangersJunkStaysInItsBudget(t *testing.T) {
-	b := newBus(t)
-	defer b.closeAll()
-	a, c := b.agent(1), b.agent(2)
-	a.create(t)
-	b.invite(t, a, c)
-	b.settle(t)
+	b, ms := newGroupOf(t, 2)
+	a, c := ms[0], ms[1]
 	if err := c.g.Update(); err != nil {
 		t.Fatal(err)
 	}

@@ -66,12 +66,8 @@ func TestInviteSendLeave(t *testing.T) {
 }
 
 func TestLeaveTurnsWhenTheFirstMemberIsSilent(t *testing.T) {
-	b := newBus(t)
-	defer b.closeAll()
-	a, c, d := b.agent(1), b.agent(2), b.agent(3)
-	a.create(t)
-	b.invite(t, a, c, d)
-	b.settle(t)
+	b, ms := newGroupOf(t, 3)
+	a, c, d := ms[0], ms[1], ms[2]
 	if err := d.g.Leave(); err != nil {
 		t.Fatal(err)
 	}
@@ -142,12 +138,8 @@ func TestInviteChecksKeyPackages(t *testing.T) {
 // Forward secrecy: a removed member's state, kept from before its removal
 // (as an attacker who seized it would), decrypts nothing sent after it.
 func TestRemovedMemberReadsNothingAfter(t *testing.T) {
-	b := newBus(t)
-	defer b.closeAll()
-	a, c, d := b.agent(1), b.agent(2), b.agent(3)
-	a.create(t)
-	b.invite(t, a, c, d)
-	b.settle(t)
+	b, ms := newGroupOf(t, 3)
+	a, c, d := ms[0], ms[1], ms[2]
 	d.g.mu.Lock()
 	kept, err := d.g.cur.Clone()
 	d.g.mu.Unlock()
@@ -196,12 +188,8 @@ func TestRemovedMemberReadsNothingAfter(t *testing.T) {
 // Post-compromise security: state stolen from a member before its update
 // follows nothing after it.
 func TestUpdateHealsAStolenState(t *testing.T) {
-	b := newBus(t)
-	defer b.closeAll()
-	a, c := b.agent(1), b.agent(2)
-	a.create(t)
-	b.invite(t, a, c)
-	b.settle(t)
+	b, ms := newGroupOf(t, 2)
+	a, c := ms[0], ms[1]
 	c.g.mu.Lock()
 	stolen, err := c.g.cur.Clone()
 	c.g.mu.Unlock()
@@ -259,12 +247,8 @@ func (m *member) deliverTo(t *testing.T, st *mls.Group, victim *member, n int) {
 }
 
 func TestSealOpen(t *testing.T) {
-	b := newBus(t)
-	defer b.closeAll()
-	a, c, d := b.agent(1), b.agent(2), b.agent(3)
-	a.create(t)
-	b.invite(t, a, c, d)
-	b.settle(t)
+	b, ms := newGroupOf(t, 3)
+	a, c, d := ms[0], ms[1], ms[2]
 	label := []byte("list-1")
 	if _, err := a.g.Seal(label, nil, bytes.NewReader(nil)); err == nil {
 		t.Fatal("Seal with an empty random source succeeded")
@@ -314,12 +298,8 @@ func TestSealOpen(t *testing.T) {
 }
 
 func TestForkWindowForgetsByTime(t *testing.T) {
-	b := newBus(t)
-	defer b.closeAll()
-	a, c := b.agent(1), b.agent(2)
-	a.create(t)
-	b.invite(t, a, c)
-	b.settle(t)
+	b, ms := newGroupOf(t, 2)
+	a, c := ms[0], ms[1]
 	if err := a.g.Update(); err != nil {
 		t.Fatal(err)
 	}
@@ -369,12 +349,8 @@ func TestEnvelopeAndWindow(t *testing.T) {
 }
 
 func TestHandleDropsGarbage(t *testing.T) {
-	b := newBus(t)
-	defer b.closeAll()
-	a, c := b.agent(1), b.agent(2)
-	a.create(t)
-	b.invite(t, a, c)
-	b.settle(t)
+	b, ms := newGroupOf(t, 2)
+	a, c := ms[0], ms[1]
 	epoch := a.g.Epoch()
 	kp, _ := NewKeyPackage(c.key, b.clk)
 	defer kp.Wipe()

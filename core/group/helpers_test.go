@@ -293,3 +293,19 @@ func sameState(t testing.TB, ms ...*member) {
 		}
 	}
 }
+
+// newGroupOf returns a bus with agents 1..n in one group, created by agent
+// 1, with every invitation delivered; the group closes with the test.
+func newGroupOf(t testing.TB, n int) (*bus, []*member) {
+	t.Helper()
+	b := newBus(t)
+	t.Cleanup(b.closeAll)
+	ms := make([]*member, n)
+	for i := range ms {
+		ms[i] = b.agent(i + 1)
+	}
+	ms[0].create(t)
+	b.invite(t, ms[0], ms[1:]...)
+	b.settle(t)
+	return b, ms
+}

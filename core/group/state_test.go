@@ -22,12 +22,8 @@ func (m *member) restart(t testing.TB, snap []byte, mustUpdate bool) {
 }
 
 func TestSnapshotRestoreClean(t *testing.T) {
-	b := newBus(t)
-	defer b.closeAll()
-	a, c := b.agent(1), b.agent(2)
-	a.create(t)
-	b.invite(t, a, c)
-	b.settle(t)
+	b, ms := newGroupOf(t, 2)
+	a, c := ms[0], ms[1]
 	snap, err := c.g.Snapshot()
 	if err != nil {
 		t.Fatal(err)
@@ -60,12 +56,8 @@ func TestSnapshotRestoreClean(t *testing.T) {
 // commits a key update before it sends again, so it never reuses a
 // message key, and the group follows.
 func TestRestoreAfterCrashUpdatesFirst(t *testing.T) {
-	b := newBus(t)
-	defer b.closeAll()
-	a, c := b.agent(1), b.agent(2)
-	a.create(t)
-	b.invite(t, a, c)
-	b.settle(t)
+	b, ms := newGroupOf(t, 2)
+	a, c := ms[0], ms[1]
 	snap, err := c.g.Snapshot()
 	if err != nil {
 		t.Fatal(err)
@@ -107,12 +99,8 @@ func TestRestoreAfterCrashUpdatesFirst(t *testing.T) {
 // A restart inside the fork window keeps the fork points: a winning
 // commit that arrives after the restart still rolls the replica back.
 func TestRestoreKeepsForkPoints(t *testing.T) {
-	b := newBus(t)
-	defer b.closeAll()
-	a, c, e := b.agent(1), b.agent(2), b.agent(3)
-	a.create(t)
-	b.invite(t, a, c, e)
-	b.settle(t)
+	b, ms := newGroupOf(t, 3)
+	a, c, e := ms[0], ms[1], ms[2]
 	if err := a.g.Update(); err != nil {
 		t.Fatal(err)
 	}
@@ -144,12 +132,8 @@ func TestRestoreKeepsForkPoints(t *testing.T) {
 }
 
 func TestRestoreRefusesDamage(t *testing.T) {
-	b := newBus(t)
-	defer b.closeAll()
-	a, c := b.agent(1), b.agent(2)
-	a.create(t)
-	b.invite(t, a, c)
-	b.settle(t)
+	b, ms := newGroupOf(t, 2)
+	a, c := ms[0], ms[1]
 	if err := a.g.Update(); err != nil {
 		t.Fatal(err)
 	}
