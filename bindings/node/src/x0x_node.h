@@ -10,7 +10,8 @@
  *               returned to JS as a Promise;
  *   - topic.c   the non-blocking calls on topic and subscription handles;
  *   - group.c   the non-blocking calls of private groups (ABI 0.7); their
- *               blocking calls are async work in async.c.
+ *               blocking calls are async work in async.c;
+ *   - wait.c    the event thread's wait, per operating system.
  * Every napi_status is checked; bad input throws a JS exception and never
  * aborts the process.
  */
@@ -25,6 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "wait.h"
 #include "x0x.h"
 
 /* Functions added after ABI 0.1. They are declared weak so that the addon
@@ -112,7 +114,7 @@ typedef struct xn_addon {
 typedef struct xn_agent {
     uint64_t handle;
     int events_fd;                  /* library-owned */
-    int wake_fd;                    /* ours: eventfd waking the event thread */
+    xn_waker waker;                 /* ours: wakes the event thread (wait.c) */
     pthread_t thread;
     int thread_started;
     atomic_int stop;                /* set by close: the thread exits */
