@@ -825,11 +825,17 @@ build_wheel() {
   note "$t" "wheel" "$(basename "$whl")${checks:+: $checks}"
   case $t in
     win32-*)
-      # The events fd is a socket on Windows; asyncio's default loop there
-      # (Proactor) has no add_reader.
-      if grep -q 'add_reader' bindings/python/src/x0x/agent.py && ! grep -qE 'Proactor|win32' bindings/python/src/x0x/*.py; then
-        note "$t" "warning" "the wheel's x0x package waits for events with loop.add_reader, which asyncio's default loop on Windows (ProactorEventLoop) does not implement: until bindings/python handles Windows, it works only under asyncio.WindowsSelectorEventLoopPolicy"
-      fi
+      # The library under its Windows name, where the x0x package loads it
+      # (asyncio's default Proactor loop: the package's event thread).
+      local listing
+      listing=$("$PYTHON" -m zipfile -l "$whl")
+      grep -q 'x0x/_native/x0x.dll' <<<"$listing" || { echo "$t: $whl has no x0x/_native/x0x.dll" >&2; return 1; }
+      "$PYTHON" - "$whl" <<'PY' || { echo "$t: $whl's METADATA does not say Windows" >&2; return 1; }
+import sys, zipfile
+z = zipfile.ZipFile(sys.argv[1])
+meta = next(n for n in z.namelist() if n.endswith(".dist-info/METADATA"))
+sys.exit(0 if "Operating System :: Microsoft :: Windows" in z.read(meta).decode() else 1)
+PY
       ;;
   esac
 

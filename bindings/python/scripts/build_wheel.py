@@ -10,8 +10,11 @@ Windows DLL win_amd64 or win_arm64. --plat (or the environment variable
 X0X_WHEEL_PLAT) names the tag instead, e.g. manylinux_2_28_aarch64 for a
 cross-built library; it is checked against the library: the ELF machine,
 and a manylinux_X_Y below the glibc the library needs is refused; a
-Mach-O's CPU; a DLL's machine. The library goes into the wheel as x0x/_native/libx0x.so.0
-whatever the platform (x0x/_lib.py loads it by that name). Entries are
+Mach-O's CPU; a DLL's machine. The library goes into the wheel as
+x0x/_native/<name>, the name x0x/_lib.py loads on that platform:
+libx0x.so.0 (manylinux), libx0x.dylib (macosx), x0x.dll (win). The wheel's
+"Operating System" classifier is the tag's too (pyproject.toml lists the
+Linux one). Entries are
 sorted and time-stamped with SOURCE_DATE_EPOCH (or 1980-01-01) so the same
 inputs give the same wheel. OUT_DIR loses its older agent_x0x-*.whl files.
 
@@ -43,7 +46,7 @@ except ModuleNotFoundError:  # Python 3.10
 HERE = Path(__file__).resolve().parent
 PKG_ROOT = HERE.parent
 SRC = PKG_ROOT / "src" / "x0x"
-LIB_IN_WHEEL = "x0x/_native/libx0x.so.0"
+LIB_IN_WHEEL = "x0x/_native/libx0x.so.0"  # on Linux; lib_in_wheel() gives it per platform tag
 ALLOWED_NEEDED = {
     "libc.so.6", "libpthread.so.0", "libdl.so.2", "libm.so.6", "librt.so.1", "libresolv.so.2",
     "ld-linux-x86-64.so.2", "ld-linux-aarch64.so.1",
@@ -100,8 +103,47 @@ def readme_text(meta: dict[str, Any]) -> str:
     return (Path(meta["_dir"]) / str(readme)).read_text(encoding="utf-8")
 
 
-def metadata_text(meta: dict[str, Any]) -> str:
-    """Core metadata 2.1 (METADATA in a wheel, PKG-INFO in an sdist)."""
+def lib_in_wheel(plat: str) -> str:
+    """The library's path in a wheel for platform tag plat (the name x0x/_lib.py loads there)."""
+    if plat.startswith("win"):
+        return "x0x/_native/x0x.dll"
+    if plat.startswith("macosx"):
+        return "x0x/_native/libx0x.dylib"
+    return LIB_IN_WHEEL
+
+
+def os_classifier(plat: str) -> str | None:
+    """The "Operating System" trove classifier of platform tag plat (None for "any" and unknown tags)."""
+    if plat.startswith("win"):
+        return "Operating System :: Microsoft :: Windows"
+    if plat.startswith("macosx"):
+        return "Operating System :: MacOS"
+    if plat.startswith(("manylinux", "musllinux", "linux")):
+        return "Operating System :: POSIX :: Linux"
+    return None
+
+
+def classifiers(meta: dict[str, Any], plat: str | None = None) -> list[str]:
+    """The classifiers of [project], with the "Operating System" ones replaced by plat's (if plat has one)."""
+    out = list(meta.get("classifiers", DEFAULT_CLASSIFIERS))
+    osc = os_classifier(plat) if plat else None
+    if osc is None:
+        return out
+    at = next((i for i, c in enumerate(out) if c.startswith("Operating System ::")), None)
+    out = [c for c in out if not c.startswith("Operating System ::")]
+    if at is None:
+        at = next((i for i, c in enumerate(out) if c > osc), len(out))
+    out.insert(min(at, len(out)), osc)
+    return out
+
+
+def metadata_text(meta: dict[str, Any], plat: str | None = None) -> str:
+    """Core metadata 2.1 (METADATA in a wheel, PKG-INFO in an sdist).
+
+    plat (a wheel platform tag, or just its start: "win", "macosx",
+    "manylinux") sets the "Operating System" classifier; without it the
+    classifiers are pyproject.toml's.
+    """
     lines = [
         "Metadata-Version: 2.1",
         f"Name: {meta['name']}",
@@ -120,7 +162,7 @@ def metadata_text(meta: dict[str, Any]) -> str:
         lines.append(f"Keywords: {','.join(meta['keywords'])}")
     for label, url in meta.get("urls", {}).items():
         lines.append(f"Project-URL: {label}, {url}")
-    for c in meta.get("classifiers", DEFAULT_CLASSIFIERS):
+    for c in classifiers(meta, plat):
         lines.append(f"Classifier: {c}")
     lines.append(f"Requires-Python: {meta['requires-python']}")
     lines.append("Description-Content-Type: text/markdown")
@@ -273,12 +315,15 @@ def package_files(src: Path) -> dict[str, tuple[bytes, int]]:
 
 def write_wheel(out_dir: Path, meta: dict[str, Any], tag: str, files: dict[str, tuple[bytes, int]],
                 purelib: bool = False) -> Path:
-    """Writes <dist>-<version>-<tag>.whl with files + dist-info; returns its path."""
+    """Writes <dist>-<version>-<tag>.whl with files + dist-info; returns its path.
+
+    tag is the whole tag (py3-none-<platform>); its platform sets the OS classifier.
+    """
     dist = re.sub(r"[-_.]+", "_", meta["name"]).lower()
     version = meta["version"]
     distinfo = f"{dist}-{version}.dist-info"
     files = dict(files)
-    files[f"{distinfo}/METADATA"] = (metadata_text(meta).encode(), 0o644)
+    files[f"{distinfo}/METADATA"] = (metadata_text(meta, tag.split("-")[-1]).encode(), 0o644)
     wheel = (f"Wheel-Version: 1.0\nGenerator: x0x build_wheel.py\nRoot-Is-Purelib: {'true' if purelib else 'false'}\n"
              f"Tag: {tag}\n")
     files[f"{distinfo}/WHEEL"] = (wheel.encode(), 0o644)
@@ -313,9 +358,10 @@ def build(lib: Path, out_dir: Path, plat: str | None = None, pyproject: Path | N
     meta = project_meta(pyproject)
     src = src or SRC
     check_version(src, meta["version"])
-    tag = "py3-none-" + platform_tag(lib, plat)
+    plat_tag = platform_tag(lib, plat)
+    tag = "py3-none-" + plat_tag
     files = package_files(src)
-    files[LIB_IN_WHEEL] = (lib.read_bytes(), 0o755)
+    files[lib_in_wheel(plat_tag)] = (lib.read_bytes(), 0o755)
     if clean:
         dist = re.sub(r"[-_.]+", "_", meta["name"]).lower()
         for old in out_dir.glob(f"{dist}-*.whl"):

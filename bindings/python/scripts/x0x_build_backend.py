@@ -223,18 +223,21 @@ def get_requires_for_build_editable(config_settings: dict[str, Any] | None = Non
     return []
 
 
-def _write_metadata(metadata_directory: str) -> str:
+def _write_metadata(metadata_directory: str, plat: str | None = None) -> str:
     meta = _meta()
     distinfo = f"{_dist(meta)}-{meta['version']}.dist-info"
     d = Path(metadata_directory) / distinfo
     d.mkdir(parents=True, exist_ok=True)
-    (d / "METADATA").write_text(bw.metadata_text(meta), encoding="utf-8")
+    (d / "METADATA").write_text(bw.metadata_text(meta, plat), encoding="utf-8")
     return distinfo
 
 
 @_hook
 def prepare_metadata_for_build_wheel(metadata_directory: str, config_settings: dict[str, Any] | None = None) -> str:
-    return _write_metadata(metadata_directory)
+    # The OS classifier of the wheel build_wheel will make: the given platform tag's, else this system's.
+    plat = _setting(config_settings, "x0x-plat", "X0X_WHEEL_PLAT") or {"win32": "win", "darwin": "macosx"}.get(
+        sys.platform, "manylinux")
+    return _write_metadata(metadata_directory, plat)
 
 
 @_hook

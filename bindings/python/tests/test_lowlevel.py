@@ -97,5 +97,5 @@ def test_library_loaded_from_package() -> None:
     pkg = Path(x0x.__file__).resolve().parent
     if os.environ.get("X0X_TEST_SOURCE_TREE"):
         pytest.skip("running against the source tree")
-    assert x0x.library_path() == pkg / "_native" / "libx0x.so.0"
+    assert x0x.library_path() == pkg / "_native" / _lib.LIBRARY_NAME
     assert "site-packages" in str(pkg)

@@ -125,8 +125,7 @@ async def test_lag_marker_after_a_slow_reader(tmp_path: Path) -> None:
                 break
             await asyncio.sleep(0.02)
         assert c.events_dropped == 36
-        c._loop.add_reader(c._fd, c._on_readable)
-        c._reader = True
+        c._watch_events()
         msgs, lags, reader = collect(cs)
         for _ in range(200):
             if lags:

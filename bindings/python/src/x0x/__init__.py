@@ -16,10 +16,11 @@ Asyncio-native and dependency-free (ctypes over the C ABI of ``x0x.h``)::
 
     asyncio.run(main())
 
-The native library is ``x0x/_native/libx0x.so.0`` inside the package, or the
-file named by the ``X0X_LIB`` environment variable when the package has
-none. Only one Go runtime can live in a process: do not load a second Go
-shared library next to it. glibc Linux only (musl cannot dlopen it).
+The native library is ``x0x/_native/libx0x.so.0`` inside the package
+(``libx0x.dylib`` on macOS, ``x0x.dll`` on Windows), or the file named by
+the ``X0X_LIB`` environment variable when the package has none. Only one
+Go runtime can live in a process: do not load a second Go shared library
+next to it. On Linux glibc only (musl cannot dlopen it).
 """
 
 from __future__ import annotations

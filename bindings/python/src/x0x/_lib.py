@@ -1,8 +1,11 @@
 """Loads libx0x and declares the C prototypes of include/x0x.h (private).
 
-The library is looked for first inside the package (``x0x/_native/
-libx0x.so.0``, shipped in the wheel), then at the path in the ``X0X_LIB``
-environment variable (for development against ``build/lib``). Functions the
+The library is looked for first inside the package (``x0x/_native/<name>``,
+shipped in the wheel; the name is :data:`LIBRARY_NAME`: ``libx0x.so.0`` on
+Linux, ``libx0x.dylib`` on macOS, ``x0x.dll`` on Windows), then at the path
+in the ``X0X_LIB`` environment variable (for development against
+``build/lib``). It is loaded by its full path (on Windows too: x0x.dll
+imports only KERNEL32.dll and msvcrt.dll, so no DLL directory is needed). Functions the
 loaded library lacks (an older ABI minor version) are replaced by stubs that
 raise :class:`x0x.errors.Unsupported` when called, so the rest keeps working.
 
@@ -15,6 +18,7 @@ from __future__ import annotations
 import ctypes
 import os
 import struct
+import sys
 from ctypes import (
     CFUNCTYPE,
     POINTER,
@@ -60,7 +64,10 @@ VALIDATION_REJECT = 1
 #: Largest group message (x0x_group_publish: 960 KiB).
 MAX_GROUP_MESSAGE = 960 * 1024
 
-SONAME = "libx0x.so.0"
+#: The library's file name in the package, per platform (what build_wheel.py puts into x0x/_native/).
+LIBRARY_NAMES = {"linux": "libx0x.so.0", "darwin": "libx0x.dylib", "win32": "x0x.dll"}
+LIBRARY_NAME = LIBRARY_NAMES.get(sys.platform, "libx0x.so.0")
+SONAME = LIBRARY_NAME  # the former name of LIBRARY_NAME
 
 IdArray = c_uint8 * ID_SIZE
 
@@ -207,7 +214,7 @@ _REQUIRED = (
 
 def _candidates() -> list[Path]:
     """Paths to try, in order: the packaged library, then $X0X_LIB."""
-    out = [Path(__file__).resolve().parent / "_native" / SONAME]
+    out = [Path(__file__).resolve().parent / "_native" / LIBRARY_NAME]
     env = os.environ.get("X0X_LIB")
     if env:
         out.append(Path(env))
@@ -226,11 +233,12 @@ def _load() -> tuple[ctypes.CDLL, Path]:
             tried.append(f"{path} ({exc})")
     if not os.environ.get("X0X_LIB"):
         tried.append("$X0X_LIB (not set)")
+    built_by = "scripts/build-capi.sh" if LIBRARY_NAME == "libx0x.so.0" else "scripts/build-matrix.sh"
     raise ImportError(
-        "x0x: cannot load the native library libx0x; looked for: "
+        f"x0x: cannot load the native library {LIBRARY_NAME}; looked for: "
         + "; ".join(tried)
-        + ". Install a wheel for your platform (Linux x86_64, glibc) or set X0X_LIB to the path of libx0x.so.0 "
-        "(built by scripts/build-capi.sh)."
+        + ". Install a wheel for your platform (Linux x86_64 or aarch64 with glibc, macOS, Windows x64) "
+        f"or set X0X_LIB to the path of {LIBRARY_NAME} (built by {built_by})."
     )
 
 
@@ -345,6 +353,7 @@ __all__ = [
     "EventCallback",
     "ValidatorFunction",
     "FUNCTIONS",
+    "LIBRARY_NAME",
     "LIBRARY_PATH",
     "ABI_VERSION",
     "PRESENT",

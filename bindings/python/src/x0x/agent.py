@@ -3,7 +3,9 @@
 Blocking C calls run in the event loop's default thread-pool executor, so
 the loop never blocks. Events are pulled from libx0x on the loop that
 created the agent (``loop.add_reader`` on the library's event fd, drained in
-batches of up to 1024 records) and dispatched to the streams the caller
+batches of up to 1024 records; on loops without ``add_reader``, such as
+asyncio's default loop on Windows, a thread per agent watches the fd and
+posts each drain to the loop) and dispatched to the streams the caller
 opened: :meth:`Agent.events`, the subscriptions and event streams of
 topics (:meth:`Agent.join`; records name their subscription handle), the
 message and event streams of private groups (:meth:`Agent.create_group`,
@@ -49,6 +51,8 @@ from .events import (
     TaskOp,
     TopicEvent,
     TopicMessage,
+    EVENT_THREAD_PREFIX,
+    _EventWatch,
     _on_loop,
     _StreamOwner,
 )
@@ -115,7 +119,8 @@ class Agent(_StreamOwner):
         self._view = memoryview((ctypes.c_char * (_REC * DRAIN_BATCH)).from_buffer(self._buf)).cast("B")
         self._n = c_size_t(0)
         self._nref = byref(self._n)
-        self._reader = False
+        self._reader = False  # watched with loop.add_reader
+        self._watch: _EventWatch | None = None  # or by a thread (loops without add_reader)
 
     # ------------------------------------------------------------------ creation
 
@@ -194,11 +199,10 @@ class Agent(_StreamOwner):
             raise
         agent = cls(_TOKEN, handle, loop, info)
         try:
-            loop.add_reader(agent._fd, agent._on_readable)
+            agent._watch_events()
         except BaseException:
             await loop.run_in_executor(None, lib.x0x_agent_destroy, handle)
             raise
-        agent._reader = True
         return agent
 
     # ------------------------------------------------------------------ properties
@@ -733,7 +737,7 @@ class Agent(_StreamOwner):
                     _cstr(rec[5]) or "", None if rec[2] == _ZERO_ID else rec[2].hex(), rec[1], _cstr(rec[6])
                 )
             elif kind == 4:
-                ev = ExternalAddressDiscovered(rec[2].hex(), _cstr(rec[5]) or "")
+                ev = ExternalAddressDiscovered(_cstr(rec[5]) or "")
             elif kind == 5:
                 ev = AgentsChanged(rec[2].hex(), _ids(rec[7], rec[8]))
             elif kind == 9:
@@ -757,11 +761,33 @@ class Agent(_StreamOwner):
         for w in woken:
             w._wake()
 
+    def _watch_events(self) -> None:
+        """Starts reading events (loop thread): loop.add_reader on the events fd, else an _EventWatch thread.
+
+        add_reader is the fast path; loops that lack it (NotImplementedError:
+        asyncio's ProactorEventLoop, the default on Windows, where the fd
+        is a socket) get a thread that waits on the fd and posts each
+        drain to the loop.
+        """
+        if self._reader or self._watch is not None:
+            return
+        try:
+            self._loop.add_reader(self._fd, self._on_readable)
+        except NotImplementedError:
+            self._watch = _EventWatch(self._loop, self._fd, self._on_readable, f"{EVENT_THREAD_PREFIX}-{self._agent_id[:16]}")
+        else:
+            self._reader = True
+
     def _remove_reader(self) -> None:
+        """Stops reading events (the watching thread, if any, has ended when this returns)."""
         if self._reader:
             self._reader = False
             if not self._loop.is_closed():
                 self._loop.remove_reader(self._fd)
+        watch = self._watch
+        if watch is not None:
+            self._watch = None
+            watch.close()
 
     # ------------------------------------------------------------------ identity
 
@@ -824,6 +850,9 @@ class Agent(_StreamOwner):
             await asyncio.wait_for(asyncio.wrap_future(done), 10.0)
         except asyncio.TimeoutError:  # pragma: no cover - owner loop stuck
             warnings.warn("x0x: the agent's event loop did not respond; closing anyway", RuntimeWarning, stacklevel=3)
+            watch = self._watch
+            if watch is not None:  # stop watching the fd before x0x_agent_destroy closes it
+                watch.close()
 
     def _detach_now(self) -> None:
         self._remove_reader()

@@ -1,7 +1,9 @@
 """Event types and the bounded asynchronous streams that deliver them.
 
 Events come from libx0x's pull API: the agent watches the library's event fd
-with ``loop.add_reader`` and drains records in batches on its event loop,
+with ``loop.add_reader`` (or, on loops without it such as Windows'
+ProactorEventLoop, from a thread of its own that posts each drain to the
+loop) and drains records in batches on its event loop,
 converting each into one of the dataclasses below (all fields are copies:
 nothing refers to library memory). Each stream (:class:`EventStream`,
 :class:`x0x.Subscription`, :class:`x0x.TaskChanges`) has its own bounded
@@ -19,10 +21,14 @@ from __future__ import annotations
 import asyncio
 import collections
 import enum
+import errno
+import select
+import socket
+import threading
 import warnings
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import ClassVar, Generic, TypeVar, Union
+from typing import Callable, ClassVar, Generic, TypeVar, Union
 
 from .errors import LaggedError
 
@@ -116,10 +122,12 @@ class ConnectionFailed:
 
 @dataclass(slots=True)
 class ExternalAddressDiscovered:
-    """``peer`` reported seeing this node at ``addr``."""
+    """``addr`` is this node's external address: peers at two or more IPs see it
+    there (one peer's report alone never makes it one). It follows the
+    :class:`NatTypeDetected` of the same classification; a new address is
+    reported again; there is none behind a symmetric NAT."""
 
     kind: ClassVar[EventKind] = EventKind.EXTERNAL_ADDRESS_DISCOVERED
-    peer: str
     addr: str
 
 
@@ -628,3 +636,134 @@ class _StreamOwner:
 
     def _remove_event_stream(self, stream: EventStream) -> None:  # pragma: no cover - interface
         raise NotImplementedError
+
+
+#: Name prefix of the threads of :class:`_EventWatch` (one per agent).
+EVENT_THREAD_PREFIX = "x0x-events"
+
+
+class _EventWatch:
+    """Watches an agent's events fd from a daemon thread, for loops without ``add_reader``.
+
+    asyncio's default loop on Windows (ProactorEventLoop) cannot watch a
+    socket for readability (``add_reader`` raises NotImplementedError).
+    There the agent uses this instead of ``loop.add_reader``: a thread waits
+    (poll, or select on Windows) on the events fd and on a private wake
+    socket. When the fd is readable it posts ``callback`` (one drain) to the
+    loop with ``call_soon_threadsafe`` and then waits on the wake socket
+    only, until the loop has run it and signalled back: at most one call is
+    outstanding per agent, however many events arrive, and the fd is
+    watched again only after each drain. :meth:`close` stops and joins the
+    thread from any thread (the loop may be closed already); the thread
+    never posts to a closed loop, and ends by itself if the fd goes away.
+    """
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, fd: int, callback: Callable[[], object], name: str
+    ) -> None:
+        self._loop = loop
+        self._fd = fd
+        self._callback = callback
+        self._lock = threading.Lock()  # serialises close()
+        self._stopped = False  # set once, by close()
+        self._pending = False  # a call is posted: set by the thread, cleared on the loop
+        self._rsock, self._wsock = socket.socketpair()
+        try:
+            self._rsock.setblocking(False)
+            self._wsock.setblocking(False)
+            self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+            self._thread.start()
+        except BaseException:
+            self._rsock.close()
+            self._wsock.close()
+            raise
+
+    @property
+    def running(self) -> bool:
+        """True while the watching thread runs."""
+        return self._thread.is_alive()
+
+    def _signal(self) -> None:
+        """Wakes the thread (any thread). A full wake socket already wakes it."""
+        try:
+            self._wsock.send(b"\0")
+        except OSError:  # BlockingIOError: bytes are pending anyway; else closing
+            pass
+
+    def _fire(self) -> None:
+        """Runs on the loop: one drain, then lets the thread watch the fd again."""
+        if self._stopped:
+            return
+        try:
+            self._callback()
+        finally:
+            if not self._stopped:
+                self._pending = False
+                self._signal()
+
+    def _run(self) -> None:
+        fd, wake = self._fd, self._rsock.fileno()
+        wait = _poller(fd, wake)
+        rsock = self._rsock
+        try:
+            while not self._stopped:
+                ready = wait(not self._pending)
+                if wake in ready:
+                    try:
+                        while rsock.recv(4096):
+                            pass
+                    except OSError:  # BlockingIOError: emptied
+                        pass
+                    continue  # re-check stopped and pending
+                if fd in ready and not self._pending:
+                    self._pending = True
+                    try:
+                        self._loop.call_soon_threadsafe(self._fire)
+                    except RuntimeError:  # the loop is closed: nobody will drain
+                        return
+        except (OSError, ValueError):
+            return  # the events fd is gone (the agent was destroyed): nothing more to watch
+
+    def close(self) -> None:
+        """Stops the thread and waits for it to end; idempotent, from any thread."""
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+        self._signal()
+        if self._thread is not threading.current_thread():
+            self._thread.join(10.0)
+        if self._thread.is_alive():  # pragma: no cover - cannot happen: the wake socket ends its wait
+            warnings.warn(f"x0x: event thread {self._thread.name} did not stop", RuntimeWarning, stacklevel=2)
+            return
+        self._rsock.close()
+        self._wsock.close()
+
+
+def _poller(fd: int, wake: int) -> Callable[[bool], set[int]]:
+    """A function waiting until wake (or, if asked, fd too) is readable; returns the ready ones.
+
+    It raises OSError when fd is closed. poll on POSIX (no FD_SETSIZE
+    limit); select on Windows, which takes socket handles as ints.
+    """
+    if hasattr(select, "poll"):
+        both, alone = select.poll(), select.poll()
+        both.register(fd, select.POLLIN)
+        both.register(wake, select.POLLIN)
+        alone.register(wake, select.POLLIN)
+
+        def wait_poll(with_fd: bool) -> set[int]:
+            ready: set[int] = set()
+            for f, ev in (both if with_fd else alone).poll():
+                if ev & select.POLLNVAL:
+                    raise OSError(errno.EBADF, f"fd {f} is closed")
+                ready.add(f)
+            return ready
+
+        return wait_poll
+
+    def wait_select(with_fd: bool) -> set[int]:
+        r, _, _ = select.select([fd, wake] if with_fd else [wake], [], [])
+        return set(r)
+
+    return wait_select
