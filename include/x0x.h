@@ -797,8 +797,11 @@ typedef enum x0x_event_kind {
     /* A dial to `addr` (expecting `peer`, all zero if unknown) failed with
      * `status`/`error`. */
     X0X_EVENT_CONNECTION_FAILED = 3,
-    /* `peer` reported seeing this node at `addr`, an address not reported
-     * before. */
+    /* `addr` is this node's external address: peers at two or more IPs
+     * see it there (one peer's report alone never makes it one). Comes
+     * with or after the X0X_EVENT_NAT_TYPE_DETECTED of the same
+     * classification; again for each new address; never behind a
+     * symmetric NAT. `peer` is zero. */
     X0X_EVENT_EXTERNAL_ADDRESS_DISCOVERED = 4,
     /* `peer`'s set of agents changed; `agents` is the new set. */
     X0X_EVENT_AGENTS_CHANGED = 5,

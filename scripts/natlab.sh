@@ -26,18 +26,30 @@ if [ "$(id -u)" != 0 ]; then
   echo "natlab: needs root for network namespaces" >&2
   exit 1
 fi
-if ! command -v nft >/dev/null 2>&1; then
-  echo "natlab: installing nftables" >&2
+missing=""
+command -v nft >/dev/null 2>&1 || missing="$missing nftables"
+command -v ip >/dev/null 2>&1 || missing="$missing iproute2"
+if [ -n "$missing" ]; then
+  echo "natlab: installing$missing" >&2
   apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nftables >/dev/null
+  # shellcheck disable=SC2086 # $missing: a list of packages
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
 fi
 
 P=x0xl
+tmp=${TMPDIR:-/tmp}
 cleanup() {
+  local rc=$?
   for ns in $(ip netns list | awk '{print $1}' | grep "^$P-" || true); do
     ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
     ip netns del "$ns" 2>/dev/null || true
   done
+  if [ "$rc" != 0 ]; then
+    for f in "$tmp"/x0x-natlab-"$P"-*.log; do
+      [ -f "$f" ] && { echo "== $f (last lines)" >&2; tail -n 20 "$f" >&2; }
+    done
+  fi
+  rm -rf "$tmp"/x0x-natlab-* 2>/dev/null || true
 }
 trap cleanup EXIT
 cleanup
@@ -165,7 +177,6 @@ EOF
 
 # Single NATs: full, addr, port, sym; a and b each behind their own router.
 n=10
-hosts=(s1 s2)
 hostlist="none-a:none:$P-none-a,none-b:none:$P-none-b"
 for kind in full addr port sym; do
   for side in a b; do
@@ -197,7 +208,28 @@ host hair-a r-hair "10.0.$n.2" "10.0.$n.1"
 host hair-b r-hair "10.0.$n.3" "10.0.$n.1"
 hostlist="$hostlist,hair-a:full:$P-hair-a,hair-b:full:$P-hair-b"
 
+# Isolation, checked: no lab link ends in the host's namespace, and no lab
+# namespace has a route off the lab (a route lookup sends nothing).
+# (The lab's own link names: p<N> on the switch, h-<host> on routers, and
+# "wan"/"lan" in routers; eth0 is also the host's usual name, so it is
+# not looked for.)
+if ip -o link show | awk -F': ' '{print $2}' | grep -qE '^(p[0-9]+|h-[a-z0-9-]+|wan|lan)(@|$)'; then
+  ip -o link show >&2
+  echo "natlab: FAIL: a lab link is in the host's namespace" >&2
+  exit 1
+fi
+for ns in $(ip netns list | awk '{print $1}' | grep "^$P-"); do
+  for dst in 8.8.8.8 192.0.2.1; do
+    if ip -n "$ns" route get "$dst" >/dev/null 2>&1 && ! ip -n "$ns" route get "$dst" 2>/dev/null | grep -qE 'via (198\.18\.|10\.|100\.64\.)'; then
+      echo "natlab: FAIL: $ns routes $dst off the lab: $(ip -n "$ns" route get "$dst" 2>&1)" >&2
+      exit 1
+    fi
+  done
+done
+
 echo "natlab: $(ip netns list | grep -c "^$P-") namespaces up" >&2
+# The upgrade case: full-a's router drops traffic with full-b's router
+# (198.18.0.12) until the driver lifts the block.
 ./build/x0x-natlab drive -x0xd ./build/x0xd \
   -servers "$P-s1=198.18.0.1:12000,$P-s2=198.18.0.2:12000" \
-  -hosts "$hostlist" "$@"
+  -hosts "$hostlist" -upgrade "full-a,full-b,$P-r-full-a,198.18.0.12" "$@"

@@ -390,7 +390,8 @@ export interface AgentEvents {
   connected: [ConnectedEvent];
   disconnected: [DisconnectedEvent];
   connectionFailed: [ConnectionFailedEvent];
-  externalAddress: [{ peer: string; addr: string }];
+  /** addr is this node's external address: peers at two or more IPs see it there (emitted after the natType event of the same classification; never behind a symmetric NAT). */
+  externalAddress: [{ addr: string }];
   /** The NAT type was detected or changed; addr is the external address peers agree on (null if none). */
   natType: [{ type: NatType; addr: string | null }];
   agentsChanged: [{ peer: string; agents: string[] }];

@@ -26,6 +26,9 @@ type request struct {
 	Msg     string `json:"msg,omitempty"`
 	List    string `json:"list,omitempty"`
 	Title   string `json:"title,omitempty"`
+	// N and IntervalMs (for "send_many"): how many direct messages, how far apart.
+	N          int `json:"n,omitempty"`
+	IntervalMs int `json:"interval_ms,omitempty"`
 	// Overlay (for "new"): join the gossip overlay through the servers.
 	// Without it the agent only connects to them (address reports and
 	// coordination), so no overlay traffic connects a measured pair early.
@@ -42,6 +45,7 @@ type reply struct {
 	NAT       string   `json:"nat,omitempty"`
 	External  string   `json:"external,omitempty"`
 	Relayed   bool     `json:"relayed,omitempty"`
+	Remote    string   `json:"remote,omitempty"` // the peer's address on this node's connection
 	Attempts  int      `json:"attempts,omitempty"`
 	StartNs   int64    `json:"start_ns,omitempty"`
 	AtNs      int64    `json:"at_ns,omitempty"`
@@ -65,7 +69,8 @@ type labAgent struct {
 	changed  chan struct{}
 	agent    *x0x.Agent
 	gen      int
-	direct   map[string]int64 // sending agent hex -> first arrival (Unix ns)
+	direct   map[string]int64    // sending agent hex -> first arrival (Unix ns)
+	received map[string][]string // sending agent hex -> every payload, in order
 	messages map[string][]string
 	lists    map[string]*x0x.TaskList
 	topics   []*x0x.Topic
@@ -151,7 +156,38 @@ func (la *labAgent) handle(req request) reply {
 		if err := a.SendDirect(ctx, agentID, []byte("hello through the NAT")); err != nil {
 			return reply{Err: "send: " + err.Error(), StartNs: start.UnixNano()}
 		}
-		return reply{OK: true, Relayed: path.Relayed, Attempts: path.Attempts, StartNs: start.UnixNano()}
+		remote, _ := peerPath(a, machine)
+		return reply{OK: true, Relayed: path.Relayed, Attempts: path.Attempts, StartNs: start.UnixNano(), Remote: remote.Addr}
+	case "peer":
+		machine, err := x0x.ParseID(req.Machine)
+		if err != nil {
+			return fail(err)
+		}
+		p, ok := peerPath(a, machine)
+		if !ok {
+			return fail(fmt.Errorf("not connected to %.8s", req.Machine))
+		}
+		return reply{OK: true, Relayed: p.Relayed, Remote: p.Addr}
+	case "send_many":
+		// In the background: the driver changes the network meanwhile.
+		agentID, err := x0x.ParseID(req.Agent)
+		if err != nil {
+			return fail(err)
+		}
+		la.pumps.Go(func() {
+			for i := range req.N {
+				c, stop := context.WithTimeout(context.Background(), 10*time.Second)
+				_ = a.SendDirect(c, agentID, fmt.Appendf(nil, "%s-%03d", req.Msg, i))
+				stop()
+				time.Sleep(time.Duration(req.IntervalMs) * time.Millisecond)
+			}
+		})
+		return reply{OK: true}
+	case "received":
+		la.mu.Lock()
+		items := slices.Clone(la.received[req.Agent])
+		la.mu.Unlock()
+		return reply{OK: true, Items: items}
 	case "recv":
 		at, err := la.waitDirect(ctx, req.Agent)
 		if err != nil {
@@ -292,6 +328,7 @@ func (la *labAgent) newAgent(ctx context.Context, overlay bool) error {
 	la.mu.Lock()
 	la.agent = a
 	la.direct = make(map[string]int64)
+	la.received = make(map[string][]string)
 	la.messages = make(map[string][]string)
 	la.lists = make(map[string]*x0x.TaskList)
 	la.mu.Unlock()
@@ -317,6 +354,7 @@ func (la *labAgent) newAgent(ctx context.Context, overlay bool) error {
 				if _, seen := la.direct[ev.From.String()]; !seen {
 					la.direct[ev.From.String()] = now
 				}
+				la.received[ev.From.String()] = append(la.received[ev.From.String()], string(ev.Payload))
 				close(la.changed)
 				la.changed = make(chan struct{})
 			}
@@ -380,4 +418,14 @@ func (la *labAgent) closeAgent() {
 		_ = a.Close()
 	}
 	la.pumps.Wait()
+}
+
+// peerPath returns this node's connection to machine as Peers describes it.
+func peerPath(a *x0x.Agent, machine x0x.PeerID) (x0x.PeerInfo, bool) {
+	for _, p := range a.Peers() {
+		if p.ID == machine {
+			return p, true
+		}
+	}
+	return x0x.PeerInfo{}, false
 }

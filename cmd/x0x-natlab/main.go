@@ -19,16 +19,29 @@
 //     direct message. It prints one JSON line per pair: connected (1/0),
 //     path (direct/relayed), ms from the start of the connect to the
 //     message's arrival, punch attempts, and both NAT types as detected.
-//  2. Starts a fresh agent on every host; all subscribe to one topic and
+//     The hairpin pair (two hosts behind one router) is dialled at the
+//     peer's external address, so the connection must run through the
+//     router's hairpin (its remote address is the router's public IP).
+//  2. With -upgrade A,B,ROUTER_NS,IP: blocks traffic between A's router
+//     (namespace ROUTER_NS) and B's public IP with nftables, connects A to
+//     B (which must end relayed), sends a stream of direct messages,
+//     lifts the block, and waits for the relayed connection to become
+//     direct (the upgrade loop's next punch). It prints one JSON line: the
+//     seconds from lifting the block to the direct path, and the messages
+//     delivered (every one exactly once, across the migration).
+//  3. Starts a fresh agent on every host; all subscribe to one topic and
 //     share one task list; each publishes a message and adds a task. It
 //     prints one JSON line with the delivery counts and whether every
 //     agent ended with the same list.
 //
 // It exits non-zero unless: every pair connected; every pair where hole
 // punching is possible in principle (neither side symmetric, or one side
-// public) ended direct, within -max-direct-ms; every agent's NAT type was
-// detected as its router implements it; and phase 2 delivered every
-// message to every agent and converged on one list.
+// public) ended direct, within -max-direct-ms; the hairpin pair ran
+// through the hairpin; every agent's NAT type was detected as its router
+// implements it; the upgrade case went relayed, then direct within
+// -max-upgrade, losing and duplicating nothing; and phase 3 delivered
+// every agent's message exactly once to every agent and converged on one
+// list.
 package main
 
 import (
@@ -39,6 +52,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -98,6 +112,8 @@ func drive(args []string) error {
 	hostsFlag := fs.String("hosts", "", "agent hosts: NAME:KIND:NS,... (KIND none, full, addr, port, sym, double)")
 	kindsFlag := fs.String("kinds", "none,full,addr,port,sym,double", "NAT kinds to pair")
 	maxDirect := fs.Duration("max-direct", time.Second, "largest time to a direct message allowed for punchable pairs")
+	upgrade := fs.String("upgrade", "", "the upgrade case: HOST_A,HOST_B,ROUTER_NS_OF_A,PUBLIC_IP_OF_B (empty: skip)")
+	maxUpgrade := fs.Duration("max-upgrade", 15*time.Second, "largest time from lifting the block to the direct path (the first upgrade punch comes after 5 s)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -148,16 +164,19 @@ func drive(args []string) error {
 	out.SetEscapeHTML(false)
 
 	// Phase 1: every ordered pair.
-	type pair struct{ a, b string }
+	type pair struct {
+		a, b    string
+		hairpin bool
+	}
 	var pairs []pair
 	kinds := strings.Split(*kindsFlag, ",")
 	for _, ka := range kinds {
 		for _, kb := range kinds {
-			pairs = append(pairs, pair{ka + "-a", kb + "-b"})
+			pairs = append(pairs, pair{ka + "-a", kb + "-b", false})
 		}
 	}
 	if hosts["hair-a"] != nil && hosts["hair-b"] != nil {
-		pairs = append(pairs, pair{"hair-a", "hair-b"}, pair{"hair-b", "hair-a"})
+		pairs = append(pairs, pair{"hair-a", "hair-b", true}, pair{"hair-b", "hair-a", true})
 	}
 	direct, relayed := 0, 0
 	for _, p := range pairs {
@@ -165,7 +184,7 @@ func drive(args []string) error {
 		if ha == nil || hb == nil {
 			return fmt.Errorf("pair %s -> %s: host missing from -hosts", p.a, p.b)
 		}
-		res := runPair(ha, hb)
+		res := runPair(ha, hb, p.hairpin)
 		_ = out.Encode(res)
 		switch {
 		case res.Connected == 0:
@@ -190,11 +209,30 @@ func drive(args []string) error {
 				failf("%s -> %s took %.0f ms to a direct message (limit %v)", p.a, p.b, res.Ms, *maxDirect)
 			}
 		}
+		if p.hairpin && res.Connected == 1 && !sameIP(res.Remote, res.Dialled) {
+			failf("%s -> %s dialled %s but connected at %s: not through the router's hairpin", p.a, p.b, res.Dialled, res.Remote)
+		}
 	}
 	_ = out.Encode(map[string]any{"phase": "pairs", "pairs": len(pairs), "direct": direct, "relayed": relayed,
 		"failed": len(pairs) - direct - relayed})
 
-	// Phase 2: the whole lab on one topic and one task list.
+	// Phase 2: a relayed connection upgraded to a direct one.
+	if *upgrade != "" {
+		f := strings.Split(*upgrade, ",")
+		if len(f) != 4 || hosts[f[0]] == nil || hosts[f[1]] == nil {
+			return fmt.Errorf("bad -upgrade %q: want HOST_A,HOST_B,ROUTER_NS,IP of two -hosts", *upgrade)
+		}
+		res, err := runUpgrade(hosts[f[0]], hosts[f[1]], f[2], f[3])
+		_ = out.Encode(res)
+		switch {
+		case err != nil:
+			failf("upgrade case: %v", err)
+		case res.SecondsToDirect > maxUpgrade.Seconds():
+			failf("upgrade case: direct %.1f s after the block was lifted (limit %v)", res.SecondsToDirect, *maxUpgrade)
+		}
+	}
+
+	// Phase 3: the whole lab on one topic and one task list.
 	summary, err := runOverlay(hosts, order)
 	if err != nil {
 		failf("overlay phase: %v", err)
@@ -215,10 +253,24 @@ type pairResult struct {
 	Attempts  int     `json:"attempts"`
 	NATA      string  `json:"nat_a"`
 	NATB      string  `json:"nat_b"`
-	Err       string  `json:"err,omitempty"`
+	// Dialled and Remote (the hairpin pair): the address dialled (b's
+	// external address) and b's address on a's connection.
+	Dialled string `json:"dialled,omitempty"`
+	Remote  string `json:"remote,omitempty"`
+	Err     string `json:"err,omitempty"`
 }
 
-func runPair(a, b *host) pairResult {
+// sameIP reports whether two "host:port" addresses have the same host.
+func sameIP(a, b string) bool {
+	ha, _, errA := net.SplitHostPort(a)
+	hb, _, errB := net.SplitHostPort(b)
+	return errA == nil && errB == nil && ha == hb
+}
+
+// runPair connects a to b and sends one direct message. With hairpin, a
+// dials b's external address (b's router's public IP) instead of the
+// address b advertises.
+func runPair(a, b *host, hairpin bool) pairResult {
 	res := pairResult{Pair: a.name + "->" + b.name}
 	var ra, rb reply
 	var wg sync.WaitGroup
@@ -230,8 +282,20 @@ func runPair(a, b *host) pairResult {
 		res.Err = "new agent: " + ra.Err + rb.Err
 		return res
 	}
-	c := a.proc.call(request{Op: "connect", Machine: rb.Machine, Agent: rb.Agent, Addr: rb.Addr})
+	addr := rb.Addr
+	if hairpin {
+		if rb.External == "" {
+			res.Err = b.name + " has no external address to dial through the hairpin"
+			return res
+		}
+		addr = rb.External
+		res.Dialled = addr
+	}
+	c := a.proc.call(request{Op: "connect", Machine: rb.Machine, Agent: rb.Agent, Addr: addr})
 	res.Attempts = c.Attempts
+	if hairpin {
+		res.Remote = c.Remote
+	}
 	if !c.OK {
 		res.Err = c.Err
 		return res
@@ -319,10 +383,17 @@ func runOverlay(hosts map[string]*host, order []string) (map[string]any, error) 
 	want := len(order)
 	deadline := time.Now().Add(90 * time.Second)
 	start := time.Now()
-	var delivered, complete int
+	// Every agent must hold exactly the messages of all agents, each once
+	// (a duplicate at one agent must not hide a loss at another).
+	var wantMsgs []string
+	for _, name := range order {
+		wantMsgs = append(wantMsgs, "hello from "+name)
+	}
+	slices.Sort(wantMsgs)
+	var delivered, complete, exact int
 	var same bool
 	for {
-		delivered, complete = 0, 0
+		delivered, complete, exact = 0, 0, 0
 		var lists [][]string
 		for _, name := range order {
 			m, err := call(hosts[name], request{Op: "messages", Topic: topic})
@@ -330,6 +401,9 @@ func runOverlay(hosts map[string]*host, order []string) (map[string]any, error) 
 				return summary, err
 			}
 			delivered += len(m.Items)
+			if slices.Equal(m.Items, wantMsgs) { // "messages" replies sorted
+				exact++
+			}
 			tl, err := call(hosts[name], request{Op: "tasks", List: lr.List})
 			if err != nil {
 				return summary, err
@@ -343,7 +417,7 @@ func runOverlay(hosts map[string]*host, order []string) (map[string]any, error) 
 		for _, l := range lists[1:] {
 			same = same && slices.Equal(l, lists[0])
 		}
-		if (delivered == want*want && complete == want && same) || time.Now().After(deadline) {
+		if (exact == want && complete == want && same) || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(250 * time.Millisecond)
@@ -358,15 +432,134 @@ func runOverlay(hosts map[string]*host, order []string) (map[string]any, error) 
 	})
 	summary["messages_delivered"] = delivered
 	summary["messages_expected"] = want * want
+	summary["agents_with_every_message_once"] = exact
 	summary["lists_complete"] = complete
 	summary["lists_identical"] = same
 	summary["relayed_connections"] = relayedPeers
 	summary["seconds_to_converge"] = time.Since(start).Seconds()
-	if delivered != want*want || complete != want || !same {
-		return summary, fmt.Errorf("delivered %d of %d messages, %d of %d complete lists, identical %v",
-			delivered, want*want, complete, want, same)
+	if exact != want || complete != want || !same {
+		return summary, fmt.Errorf("%d of %d agents hold every message exactly once (%d of %d deliveries), %d of %d complete lists, identical %v",
+			exact, want, delivered, want*want, complete, want, same)
 	}
 	return summary, errors.Join(errs...)
+}
+
+// upgradeResult is the JSON line of the upgrade case.
+type upgradeResult struct {
+	Phase           string  `json:"phase"`
+	Pair            string  `json:"pair"`
+	RelayedFirst    int     `json:"relayed_first"`
+	SecondsToDirect float64 `json:"seconds_to_direct_after_unblock"`
+	Sent            int     `json:"messages_sent"`
+	Delivered       int     `json:"messages_delivered"`
+	Duplicates      int     `json:"duplicates"`
+}
+
+// runUpgrade is phase 2: a's router (namespace routerNS) drops traffic
+// to and from ip (b's public address) while a connects to b, so the
+// connection is relayed; a then sends a stream of direct messages while
+// the block is lifted and the upgrade loop moves the connection to a
+// direct path.
+func runUpgrade(a, b *host, routerNS, ip string) (upgradeResult, error) {
+	res := upgradeResult{Phase: "upgrade", Pair: a.name + "->" + b.name}
+	ra := a.proc.call(request{Op: "new"})
+	rb := b.proc.call(request{Op: "new"})
+	if !ra.OK || !rb.OK {
+		return res, fmt.Errorf("new agent: %s%s", ra.Err, rb.Err)
+	}
+	nft := func(args ...string) error {
+		out, err := exec.Command("ip", append([]string{"netns", "exec", routerNS, "nft"}, args...)...).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("nft %s in %s: %v: %s", strings.Join(args, " "), routerNS, err, out)
+		}
+		return nil
+	}
+	// A table of its own, ahead of the NAT's own filter (priority filter - 20).
+	block := fmt.Sprintf(`table ip block {
+  chain forward {
+    type filter hook forward priority filter - 20; policy accept;
+    ip daddr %s drop
+    ip saddr %s drop
+  }
+}
+`, ip, ip)
+	cmd := exec.Command("ip", "netns", "exec", routerNS, "nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(block)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return res, fmt.Errorf("blocking %s in %s: %v: %s", ip, routerNS, err, out)
+	}
+	blocked := true
+	defer func() {
+		if blocked {
+			_ = nft("delete", "table", "ip", "block")
+		}
+	}()
+	c := a.proc.call(request{Op: "connect", Machine: rb.Machine, Agent: rb.Agent, Addr: rb.Addr})
+	if !c.OK {
+		return res, fmt.Errorf("connect while blocked: %s", c.Err)
+	}
+	if !c.Relayed {
+		return res, fmt.Errorf("connected directly (at %s) though the block should force a relay", c.Remote)
+	}
+	res.RelayedFirst = 1
+	const n, interval = 60, 100 * time.Millisecond // 6 s of messages, across the switch
+	res.Sent = n
+	if r := a.proc.call(request{Op: "send_many", Agent: rb.Agent, Msg: "upgrade", N: n, IntervalMs: int(interval / time.Millisecond)}); !r.OK {
+		return res, fmt.Errorf("send_many: %s", r.Err)
+	}
+	time.Sleep(time.Second)
+	if err := nft("delete", "table", "ip", "block"); err != nil {
+		return res, err
+	}
+	blocked = false
+	lifted := time.Now()
+	for {
+		p := a.proc.call(request{Op: "peer", Machine: rb.Machine})
+		if !p.OK {
+			return res, fmt.Errorf("after lifting the block: %s", p.Err)
+		}
+		if !p.Relayed {
+			res.SecondsToDirect = time.Since(lifted).Seconds()
+			break
+		}
+		if time.Since(lifted) > 60*time.Second {
+			return res, errors.New("still relayed 60 s after the block was lifted")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// Every message exactly once, whichever path carried it.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r := b.proc.call(request{Op: "received", Agent: ra.Agent})
+		res.Delivered, res.Duplicates = countStream(r.Items)
+		if res.Delivered == n || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond) // late duplicates
+	r := b.proc.call(request{Op: "received", Agent: ra.Agent})
+	res.Delivered, res.Duplicates = countStream(r.Items)
+	if res.Delivered != n || res.Duplicates != 0 {
+		return res, fmt.Errorf("%d of %d messages delivered, %d duplicates", res.Delivered, n, res.Duplicates)
+	}
+	return res, nil
+}
+
+// countStream counts the distinct messages of the upgrade stream
+// ("upgrade-NNN") among items, and how many arrived more than once.
+func countStream(items []string) (distinct, duplicates int) {
+	seen := map[string]bool{}
+	for _, m := range items {
+		if !strings.HasPrefix(m, "upgrade-") {
+			continue // the connect's own hello
+		}
+		if seen[m] {
+			duplicates++
+		}
+		seen[m] = true
+	}
+	return len(seen), duplicates
 }
 
 // ---- processes ----

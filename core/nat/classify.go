@@ -15,7 +15,10 @@
 // more observers agree on another address, TypeEndpointDependent (a
 // symmetric NAT: a new external port per destination) when observers see
 // the same external IP at different ports, and TypeUnknown until two
-// observers at different IPs have reported. A Service emits
+// observers at different IPs have reported. The NAT types are judged on
+// the node's public-facing side, one address family at a time: a peer on
+// the node's own LAN (which sees a private or local address) or on the
+// other address family does not hide a symmetric NAT. A Service emits
 // transport.EventNatTypeDetected whenever the result changes.
 //
 // # Coordinated hole punching
@@ -114,6 +117,20 @@ type Result struct {
 // Classify combines observations (in the order they were made) into a
 // NAT type. local lists the node's own interface addresses. Each observer
 // IP votes once, with its latest observation.
+//
+// The mapping behaviour is judged first on the node's public-facing side:
+// the observers that see it at an address that is neither one of its own
+// (local) nor a LAN address (see isLAN), taken one address family at a
+// time, the family with more such observers first (IPv4 on a tie: NATs
+// are mostly an IPv4 matter). In a family, two or more observers agreeing
+// on an address make it TypeEndpointIndependent; two or more that see the
+// same IP and no two the same port make it TypeEndpointDependent. So a
+// peer on the node's own LAN (which sees its private address), or one
+// reached over the other address family, neither hides a symmetric NAT
+// nor outvotes a cone NAT's external address. Only when neither family
+// decides do all observations vote: two or more agreeing on one of the
+// node's own addresses make it TypeNone (on the internet, or on a network
+// without a NAT), on another address TypeEndpointIndependent.
 func Classify(obs []Observation, local []netip.AddrPort) Result {
 	latest := make(map[netip.Addr]netip.AddrPort)
 	var order []netip.Addr
@@ -128,36 +145,65 @@ func Classify(obs []Observation, local []netip.AddrPort) Result {
 		latest[ip] = netip.AddrPortFrom(o.Observed.Addr().Unmap(), o.Observed.Port())
 	}
 	r := Result{Observers: len(latest)}
+	// The public-facing observers, by the family of the address they see.
+	var v4, v6 []netip.Addr
+	for _, ip := range order {
+		a := latest[ip]
+		switch {
+		case slices.Contains(local, a) || isLAN(a.Addr()):
+		case a.Addr().Is4():
+			v4 = append(v4, ip)
+		default:
+			v6 = append(v6, ip)
+		}
+	}
+	families := [][]netip.Addr{v4, v6}
+	if len(v6) > len(v4) {
+		families = [][]netip.Addr{v6, v4}
+	}
+	for _, fam := range families {
+		if best, n := vote(fam, latest); n >= 2 {
+			r.Type, r.External = TypeEndpointIndependent, best
+			return r
+		}
+		if sameIP(fam, latest) {
+			r.Type, r.External = TypeEndpointDependent, latest[fam[len(fam)-1]]
+			return r
+		}
+	}
+	if best, n := vote(order, latest); n >= 2 {
+		r.External = best
+		r.Type = TypeEndpointIndependent
+		if slices.Contains(local, best) {
+			r.Type = TypeNone
+		}
+	}
+	return r
+}
+
+// vote returns the address most of the observers ips see (the first to
+// reach the highest count) and how many see it.
+func vote(ips []netip.Addr, latest map[netip.Addr]netip.AddrPort) (netip.AddrPort, int) {
 	votes := make(map[netip.AddrPort]int)
 	best, bestVotes := netip.AddrPort{}, 0
-	for _, ip := range order {
+	for _, ip := range ips {
 		a := latest[ip]
 		votes[a]++
 		if votes[a] > bestVotes {
 			best, bestVotes = a, votes[a]
 		}
 	}
-	switch {
-	case bestVotes >= 2:
-		r.External = best
-		r.Type = TypeEndpointIndependent
-		if slices.Contains(local, best) {
-			r.Type = TypeNone
-		}
-	case len(latest) >= 2 && sameIPs(latest):
-		r.Type = TypeEndpointDependent
-		r.External = latest[order[len(order)-1]]
-	}
-	return r
+	return best, bestVotes
 }
 
-// sameIPs reports whether every observed address has the same IP.
-func sameIPs(m map[netip.Addr]netip.AddrPort) bool {
-	var ip netip.Addr
-	for _, a := range m {
-		if !ip.IsValid() {
-			ip = a.Addr()
-		} else if a.Addr() != ip {
+// sameIP reports whether two or more observers are in ips and all see the
+// same IP.
+func sameIP(ips []netip.Addr, latest map[netip.Addr]netip.AddrPort) bool {
+	if len(ips) < 2 {
+		return false
+	}
+	for _, ip := range ips[1:] {
+		if latest[ip].Addr() != latest[ips[0]].Addr() {
 			return false
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -32,7 +33,7 @@ func obs(observerIP, observed string) Observation {
 }
 
 func TestClassify(t *testing.T) {
-	local := []netip.AddrPort{ap("10.0.0.2:5000")}
+	local := []netip.AddrPort{ap("10.0.0.2:5000"), ap("198.18.0.20:5000"), ap("[2001:db8::20]:5000")}
 	for _, tc := range []struct {
 		name string
 		obs  []Observation
@@ -54,6 +55,39 @@ func TestClassify(t *testing.T) {
 		{"observer changes its report", []Observation{obs("198.18.0.1", "198.18.0.9:1"), obs("198.18.0.2", "198.18.0.9:5000"),
 			obs("198.18.0.1", "198.18.0.9:5000")}, TypeEndpointIndependent, "198.18.0.9:5000"},
 		{"disagreeing IPs", []Observation{obs("198.18.0.1", "198.18.0.9:1"), obs("198.18.0.2", "198.18.0.8:1")}, TypeUnknown, ""},
+		// A peer on the node's LAN sees its private address: that says
+		// nothing of the NAT, and must not hide it.
+		{"symmetric + one LAN observer", []Observation{obs("198.18.0.1", "198.18.0.9:40001"), obs("10.0.0.7", "10.0.0.2:5000"),
+			obs("198.18.0.2", "198.18.0.9:40002")}, TypeEndpointDependent, "198.18.0.9:40002"},
+		{"symmetric + LAN observer last", []Observation{obs("198.18.0.1", "198.18.0.9:40001"), obs("198.18.0.2", "198.18.0.9:40002"),
+			obs("192.168.1.7", "192.168.1.2:5000")}, TypeEndpointDependent, "198.18.0.9:40002"},
+		{"symmetric + carrier-side observer", []Observation{obs("198.18.0.1", "198.18.0.9:40001"), obs("100.64.0.1", "100.64.0.9:7000"),
+			obs("198.18.0.2", "198.18.0.9:40002")}, TypeEndpointDependent, "198.18.0.9:40002"},
+		{"EIM + one LAN observer", []Observation{obs("10.0.0.7", "10.0.0.2:5000"), obs("198.18.0.1", "198.18.0.9:5000"),
+			obs("198.18.0.2", "198.18.0.9:5000")}, TypeEndpointIndependent, "198.18.0.9:5000"},
+		{"LAN peers only", []Observation{obs("10.0.0.7", "10.0.0.2:5000"), obs("10.0.0.8", "10.0.0.2:5000")}, TypeNone, "10.0.0.2:5000"},
+		// Two LAN peers agreeing on the local address do not outvote the
+		// public-facing side.
+		{"symmetric + two LAN observers", []Observation{obs("10.0.0.7", "10.0.0.2:5000"), obs("10.0.0.8", "10.0.0.2:5000"),
+			obs("198.18.0.1", "198.18.0.9:40001"), obs("198.18.0.2", "198.18.0.9:40002")}, TypeEndpointDependent, "198.18.0.9:40002"},
+		{"EIM + two LAN observers", []Observation{obs("10.0.0.7", "10.0.0.2:5000"), obs("10.0.0.8", "10.0.0.2:5000"),
+			obs("198.18.0.1", "198.18.0.9:5000"), obs("198.18.0.2", "198.18.0.9:5000")}, TypeEndpointIndependent, "198.18.0.9:5000"},
+		// Address families are judged apart: IPv6 peers see other
+		// addresses (usually untranslated).
+		{"IPv4 and IPv6 observers", []Observation{obs("198.18.0.1", "198.18.0.9:5000"), obs("2001:db8::1", "[2001:db8::9]:5000"),
+			obs("198.18.0.2", "198.18.0.9:5000")}, TypeEndpointIndependent, "198.18.0.9:5000"},
+		{"symmetric v4 + one v6 observer", []Observation{obs("198.18.0.1", "198.18.0.9:40001"), obs("198.18.0.2", "198.18.0.9:40002"),
+			obs("2001:db8::1", "[2001:db8::9]:5000")}, TypeEndpointDependent, "198.18.0.9:40002"},
+		{"symmetric v6 + one v4 observer", []Observation{obs("2001:db8::1", "[2001:db8::9]:40001"), obs("198.18.0.1", "198.18.0.9:5000"),
+			obs("2001:db8::2", "[2001:db8::9]:40002")}, TypeEndpointDependent, "[2001:db8::9]:40002"},
+		{"as many v4 as v6 observers: v4 decides", []Observation{obs("2001:db8::1", "[2001:db8::9]:5000"), obs("2001:db8::2", "[2001:db8::9]:5000"),
+			obs("198.18.0.1", "198.18.0.9:40001"), obs("198.18.0.2", "198.18.0.9:40002")}, TypeEndpointDependent, "198.18.0.9:40002"},
+		{"v4 undecided, v6 agrees", []Observation{obs("198.18.0.1", "198.18.0.9:1"), obs("198.18.0.2", "198.18.0.8:1"),
+			obs("198.18.0.3", "198.18.0.7:1"), obs("2001:db8::1", "[2001:db8::9]:5000"), obs("2001:db8::2", "[2001:db8::9]:5000")},
+			TypeEndpointIndependent, "[2001:db8::9]:5000"},
+		// A node with a public address: peers see it at its own address.
+		{"public, dual stack", []Observation{obs("198.18.0.1", "198.18.0.20:5000"), obs("2001:db8::1", "[2001:db8::20]:5000"),
+			obs("198.18.0.2", "198.18.0.20:5000")}, TypeNone, "198.18.0.20:5000"},
 	} {
 		r := Classify(tc.obs, local)
 		ext := ""
@@ -298,7 +332,8 @@ func TestRelayFallbackAndUpgrade(t *testing.T) {
 }
 
 // Two observers at different IPs that see the node at its own address make
-// it TypeNone, announced by a NatTypeDetected event.
+// it TypeNone, announced by a NatTypeDetected event and then by
+// ExternalAddressDiscovered for that address (never before).
 func TestNatTypeDetected(t *testing.T) {
 	o1 := startPeer(t, 0, "127.0.0.1:0", 0, nil)
 	o2 := startPeer(t, 3, "127.0.0.2:0", 0, nil)
@@ -318,21 +353,76 @@ func TestNatTypeDetected(t *testing.T) {
 		}
 	}
 	deadline := time.After(30 * time.Second)
+	detected := false
 	for {
 		select {
 		case ev := <-node.Events():
-			if ev.Kind == transport.EventNatTypeDetected {
+			switch ev.Kind {
+			case transport.EventNatTypeDetected:
 				if ev.NAT != "none" || ev.Addr != node.LocalAddr() {
 					t.Fatalf("NatTypeDetected %q %q, want none at %s", ev.NAT, ev.Addr, node.LocalAddr())
 				}
 				if svc.LocalAddr() != node.LocalAddr() {
 					t.Fatalf("advertised %s", svc.LocalAddr())
 				}
+				detected = true
+			case transport.EventExternalAddressDiscovered:
+				if !detected || ev.Addr != node.LocalAddr() {
+					t.Fatalf("ExternalAddressDiscovered %q (after NatTypeDetected: %v), want %s after it", ev.Addr, detected, node.LocalAddr())
+				}
 				return
 			}
 		case <-deadline:
-			t.Fatalf("no NatTypeDetected event; result %+v", svc.NAT())
+			t.Fatalf("no NatTypeDetected and ExternalAddressDiscovered events; result %+v", svc.NAT())
 		}
+	}
+}
+
+// One observer's report, however often repeated, announces nothing: a
+// single (possibly lying) peer cannot make up an external address. A
+// second observer IP that agrees makes it the external address, announced
+// once; a third agreeing observer announces nothing new.
+func TestExternalAddressNeedsTwoObserverIPs(t *testing.T) {
+	node, err := transport.Listen(context.Background(), transport.Config{BindAddr: "127.0.0.1:0", Machine: key(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := New(Config{Node: node})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer node.Close()
+	defer svc.Close()
+	ext := netip.MustParseAddrPort("198.51.100.7:4242")
+	obs := func(i byte, ip string) {
+		svc.observe(Observation{Observer: key(10 + int(i)).ID(), ObserverAddr: netip.MustParseAddr(ip), Observed: ext})
+	}
+	externals := func(wait time.Duration) (got []string) {
+		deadline := time.After(wait)
+		for {
+			select {
+			case ev := <-node.Events():
+				if ev.Kind == transport.EventExternalAddressDiscovered {
+					got = append(got, ev.Addr)
+				}
+			case <-deadline:
+				return got
+			}
+		}
+	}
+	for i := range byte(5) {
+		obs(i, "203.0.113.1") // one host, five identities: one vote
+	}
+	if got := externals(300 * time.Millisecond); len(got) != 0 {
+		t.Fatalf("one observer IP announced %v", got)
+	}
+	obs(6, "203.0.113.2")
+	if got := externals(2 * time.Second); !slices.Equal(got, []string{ext.String()}) {
+		t.Fatalf("two observer IPs announced %v, want [%s]", got, ext)
+	}
+	obs(7, "203.0.113.3")
+	if got := externals(300 * time.Millisecond); len(got) != 0 {
+		t.Fatalf("a third agreeing observer announced %v again", got)
 	}
 }
 

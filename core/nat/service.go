@@ -49,6 +49,14 @@ var (
 	ErrUnreachable = errors.New("nat: peer unreachable directly, by hole punching and by relay")
 )
 
+// A coordinator's failures that the next punch attempt may not meet (they
+// are wrapped in ErrNoCoordinator): no answer within PunchTimeout, and a
+// refusal for its rate limit or full table.
+var (
+	errNoAnswer = errors.New("no answer in time")
+	errBusy     = errors.New("busy")
+)
+
 // Config configures a Service. Zero values take the defaults.
 type Config struct {
 	// Node is the transport node to traverse NATs for. Required.
@@ -64,7 +72,10 @@ type Config struct {
 	DirectGrace time.Duration
 	// PunchTimeout bounds one punch attempt: the coordinator round trip
 	// and the dials (default 1.5 s). PunchAttempts is how many Connect
-	// makes (default 3).
+	// makes (default 3), 100 ms apart and doubling; it stops early when no
+	// coordinator can pass a request to the peer (none is connected, or
+	// each refused for a reason other than being busy) and no relay can
+	// carry it.
 	PunchTimeout  time.Duration
 	PunchAttempts int
 	// UpgradeMin and UpgradeMax bound the backoff between attempts to
@@ -76,6 +87,30 @@ type Config struct {
 	RateBurst     int
 	// MaxPending bounds a coordinator's punches awaiting an answer.
 	MaxPending int
+
+	// hooks lets this package's tests observe and perturb a Service; it
+	// cannot be set from outside the package, and nil (always, in
+	// production) means no hooks.
+	hooks *testHooks
+}
+
+// testHooks are the points where tests watch or disturb a Service. Each
+// is optional.
+type testHooks struct {
+	// send runs before each NAT message this node sends; returning false
+	// drops the message. It may block, delaying the message (and the
+	// handler that sends it).
+	send func(to identity.PeerID, m *message) bool
+	// punchDial runs as a hole-punch dial to peer starts: the requester's
+	// after its rtt/2 wait, the target's on the sync.
+	punchDial func(peer identity.PeerID)
+}
+
+// punchDialing calls h.punchDial if set; h may be nil.
+func (h *testHooks) punchDialing(peer identity.PeerID) {
+	if h != nil && h.punchDial != nil {
+		h.punchDial(peer)
+	}
 }
 
 func (c *Config) fill() {
@@ -144,8 +179,9 @@ type Service struct {
 	upgrades  map[identity.PeerID]*upgrade
 	stats     Stats
 
-	notifyMu  sync.Mutex // serialises announce
-	announced Result     // the last classification announced
+	notifyMu  sync.Mutex       // serialises announce
+	announced Result           // the last classification announced
+	externals []netip.AddrPort // external addresses announced, oldest first (notifyMu)
 }
 
 type waiter struct {
@@ -430,8 +466,11 @@ func (s *Service) traverse(ctx context.Context, peer identity.PeerID) (Path, err
 			return Path{}, err
 		}
 		errs = append(errs, err)
-		if res == nil && errors.Is(err, ErrNoCoordinator) && len(relays) == 0 {
-			break // nobody can pass a request or relay: retrying will not help
+		if res == nil && len(relays) == 0 && !errors.Is(err, errNoAnswer) && !errors.Is(err, errBusy) {
+			// Nobody can pass a request or relay: retrying will not help.
+			// (A coordinator that did not answer in time or was busy may
+			// answer the next request.)
+			break
 		}
 		for _, r := range relays {
 			if tried[r] {
@@ -484,6 +523,7 @@ func (s *Service) punchOnce(ctx context.Context, peer identity.PeerID) (*message
 		stopWait()
 		return res, relays, pctx.Err()
 	}
+	s.cfg.hooks.punchDialing(peer)
 	if err := s.Node.DialDirect(pctx, peer, addrStrings(addrs)); err != nil {
 		s.count(func(st *Stats) { st.PunchesFailed++ })
 		return res, relays, err
@@ -574,6 +614,10 @@ func (s *Service) askCoordinators(ctx context.Context, peer identity.PeerID) (*m
 		if m.Kind == msgResult {
 			return m, c.Peer, s.clk.Now().Sub(start), relays, nil
 		}
+		if m.Code == refuseBusy {
+			errs = append(errs, fmt.Errorf("coordinator %s refused: %w", c.Peer.Short(), errBusy))
+			continue
+		}
 		errs = append(errs, fmt.Errorf("coordinator %s refused (code %d)", c.Peer.Short(), m.Code))
 	}
 	return nil, identity.PeerID{}, 0, relays, fmt.Errorf("%w: %w", ErrNoCoordinator, errors.Join(errs...))
@@ -607,7 +651,7 @@ func (s *Service) request(ctx context.Context, coord, peer identity.PeerID) (*me
 	case m := <-w.ch:
 		return m, nil
 	case <-timeout:
-		return nil, errors.New("no answer in time")
+		return nil, errNoAnswer
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	case <-s.ctx.Done():
@@ -627,6 +671,9 @@ func (s *Service) lanCandidates() []netip.AddrPort {
 }
 
 func (s *Service) send(peer identity.PeerID, m *message) error {
+	if h := s.cfg.hooks; h != nil && h.send != nil && !h.send(peer, m) {
+		return nil
+	}
 	b, err := wire.Marshal(m)
 	if err != nil {
 		return err
@@ -829,6 +876,7 @@ func (s *Service) onSync(from identity.PeerID, m *message) {
 	s.spawn(func() {
 		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.PunchTimeout)
 		defer cancel()
+		s.cfg.hooks.punchDialing(o.peer)
 		_ = s.Node.DialDirect(ctx, o.peer, o.addrs)
 	})
 }
@@ -889,7 +937,10 @@ func (s *Service) observe(o Observation) {
 }
 
 // announce emits NatTypeDetected for the current classification unless it
-// was the last one announced.
+// was the last one announced, then ExternalAddressDiscovered if observers
+// at two or more IPs agree on an external address not announced before
+// (TypeNone and TypeEndpointIndependent; behind a symmetric NAT each
+// destination sees another port, so there is no such address).
 func (s *Service) announce() {
 	s.notifyMu.Lock()
 	defer s.notifyMu.Unlock()
@@ -903,7 +954,18 @@ func (s *Service) announce() {
 		ev.Addr = r.External.String()
 	}
 	s.Node.Notify(ev)
+	if (r.Type == TypeNone || r.Type == TypeEndpointIndependent) && r.External.IsValid() &&
+		!slices.Contains(s.externals, r.External) {
+		if len(s.externals) >= maxExternals {
+			s.externals = slices.Delete(s.externals, 0, 1)
+		}
+		s.externals = append(s.externals, r.External)
+		s.Node.Notify(transport.Event{Kind: transport.EventExternalAddressDiscovered, Addr: r.External.String()})
+	}
 }
+
+// maxExternals bounds the external addresses remembered as announced.
+const maxExternals = 16
 
 func (s *Service) scheduleUpgrade(peer identity.PeerID, delay time.Duration) {
 	s.mu.Lock()

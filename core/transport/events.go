@@ -21,8 +21,10 @@ const (
 	// EventConnectionFailed: a dial to Addr (expecting Peer, zero if
 	// unknown) failed with Err.
 	EventConnectionFailed
-	// EventExternalAddressDiscovered: Peer reported seeing this node at
-	// Addr, an address not reported before.
+	// EventExternalAddressDiscovered: Addr is this node's external
+	// address: two or more peers at different IPs report seeing it there
+	// (core/nat emits it; one peer's report alone never does, so a lying
+	// peer cannot make it up). Peer is zero.
 	EventExternalAddressDiscovered
 	// EventAgentsChanged: Peer's set of agents changed; Agents is the new set.
 	EventAgentsChanged
@@ -113,11 +115,11 @@ func (n *Node) WatchPeers(h func(link.PeerEvent)) {
 }
 
 // Notify posts an event of a kind that a layer above the transport
-// produces (EventNatTypeDetected) to the Events channel, in order with the
-// node's own events. Other kinds are ignored: they come only from the
-// transport itself.
+// produces (EventNatTypeDetected, EventExternalAddressDiscovered) to the
+// Events channel, in order with the node's own events. Other kinds are
+// ignored: they come only from the transport itself.
 func (n *Node) Notify(ev Event) {
-	if ev.Kind != EventNatTypeDetected {
+	if ev.Kind != EventNatTypeDetected && ev.Kind != EventExternalAddressDiscovered {
 		return
 	}
 	n.emit(ev)

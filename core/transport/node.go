@@ -80,8 +80,6 @@ type Node struct {
 	local        map[identity.AgentID]*identity.AgentCert
 	agentsVer    uint64
 	agentIdx     map[identity.AgentID]map[identity.PeerID]struct{}
-	extAddrs     map[string]struct{}
-	extOrder     []string
 	relayDials   map[RelayAddr]context.CancelCauseFunc // relayed dials in flight
 	evictPick    func([]identity.PeerID) (identity.PeerID, bool)
 	nEvicting    int // evicted connections still closing
@@ -96,9 +94,6 @@ type dialCall struct {
 	done chan struct{}
 	err  error
 }
-
-// maxExternalAddrs bounds the remembered external addresses.
-const maxExternalAddrs = 32
 
 // Listen opens the node's UDP socket on cfg.BindAddr and starts accepting
 // connections. ctx bounds start-up only; the node runs until Close. It
@@ -129,7 +124,6 @@ func Listen(ctx context.Context, cfg Config) (*Node, error) {
 		persist:      make(map[identity.PeerID]*persistent),
 		local:        make(map[identity.AgentID]*identity.AgentCert),
 		agentIdx:     make(map[identity.AgentID]map[identity.PeerID]struct{}),
-		extAddrs:     make(map[string]struct{}),
 		relayDials:   make(map[RelayAddr]context.CancelCauseFunc),
 		ipConns:      make(map[netip.Addr]int),
 		ipPending:    make(map[netip.Addr]int),
@@ -943,7 +937,6 @@ func (n *Node) register(c *conn) (retired bool, err error) {
 	if c.relayed() {
 		n.stats.relayedConns.Add(1)
 	}
-	n.noteExternal(c)
 	if resync {
 		n.sendFullAgents(c)
 	}
@@ -1028,35 +1021,4 @@ func (n *Node) teardown(c *conn) {
 	if current {
 		n.peerDown(c.peer)
 	}
-}
-
-// noteExternal records the address the peer sees us at and emits
-// ExternalAddressDiscovered the first time an address is reported.
-func (n *Node) noteExternal(c *conn) {
-	if !c.observed.IsValid() {
-		return // relayed connections carry no observed address
-	}
-	addr := c.observed.String()
-	n.mu.Lock()
-	_, seen := n.extAddrs[addr]
-	if !seen {
-		if len(n.extOrder) >= maxExternalAddrs {
-			delete(n.extAddrs, n.extOrder[0])
-			n.extOrder = n.extOrder[1:]
-		}
-		n.extAddrs[addr] = struct{}{}
-		n.extOrder = append(n.extOrder, addr)
-	}
-	n.mu.Unlock()
-	if !seen {
-		n.emit(Event{Kind: EventExternalAddressDiscovered, Peer: c.peer, Addr: addr})
-	}
-}
-
-// ExternalAddrs returns the addresses peers have reported seeing this node
-// at, oldest first (at most 32).
-func (n *Node) ExternalAddrs() []string {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return append([]string(nil), n.extOrder...)
 }

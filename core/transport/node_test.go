@@ -31,7 +31,7 @@ func checkOrder(t *testing.T, evs []Event) {
 				t.Fatalf("event %d: PeerDisconnected for %s while not connected: %v", i, e.Peer.Short(), summarize(evs))
 			}
 			up[e.Peer] = false
-		case EventDirectMessage, EventAgentsChanged, EventExternalAddressDiscovered:
+		case EventDirectMessage, EventAgentsChanged:
 			if e.Kind == EventDirectMessage && e.Peer == (identity.PeerID{}) {
 				t.Fatalf("event %d: direct message without peer", i)
 			}

@@ -518,7 +518,7 @@ func (a *Agent) joinNetwork(ctx context.Context) error {
 	if err != nil {
 		errs = append(errs, err)
 	}
-	connected += a.connectCachedCoordinators(ctx)
+	connected += a.connectCachedServices(ctx)
 	if connected > 0 {
 		if len(contacts) == 0 {
 			// Only cached peers answered: use them as overlay contacts.
@@ -545,24 +545,31 @@ func joinFailure(network string, errs []error) error {
 	return fmt.Errorf("x0x: join failed: %w", errors.Join(errs...))
 }
 
-// cachedCoordinators is how many remembered coordinators JoinNetwork dials
-// when no connected peer coordinates hole punches.
-const cachedCoordinators = 2
+// cachedServicePeers is how many remembered coordinators (and relays)
+// JoinNetwork dials when no connected peer offers that service.
+const cachedServicePeers = 2
 
-// connectCachedCoordinators dials remembered coordinators (best first)
-// when no connected peer offers coordination, so that hole punching works
-// after a restart even if the bootstrap peers do not coordinate. It
-// returns how many it connected.
-func (a *Agent) connectCachedCoordinators(ctx context.Context) int {
-	for _, p := range a.node.PeersInfo() {
-		if p.Services.Has(transport.ServiceCoordinator) {
-			return 0
-		}
-	}
+// connectCachedServices dials remembered coordinators, then remembered
+// relays (best first), each only when no connected peer offers that
+// service, so that hole punching and the relay fallback work after a
+// restart even if the bootstrap peers offer neither. It returns how many
+// it connected.
+func (a *Agent) connectCachedServices(ctx context.Context) int {
 	got := 0
-	for _, e := range a.cache.WithServices(uint8(transport.ServiceCoordinator), cachedCoordinators) {
-		if a.node.Connect(ctx, e.Peer, e.Addr) == nil {
-			got++
+	for _, svc := range []transport.Services{transport.ServiceCoordinator, transport.ServiceRelay} {
+		offered := false
+		connected := make(map[PeerID]bool)
+		for _, p := range a.node.PeersInfo() {
+			connected[p.Peer] = true
+			offered = offered || p.Services.Has(svc)
+		}
+		if offered {
+			continue
+		}
+		for _, e := range a.cache.WithServices(uint8(svc), cachedServicePeers) {
+			if !connected[e.Peer] && a.node.Connect(ctx, e.Peer, e.Addr) == nil {
+				got++
+			}
 		}
 	}
 	return got

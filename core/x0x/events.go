@@ -21,7 +21,10 @@ const (
 	EventPeerDisconnected
 	// EventConnectionFailed: a dial of Peer at Addr failed with Err.
 	EventConnectionFailed
-	// EventExternalAddressDiscovered: a peer sees this node at Addr.
+	// EventExternalAddressDiscovered: Addr is this node's external address,
+	// agreed on by peers at two or more IPs (a new one is reported again;
+	// behind a symmetric NAT there is none). It comes with or after the
+	// NatTypeDetected event of the same classification.
 	EventExternalAddressDiscovered
 	// EventAgentsChanged: Peer's set of agents is now Agents.
 	EventAgentsChanged

@@ -416,7 +416,8 @@ static void test_two_agents(x0x_agent *pa, x0x_agent *pb) {
  * queued; a full queue drops and counts. */
 /* Two peers at different IPs (127.0.0.1 and 127.0.0.2) see an agent at its
  * own address: it reports X0X_EVENT_NAT_TYPE_DETECTED with X0X_NAT_NONE and
- * that address. */
+ * that address, then X0X_EVENT_EXTERNAL_ADDRESS_DISCOVERED of that address
+ * (not before). */
 static void test_nat_event(void) {
     x0x_agent n, o1, o2;
     CHECK_OK(make_agent("nat-n", NULL, NULL, X0X_NULL_HANDLE, &n));
@@ -428,16 +429,22 @@ static void test_nat_event(void) {
     CHECK_OK(x0x_agent_addr(o2, &a2));
     CHECK_OK(x0x_connect(n, a1, 10000, NULL));
     CHECK_OK(x0x_connect(n, a2, 10000, NULL));
-    int fd = -1, found = 0;
+    int fd = -1, found = 0, external = 0;
     CHECK_OK(x0x_events_fd(n, &fd));
     double deadline = now_s() + 20;
-    while (!found && now_s() < deadline) {
+    while (!(found && external) && now_s() < deadline) {
         struct pollfd p = {.fd = fd, .events = POLLIN};
         if (poll(&p, 1, 200) <= 0) continue;
         x0x_event evs[16];
         size_t k = 0;
         CHECK_OK(x0x_events_drain(n, evs, 16, &k));
         for (size_t i = 0; i < k; i++) {
+            if (evs[i].kind == X0X_EVENT_EXTERNAL_ADDRESS_DISCOVERED) {
+                CHECK(found, "X0X_EVENT_EXTERNAL_ADDRESS_DISCOVERED before X0X_EVENT_NAT_TYPE_DETECTED");
+                CHECK(evs[i].addr && strcmp(evs[i].addr, addr) == 0, "discovered external address %s, want %s",
+                      evs[i].addr ? evs[i].addr : "(null)", addr);
+                external = 1;
+            }
             if (evs[i].kind != X0X_EVENT_NAT_TYPE_DETECTED) continue;
             CHECK(evs[i].reserved[0] == X0X_NAT_NONE, "NAT type %llu, want X0X_NAT_NONE",
                   (unsigned long long)evs[i].reserved[0]);
@@ -448,6 +455,7 @@ static void test_nat_event(void) {
         x0x_events_release(evs, k);
     }
     CHECK(found, "no X0X_EVENT_NAT_TYPE_DETECTED");
+    CHECK(external, "no X0X_EVENT_EXTERNAL_ADDRESS_DISCOVERED");
     x0x_free(addr);
     x0x_free(a1);
     x0x_free(a2);

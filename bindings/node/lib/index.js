@@ -729,7 +729,7 @@ class Agent extends EventEmitter {
           break;
         }
         case EventKind.EXTERNAL_ADDRESS_DISCOVERED:
-          this.#safeEmit('externalAddress', { peer: arr[b + 2], addr: arr[b + 5] });
+          this.#safeEmit('externalAddress', { addr: arr[b + 5] });
           break;
         case EventKind.NAT_TYPE_DETECTED:
           this.#safeEmit('natType', { type: NAT_TYPES[arr[b + 10]] || 'unknown', addr: arr[b + 5] || null });

@@ -57,15 +57,22 @@ test('connect: both sides see the connection, with the right peer and agents', a
   assert.ok(Array.isArray(eb.agents));
 });
 
-test('natType: two peers at different IPs see the agent at its own address', async (t) => {
+test('natType and externalAddress: two peers at different IPs see the agent at its own address', async (t) => {
   const [n, o1] = await makeAgents(t, 2);
   const [o2] = await makeAgents(t, 1, () => ({ bindAddr: '127.0.0.2:0' }));
+  const order = [];
+  n.on('natType', () => order.push('natType'));
+  n.on('externalAddress', () => order.push('externalAddress'));
   const detected = nextEvent(n, 'natType');
+  const external = nextEvent(n, 'externalAddress');
   await n.connect(o1.connectAddr, { timeoutMs: 10000 });
+  assert.deepEqual(order, [], 'one observer is not enough');
   await n.connect(o2.connectAddr, { timeoutMs: 10000 });
-  const ev = await detected;
-  assert.deepEqual(ev, { type: 'none', addr: n.addr });
+  assert.deepEqual(await detected, { type: 'none', addr: n.addr });
+  assert.deepEqual(await external, { addr: n.addr });
+  assert.deepEqual(order, ['natType', 'externalAddress']);
   assert.equal(x0x.EventKind.NAT_TYPE_DETECTED, 9);
+  assert.equal(x0x.EventKind.EXTERNAL_ADDRESS_DISCOVERED, 4);
 });
 
 test('connect to a pinned but wrong peer ID fails with X0X_ERR_AUTH', async (t) => {

@@ -33,17 +33,24 @@ async def test_create_identity_and_address(tmp_path: Path) -> None:
 
 
 @arun
-async def test_nat_type_detected(tmp_path: Path) -> None:
-    # Two peers at different IPs see the agent at its own address.
+async def test_nat_type_and_external_address(tmp_path: Path) -> None:
+    # Two peers at different IPs see the agent at its own address: first the
+    # NAT type, then the external address (one peer alone reports neither).
     async with make_agent(tmp_path, "n") as n, make_agent(tmp_path, "o1") as o1, make_agent(
         tmp_path, "o2", bind_addr="127.0.0.2:0"
     ) as o2:
         events = n.events()
         await n.connect(o1.dial_addr, timeout=STEP)
         await n.connect(o2.dial_addr, timeout=STEP)
-        ev = await next_of(events, x0x.NatTypeDetected)
+        nat_kinds = (x0x.NatTypeDetected, x0x.ExternalAddressDiscovered)
+        ev = await next_of(events, object, lambda e: isinstance(e, nat_kinds))
+        assert isinstance(ev, x0x.NatTypeDetected), ev
         assert ev.nat_type == "none" and ev.addr == n.addr
         assert ev.kind is x0x.EventKind.NAT_TYPE_DETECTED
+        ext = await next_of(events, object, lambda e: isinstance(e, nat_kinds))
+        assert isinstance(ext, x0x.ExternalAddressDiscovered), ext
+        assert ext.addr == n.addr
+        assert ext.kind is x0x.EventKind.EXTERNAL_ADDRESS_DISCOVERED
 
 
 @arun
