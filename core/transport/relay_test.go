@@ -16,14 +16,26 @@ import (
 // not to each other). tune adjusts R's config.
 func relayTrio(t *testing.T, tune func(*Config)) (r, a, b *testNode) {
 	t.Helper()
+	return relayTrioTuned(t, tune, nil)
+}
+
+// relayTrioTuned is relayTrio with tuneClients also adjusting A's and B's
+// configs.
+func relayTrioTuned(t *testing.T, tuneRelay, tuneClients func(*Config)) (r, a, b *testNode) {
+	t.Helper()
 	rc := testConfig(testKey("relay", 0))
 	rc.Services = ServiceRelay | ServiceCoordinator
-	if tune != nil {
-		tune(&rc)
+	if tuneRelay != nil {
+		tuneRelay(&rc)
+	}
+	ac, bc := testConfig(testKey("relay", 1)), testConfig(testKey("relay", 2))
+	if tuneClients != nil {
+		tuneClients(&ac)
+		tuneClients(&bc)
 	}
 	r = startNode(t, rc)
-	a = startNode(t, testConfig(testKey("relay", 1)))
-	b = startNode(t, testConfig(testKey("relay", 2)))
+	a = startNode(t, ac)
+	b = startNode(t, bc)
 	ctx := context.Background()
 	for _, n := range []*testNode{a, b} {
 		if err := n.Connect(ctx, r.LocalID(), r.LocalAddr()); err != nil {
@@ -34,32 +46,27 @@ func relayTrio(t *testing.T, tune func(*Config)) (r, a, b *testNode) {
 	return r, a, b
 }
 
-// directMessages sends n numbered direct messages from src to dst's agent
-// and waits until dst has received them all; it returns them in order of
-// arrival.
+// directGrace is how long exchangeDirect keeps watching after its sentinel
+// arrived, to catch duplicates delivered late.
+const directGrace = 50 * time.Millisecond
+
+// exchangeDirect sends n numbered direct messages from src's agent from to
+// dst's agent to, then a sentinel, and waits for the sentinel (and
+// directGrace more). It fails unless dst delivered exactly the n messages
+// and the sentinel, in order, each once and byte for byte: a duplicate of
+// any of them, even one arriving after the n-th message, is caught.
 func exchangeDirect(t *testing.T, src, dst *testNode, from, to *identity.KeyPair, tag string, n int) {
 	t.Helper()
-	ctx := context.Background()
-	for i := range n {
-		if err := src.SendDirect(ctx, from.ID(), to.ID(), []byte(fmt.Sprintf("%s %d", tag, i))); err != nil {
-			t.Fatalf("SendDirect %d: %v", i, err)
-		}
+	sent := make([][]byte, n)
+	for i := range sent {
+		sent[i] = []byte(fmt.Sprintf("%s %d", tag, i))
 	}
-	evs := dst.rec.wait(t, tag+" messages", func(evs []Event) bool {
-		return countPrefix(evs, tag) >= n
+	sendAll(t, src, from, to, sent)
+	evs := sealBatch(t, src, dst, from, to, tag, waitLimit, directGrace)
+	got := directPayloads(evs, func(p []byte) bool {
+		return bytes.HasPrefix(p, []byte(tag+" ")) || bytes.Equal(p, sentinel(tag))
 	})
-	if got := countPrefix(evs, tag); got != n {
-		t.Fatalf("%s: %d messages delivered, want exactly %d", tag, got, n)
-	}
-	i := 0
-	for _, e := range evs {
-		if e.Kind == EventDirectMessage && bytes.HasPrefix(e.Payload, []byte(tag+" ")) {
-			if want := fmt.Sprintf("%s %d", tag, i); string(e.Payload) != want {
-				t.Fatalf("message %d is %q, want %q", i, e.Payload, want)
-			}
-			i++
-		}
-	}
+	checkPayloads(t, tag, got, append(sent, sentinel(tag)))
 }
 
 func countPrefix(evs []Event, tag string) int {
