@@ -95,8 +95,11 @@ type Config struct {
 	// MaxConnsPerIP caps the inbound connections from one source IP
 	// (default 64), and MaxPendingPerIP those of them still authenticating
 	// (default 32): one host with many throwaway keys can take neither the
-	// whole connection table nor every handshake slot. Refusals count as
-	// ConnectionsRefused.
+	// whole connection table nor every handshake slot. A relayed inbound
+	// connection counts against the IP of the relay carrying it (the relay
+	// is the only host it can be attributed to before it authenticates),
+	// so a relay and the clients behind it share one host's limits.
+	// Refusals count as ConnectionsRefused.
 	MaxConnsPerIP   int
 	MaxPendingPerIP int
 	// EvictMinAge is how long an inbound connection must have been

@@ -71,7 +71,7 @@ type conn struct {
 	// A relayed connection runs through via (zero for a direct one); the
 	// relay named viaPeer as the other end, which the proof must confirm.
 	via, viaPeer identity.PeerID
-	inboundIP    netip.Addr // source IP of an accepted direct connection (else invalid)
+	inboundIP    netip.Addr // the IP an accepted connection counts against (its source, or its relay's for a relayed one; else invalid)
 
 	// Set by the handshake, then read-only.
 	peer        identity.PeerID

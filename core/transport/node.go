@@ -84,7 +84,8 @@ type Node struct {
 	evictPick    func([]identity.PeerID) (identity.PeerID, bool)
 	nEvicting    int // evicted connections still closing
 	// Inbound connections per source IP: all of them, and those still
-	// authenticating (relayed connections are not counted: they have no IP).
+	// authenticating. A relayed connection counts against the IP of its
+	// relay (see acceptLoop).
 	ipConns   map[netip.Addr]int
 	ipPending map[netip.Addr]int
 }
@@ -129,7 +130,7 @@ func Listen(ctx context.Context, cfg Config) (*Node, error) {
 		ipPending:    make(map[netip.Addr]int),
 	}
 	if cfg.Services.Has(ServiceRelay) {
-		n.relaySrv = newRelayServer(cfg.Relay)
+		n.relaySrv = newRelayServer(cfg.Relay, cfg.MaxConnections)
 	}
 	n.bufPool.New = func() any {
 		b := make([]byte, 0, writeBatchBytes+bigFrameBytes)
@@ -652,8 +653,17 @@ func (n *Node) acceptLoop(ln *quic.Listener) {
 			_ = qc.CloseWithError(codeShutdown, "node closing")
 			return
 		}
+		// A relayed connection counts against the IP of its relay: until
+		// it authenticates, the relay is all that vouches for it (the
+		// source it names is free to make up), so the relay's host, and
+		// everyone behind it, gets one host's share of the table.
 		ip := remoteIP(qc.RemoteAddr())
-		perIP := ip.IsValid() && (n.ipConns[ip] >= n.cfg.MaxConnsPerIP || n.ipPending[ip] >= n.cfg.MaxPendingPerIP)
+		ra, relayed := qc.RemoteAddr().(RelayAddr)
+		if relayed {
+			ip = n.relayIPLocked(ra.Relay)
+		}
+		perIP := relayed && !ip.IsValid() ||
+			ip.IsValid() && (n.ipConns[ip] >= n.cfg.MaxConnsPerIP || n.ipPending[ip] >= n.cfg.MaxPendingPerIP)
 		if perIP || (len(n.conns)-n.nEvicting >= n.cfg.MaxConnections && !n.evictForNewcomer()) {
 			n.mu.Unlock()
 			n.stats.connsRefused.Add(1)

@@ -2,9 +2,11 @@ package transport
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -34,10 +36,14 @@ import (
 // replayed ones are discarded by packet-number checks.
 //
 // A relay enforces RelayLimits per client: the number of distinct peers it
-// relays to, and a byte rate. Packets over a limit, or for a peer the relay
-// has no direct connection to, are dropped and answered (at most once a
-// second per client and peer) with frameRelayErr, which fails a relayed
-// dial at once. Relay frames are accepted only on direct connections
+// relays to, a byte rate and a rate of QUIC Initial packets (which bounds
+// how fast it opens relayed connections). The two rates are token buckets
+// kept per client identity across disconnections (reconnecting does not
+// refill them) and charged a second time per source IP, whose bucket the
+// identities of one host share. Packets over a limit, or for a peer the
+// relay has no direct connection to, are dropped and answered (at most
+// once a second per client and peer) with frameRelayErr, which fails a
+// relayed dial at once. Relay frames are accepted only on direct connections
 // (no relaying through relays), and only from a peer that advertised
 // ServiceRelay (frameRelayPkt, frameRelayErr) or to a node that offers it
 // (frameRelayFwd; anything else is a protocol violation).
@@ -101,6 +107,15 @@ func (e *RelayError) Unwrap() error { return ErrRelayRefused }
 // RelayLimits bounds what a relay does for each client (a directly
 // connected peer sending it packets to forward). Zero fields take the
 // defaults.
+//
+// The byte and Initial budgets belong to the client's identity, not to its
+// connection: they survive a disconnection, so reconnecting does not refill
+// them. They are also charged to the client's source IP (for IPv6, its
+// /64), whose budget is IPBudgetClients times one client's and is shared
+// by every identity connecting from there, since identities are free. A
+// relay keeps at most max(4096, 4 x MaxConnections) budgets of each kind,
+// forgetting only those that have refilled; when the table is full of
+// budgets in use, new clients are refused until some refill.
 type RelayLimits struct {
 	// MaxPeersPerClient caps the distinct peers one client's packets go to
 	// within CircuitIdle (default 32).
@@ -109,6 +124,18 @@ type RelayLimits struct {
 	// 4 MiB/s) and Burst its bucket size (default 16 MiB).
 	BytesPerSecond int
 	Burst          int
+	// InitialsPerSecond and InitialBurst bound the QUIC Initial packets a
+	// client sends through the relay (defaults 4/s and 128). Every new
+	// QUIC connection needs at least one from its dialler (two or three
+	// with the post-quantum ClientHello), so these cap how fast a client
+	// opens relayed connections, to any number of targets, while its
+	// handshakes are cheap in bytes. Initials that answer another client's
+	// Initials (the accepting side of a handshake) are not counted.
+	InitialsPerSecond int
+	InitialBurst      int
+	// IPBudgetClients is how many clients' worth of bytes and Initials the
+	// clients at one source IP share (default 4).
+	IPBudgetClients int
 	// CircuitIdle is how long a client-peer pair counts against
 	// MaxPeersPerClient after its last packet (default 2 min).
 	CircuitIdle time.Duration
@@ -116,12 +143,25 @@ type RelayLimits struct {
 
 // Relay defaults.
 const (
-	DefaultRelayPeersPerClient = 32
-	DefaultRelayBytesPerSecond = 4 << 20
-	DefaultRelayBurst          = 16 << 20
-	DefaultRelayCircuitIdle    = 2 * time.Minute
+	DefaultRelayPeersPerClient    = 32
+	DefaultRelayBytesPerSecond    = 4 << 20
+	DefaultRelayBurst             = 16 << 20
+	DefaultRelayInitialsPerSecond = 4
+	DefaultRelayInitialBurst      = 128
+	DefaultRelayIPBudgetClients   = 4
+	DefaultRelayCircuitIdle       = 2 * time.Minute
 	// relayInboundPackets bounds relayed packets waiting for quic-go.
 	relayInboundPackets = 1024
+	// relayMinBudgets is the least number of budgets of each kind (per
+	// client, per IP) a relay keeps; see RelayLimits.
+	relayMinBudgets = 4096
+	// relayPruneEvery spaces the scans of a full budget table that found
+	// nothing to forget, so that refused newcomers cost no scan each.
+	relayPruneEvery = time.Second
+	// relayAnswerWindow is how long after a client's Initial the target's
+	// Initials to it (addressed to the client's source connection ID)
+	// count as answers.
+	relayAnswerWindow = 30 * time.Second
 )
 
 func (l *RelayLimits) fill() {
@@ -134,13 +174,23 @@ func (l *RelayLimits) fill() {
 	if l.Burst == 0 {
 		l.Burst = DefaultRelayBurst
 	}
+	if l.InitialsPerSecond == 0 {
+		l.InitialsPerSecond = DefaultRelayInitialsPerSecond
+	}
+	if l.InitialBurst == 0 {
+		l.InitialBurst = DefaultRelayInitialBurst
+	}
+	if l.IPBudgetClients == 0 {
+		l.IPBudgetClients = DefaultRelayIPBudgetClients
+	}
 	if l.CircuitIdle == 0 {
 		l.CircuitIdle = DefaultRelayCircuitIdle
 	}
 }
 
 func (l *RelayLimits) validate() error {
-	if l.MaxPeersPerClient < 0 || l.BytesPerSecond < 0 || l.Burst < 0 || l.CircuitIdle < 0 {
+	if l.MaxPeersPerClient < 0 || l.BytesPerSecond < 0 || l.Burst < 0 || l.CircuitIdle < 0 ||
+		l.InitialsPerSecond < 0 || l.InitialBurst < 0 || l.IPBudgetClients < 0 {
 		return fmt.Errorf("%w: negative RelayLimits field", ErrBadConfig)
 	}
 	return nil
@@ -366,24 +416,159 @@ type relayServer struct {
 	// clients is keyed by connected peers and pruned on disconnect, so it
 	// is bounded by MaxConnections.
 	clients map[identity.PeerID]*relayClient
+	// The budgets outlive connections (see RelayLimits).
+	peerBudgets budgetTable[identity.PeerID]
+	ipBudgets   budgetTable[netip.Addr]
 }
 
+// relayClient is what a relay holds for a connected client.
 type relayClient struct {
-	bytes    ratelimit.Bucket
 	circuits map[identity.PeerID]time.Time // peer -> last packet
 	errAt    map[identity.PeerID]time.Time // peer -> last refusal sent
+	// initials records the source connection IDs of the client's charged
+	// Initials, so that the target's Initials back to them are answers.
+	initials map[relayCID]time.Time
 }
 
-func newRelayServer(l RelayLimits) *relayServer {
-	return &relayServer{limits: l, clients: make(map[identity.PeerID]*relayClient)}
+// relayCID is a QUIC connection ID (at most 20 bytes) used with a peer.
+type relayCID struct {
+	peer identity.PeerID
+	n    uint8
+	id   [20]byte
 }
 
-// admit charges a packet of size bytes from client to target and returns 0
-// if it may be forwarded, else a refusal code.
-func (s *relayServer) admit(now time.Time, client, target identity.PeerID, size int) byte {
+func makeRelayCID(peer identity.PeerID, cid []byte) relayCID {
+	k := relayCID{peer: peer, n: uint8(len(cid))}
+	copy(k.id[:], cid)
+	return k
+}
+
+// relayBudget is a client's (or a source IP's) byte and Initial buckets.
+type relayBudget struct {
+	bytes, initials ratelimit.Bucket
+}
+
+func newRelayBudget(now time.Time, l *RelayLimits, scale float64) *relayBudget {
+	return &relayBudget{bytes: ratelimit.New(now, float64(l.Burst)*scale),
+		initials: ratelimit.New(now, float64(l.InitialBurst)*scale)}
+}
+
+// take charges size bytes and, if initial, one Initial, or nothing if
+// either bucket is short; scale multiplies the limits.
+func (b *relayBudget) take(now time.Time, size int, initial bool, l *RelayLimits, scale float64) bool {
+	nb := *b
+	if !nb.bytes.Take(now, float64(size), float64(l.BytesPerSecond)*scale, float64(l.Burst)*scale) {
+		return false
+	}
+	if initial && !nb.initials.Take(now, 1, float64(l.InitialsPerSecond)*scale, float64(l.InitialBurst)*scale) {
+		return false
+	}
+	*b = nb
+	return true
+}
+
+// full reports whether both buckets have refilled (forgetting the budget
+// then changes nothing).
+func (b *relayBudget) full(now time.Time, l *RelayLimits, scale float64) bool {
+	return b.bytes.Full(now, float64(l.BytesPerSecond)*scale, float64(l.Burst)*scale) &&
+		b.initials.Full(now, float64(l.InitialsPerSecond)*scale, float64(l.InitialBurst)*scale)
+}
+
+// budgetTable is a bounded table of budgets that forgets only full ones.
+type budgetTable[K comparable] struct {
+	m      map[K]*relayBudget
+	scale  float64   // the budgets' limits in per-client limits
+	limit  int       // most budgets held
+	scanAt time.Time // no scan of the full table before this
+}
+
+func newBudgetTable[K comparable](scale float64, limit int) budgetTable[K] {
+	return budgetTable[K]{m: make(map[K]*relayBudget), scale: scale, limit: limit}
+}
+
+// get returns k's budget, creating a full one, or nil if the table is full
+// of budgets that have not refilled.
+func (t *budgetTable[K]) get(now time.Time, k K, l *RelayLimits) *relayBudget {
+	if b := t.m[k]; b != nil {
+		return b
+	}
+	if len(t.m) >= t.limit {
+		if now.Before(t.scanAt) {
+			return nil
+		}
+		for k2, b := range t.m {
+			if b.full(now, l, t.scale) {
+				delete(t.m, k2)
+			}
+		}
+		if len(t.m) >= t.limit {
+			t.scanAt = now.Add(relayPruneEvery)
+			return nil
+		}
+	}
+	b := newRelayBudget(now, l, t.scale)
+	t.m[k] = b
+	return b
+}
+
+// newRelayServer returns the relay state of a node allowing maxConns
+// connections.
+func newRelayServer(l RelayLimits, maxConns int) *relayServer {
+	l.fill()
+	limit := max(relayMinBudgets, 4*maxConns)
+	return &relayServer{limits: l, clients: make(map[identity.PeerID]*relayClient),
+		peerBudgets: newBudgetTable[identity.PeerID](1, limit),
+		ipBudgets:   newBudgetTable[netip.Addr](float64(l.IPBudgetClients), limit)}
+}
+
+// relayIPKey is the key of ip's budget: the address, or for IPv6 its /64
+// (what one host typically has).
+func relayIPKey(ip netip.Addr) netip.Addr {
+	if ip.Is6() && !ip.Is4In6() {
+		return netip.PrefixFrom(ip, 64).Masked().Addr()
+	}
+	return ip.Unmap()
+}
+
+// quicInitial parses the first packet of a relayed datagram and reports
+// whether it is a QUIC v1 or v2 Initial (RFC 9000 17.2.2, RFC 9369 3.2),
+// the only packet that can open a connection, with its connection IDs.
+func quicInitial(pkt []byte) (dcid, scid []byte, ok bool) {
+	if len(pkt) < 7 || pkt[0]&0x80 == 0 {
+		return nil, nil, false
+	}
+	typ := pkt[0] >> 4 & 3
+	switch binary.BigEndian.Uint32(pkt[1:5]) {
+	case 1: // QUIC v1: Initial is type 0
+		if typ != 0 {
+			return nil, nil, false
+		}
+	case 0x6b3343cf: // QUIC v2: Initial is type 1
+		if typ != 1 {
+			return nil, nil, false
+		}
+	default:
+		return nil, nil, false
+	}
+	dl := int(pkt[5])
+	if dl > 20 || len(pkt) < 7+dl {
+		return nil, nil, false
+	}
+	sl := int(pkt[6+dl])
+	if sl > 20 || len(pkt) < 7+dl+sl {
+		return nil, nil, false
+	}
+	return pkt[6 : 6+dl], pkt[7+dl : 7+dl+sl], true
+}
+
+// admit charges a packet of size bytes from client, whose direct
+// connection comes from ip (invalid: not charged per IP), to target and
+// returns 0 if it may be forwarded, else a refusal code. pkt is the QUIC
+// datagram (nil: not an Initial).
+func (s *relayServer) admit(now time.Time, client identity.PeerID, ip netip.Addr, target identity.PeerID, size int, pkt []byte) byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	cl := s.clientLocked(now, client)
+	cl := s.clientLocked(client)
 	if _, ok := cl.circuits[target]; !ok && len(cl.circuits) >= s.limits.MaxPeersPerClient {
 		for p, last := range cl.circuits { // expire idle circuits, then retry once
 			if now.Sub(last) > s.limits.CircuitIdle {
@@ -394,18 +579,68 @@ func (s *relayServer) admit(now time.Time, client, target identity.PeerID, size 
 			return relayOverQuota
 		}
 	}
-	if !cl.bytes.Take(now, float64(size), float64(s.limits.BytesPerSecond), float64(s.limits.Burst)) {
+	dcid, scid, initial := quicInitial(pkt)
+	if initial && s.answersLocked(now, client, target, dcid) {
+		initial = false
+	}
+	// Both budgets are checked before either is charged.
+	pb := s.peerBudgets.get(now, client, &s.limits)
+	if pb == nil {
 		return relayOverQuota
+	}
+	np := *pb
+	if !np.take(now, size, initial, &s.limits, s.peerBudgets.scale) {
+		return relayOverQuota
+	}
+	if ip.IsValid() {
+		ib := s.ipBudgets.get(now, relayIPKey(ip), &s.limits)
+		if ib == nil || !ib.take(now, size, initial, &s.limits, s.ipBudgets.scale) {
+			return relayOverQuota
+		}
+	}
+	*pb = np
+	if initial {
+		s.noteInitialLocked(now, cl, target, scid)
 	}
 	cl.circuits[target] = now
 	return 0
+}
+
+// answersLocked reports whether an Initial from client to target with
+// destination connection ID dcid answers one of target's recent Initials
+// to client (it is addressed to that Initial's source connection ID).
+func (s *relayServer) answersLocked(now time.Time, client, target identity.PeerID, dcid []byte) bool {
+	tc := s.clients[target]
+	if tc == nil {
+		return false
+	}
+	at, ok := tc.initials[makeRelayCID(client, dcid)]
+	return ok && now.Sub(at) <= relayAnswerWindow
+}
+
+// noteInitialLocked records the source connection ID of a charged Initial
+// from cl to target. The record is bounded by the Initials the client can
+// be charged within relayAnswerWindow.
+func (s *relayServer) noteInitialLocked(now time.Time, cl *relayClient, target identity.PeerID, scid []byte) {
+	limit := s.limits.InitialBurst + s.limits.InitialsPerSecond*int(relayAnswerWindow/time.Second) + 1
+	if len(cl.initials) >= limit {
+		for k, at := range cl.initials {
+			if now.Sub(at) > relayAnswerWindow {
+				delete(cl.initials, k)
+			}
+		}
+		if len(cl.initials) >= limit {
+			return
+		}
+	}
+	cl.initials[makeRelayCID(target, scid)] = now
 }
 
 // shouldReport rate-limits refusals to one per client, peer and second.
 func (s *relayServer) shouldReport(now time.Time, client, target identity.PeerID) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	cl := s.clientLocked(now, client)
+	cl := s.clientLocked(client)
 	if last, ok := cl.errAt[target]; ok && now.Sub(last) < time.Second {
 		return false
 	}
@@ -417,16 +652,18 @@ func (s *relayServer) shouldReport(now time.Time, client, target identity.PeerID
 }
 
 // clientLocked returns client's state, creating it. s.mu must be held.
-func (s *relayServer) clientLocked(now time.Time, client identity.PeerID) *relayClient {
+func (s *relayServer) clientLocked(client identity.PeerID) *relayClient {
 	cl := s.clients[client]
 	if cl == nil {
-		cl = &relayClient{bytes: ratelimit.New(now, float64(s.limits.Burst)),
-			circuits: make(map[identity.PeerID]time.Time), errAt: make(map[identity.PeerID]time.Time)}
+		cl = &relayClient{circuits: make(map[identity.PeerID]time.Time),
+			errAt: make(map[identity.PeerID]time.Time), initials: make(map[relayCID]time.Time)}
 		s.clients[client] = cl
 	}
 	return cl
 }
 
+// forget drops the state of a client that disconnected: its circuits and
+// refusal records. Its budgets stay (see RelayLimits).
 func (s *relayServer) forget(client identity.PeerID) {
 	s.mu.Lock()
 	delete(s.clients, client)
@@ -485,7 +722,7 @@ func (n *Node) relayForward(c *conn, target identity.PeerID, body []byte) {
 		if tc == nil || tc.relayed() {
 			code = relayNoTarget
 		} else {
-			code = n.relaySrv.admit(now, c.peer, target, len(body))
+			code = n.relaySrv.admit(now, c.peer, remoteIP(c.qc.RemoteAddr()), target, len(body), body[identity.IDSize:])
 		}
 	}
 	if code == 0 {
@@ -535,4 +772,14 @@ func (n *Node) relayedThroughLocked(relay identity.PeerID) []*conn {
 		}
 	}
 	return out
+}
+
+// relayIPLocked returns the source IP of the direct connection to relay
+// (invalid if there is none). n.mu must be held.
+func (n *Node) relayIPLocked(relay identity.PeerID) netip.Addr {
+	rc := n.peers[relay]
+	if rc == nil || rc.relayed() {
+		return netip.Addr{}
+	}
+	return remoteIP(rc.qc.RemoteAddr())
 }

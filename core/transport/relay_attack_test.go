@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -556,11 +557,11 @@ func TestRelaySustainedRate(t *testing.T) {
 // the client's only peer slot.
 func TestRelayServerRateAndCircuitLifetime(t *testing.T) {
 	const pkt, burst, rate = 1000, 10_000, 2_000
-	s := newRelayServer(RelayLimits{MaxPeersPerClient: 1, BytesPerSecond: rate, Burst: burst, CircuitIdle: 2 * time.Minute})
+	s := newRelayServer(RelayLimits{MaxPeersPerClient: 1, BytesPerSecond: rate, Burst: burst, CircuitIdle: 2 * time.Minute}, 0)
 	client, target, other := testKey("admit", 1).ID(), testKey("admit", 2).ID(), testKey("admit", 3).ID()
 	now := time.Unix(1_000_000, 0)
 	took := 0
-	for s.admit(now, client, target, pkt) == 0 {
+	for s.admit(now, client, netip.Addr{}, target, pkt, nil) == 0 {
 		took += pkt
 	}
 	if took != burst {
@@ -573,11 +574,11 @@ func TestRelayServerRateAndCircuitLifetime(t *testing.T) {
 	for el := time.Duration(0); el < span; el += 100 * time.Millisecond {
 		now = now.Add(100 * time.Millisecond)
 		for range 5 {
-			if s.admit(now, client, target, pkt) == 0 {
+			if s.admit(now, client, netip.Addr{}, target, pkt, nil) == 0 {
 				took += pkt
 			}
 		}
-		if el%(30*time.Second) == 0 && s.admit(now, client, other, 0) != relayOverQuota {
+		if el%(30*time.Second) == 0 && s.admit(now, client, netip.Addr{}, other, 0, nil) != relayOverQuota {
 			t.Fatalf("a second peer was admitted %v into the first circuit's life", el)
 		}
 	}
@@ -586,7 +587,7 @@ func TestRelayServerRateAndCircuitLifetime(t *testing.T) {
 	}
 	// Idle past CircuitIdle, the circuit frees the slot.
 	now = now.Add(2*time.Minute + time.Second)
-	if code := s.admit(now, client, other, pkt); code != 0 {
+	if code := s.admit(now, client, netip.Addr{}, other, pkt, nil); code != 0 {
 		t.Fatalf("a new peer after the circuit idled out: code %d", code)
 	}
 }
