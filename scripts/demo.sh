@@ -42,6 +42,10 @@ ready=$(grep '^x0xd ready' "$work/x0xd.out") || { cat "$work/x0xd.log"; echo "x0
 machine=$(sed -E 's/.* machine=([0-9a-f]+).*/\1/' <<<"$ready")
 udp=$(sed -E 's/.* udp=([^ ]+).*/\1/' <<<"$ready")
 http=$(sed -E 's/.* http=([^ ]+).*/\1/' <<<"$ready")
+# The local API's bearer token (every route but /health needs it): the
+# ready line names its file in x0xd's data directory (the rest of the line).
+token_file=$(sed -E 's/.* token_file=//' <<<"$ready")
+[ -s "$token_file" ] || { echo "x0xd's token file $token_file is missing"; exit 1; }
 echo "[x0xd]    bootstrap node ${machine:0:8} on udp $udp, http $http"
 
 echo "== the team: Go, Node and Python agents on one topic and one task list"
@@ -63,7 +67,7 @@ pids=()
 echo "== the team finished: every agent saw the same final list"
 
 echo "== alice and bob: direct messages, a restart, the daemon's health"
-"$bin/x0x-demo" -bootstrap "$machine@$udp" -health "http://$http"
+"$bin/x0x-demo" -bootstrap "$machine@$udp" -health "http://$http" -token-file "$token_file"
 
 kill -TERM "$daemon_pid"
 if ! wait "$daemon_pid"; then cat "$work/x0xd.log"; echo "x0xd did not shut down cleanly"; exit 1; fi

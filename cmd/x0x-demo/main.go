@@ -6,7 +6,7 @@
 // check the daemon's health and metrics. It prints a transcript and exits
 // non-zero if anything did not happen as it should.
 //
-//	x0x-demo -bootstrap 127.0.0.1:PORT -health http://127.0.0.1:PORT
+//	x0x-demo -bootstrap 127.0.0.1:PORT -health http://127.0.0.1:PORT -token-file DIR/api-token
 package main
 
 import (
@@ -28,6 +28,7 @@ import (
 func main() {
 	bootstrap := flag.String("bootstrap", "", "x0xd UDP address (peerid@host:port or host:port)")
 	healthURL := flag.String("health", "", "x0xd HTTP base URL, e.g. http://127.0.0.1:12600")
+	tokenFile := flag.String("token-file", "", "x0xd's API token file (<data dir>/api-token): /metrics needs the token")
 	timeout := flag.Duration("timeout", 60*time.Second, "give up after this long")
 	team := flag.String("team", "", "run the Go agent of the cross-language team demo, sharing this directory with the Node and Python agents")
 	flag.Parse()
@@ -37,7 +38,13 @@ func main() {
 	if *team != "" {
 		err = runTeam(ctx, *team, *bootstrap, os.Stdout)
 	} else {
-		err = run(ctx, *bootstrap, *healthURL, os.Stdout)
+		var token []byte
+		if *tokenFile != "" {
+			token, err = os.ReadFile(*tokenFile)
+		}
+		if err == nil {
+			err = run(ctx, *bootstrap, *healthURL, strings.TrimSpace(string(token)), os.Stdout)
+		}
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "demo FAILED:", err)
@@ -54,7 +61,7 @@ func newAgent(ctx context.Context, dir, bootstrap string) (*x0x.Agent, error) {
 	return x0x.NewBuilder().WithDataDir(dir).WithBindAddr("127.0.0.1:0").WithBootstrap(bootstrap).Build(ctx)
 }
 
-func run(ctx context.Context, bootstrap, healthURL string, out io.Writer) error {
+func run(ctx context.Context, bootstrap, healthURL, token string, out io.Writer) error {
 	if bootstrap == "" || healthURL == "" {
 		return errors.New("-bootstrap and -health are required")
 	}
@@ -127,7 +134,7 @@ func run(ctx context.Context, bootstrap, healthURL string, out io.Writer) error 
 		return err
 	}
 
-	return checkDaemon(ctx, out, healthURL)
+	return checkDaemon(ctx, out, healthURL, token)
 }
 
 // exchange sends text from one agent to another and waits for it to arrive
@@ -163,14 +170,14 @@ func exchange(ctx context.Context, out io.Writer, fromName string, from *x0x.Age
 
 // checkDaemon reads the daemon's /health and /metrics and checks that it
 // saw the agents.
-func checkDaemon(ctx context.Context, out io.Writer, base string) error {
+func checkDaemon(ctx context.Context, out io.Writer, base, token string) error {
 	var h struct {
 		Status    string `json:"status"`
 		Role      string `json:"role"`
 		MachineID string `json:"machine_id"`
 		Peers     int    `json:"peers"`
 	}
-	body, err := get(ctx, base+"/health")
+	body, err := get(ctx, base+"/health", "")
 	if err != nil {
 		return err
 	}
@@ -181,7 +188,7 @@ func checkDaemon(ctx context.Context, out io.Writer, base string) error {
 		return fmt.Errorf("/health = %s, want status ok and at least 2 peers", body)
 	}
 	say(out, "x0xd", "/health: status=%s role=%s machine=%s peers=%d", h.Status, h.Role, h.MachineID[:8], h.Peers)
-	metrics, err := get(ctx, base+"/metrics")
+	metrics, err := get(ctx, base+"/metrics", token)
 	if err != nil {
 		return err
 	}
@@ -203,10 +210,13 @@ func checkDaemon(ctx context.Context, out io.Writer, base string) error {
 	return nil
 }
 
-func get(ctx context.Context, url string) ([]byte, error) {
+func get(ctx context.Context, url, token string) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -3,13 +3,15 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/saorsa-labs/x0x-go/cmd/internal/localapi"
 	"github.com/saorsa-labs/x0x-go/core/x0x"
 )
 
@@ -17,32 +19,23 @@ import (
 // /.well-known/agent.json and /.well-known/agent-card.json; the card's URL
 // is that address, and its x0x extension names the daemon's agent and a
 // bootstrap address another agent joins through. (core/x0x's tests check
-// the card against the A2A JSON schema.)
+// the card against the whole A2A JSON schema; this test checks the
+// served card's properties against its AgentCard definition.)
 func TestDaemonServesAgentCard(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	out := syncWriter{lines: make(chan string, 16)}
-	done := make(chan error, 1)
-	o := options{dataDir: t.TempDir(), listen: "127.0.0.1:0", httpAddr: "127.0.0.1:0", network: x0x.NetworkLocal, role: "bootstrap"}
-	go func() { done <- serve(ctx, o, out, io.Discard) }()
-	var ready string
-	select {
-	case ready = <-out.lines:
-	case err := <-done:
-		t.Fatalf("daemon exited: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("daemon not ready")
-	}
-	agentID, machine, httpAddr := field(ready, "agent"), field(ready, "machine"), field(ready, "http")
+	d := startDaemon(t, testOptions(t))
+	agentID, machine, httpAddr := field(d.ready, "agent"), field(d.ready, "machine"), field(d.ready, "http")
+	token := d.token(t)
+	schema := a2aAgentCardSchema(t)
 
 	var cards []x0x.AgentCard
 	for _, path := range []string{"/.well-known/agent.json", "/.well-known/agent-card.json"} {
-		resp, err := http.Get("http://" + httpAddr + path)
-		if err != nil {
-			t.Fatal(err)
+		if resp, _ := get(t, nil, "http://"+httpAddr+path, ""); resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("GET %s without the token: %s", path, resp.Status)
 		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		resp, b := get(t, nil, "http://"+httpAddr+path, token)
+		body := []byte(b)
 		if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/json" {
 			t.Fatalf("GET %s: %s, Content-Type %q", path, resp.Status, resp.Header.Get("Content-Type"))
 		}
@@ -54,10 +47,16 @@ func TestDaemonServesAgentCard(t *testing.T) {
 		if err := json.Unmarshal(body, &raw); err != nil {
 			t.Fatal(err)
 		}
-		for _, k := range []string{"protocolVersion", "name", "description", "url", "version", "capabilities",
-			"defaultInputModes", "defaultOutputModes", "skills"} { // the A2A AgentCard's required properties
+		// The A2A schema's AgentCard: every required property is there, and
+		// every property is one it declares.
+		for _, k := range schema.Required {
 			if _, ok := raw[k]; !ok {
 				t.Errorf("GET %s: no %q in %s", path, k, body)
+			}
+		}
+		for k := range raw {
+			if _, ok := schema.Properties[k]; !ok {
+				t.Errorf("GET %s: property %q is not in the A2A schema's AgentCard", path, k)
 			}
 		}
 		cards = append(cards, card)
@@ -68,12 +67,12 @@ func TestDaemonServesAgentCard(t *testing.T) {
 	}
 
 	wantURL := "http://" + httpAddr + "/"
-	if card.ProtocolVersion != x0x.A2AProtocolVersion || card.URL != wantURL || card.PreferredTransport != agentCardTransport ||
+	if card.ProtocolVersion != x0x.A2AProtocolVersion || card.URL != wantURL || card.PreferredTransport != localapi.AgentCardTransport ||
 		card.Version != x0x.Version {
 		t.Errorf("protocolVersion %q, url %q (want %q), preferredTransport %q, version %q",
 			card.ProtocolVersion, card.URL, wantURL, card.PreferredTransport, card.Version)
 	}
-	if len(card.AdditionalInterfaces) != 2 || card.AdditionalInterfaces[0] != (x0x.AgentInterface{URL: wantURL, Transport: agentCardTransport}) ||
+	if len(card.AdditionalInterfaces) != 2 || card.AdditionalInterfaces[0] != (x0x.AgentInterface{URL: wantURL, Transport: localapi.AgentCardTransport}) ||
 		card.AdditionalInterfaces[1].Transport != x0x.A2ATransport {
 		t.Fatalf("additionalInterfaces %+v", card.AdditionalInterfaces)
 	}
@@ -109,7 +108,12 @@ func TestDaemonServesAgentCard(t *testing.T) {
 	}
 
 	// Only GET.
-	resp, err := http.Post("http://"+httpAddr+"/.well-known/agent.json", "application/json", nil)
+	req, err := http.NewRequest(http.MethodPost, "http://"+httpAddr+"/.well-known/agent.json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,15 +121,30 @@ func TestDaemonServesAgentCard(t *testing.T) {
 	if resp.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("POST: %s", resp.Status)
 	}
-
 	agent.Close()
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("shutdown: %v", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("daemon did not shut down")
+	d.stop(t)
+}
+
+// a2aAgentCardSchema reads the AgentCard definition of the A2A JSON schema
+// vendored in core/x0x/testdata (core/x0x's tests validate the card
+// against all of it).
+func a2aAgentCardSchema(t *testing.T) (def struct {
+	Required   []string
+	Properties map[string]json.RawMessage
+}) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "core", "x0x", "testdata", "a2a-0.3.0.json"))
+	if err != nil {
+		t.Fatal(err)
 	}
+	var doc struct {
+		Definitions map[string]json.RawMessage
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(doc.Definitions["AgentCard"], &def); err != nil || len(def.Required) == 0 {
+		t.Fatalf("the schema's AgentCard: %v", err)
+	}
+	return def
 }

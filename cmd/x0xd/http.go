@@ -1,73 +1,72 @@
 package main
 
 import (
-	"encoding/json"
+	"crypto/tls"
 	"fmt"
 	"net"
-	"net/http"
-	"time"
-
-	"github.com/saorsa-labs/x0x-go/core/x0x"
+	"net/netip"
+	"strings"
 )
 
-// health is the JSON body of GET /health.
-type health struct {
-	Status        string  `json:"status"`
-	Role          string  `json:"role"`
-	MachineID     string  `json:"machine_id"`
-	AgentID       string  `json:"agent_id"`
-	UDPAddr       string  `json:"udp_addr"`
-	NATType       string  `json:"nat_type"`
-	ExternalAddr  string  `json:"external_addr,omitempty"`
-	Peers         int     `json:"peers"`
-	UptimeSeconds float64 `json:"uptime_seconds"`
-}
+// The local API (cmd/internal/localapi) serves the agent to programs on
+// this machine; its bearer token guards every route but /health. By
+// default it listens on loopback only: a non-loopback address needs
+// -http-allow-remote and TLS, so that the token never crosses a network
+// in clear text.
 
-func newHandler(agent *x0x.Agent, role string, started time.Time) http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		natType, external := agent.NATType()
-		_ = json.NewEncoder(w).Encode(health{
-			NATType:       natType,
-			ExternalAddr:  external,
-			Status:        "ok",
-			Role:          role,
-			MachineID:     agent.MachineID().String(),
-			AgentID:       agent.AgentID().String(),
-			UDPAddr:       agent.Addr(),
-			Peers:         len(agent.Peers()),
-			UptimeSeconds: time.Since(started).Seconds(),
-		})
-	})
-	// The agent's A2A agent card (core/x0x/agentcard.go), at the path the
-	// A2A specification 0.3.0 recommends (agent-card.json) and at its
-	// earlier agent.json. Like everything here it is served only on the
-	// daemon's local HTTP address; the card's main URL is that address
-	// (the one this request arrived at, not the client's Host header),
-	// whose transport is this local API, and it also lists the agent's x0x
-	// URL.
-	card := func(w http.ResponseWriter, r *http.Request) {
-		var opts x0x.AgentCardOptions
-		if addr, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
-			opts.URL, opts.Transport = "http://"+addr.String()+"/", agentCardTransport
-		}
-		c := agent.AgentCard(opts)
-		w.Header().Set("Content-Type", "application/json")
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(c)
+// checkHTTPAddr refuses a -http address that is not loopback unless
+// allowRemote and useTLS are both set. A loopback address is an IP
+// literal in 127.0.0.0/8 or ::1, or the name "localhost"; any other name,
+// and an empty host (every interface), counts as remote.
+func checkHTTPAddr(addr string, allowRemote, useTLS bool) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("-http %q: %w", addr, err)
 	}
-	mux.HandleFunc("GET /.well-known/agent.json", card)
-	mux.HandleFunc("GET /.well-known/agent-card.json", card)
-	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		fmt.Fprintf(w, "# HELP x0x_uptime_seconds Seconds since the daemon started.\n# TYPE x0x_uptime_seconds gauge\nx0x_uptime_seconds %.3f\n", time.Since(started).Seconds())
-		_ = agent.Metrics().WritePrometheus(w)
-	})
-	return mux
+	if isLoopbackHost(host) {
+		return nil
+	}
+	if !allowRemote {
+		return fmt.Errorf("-http %s is not a loopback address, so the local API would be reachable from other machines: "+
+			"use 127.0.0.1 or [::1], or give -http-allow-remote with -http-tls-cert and -http-tls-key", addr)
+	}
+	if !useTLS {
+		return fmt.Errorf("-http %s with -http-allow-remote needs TLS, so that the bearer token does not cross the network "+
+			"in clear text: give -http-tls-cert FILE and -http-tls-key FILE", addr)
+	}
+	return nil
 }
 
-// agentCardTransport names, in the agent card, what the daemon's HTTP
-// address serves: this local API (GET /health, /metrics and the card).
-const agentCardTransport = "X0XD-HTTP"
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
+}
+
+// checkBound re-checks the address a listener got (a name like
+// "localhost" resolves when listening).
+func checkBound(ln net.Listener, allowRemote bool) error {
+	if allowRemote {
+		return nil
+	}
+	ap, err := netip.ParseAddrPort(ln.Addr().String())
+	if err != nil || !ap.Addr().Unmap().IsLoopback() {
+		return fmt.Errorf("-http bound %s, which is not a loopback address; give -http-allow-remote with TLS to allow it", ln.Addr())
+	}
+	return nil
+}
+
+// tlsConfig loads the local API's certificate: TLS 1.3 only. Nil when TLS
+// is not configured.
+func tlsConfig(certFile, keyFile string) (*tls.Config, error) {
+	if certFile == "" && keyFile == "" {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("-http-tls-cert %s / -http-tls-key %s: %w", certFile, keyFile, err)
+	}
+	return &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}}, nil
+}

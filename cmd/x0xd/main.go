@@ -1,13 +1,19 @@
 // Command x0xd runs an x0x node daemon.
 //
-//	x0xd [-data-dir DIR] [-listen 0.0.0.0:12000] [-http 127.0.0.1:12600]
+//	x0xd [-config FILE] [-data-dir DIR] [-listen 0.0.0.0:12000]
+//	     [-http 127.0.0.1:12600] [-http-allow-remote -http-tls-cert FILE -http-tls-key FILE]
 //	     [-bootstrap ADDR,...] [-network local|testnet]
-//	     [-role bootstrap|coordinator|relay[,...]]
+//	     [-role bootstrap|coordinator|relay[,...]] [-passphrase-file FILE]
+//	     [-log-format text|json] [-log-level debug|info|warn|error] [-v]
+//	x0xd -print-config
 //
-// It serves GET /health (JSON) and GET /metrics (Prometheus text) on the
-// HTTP address, keeps its keys and peer cache in the data directory, prints
-// one "x0xd ready ..." line on stdout once it is serving, and shuts down
-// gracefully on SIGTERM or SIGINT.
+// It serves the local API (cmd/internal/localapi: GET /health, GET
+// /metrics in the Prometheus format, the A2A agent card, /openapi.json and
+// the /v1 routes) on the HTTP address, keeps its keys, peer cache and the
+// API's bearer token (api-token, mode 0600) in the data directory, prints
+// one "x0xd ready ... token_file=PATH" line on stdout once it is serving,
+// and shuts down gracefully on SIGTERM or SIGINT. Settings come from flags,
+// X0X_* environment variables and a config file (config.go; x0xd -h).
 package main
 
 import (
@@ -21,55 +27,24 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/saorsa-labs/x0x-go/cmd/internal/localapi"
 	"github.com/saorsa-labs/x0x-go/core/x0x"
 )
 
-type options struct {
-	dataDir   string
-	listen    string
-	httpAddr  string
-	bootstrap string
-	network   string
-	role      string
-	passFile  string
-	verbose   bool
-}
-
 func main() {
-	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+	err := run(os.Args[1:], os.Stdout, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "x0xd:", err)
 		os.Exit(1)
 	}
-}
-
-func parseFlags(args []string, stderr io.Writer) (options, error) {
-	var o options
-	fs := flag.NewFlagSet("x0xd", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&o.dataDir, "data-dir", "", "data directory for keys and peer cache (default $X0X_HOME or ~/.x0x)")
-	fs.StringVar(&o.listen, "listen", fmt.Sprintf("0.0.0.0:%d", x0x.DefaultPort), "UDP address for QUIC")
-	fs.StringVar(&o.httpAddr, "http", "127.0.0.1:12600", "HTTP address for /health and /metrics")
-	fs.StringVar(&o.bootstrap, "bootstrap", "", "comma-separated bootstrap peers (host:port or peerid@host:port)")
-	fs.StringVar(&o.network, "network", x0x.NetworkLocal, "network whose built-in seeds to use: local (none) or testnet (the roadmap's public seeds; they answer only if they run this implementation, whose wire protocol is not the Rust x0x's)")
-	fs.StringVar(&o.role, "role", "bootstrap", "node roles, comma-separated: bootstrap (the default: a node others join through), "+
-		"coordinator (passes hole-punch requests between its peers), relay (forwards connections that cannot punch); "+
-		"offer coordinator and relay only on a publicly reachable address")
-	fs.StringVar(&o.passFile, "passphrase-file", "", "file holding a passphrase that seals the key files")
-	fs.BoolVar(&o.verbose, "v", false, "log debug messages to stderr")
-	if err := fs.Parse(args); err != nil {
-		return o, err
-	}
-	if fs.NArg() > 0 {
-		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
-	if _, err := roleServices(o.role); err != nil {
-		return o, err
-	}
-	return o, nil
 }
 
 // roleServices maps a -role list to the services the node offers.
@@ -88,9 +63,12 @@ func roleServices(roles string) (x0x.Services, error) {
 }
 
 func run(args []string, stdout, stderr io.Writer) error {
-	o, err := parseFlags(args, stderr)
+	o, err := parseConfig(args, os.Getenv, stderr)
 	if err != nil {
 		return err
+	}
+	if o.printConfig {
+		return printConfig(stdout, o)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -99,13 +77,19 @@ func run(args []string, stdout, stderr io.Writer) error {
 
 // serve runs the daemon until ctx is cancelled.
 func serve(ctx context.Context, o options, stdout, stderr io.Writer) error {
-	level := slog.LevelInfo
-	if o.verbose {
-		level = slog.LevelDebug
+	started := time.Now()
+	logger, err := newLogger(stderr, o.logFormat, o.logLevel)
+	if err != nil {
+		return err
 	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-
 	services, err := roleServices(o.role)
+	if err != nil {
+		return err
+	}
+	if err := checkHTTPAddr(o.httpAddr, o.allowRemote, o.tlsCert != "" || o.tlsKey != ""); err != nil {
+		return err
+	}
+	tlsConf, err := tlsConfig(o.tlsCert, o.tlsKey)
 	if err != nil {
 		return err
 	}
@@ -114,12 +98,14 @@ func serve(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	if o.bootstrap != "" {
 		b.WithBootstrap(strings.Split(o.bootstrap, ",")...)
 	}
+	var pass []byte
 	if o.passFile != "" {
-		pass, err := os.ReadFile(o.passFile)
+		p, err := os.ReadFile(o.passFile)
 		if err != nil {
 			return err
 		}
-		b.WithPassphrase([]byte(strings.TrimRight(string(pass), "\r\n")))
+		pass = []byte(strings.TrimRight(string(p), "\r\n"))
+		b.WithPassphrase(pass)
 	}
 	agent, err := b.Build(ctx)
 	if err != nil {
@@ -127,18 +113,51 @@ func serve(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	}
 	defer agent.Close()
 
+	// The local API, behind the bearer token of the agent's data
+	// directory (created at the first start).
+	token, err := localapi.LoadOrCreateToken(agent.DataDir())
+	if err != nil {
+		return err
+	}
+	tokenFile := filepath.Join(agent.DataDir(), localapi.TokenFile)
+	if abs, err := filepath.Abs(tokenFile); err == nil {
+		tokenFile = abs
+	}
+	api, err := localapi.New(localapi.Config{
+		Agent: agent, Token: token, Role: o.role, Started: started, KeyPassphrase: pass, Logger: logger,
+		Metrics: metricsHandler(newMetrics(agent.Metrics, started, logger), logger),
+	})
+	if err != nil {
+		return err
+	}
+	defer api.Close() // before agent.Close (deferred calls run last first)
+
 	ln, err := net.Listen("tcp", o.httpAddr)
 	if err != nil {
 		return fmt.Errorf("http listen: %w", err)
 	}
-	started := time.Now()
-	srv := &http.Server{Handler: newHandler(agent, o.role, started), ReadHeaderTimeout: 5 * time.Second}
+	if err := checkBound(ln, o.allowRemote); err != nil {
+		ln.Close()
+		return err
+	}
+	srv := &http.Server{
+		Handler: api.Handler(), TLSConfig: tlsConf,
+		ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
 	httpErr := make(chan error, 1)
-	go func() { httpErr <- srv.Serve(ln) }()
+	scheme := "http"
+	if tlsConf != nil {
+		scheme = "https"
+		go func() { httpErr <- srv.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { httpErr <- srv.Serve(ln) }()
+	}
 
 	// Log the agent's events; the stream ends when the agent closes.
 	events, err := agent.Events()
 	if err != nil {
+		srv.Close()
 		return err
 	}
 	logged := make(chan struct{})
@@ -161,18 +180,26 @@ func serve(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	if err := agent.JoinNetwork(ctx); err != nil && !errors.Is(err, x0x.ErrNoBootstrap) {
 		logger.Warn("joining the network failed; peers will be retried", "err", err)
 	}
-	fmt.Fprintf(stdout, "x0xd ready role=%s machine=%s agent=%s udp=%s http=%s\n",
-		o.role, agent.MachineID(), agent.AgentID(), agent.Addr(), ln.Addr())
+	// The token file's path, never the token. It comes last: the rest of
+	// the line is the path.
+	fmt.Fprintf(stdout, "x0xd ready role=%s machine=%s agent=%s udp=%s %s=%s token_file=%s\n",
+		o.role, agent.MachineID(), agent.AgentID(), agent.Addr(), scheme, ln.Addr(), tokenFile)
+	logger.Info("x0xd ready", "role", o.role, "machine", agent.MachineID().String(), "udp", agent.Addr(),
+		scheme, ln.Addr().String(), "token_file", tokenFile, "version", x0x.Version)
 
+	var serveErr error
 	select {
 	case <-ctx.Done():
 		logger.Info("shutting down")
 	case err := <-httpErr:
-		return fmt.Errorf("http server: %w", err)
+		serveErr = fmt.Errorf("http server: %w", err)
 	}
+	// The API first (its streams end, so Shutdown need not wait for them),
+	// then the HTTP server, then the agent.
+	api.Close()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	return errors.Join(srv.Shutdown(shutdownCtx), agent.Close())
+	return errors.Join(serveErr, srv.Shutdown(shutdownCtx), agent.Close())
 }
 
 func logEvent(l *slog.Logger, ev x0x.Event) {
