@@ -5,7 +5,7 @@ GOTEST    := $(GO) test -count=1
 # Packages whose tests run under the race detector (the core library).
 CORE_PKGS := ./core/...
 
-.PHONY: all build capi node-addon tools lint test test-core test-other test-capi test-node test-python test-skill fuzz sim-check natlab soak soak-smoke demo bench release-dry-run clean
+.PHONY: all build capi node-addon tools lint test test-core test-other test-capi test-node test-python test-mcp test-skill fuzz sim-check natlab soak soak-smoke demo bench release-dry-run clean
 
 all: build
 
@@ -45,6 +45,11 @@ test-node:
 # runs pytest against it.
 test-python:
 	./scripts/test-python.sh
+
+# The MCP server (issue 12): `x0x mcp` for each of two connected daemons,
+# driven by the Python mcp package's stdio client (venv in build/mcp-venv).
+test-mcp:
+	./scripts/test-mcp.sh
 
 # SKILL.md (issue 14): its Agent Skill front matter and links; its Go,
 # Node, Python and C examples, extracted (blocks marked `runnable`) and run
@@ -97,7 +102,7 @@ soak-smoke: build
 # every fuzz target, the simulator at 1,000 nodes, the NAT lab, a short
 # soak, and the demo (which checks its own outcome and exits non-zero on
 # failure).
-test: lint test-core test-other test-capi test-node test-python test-skill fuzz sim-check natlab soak-smoke demo
+test: lint test-core test-other test-capi test-node test-python test-mcp test-skill fuzz sim-check natlab soak-smoke demo
 
 demo: build node-addon
 	./scripts/demo.sh
