@@ -50,23 +50,29 @@ func init() {
 		{name: "sub", args: "TOPIC", summary: "print a topic's messages as they arrive, one a line", setup: cmdSub,
 			help: "Each line is \"<time> <sender's first 8 hex digits> <text>\" (a payload that is not UTF-8 is\n" +
 				"printed as base64:<base64>; text with control characters is quoted); --json prints the\n" +
-				"API's message objects, one a line, with their cursors. The daemon follows the topic from\n" +
-				"then on and keeps its recent messages: --after CURSOR starts after that cursor (0: the\n" +
-				"oldest kept) instead of with the messages that arrive from now on. x0x unsub TOPIC stops\n" +
-				"following it. Ends with exit code 0 on SIGINT or SIGTERM, 5 if the daemon drops this\n" +
-				"client as too slow (the message says which --after resumes, past the messages lost)."},
-		{name: "follow", args: "TOPIC", summary: "make the daemon follow a topic: it keeps the messages for sub --after and inbox-style reads", setup: cmdFollow},
+				"API's message objects, one a line, with their cursors. The stream alone makes the daemon\n" +
+				"follow the topic only while it is open; x0x follow TOPIC makes it follow the topic from\n" +
+				"then on and keep its recent messages, so that a later sub --after CURSOR starts after\n" +
+				"that cursor (0: the oldest kept) instead of with the messages that arrive from now on\n" +
+				"(a cursor from before a daemon restart or an unfollow starts again with the oldest kept).\n" +
+				"x0x unsub TOPIC stops following it. Ends with exit code 0 on SIGINT or SIGTERM, 5 if the\n" +
+				"daemon drops this client as too slow (the message says which --after resumes, past the\n" +
+				"messages lost)."},
+		{name: "follow", args: "TOPIC", summary: "make the daemon follow a topic from now on and keep its messages (for sub --after)", setup: cmdFollow,
+			help: "Without it, x0x sub makes the daemon follow a topic only while the stream is open, and\n" +
+				"what arrives between two subs is not kept. x0x unsub TOPIC stops following it."},
 		{name: "topics", summary: "the topics the daemon follows", setup: cmdTopics},
 		{name: "unsub", args: "TOPIC", summary: "stop following a topic (ends its streams)", setup: cmdUnsub},
 		{name: "send", args: "AGENT MSG|-", summary: "send a direct message to an agent", setup: cmdSend,
 			help: "AGENT is the agent ID (64 hex digits). With MSG -, the message is stdin (its exact bytes);\n" +
 				"--file FILE reads it from a file. Prints nothing (--json: the API's {\"ok\":true})."},
 		{name: "inbox", summary: "the direct messages received, one a line", setup: cmdInbox,
-			help: "Prints the messages after --after CURSOR (default: all the daemon still keeps), one a\n" +
-				"line like sub's; --json prints the API's message objects (each has its cursor: pass the\n" +
-				"last one as --after next time). --wait D waits up to D for a message when there is none.\n" +
-				"--follow keeps printing messages as they arrive, from now on or after --after CURSOR,\n" +
-				"like sub (and ends like it: exit code 0 on SIGINT, 5 if dropped as too slow)."},
+			help: "Prints the messages after --after CURSOR (default: all the daemon still keeps, read in\n" +
+				"pages; --limit N prints at most N), one a line like sub's; --json prints the API's message\n" +
+				"objects (each has its cursor: pass the last one as --after next time). --wait D waits up\n" +
+				"to D for a message when there is none. --follow keeps printing messages as they arrive,\n" +
+				"from now on or after --after CURSOR, like sub (and ends like it: exit code 0 on SIGINT, 5\n" +
+				"if dropped as too slow)."},
 		{name: "tasks", summary: "shared task lists", subs: []*command{
 			{name: "new", args: "NAME", summary: "create a task list; prints its ID", setup: cmdTasksNew,
 				help: "--open lets every agent that knows the list's ID write to it (default: only this agent)."},
@@ -284,8 +290,12 @@ func lookupHelp(args []string) (*command, string, []string, error) {
 func tokenFileIn(dir string) string { return filepath.Join(dir, localapi.TokenFile) }
 
 // client returns a client of the daemon with the token of the data
-// directory (or --token-file).
+// directory (or --token-file); a usage error for an --api address over
+// which the token would cross the network in clear text (see checkAPI).
 func (c *cli) client() (*apiclient.Client, error) {
+	if err := c.checkAPI(); err != nil {
+		return nil, err
+	}
 	if _, err := c.dataDir(); err != nil && c.g.tokenFile == "" {
 		return nil, &exitError{code: exitUnreachable, msg: err.Error()}
 	}
@@ -299,7 +309,27 @@ func (c *cli) client() (*apiclient.Client, error) {
 	if tok == "" {
 		return nil, &exitError{code: exitUnreachable, msg: fmt.Sprintf("the token file %s is empty", path)}
 	}
-	return apiclient.New(c.g.api, tok, c.httpClient()), nil
+	cl, err := apiclient.NewChecked(c.g.api, tok, c.httpClient())
+	if err != nil {
+		return nil, apiError(err)
+	}
+	return cl, nil
+}
+
+// checkAPI refuses (a usage error) an --api address that is plain http to
+// a host that is not loopback: the bearer token would cross the network
+// in clear text (apiclient.CheckBase).
+func (c *cli) checkAPI() error {
+	if err := apiclient.CheckBase(c.g.api); err != nil {
+		return apiError(err)
+	}
+	return nil
+}
+
+// apiError is the usage error for an --api address apiclient refuses.
+func apiError(err error) error {
+	return &exitError{code: exitUsage, msg: "--api: " + err.Error(),
+		hint: "a daemon on another machine serves its API over TLS only (x0xd -http-allow-remote): pass --api https://HOST:PORT"}
 }
 
 // httpClient is the invocation's HTTP client: its own transport, whose

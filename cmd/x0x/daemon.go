@@ -202,8 +202,10 @@ func (c *cli) startDaemon(binFlag, dir string, pass []string) error {
 	info := daemonInfo{Running: true, PID: pid, HTTPAddr: httpAddr, DataDir: dir, LogFile: logPath}
 	ctx, cancel := c.callContext()
 	defer cancel()
-	if h, err := apiclient.New(httpAddr, "", c.httpClient()).Health(ctx); err == nil {
-		info.Health = &h
+	if cl, err := apiclient.NewChecked(httpAddr, "", c.httpClient()); err == nil {
+		if h, err := cl.Health(ctx); err == nil {
+			info.Health = &h
+		}
 	}
 	return printResult(c, info, func(info daemonInfo) error {
 		fmt.Fprintf(c.stdout, "x0xd started (pid %d)\n", pid)
@@ -342,6 +344,9 @@ func cmdDaemonStop(c *cli, fs *flag.FlagSet) func([]string) error {
 
 func cmdDaemonStatus(c *cli, fs *flag.FlagSet) func([]string) error {
 	return argsCmd(0, 0, func(args []string) error {
+		if err := c.checkAPI(); err != nil {
+			return err
+		}
 		info := daemonInfo{HTTPAddr: c.hostPort()}
 		if dir, err := c.dataDir(); err == nil {
 			info.DataDir = dir
@@ -352,7 +357,7 @@ func cmdDaemonStatus(c *cli, fs *flag.FlagSet) func([]string) error {
 		}
 		ctx, cancel := c.callContext()
 		defer cancel()
-		h, err := apiclient.New(c.g.api, "", c.httpClient()).Health(ctx)
+		h, err := apiclient.New(c.g.api, "", c.httpClient()).Health(ctx) // checkAPI checked the address
 		if err != nil {
 			if c.g.json {
 				_ = c.printJSON(info)

@@ -341,14 +341,15 @@ func TestEndToEnd(t *testing.T) {
 			t.Errorf("sub after SIGINT: exit code %d, stderr %q", code, sub.stderr.String())
 		}
 
-		// --after 0 --json: the messages the daemon kept, as the API's objects.
+		// --after 0 --json: the messages the daemon kept, as the API's
+		// objects. (A feed's cursors start at its own base, not 1.)
 		js := b.background("sub", "--json", "news", "--after", "0")
 		l, ok := js.next(10 * time.Second)
 		if !ok {
 			t.Fatal("sub --after 0 --json printed nothing")
 		}
 		var m localapi.TopicMessage
-		if err := json.Unmarshal([]byte(l), &m); err != nil || m.Cursor != 1 || m.Topic != "news" || m.From != a.agent ||
+		if err := json.Unmarshal([]byte(l), &m); err != nil || m.Cursor == 0 || m.Topic != "news" || m.From != a.agent ||
 			m.Text == nil || *m.Text != "hello from A" || !published[m.ID] {
 			t.Fatalf("sub --json: %q (%v)", l, err)
 		}
@@ -357,7 +358,7 @@ func TestEndToEnd(t *testing.T) {
 		}
 		var topics localapi.TopicList
 		b.json(&topics, "topics")
-		if len(topics.Topics) != 1 || topics.Topics[0].Topic != "news" || topics.Topics[0].Cursor < 3 {
+		if len(topics.Topics) != 1 || topics.Topics[0].Topic != "news" || topics.Topics[0].Cursor < m.Cursor+2 {
 			t.Fatalf("topics: %+v", topics)
 		}
 	})
@@ -396,15 +397,20 @@ func TestEndToEnd(t *testing.T) {
 		}
 		var m localapi.DirectMessage
 		b.json(&m, "inbox", "--wait", "10s", "--limit", "1")
-		if m.Cursor != 1 || m.From != a.agent || m.To != b.agent || m.Text == nil || *m.Text != "hi B" {
+		if m.Cursor == 0 || m.From != a.agent || m.To != b.agent || m.Text == nil || *m.Text != "hi B" {
 			t.Fatalf("inbox --json: %+v", m)
 		}
-		out := b.ok("inbox", "--after", "1", "--wait", "10s")
+		first := strconv.FormatUint(m.Cursor, 10)
+		out := b.ok("inbox", "--after", first, "--wait", "10s")
 		if !regexp.MustCompile(`^` + lineTime + ` ` + a.agent[:8] + ` via stdin\n$`).MatchString(out) {
-			t.Fatalf("inbox --after 1: %q", out)
+			t.Fatalf("inbox --after %s: %q", first, out)
+		}
+		// Without --after or --limit: all the daemon keeps.
+		if out := b.ok("inbox"); !regexp.MustCompile(`^` + lineTime + ` ` + a.agent[:8] + ` hi B\n` + lineTime + ` ` + a.agent[:8] + ` via stdin\n$`).MatchString(out) {
+			t.Fatalf("inbox: %q", out)
 		}
 		start := time.Now()
-		if out := b.ok("inbox", "--after", "2", "--wait", "300ms"); out != "" || time.Since(start) < 300*time.Millisecond {
+		if out := b.ok("inbox", "--after", strconv.FormatUint(m.Cursor+1, 10), "--wait", "300ms"); out != "" || time.Since(start) < 300*time.Millisecond {
 			t.Fatalf("inbox with nothing new: %q after %v", out, time.Since(start))
 		}
 		if r := a.run("send", strings.Repeat("0", 63)+"1", "anyone?"); r.code != exitFailed || !strings.Contains(r.stderr, "(no_route)") {

@@ -73,13 +73,33 @@ func sealedCall[T any](c *cli, passFile string, f func(ctx context.Context, cl *
 	return call(c, func(ctx context.Context, cl *apiclient.Client) (T, error) { return f(ctx, cl, pass) })
 }
 
-// writeNew writes a private file (mode 0600), replacing one that exists.
+// writeNew writes a private file (mode 0600), replacing one that exists:
+// an existing regular file is made 0600 before it is truncated and
+// written (os.OpenFile's mode applies only to a file it creates).
 func writeNew(path string, b []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE, 0o600)
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(b); err != nil {
+	err = func() error {
+		fi, err := f.Stat()
+		if err != nil {
+			return err
+		}
+		if fi.Mode().IsRegular() {
+			if fi.Mode().Perm() != 0o600 {
+				if err := f.Chmod(0o600); err != nil {
+					return fmt.Errorf("making %s private (mode 0600): %w", path, err)
+				}
+			}
+			if err := f.Truncate(0); err != nil {
+				return err
+			}
+		}
+		_, err = f.Write(b)
+		return err
+	}()
+	if err != nil {
 		f.Close()
 		return err
 	}

@@ -6,7 +6,10 @@
 //
 // Global flags go before or after the command:
 //
-//	--api ADDR         the daemon's HTTP address (default $X0X_API, else 127.0.0.1:12600)
+//	--api ADDR         the daemon's HTTP address (default $X0X_API, else 127.0.0.1:12600);
+//	                   plain http (host:port or http://) only to a loopback
+//	                   host, else https://, so that the token does not cross
+//	                   a network in clear text (exit code 2 otherwise)
 //	--data-dir DIR     the daemon's data directory (default $X0X_DATA_DIR, else
 //	                   $X0X_HOME, else ~/.x0x: x0xd's default)
 //	--token-file FILE  the API token (default DIR/api-token)
@@ -24,10 +27,12 @@
 //	connect ADDR             connect to a peer (host:port or machine-id@host:port)
 //	pub TOPIC [MSG|-]        publish a message (no MSG or -: stdin); prints its ID
 //	sub TOPIC                print a topic's messages as they arrive, one a line
+//	                         (the daemon follows the topic only while the stream is open)
+//	follow TOPIC             make the daemon follow a topic and keep its messages (for sub --after)
 //	topics                   the topics the daemon follows
 //	unsub TOPIC              stop following a topic
 //	send AGENT MSG|-         send a direct message to an agent
-//	inbox                    the direct messages received, one a line
+//	inbox                    the direct messages the daemon keeps, one a line
 //	tasks new NAME           create a task list; prints its ID
 //	tasks join LIST          join a task list another agent shared
 //	tasks add LIST TITLE     add a task; prints its ID
@@ -137,7 +142,7 @@ func run(ctx context.Context, args []string, env func(string) string, stdin io.R
 // addGlobals registers the global flags on fs, with their current values
 // as defaults (fs may be the second set they are registered on).
 func (c *cli) addGlobals(fs *flag.FlagSet) {
-	fs.StringVar(&c.g.api, "api", c.g.api, "the daemon's HTTP address `ADDR` ($X0X_API)")
+	fs.StringVar(&c.g.api, "api", c.g.api, "the daemon's HTTP address `ADDR` ($X0X_API; https:// unless it is loopback)")
 	fs.StringVar(&c.g.dataDir, "data-dir", c.g.dataDir, "the daemon's data directory `DIR` (default $X0X_DATA_DIR, else $X0X_HOME, else ~/.x0x)")
 	fs.StringVar(&c.g.tokenFile, "token-file", c.g.tokenFile, "the API token's `FILE` (default DIR/api-token)")
 	fs.BoolVar(&c.g.json, "json", c.g.json, "print JSON (one object a line for streams)")

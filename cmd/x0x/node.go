@@ -23,6 +23,10 @@ import (
 // payloads over 1 MiB anyway (too_large).
 const maxMessage = 1 << 20
 
+// inboxPage is the page size of x0x inbox without --limit: the API's
+// largest.
+const inboxPage = 1000
+
 // ---- output --------------------------------------------------------------
 
 // short is an ID's first 8 hex digits.
@@ -243,9 +247,14 @@ func cmdSub(c *cli, fs *flag.FlagSet) func([]string) error {
 }
 
 // onMissed reports, on stderr, items a stream says were lost before it
-// opened (or dropped by the daemon's own subscription); the stream goes on.
+// opened (or dropped by the daemon's own subscription), and a cursor the
+// stream reset (from an earlier feed); the stream goes on.
 func (c *cli) onMissed() apiclient.StreamOption {
 	return apiclient.OnMissed(func(n localapi.StreamNotice) {
+		if n.Notice == "reset" {
+			fmt.Fprintln(c.stderr, "x0x: the cursor is from an earlier feed (the daemon restarted or the topic was unfollowed); starting again with the oldest message kept")
+			return
+		}
 		fmt.Fprintf(c.stderr, "x0x: %d items were lost (no longer kept by the daemon); continuing after cursor %d\n", n.Missed, n.ResumeAfter)
 	})
 }
@@ -333,7 +342,7 @@ func cmdSend(c *cli, fs *flag.FlagSet) func([]string) error {
 func cmdInbox(c *cli, fs *flag.FlagSet) func([]string) error {
 	afterp := afterFlag(fs, "the messages after this `CURSOR` (default: all the daemon keeps; with --follow, from now on)")
 	wait := fs.Duration("wait", 0, "wait up to `D` for a message when there is none")
-	limit := fs.Int("limit", 0, "at most `N` messages (1-1000; default the daemon's, 100)")
+	limit := fs.Int("limit", 0, "at most `N` messages (1-1000; default: all the daemon keeps)")
 	follow := fs.Bool("follow", false, "keep printing messages as they arrive (a stream, like sub)")
 	return argsCmd(0, 0, func(args []string) error {
 		if *limit < 0 || *limit > 1000 {
@@ -366,13 +375,19 @@ func cmdInbox(c *cli, fs *flag.FlagSet) func([]string) error {
 		if *afterp != nil {
 			after = **afterp
 		}
-		// A page; with --wait, pages until a message arrives or the wait
-		// is over (the daemon caps one wait at 30 s).
+		// A page of --limit; without --limit, pages of inboxPage until
+		// one is not full (all the daemon keeps). With --wait, first
+		// pages until a message arrives or the wait is over (the daemon
+		// caps one wait at 30 s).
+		all, size := *limit == 0, *limit
+		if all {
+			size = inboxPage
+		}
 		deadline := time.Now().Add(*wait)
+		waiting := true // no message yet
 		for {
-			r := apiclient.Read{After: after, Limit: *limit}
-			left := time.Until(deadline)
-			if left > 0 {
+			r := apiclient.Read{After: after, Limit: size}
+			if left := time.Until(deadline); waiting && left > 0 {
 				r.WaitMs = int(min(left, 30*time.Second) / time.Millisecond)
 			}
 			ctx, cancel := context.WithTimeout(c.ctx, c.g.timeout+time.Duration(r.WaitMs)*time.Millisecond)
@@ -389,8 +404,12 @@ func cmdInbox(c *cli, fs *flag.FlagSet) func([]string) error {
 					return err
 				}
 			}
-			if len(p.Items) > 0 || time.Until(deadline) <= 0 {
-				return nil
+			waiting = waiting && len(p.Items) == 0
+			switch {
+			case waiting && time.Until(deadline) <= 0:
+				return nil // no message
+			case !waiting && (!all || len(p.Items) < size):
+				return nil // --limit's page, or the last page
 			}
 			after = p.NextCursor
 		}

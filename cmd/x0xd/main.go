@@ -124,7 +124,7 @@ func serve(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		tokenFile = abs
 	}
 	api, err := localapi.New(localapi.Config{
-		Agent: agent, Token: token, Role: o.role, Started: started, KeyPassphrase: pass, Logger: logger,
+		Agent: agent, Token: token, Role: o.role, Started: started, KeyPassphrase: pass, Logger: logger, AllowRemote: o.allowRemote,
 		Metrics: metricsHandler(newMetrics(agent.Metrics, started, logger), logger),
 	})
 	if err != nil {

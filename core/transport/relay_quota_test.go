@@ -263,6 +263,9 @@ func TestRelayCapsDialsPerClient(t *testing.T) {
 	if err := e.Connect(ctx, r.LocalID(), r.LocalAddr()); err != nil {
 		t.Fatal(err)
 	}
+	// Connect returns once e has authenticated the relay; the relay
+	// registers e a moment later.
+	waitFor(t, "the relay sees E", func() bool { return r.IsConnected(e.LocalID()) })
 	if err := b.ConnectRelayed(ctx, e.LocalID(), r.LocalID()); err != nil {
 		t.Fatalf("B's relayed dial to a client on another host after answering the flood: %v", err)
 	}

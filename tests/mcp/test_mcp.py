@@ -252,12 +252,26 @@ async def scenario(x0x: str, nodes: list[tuple[str, str]]) -> None:
             return t["state"] == "done" and t["claimant"] == agent2
         await eventually("client1's tasklist_list shows the task done, claimant daemon 2's agent", c1_sees_done)
         await c1.error("tasklist_claim", "task_done", list=list_id, task=task_id)
+
+        # The issue's split: one client publishes and claims, the other
+        # reads and completes. x0x lets only the winning claimant complete
+        # a task, so client2 completed the task it claimed (above), and a
+        # task client1 claims cannot be completed by client2.
+        task2 = await c1.ok("tasklist_add", list=list_id, title="review the MCP server")
+        claimed2 = await c1.ok("tasklist_claim", list=list_id, task=task2["id"])
+        check(claimed2["state"] == "claimed" and claimed2["claimant"] == agent1, "client1 claims a second task", claimed2)
+
+        async def c2_sees_claim2() -> bool:
+            tasks = (await c2.ok("tasklist_list", list=list_id))["list"]["tasks"]
+            return any(t["id"] == task2["id"] and t["claimant"] == agent1 for t in tasks)
+        await eventually("client2 sees client1's claim", c2_sees_claim2)
+        await c2.error("tasklist_complete", "claimed_by_other", list=list_id, task=task2["id"])
         lists = await c1.ok("tasklist_list")
         check([entry["id"] for entry in lists["lists"]] == [list_id], "client1's tasklist_list without a list lists it", lists)
         rr = await c1.session.read_resource(list_uri)
         content = rr.contents[0]
         snap = json.loads(content.text) if isinstance(content, types.TextResourceContents) else {}
-        check(snap.get("id") == list_id and snap.get("tasks", [{}])[0].get("state") == "done",
+        check(snap.get("id") == list_id and any(t.get("id") == task_id and t.get("state") == "done" for t in snap.get("tasks", [])),
               "the task list resource shows it done", snap)
 
         # Direct messages, client1 to daemon 2's agent.

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -34,7 +35,9 @@ type Client struct {
 
 // New returns a client of the daemon at base ("http://127.0.0.1:12600" or
 // "host:port") with its bearer token. hc nil means http.DefaultClient
-// (without a timeout: calls are bounded by their contexts).
+// (without a timeout: calls are bounded by their contexts). New does not
+// check base: a client of an address the user gave is made with
+// NewChecked, so that the token is not sent in clear text over a network.
 func New(base, token string, hc *http.Client) *Client {
 	if !strings.Contains(base, "://") {
 		base = "http://" + base
@@ -43,6 +46,60 @@ func New(base, token string, hc *http.Client) *Client {
 		hc = http.DefaultClient
 	}
 	return &Client{base: strings.TrimRight(base, "/"), token: token, hc: hc}
+}
+
+// NewChecked is New for a base that CheckBase accepts; else it returns
+// CheckBase's error.
+func NewChecked(base, token string, hc *http.Client) (*Client, error) {
+	if err := CheckBase(base); err != nil {
+		return nil, err
+	}
+	return New(base, token, hc), nil
+}
+
+// CheckBase refuses a daemon address over which the bearer token would
+// cross a network in clear text: plain http (an http:// URL, or a bare
+// host:port) to a host that is not loopback. A loopback host is an IP
+// address in 127.0.0.0/8 or ::1 (also IPv4-mapped), or the name
+// "localhost"; any other name, and an empty host, counts as remote (x0xd
+// itself serves a non-loopback address only over TLS). https:// is
+// accepted with any host; other schemes are refused.
+func CheckBase(base string) error {
+	raw := base
+	if !strings.Contains(raw, "://") {
+		raw = "http://" + raw
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("the daemon's address %q: %w", base, err)
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "https":
+		if u.Host == "" {
+			return fmt.Errorf("the daemon's address %q has no host", base)
+		}
+		return nil
+	case "http":
+	default:
+		return fmt.Errorf("the daemon's address %q: the scheme must be http or https", base)
+	}
+	if host := u.Hostname(); host == "" {
+		return fmt.Errorf("the daemon's address %q has no host", base)
+	} else if !IsLoopbackHost(host) {
+		return fmt.Errorf("the daemon's address %s is plain http to %s, which is not a loopback address: "+
+			"the API token would cross the network in clear text (use https://, or 127.0.0.1, [::1] or localhost)", base, host)
+	}
+	return nil
+}
+
+// IsLoopbackHost reports whether host (without a port or brackets) is
+// "localhost" or an IP address in 127.0.0.0/8 or ::1.
+func IsLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Zone() == "" && ip.Unmap().IsLoopback()
 }
 
 // ReadToken reads the bearer token of the daemon whose data directory is
@@ -226,10 +283,14 @@ type streamOpts struct {
 	onMissed func(localapi.StreamNotice)
 }
 
-// OnMissed sets what to call when the stream reports items lost before it
-// opened (its cursor was behind what the daemon keeps) or dropped by the
-// daemon's own subscription; the stream goes on. Without it they are
-// skipped silently.
+// OnMissed sets what to call when the stream reports, with a notice, that
+// it skips items; the stream goes on. The notice is "missed" for items
+// lost before it opened (its cursor was behind what the daemon keeps) or
+// dropped by the daemon's own subscription (Missed counts them), or
+// "reset" when its cursor was from an earlier feed (the daemon restarted,
+// or the topic was unfollowed and followed again since): the stream starts
+// again with the oldest item the daemon keeps. Without OnMissed the
+// notices are skipped silently.
 func OnMissed(fn func(localapi.StreamNotice)) StreamOption {
 	return func(o *streamOpts) { o.onMissed = fn }
 }
@@ -337,6 +398,15 @@ func (c *Client) ImportIdentity(ctx context.Context, req localapi.ImportRequest)
 
 // ---- streams -----------------------------------------------------------
 
+// maxEventLine bounds one line of a Server-Sent Events stream: an item's
+// "data:" line. An item carries a payload of up to x0x.MaxPayload (1 MiB)
+// twice over: as text, JSON-escaped, where the worst case is 6 bytes per
+// byte (a control character as \u00XX, and '<', '>' and '&' too for an
+// encoder that escapes HTML), 6 MiB; and in base64, 4 bytes per 3, about
+// 1.4 MiB. With the item's other fields that is under 8 MiB; 16 MiB
+// leaves room to spare.
+const maxEventLine = 16 << 20
+
 // stream reads a Server-Sent Events stream of JSON items of type T.
 func stream[T any](ctx context.Context, c *Client, path string, q url.Values, after *uint64, fn func(T) error, opts []StreamOption) error {
 	var o streamOpts
@@ -368,7 +438,7 @@ func stream[T any](ctx context.Context, c *Client, path string, q url.Values, af
 		return decodeError(resp)
 	}
 	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 4<<20) // a 1 MiB payload in base64 and JSON
+	sc.Buffer(make([]byte, 64<<10), maxEventLine)
 	var event string
 	var data []string
 	for sc.Scan() {
@@ -377,13 +447,16 @@ func stream[T any](ctx context.Context, c *Client, path string, q url.Values, af
 		case line == "":
 			if len(data) > 0 {
 				payload := strings.Join(data, "\n")
-				if event == "missed" || event == "end" || event == "error" {
+				if event == "missed" || event == "reset" || event == "end" || event == "error" {
 					var n localapi.StreamNotice
 					if err := json.Unmarshal([]byte(payload), &n); err != nil {
 						return fmt.Errorf("%s: decoding a %s notice: %w", path, event, err)
 					}
+					if n.Notice == "" {
+						n.Notice = event
+					}
 					switch event {
-					case "missed":
+					case "missed", "reset":
 						if o.onMissed != nil {
 							o.onMissed(n)
 						}

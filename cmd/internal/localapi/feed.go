@@ -12,17 +12,27 @@ import (
 // feed is a bounded buffer of items with cursors: the one mechanism behind
 // every readable sequence of the API (a followed topic's messages, the
 // direct-message inbox, a task list's changes, a group's messages). Each
-// item gets the next cursor (1, 2, ...); a reader asks for the items after
-// the cursor it last saw, as a page (long-polled) or as a stream. The feed
-// keeps the newest items within maxItems and maxBytes and evicts the
-// oldest; a reader whose next item was evicted learns how many it missed.
+// item gets the next cursor; a reader asks for the items after the cursor
+// it last saw, as a page (long-polled) or as a stream. The feed keeps the
+// newest items within maxItems and maxBytes and evicts the oldest; a
+// reader whose next item was evicted learns how many it missed.
+//
+// A feed's cursors start at its base, the time it was created in
+// microseconds since 1970, so that cursors only grow, also across feeds:
+// a cursor from an earlier feed of the same thing (before a daemon
+// restart, or before a topic was unfollowed and followed again) is below
+// the base, and the reader is told its cursor was reset instead of
+// silently skipping the new feed's first items. (A feed would need more
+// than one item per microsecond to catch up with the next feed's base.)
 type feed[T any] struct {
 	mu       sync.Mutex
 	items    []feedItem[T] // oldest first
 	bytes    int
 	maxItems int
 	maxBytes int
+	base     uint64        // the first cursor
 	next     uint64        // the cursor the next item gets
+	evicted  uint64        // the cursor of the newest evicted item (base-1: none)
 	changed  chan struct{} // closed (and replaced) when an item arrives or the feed closes
 	closed   bool
 }
@@ -33,8 +43,10 @@ type feedItem[T any] struct {
 	v      T
 }
 
-func newFeed[T any](maxItems, maxBytes int) *feed[T] {
-	return &feed[T]{maxItems: maxItems, maxBytes: maxBytes, next: 1, changed: make(chan struct{})}
+// newFeed makes a feed whose first cursor is base (> 0).
+func newFeed[T any](maxItems, maxBytes int, base uint64) *feed[T] {
+	base = max(base, 1)
+	return &feed[T]{maxItems: maxItems, maxBytes: maxBytes, base: base, next: base, evicted: base - 1, changed: make(chan struct{})}
 }
 
 // add appends v (counted as size bytes) and returns its cursor; set, if
@@ -56,6 +68,7 @@ func (f *feed[T]) add(v T, size int, set func(*T, uint64)) uint64 {
 	f.bytes += size
 	for len(f.items) > 1 && (len(f.items) > f.maxItems || f.bytes > f.maxBytes) {
 		f.bytes -= f.items[0].size
+		f.evicted = f.items[0].cursor
 		var zero feedItem[T]
 		f.items[0] = zero
 		f.items = f.items[1:]
@@ -96,10 +109,14 @@ type page[T any] struct {
 	next uint64
 	// missed counts the items after "after" that were evicted before
 	// this read (or dropped by the source) and so are not in items;
-	// evicted is the part of them that the feed held and evicted (the
-	// reader was too slow), as opposed to gaps its source left.
+	// evicted is how many of the cursors after "after" belong to items
+	// the feed held and evicted (the reader was too slow), as opposed to
+	// gaps its source left.
 	missed, evicted uint64
-	closed          bool
+	// reset: "after" was from an earlier feed (below this feed's base);
+	// the read started with this feed's oldest item.
+	reset  bool
+	closed bool
 }
 
 // read returns up to limit items with cursors after "after". If there are
@@ -123,16 +140,17 @@ func (f *feed[T]) read(ctx context.Context, after uint64, limit int, wait bool) 
 
 func (f *feed[T]) readLocked(after uint64, limit int) page[T] {
 	p := page[T]{next: after, closed: f.closed}
-	if after >= f.next {
-		p.next = f.next - 1 // a cursor from the future (another daemon run): start at the end
+	switch {
+	case after >= f.next:
+		p.next = f.next - 1 // a cursor from the future (a client's bug): start at the end
 		return p
+	case after < f.base-1:
+		// 0 (from the start) or a cursor of an earlier feed.
+		p.reset = after != 0
+		after = f.base - 1
 	}
-	oldest := f.next
-	if len(f.items) > 0 {
-		oldest = f.items[0].cursor
-	}
-	if after+1 < oldest {
-		p.evicted = oldest - after - 1
+	if after < f.evicted {
+		p.evicted = f.evicted - after // an upper bound: it may include source gaps
 	}
 	i := sort.Search(len(f.items), func(i int) bool { return f.items[i].cursor > after })
 	prev := after
@@ -153,8 +171,8 @@ func (f *feed[T]) readLocked(after uint64, limit int) page[T] {
 	return p
 }
 
-// end returns the cursor of the newest item (0 if none yet): a reader that
-// passes it as "after" gets only what arrives from now on.
+// end returns the cursor of the newest item (base-1 if none yet): a reader
+// that passes it as "after" gets only what arrives from now on.
 func (f *feed[T]) end() uint64 {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -97,7 +97,8 @@ func (f *followed) stop() {
 
 // follow subscribes to topic unless it is followed already; explicit
 // makes it stay followed until unfollowed, else the caller holds a stream
-// reference (release it with unstream).
+// reference (release it with unstream). A topic being joined counts
+// against MaxFollowedTopics from the start.
 func (s *Server) follow(ctx context.Context, name string, explicit bool) (*followed, error) {
 	s.mu.Lock()
 	if f := s.topics[name]; f != nil {
@@ -109,12 +110,42 @@ func (s *Server) follow(ctx context.Context, name string, explicit bool) (*follo
 		s.mu.Unlock()
 		return nil, x0x.ErrClosed
 	}
-	if len(s.topics) >= s.lim.MaxFollowedTopics {
+	if len(s.topics)+s.joining >= s.lim.MaxFollowedTopics {
 		s.mu.Unlock()
 		return nil, &apiError{Status: http.StatusConflict, Code: "too_many_topics",
 			Message: fmt.Sprintf("%d topics are followed already (the limit); unfollow one first", s.lim.MaxFollowedTopics)}
 	}
+	s.joining++
 	s.mu.Unlock()
+	f, err := s.join(ctx, name)
+	s.mu.Lock()
+	s.joining--
+	other := s.topics[name]
+	switch {
+	case err != nil:
+		s.mu.Unlock()
+		return nil, err
+	case other != nil || s.closed:
+		// Followed meanwhile by another request (or the server closed).
+		if other != nil {
+			other.hold(explicit)
+		}
+		s.mu.Unlock()
+		f.stop()
+		if other == nil {
+			return nil, x0x.ErrClosed
+		}
+		return other, nil
+	}
+	f.hold(explicit)
+	s.topics[name] = f
+	s.mu.Unlock()
+	return f, nil
+}
+
+// join subscribes to a topic and starts copying its messages to a new
+// feed.
+func (s *Server) join(ctx context.Context, name string) (*followed, error) {
 	t, err := s.agent.Join(ctx, name)
 	if err != nil {
 		return nil, err
@@ -124,23 +155,8 @@ func (s *Server) follow(ctx context.Context, name string, explicit bool) (*follo
 		t.Leave()
 		return nil, err
 	}
-	f := &followed{topic: t, sub: sub, messages: newFeed[TopicMessage](s.lim.FeedItems, s.lim.FeedBytes), done: make(chan struct{})}
-	s.mu.Lock()
-	if other := s.topics[name]; other != nil || s.closed {
-		s.mu.Unlock()
-		sub.Close()
-		t.Leave()
-		if other == nil {
-			return nil, x0x.ErrClosed
-		}
-		s.mu.Lock()
-		other.hold(explicit)
-		s.mu.Unlock()
-		return other, nil // followed meanwhile by another request
-	}
-	f.hold(explicit)
-	s.topics[name] = f
-	s.mu.Unlock()
+	f := &followed{topic: t, sub: sub, messages: newFeed[TopicMessage](s.lim.FeedItems, s.lim.FeedBytes, cursorBase(s.cfg.Now)),
+		done: make(chan struct{})}
 	s.wg.Go(func() {
 		defer close(f.done)
 		// The subscription ends when the topic is unfollowed (stop).
@@ -275,5 +291,5 @@ func writePage[T any](w http.ResponseWriter, p page[T]) {
 	if items == nil {
 		items = []T{}
 	}
-	writeJSON(w, http.StatusOK, Page[T]{Items: items, NextCursor: p.next, Missed: p.missed})
+	writeJSON(w, http.StatusOK, Page[T]{Items: items, NextCursor: p.next, Missed: p.missed, Reset: p.reset})
 }

@@ -33,7 +33,7 @@ func (s *Server) track(l *x0x.TaskList) (*openList, error) {
 	if err != nil {
 		return nil, err
 	}
-	ol := &openList{list: l, changes: newFeed[TaskChange](s.lim.FeedItems, s.lim.FeedBytes)}
+	ol := &openList{list: l, changes: newFeed[TaskChange](s.lim.FeedItems, s.lim.FeedBytes, cursorBase(s.cfg.Now))}
 	s.lists[l.ID()] = ol
 	listID := x0x.ID(l.ID()).String()
 	s.wg.Go(func() {
@@ -319,7 +319,7 @@ func (s *Server) trackGroup(g *x0x.Group) (*openGroup, error) {
 	if err != nil {
 		return nil, err
 	}
-	og := &openGroup{group: g, messages: newFeed[GroupMessage](s.lim.FeedItems, s.lim.FeedBytes)}
+	og := &openGroup{group: g, messages: newFeed[GroupMessage](s.lim.FeedItems, s.lim.FeedBytes, cursorBase(s.cfg.Now))}
 	s.groups[g.ID()] = og
 	gid := x0x.ID(g.ID()).String()
 	s.wg.Go(func() {

@@ -28,6 +28,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -57,6 +58,14 @@ type Config struct {
 	Logger *slog.Logger
 	// Limits bound what the server buffers; zero fields take defaults.
 	Limits Limits
+	// Now is the clock feeds take their first cursors from (nil:
+	// time.Now).
+	Now func() time.Time
+	// AllowRemote accepts requests whose Host header is not a loopback
+	// name or address (x0xd's -http-allow-remote). Without it such
+	// requests get 403: a web page that rebinds its DNS name to 127.0.0.1
+	// cannot read even /health.
+	AllowRemote bool
 }
 
 // Limits bound the server's buffers and waits.
@@ -72,8 +81,8 @@ type Limits struct {
 	// WriteTimeout is how long a stream may take to accept one item
 	// before the client is dropped as too slow (default 10 s).
 	WriteTimeout time.Duration
-	// MaxBody bounds a request body (default 2 MiB: a 1 MiB payload in
-	// base64 and its JSON).
+	// MaxBody bounds a request body (default 8 MiB: a 1 MiB payload as
+	// JSON text, where escaping may make each byte six, \u00XX).
 	MaxBody int64
 }
 
@@ -93,7 +102,7 @@ func (l *Limits) fill() {
 		l.WriteTimeout = 10 * time.Second
 	}
 	if l.MaxBody <= 0 {
-		l.MaxBody = 2 << 20
+		l.MaxBody = 8 << 20
 	}
 }
 
@@ -127,10 +136,14 @@ type Server struct {
 
 	mu        sync.Mutex
 	topics    map[string]*followed
+	joining   int // topics being joined (they count against MaxFollowedTopics)
 	lists     map[x0x.TaskListID]*openList
 	groups    map[x0x.GroupID]*openGroup
 	externals []string // external addresses discovered, oldest first (at most 16)
-	closed    bool
+
+	importMu sync.Mutex
+	imported *x0x.AgentID // the agent an import made the data directory's (importMu)
+	closed   bool
 }
 
 // New starts a server for cfg.Agent: it begins collecting the agent's
@@ -143,8 +156,11 @@ func New(cfg Config) (*Server, error) {
 	if len(cfg.Token) < 32 {
 		return nil, errors.New("localapi: the token must have at least 32 characters")
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	if cfg.Started.IsZero() {
-		cfg.Started = time.Now()
+		cfg.Started = cfg.Now()
 	}
 	lim := cfg.Limits
 	lim.fill()
@@ -154,7 +170,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, agent: cfg.Agent, lim: lim, log: log, mux: http.NewServeMux(), token: []byte(cfg.Token),
-		inbox:  newFeed[DirectMessage](lim.FeedItems, lim.FeedBytes),
+		inbox:  newFeed[DirectMessage](lim.FeedItems, lim.FeedBytes, cursorBase(cfg.Now)),
 		topics: make(map[string]*followed),
 		lists:  make(map[x0x.TaskListID]*openList),
 		groups: make(map[x0x.GroupID]*openGroup),
@@ -190,9 +206,8 @@ func (s *Server) Close() {
 		return
 	}
 	s.closed = true
-	topics := s.topics
-	s.topics = map[string]*followed{}
-	lists, groups := s.lists, s.groups
+	topics, lists, groups := s.topics, s.lists, s.groups
+	s.topics, s.lists, s.groups = map[string]*followed{}, map[x0x.TaskListID]*openList{}, map[x0x.GroupID]*openGroup{}
 	s.mu.Unlock()
 	s.cancel()
 	for _, f := range topics {
@@ -212,6 +227,11 @@ func (s *Server) Close() {
 func (s *Server) handle(method, path string, public bool, h func(w http.ResponseWriter, r *http.Request) error) {
 	s.routes = append(s.routes, Route{Method: method, Path: path, Public: public})
 	s.mux.HandleFunc(method+" "+path, func(w http.ResponseWriter, r *http.Request) {
+		if !s.cfg.AllowRemote && !loopbackHost(r.Host) {
+			writeError(w, &apiError{Status: http.StatusForbidden, Code: "forbidden_host",
+				Message: "the local API answers only requests to a loopback host (127.0.0.1, [::1], localhost), not " + r.Host})
+			return
+		}
 		if !public && !s.authorized(r) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="x0xd"`)
 			writeError(w, &apiError{Status: http.StatusUnauthorized, Code: "unauthorized",
@@ -227,10 +247,31 @@ func (s *Server) handle(method, path string, public bool, h func(w http.Response
 	})
 }
 
-// authorized checks the bearer token in constant time.
+// authorized checks the bearer token in constant time (the scheme's name
+// is case-insensitive, RFC 7235).
 func (s *Server) authorized(r *http.Request) bool {
-	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	return ok && subtle.ConstantTimeCompare([]byte(strings.TrimSpace(tok)), s.token) == 1
+	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	return ok && strings.EqualFold(scheme, "Bearer") &&
+		subtle.ConstantTimeCompare([]byte(strings.TrimSpace(tok)), s.token) == 1
+}
+
+// loopbackHost reports whether a Host header names a loopback address or
+// localhost (with or without a port).
+func loopbackHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
+}
+
+// cursorBase is a new feed's first cursor: now in microseconds (see feed).
+func cursorBase(now func() time.Time) uint64 {
+	return uint64(max(now().UnixMicro(), 1))
 }
 
 // ---- errors ----------------------------------------------------------

@@ -1,9 +1,11 @@
 package localapi_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -309,9 +311,15 @@ func TestStreamsAndSlowConsumers(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	const topic = "stream/test"
-	if _, err := n.Client.Follow(ctx, topic); err != nil {
+	ti, err := n.Client.Follow(ctx, topic)
+	if err != nil {
 		t.Fatal(err)
 	}
+	b0 := ti.Cursor // cursors start after the feed's base (its creation time in µs)
+	if b0 < 1_700_000_000_000_000 {
+		t.Fatalf("a new feed's end cursor is %d, not its creation time in µs", b0)
+	}
+	at := func(k uint64) string { return fmt.Sprint(b0 + k) }
 	// SSE from cursor 0: the messages published before and after it opened.
 	if _, err := n.Client.Publish(ctx, topic, apiclient.Text("m1")); err != nil {
 		t.Fatal(err)
@@ -337,9 +345,9 @@ func TestStreamsAndSlowConsumers(t *testing.T) {
 	}
 	scancel()
 
-	// WebSocket from cursor 1: m2 only.
+	// WebSocket after m1: m2 only.
 	hdr := http.Header{"Authorization": {"Bearer " + apitest.Token}}
-	ws, _, err := websocket.Dial(ctx, n.HTTP.URL+"/v1/topics/stream?topic=stream%2Ftest&after=1", &websocket.DialOptions{HTTPHeader: hdr, HTTPClient: n.HTTP.Client()})
+	ws, _, err := websocket.Dial(ctx, n.HTTP.URL+"/v1/topics/stream?topic=stream%2Ftest&after="+at(1), &websocket.DialOptions{HTTPHeader: hdr, HTTPClient: n.HTTP.Client()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -348,7 +356,7 @@ func TestStreamsAndSlowConsumers(t *testing.T) {
 		t.Fatal(err)
 	}
 	var m localapi.TopicMessage
-	if err := json.Unmarshal(b, &m); err != nil || *m.Text != "m2" || m.Cursor != 2 {
+	if err := json.Unmarshal(b, &m); err != nil || *m.Text != "m2" || m.Cursor != b0+2 {
 		t.Fatalf("WebSocket item %s: %v", b, err)
 	}
 	ws.CloseNow()
@@ -362,18 +370,18 @@ func TestStreamsAndSlowConsumers(t *testing.T) {
 	}
 	apitest.WaitFor(t, "the flood in the feed", func() bool {
 		ts, _ := n.Client.Topics(ctx)
-		return len(ts) == 1 && ts[0].Cursor == 22
+		return len(ts) == 1 && ts[0].Cursor == b0+22
 	})
-	ws, _, err = websocket.Dial(ctx, n.HTTP.URL+"/v1/topics/stream?topic=stream%2Ftest&after=1", &websocket.DialOptions{HTTPHeader: hdr, HTTPClient: n.HTTP.Client()})
+	ws, _, err = websocket.Dial(ctx, n.HTTP.URL+"/v1/topics/stream?topic=stream%2Ftest&after="+at(1), &websocket.DialOptions{HTTPHeader: hdr, HTTPClient: n.HTTP.Client()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, b, err = ws.Read(ctx)
 	var notice localapi.StreamNotice
-	if err != nil || json.Unmarshal(b, &notice) != nil || notice.Notice != "missed" || notice.Missed != 13 || notice.ResumeAfter != 14 {
+	if err != nil || json.Unmarshal(b, &notice) != nil || notice.Notice != "missed" || notice.Missed != 13 || notice.ResumeAfter != b0+14 {
 		t.Fatalf("first WebSocket message behind the feed: %s %v", b, err)
 	}
-	if _, b, err = ws.Read(ctx); err != nil || json.Unmarshal(b, &m) != nil || m.Cursor != 15 {
+	if _, b, err = ws.Read(ctx); err != nil || json.Unmarshal(b, &m) != nil || m.Cursor != b0+15 {
 		t.Fatalf("then: %s %v", b, err)
 	}
 	ws.CloseNow()
@@ -389,9 +397,101 @@ func TestStreamsAndSlowConsumers(t *testing.T) {
 		t.Fatalf("SSE behind the feed: %v, missed %+v", err, missed)
 	}
 	// A page read behind the feed reports what it missed.
-	p, err := n.Client.TopicMessages(ctx, topic, apiclient.Read{After: 1})
-	if err != nil || p.Missed != 13 || len(p.Items) != 8 || p.NextCursor != 22 {
+	p, err := n.Client.TopicMessages(ctx, topic, apiclient.Read{After: b0 + 1})
+	if err != nil || p.Missed != 13 || len(p.Items) != 8 || p.NextCursor != b0+22 || p.Reset {
 		t.Fatalf("page behind the feed: %+v %v", p, err)
+	}
+
+	// A cursor from an earlier feed (a restart, an unfollow since) starts
+	// over with the oldest kept, saying so, instead of skipping items.
+	p, err = n.Client.TopicMessages(ctx, topic, apiclient.Read{After: 5})
+	if err != nil || !p.Reset || len(p.Items) != 8 || p.Items[0].Cursor != b0+15 {
+		t.Fatalf("page after a stale cursor: %+v %v", p, err)
+	}
+	ws, _, err = websocket.Dial(ctx, n.HTTP.URL+"/v1/topics/stream?topic=stream%2Ftest&after=5", &websocket.DialOptions{HTTPHeader: hdr, HTTPClient: n.HTTP.Client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, b, err = ws.Read(ctx)
+	if err != nil || json.Unmarshal(b, &notice) != nil || notice.Notice != "reset" || notice.ResumeAfter != b0+14 {
+		t.Fatalf("first WebSocket message after a stale cursor: %s %v", b, err)
+	}
+	ws.CloseNow()
+
+	// Last-Event-ID (an SSE client reconnecting with its first URL) beats
+	// ?after=.
+	req, _ := http.NewRequestWithContext(ctx, "GET", n.HTTP.URL+"/v1/topics/stream?topic=stream%2Ftest&after="+at(1), nil)
+	req.Header.Set("Authorization", "Bearer "+apitest.Token)
+	req.Header.Set("Last-Event-ID", at(21))
+	resp, err := n.HTTP.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	var ids []string
+	for sc.Scan() && len(ids) < 1 {
+		if id, ok := strings.CutPrefix(sc.Text(), "id: "); ok {
+			ids = append(ids, id)
+		}
+	}
+	resp.Body.Close()
+	if len(ids) != 1 || ids[0] != at(22) {
+		t.Fatalf("SSE with Last-Event-ID %s: ids %v", at(21), ids)
+	}
+}
+
+// Payloads full of characters JSON escapes ('<', '>', '&', quotes) stream
+// without blowing up: items are not HTML-escaped, and the client reads an
+// SSE line as long as the largest item.
+func TestEscapedPayloadsStream(t *testing.T) {
+	n := apitest.StartNode(t, localapi.Limits{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const topic = "stream/escapes"
+	if _, err := n.Client.Follow(ctx, topic); err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Repeat("<&>", 300_000) // 900 KB; HTML-escaped it would be 5.4 MB
+	if _, err := n.Client.Publish(ctx, topic, apiclient.Text(text)); err != nil {
+		t.Fatal(err)
+	}
+	var zero uint64
+	var got string
+	err := n.Client.StreamTopic(ctx, topic, &zero, func(m localapi.TopicMessage) error {
+		got = *m.Text
+		return io.EOF
+	})
+	if !errors.Is(err, io.EOF) || got != text {
+		t.Fatalf("streaming a payload of '<&>': %v (got %d bytes)", err, len(got))
+	}
+}
+
+// A request whose Host is not a loopback name is refused (403), /health
+// included: a web page that rebinds its DNS name to 127.0.0.1 reads
+// nothing. Lowercase "bearer" is accepted (RFC 7235).
+func TestHostMustBeLoopback(t *testing.T) {
+	n := apitest.StartNode(t, localapi.Limits{})
+	for host, want := range map[string]int{"evil.example:12600": 403, "localhost:1": 200, "127.0.0.1": 200, "[::1]:5": 200, "10.0.0.1:12600": 403} {
+		req, _ := http.NewRequest("GET", n.HTTP.URL+"/health", nil)
+		req.Host = host
+		resp, err := n.HTTP.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("Host %s: %d, want %d", host, resp.StatusCode, want)
+		}
+	}
+	req, _ := http.NewRequest("GET", n.HTTP.URL+"/v1/agent", nil)
+	req.Header.Set("Authorization", "bearer "+apitest.Token)
+	resp, err := n.HTTP.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("lowercase bearer: %d", resp.StatusCode)
 	}
 }
 
@@ -399,11 +499,14 @@ func TestStreamsAndSlowConsumers(t *testing.T) {
 // (its socket buffers full, the feed evicting what it was not sent) is
 // closed with 1008 "slow consumer" once it reads again.
 func TestSlowWebSocketReaderIsDropped(t *testing.T) {
-	n := apitest.StartNode(t, localapi.Limits{FeedItems: 4, FeedBytes: 64 << 20})
+	// A long write timeout: the drop tested is the feed's eviction (a
+	// write that times out closes the connection without a close frame).
+	n := apitest.StartNode(t, localapi.Limits{FeedItems: 4, FeedBytes: 64 << 20, WriteTimeout: time.Minute})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	const topic = "stream/slow"
-	if _, err := n.Client.Follow(ctx, topic); err != nil {
+	ti, err := n.Client.Follow(ctx, topic)
+	if err != nil {
 		t.Fatal(err)
 	}
 	hdr := http.Header{"Authorization": {"Bearer " + apitest.Token}}
@@ -425,7 +528,7 @@ func TestSlowWebSocketReaderIsDropped(t *testing.T) {
 	}
 	apitest.WaitFor(t, "the messages in the feed", func() bool {
 		ts, _ := n.Client.Topics(ctx)
-		return len(ts) == 1 && ts[0].Cursor == 40
+		return len(ts) == 1 && ts[0].Cursor == ti.Cursor+40
 	})
 	got := 0
 	for {
@@ -476,6 +579,27 @@ func TestIdentityExportImport(t *testing.T) {
 	}
 	if kept, err := os.ReadFile(res.PreviousKeyFile); err != nil || string(kept) != string(before) {
 		t.Fatalf("the replaced key was not kept: %v", err)
+	}
+	// Importing b's own key back at once (the same second) writes it back,
+	// keeps the imported key in a second copy, and leaves the first alone.
+	own, err := b.Client.ExportIdentity(ctx, "own")
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := b.Client.ImportIdentity(ctx, localapi.ImportRequest{BundleB64: own.BundleB64, Passphrase: "own", Replace: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.RestartRequired || back.PreviousKeyFile == "" || back.PreviousKeyFile == res.PreviousKeyFile {
+		t.Fatalf("importing the running agent's key back: %+v (first copy %s)", back, res.PreviousKeyFile)
+	}
+	if kept, _ := os.ReadFile(res.PreviousKeyFile); string(kept) != string(before) {
+		t.Fatal("the first copy of the replaced key was overwritten")
+	}
+	// Now the data directory is b's again: importing it once more changes nothing.
+	again, err := b.Client.ImportIdentity(ctx, localapi.ImportRequest{BundleB64: own.BundleB64, Passphrase: "own"})
+	if err != nil || again.RestartRequired || again.PreviousKeyFile != "" {
+		t.Fatalf("importing the data directory's own key: %+v %v", again, err)
 	}
 }
 

@@ -54,6 +54,7 @@ func apiDoc() []doc {
 		{method: "GET", path: "/.well-known/agent-card.json", summary: "The agent's A2A agent card (A2A 0.3 path)", out: x0x.AgentCard{}},
 
 		{method: "GET", path: "/v1/agent", summary: "This daemon's agent", out: AgentInfo{}},
+		{method: "GET", path: "/agent", summary: "This daemon's agent (the same as /v1/agent)", out: AgentInfo{}},
 		{method: "GET", path: "/v1/peers", summary: "Connected peers", out: PeerList{}},
 		{method: "POST", path: "/v1/peers", summary: "Connect to a peer and join the overlay through it", in: ConnectRequest{}, out: ConnectResponse{}},
 

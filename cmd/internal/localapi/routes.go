@@ -29,6 +29,7 @@ func (s *Server) register() {
 	s.handle("GET", "/.well-known/agent-card.json", false, s.getAgentCard)
 
 	s.handle("GET", "/v1/agent", false, s.getAgent)
+	s.handle("GET", "/agent", false, s.getAgent) // the name for it; /v1/agent is the versioned one
 	s.handle("GET", "/v1/peers", false, s.getPeers)
 	s.handle("POST", "/v1/peers", false, s.postPeer)
 
@@ -222,7 +223,8 @@ const agentKeyFile = "agent.key"
 
 // postImport stores an exported agent key as the data directory's agent
 // key, for the daemon's next start. The key it replaces is kept beside
-// it (agent.key.replaced-<unix time>), never deleted.
+// it (agent.key.replaced-<unix nanoseconds>, created exclusively), never
+// deleted or overwritten.
 func (s *Server) postImport(w http.ResponseWriter, r *http.Request) error {
 	var req ImportRequest
 	if err := readJSON(r, &req); err != nil {
@@ -236,9 +238,18 @@ func (s *Server) postImport(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	resp := ImportResponse{AgentID: key.ID().String(), RestartRequired: key.ID() != s.agent.AgentID()}
-	if !resp.RestartRequired {
-		writeJSON(w, http.StatusOK, resp) // already this daemon's agent
+	s.importMu.Lock()
+	defer s.importMu.Unlock()
+	running := s.agent.AgentID()
+	resp := ImportResponse{AgentID: key.ID().String(), RestartRequired: key.ID() != running}
+	// The key on disk is the running agent's unless an import replaced
+	// it: then even the running agent's own key must be written back.
+	onDisk := running
+	if s.imported != nil {
+		onDisk = *s.imported
+	}
+	if key.ID() == onDisk {
+		writeJSON(w, http.StatusOK, resp) // already the data directory's agent
 		return nil
 	}
 	dir := s.agent.DataDir()
@@ -246,22 +257,55 @@ func (s *Server) postImport(w http.ResponseWriter, r *http.Request) error {
 	if _, err := os.Stat(cur); err == nil {
 		if !req.Replace {
 			return &apiError{Status: http.StatusConflict, Code: "would_replace",
-				Message: "the data directory has an agent key (agent " + s.agent.AgentID().String() + "); pass \"replace\": true to make the imported key the agent at the next start (the old key file is kept)"}
+				Message: "the data directory has an agent key (agent " + onDisk.String() + "); pass \"replace\": true to make the imported key the agent at the next start (the old key file is kept)"}
 		}
-		old, err := os.ReadFile(cur)
-		if err != nil {
-			return err
-		}
-		resp.PreviousKeyFile = fmt.Sprintf("%s.replaced-%d", cur, time.Now().Unix())
-		if err := os.WriteFile(resp.PreviousKeyFile, old, 0o600); err != nil {
+		if resp.PreviousKeyFile, err = keepCopy(cur); err != nil {
 			return err
 		}
 	}
 	if err := x0x.SaveAgentKey(dir, key, s.cfg.KeyPassphrase); err != nil {
 		return err
 	}
+	id := key.ID()
+	s.imported = &id
 	writeJSON(w, http.StatusOK, resp)
 	return nil
+}
+
+// keepCopy copies path to a new file beside it named
+// <path>.replaced-<unix nanoseconds> (mode 0600, never overwriting one).
+func keepCopy(path string) (string, error) {
+	old, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	for i := 0; ; i++ {
+		name := fmt.Sprintf("%s.replaced-%d", path, time.Now().UnixNano()+int64(i))
+		f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if errors.Is(err, os.ErrExist) && i < 100 {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		if err := writeClose(f, old); err != nil {
+			os.Remove(name)
+			return "", err
+		}
+		return name, nil
+	}
+}
+
+// writeClose writes b to f, syncs and closes it.
+func writeClose(f *os.File, b []byte) error {
+	_, err := f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // ---- helpers ---------------------------------------------------------

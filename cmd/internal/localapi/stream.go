@@ -1,6 +1,7 @@
 package localapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -22,7 +23,10 @@ const StatusSlowConsumer = websocket.StatusPolicyViolation
 // apart from items by that field).
 type StreamNotice struct {
 	// Notice is "missed" (items after the cursor asked for were lost
-	// before the stream opened; it goes on with the oldest kept), "end"
+	// before the stream opened; it goes on with the oldest kept), "reset"
+	// (the cursor asked for is from an earlier feed: the daemon
+	// restarted, or the topic was unfollowed since; it goes on with the
+	// oldest item kept), "end"
 	// (the stream ends normally: the feed was closed, e.g. the topic
 	// unfollowed, or the daemon is stopping) or "error" (the client is
 	// dropped as a slow consumer: Code "slow_consumer").
@@ -53,17 +57,21 @@ func serveStream[T any](s *Server, w http.ResponseWriter, r *http.Request, f *fe
 	if done != nil {
 		defer done()
 	}
+	// Last-Event-ID (an SSE client reconnecting, with its original URL)
+	// beats ?after=, which beats "from now on".
 	after := f.end()
-	if v := r.URL.Query().Get("after"); v != "" {
+	if v := r.Header.Get("Last-Event-ID"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return badRequest("Last-Event-ID: want a cursor (a non-negative integer)")
+		}
+		after = n
+	} else if v := r.URL.Query().Get("after"); v != "" {
 		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {
 			return badRequest("after: want a cursor (a non-negative integer)")
 		}
 		after = n
-	} else if v := r.Header.Get("Last-Event-ID"); v != "" {
-		if n, err := strconv.ParseUint(v, 10, 64); err == nil {
-			after = n
-		}
 	}
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
@@ -122,13 +130,19 @@ func runStream[T any](ctx context.Context, out streamOut, f *feed[T], after uint
 				Message: fmt.Sprintf("slow consumer: %d items after cursor %d were evicted before they could be sent", p.evicted, after)})
 			return
 		}
+		resume := p.next // the cursor just before this page's first item
+		if len(p.items) > 0 {
+			resume = p.cursors[0] - 1
+		}
+		if p.reset {
+			if out.notice(ctx, StreamNotice{Notice: "reset", ResumeAfter: resume,
+				Message: fmt.Sprintf("cursor %d is from an earlier feed (the daemon restarted, or the topic was unfollowed since): starting with the oldest item kept", after)}) != nil {
+				return
+			}
+		}
 		if p.missed > 0 {
 			// Lost before the stream opened, or dropped by the daemon's own
 			// subscription: reported, and the stream goes on.
-			resume := p.next
-			if len(p.items) > 0 {
-				resume = p.cursors[0] - 1
-			}
 			if out.notice(ctx, StreamNotice{Notice: "missed", Missed: p.missed, ResumeAfter: resume,
 				Message: fmt.Sprintf("%d items after cursor %d were lost", p.missed, after)}) != nil {
 				return
@@ -136,7 +150,7 @@ func runStream[T any](ctx context.Context, out streamOut, f *feed[T], after uint
 		}
 		first = false
 		for i, it := range p.items {
-			b, err := json.Marshal(it)
+			b, err := marshalItem(it)
 			if err != nil {
 				return
 			}
@@ -167,6 +181,19 @@ func runStream[T any](ctx context.Context, out streamOut, f *feed[T], after uint
 			return
 		}
 	}
+}
+
+// marshalItem encodes an item as JSON without HTML escaping (which would
+// turn each '<', '>' and '&' of a payload into six bytes) and without the
+// encoder's trailing newline.
+func marshalItem(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 // wsOut streams over a WebSocket: items and notices as JSON text messages.

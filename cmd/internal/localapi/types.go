@@ -147,10 +147,16 @@ type DirectMessage struct {
 // Page is the JSON of every feed read: the items after the cursor asked
 // for, the cursor to ask for next, and how many items after the cursor
 // were lost (evicted before they were read, or dropped by a slow source).
+// Cursors only grow: a feed's first cursor is the time it was created, in
+// microseconds.
 type Page[T any] struct {
 	Items      []T    `json:"items"`
 	NextCursor uint64 `json:"next_cursor"`
 	Missed     uint64 `json:"missed"`
+	// Reset: the cursor asked for is from an earlier feed (the daemon
+	// restarted, or the topic was unfollowed since); the page starts
+	// with the oldest item kept.
+	Reset bool `json:"reset,omitempty"`
 }
 
 // CreateTaskListRequest is POST /v1/tasklists.
