@@ -30,7 +30,10 @@ func withHooks(h *testHooks, tune func(*Config)) func(*Config) {
 // by d (a slow path: round trip 2d, sync d), both must start dialling at
 // about the same moment; dialling at once would put the requester d ahead.
 func TestPunchDialsAreSimultaneous(t *testing.T) {
-	const d = 200 * time.Millisecond
+	// Skews measured here are ~3 ms; d is large so that scheduling delays
+	// on a loaded machine (-race, other packages' tests) stay far inside
+	// d/2, while dialling without the wait (skew d) still fails.
+	const d = 400 * time.Millisecond
 	c := startPeer(t, 0, "127.0.0.1:0", transport.ServiceCoordinator, withHooks(&testHooks{
 		send: func(_ identity.PeerID, m *message) bool {
 			if m.Kind == msgOffer || m.Kind == msgResult || m.Kind == msgSync {
