@@ -84,7 +84,14 @@ func (r *recorder) snapshot() []Event {
 // wait blocks until pred holds on the events so far.
 func (r *recorder) wait(t testing.TB, what string, pred func([]Event) bool) []Event {
 	t.Helper()
-	deadline := time.NewTimer(waitLimit)
+	return r.waitWithin(t, waitLimit, what, pred)
+}
+
+// waitWithin is wait with its own time limit, for tests that must stay
+// short when the awaited condition never comes.
+func (r *recorder) waitWithin(t testing.TB, limit time.Duration, what string, pred func([]Event) bool) []Event {
+	t.Helper()
+	deadline := time.NewTimer(limit)
 	defer deadline.Stop()
 	for {
 		r.mu.Lock()
@@ -97,7 +104,7 @@ func (r *recorder) wait(t testing.TB, what string, pred func([]Event) bool) []Ev
 		select {
 		case <-ch:
 		case <-deadline.C:
-			t.Fatalf("timed out waiting for %s; events: %v", what, summarize(evs))
+			t.Fatalf("timed out after %v waiting for %s; events: %v", limit, what, summarize(evs))
 		}
 	}
 }

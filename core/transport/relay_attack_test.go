@@ -115,28 +115,6 @@ func checkPayloads(t *testing.T, what string, got, want [][]byte) {
 	}
 }
 
-// waitWithin is wait with its own time limit, for tests that must stay
-// short when the awaited condition never comes.
-func (r *recorder) waitWithin(t testing.TB, limit time.Duration, what string, pred func([]Event) bool) []Event {
-	t.Helper()
-	deadline := time.NewTimer(limit)
-	defer deadline.Stop()
-	for {
-		r.mu.Lock()
-		evs := append([]Event(nil), r.events...)
-		ch := r.changed
-		r.mu.Unlock()
-		if pred(evs) {
-			return evs
-		}
-		select {
-		case <-ch:
-		case <-deadline.C:
-			t.Fatalf("timed out after %v waiting for %s; events: %v", limit, what, summarize(evs))
-		}
-	}
-}
-
 // relayTap is a relay hook (setTamper) that forwards every packet to its
 // real target, records a copy of it and counts the bytes each client had
 // admitted, and, while corrupting, flips one byte in the middle of each
@@ -270,6 +248,25 @@ func shortIdleConfig(c *Config) {
 
 // ---- tampering ----
 
+// tamperedSession starts a relay with a tap (not tampering yet) and two
+// clients with short idle timeouts, connects them through the relay, and
+// checks that 20 messages and a sentinel cross it intact; delivered is
+// what B received so far.
+func tamperedSession(t *testing.T, agentName string) (r, a, b *testNode, tap *relayTap, agentA, agentB *identity.KeyPair, delivered [][]byte) {
+	t.Helper()
+	r, a, b = relayTrioTuned(t, shortIdleConfig, shortIdleConfig)
+	tap = newRelayTap()
+	r.setTamper(tap.hook)
+	agentA, agentB = relayAgents(t, a, b, agentName)
+	connectRelayed(t, r, a, b)
+	before := seqBatch("before", 20, 1000)
+	sendAll(t, a, agentA, agentB, before)
+	evs := sealBatch(t, a, b, agentA, agentB, "before", 5*time.Second, 0)
+	delivered = append(before, sentinel("before"))
+	checkPayloads(t, "before tampering", directPayloads(evs, nil), delivered)
+	return r, a, b, tap, agentA, agentB, delivered
+}
+
 // A relay that forwards faithfully until the relayed session is
 // authenticated and carrying messages, then flips a byte in every packet
 // it forwards, cannot get anything altered delivered nor keep the session
@@ -278,17 +275,7 @@ func shortIdleConfig(c *Config) {
 // connection dead by idle timeout. Once the relay behaves again the peers
 // connect through it anew.
 func TestRelayTamperingAfterHandshakeKillsConnection(t *testing.T) {
-	r, a, b := relayTrioTuned(t, shortIdleConfig, shortIdleConfig)
-	tap := newRelayTap()
-	r.setTamper(tap.hook)
-	agentA, agentB := relayAgents(t, a, b, "tamper-late-agent")
-	connectRelayed(t, r, a, b)
-
-	before := seqBatch("before", 20, 1000)
-	sendAll(t, a, agentA, agentB, before)
-	evs := sealBatch(t, a, b, agentA, agentB, "before", 5*time.Second, 0)
-	want := append(before, sentinel("before"))
-	checkPayloads(t, "before tampering", directPayloads(evs, nil), want)
+	r, a, b, tap, agentA, agentB, want := tamperedSession(t, "tamper-late-agent")
 
 	tap.setCorrupt(true)
 	start := time.Now()
@@ -329,7 +316,7 @@ func TestRelayTamperingAfterHandshakeKillsConnection(t *testing.T) {
 	}
 	again := seqBatch("again", 10, 1000)
 	sendAll(t, a, agentA, agentB, again)
-	evs = sealBatch(t, a, b, agentA, agentB, "again", 5*time.Second, 0)
+	evs := sealBatch(t, a, b, agentA, agentB, "again", 5*time.Second, 0)
 	want = append(want, append(again, sentinel("again"))...)
 	checkPayloads(t, "after reconnecting", directPayloads(evs, nil), want)
 }
@@ -339,17 +326,7 @@ func TestRelayTamperingAfterHandshakeKillsConnection(t *testing.T) {
 // corrupts, and afterwards QUIC's retransmissions deliver every message
 // once, intact and in order, on the same connection.
 func TestRelayTransientTamperingIsRepaired(t *testing.T) {
-	r, a, b := relayTrioTuned(t, shortIdleConfig, shortIdleConfig)
-	tap := newRelayTap()
-	r.setTamper(tap.hook)
-	agentA, agentB := relayAgents(t, a, b, "tamper-transient-agent")
-	connectRelayed(t, r, a, b)
-
-	before := seqBatch("before", 20, 1000)
-	sendAll(t, a, agentA, agentB, before)
-	evs := sealBatch(t, a, b, agentA, agentB, "before", 5*time.Second, 0)
-	want := append(before, sentinel("before"))
-	checkPayloads(t, "before tampering", directPayloads(evs, nil), want)
+	_, a, b, tap, agentA, agentB, want := tamperedSession(t, "tamper-transient-agent")
 
 	tap.setCorrupt(true)
 	during := seqBatch("during", 20, 1000)
@@ -362,7 +339,7 @@ func TestRelayTransientTamperingIsRepaired(t *testing.T) {
 		t.Fatal("no packet was corrupted: the test did not exercise tampering")
 	}
 
-	evs = sealBatch(t, a, b, agentA, agentB, "during", 5*time.Second, 100*time.Millisecond)
+	evs := sealBatch(t, a, b, agentA, agentB, "during", 5*time.Second, 100*time.Millisecond)
 	want = append(want, append(during, sentinel("during"))...)
 	checkPayloads(t, "after tampering stopped", directPayloads(evs, nil), want)
 	checkRelayedUp(t, a, b)
