@@ -99,6 +99,10 @@ func BenchmarkHandshake(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.StopTimer()
+			// The dialler can be done before the listener has read its
+			// hello; let the listener finish too, so that every
+			// iteration is one whole handshake on both sides.
+			waitFor(b, "listener connected", func() bool { return s.IsConnected(a.LocalID()) })
 			a.Disconnect(s.LocalID())
 			a.rec.wait(b, "disconnect", func(e []Event) bool { return count(e, EventPeerDisconnected, s.LocalID()) == i+1 })
 			// The listener may not even have finished its side before the

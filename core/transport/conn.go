@@ -297,7 +297,13 @@ func (c *conn) handshake(ctx context.Context) error {
 	return err
 }
 
-// exchange runs the proof and hello exchange on the control stream.
+// exchange runs the proof and hello exchange on the control stream. Each
+// side sends its proof and its hello in one write: the dialler at once,
+// the listener after the dialler's proof verified. The listener reads
+// nothing past the proof until it verifies, and a hello holds only what a
+// node tells any peer (its agents' public certificates, the address it
+// sees), so the dialler loses nothing by not waiting; the listener is
+// done one round trip sooner, and each side writes once.
 func (c *conn) exchange(ekm []byte) error {
 	ctx := c.qc.Context()
 	var hdr [frameHeaderSize]byte
@@ -307,7 +313,11 @@ func (c *conn) exchange(ekm []byte) error {
 			return err
 		}
 		c.ctrl = st
-		if err := c.writeAuth(ekm, c.expected); err != nil {
+		proof, err := c.proofFrame(ekm, c.expected)
+		if err != nil {
+			return err
+		}
+		if err := c.writeProofAndHello(proof); err != nil {
 			return err
 		}
 		chk, err := c.readAuth(&hdr, ekm, roleListener)
@@ -315,9 +325,6 @@ func (c *conn) exchange(ekm []byte) error {
 			return err
 		}
 		c.peer, c.instance = chk.pub.ID(), chk.instance
-		if err := c.writeHello(); err != nil {
-			return err
-		}
 		return c.readHello(&hdr)
 	}
 	st, err := c.qc.AcceptStream(ctx)
@@ -336,28 +343,37 @@ func (c *conn) exchange(ekm []byte) error {
 			ErrAuthFailed, c.via.Short(), c.viaPeer.Short(), chk.pub.ID().Short())
 	}
 	c.peer, c.instance = chk.pub.ID(), chk.instance
-	if err := c.writeAuth(ekm, c.peer); err != nil {
+	proof, err := c.proofFrame(ekm, c.peer)
+	if err != nil {
 		return err
 	}
 	if chk.toMismatch {
 		// Let the dialler see who we are (it will report a mismatch and
-		// close); never accept the connection ourselves.
-		_, _, _ = readFrame(c.ctrl, &hdr, controlMaxFrame)
+		// close); never accept the connection ourselves. Its hello (two
+		// frames) follows its proof; the read after it waits for the
+		// dialler's close, or the auth timeout.
+		if _, err := c.ctrl.Write(proof); err == nil {
+			for range 3 {
+				if _, _, err := readFrame(c.ctrl, &hdr, controlMaxFrame); err != nil {
+					break
+				}
+			}
+		}
 		return fmt.Errorf("%w: dialler expected another peer", ErrAuthFailed)
 	}
-	if err := c.writeHello(); err != nil {
+	if err := c.writeProofAndHello(proof); err != nil {
 		return err
 	}
 	return c.readHello(&hdr)
 }
 
-func (c *conn) writeAuth(ekm []byte, to identity.PeerID) error {
+// proofFrame builds this side's channel-binding proof for peer to.
+func (c *conn) proofFrame(ekm []byte, to identity.PeerID) ([]byte, error) {
 	body, err := wire.Marshal(makeAuth(c.n.cfg.Machine, ekm, c.role, to, c.n.instance))
 	if err != nil {
-		return err
+		return nil, err
 	}
-	_, err = c.ctrl.Write(appendFrame(nil, frameAuth, body))
-	return err
+	return appendFrame(nil, frameAuth, body), nil
 }
 
 func (c *conn) readAuth(hdr *[frameHeaderSize]byte, ekm []byte, want role) (authCheck, error) {
@@ -387,8 +403,9 @@ func (c *conn) readAuth(hdr *[frameHeaderSize]byte, ekm []byte, want role) (auth
 	return verifyAuthWith(c.n.verify.ParsePublicKey, m, ekm, want, c.n.id, c.expected, c.addr)
 }
 
-// writeHello sends our full agent set and the address we see the peer at.
-func (c *conn) writeHello() error {
+// writeProofAndHello sends proof, then our full agent set and the address we
+// see the peer at, in one write.
+func (c *conn) writeProofAndHello(proof []byte) error {
 	agents, ver := c.n.agentsSnapshot()
 	c.agentsVer = ver
 	body, err := wire.Marshal(&agentsMsg{Full: true, Add: agents})
@@ -403,7 +420,7 @@ func (c *conn) writeHello() error {
 	if err != nil {
 		return err
 	}
-	buf := appendFrame(nil, frameAgents, body)
+	buf := appendFrame(proof, frameAgents, body)
 	buf = appendFrame(buf, frameAddr, addr)
 	_, err = c.ctrl.Write(buf)
 	return err

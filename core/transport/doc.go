@@ -15,13 +15,14 @@
 // sends its proof: its ML-DSA-65 machine key, its role, both PeerIDs, and a
 // signature (purpose wire.PurposePeerAuth) over
 // ExportKeyingMaterial("EXPORTER-x0x-peer-auth-v1", nil, 32), the role and
-// both PeerIDs. The listener verifies it and answers with its own proof.
+// both PeerIDs, and its hello right behind it. The listener verifies the
+// proof and answers with its own proof and hello.
 // A proof from another TLS session, a reflected proof, a key that does not
 // derive the claimed PeerID or an unexpected PeerID closes the connection;
 // nothing else the peer sent is read before the proof verifies, and all of
 // this must finish within Config.AuthTimeout.
 //
-// Each side then sends its hello: the certificates of its agents
+// A hello holds the certificates of the sender's agents
 // (identity.AgentCert, verified against the peer's MachineID and the clock)
 // and the address it sees the peer at (from which ExternalAddressDiscovered
 // events come).
