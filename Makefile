@@ -5,7 +5,7 @@ GOTEST    := $(GO) test -count=1
 # Packages whose tests run under the race detector (the core library).
 CORE_PKGS := ./core/...
 
-.PHONY: all build capi node-addon tools lint test test-core test-other test-capi test-node test-python test-mcp test-skill fuzz sim-check natlab soak soak-smoke demo bench release-dry-run clean
+.PHONY: all build capi node-addon tools lint test test-core test-other test-capi test-node test-python test-mcp test-skill fuzz sim-check natlab soak soak-smoke swimload swimload-smoke demo bench release-dry-run clean
 
 all: build
 
@@ -97,12 +97,25 @@ soak: build
 soak-smoke: build
 	$(BUILD)/x0x-soak -honest 12 -hostile 4 -duration 8s -rate 10 -settle 5s -check
 
+# The failure detector under CPU load (issue 13): 10 agent processes, each
+# publishing every 2 s, 30 s quiet then 30 s beside a hog of 8 busy threads per core,
+# then one agent is killed; prints false suspicions and deaths per phase and
+# how long the others took to declare the killed agent dead (JSON lines).
+swimload: build
+	$(BUILD)/x0x-swimload -agents 10 -quiet 30s -load 30s
+
+# A short run in every test run, so that the tool keeps working: no live
+# agent may be declared dead, and the killed one must be (the 5 s detection
+# target is a figure of `make swimload`, not a timed test).
+swimload-smoke: build
+	$(BUILD)/x0x-swimload -agents 5 -settle 5s -quiet 5s -load 5s -check -detect-limit 30s
+
 # Every test: lint, the core under -race, the rest, the C ABI, the Node and
 # Python bindings, SKILL.md (its examples and signature), a short run of
 # every fuzz target, the simulator at 1,000 nodes, the NAT lab, a short
-# soak, and the demo (which checks its own outcome and exits non-zero on
+# soak, a short failure-detector run under load, and the demo (which checks its own outcome and exits non-zero on
 # failure).
-test: lint test-core test-other test-capi test-node test-python test-mcp test-skill fuzz sim-check natlab soak-smoke demo
+test: lint test-core test-other test-capi test-node test-python test-mcp test-skill fuzz sim-check natlab soak-smoke swimload-smoke demo
 
 demo: build node-addon
 	./scripts/demo.sh
@@ -114,6 +127,7 @@ bench:
 	@./scripts/test-node.sh --build-only >&2
 	@$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$${BENCHTIME:-1s} -timeout 30m ./core/... ./capi 2>&1 | $(GO) run ./scripts/benchjson
 	@./scripts/bench-bindings.sh
+	@$(GO) build -o $(BUILD)/ ./cmd/x0x-swimload >&2 && $(BUILD)/x0x-swimload -agents 10 -quiet 30s -load 30s
 
 # The release without its uploads (issue 14; .github/workflows/release.yml
 # runs this before it publishes). scripts/build-matrix.sh builds every target

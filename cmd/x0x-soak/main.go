@@ -41,12 +41,6 @@ import (
 
 const topic = "soak"
 
-type figure struct {
-	Name  string  `json:"name"`
-	Value float64 `json:"value"`
-	Unit  string  `json:"unit"`
-}
-
 func main() {
 	honestN := flag.Int("honest", 100, "honest agents")
 	hostileN := flag.Int("hostile", 20, "hostile peers")
@@ -238,17 +232,17 @@ publish:
 	if expected > 0 {
 		ratio = float64(delivered) / float64(expected)
 	}
-	figs := []figure{
-		{"soak_honest_agents", float64(honestN), "agents"},
-		{"soak_hostile_peers", float64(hostileN), "peers"},
-		{"soak_attacks_run", float64(attacksRun.Load()), "attacks"},
-		{"soak_messages_published", float64(len(published)), "messages"},
-		{"soak_delivery_ratio", ratio, "ratio"},
-		{"soak_latency_p50", pct(0.50), "ms"},
-		{"soak_latency_p99", pct(0.99), "ms"},
-		{"soak_latency_max", pct(1), "ms"},
-		{"soak_max_rss", float64(measure.Bytes("VmHWM")) / (1 << 20), "MiB"},
-		{"soak_subscriber_lagged", float64(lagged.Load()), "messages"},
+	figs := []measure.Figure{
+		{Name: "soak_honest_agents", Value: float64(honestN), Unit: "agents"},
+		{Name: "soak_hostile_peers", Value: float64(hostileN), Unit: "peers"},
+		{Name: "soak_attacks_run", Value: float64(attacksRun.Load()), Unit: "attacks"},
+		{Name: "soak_messages_published", Value: float64(len(published)), Unit: "messages"},
+		{Name: "soak_delivery_ratio", Value: ratio, Unit: "ratio"},
+		{Name: "soak_latency_p50", Value: pct(0.50), Unit: "ms"},
+		{Name: "soak_latency_p99", Value: pct(0.99), Unit: "ms"},
+		{Name: "soak_latency_max", Value: pct(1), Unit: "ms"},
+		{Name: "soak_max_rss", Value: float64(measure.Bytes("VmHWM")) / (1 << 20), Unit: "MiB"},
+		{Name: "soak_subscriber_lagged", Value: float64(lagged.Load()), Unit: "messages"},
 	}
 	rejected, err := rejections(agents)
 	if err != nil {
@@ -273,7 +267,7 @@ publish:
 }
 
 // rejections sums what the honest agents refused, by reason.
-func rejections(agents []*x0x.Agent) ([]figure, error) {
+func rejections(agents []*x0x.Agent) ([]measure.Figure, error) {
 	sums := map[string]uint64{}
 	for _, a := range agents {
 		ms := a.Metrics()
@@ -307,9 +301,9 @@ func rejections(agents []*x0x.Agent) ([]figure, error) {
 		names = append(names, n)
 	}
 	slices.Sort(names)
-	out := make([]figure, 0, len(names))
+	out := make([]measure.Figure, 0, len(names))
 	for _, n := range names {
-		out = append(out, figure{"soak_rejected_" + n, float64(sums[n]), "count"})
+		out = append(out, measure.Figure{Name: "soak_rejected_" + n, Value: float64(sums[n]), Unit: "count"})
 	}
 	return out, nil
 }

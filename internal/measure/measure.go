@@ -41,3 +41,11 @@ func Bytes(field string) uint64 {
 	}
 	return 0
 }
+
+// Figure is one measured figure as the tools and `make bench` print it,
+// one JSON object per line.
+type Figure struct {
+	Name  string  `json:"name"`
+	Value float64 `json:"value"`
+	Unit  string  `json:"unit"`
+}

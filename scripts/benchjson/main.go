@@ -8,6 +8,8 @@
 package main
 
 import (
+	"github.com/saorsa-labs/x0x-go/internal/measure"
+
 	"bufio"
 	"encoding/json"
 	"fmt"
@@ -17,12 +19,6 @@ import (
 	"strconv"
 	"strings"
 )
-
-type figure struct {
-	Name  string  `json:"name"`
-	Value float64 `json:"value"`
-	Unit  string  `json:"unit"`
-}
 
 var procSuffix = regexp.MustCompile(`-\d+$`)
 
@@ -67,7 +63,7 @@ func convert(r io.Reader, w io.Writer) (int, error) {
 				if err != nil {
 					continue
 				}
-				if err := enc.Encode(figure{Name: name, Value: v, Unit: fields[i+1]}); err != nil {
+				if err := enc.Encode(measure.Figure{Name: name, Value: v, Unit: fields[i+1]}); err != nil {
 					return count, err
 				}
 				count++

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/saorsa-labs/x0x-go/internal/measure"
+
 	"bytes"
 	"encoding/json"
 	"strings"
@@ -23,7 +25,7 @@ PASS
 		t.Fatalf("n = %d, want 5:\n%s", n, out.String())
 	}
 	dec := json.NewDecoder(&out)
-	var first figure
+	var first measure.Figure
 	if err := dec.Decode(&first); err != nil {
 		t.Fatal(err)
 	}
