@@ -618,6 +618,7 @@ func (n *Node) forgetConnLocked(c *conn) {
 		return
 	}
 	delete(n.conns, c)
+	n.stats.closedQUIC.add(c)
 	if c.evicted {
 		n.nEvicting--
 	}

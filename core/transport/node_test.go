@@ -209,3 +209,26 @@ func TestLocalAgentDelivery(t *testing.T) {
 		t.Fatalf("send to removed agent: %v", err)
 	}
 }
+
+// QUIC's byte and packet counts cover closed connections too, and count
+// more than the frames (headers, acknowledgements, the handshake).
+func TestQUICCountersSurviveClose(t *testing.T) {
+	a := startNode(t, testConfig(testKey("quic-count", 1)))
+	b := startNode(t, testConfig(testKey("quic-count", 2)))
+	if err := a.Connect(context.Background(), b.LocalID(), b.LocalAddr()); err != nil {
+		t.Fatal(err)
+	}
+	open := a.Stats()
+	var frames uint64
+	for _, c := range open.Classes {
+		frames += c.BytesOut
+	}
+	if open.QUICPacketsSent == 0 || open.QUICBytesSent <= frames {
+		t.Fatalf("open connection: %d QUIC bytes in %d packets for %d frame bytes", open.QUICBytesSent, open.QUICPacketsSent, frames)
+	}
+	a.Disconnect(b.LocalID())
+	waitFor(t, "connection closed", func() bool { return a.Stats().ConnectionsOpen == 0 })
+	if closed := a.Stats(); closed.QUICBytesSent < open.QUICBytesSent || closed.QUICPacketsSent < open.QUICPacketsSent {
+		t.Fatalf("after close: %d bytes, %d packets; before: %d, %d", closed.QUICBytesSent, closed.QUICPacketsSent, open.QUICBytesSent, open.QUICPacketsSent)
+	}
+}

@@ -49,6 +49,12 @@ type Stats struct {
 	RelayBytes         uint64 // packet bytes this node forwarded as a relay
 	RelayRefused       uint64 // packets this node refused to relay (quota, unknown target)
 	RelayDropped       uint64 // relayed packets dropped on a full queue or a missing relay
+	// QUIC's own counts over every connection, open or closed: bytes and
+	// packets sent (headers, acknowledgements, handshakes and
+	// retransmissions included, UDP/IP headers not), and packets declared
+	// lost. A relayed connection's packets are counted again inside the
+	// connection to its relay.
+	QUICBytesSent, QUICPacketsSent, QUICPacketsLost uint64
 	// Classes is indexed by link.Class-1 (membership, pubsub, bulk, direct, nat, relay).
 	Classes [link.NumClasses]ClassStats
 }
@@ -85,6 +91,18 @@ type counters struct {
 	relayForwarded, relayBytes     atomic.Uint64
 	relayRefused, relayDropped     atomic.Uint64
 	classes                        [link.NumClasses]classCounters
+	// QUIC counts of closed connections (guarded by Node.mu).
+	closedQUIC quicCounts
+}
+
+// quicCounts are the QUIC counters Stats sums over connections.
+type quicCounts struct{ bytesSent, packetsSent, packetsLost uint64 }
+
+func (q *quicCounts) add(c *conn) {
+	st := c.qc.ConnectionStats()
+	q.bytesSent += st.BytesSent
+	q.packetsSent += st.PacketsSent
+	q.packetsLost += st.PacketsLost
 }
 
 // Stats returns a snapshot of the node's counters.
@@ -129,7 +147,12 @@ func (n *Node) Stats() Stats {
 	n.mu.Lock()
 	s.ConnectionsOpen = len(n.conns)
 	s.PeersConnected = len(n.peers)
+	q := c.closedQUIC
+	for oc := range n.conns {
+		q.add(oc)
+	}
 	n.mu.Unlock()
+	s.QUICBytesSent, s.QUICPacketsSent, s.QUICPacketsLost = q.bytesSent, q.packetsSent, q.packetsLost
 	return s
 }
 
@@ -176,6 +199,9 @@ func (s Stats) WritePrometheus(w io.Writer) error {
 	counter("relay_forwarded_bytes_total", "Packet bytes forwarded as a relay.", s.RelayBytes)
 	counter("relay_refused_packets_total", "Packets refused as a relay (quota or unknown target).", s.RelayRefused)
 	counter("relay_dropped_packets_total", "Relayed packets dropped (full queue or no relay connection).", s.RelayDropped)
+	counter("quic_bytes_sent_total", "QUIC bytes sent over all connections (headers, acks, handshakes, retransmissions).", s.QUICBytesSent)
+	counter("quic_packets_sent_total", "QUIC packets sent over all connections.", s.QUICPacketsSent)
+	counter("quic_packets_lost_total", "QUIC packets declared lost over all connections.", s.QUICPacketsLost)
 	perClass := func(name string, get func(ClassStats) uint64, labels string) {
 		for i, cs := range s.Classes {
 			fmt.Fprintf(bw, "x0x_transport_%s{class=%q%s} %d\n", name, link.Class(i+1).String(), labels, get(cs))

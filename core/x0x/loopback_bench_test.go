@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/saorsa-labs/x0x-go/core/link"
+	"github.com/saorsa-labs/x0x-go/core/transport"
 	"github.com/saorsa-labs/x0x-go/internal/measure"
 )
 
@@ -21,9 +23,13 @@ import (
 // payloads from random publishers at 25, 100 and 500 messages/s, each for
 // X0X_LOOPBACK_SECONDS (default 10) plus up to 10 s for the last
 // deliveries. It runs each scenario once whatever b.N is and reports the
-// delivery ratio, p50/p99/max latency, wire bytes per delivery (every
-// class, from the transport's counters), CPU per delivery (the process's
-// user+system time) and RSS per agent. With X0X_LOOPBACK_STATS set it also
+// delivery ratio, p50/p99/max latency, wire bytes per delivery (QUIC's
+// bytes sent over every connection: headers, acknowledgements,
+// handshakes and retransmissions included), frame bytes per delivery
+// (every class's frames, what the overlay asked to send), CPU per
+// delivery (the process's user+system time), RSS per agent, and the
+// handshakes and lost packets during the run (connection churn and
+// overflowing socket buffers are how overload shows on loopback). With X0X_LOOPBACK_STATS set it also
 // logs the agents' summed pub/sub counters.
 func BenchmarkLoopback(b *testing.B) {
 	seconds := 10
@@ -96,7 +102,7 @@ func loopbackRun(b *testing.B, agents []*Agent, runID byte, rate int, span time.
 	}()
 	waitTopic(b, agents, topic)
 	time.Sleep(2 * time.Second) // trees form
-	wireBefore, cpuBefore := wireBytes(agents), cpuTime()
+	before, cpuBefore := sumStats(agents), cpuTime()
 	ctx := context.Background()
 	tick := time.NewTicker(time.Second / time.Duration(rate))
 	defer tick.Stop()
@@ -141,23 +147,61 @@ func loopbackRun(b *testing.B, agents []*Agent, runID byte, rate int, span time.
 	b.ReportMetric(pct(0.50), "p50-ms")
 	b.ReportMetric(pct(0.99), "p99-ms")
 	b.ReportMetric(pct(1), "max-ms")
-	b.ReportMetric(float64(wireBytes(agents)-wireBefore)/float64(max(delivered, 1)), "wire-B/delivery")
+	after := sumStats(agents)
+	b.ReportMetric(float64(after.quicBytes-before.quicBytes)/float64(max(delivered, 1)), "wire-B/delivery")
+	b.ReportMetric(float64(after.frameBytes-before.frameBytes)/float64(max(delivered, 1)), "frame-B/delivery")
+	b.ReportMetric(float64(after.handshakes-before.handshakes), "handshakes")
+	b.ReportMetric(float64(after.lost-before.lost), "lost-packets")
 	b.ReportMetric(float64((cpuTime()-cpuBefore).Microseconds())/1000/float64(max(delivered, 1)), "cpu-ms/delivery")
 	b.ReportMetric(float64(measure.Bytes("VmRSS"))/float64(n)/(1<<20), "rss-MB/agent")
 	if os.Getenv("X0X_LOOPBACK_STATS") != "" {
 		b.Logf("%+v", overlayTotals(agents))
+		var sus, dead, refuted, dialFail uint64
+		for _, a := range agents {
+			m := a.overlay.Members.Stats()
+			sus, dead, refuted, dialFail = sus+m.Suspicions, dead+m.Deaths, refuted+m.Refutations, dialFail+m.DialFailures
+		}
+		b.Logf("membership (cumulative): %d suspicions, %d deaths, %d refutations, %d failed dials", sus, dead, refuted, dialFail)
+		var tr transport.Stats
+		for _, a := range agents {
+			s := a.node.Stats()
+			tr.DialsOK += s.DialsOK
+			tr.DialsFailed += s.DialsFailed
+			tr.Replaced += s.Replaced
+			tr.DuplicatesClosed += s.DuplicatesClosed
+			tr.Reconnects += s.Reconnects
+			tr.Evicted += s.Evicted
+			tr.ConnectionsOpen += s.ConnectionsOpen
+		}
+		b.Logf("transport (cumulative): %d dials, %d failed, %d replaced, %d duplicates, %d reconnects, %d evicted, %d open now",
+			tr.DialsOK, tr.DialsFailed, tr.Replaced, tr.DuplicatesClosed, tr.Reconnects, tr.Evicted, tr.ConnectionsOpen)
+		for i := range after.classBytes {
+			b.Logf("%v frame bytes per delivery: %d", link.Class(i+1), (after.classBytes[i]-before.classBytes[i])/uint64(max(delivered, 1)))
+		}
 	}
 }
 
-// wireBytes sums the bytes every agent's node sent, over all classes.
-func wireBytes(agents []*Agent) uint64 {
-	var total uint64
+// transportTotals are the agents' summed transport counters.
+type transportTotals struct {
+	quicBytes, frameBytes, handshakes, lost uint64
+	classBytes                              [link.NumClasses]uint64
+}
+
+// sumStats sums what every agent's node sent, over all connections and
+// classes, and the handshakes it completed as dialler.
+func sumStats(agents []*Agent) transportTotals {
+	var t transportTotals
 	for _, a := range agents {
-		for _, c := range a.node.Stats().Classes {
-			total += c.BytesOut
+		s := a.node.Stats()
+		t.quicBytes += s.QUICBytesSent
+		t.lost += s.QUICPacketsLost
+		t.handshakes += s.DialsOK
+		for i, c := range s.Classes {
+			t.frameBytes += c.BytesOut
+			t.classBytes[i] += c.BytesOut
 		}
 	}
-	return total
+	return t
 }
 
 // cpuTime (the process's user plus system CPU time so far) is in

@@ -228,6 +228,9 @@ func transportMetrics(s transport.Stats) Metrics {
 		{"relay_forwarded_bytes_total", "Packet bytes forwarded as a relay.", s.RelayBytes},
 		{"relay_refused_packets_total", "Packets refused as a relay (quota or unknown target).", s.RelayRefused},
 		{"relay_dropped_packets_total", "Relayed packets dropped (full queue or no relay connection).", s.RelayDropped},
+		{"quic_bytes_sent_total", "QUIC bytes sent over all connections (headers, acks, handshakes, retransmissions).", s.QUICBytesSent},
+		{"quic_packets_sent_total", "QUIC packets sent over all connections.", s.QUICPacketsSent},
+		{"quic_packets_lost_total", "QUIC packets declared lost over all connections.", s.QUICPacketsLost},
 	} {
 		add(c.name, c.help, false, c.v)
 	}
