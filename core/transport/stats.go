@@ -1,9 +1,6 @@
 package transport
 
 import (
-	"bufio"
-	"fmt"
-	"io"
 	"sync/atomic"
 
 	"github.com/saorsa-labs/x0x-go/core/link"
@@ -21,8 +18,8 @@ type ClassStats struct {
 }
 
 // Stats is a snapshot of a node's counters (all cumulative except
-// ConnectionsOpen and PeersConnected). The daemon exports them as
-// Prometheus metrics.
+// ConnectionsOpen and PeersConnected). x0x.Agent.Metrics exports them
+// as Prometheus metrics (x0x_transport_*).
 type Stats struct {
 	ConnectionsOpen    int    // QUIC connections open, authenticated or not
 	PeersConnected     int    // authenticated peers
@@ -154,70 +151,4 @@ func (n *Node) Stats() Stats {
 	n.mu.Unlock()
 	s.QUICBytesSent, s.QUICPacketsSent, s.QUICPacketsLost = q.bytesSent, q.packetsSent, q.packetsLost
 	return s
-}
-
-// Metrics is Stats under the name the daemon uses.
-func (n *Node) Metrics() Stats { return n.Stats() }
-
-// WritePrometheus writes the snapshot in the Prometheus text exposition
-// format, every metric prefixed with x0x_transport_. It returns w's error.
-func (s Stats) WritePrometheus(w io.Writer) error {
-	bw := bufio.NewWriter(w)
-	metric := func(name, kind, help string) {
-		fmt.Fprintf(bw, "# HELP x0x_transport_%s %s\n# TYPE x0x_transport_%s %s\n", name, help, name, kind)
-	}
-	gauge := func(name, help string, v int) {
-		metric(name, "gauge", help)
-		fmt.Fprintf(bw, "x0x_transport_%s %d\n", name, v)
-	}
-	counter := func(name, help string, v uint64) {
-		metric(name, "counter", help)
-		fmt.Fprintf(bw, "x0x_transport_%s %d\n", name, v)
-	}
-	gauge("connections_open", "QUIC connections open, authenticated or not.", s.ConnectionsOpen)
-	gauge("peers_connected", "Authenticated peers.", s.PeersConnected)
-	counter("inbound_accepted_total", "Inbound connections accepted for authentication.", s.InboundAccepted)
-	counter("connections_refused_total", "Inbound connections refused by the connection limit.", s.ConnectionsRefused)
-	counter("evicted_total", "Inbound connections closed by the eviction policy to admit a newcomer.", s.Evicted)
-	counter("dials_ok_total", "Outbound dials that authenticated.", s.DialsOK)
-	counter("dials_failed_total", "Outbound dials that failed.", s.DialsFailed)
-	counter("dials_refused_total", "Outbound dials refused by the in-flight dial cap.", s.DialsRefused)
-	counter("auth_failures_total", "Connections whose peer failed authentication.", s.AuthFailures)
-	counter("tls_refused_total", "Handshakes refused for lacking X25519MLKEM768.", s.TLSRefused)
-	counter("certs_rejected_total", "Agent certificates rejected.", s.CertsRejected)
-	counter("duplicates_closed_total", "Connections retired by simultaneous-dial dedup.", s.DuplicatesClosed)
-	counter("replaced_total", "Connections replaced by a newer one to the same peer.", s.Replaced)
-	counter("reconnects_total", "Successful automatic redials.", s.Reconnects)
-	counter("malformed_frames_total", "Unparseable inputs (each closed its connection).", s.MalformedFrames)
-	counter("protocol_errors_total", "Protocol violations (each closed its connection).", s.ProtocolErrors)
-	counter("direct_delivered_total", "Direct messages delivered.", s.DirectDelivered)
-	counter("direct_dropped_total", "Direct messages dropped (uncertified sender or unknown recipient).", s.DirectDropped)
-	counter("events_dropped_total", "Events dropped because the channel was full.", s.EventsDropped)
-	counter("punch_dials_total", "Hole-punch dials started (one per candidate address).", s.PunchDials)
-	counter("relayed_connections_total", "Relayed connections that authenticated.", s.RelayedConns)
-	counter("relay_forwarded_packets_total", "Packets forwarded as a relay.", s.RelayForwarded)
-	counter("relay_forwarded_bytes_total", "Packet bytes forwarded as a relay.", s.RelayBytes)
-	counter("relay_refused_packets_total", "Packets refused as a relay (quota or unknown target).", s.RelayRefused)
-	counter("relay_dropped_packets_total", "Relayed packets dropped (full queue or no relay connection).", s.RelayDropped)
-	counter("quic_bytes_sent_total", "QUIC bytes sent over all connections (headers, acks, handshakes, retransmissions).", s.QUICBytesSent)
-	counter("quic_packets_sent_total", "QUIC packets sent over all connections.", s.QUICPacketsSent)
-	counter("quic_packets_lost_total", "QUIC packets declared lost over all connections.", s.QUICPacketsLost)
-	perClass := func(name string, get func(ClassStats) uint64, labels string) {
-		for i, cs := range s.Classes {
-			fmt.Fprintf(bw, "x0x_transport_%s{class=%q%s} %d\n", name, link.Class(i+1).String(), labels, get(cs))
-		}
-	}
-	metric("frames_total", "counter", "Frames sent and received per class.")
-	perClass("frames_total", func(c ClassStats) uint64 { return c.FramesIn }, `,direction="in"`)
-	perClass("frames_total", func(c ClassStats) uint64 { return c.FramesOut }, `,direction="out"`)
-	metric("bytes_total", "counter", "Frame bytes sent and received per class.")
-	perClass("bytes_total", func(c ClassStats) uint64 { return c.BytesIn }, `,direction="in"`)
-	perClass("bytes_total", func(c ClassStats) uint64 { return c.BytesOut }, `,direction="out"`)
-	metric("queue_dropped_total", "counter", "Frames dropped because the send queue was full.")
-	for p := link.Priority(0); p < link.NumPriorities; p++ {
-		perClass("queue_dropped_total", func(c ClassStats) uint64 { return c.Dropped[p] }, fmt.Sprintf(",priority=%q", p.String()))
-	}
-	metric("no_handler_total", "counter", "Inbound frames dropped for lack of a handler.")
-	perClass("no_handler_total", func(c ClassStats) uint64 { return c.NoHandler }, "")
-	return bw.Flush()
 }
