@@ -60,6 +60,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/saorsa-labs/x0x-go/internal/childproc"
 )
 
 func main() {
@@ -574,20 +576,10 @@ type agentProc struct {
 
 func startAgent(ctx context.Context, self, ns, bootstrap string) (*agentProc, error) {
 	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", ns, self, "agent", "-bootstrap", bootstrap)
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
+	in, sc, err := childproc.Start(cmd)
 	if err != nil {
 		return nil, err
 	}
-	outPipe, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	sc := bufio.NewScanner(outPipe)
-	sc.Buffer(make([]byte, 64<<10), 4<<20)
 	return &agentProc{cmd: cmd, in: in, out: sc}, nil
 }
 

@@ -14,7 +14,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -33,6 +32,7 @@ import (
 	"time"
 
 	"github.com/saorsa-labs/x0x-go/core/x0x"
+	"github.com/saorsa-labs/x0x-go/internal/childproc"
 	"github.com/saorsa-labs/x0x-go/internal/measure"
 )
 
@@ -212,22 +212,13 @@ func run(n int, interval, settle, quiet, load time.Duration, hogThreads int, det
 	}()
 	start := func(i int, bootstrap string) (*agentProc, error) {
 		cmd := exec.Command(self, "-child", "-dir", fmt.Sprintf("%s/a%d", dir, i), "-bootstrap", bootstrap, "-interval", interval.String())
-		cmd.Stderr = os.Stderr
-		stdin, err := cmd.StdinPipe()
+		stdin, sc, err := childproc.Start(cmd)
 		if err != nil {
-			return nil, err
-		}
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			return nil, err
-		}
-		if err := cmd.Start(); err != nil {
 			return nil, err
 		}
 		p := &agentProc{cmd: cmd, stdin: stdin}
 		ready := make(chan line, 1)
 		go func() {
-			sc := bufio.NewScanner(stdout)
 			for sc.Scan() {
 				var l line
 				if json.Unmarshal(sc.Bytes(), &l) != nil {
