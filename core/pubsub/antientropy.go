@@ -22,7 +22,7 @@ func (ps *PubSub) recentIDs(t *topic) []MsgID {
 	cutoff := ps.cfg.Clock.Now().Add(-ps.cfg.AEWindow).UnixMilli()
 	out := make([]MsgID, 0, len(t.order))
 	for _, id := range t.order {
-		if t.store[id].msg.Header.Time >= cutoff {
+		if t.store[id.Short()].msg.Header.Time >= cutoff {
 			out = append(out, id)
 		}
 	}
@@ -132,7 +132,7 @@ func (ps *PubSub) onAntiEntropy(t *topic, from identity.PeerID, f *Frame, cs []c
 func (ps *PubSub) want(t *topic, from identity.PeerID, ids []MsgID) {
 	var need []MsgID
 	for _, id := range ids {
-		if !ps.dedup.has(id) {
+		if !ps.dedup.has(id.Short()) {
 			need = append(need, id)
 		}
 	}
@@ -155,7 +155,7 @@ func (ps *PubSub) push(t *topic, to identity.PeerID, ids []MsgID) {
 		}
 	}
 	for _, id := range ids {
-		s := t.store[id]
+		s := t.store[id.Short()]
 		if s == nil {
 			continue
 		}

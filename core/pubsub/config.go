@@ -28,7 +28,7 @@ type Config struct {
 	AEInterval    time.Duration // anti-entropy period (30 s)
 	AEWindow      time.Duration // age of messages reconciled (4 min)
 	WalkTTL       int           // hops of a subscriber-finding walk (10)
-	DedupBytes    int           // byte budget of the dedup cache (16 MiB, about 150,000 IDs), oldest evicted first
+	DedupBytes    int           // byte budget of the dedup cache (16 MiB, about 130,000 IDs), oldest evicted first
 	ReplayBytes   int           // byte budget of the per-origin replay windows (64 MiB), LRU-evicted
 	SubBuffer     int           // subscription channel capacity (1024)
 	StoreBytes    int           // bytes of messages (payload, signature, header) kept per topic for GRAFT / anti-entropy (8 MiB), oldest evicted first

@@ -102,7 +102,8 @@ func FuzzDecodeFrame(f *testing.F) {
 	msg := &Signed{Header: Header{Topic: TopicIDOf("x"), Seq: 1}, Payload: []byte("p"), Sig: []byte("s")}
 	for _, fr := range []*Frame{
 		{Kind: kindGossip, Topic: TopicIDOf("x"), Msg: msg, Hops: 2},
-		{Kind: kindIHave, IDs: []MsgID{idOf(1), idOf(2)}},
+		{Kind: kindIHave, Short: ShortList{idOf(1).Short(), idOf(2).Short()}},
+		{Kind: kindAEWant, IDs: IDList{idOf(1)}},
 		{Kind: kindAESketch, Cells: NewIBLT(sketchCells(0)).MarshalBinary()},
 		{Kind: kindAEPush, Msgs: []Signed{*msg}},
 		{Kind: kindTopics, Topics: []TopicID{TopicIDOf("a")}},

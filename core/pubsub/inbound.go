@@ -46,7 +46,7 @@ func (ps *PubSub) onDecoded(from identity.PeerID, f *Frame, size int, err error)
 			c := &cs[i]
 			topicOK := t != nil && msgs[i].Header.Topic == t.id
 			walk := f.Kind == kindPublish && f.Hops > 0
-			c.skip = c.err != nil || ps.dedup.has(c.id) || !(topicOK || walk)
+			c.skip = c.err != nil || ps.dedup.has(c.id.Short()) || !(topicOK || walk)
 			if v := ps.validators[msgs[i].Header.Topic]; v != nil && topicOK && !c.skip {
 				if validators == nil {
 					validators = make([]Validator, len(cs))
@@ -134,18 +134,16 @@ func (ps *PubSub) handle(from identity.PeerID, f *Frame, cs []content) {
 			ps.stats.DropNotSubscribed++
 			return
 		}
-		for _, id := range f.IDs {
-			ps.announced(t, from, id)
-		}
+		ps.heardIHave(t, from, f.Short)
 	case kindGraft:
 		if !ps.topicPeer(t, from) {
 			ps.stats.DropNotSubscribed++
 			return
 		}
 		ps.toEager(t, from)
-		for _, id := range f.IDs {
+		for _, id := range f.Short {
 			if s := t.store[id]; s != nil {
-				ps.send(from, link.PriorityEager, &Frame{Kind: kindGossip, Topic: t.id, Msg: &s.msg, Hops: sat(s.hops)})
+				ps.send(from, link.PriorityEager, &Frame{Kind: kindGossip, Msg: &s.msg, Hops: sat(s.hops)})
 			}
 		}
 	case kindIWant:
@@ -155,7 +153,7 @@ func (ps *PubSub) handle(from identity.PeerID, f *Frame, cs []content) {
 		}
 		var msgs []Signed
 		var hops []byte
-		for _, id := range f.IDs {
+		for _, id := range f.Short {
 			if s := t.store[id]; s != nil && len(msgs) < MaxMsgsPerFrame {
 				msgs = append(msgs, s.msg)
 				hops = append(hops, sat(s.hops))
@@ -232,7 +230,7 @@ func (ps *PubSub) accept(from identity.PeerID, id MsgID, hb []byte, msg *Signed,
 		// A PUBLISH frame's hop field is the walk's remaining TTL.
 		walkTTL, hops = hops, 0
 	}
-	if ps.dedup.has(id) {
+	if ps.dedup.has(id.Short()) {
 		ps.stats.Duplicates++
 		if kind == kindGossip && t != nil && t.isPeer(from) {
 			// Plumtree: a duplicate on a link that is not a tree link
@@ -276,14 +274,14 @@ func (ps *PubSub) accept(from identity.PeerID, id MsgID, hb []byte, msg *Signed,
 			// The application refused it: never delivered or forwarded,
 			// and remembered so that no repair fetches it again.
 			ps.stats.DropRejected++
-			ps.dedup.add(id, ps.cfg.Clock.Now())
+			ps.dedup.add(id.Short(), ps.cfg.Clock.Now())
 			return false
 		}
 		if !ps.admitOrigin(msg.Header.Origin) {
 			return false
 		}
 	}
-	ps.dedup.add(id, ps.cfg.Clock.Now())
+	ps.dedup.add(id.Short(), ps.cfg.Clock.Now())
 	ps.replay.mark(msg.Header.Origin, msg.Header.Seq, id)
 	if t == nil {
 		// A local publish to a topic we do not subscribe to.
@@ -294,13 +292,15 @@ func (ps *PubSub) accept(from identity.PeerID, id MsgID, hb []byte, msg *Signed,
 		ps.toEager(t, from)
 	}
 	ps.store(t, id, msg, hops)
-	if m := t.missing[id]; m != nil {
+	var announcers []identity.PeerID // have it: no IHAVE to them
+	if m := t.missing[id.Short()]; m != nil {
 		m.timer.Stop()
-		delete(t.missing, id)
+		announcers = m.announcers
+		delete(t.missing, id.Short())
 	}
 	ps.deliver(t, id, msg, hops)
 	// Plumtree: eager push to the tree, lazy announcement to the rest.
-	b, err := EncodeFrame(&Frame{Kind: kindGossip, Topic: t.id, Msg: msg, Hops: sat(hops)})
+	b, err := EncodeFrame(&Frame{Kind: kindGossip, Msg: msg, Hops: sat(hops)})
 	if err != nil {
 		ps.stats.SendErrors++
 		return true
@@ -312,12 +312,12 @@ func (ps *PubSub) accept(from identity.PeerID, id MsgID, hb []byte, msg *Signed,
 		if !ps.sendBytes(p, link.PriorityEager, b) {
 			// Slow or broken peer: demote it; it will GRAFT if it needs to.
 			ps.toLazy(t, p)
-			ps.queueIHave(t, p, id)
+			ps.queueIHave(t, p, id.Short())
 		}
 	}
 	for _, p := range t.lazy {
-		if p != from {
-			ps.queueIHave(t, p, id)
+		if p != from && !slices.Contains(announcers, p) {
+			ps.queueIHave(t, p, id.Short())
 		}
 	}
 	return true
@@ -366,9 +366,14 @@ func (ps *PubSub) validate(from identity.PeerID, id MsgID, hb []byte, msg *Signe
 }
 
 func (ps *PubSub) store(t *topic, id MsgID, msg *Signed, hops uint8) {
+	if t.store[id.Short()] != nil {
+		// Accepted again after the dedup cache, which is bounded in
+		// entries, forgot it: one copy, so that order and store agree.
+		return
+	}
 	now := ps.cfg.Clock.Now()
 	for len(t.order) > 0 {
-		old := t.store[t.order[0]]
+		old := t.store[t.order[0].Short()]
 		expired := now.Sub(old.at) > ps.cfg.DedupTTL
 		overBudget := t.storeB+storedSize(msg) > ps.cfg.StoreBytes
 		if !expired && !overBudget {
@@ -379,7 +384,7 @@ func (ps *PubSub) store(t *topic, id MsgID, msg *Signed, hops uint8) {
 		}
 		t.dropOldest()
 	}
-	t.store[id] = &stored{msg: *msg, hops: hops, at: now}
+	t.store[id.Short()] = &stored{msg: *msg, hops: hops, at: now}
 	t.order = append(t.order, id)
 	t.storeB += storedSize(msg)
 }
@@ -394,8 +399,8 @@ func storedSize(msg *Signed) int { return len(msg.Payload) + len(msg.Sig) + stor
 
 // dropOldest removes the oldest stored message.
 func (t *topic) dropOldest() {
-	t.storeB -= storedSize(&t.store[t.order[0]].msg)
-	delete(t.store, t.order[0])
+	t.storeB -= storedSize(&t.store[t.order[0].Short()].msg)
+	delete(t.store, t.order[0].Short())
 	t.order = t.order[1:]
 }
 

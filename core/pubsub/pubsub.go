@@ -63,11 +63,11 @@ type topic struct {
 	eager   []identity.PeerID
 	lazy    []identity.PeerID
 	subs    []*Subscription
-	store   map[MsgID]*stored
+	store   map[ShortID]*stored // by short ID, so that lazy repair finds them
 	order   []MsgID
 	storeB  int // payload bytes in store
-	missing map[MsgID]*missing
-	lazyQ   map[identity.PeerID][]MsgID
+	missing map[ShortID]*missing
+	lazyQ   map[identity.PeerID][]ShortID
 	tree    *tree
 	// Per lazy peer: messages recently pulled from it with IWANT (halved
 	// every pruneDecay). See graftTimer.
@@ -227,8 +227,8 @@ func (ps *PubSub) subscribe(id TopicID, s *Subscription) (*Subscription, error) 
 		}
 		t := ps.topics[id]
 		if t == nil {
-			t = &topic{id: id, store: make(map[MsgID]*stored), missing: make(map[MsgID]*missing),
-				lazyQ: make(map[identity.PeerID][]MsgID), pulls: make(map[identity.PeerID]int),
+			t = &topic{id: id, store: make(map[ShortID]*stored), missing: make(map[ShortID]*missing),
+				lazyQ: make(map[identity.PeerID][]ShortID), pulls: make(map[identity.PeerID]int),
 				tree: newTree(ps.self.ID, ps.cfg.Clock.Now())}
 			ps.topics[id] = t
 			i, _ := slices.BinarySearchFunc(ps.order, id, cmpTopic)

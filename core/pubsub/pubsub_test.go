@@ -385,12 +385,12 @@ func TestIHaveFloodIsBounded(t *testing.T) {
 	topic := TopicIDOf("flood")
 	n := 0
 	for f := 0; f < 5; f++ {
-		ids := make(IDList, MaxIDsPerFrame)
+		ids := make(ShortList, MaxIDsPerFrame)
 		for i := range ids {
-			ids[i] = idOf(1000000 + n)
+			ids[i] = idOf(1000000 + n).Short()
 			n++
 		}
-		raw, err := EncodeFrame(&Frame{Kind: kindIHave, Topic: topic, IDs: ids})
+		raw, err := EncodeFrame(&Frame{Kind: kindIHave, Topic: topic, Short: ids})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -439,7 +439,7 @@ func TestMissingMessagesPulledBeforeGrafting(t *testing.T) {
 		b.ps.toLazy(tp, lazyPeer)
 	})
 	announce := func(i int) {
-		b.ps.do(func() { b.ps.announced(b.ps.topics[topic], lazyPeer, idOf(5000+i)) })
+		b.ps.do(func() { b.ps.announced(b.ps.topics[topic], lazyPeer, idOf(5000+i).Short()) })
 		c.run(b.ps.cfg.GraftTimeout + 10*time.Millisecond)
 	}
 	isEager := func(p identity.PeerID) bool {

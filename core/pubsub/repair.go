@@ -7,7 +7,7 @@ import (
 	"github.com/saorsa-labs/x0x-go/core/link"
 )
 
-func (ps *PubSub) queueIHave(t *topic, p identity.PeerID, id MsgID) {
+func (ps *PubSub) queueIHave(t *topic, p identity.PeerID, id ShortID) {
 	t.lazyQ[p] = append(t.lazyQ[p], id)
 	if !ps.flushing {
 		ps.flushing = true
@@ -28,7 +28,7 @@ func (ps *PubSub) flushIHave() {
 			for len(ids) > 0 {
 				n := min(len(ids), MaxIDsPerFrame)
 				ps.stats.IHavesSent++
-				ps.send(p, link.PriorityLazy, &Frame{Kind: kindIHave, Topic: t.id, IDs: ids[:n]})
+				ps.send(p, link.PriorityLazy, &Frame{Kind: kindIHave, Topic: t.id, Short: ids[:n]})
 				ids = ids[n:]
 			}
 		}
@@ -39,7 +39,32 @@ func (ps *PubSub) flushIHave() {
 // (each has a GRAFT timer), so that IHAVE floods cannot exhaust memory.
 const maxMissing = 16384
 
-func (ps *PubSub) announced(t *topic, from identity.PeerID, id MsgID) {
+// maxUnqueue bounds the IDs of one IHAVE frame looked up in our own queue
+// of announcements to its sender (see heardIHave), so that a hostile frame
+// of MaxIDsPerFrame IDs costs little.
+const maxUnqueue = 64
+
+// heardIHave handles an IHAVE frame from topic neighbour from.
+func (ps *PubSub) heardIHave(t *topic, from identity.PeerID, ids ShortList) {
+	unqueue := maxUnqueue
+	for _, id := range ids {
+		if !ps.dedup.has(id) {
+			ps.announced(t, from, id)
+			continue
+		}
+		// Both ends have the message, and both queued an announcement of
+		// it to the other (IHAVEs go out in batches): the one not yet sent
+		// would tell from nothing. This halves the IDs lazy links carry.
+		if q := t.lazyQ[from]; unqueue > 0 && len(q) > 0 {
+			unqueue--
+			if i := slices.Index(q, id); i >= 0 {
+				t.lazyQ[from] = slices.Delete(q, i, i+1)
+			}
+		}
+	}
+}
+
+func (ps *PubSub) announced(t *topic, from identity.PeerID, id ShortID) {
 	if ps.dedup.has(id) {
 		return
 	}
@@ -58,7 +83,7 @@ func (ps *PubSub) announced(t *topic, from identity.PeerID, id MsgID) {
 	}
 }
 
-func (ps *PubSub) graftTimer(t *topic, id MsgID) {
+func (ps *PubSub) graftTimer(t *topic, id ShortID) {
 	if ps.topics[t.id] != t {
 		return
 	}
@@ -81,13 +106,13 @@ func (ps *PubSub) graftTimer(t *topic, id MsgID) {
 			// broken here, and then we GRAFT.
 			t.pulls[p]++
 			ps.stats.IWantsSent++
-			ps.send(p, link.PriorityControl, &Frame{Kind: kindIWant, Topic: t.id, IDs: []MsgID{id}})
+			ps.send(p, link.PriorityControl, &Frame{Kind: kindIWant, Topic: t.id, Short: ShortList{id}})
 			break
 		}
 		delete(t.pulls, p)
 		ps.toEager(t, p)
 		ps.stats.GraftsSent++
-		ps.send(p, link.PriorityControl, &Frame{Kind: kindGraft, Topic: t.id, IDs: []MsgID{id}})
+		ps.send(p, link.PriorityControl, &Frame{Kind: kindGraft, Topic: t.id, Short: ShortList{id}})
 		break
 	}
 	if len(m.announcers) == 0 {
@@ -129,7 +154,7 @@ func (ps *PubSub) maintain() {
 				t.pulls[p] = n / 2
 			}
 		}
-		for len(t.order) > 0 && now.Sub(t.store[t.order[0]].at) > ps.cfg.DedupTTL {
+		for len(t.order) > 0 && now.Sub(t.store[t.order[0].Short()].at) > ps.cfg.DedupTTL {
 			t.dropOldest()
 		}
 		if len(t.eager)+len(t.lazy) < ps.cfg.TopicMinPeers && len(ps.active) > 0 {

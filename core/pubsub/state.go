@@ -7,34 +7,36 @@ import (
 	"github.com/saorsa-labs/x0x-go/core/internal/lru"
 )
 
-// dedupCache remembers message IDs for a fixed time, bounded in count
-// (the oldest entries go first when full).
+// dedupCache remembers messages (by short ID) for a fixed time, bounded in
+// count (the oldest entries go first when full).
 type dedupCache struct {
 	ttl   time.Duration
 	max   int
-	seen  map[MsgID]time.Time
-	order []MsgID // insertion order (= expiry order)
+	seen  map[ShortID]int64 // when added, Unix nanoseconds
+	order []ShortID         // insertion order (= expiry order)
 	head  int
 }
 
-// dedupEntryBytes is what one remembered ID costs: its map entry (key,
-// time, bucket overhead) and its slot in the expiry order.
-const dedupEntryBytes = 112
+// dedupEntryBytes is what one remembered ID costs at most: its map entry
+// (key, time, the table's slack just after it doubled) and its slot in the
+// expiry order (with the slice's slack). TestDedupEntryBytesCoversTheCache
+// measures it.
+const dedupEntryBytes = 128
 
 func newDedup(ttl time.Duration, max int) *dedupCache {
-	return &dedupCache{ttl: ttl, max: max, seen: make(map[MsgID]time.Time)}
+	return &dedupCache{ttl: ttl, max: max, seen: make(map[ShortID]int64)}
 }
 
-func (d *dedupCache) has(id MsgID) bool { _, ok := d.seen[id]; return ok }
+func (d *dedupCache) has(id ShortID) bool { _, ok := d.seen[id]; return ok }
 
-func (d *dedupCache) add(id MsgID, now time.Time) {
+func (d *dedupCache) add(id ShortID, now time.Time) {
 	if _, ok := d.seen[id]; ok {
 		return
 	}
 	if len(d.seen) >= d.max {
 		d.popOldest()
 	}
-	d.seen[id] = now
+	d.seen[id] = now.UnixNano()
 	d.order = append(d.order, id)
 }
 
@@ -43,10 +45,10 @@ func (d *dedupCache) popOldest() {
 		return
 	}
 	delete(d.seen, d.order[d.head])
-	d.order[d.head] = MsgID{}
+	d.order[d.head] = ShortID{}
 	d.head++
 	if d.head > 1024 && d.head*2 > len(d.order) {
-		d.order = append([]MsgID(nil), d.order[d.head:]...)
+		d.order = append([]ShortID(nil), d.order[d.head:]...)
 		d.head = 0
 	}
 }
@@ -54,8 +56,7 @@ func (d *dedupCache) popOldest() {
 // expire drops entries older than the TTL.
 func (d *dedupCache) expire(now time.Time) {
 	for d.head < len(d.order) {
-		t := d.seen[d.order[d.head]]
-		if now.Sub(t) < d.ttl {
+		if now.Sub(time.Unix(0, d.seen[d.order[d.head]])) < d.ttl {
 			return
 		}
 		d.popOldest()

@@ -11,20 +11,20 @@ import (
 func TestDedupExpiresAndIsBounded(t *testing.T) {
 	d := newDedup(5*time.Minute, 3)
 	t0 := time.Unix(1000, 0)
-	d.add(idOf(1), t0)
-	d.add(idOf(2), t0.Add(time.Minute))
-	if !d.has(idOf(1)) || !d.has(idOf(2)) || d.has(idOf(3)) {
+	d.add(idOf(1).Short(), t0)
+	d.add(idOf(2).Short(), t0.Add(time.Minute))
+	if !d.has(idOf(1).Short()) || !d.has(idOf(2).Short()) || d.has(idOf(3).Short()) {
 		t.Fatal("membership wrong after add")
 	}
 	d.expire(t0.Add(5*time.Minute + time.Second))
-	if d.has(idOf(1)) || !d.has(idOf(2)) {
+	if d.has(idOf(1).Short()) || !d.has(idOf(2).Short()) {
 		t.Fatal("expiry: the 5-minute-old entry should go, the newer stay")
 	}
-	d.add(idOf(3), t0.Add(2*time.Minute))
-	d.add(idOf(4), t0.Add(2*time.Minute))
-	d.add(idOf(5), t0.Add(2*time.Minute))
-	if d.len() != 3 || d.has(idOf(2)) {
-		t.Fatalf("bound: len %d, oldest kept %v", d.len(), d.has(idOf(2)))
+	d.add(idOf(3).Short(), t0.Add(2*time.Minute))
+	d.add(idOf(4).Short(), t0.Add(2*time.Minute))
+	d.add(idOf(5).Short(), t0.Add(2*time.Minute))
+	if d.len() != 3 || d.has(idOf(2).Short()) {
+		t.Fatalf("bound: len %d, oldest kept %v", d.len(), d.has(idOf(2).Short()))
 	}
 }
 

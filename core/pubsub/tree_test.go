@@ -265,23 +265,11 @@ func TestTreeForgetsSilentRoot(t *testing.T) {
 // message is pulled (it used to be dropped, leaving the message to
 // anti-entropy 30 s later).
 func TestAnnouncementFromUnknownNeighbourIsNotLost(t *testing.T) {
-	c := newTCluster(t, 2, sim.Config{Seed: 11}, false)
-	a, b := c.nodes[0], c.nodes[1]
-	c.subscribe(a, "late")
-	c.subscribe(b, "late")
-	c.run(3 * time.Second)
-	id := TopicIDOf("late")
-	payload := []byte("stored at a only")
-	h := Header{Topic: id, Origin: a.agent, Seq: 7, Time: c.w.Clock.Now().UnixMilli(), PayloadHash: blake3.Sum256(payload)}
-	hb, err := h.bytes()
-	if err != nil {
-		t.Fatal(err)
-	}
-	msg := &Signed{Header: h, Payload: payload, Sig: SimulatedSigner{ID: a.agent}.Sign(hb)}
-	mid := MsgID(blake3.Sum256(hb))
+	c, a, b, id := subscribedPair(t, 11, "late")
+	msg, _, mid := c.signedBy(a, id, 7, "stored at a only")
 	a.ps.do(func() { a.ps.store(a.ps.topics[id], mid, msg, 0) })
 	b.ps.do(func() { b.ps.removePeer(b.ps.topics[id], a.net.LocalID()) })
-	b.ps.onDecoded(a.net.LocalID(), &Frame{Kind: kindIHave, Topic: id, IDs: IDList{mid}}, 100, nil)
+	b.ps.onDecoded(a.net.LocalID(), &Frame{Kind: kindIHave, Topic: id, Short: ShortList{mid.Short()}}, 100, nil)
 	c.run(2 * time.Second)
 	if _, ok := b.got[mid]; !ok {
 		t.Fatal("the announced message was not pulled from a sender not yet counted as a neighbour")
@@ -307,4 +295,79 @@ func TestTreeRootsBounded(t *testing.T) {
 			t.Errorf("%d roots remembered, bound %d", n, 2*maxRoots)
 		}
 	})
+}
+
+// TestIHaveNotSentToWhoAnnouncedIt: a node does not announce a message to
+// a lazy neighbour that announced it first (whether that IHAVE came before
+// the message or while our own announcement was still queued), and an
+// IHAVE frame can make it look up only maxUnqueue of its IDs in the queue.
+func TestIHaveNotSentToWhoAnnouncedIt(t *testing.T) {
+	c, a, b, id := subscribedPair(t, 12, "lazy")
+	bID := b.net.LocalID()
+	msg, hb, mid := c.signedBy(a, id, 9, "announced by b first")
+	// Every check below reads state inside ps.do and fails outside it (a
+	// failure under the lock would wedge the cluster's cleanup).
+	var tp *topic
+	var awaited, queuedForB bool
+	a.ps.do(func() {
+		tp = a.ps.topics[id]
+		// b is a's lazy neighbour (not a tree link) for this test.
+		tp.tree.links, tp.eager, tp.lazy = nil, nil, []identity.PeerID{bID}
+		// b announces the message before a has it; a then gets it (here:
+		// publishes it) and must not queue an IHAVE of it for b.
+		a.ps.heardIHave(tp, bID, ShortList{mid.Short()})
+		awaited = tp.missing[mid.Short()] != nil
+		a.ps.accept(a.net.LocalID(), mid, hb, msg, 0, kindPublish, nil)
+		queuedForB = slices.Contains(tp.lazyQ[bID], mid.Short())
+	})
+	if !awaited {
+		t.Fatal("an announced unknown message is not awaited")
+	}
+	if queuedForB {
+		t.Fatal("a queued an IHAVE for the neighbour that announced the message to it")
+	}
+	// Messages a has and announced to b, queued: b's IHAVE of one of them
+	// removes that one from the queue, and at most maxUnqueue at a time.
+	var queued ShortList
+	var left1, left2 ShortList
+	a.ps.do(func() {
+		for i := range 2 * maxUnqueue {
+			s := idOf(7000 + i).Short()
+			a.ps.dedup.add(s, c.w.Clock.Now())
+			tp.lazyQ[bID] = append(tp.lazyQ[bID], s)
+			queued = append(queued, s)
+		}
+		a.ps.heardIHave(tp, bID, queued[:1])
+		left1 = slices.Clone(tp.lazyQ[bID])
+		a.ps.heardIHave(tp, bID, queued[1:])
+		left2 = slices.Clone(tp.lazyQ[bID])
+	})
+	if len(left1) != 2*maxUnqueue-1 || slices.Contains(left1, queued[0]) {
+		t.Fatalf("after b announced one queued message: %d queued, it among them %v", len(left1), slices.Contains(left1, queued[0]))
+	}
+	if len(left2) != maxUnqueue-1 {
+		t.Fatalf("one IHAVE frame removed %d queued IDs, bound %d", len(left1)-len(left2), maxUnqueue)
+	}
+}
+
+// signedBy returns a message of topic by node a's agent (simulated
+// signature), its encoded header and its ID.
+func (c *tcluster) signedBy(a *tnode, topic TopicID, seq uint64, payload string) (*Signed, []byte, MsgID) {
+	c.t.Helper()
+	h := Header{Topic: topic, Origin: a.agent, Seq: seq, Time: c.w.Clock.Now().UnixMilli(), PayloadHash: blake3.Sum256([]byte(payload))}
+	hb, err := h.bytes()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return &Signed{Header: h, Payload: []byte(payload), Sig: SimulatedSigner{ID: a.agent}.Sign(hb)}, hb, MsgID(blake3.Sum256(hb))
+}
+
+// subscribedPair returns a cluster of two nodes both subscribed to topic.
+func subscribedPair(t *testing.T, seed uint64, topic string) (*tcluster, *tnode, *tnode, TopicID) {
+	c := newTCluster(t, 2, sim.Config{Seed: seed}, false)
+	a, b := c.nodes[0], c.nodes[1]
+	c.subscribe(a, topic)
+	c.subscribe(b, topic)
+	c.run(3 * time.Second)
+	return c, a, b, TopicIDOf(topic)
 }

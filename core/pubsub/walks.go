@@ -82,7 +82,7 @@ func (ps *PubSub) handOff(msg *Signed) {
 	// Three independent hand-offs, so that one crashed (not yet detected)
 	// neighbour cannot lose the message: subscribed neighbours first, random
 	// walks for the rest.
-	f := &Frame{Kind: kindPublish, Topic: topicID, Msg: msg, Hops: uint8(ps.cfg.WalkTTL)}
+	f := &Frame{Kind: kindPublish, Msg: msg, Hops: uint8(ps.cfg.WalkTTL)}
 	ps.rng.Shuffle(len(subs), func(i, j int) { subs[i], subs[j] = subs[j], subs[i] })
 	subs = subs[:min(handOffs, len(subs))]
 	for _, p := range subs {
@@ -97,6 +97,6 @@ func (ps *PubSub) handOff(msg *Signed) {
 
 func (ps *PubSub) forwardWalk(from identity.PeerID, msg *Signed, ttl uint8) {
 	if next, ok := ps.nextHop(msg.Header.Topic, from); ok {
-		ps.send(next, link.PriorityEager, &Frame{Kind: kindPublish, Topic: msg.Header.Topic, Msg: msg, Hops: ttl})
+		ps.send(next, link.PriorityEager, &Frame{Kind: kindPublish, Msg: msg, Hops: ttl})
 	}
 }

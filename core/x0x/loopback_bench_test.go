@@ -7,8 +7,12 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"runtime"
+	"runtime/metrics"
+	"runtime/pprof"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -55,6 +59,7 @@ func loopbackRun(b *testing.B, agents []*Agent, runID byte, rate int, span time.
 		mu   sync.Mutex
 		seen map[uint64]bool
 		lats []time.Duration
+		hops []int
 	}
 	recs := make([]*rec, n)
 	var wg sync.WaitGroup
@@ -89,6 +94,7 @@ func loopbackRun(b *testing.B, agents []*Agent, runID byte, rate int, span time.
 				if !r.seen[seq] {
 					r.seen[seq] = true
 					r.lats = append(r.lats, d)
+					r.hops = append(r.hops, m.Hops)
 				}
 				r.mu.Unlock()
 			}
@@ -109,7 +115,22 @@ func loopbackRun(b *testing.B, agents []*Agent, runID byte, rate int, span time.
 	deadline := time.Now().Add(span)
 	sent := uint64(0)
 	payload := make([]byte, 1024)
+	schedBefore := []metrics.Sample{{Name: "/sched/latencies:seconds"}}
+	metrics.Read(schedBefore)
 	b.ResetTimer()
+	if name := os.Getenv("X0X_LOOPBACK_CPUPROFILE"); name != "" {
+		// A profile of the measured span only (-test.cpuprofile also
+		// covers the cluster's start and its handshakes).
+		f, err := os.Create(name)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			b.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	for time.Now().Before(deadline) {
 		<-tick.C
 		payload[0] = 'B'
@@ -141,6 +162,17 @@ func loopbackRun(b *testing.B, agents []*Agent, runID byte, rate int, span time.
 		lats = append(lats, r.lats...)
 		r.mu.Unlock()
 	}
+	if name := os.Getenv("X0X_LOOPBACK_MEMPROFILE"); name != "" {
+		f, err := os.Create(name)
+		if err != nil {
+			b.Fatal(err)
+		}
+		runtime.GC()
+		if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+			b.Fatal(err)
+		}
+		f.Close()
+	}
 	slices.Sort(lats)
 	pct := func(p float64) float64 { return measure.PercentileMs(lats, p) }
 	b.ReportMetric(float64(delivered)/float64(max(want, 1)), "delivery-ratio")
@@ -155,13 +187,23 @@ func loopbackRun(b *testing.B, agents []*Agent, runID byte, rate int, span time.
 	b.ReportMetric(float64((cpuTime()-cpuBefore).Microseconds())/1000/float64(max(delivered, 1)), "cpu-ms/delivery")
 	b.ReportMetric(float64(measure.Bytes("VmRSS"))/float64(n)/(1<<20), "rss-MB/agent")
 	if os.Getenv("X0X_LOOPBACK_STATS") != "" {
-		b.Logf("%+v", overlayTotals(agents))
+		// On standard error: a benchmark's log is cut after a few lines.
+		statf := func(format string, a ...any) { fmt.Fprintf(os.Stderr, "    "+format+"\n", a...) }
+		byHops := map[int][]time.Duration{}
+		for _, r := range recs {
+			for i, d := range r.lats {
+				byHops[r.hops[i]] = append(byHops[r.hops[i]], d)
+			}
+		}
+		logLatencyByHops(statf, byHops)
+		logSchedLatency(statf, schedBefore)
+		statf("%+v", overlayTotals(agents))
 		var sus, dead, refuted, dialFail uint64
 		for _, a := range agents {
 			m := a.overlay.Members.Stats()
 			sus, dead, refuted, dialFail = sus+m.Suspicions, dead+m.Deaths, refuted+m.Refutations, dialFail+m.DialFailures
 		}
-		b.Logf("membership (cumulative): %d suspicions, %d deaths, %d refutations, %d failed dials", sus, dead, refuted, dialFail)
+		statf("membership (cumulative): %d suspicions, %d deaths, %d refutations, %d failed dials", sus, dead, refuted, dialFail)
 		var tr transport.Stats
 		for _, a := range agents {
 			s := a.node.Stats()
@@ -173,12 +215,57 @@ func loopbackRun(b *testing.B, agents []*Agent, runID byte, rate int, span time.
 			tr.Evicted += s.Evicted
 			tr.ConnectionsOpen += s.ConnectionsOpen
 		}
-		b.Logf("transport (cumulative): %d dials, %d failed, %d replaced, %d duplicates, %d reconnects, %d evicted, %d open now",
+		statf("transport (cumulative): %d dials, %d failed, %d replaced, %d duplicates, %d reconnects, %d evicted, %d open now",
 			tr.DialsOK, tr.DialsFailed, tr.Replaced, tr.DuplicatesClosed, tr.Reconnects, tr.Evicted, tr.ConnectionsOpen)
 		for i := range after.classBytes {
-			b.Logf("%v frame bytes per delivery: %d", link.Class(i+1), (after.classBytes[i]-before.classBytes[i])/uint64(max(delivered, 1)))
+			statf("%v frame bytes per delivery: %d", link.Class(i+1), (after.classBytes[i]-before.classBytes[i])/uint64(max(delivered, 1)))
 		}
 	}
+}
+
+// logLatencyByHops logs the latency percentiles of the deliveries that took
+// each number of overlay hops: per-hop delay, and whether slow deliveries
+// took long paths or slow hops.
+func logLatencyByHops(logf func(string, ...any), byHops map[int][]time.Duration) {
+	for h := range 64 {
+		l := byHops[h]
+		if len(l) == 0 {
+			continue
+		}
+		slices.Sort(l)
+		logf("%d hops: %d deliveries, p50 %.1f ms, p90 %.1f ms, p99 %.1f ms", h, len(l),
+			measure.PercentileMs(l, 0.5), measure.PercentileMs(l, 0.9), measure.PercentileMs(l, 0.99))
+	}
+}
+
+// logSchedLatency logs quantiles of the Go scheduler's latency (runnable
+// to running) since before: with 50 agents on two cores every hop waits
+// for several goroutines to be scheduled, and this is how long they wait.
+func logSchedLatency(logf func(string, ...any), before []metrics.Sample) {
+	after := []metrics.Sample{{Name: "/sched/latencies:seconds"}}
+	metrics.Read(after)
+	h0, h := before[0].Value.Float64Histogram(), after[0].Value.Float64Histogram()
+	counts := make([]uint64, len(h.Counts))
+	var total uint64
+	for i := range counts {
+		counts[i] = h.Counts[i] - h0.Counts[i]
+		total += counts[i]
+	}
+	var line []string
+	for _, q := range []float64{0.5, 0.9, 0.99, 0.999} {
+		var acc uint64
+		for i, c := range counts {
+			if acc += c; float64(acc) >= q*float64(total) {
+				line = append(line, fmt.Sprintf("q%g <= %.3f ms", q, h.Buckets[i+1]*1000))
+				break
+			}
+		}
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	logf("scheduler latency (%d samples): %s", total, strings.Join(line, ", "))
+	logf("memory: heap in use %d MiB, heap idle not released %d MiB, stacks %d MiB, runtime total %d MiB, %d GCs",
+		ms.HeapInuse>>20, (ms.HeapIdle-ms.HeapReleased)>>20, ms.StackInuse>>20, ms.Sys>>20, ms.NumGC)
 }
 
 // transportTotals are the agents' summed transport counters.

@@ -432,6 +432,7 @@ func overlayTotals(agents []*Agent) pubsub.Stats {
 		t.Delivered += s.Delivered
 		t.GraftsSent += s.GraftsSent
 		t.IWantsSent += s.IWantsSent
+		t.IHavesSent += s.IHavesSent
 		t.PrunesSent += s.PrunesSent
 		t.AEPulled += s.AEPulled
 		t.SendQueueFull += s.SendQueueFull
