@@ -232,6 +232,14 @@ func (ps *PubSub) accept(from identity.PeerID, id MsgID, hb []byte, msg *Signed,
 	}
 	if ps.dedup.has(id.Short()) {
 		ps.stats.Duplicates++
+		switch {
+		case kind == kindGossip && t != nil && ps.isTreeLink(t, from):
+			ps.stats.DuplicatesTree++
+		case kind == kindGossip:
+			ps.stats.DuplicatesEager++
+		default:
+			ps.stats.DuplicatesPulled++
+		}
 		if kind == kindGossip && t != nil && t.isPeer(from) {
 			// Plumtree: a duplicate on a link that is not a tree link
 			// makes it lazy on both sides (the sender may consider us
@@ -290,6 +298,11 @@ func (ps *PubSub) accept(from identity.PeerID, id MsgID, hb []byte, msg *Signed,
 	}
 	if !local && kind == kindGossip {
 		ps.toEager(t, from)
+		if from == t.tree.self.Parent {
+			// Only new, valid messages count: replaying old ones must not
+			// let a parent that drops the new ones pass for working.
+			t.parentHeard = ps.cfg.Clock.Now()
+		}
 	}
 	ps.store(t, id, msg, hops)
 	var announcers []identity.PeerID // have it: no IHAVE to them

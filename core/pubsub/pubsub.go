@@ -56,6 +56,7 @@ type stored struct {
 type missing struct {
 	announcers []identity.PeerID
 	timer      clock.Timer
+	since      time.Time // the first announcement
 }
 
 type topic struct {
@@ -72,6 +73,9 @@ type topic struct {
 	// Per lazy peer: messages recently pulled from it with IWANT (halved
 	// every pruneDecay). See graftTimer.
 	pulls map[identity.PeerID]int
+	// parentHeard is when the tree parent last pushed a new message: see
+	// graftTimer.
+	parentHeard time.Time
 }
 
 func (t *topic) isPeer(p identity.PeerID) bool {

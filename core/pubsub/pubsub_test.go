@@ -419,6 +419,17 @@ func TestIHaveFloodIsBounded(t *testing.T) {
 // usually just late); a peer that has to be pulled from repeatedly is
 // grafted into the tree.
 func TestMissingMessagesPulledBeforeGrafting(t *testing.T) {
+	missesThenGraft(t, false)
+}
+
+// While the tree parent keeps pushing messages, the tree above works
+// (however late its copies): missing messages are only pulled, never
+// grafted, so that an overloaded tree does not gain eager links.
+func TestNoGraftWhileTheParentPushes(t *testing.T) {
+	missesThenGraft(t, true)
+}
+
+func missesThenGraft(t *testing.T, parentPushes bool) {
 	c := newTCluster(t, 3, sim.Config{Seed: 21}, false)
 	for _, tn := range c.nodes {
 		c.subscribe(tn, "pull")
@@ -439,8 +450,18 @@ func TestMissingMessagesPulledBeforeGrafting(t *testing.T) {
 		b.ps.toLazy(tp, lazyPeer)
 	})
 	announce := func(i int) {
-		b.ps.do(func() { b.ps.announced(b.ps.topics[topic], lazyPeer, idOf(5000+i).Short()) })
-		c.run(b.ps.cfg.GraftTimeout + 10*time.Millisecond)
+		b.ps.do(func() {
+			tp := b.ps.topics[topic]
+			if parentPushes {
+				tp.tree.self.Parent = eagerPeer
+			}
+			b.ps.announced(tp, lazyPeer, idOf(5000+i).Short())
+		})
+		c.run(b.ps.cfg.GraftTimeout / 2)
+		if parentPushes { // a push from the parent after the announcement
+			b.ps.do(func() { b.ps.topics[topic].parentHeard = c.w.Clock.Now() })
+		}
+		c.run(b.ps.cfg.GraftTimeout/2 + 10*time.Millisecond)
 	}
 	isEager := func(p identity.PeerID) bool {
 		e, _ := b.ps.TopicPeers(topic)
@@ -458,6 +479,15 @@ func TestMissingMessagesPulledBeforeGrafting(t *testing.T) {
 		}
 	}
 	announce(pullsBeforeGraft)
+	if parentPushes {
+		for i := range 3 {
+			announce(pullsBeforeGraft + 1 + i)
+		}
+		if st := b.ps.Stats(); st.GraftsSent != before.GraftsSent || isEager(lazyPeer) {
+			t.Fatalf("grafted while the parent pushes: %d GRAFTs, eager %v", st.GraftsSent-before.GraftsSent, isEager(lazyPeer))
+		}
+		return
+	}
 	if st := b.ps.Stats(); st.GraftsSent != before.GraftsSent+1 || !isEager(lazyPeer) {
 		t.Fatalf("repeated misses did not graft: %d GRAFTs, eager %v", st.GraftsSent-before.GraftsSent, isEager(lazyPeer))
 	}

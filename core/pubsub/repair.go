@@ -2,6 +2,7 @@ package pubsub
 
 import (
 	"slices"
+	"time"
 
 	"github.com/saorsa-labs/x0x-go/core/identity"
 	"github.com/saorsa-labs/x0x-go/core/link"
@@ -74,7 +75,7 @@ func (ps *PubSub) announced(t *topic, from identity.PeerID, id ShortID) {
 			ps.stats.DropMissingFull++
 			return
 		}
-		m = &missing{}
+		m = &missing{since: ps.cfg.Clock.Now()}
 		t.missing[id] = m
 		m.timer = ps.cfg.Clock.AfterFunc(ps.cfg.GraftTimeout, func() { ps.do(func() { ps.graftTimer(t, id) }) })
 	}
@@ -97,13 +98,14 @@ func (ps *PubSub) graftTimer(t *topic, id ShortID) {
 		if !t.isPeer(p) {
 			continue
 		}
-		if len(t.eager) > 0 && t.pulls[p] < pullsBeforeGraft {
+		if len(t.eager) > 0 && (t.pulls[p] < pullsBeforeGraft || ps.parentPushing(t, m.since)) {
 			// Over QUIC a missing eager copy is usually late (a
-			// retransmission), not lost: fetch this one message without
-			// changing the tree, which would otherwise gain a redundant
-			// eager link per late copy. Only a peer we keep having to pull
-			// from (or having no eager peer at all) means the tree is
-			// broken here, and then we GRAFT.
+			// retransmission, or queues on an overloaded path), not lost:
+			// fetch this one message without changing the tree, which
+			// would otherwise gain a redundant eager link per late copy.
+			// Only a peer we keep having to pull from while our tree
+			// parent pushes nothing (or having no eager peer at all) means
+			// the tree is broken here, and then we GRAFT.
 			t.pulls[p]++
 			ps.stats.IWantsSent++
 			ps.send(p, link.PriorityControl, &Frame{Kind: kindIWant, Topic: t.id, Short: ShortList{id}})
@@ -130,6 +132,24 @@ func (ps *PubSub) graftTimer(t *topic, id ShortID) {
 	}
 	m.timer = ps.cfg.Clock.AfterFunc(ps.cfg.GraftRetry, func() { ps.do(func() { ps.graftTimer(t, id) }) })
 }
+
+// parentPushing reports whether t's tree parent has pushed a message
+// since parentSilence before since (when a missing message was first
+// announced). If it has, the tree above us works, however late its copies
+// are: under overload every message is late, and grafting each lazy link
+// that announced one first multiplied the load by four (duplicates on the
+// grafted links, PRUNEs, new GRAFTs). A parent that pushed nothing for
+// that long is dead, cut off or idle, and then we graft. The root has no
+// parent and grafts as before.
+func (ps *PubSub) parentPushing(t *topic, since time.Time) bool {
+	return t.tree.self.Parent != (identity.PeerID{}) && t.parentHeard.After(since.Add(-ps.parentSilence()))
+}
+
+// parentSilence: two tree periods. (Pushes only: the parent's tree
+// announcements every period do not count.) Shorter windows let bursts
+// of an overloaded parent's queue pass for silence: a window of zero
+// still let 6,000 GRAFTs through in a 10 s overload run.
+func (ps *PubSub) parentSilence() time.Duration { return 2 * ps.cfg.TreeInterval }
 
 // pullsBeforeGraft is how many messages a node pulls from one lazy peer
 // (IWANT) within a decay period before it grafts that peer into the tree.

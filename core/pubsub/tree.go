@@ -23,7 +23,8 @@ import (
 // parent and the neighbours that name it as their parent: they are always
 // eager, never pruned by duplicates. The other neighbours are lazy
 // (Plumtree's IHAVE repair still runs over them, and a GRAFT still makes
-// one eager until duplicates prune it). A tree of depth d has a diameter of
+// one eager until duplicates prune it, but only at a node whose parent has
+// stopped pushing: see graftTimer). A tree of depth d has a diameter of
 // at most 2d: ~4 levels at 1,000 nodes with 8 neighbours each.
 //
 // The root's announcement carries its own clock in milliseconds as a

@@ -371,3 +371,24 @@ func subscribedPair(t *testing.T, seed uint64, topic string) (*tcluster, *tnode,
 	c.run(3 * time.Second)
 	return c, a, b, TopicIDOf(topic)
 }
+
+// TestDuplicatesCountedByPath: duplicates are counted by the path they
+// took (tree link, other eager link, pulled), and the three add up.
+func TestDuplicatesCountedByPath(t *testing.T) {
+	c, a, b, id := subscribedPair(t, 14, "dups")
+	msg, hb, mid := c.signedBy(b, id, 3, "sent three ways")
+	var st Stats
+	a.ps.do(func() {
+		from := b.net.LocalID()
+		a.ps.dedup.add(mid.Short(), c.w.Clock.Now())        // a has it already
+		a.ps.accept(from, mid, hb, msg, 1, kindGossip, nil) // b is a's tree link
+		a.ps.accept(from, mid, hb, msg, 1, kindAEPush, nil)
+		tp := a.ps.topics[id]
+		tp.tree.links = nil // b is now an eager link outside the tree
+		a.ps.accept(from, mid, hb, msg, 1, kindGossip, nil)
+		st = a.ps.stats
+	})
+	if st.DuplicatesTree != 1 || st.DuplicatesPulled != 1 || st.DuplicatesEager != 1 || st.Duplicates != 3 {
+		t.Fatalf("duplicates: tree %d, pulled %d, eager %d, all %d; want 1, 1, 1, 3", st.DuplicatesTree, st.DuplicatesPulled, st.DuplicatesEager, st.Duplicates)
+	}
+}

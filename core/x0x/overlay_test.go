@@ -438,6 +438,9 @@ func overlayTotals(agents []*Agent) pubsub.Stats {
 		t.SendQueueFull += s.SendQueueFull
 		t.IWantPulled += s.IWantPulled
 		t.Duplicates += s.Duplicates
+		t.DuplicatesTree += s.DuplicatesTree
+		t.DuplicatesEager += s.DuplicatesEager
+		t.DuplicatesPulled += s.DuplicatesPulled
 		t.TreeAnnounced += s.TreeAnnounced
 		t.TreeParentChanges += s.TreeParentChanges
 	}
