@@ -111,40 +111,38 @@ type Stats struct {
 	Delivered        uint64 // to local subscribers (once per message)
 	PayloadsReceived uint64 // frames carrying a full message (for RMR)
 	Duplicates       uint64
-	// Duplicates by how they came (they add up to Duplicates): pushed on
-	// a tree link (a tree change, or the tree's copy of a message pulled
-	// before it arrived), pushed on another eager link (grafted, or a
-	// neighbour that still counts us as a tree link), or pulled (IWANT
-	// answers, anti-entropy pushes) or walked (PUBLISH).
-	DuplicatesTree, DuplicatesEager, DuplicatesPulled uint64
-	DropMalformed                                     uint64
-	DropBadSignature                                  uint64
-	DropUnknownSigner                                 uint64
-	DropReplay                                        uint64
-	DropStale                                         uint64 // timestamp too old or too far in the future
-	DropPayloadHash                                   uint64 // payload does not match the signed hash
-	DropNotSubscribed                                 uint64
-	SendQueueFull                                     uint64
-	SendErrors                                        uint64
-	SubscriberOverflow                                uint64 // deliveries dropped because a channel was full
-	IHavesSent                                        uint64
-	GraftsSent                                        uint64
-	IWantsSent                                        uint64 // single messages pulled without grafting
-	IWantPulled                                       uint64 // messages that arrived in answer to an IWANT and were new
-	PrunesSent                                        uint64
-	AERounds                                          uint64
-	AEPulled                                          uint64 // messages that arrived through anti-entropy (not IWANT) and were new
-	AEFallbacks                                       uint64 // sketches too small at the largest level
-	WalksStarted                                      uint64
-	WalksForwarded                                    uint64 // verified walks passed on towards a subscriber
-	DropMissingFull                                   uint64 // IHAVE entries ignored because too many IDs were already awaited
-	RateLimited                                       uint64 // frames over a peer's rate, or messages over their origin's rate (dropped)
-	PeersScoredOut                                    uint64 // peers disconnected because most of their recent messages were invalid
-	StoreEvicted                                      uint64 // stored messages evicted early by the per-topic byte budget
-	CheckedUnderLock                                  uint64 // received messages whose signature was checked under the lock (a copy that was a duplicate when its frame arrived but new when handled)
-	TreeAnnounced                                     uint64 // tree states sent to topic neighbours
-	TreeParentChanges                                 uint64 // times this node's tree parent or root changed
-	DropRejected                                      uint64 // messages a topic Validator refused
+	// Duplicates by how they came; the three add up to Duplicates.
+	DuplicatesTree     uint64 // pushed on a tree link (a tree change, or the tree's copy of a message pulled before it arrived)
+	DuplicatesEager    uint64 // pushed on another eager link (grafted, or a neighbour that still counts us as a tree link)
+	DuplicatesPulled   uint64 // pulled (IWANT answers, anti-entropy pushes) or walked (PUBLISH)
+	DropMalformed      uint64
+	DropBadSignature   uint64
+	DropUnknownSigner  uint64
+	DropReplay         uint64
+	DropStale          uint64 // timestamp too old or too far in the future
+	DropPayloadHash    uint64 // payload does not match the signed hash
+	DropNotSubscribed  uint64
+	SendQueueFull      uint64
+	SendErrors         uint64
+	SubscriberOverflow uint64 // deliveries dropped because a channel was full
+	IHavesSent         uint64
+	GraftsSent         uint64
+	IWantsSent         uint64 // single messages pulled without grafting
+	IWantPulled        uint64 // messages that arrived in answer to an IWANT and were new
+	PrunesSent         uint64
+	AERounds           uint64
+	AEPulled           uint64 // messages that arrived through anti-entropy (not IWANT) and were new
+	AEFallbacks        uint64 // sketches too small at the largest level
+	WalksStarted       uint64
+	WalksForwarded     uint64 // verified walks passed on towards a subscriber
+	DropMissingFull    uint64 // IHAVE entries ignored because too many IDs were already awaited
+	RateLimited        uint64 // frames over a peer's rate, or messages over their origin's rate (dropped)
+	PeersScoredOut     uint64 // peers disconnected because most of their recent messages were invalid
+	StoreEvicted       uint64 // stored messages evicted early by the per-topic byte budget
+	CheckedUnderLock   uint64 // received messages whose signature was checked under the lock (a copy that was a duplicate when its frame arrived but new when handled)
+	TreeAnnounced      uint64 // tree states sent to topic neighbours
+	TreeParentChanges  uint64 // times this node's tree parent or root changed
+	DropRejected       uint64 // messages a topic Validator refused
 }
 
 // Errors returned by the API.

@@ -233,19 +233,18 @@ func (ps *PubSub) accept(from identity.PeerID, id MsgID, hb []byte, msg *Signed,
 	if ps.dedup.has(id.Short()) {
 		ps.stats.Duplicates++
 		switch {
-		case kind == kindGossip && t != nil && ps.isTreeLink(t, from):
-			ps.stats.DuplicatesTree++
-		case kind == kindGossip:
-			ps.stats.DuplicatesEager++
-		default:
+		case kind != kindGossip:
 			ps.stats.DuplicatesPulled++
-		}
-		if kind == kindGossip && t != nil && t.isPeer(from) {
-			// Plumtree: a duplicate on a link that is not a tree link
-			// makes it lazy on both sides (the sender may consider us
-			// eager even if we had it lazy already). Tree links stay: a
-			// duplicate on them comes from a repair or a tree change.
-			if !ps.isTreeLink(t, from) {
+		case t != nil && ps.isTreeLink(t, from):
+			// Tree links stay eager: a duplicate on them comes from a
+			// repair or a tree change.
+			ps.stats.DuplicatesTree++
+		default:
+			ps.stats.DuplicatesEager++
+			if t != nil && t.isPeer(from) {
+				// Plumtree: a duplicate on a link that is not a tree link
+				// makes it lazy on both sides (the sender may consider us
+				// eager even if we had it lazy already).
 				ps.toLazy(t, from)
 				ps.stats.PrunesSent++
 				ps.send(from, link.PriorityControl, &Frame{Kind: kindPrune, Topic: t.id})

@@ -392,3 +392,28 @@ func TestDuplicatesCountedByPath(t *testing.T) {
 		t.Fatalf("duplicates: tree %d, pulled %d, eager %d, all %d; want 1, 1, 1, 3", st.DuplicatesTree, st.DuplicatesPulled, st.DuplicatesEager, st.Duplicates)
 	}
 }
+
+// TestOnlyNewMessagesShowAParentWorks: a parent that replays messages we
+// already have does not pass for pushing (which would keep us from
+// grafting around it); a new message from it does.
+func TestOnlyNewMessagesShowAParentWorks(t *testing.T) {
+	c, a, b, id := subscribedPair(t, 15, "parent")
+	old, oldHB, oldID := c.signedBy(b, id, 4, "already here")
+	msg, hb, mid := c.signedBy(b, id, 5, "new")
+	var afterReplay, afterNew time.Time
+	a.ps.do(func() {
+		tp := a.ps.topics[id]
+		tp.tree.self.Parent, tp.parentHeard = b.net.LocalID(), time.Time{}
+		a.ps.dedup.add(oldID.Short(), c.w.Clock.Now())
+		a.ps.accept(b.net.LocalID(), oldID, oldHB, old, 1, kindGossip, nil)
+		afterReplay = tp.parentHeard
+		a.ps.accept(b.net.LocalID(), mid, hb, msg, 1, kindGossip, nil)
+		afterNew = tp.parentHeard
+	})
+	if !afterReplay.IsZero() {
+		t.Fatal("a replayed message counted as the parent pushing")
+	}
+	if afterNew.IsZero() {
+		t.Fatal("a new message from the parent did not count as pushing")
+	}
+}

@@ -41,7 +41,9 @@ import (
 // overflowing socket buffers are how overload shows on loopback). With
 // X0X_LOOPBACK_STATS set it also logs latency by hop count, the Go
 // scheduler's latency, the heap, and the agents' summed pub/sub,
-// membership and transport counters.
+// membership and transport counters; X0X_LOOPBACK_CPUPROFILE and
+// X0X_LOOPBACK_MEMPROFILE name files for a CPU profile of the measured span
+// and a heap profile at its end.
 func BenchmarkLoopback(b *testing.B) {
 	seconds := 30
 	if v, err := strconv.Atoi(os.Getenv("X0X_LOOPBACK_SECONDS")); err == nil && v > 0 {
