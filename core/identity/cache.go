@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"fmt"
 	"sync"
 
 	"lukechampine.com/blake3"
@@ -18,7 +19,7 @@ import (
 // every time. Safe for concurrent use.
 type VerifyCache struct {
 	mu       sync.Mutex
-	keys     *lru.Cache[[32]byte, *PublicKey]
+	keys     *lru.Cache[ID, *PublicKey]
 	verified *lru.Cache[[32]byte, struct{}]
 }
 
@@ -29,29 +30,55 @@ const verifiedEntryCost = 128
 // NewVerifyCache returns a cache of at most keyBytes of parsed keys and
 // verifiedBytes of remembered verifications.
 func NewVerifyCache(keyBytes, verifiedBytes int) *VerifyCache {
-	return &VerifyCache{keys: lru.New[[32]byte, *PublicKey](keyBytes), verified: lru.New[[32]byte, struct{}](verifiedBytes)}
+	return &VerifyCache{keys: lru.New[ID, *PublicKey](keyBytes), verified: lru.New[[32]byte, struct{}](verifiedBytes)}
 }
 
 // ParsePublicKey is identity.ParsePublicKey through the cache (a nil
-// cache parses every time).
+// cache parses every time). Keys are cached under their ID: IDs are
+// collision-resistant hashes of keys, so one ID names one key.
 func (c *VerifyCache) ParsePublicKey(raw []byte) (*PublicKey, error) {
 	if c == nil {
 		return ParsePublicKey(raw)
 	}
-	h := blake3.Sum256(raw)
+	if len(raw) != PublicKeySize {
+		return ParsePublicKey(raw) // the error, without hashing
+	}
+	return c.ParsePublicKeyOf(DeriveID(raw), raw)
+}
+
+// ParsePublicKeyOf is ParsePublicKey for a caller that already knows the
+// ID raw derives (for instance a store that checked it on insertion): a
+// cached key is found without hashing raw again. A key parsed here that
+// does not derive id is an ErrBadKey and is not cached.
+func (c *VerifyCache) ParsePublicKeyOf(id ID, raw []byte) (*PublicKey, error) {
+	if c == nil {
+		return parseKeyOf(id, raw)
+	}
 	c.mu.Lock()
-	pk, ok := c.keys.Get(h)
+	pk, ok := c.keys.Get(id)
 	c.mu.Unlock()
 	if ok {
 		return pk, nil
 	}
-	pk, err := ParsePublicKey(raw)
+	pk, err := parseKeyOf(id, raw)
 	if err != nil {
 		return nil, err
 	}
 	c.mu.Lock()
-	c.keys.Put(h, pk, PublicKeyMemory)
+	c.keys.Put(id, pk, PublicKeyMemory)
 	c.mu.Unlock()
+	return pk, nil
+}
+
+// parseKeyOf parses raw and checks that it derives id.
+func parseKeyOf(id ID, raw []byte) (*PublicKey, error) {
+	pk, err := ParsePublicKey(raw)
+	if err != nil {
+		return nil, err
+	}
+	if pk.ID() != id {
+		return nil, fmt.Errorf("%w: key derives %s, expected %s", ErrBadKey, pk.ID().Short(), id.Short())
+	}
 	return pk, nil
 }
 

@@ -48,3 +48,28 @@ func TestVerifyCache(t *testing.T) {
 		}
 	}
 }
+
+// ParsePublicKeyOf finds a key cached by ParsePublicKey under its ID, and
+// refuses (without caching) a key that does not derive the ID it is
+// given, so a wrong pairing cannot plant a key under another's ID.
+func TestParsePublicKeyOf(t *testing.T) {
+	k, _ := GenerateKeyPair(rand.Reader)
+	other, _ := GenerateKeyPair(rand.Reader)
+	c := NewVerifyCache(1<<20, 1<<20)
+	if _, err := c.ParsePublicKeyOf(k.ID(), other.Public().Bytes()); !errors.Is(err, ErrBadKey) {
+		t.Fatalf("a key under another's ID: %v, want ErrBadKey", err)
+	}
+	pk, err := c.ParsePublicKeyOf(k.ID(), k.Public().Bytes())
+	if err != nil || pk.ID() != k.ID() {
+		t.Fatalf("the right key: %v, %v", pk, err)
+	}
+	if again, _ := c.ParsePublicKey(k.Public().Bytes()); again != pk {
+		t.Fatal("ParsePublicKey did not find the key ParsePublicKeyOf cached")
+	}
+	if again, _ := c.ParsePublicKeyOf(k.ID(), nil); again != pk {
+		t.Fatal("a cached key was not found by its ID alone")
+	}
+	if _, err := (*VerifyCache)(nil).ParsePublicKeyOf(k.ID(), other.Public().Bytes()); !errors.Is(err, ErrBadKey) {
+		t.Fatalf("nil cache, wrong key: %v", err)
+	}
+}

@@ -192,7 +192,7 @@ func (ks *keyService) ResolveKey(agent identity.AgentID) (*identity.PublicKey, e
 	if raw == nil {
 		return nil, pubsub.ErrUnknownSigner
 	}
-	return ks.parsed.ParsePublicKey(raw)
+	return ks.parsed.ParsePublicKeyOf(agent, raw) // raw derives agent: checked when it was learned
 }
 
 // Stats returns a copy of the counters.
