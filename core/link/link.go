@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/saorsa-labs/x0x-go/core/identity"
 )
@@ -205,4 +206,10 @@ type Network interface {
 	WatchPeers(h func(PeerEvent))
 	// Peers lists the currently connected peers.
 	Peers() []identity.PeerID
+	// LastHeard returns when the network last received a frame of any
+	// protocol from peer on its current connection, by the network's
+	// clock; zero when peer is not connected or has sent nothing yet.
+	// Only peer can cause it (connections are authenticated), so failure
+	// detection takes it as evidence that peer is alive.
+	LastHeard(peer identity.PeerID) time.Time
 }

@@ -48,6 +48,7 @@ func (b *blockingNet) Send(identity.PeerID, link.Protocol, link.Priority, []byte
 func (b *blockingNet) Handle(link.Protocol, link.MessageHandler) {}
 func (b *blockingNet) WatchPeers(func(link.PeerEvent))           {}
 func (b *blockingNet) Peers() []identity.PeerID                  { return nil }
+func (b *blockingNet) LastHeard(identity.PeerID) time.Time       { return time.Time{} }
 
 // Over a transport whose Connect blocks, Dial returns at once and reports
 // later; Close cancels the dials membership started (goleak checks that

@@ -196,6 +196,16 @@ type Stats struct {
 	// Confirmations counts other nodes' independent suspicions that
 	// shortened a suspicion timeout here.
 	Confirmations uint64
+	// TrafficAnswered counts probes that got no ACK although other frames
+	// of the target arrived after the PING (no suspicion follows).
+	TrafficAnswered uint64
+	// VerdictsSpared counts suspicions that expired while the suspect's
+	// frames kept arriving: it was not declared dead, and was told again.
+	VerdictsSpared uint64
+	// RelaysDeclined counts indirect probes this node answered with a NACK
+	// at once instead of dialling the target, because its own local health
+	// multiplier was raised.
+	RelaysDeclined uint64
 }
 
 // ErrNoBootstrap is returned by Join when no bootstrap peer could be reached.

@@ -2,6 +2,7 @@ package membership
 
 import (
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -323,5 +324,145 @@ func TestDecodeAccuser(t *testing.T) {
 	}
 	if _, err := Decode(mustEncode(t, &Message{Kind: kindNack, Seq: 3})); err != nil {
 		t.Fatalf("NACK: %v", err)
+	}
+}
+
+// muteNet silences a node's membership (inbound and outbound) while *mute,
+// leaving its other protocols running: a live node whose SWIM answers are
+// lost or late.
+type muteNet struct {
+	*sim.Node
+	mute *bool
+}
+
+func (n muteNet) Handle(p link.Protocol, h link.MessageHandler) {
+	if p != link.ProtoMembership || h == nil {
+		n.Node.Handle(p, h)
+		return
+	}
+	n.Node.Handle(p, func(from identity.PeerID, b []byte) {
+		if !*n.mute {
+			h(from, b)
+		}
+	})
+}
+
+func (n muteNet) Send(peer identity.PeerID, p link.Protocol, prio link.Priority, msg []byte) error {
+	if p == link.ProtoMembership && *n.mute {
+		return nil
+	}
+	return n.Node.Send(peer, p, prio, msg)
+}
+
+// A node whose membership frames are lost but whose other frames keep
+// arriving is alive: its neighbours neither suspect it on their probes
+// nor declare it dead when someone else's suspicion of it expires (it
+// cannot refute), and they tell it again. Once its frames stop too, it is
+// declared dead. Without the traffic evidence node 0 declares it dead at
+// the first expiry.
+func TestTrafficKeepsASilentPeerAlive(t *testing.T) {
+	const quiet = 2
+	mute, traffic := false, true
+	c := newTunedCluster(t, 3, sim.Config{Seed: 41}, func(i int, node *sim.Node, _ *Config, net *link.Network) {
+		if i == quiet {
+			*net = muteNet{Node: node, mute: &mute}
+		}
+	})
+	defer c.close()
+	c.w.Clock.RunFor(10 * time.Second)
+	q := c.nodes[quiet]
+	qid := q.LocalID()
+	var deadAt time.Time
+	for _, m := range c.ms[:quiet] {
+		m.Watch(func(e Event) {
+			if e.Kind == MemberDead && e.Peer.ID == qid && deadAt.IsZero() {
+				deadAt = c.w.Clock.Now()
+			}
+		})
+	}
+	mute = true
+	var tick func()
+	tick = func() {
+		if !traffic {
+			return
+		}
+		for _, p := range q.Peers() {
+			_ = q.Send(p, link.ProtoPubSub, link.PriorityEager, []byte{1})
+		}
+		q.Clock().AfterFunc(200*time.Millisecond, tick)
+	}
+	tick()
+	// Node 1 accuses the quiet node to node 0.
+	o := c.ms[0]
+	var inc uint64
+	o.mu.Lock()
+	if mb := o.members[qid]; mb != nil {
+		inc = mb.inc
+	}
+	o.mu.Unlock()
+	by := c.nodes[1].LocalID()
+	u := Update{Node: NodeDesc{ID: qid}, State: StateSuspect, Inc: inc, By: &by}
+	if err := c.nodes[1].Send(c.nodes[0].LocalID(), link.ProtoMembership, link.PriorityControl,
+		mustEncode(t, &Message{Kind: kindUpdate, Updates: []Update{u}})); err != nil {
+		t.Fatal(err)
+	}
+	c.w.Clock.RunFor(30 * time.Second)
+	s := o.Stats()
+	t.Logf("node 0 while the quiet node's traffic flows: %+v", s)
+	if !deadAt.IsZero() {
+		t.Fatalf("the quiet node, whose frames kept arriving, was declared dead after %v", deadAt.Sub(c.w.Clock.Now().Add(-30*time.Second)))
+	}
+	if s.VerdictsSpared == 0 {
+		t.Fatal("the injected suspicion never expired: the test shows nothing")
+	}
+	if s.Suspicions != 0 {
+		t.Fatalf("node 0 suspected a peer whose frames kept arriving %d times", s.Suspicions)
+	}
+	traffic = false
+	stopped := c.w.Clock.Now()
+	c.w.Clock.RunFor(30 * time.Second)
+	if deadAt.IsZero() {
+		t.Fatal("the quiet node was never declared dead after its frames stopped")
+	}
+	t.Logf("declared dead %v after its frames stopped", deadAt.Sub(stopped))
+}
+
+// A helper whose local health multiplier is raised answers a PING-REQ for
+// a peer it is not connected to with a NACK at once, without a handshake;
+// a healthy helper dials the peer and relays its ACK.
+func TestBehindHelperDeclinesToDial(t *testing.T) {
+	c := newCluster(t, 2, sim.Config{Seed: 43})
+	defer c.close()
+	target := c.add(t) // started, but joined to nobody
+	c.w.Clock.RunFor(5 * time.Second)
+	asker, helper := c.nodes[0], c.ms[1]
+	var got []uint8
+	asker.Handle(link.ProtoMembership, func(_ identity.PeerID, b []byte) {
+		if m, err := Decode(b); err == nil && m.Kind != kindPing {
+			got = append(got, m.Kind)
+		}
+	})
+	desc := c.ms[target].self
+	ask := func(seq uint64, lhm int) {
+		helper.mu.Lock()
+		helper.lhm = lhm
+		helper.mu.Unlock()
+		got = nil
+		if err := asker.Send(c.nodes[1].LocalID(), link.ProtoMembership, link.PriorityControl,
+			mustEncode(t, &Message{Kind: kindPingReq, Seq: seq, Node: &desc})); err != nil {
+			t.Fatal(err)
+		}
+		c.w.Clock.RunFor(300 * time.Millisecond)
+	}
+	ask(7, 2)
+	if s := helper.Stats(); s.RelaysDeclined != 1 || !slices.Equal(got, []uint8{kindNack}) {
+		t.Fatalf("behind helper: declined %d, answered %v, want one NACK", s.RelaysDeclined, got)
+	}
+	if slices.Contains(c.nodes[1].Peers(), desc.ID) {
+		t.Fatal("the behind helper dialled the target")
+	}
+	ask(8, 0)
+	if !slices.Contains(c.nodes[1].Peers(), desc.ID) || !slices.Contains(got, kindAck) {
+		t.Fatalf("healthy helper: connected %v, answered %v, want the relayed ACK", c.nodes[1].Peers(), got)
 	}
 }

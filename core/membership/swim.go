@@ -20,7 +20,10 @@ const piggybackTransmits = 6
 // the active view is small, so the cost is a few small frames per second.
 // A peer heard from (its own PING or an ACK) within the last half period is
 // not pinged, which roughly halves the probe traffic between two nodes that
-// probe each other. Suspected peers are still probed: a failure is this
+// probe each other. (Other protocols' frames do not spare the PING: probes
+// and their ACKs carry the piggybacked updates.) A probe that gets no ACK
+// still fails nobody whose frames of any protocol arrived after it was
+// sent (finishRound). Suspected peers are still probed: a failure is this
 // node's own confirmation of the suspicion, and an answer makes the peer
 // hear that it is suspected. AckTimeout and the period are multiplied by
 // LocalHealth+1 (Lifeguard).
@@ -70,7 +73,10 @@ func (m *Membership) probeIndirectly(r *probeRound, due time.Time) {
 	}
 	for _, seq := range r.seqs {
 		p := m.probes[seq]
-		if p == nil || p.acked {
+		if p == nil || p.acked || m.heardAfter(p.target, p.started) {
+			// Acked, or its other frames arrived since the PING: no need
+			// for helpers (a helper not connected to the target would
+			// dial it, a full handshake, to find what we know already).
 			continue
 		}
 		desc := m.descOf(p.target)
@@ -109,6 +115,12 @@ func (m *Membership) finishRound(lateTick bool) {
 		p := m.probes[seq]
 		delete(m.probes, seq)
 		if p == nil || p.acked {
+			continue
+		}
+		if m.heardAfter(p.target, p.started) {
+			// No ACK, but other frames of the target's arrived since the
+			// PING went out (the ACK may be queued behind them): it is up.
+			m.stats.TrafficAnswered++
 			continue
 		}
 		failed = append(failed, p.target)
@@ -157,6 +169,14 @@ func (m *Membership) relayProbe(from identity.PeerID, msg *Message) {
 			m.relays[seq] = r
 			m.send(r.origin, &Message{Kind: kindNack, Seq: r.seq})
 		}
+	}
+	if _, connected := m.conns[target.ID]; !connected && m.lhm > 0 {
+		// A node behind on its own work does not take on a handshake
+		// (milliseconds of CPU on both ends) for someone else's probe: under
+		// a machine-wide overload that work is what makes every probe late.
+		m.stats.RelaysDeclined++
+		nack()
+		return
 	}
 	m.dialClaimed(target, func(err error) {
 		if err != nil {
@@ -360,9 +380,41 @@ func (m *Membership) armVerdict(id identity.PeerID, mb *member, due time.Time) {
 			m.armVerdict(id, cur, now.Add(m.cfg.TimerSlack*m.healthScale()))
 			return
 		}
+		if m.heardAfter(id, cur.suspectedAt) {
+			// The suspect's own frames kept arriving during the suspicion:
+			// it is up, only slow to refute (or its refutation is queued).
+			// Wait another timeout and tell it again, so that it refutes.
+			m.stats.VerdictsSpared++
+			m.tellSuspect(id, cur)
+			cur.suspectedAt = now
+			m.armVerdict(id, cur, now.Add(m.suspicionTimeout(0, cur.expected)*m.healthScale()))
+			return
+		}
 		m.stats.Deaths++
 		m.apply(Update{Node: cur.desc, State: StateDead, Inc: inc}, m.self.ID)
 	})
+}
+
+// heardAfter reports whether id was heard from after t: a membership frame
+// of its own, or any frame the network received from it on the current
+// connection. Connections are authenticated, so only a live id can cause
+// either.
+func (m *Membership) heardAfter(id identity.PeerID, t time.Time) bool {
+	if c := m.conns[id]; c != nil && c.lastHeard.After(t) {
+		return true
+	}
+	return m.net.LastHeard(id).After(t)
+}
+
+// tellSuspect sends the suspected id its suspicion directly, so that it
+// refutes; a neighbour hears it in every broadcast already.
+func (m *Membership) tellSuspect(id identity.PeerID, mb *member) {
+	if indexOf(m.active, id) >= 0 {
+		return
+	}
+	mb.told = m.cfg.Clock.Now()
+	self := m.self.ID
+	m.send(id, &Message{Kind: kindUpdate, Updates: []Update{{Node: NodeDesc{ID: id}, State: StateSuspect, Inc: mb.inc, By: &self}}})
 }
 
 // maxIncAhead bounds how far an incarnation may run ahead of the wall

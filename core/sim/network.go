@@ -272,6 +272,8 @@ type conn struct {
 	last [2][link.NumClasses + 1]time.Time
 	// in-flight frames per direction.
 	inflight [2]int
+	// heard is when the last frame was delivered, per direction.
+	heard [2]time.Time
 }
 
 func (c *conn) other(n *Node) *Node {
@@ -497,6 +499,7 @@ func (n *Node) Send(peer identity.PeerID, proto link.Protocol, prio link.Priorit
 		}
 		t.stats.FramesRecv++
 		t.stats.BytesRecv += uint64(len(msg))
+		c.heard[d] = n.w.Clock.Now()
 		if h := t.handlers[proto]; h != nil {
 			h(n.id, slices.Clone(msg))
 		}
@@ -513,6 +516,16 @@ func (n *Node) Handle(proto link.Protocol, h link.MessageHandler) {
 
 // WatchPeers adds a connection-event listener.
 func (n *Node) WatchPeers(h func(link.PeerEvent)) { n.watchers = append(n.watchers, h) }
+
+// LastHeard returns when the last frame from peer on the current
+// connection was delivered (zero when not connected or none yet).
+func (n *Node) LastHeard(peer identity.PeerID) time.Time {
+	c := n.conns[peer]
+	if c == nil || !c.up {
+		return time.Time{}
+	}
+	return c.heard[c.dir(c.other(n))]
+}
 
 // Peers lists connected peers, sorted by ID (deterministic).
 func (n *Node) Peers() []identity.PeerID {

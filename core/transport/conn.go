@@ -85,6 +85,9 @@ type conn struct {
 
 	queues [link.NumClasses]classQueue
 	queued atomic.Int64 // bytes queued across classes
+	// heard is when the last whole frame on a class stream was read
+	// (Unix nanoseconds by the node's clock; 0: none yet).
+	heard atomic.Int64
 
 	mu       sync.Mutex
 	closeErr error // first local reason for closing (nil: not closed locally)
@@ -610,6 +613,7 @@ func (c *conn) readClass(st *quic.ReceiveStream) {
 		}
 		cc.framesIn.Add(1)
 		cc.bytesIn.Add(uint64(frameHeaderSize + len(body)))
+		c.heard.Store(n.clk.Now().UnixNano())
 		switch {
 		case k == link.ClassRelay:
 			err = n.onRelayFrame(c, t, body)

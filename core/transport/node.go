@@ -291,6 +291,21 @@ func (n *Node) Peers() []identity.PeerID {
 	return out
 }
 
+// LastHeard returns when the last frame on a class stream of peer's current
+// connection was read (zero when not connected or none yet).
+func (n *Node) LastHeard(peer identity.PeerID) time.Time {
+	n.mu.Lock()
+	c := n.peers[peer]
+	n.mu.Unlock()
+	if c == nil {
+		return time.Time{}
+	}
+	if ns := c.heard.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
+}
+
 // IsConnected reports whether an authenticated connection to peer is up.
 func (n *Node) IsConnected(peer identity.PeerID) bool {
 	n.mu.Lock()

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/saorsa-labs/x0x-go/core/identity"
 	"github.com/saorsa-labs/x0x-go/core/link"
@@ -230,5 +231,38 @@ func TestQUICCountersSurviveClose(t *testing.T) {
 	waitFor(t, "connection closed", func() bool { return a.Stats().ConnectionsOpen == 0 })
 	if closed := a.Stats(); closed.QUICBytesSent < open.QUICBytesSent || closed.QUICPacketsSent < open.QUICPacketsSent {
 		t.Fatalf("after close: %d bytes, %d packets; before: %d, %d", closed.QUICBytesSent, closed.QUICPacketsSent, open.QUICBytesSent, open.QUICPacketsSent)
+	}
+}
+
+// LastHeard is zero for a peer that is not connected or has sent nothing,
+// and moves to the time of each frame read from it, whatever its protocol
+// (a frame with no handler counts too: the peer sent it).
+func TestLastHeardFollowsFrames(t *testing.T) {
+	a := startNode(t, testConfig(testKey("heard", 1)))
+	b := startNode(t, testConfig(testKey("heard", 2)))
+	if !b.LastHeard(a.LocalID()).IsZero() {
+		t.Fatal("LastHeard of an unconnected peer is not zero")
+	}
+	if err := a.Connect(context.Background(), b.LocalID(), b.LocalAddr()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "b connected", func() bool { return b.IsConnected(a.LocalID()) })
+	if !b.LastHeard(a.LocalID()).IsZero() {
+		t.Fatal("LastHeard set before any frame was sent")
+	}
+	var last time.Time
+	for _, p := range []link.Protocol{link.ProtoMembership, link.ProtoTaskSync} {
+		before := time.Now()
+		if err := a.Send(b.LocalID(), p, link.PriorityControl, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "frame heard", func() bool { return b.LastHeard(a.LocalID()).After(before) })
+		if h := b.LastHeard(a.LocalID()); !h.After(last) {
+			t.Fatalf("LastHeard %v did not move past %v", h, last)
+		}
+		last = b.LastHeard(a.LocalID())
+	}
+	if !a.LastHeard(b.LocalID()).IsZero() {
+		t.Fatal("a heard frames b never sent")
 	}
 }
