@@ -203,8 +203,8 @@ type Stats struct {
 	// frames kept arriving: it was not declared dead, and was told again.
 	VerdictsSpared uint64
 	// RelaysDeclined counts indirect probes this node answered with a NACK
-	// at once instead of dialling the target, because its own local health
-	// multiplier was raised.
+	// at once because it had no connection to the target (it does not dial
+	// for another node's probe).
 	RelaysDeclined uint64
 }
 

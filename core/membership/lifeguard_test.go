@@ -427,10 +427,10 @@ func TestTrafficKeepsASilentPeerAlive(t *testing.T) {
 	t.Logf("declared dead %v after its frames stopped", deadAt.Sub(stopped))
 }
 
-// A helper whose local health multiplier is raised answers a PING-REQ for
-// a peer it is not connected to with a NACK at once, without a handshake;
-// a healthy helper dials the peer and relays its ACK.
-func TestBehindHelperDeclinesToDial(t *testing.T) {
+// A helper answers a PING-REQ for a peer it is not connected to with a
+// NACK at once: no handshake for someone else's probe, and nothing kept for
+// it. Over a connection it has, it pings the peer and relays the ACK.
+func TestHelperRelaysOnlyOverItsConnections(t *testing.T) {
 	c := newCluster(t, 2, sim.Config{Seed: 43})
 	defer c.close()
 	target := c.add(t) // started, but joined to nobody
@@ -443,10 +443,7 @@ func TestBehindHelperDeclinesToDial(t *testing.T) {
 		}
 	})
 	desc := c.ms[target].self
-	ask := func(seq uint64, lhm int) {
-		helper.mu.Lock()
-		helper.lhm = lhm
-		helper.mu.Unlock()
+	ask := func(seq uint64) {
 		got = nil
 		if err := asker.Send(c.nodes[1].LocalID(), link.ProtoMembership, link.PriorityControl,
 			mustEncode(t, &Message{Kind: kindPingReq, Seq: seq, Node: &desc})); err != nil {
@@ -454,15 +451,22 @@ func TestBehindHelperDeclinesToDial(t *testing.T) {
 		}
 		c.w.Clock.RunFor(300 * time.Millisecond)
 	}
-	ask(7, 2)
-	if s := helper.Stats(); s.RelaysDeclined != 1 || !slices.Equal(got, []uint8{kindNack}) {
-		t.Fatalf("behind helper: declined %d, answered %v, want one NACK", s.RelaysDeclined, got)
+	ask(7)
+	helper.mu.Lock()
+	kept := len(helper.relays)
+	helper.mu.Unlock()
+	if s := helper.Stats(); s.RelaysDeclined != 1 || !slices.Equal(got, []uint8{kindNack}) || kept != 0 {
+		t.Fatalf("unconnected helper: declined %d, answered %v, %d relays kept; want one NACK and none kept", s.RelaysDeclined, got, kept)
 	}
 	if slices.Contains(c.nodes[1].Peers(), desc.ID) {
-		t.Fatal("the behind helper dialled the target")
+		t.Fatal("the helper dialled the target")
 	}
-	ask(8, 0)
-	if !slices.Contains(c.nodes[1].Peers(), desc.ID) || !slices.Contains(got, kindAck) {
-		t.Fatalf("healthy helper: connected %v, answered %v, want the relayed ACK", c.nodes[1].Peers(), got)
+	if err := c.nodes[1].Connect(t.Context(), desc.ID, desc.Addr); err != nil {
+		t.Fatal(err)
+	}
+	c.w.Clock.RunFor(100 * time.Millisecond)
+	ask(8)
+	if !slices.Contains(got, kindAck) {
+		t.Fatalf("connected helper answered %v, want the relayed ACK", got)
 	}
 }

@@ -160,6 +160,15 @@ func (m *Membership) relayProbe(from identity.PeerID, msg *Message) {
 	if target.ID == m.self.ID || target.ID == from {
 		return
 	}
+	if _, connected := m.conns[target.ID]; !connected {
+		// Not connected to the target: reaching it would take a handshake
+		// (milliseconds of CPU on both ends, and a dial on a stranger's
+		// word) for someone else's probe. Under a machine-wide overload
+		// that work is what makes every probe late; NACK at once.
+		m.stats.RelaysDeclined++
+		m.send(from, &Message{Kind: kindNack, Seq: msg.Seq})
+		return
+	}
 	m.seq++
 	seq := m.seq
 	m.relays[seq] = relay{origin: from, seq: msg.Seq}
@@ -169,14 +178,6 @@ func (m *Membership) relayProbe(from identity.PeerID, msg *Message) {
 			m.relays[seq] = r
 			m.send(r.origin, &Message{Kind: kindNack, Seq: r.seq})
 		}
-	}
-	if _, connected := m.conns[target.ID]; !connected && m.lhm > 0 {
-		// A node behind on its own work does not take on a handshake
-		// (milliseconds of CPU on both ends) for someone else's probe: under
-		// a machine-wide overload that work is what makes every probe late.
-		m.stats.RelaysDeclined++
-		nack()
-		return
 	}
 	m.dialClaimed(target, func(err error) {
 		if err != nil {
@@ -407,11 +408,8 @@ func (m *Membership) heardAfter(id identity.PeerID, t time.Time) bool {
 }
 
 // tellSuspect sends the suspected id its suspicion directly, so that it
-// refutes; a neighbour hears it in every broadcast already.
+// refutes (the broadcast that first told it may have been lost).
 func (m *Membership) tellSuspect(id identity.PeerID, mb *member) {
-	if indexOf(m.active, id) >= 0 {
-		return
-	}
 	mb.told = m.cfg.Clock.Now()
 	self := m.self.ID
 	m.send(id, &Message{Kind: kindUpdate, Updates: []Update{{Node: NodeDesc{ID: id}, State: StateSuspect, Inc: mb.inc, By: &self}}})
