@@ -129,6 +129,7 @@ type Stats struct {
 	GraftsSent         uint64
 	IWantsSent         uint64 // single messages pulled without grafting
 	IWantPulled        uint64 // messages that arrived in answer to an IWANT and were new
+	PullsDeferred      uint64 // pulls postponed because the topic's tree copies are currently late (see lateness.go)
 	PrunesSent         uint64
 	AERounds           uint64
 	AEPulled           uint64 // messages that arrived through anti-entropy (not IWANT) and were new

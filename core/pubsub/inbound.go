@@ -232,6 +232,9 @@ func (ps *PubSub) accept(from identity.PeerID, id MsgID, hb []byte, msg *Signed,
 	}
 	if ps.dedup.has(id.Short()) {
 		ps.stats.Duplicates++
+		if t != nil {
+			ps.timeCopy(t, from, kind, t.store[id.Short()])
+		}
 		switch {
 		case kind != kindGossip:
 			ps.stats.DuplicatesPulled++
@@ -303,12 +306,18 @@ func (ps *PubSub) accept(from identity.PeerID, id MsgID, hb []byte, msg *Signed,
 			t.parentHeard = ps.cfg.Clock.Now()
 		}
 	}
-	ps.store(t, id, msg, hops)
+	s := ps.store(t, id, msg, hops)
 	var announcers []identity.PeerID // have it: no IHAVE to them
 	if m := t.missing[id.Short()]; m != nil {
 		m.timer.Stop()
 		announcers = m.announcers
 		delete(t.missing, id.Short())
+		if s != nil {
+			s.known, s.pulled, s.pulledFrom = m.since, m.pulled, m.pulledFrom
+		}
+	}
+	if !local {
+		ps.timeCopy(t, from, kind, s)
 	}
 	ps.deliver(t, id, msg, hops)
 	// Plumtree: eager push to the tree, lazy announcement to the rest.
@@ -377,11 +386,13 @@ func (ps *PubSub) validate(from identity.PeerID, id MsgID, hb []byte, msg *Signe
 	return nil
 }
 
-func (ps *PubSub) store(t *topic, id MsgID, msg *Signed, hops uint8) {
+// store keeps msg for repair and returns its entry, or nil if it was
+// already stored.
+func (ps *PubSub) store(t *topic, id MsgID, msg *Signed, hops uint8) *stored {
 	if t.store[id.Short()] != nil {
 		// Accepted again after the dedup cache, which is bounded in
 		// entries, forgot it: one copy, so that order and store agree.
-		return
+		return nil
 	}
 	now := ps.cfg.Clock.Now()
 	for len(t.order) > 0 {
@@ -396,14 +407,37 @@ func (ps *PubSub) store(t *topic, id MsgID, msg *Signed, hops uint8) {
 		}
 		t.dropOldest()
 	}
-	t.store[id.Short()] = &stored{msg: *msg, hops: hops, at: now}
+	s := &stored{msg: *msg, hops: hops, at: now, known: now}
+	t.store[id.Short()] = s
 	t.order = append(t.order, id)
 	t.storeB += storedSize(msg)
+	return s
 }
 
-// storedOverhead approximates what a stored message costs besides its
-// payload and signature: its header, struct, map entry and order slot.
-const storedOverhead = 256
+// timeCopy times a copy of stored message s that arrived from from in a
+// frame of kind (see lateness): the first copy over a tree link against
+// when we first learned of the message, and the answer to our latest IWANT
+// for it against when we sent that. s may be nil (already evicted).
+func (ps *PubSub) timeCopy(t *topic, from identity.PeerID, kind uint8, s *stored) {
+	if s == nil {
+		return
+	}
+	now := ps.cfg.Clock.Now()
+	switch {
+	case kind == kindGossip && !s.treeTimed && ps.isTreeLink(t, from):
+		s.treeTimed = true
+		t.treeLate.add(now.Sub(s.known))
+	case kind == kindAEPush && from == s.pulledFrom && !s.pulled.IsZero():
+		t.pullLate.add(now.Sub(s.pulled))
+		s.pulled = time.Time{} // one sample per IWANT
+	}
+}
+
+// storedOverhead bounds what a stored message costs besides its payload
+// and signature: its struct (with the header), its map entry and its order
+// slot, each counted at the worst fill of the map and the slice
+// (TestStoredOverheadCoversTheEntry).
+const storedOverhead = 448
 
 // storedSize is what msg costs in a topic's store (the store's budget is
 // in these bytes, not in messages).

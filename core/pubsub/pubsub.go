@@ -51,12 +51,21 @@ type stored struct {
 	msg  Signed
 	hops uint8
 	at   time.Time
+	// known is when the message was first announced to us or, if it
+	// arrived unannounced, at; pulled is when we last asked pulledFrom for
+	// it (zero if we never did). Copies arriving later are timed against
+	// them (see lateness).
+	known, pulled time.Time
+	pulledFrom    identity.PeerID
+	treeTimed     bool // a tree copy of it has been timed (one sample per message)
 }
 
 type missing struct {
 	announcers []identity.PeerID
 	timer      clock.Timer
 	since      time.Time // the first announcement
+	pulled     time.Time // the latest IWANT for it (zero: none yet)
+	pulledFrom identity.PeerID
 }
 
 type topic struct {
@@ -76,6 +85,10 @@ type topic struct {
 	// parentHeard is when the tree parent last pushed a new message: see
 	// graftTimer.
 	parentHeard time.Time
+	// treeLate is how late copies over tree links arrive after we first
+	// learn of their message; pullLate is how long an IWANT takes to be
+	// answered. Pulls wait for them (see graftTimer).
+	treeLate, pullLate lateness
 }
 
 func (t *topic) isPeer(p identity.PeerID) bool {

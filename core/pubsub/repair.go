@@ -92,6 +92,19 @@ func (ps *PubSub) graftTimer(t *topic, id ShortID) {
 	if m == nil {
 		return
 	}
+	now := ps.cfg.Clock.Now()
+	if m.pulled.IsZero() && len(t.eager) > 0 && t.tree.self.Parent != (identity.PeerID{}) && now.Sub(t.parentHeard) <= ps.cfg.GraftTimeout && t.treeLate.usual() {
+		// The parent is pushing new messages right now, so the tree works
+		// and may yet bring this one: wait as long as tree copies are
+		// currently late (see lateness). A parent that has gone quiet
+		// (crashed, cut off, or the topic is idle) is not waited for.
+		if wait := m.since.Add(ps.cfg.GraftTimeout + t.treeLate.estimate(ps.pullWaitLimit(t))).Sub(now); wait > 0 {
+			ps.stats.PullsDeferred++
+			m.timer = ps.cfg.Clock.AfterFunc(wait, func() { ps.do(func() { ps.graftTimer(t, id) }) })
+			return
+		}
+	}
+	retry := ps.cfg.GraftRetry
 	for len(m.announcers) > 0 {
 		p := m.announcers[0]
 		m.announcers = m.announcers[1:]
@@ -108,6 +121,10 @@ func (ps *PubSub) graftTimer(t *topic, id ShortID) {
 			// the tree is broken here, and then we GRAFT.
 			t.pulls[p]++
 			ps.stats.IWantsSent++
+			m.pulled, m.pulledFrom = now, p
+			// Ask the next announcer only once this one is late by the
+			// pulls' recent round trips.
+			retry = max(retry, t.pullLate.estimate(ps.parentSilence()))
 			ps.send(p, link.PriorityControl, &Frame{Kind: kindIWant, Topic: t.id, Short: ShortList{id}})
 			break
 		}
@@ -130,7 +147,7 @@ func (ps *PubSub) graftTimer(t *topic, id ShortID) {
 		})
 		return
 	}
-	m.timer = ps.cfg.Clock.AfterFunc(ps.cfg.GraftRetry, func() { ps.do(func() { ps.graftTimer(t, id) }) })
+	m.timer = ps.cfg.Clock.AfterFunc(retry, func() { ps.do(func() { ps.graftTimer(t, id) }) })
 }
 
 // parentPushing reports whether t's tree parent has pushed a message
@@ -143,6 +160,17 @@ func (ps *PubSub) graftTimer(t *topic, id ShortID) {
 // parent and grafts as before.
 func (ps *PubSub) parentPushing(t *topic, since time.Time) bool {
 	return t.tree.self.Parent != (identity.PeerID{}) && t.parentHeard.After(since.Add(-ps.parentSilence()))
+}
+
+// pullWaitLimit caps how long a pull waits for a late tree beyond
+// GraftTimeout: another GraftTimeout, or parentSilence when pulls are
+// congested themselves (answered later than GraftTimeout), the sign of an
+// overload, in which a pull's second copy costs what the node lacks.
+func (ps *PubSub) pullWaitLimit(t *topic) time.Duration {
+	if t.pullLate.estimate(ps.parentSilence()) > ps.cfg.GraftTimeout {
+		return ps.parentSilence()
+	}
+	return ps.cfg.GraftTimeout
 }
 
 // parentSilence: two tree periods. (Pushes only: the parent's tree

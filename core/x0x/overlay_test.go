@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"slices"
 	"sort"
 	"strconv"
@@ -423,26 +424,18 @@ func warmUp(t testing.TB, agents []*Agent, topics []*Topic) {
 	t.Fatal("origin keys not resolved after warm-up")
 }
 
-// overlayTotals sums the agents' pub/sub counters.
+// overlayTotals sums the agents' pub/sub counters (every field: a counter
+// added to pubsub.Stats is summed without a change here).
 func overlayTotals(agents []*Agent) pubsub.Stats {
 	var t pubsub.Stats
+	sum := reflect.ValueOf(&t).Elem()
 	for _, a := range agents {
-		s := a.pubsubStats()
-		t.PayloadsReceived += s.PayloadsReceived
-		t.Delivered += s.Delivered
-		t.GraftsSent += s.GraftsSent
-		t.IWantsSent += s.IWantsSent
-		t.IHavesSent += s.IHavesSent
-		t.PrunesSent += s.PrunesSent
-		t.AEPulled += s.AEPulled
-		t.SendQueueFull += s.SendQueueFull
-		t.IWantPulled += s.IWantPulled
-		t.Duplicates += s.Duplicates
-		t.DuplicatesTree += s.DuplicatesTree
-		t.DuplicatesEager += s.DuplicatesEager
-		t.DuplicatesPulled += s.DuplicatesPulled
-		t.TreeAnnounced += s.TreeAnnounced
-		t.TreeParentChanges += s.TreeParentChanges
+		s := reflect.ValueOf(a.pubsubStats())
+		for i := range sum.NumField() {
+			if f := sum.Field(i); f.Kind() == reflect.Uint64 {
+				f.SetUint(f.Uint() + s.Field(i).Uint())
+			}
+		}
 	}
 	return t
 }
