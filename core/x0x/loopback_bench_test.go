@@ -43,15 +43,20 @@ import (
 // scheduler's latency, the heap, and the agents' summed pub/sub,
 // membership and transport counters; X0X_LOOPBACK_CPUPROFILE and
 // X0X_LOOPBACK_MEMPROFILE name files for a CPU profile of the measured span
-// and a heap profile at its end.
+// and a heap profile at its end. X0X_LOOPBACK_STORE_BYTES sets the agents'
+// TopicStoreBytes (memory against repair depth: see the issue 13 notes).
 func BenchmarkLoopback(b *testing.B) {
 	seconds := 30
 	if v, err := strconv.Atoi(os.Getenv("X0X_LOOPBACK_SECONDS")); err == nil && v > 0 {
 		seconds = v
 	}
+	var overlay OverlayConfig
+	if v, err := strconv.Atoi(os.Getenv("X0X_LOOPBACK_STORE_BYTES")); err == nil && v > 0 {
+		overlay.TopicStoreBytes = v
+	}
 	for _, n := range []int{50, 100} {
 		b.Run(fmt.Sprintf("agents=%d", n), func(b *testing.B) {
-			agents := cluster(b, n)
+			agents := clusterWith(b, n, overlay)
 			for run, rate := range []int{25, 100, 500} {
 				b.Run(fmt.Sprintf("rate=%d", rate), func(b *testing.B) {
 					loopbackRun(b, agents, byte(run), rate, time.Duration(seconds)*time.Second)

@@ -28,11 +28,17 @@ import (
 // (and, for larger clusters, also from agent i/2 so the overlay is not a star).
 func cluster(t testing.TB, n int) []*Agent {
 	t.Helper()
+	return clusterWith(t, n, OverlayConfig{})
+}
+
+// clusterWith is cluster with overlay settings.
+func clusterWith(t testing.TB, n int, overlay OverlayConfig) []*Agent {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	agents := make([]*Agent, n)
 	for i := range agents {
-		b := NewBuilder().WithDataDir(t.TempDir()).WithKDF(cheapKDF())
+		b := NewBuilder().WithDataDir(t.TempDir()).WithKDF(cheapKDF()).WithOverlay(overlay)
 		if i > 0 {
 			b.WithBootstrap(fmt.Sprintf("%s@%s", agents[0].MachineID(), agents[0].Addr()))
 			if j := i / 2; j > 0 {
