@@ -58,7 +58,8 @@ func (l *lateness) add(d time.Duration) {
 	l.samples[l.n%lateSamples] = max(d, 0)
 	l.n++
 	if l.n%lateRecompute == 0 {
-		s := slices.Clone(l.samples[:min(l.n, lateSamples)])
+		var buf [lateSamples]time.Duration // on the stack: this runs per delivery
+		s := buf[:copy(buf[:], l.samples[:min(l.n, lateSamples)])]
 		slices.Sort(s)
 		l.q = s[int(float64(len(s)-1)*lateQuantile)]
 		l.median = s[(len(s)-1)/2]
@@ -68,5 +69,5 @@ func (l *lateness) add(d time.Duration) {
 // estimate returns the current estimate, capped at limit.
 func (l *lateness) estimate(limit time.Duration) time.Duration { return min(l.q, limit) }
 
-// usual reports whether most recent samples were late at all.
-func (l *lateness) usual() bool { return l.median > 0 }
+// mostlyLate reports whether most recent samples were late at all.
+func (l *lateness) mostlyLate() bool { return l.median > 0 }

@@ -49,6 +49,16 @@ func TestLatenessQuantileAndCap(t *testing.T) {
 	if got := l.estimate(time.Hour); got != time.Second {
 		t.Fatalf("more than 10%% late: estimate %v, want 1s", got)
 	}
+	// It runs for every delivery over a tree link. (Each run adds
+	// lateRecompute samples, so each includes one recompute: AllocsPerRun
+	// truncates the mean.)
+	if n := testing.AllocsPerRun(8, func() {
+		for range lateRecompute {
+			l.add(time.Millisecond)
+		}
+	}); n != 0 {
+		t.Fatalf("add allocates %v times per %d samples", n, lateRecompute)
+	}
 }
 
 // Under overload the tree brings every message late, after a lazy
@@ -171,14 +181,8 @@ func TestPullsWaitForALateTree(t *testing.T) {
 	start, wait := iwants(), gt+min(lateness(), a.ps.parentSilence())
 	c.run(gt - 50*time.Millisecond)
 	a.ps.do(func() { a.ps.topics[tid].parentHeard = c.w.Clock.Now() }) // still pushing
-	c.run(wait - gt)
-	if n := iwants() - start; n != 0 {
-		t.Fatalf("pulled %d before the tree's lateness had passed", n)
-	}
-	c.run(100 * time.Millisecond)
-	if n := iwants() - start; n != 1 {
-		t.Fatalf("%d IWANTs for a message the tree lost, want 1", n)
-	}
+	pulledSince(t, c, a, start, wait-gt, 0, "before the tree's lateness had passed")
+	pulledSince(t, c, a, start, 100*time.Millisecond, 1, "for a message the tree lost")
 }
 
 // Pulls answered late are retried at the next announcer after the pulls'
@@ -214,17 +218,19 @@ func TestPullRetryWaitsForSlowAnswers(t *testing.T) {
 		a.ps.announced(tp, p2, mid.Short())
 	})
 	start := iwants()
-	c.run(a.ps.cfg.GraftTimeout + 10*time.Millisecond)
-	if n := iwants() - start; n != 1 {
-		t.Fatalf("%d IWANTs after GraftTimeout, want 1", n)
-	}
-	c.run(rtt - 100*time.Millisecond) // past GraftRetry, before the round trip
-	if n := iwants() - start; n != 1 {
-		t.Fatalf("retried before the pulls' round trip: %d IWANTs", n)
-	}
-	c.run(150 * time.Millisecond)
-	if n := iwants() - start; n != 2 {
-		t.Fatalf("%d IWANTs once the round trip passed, want 2", n)
+	pulledSince(t, c, a, start, a.ps.cfg.GraftTimeout+10*time.Millisecond, 1, "after GraftTimeout")
+	// Past GraftRetry, before the round trip: no retry yet.
+	pulledSince(t, c, a, start, rtt-100*time.Millisecond, 1, "before the pulls' round trip")
+	pulledSince(t, c, a, start, 150*time.Millisecond, 2, "once the round trip passed")
+}
+
+// pulledSince runs the cluster for d and checks that node a has sent want
+// IWANTs since its count was start.
+func pulledSince(t *testing.T, c *tcluster, a *tnode, start uint64, d time.Duration, want uint64, when string) {
+	t.Helper()
+	c.run(d)
+	if n := a.ps.Stats().IWantsSent - start; n != want {
+		t.Fatalf("%s: %d IWANTs, want %d", when, n, want)
 	}
 }
 

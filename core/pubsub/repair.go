@@ -93,7 +93,7 @@ func (ps *PubSub) graftTimer(t *topic, id ShortID) {
 		return
 	}
 	now := ps.cfg.Clock.Now()
-	if m.pulled.IsZero() && len(t.eager) > 0 && t.tree.self.Parent != (identity.PeerID{}) && now.Sub(t.parentHeard) <= ps.cfg.GraftTimeout && t.treeLate.usual() {
+	if m.pulled.IsZero() && len(t.eager) > 0 && t.tree.self.Parent != (identity.PeerID{}) && now.Sub(t.parentHeard) <= ps.cfg.GraftTimeout && t.treeLate.mostlyLate() {
 		// The parent is pushing new messages right now, so the tree works
 		// and may yet bring this one: wait as long as tree copies are
 		// currently late (see lateness). A parent that has gone quiet
