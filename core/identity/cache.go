@@ -13,13 +13,20 @@ import (
 // again (peers reconnecting present the same machine key and the same agent
 // certificates): it keeps parsed public keys, and the fact that a given
 // signature over given bytes verified, within byte budgets, least recently
-// used out. A cached verification is exactly as valid as a fresh one (the
+// used out. Keys live in two parts: the keys that verify traffic (message
+// origins, through ParsePublicKey) and, in a smaller budget of their own,
+// keys checked once in a while (machine keys proving a handshake or
+// signing an address record, through ParseColdKey). A parsed key holds
+// about 41 KB and takes about 50 µs to parse; kept apart, a crowd of
+// machines each seen once cannot push out the keys used for every
+// message, which would then be parsed again per message. A cached verification is exactly as valid as a fresh one (the
 // same bytes verify the same way); checks that depend on the time or the
 // context (validity periods, expected IDs) are still made by the caller
 // every time. Safe for concurrent use.
 type VerifyCache struct {
 	mu       sync.Mutex
 	keys     *lru.Cache[ID, *PublicKey]
+	cold     *lru.Cache[ID, *PublicKey]
 	verified *lru.Cache[[32]byte, struct{}]
 }
 
@@ -27,10 +34,15 @@ type VerifyCache struct {
 // list and map overhead).
 const verifiedEntryCost = 128
 
-// NewVerifyCache returns a cache of at most keyBytes of parsed keys and
+// NewVerifyCache returns a cache of at most keyBytes of parsed keys used
+// for traffic, coldKeyBytes of parsed keys checked once in a while, and
 // verifiedBytes of remembered verifications.
-func NewVerifyCache(keyBytes, verifiedBytes int) *VerifyCache {
-	return &VerifyCache{keys: lru.New[ID, *PublicKey](keyBytes), verified: lru.New[[32]byte, struct{}](verifiedBytes)}
+func NewVerifyCache(keyBytes, coldKeyBytes, verifiedBytes int) *VerifyCache {
+	return &VerifyCache{
+		keys:     lru.New[ID, *PublicKey](keyBytes),
+		cold:     lru.New[ID, *PublicKey](coldKeyBytes),
+		verified: lru.New[[32]byte, struct{}](verifiedBytes),
+	}
 }
 
 // ParsePublicKey is identity.ParsePublicKey through the cache (a nil
@@ -54,8 +66,31 @@ func (c *VerifyCache) ParsePublicKeyOf(id ID, raw []byte) (*PublicKey, error) {
 	if c == nil {
 		return parseKeyOf(id, raw)
 	}
+	return c.parse(id, raw, false)
+}
+
+// ParseColdKey is ParsePublicKey for a key checked once in a while (a
+// machine's handshake proof or address record): a key cached in either
+// part is used, and a new one is kept only among the cold keys.
+func (c *VerifyCache) ParseColdKey(raw []byte) (*PublicKey, error) {
+	if c == nil || len(raw) != PublicKeySize {
+		return ParsePublicKey(raw)
+	}
+	return c.parse(DeriveID(raw), raw, true)
+}
+
+// parse finds id's key in the cache, or parses raw and caches it among the
+// cold keys (cold) or the traffic keys. A cold key asked for as a traffic
+// key moves to the traffic keys.
+func (c *VerifyCache) parse(id ID, raw []byte, cold bool) (*PublicKey, error) {
 	c.mu.Lock()
 	pk, ok := c.keys.Get(id)
+	if !ok {
+		if pk, ok = c.cold.Get(id); ok && !cold {
+			c.cold.Remove(id)
+			c.keys.Put(id, pk, PublicKeyMemory)
+		}
+	}
 	c.mu.Unlock()
 	if ok {
 		return pk, nil
@@ -65,7 +100,11 @@ func (c *VerifyCache) ParsePublicKeyOf(id ID, raw []byte) (*PublicKey, error) {
 		return nil, err
 	}
 	c.mu.Lock()
-	c.keys.Put(id, pk, PublicKeyMemory)
+	if cold {
+		c.cold.Put(id, pk, PublicKeyMemory)
+	} else {
+		c.keys.Put(id, pk, PublicKeyMemory)
+	}
 	c.mu.Unlock()
 	return pk, nil
 }

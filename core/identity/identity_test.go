@@ -258,3 +258,15 @@ func BenchmarkVerify(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkParsePublicKey measures unpacking a key (the expanded matrix
+// included): what a key cache saves per use, and what a key parsed for one
+// check (a handshake proof, an address record) costs.
+func BenchmarkParsePublicKey(b *testing.B) {
+	raw := mustKey(b).Public().Bytes()
+	for b.Loop() {
+		if _, err := ParsePublicKey(raw); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

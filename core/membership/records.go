@@ -80,7 +80,8 @@ type MachineRecords struct {
 
 // NewMachineRecords returns Records for the machine key k on clock clk.
 // Keys of other machines' records are parsed through keys (the node's
-// shared cache; nil parses each time).
+// shared cache, among its cold keys: a record is checked once per
+// issue; nil parses each time).
 func NewMachineRecords(k *identity.KeyPair, clk clock.Clock, keys *identity.VerifyCache) *MachineRecords {
 	return &MachineRecords{key: k, clk: clk, keys: keys, verified: make(map[[32]byte]time.Time)}
 }
@@ -139,7 +140,7 @@ func (r *MachineRecords) Check(id identity.PeerID, addr string, rec []byte) erro
 	if ok && issued.Equal(at) {
 		return nil
 	}
-	pk, err := r.keys.ParsePublicKey(ar.Key)
+	pk, err := r.keys.ParseColdKey(ar.Key)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrBadRecord, err)
 	}

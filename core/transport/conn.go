@@ -403,7 +403,7 @@ func (c *conn) readAuth(hdr *[frameHeaderSize]byte, ekm []byte, want role) (auth
 	if err != nil {
 		return authCheck{}, fmt.Errorf("%w: %w", ErrAuthFailed, err)
 	}
-	return verifyAuthWith(c.n.verify.ParsePublicKey, m, ekm, want, c.n.id, c.expected, c.addr)
+	return verifyAuthWith(c.n.verify.ParseColdKey, m, ekm, want, c.n.id, c.expected, c.addr)
 }
 
 // writeProofAndHello sends proof, then our full agent set and the address we

@@ -114,7 +114,7 @@ func Listen(ctx context.Context, cfg Config) (*Node, error) {
 		clk:          cfg.Clock,
 		rand:         &lockedReader{r: cfg.Rand},
 		log:          cfg.Logger,
-		verify:       identity.NewVerifyCache(verifyCacheKeyBytes, verifyCacheResultBytes),
+		verify:       identity.NewVerifyCache(verifyCacheKeyBytes, verifyCacheColdKeyBytes, verifyCacheResultBytes),
 		events:       make(chan Event, max(1, cfg.EventBuffer)),
 		conns:        make(map[*conn]struct{}),
 		peers:        make(map[identity.PeerID]*conn),
@@ -700,11 +700,14 @@ func (n *Node) acceptLoop(ln *quic.Listener) {
 	}
 }
 
-// Budgets of the node's verification cache: about 150 parsed keys and
-// 8,000 remembered certificate verifications.
+// Budgets of the node's verification cache: about 150 parsed keys that
+// verify traffic, 12 machine keys (handshakes, address records: about an
+// active view's worth, so a neighbour reconnecting proves itself without a
+// parse) and 8,000 remembered certificate verifications.
 const (
-	verifyCacheKeyBytes    = 6 << 20
-	verifyCacheResultBytes = 1 << 20
+	verifyCacheKeyBytes     = 6 << 20
+	verifyCacheColdKeyBytes = 12 * identity.PublicKeyMemory
+	verifyCacheResultBytes  = 1 << 20
 )
 
 // SetEvictionPolicy installs pick, consulted when an inbound connection

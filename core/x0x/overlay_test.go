@@ -204,7 +204,7 @@ func TestKeyServiceHoldsFramesUntilVerifiedKey(t *testing.T) {
 	origin := mustKey(t)
 	other := mustKey(t)
 	fn := &fakeNet{sent: map[identity.PeerID][][]byte{}}
-	ks := newKeyService(fn, clock.Real(), local.Public(), identity.NewVerifyCache(1<<20, 1<<16))
+	ks := newKeyService(fn, clock.Real(), local.Public(), identity.NewVerifyCache(1<<20, 1<<20, 1<<16))
 	defer ks.close()
 	var got [][]byte
 	ks.Handle(link.ProtoPubSub, func(_ identity.PeerID, b []byte) { got = append(got, b) })
