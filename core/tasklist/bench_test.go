@@ -6,6 +6,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/saorsa-labs/x0x-go/internal/measure"
 )
 
 // BenchmarkLocalAdd: local operations per second (sign + apply), in
@@ -253,7 +255,7 @@ func BenchmarkReopen20k(b *testing.B) {
 	// Process CPU time (all threads, GC included) is reported beside wall
 	// time: on a shared machine it is the steadier figure.
 	var cpu time.Duration
-	cpuNow := processCPUTime // cputime_unix_test.go, cputime_windows_test.go
+	cpuNow := measure.CPUTime
 	b.ResetTimer()
 	for b.Loop() {
 		c0 := cpuNow()

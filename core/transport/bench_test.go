@@ -16,6 +16,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/saorsa-labs/x0x-go/core/identity"
+	"github.com/saorsa-labs/x0x-go/internal/measure"
 )
 
 // Benchmarks compare x0x with plain quic-go over the same kind of loopback
@@ -218,42 +219,8 @@ func benchX0XDirect(b *testing.B, size int, relayed bool) {
 }
 
 func benchRawStream(b *testing.B, size int) {
-	var received atomic.Int64
 	var bytesIn atomic.Int64
-	addr, newClient := rawQUICServer(b, func(qc *quic.Conn) {
-		st, err := qc.AcceptUniStream(context.Background())
-		if err != nil {
-			return
-		}
-		br := bufio.NewReaderSize(st, readBufferBytes)
-		var hdr [4]byte
-		buf := make([]byte, size)
-		for {
-			if _, err := io.ReadFull(br, hdr[:]); err != nil {
-				return
-			}
-			n := binary.BigEndian.Uint32(hdr[:])
-			if _, err := io.ReadFull(br, buf[:n]); err != nil {
-				return
-			}
-			bytesIn.Add(int64(n))
-			received.Add(1)
-		}
-	})
-	_, client, err := tlsConfigs(rand.Reader, time.Now(), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	ua, _ := net.ResolveUDPAddr("udp", addr)
-	qc, err := newClient().Dial(context.Background(), ua, client, &quic.Config{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = qc.CloseWithError(0, "") }()
-	st, err := qc.OpenUniStream()
-	if err != nil {
-		b.Fatal(err)
-	}
+	st, received := rawMessageStream(b, size, func(n int) { bytesIn.Add(int64(n)) })
 	msg := make([]byte, 4+size)
 	binary.BigEndian.PutUint32(msg, uint32(size))
 	b.SetBytes(int64(size))
@@ -270,6 +237,107 @@ func benchRawStream(b *testing.B, size int) {
 	elapsed := time.Since(start)
 	b.StopTimer()
 	b.ReportMetric(float64(bytesIn.Load())/elapsed.Seconds()/1e6, "MB/s")
+}
+
+// rawMessageStream connects a plain quic-go client to a plain quic-go
+// server and returns the client's stream; the server reads length-prefixed
+// messages of at most size bytes from it, calls got with each length (if
+// got is not nil) and counts them in received.
+func rawMessageStream(b *testing.B, size int, got func(n int)) (st *quic.SendStream, received *atomic.Int64) {
+	received = new(atomic.Int64)
+	addr, newClient := rawQUICServer(b, func(qc *quic.Conn) {
+		st, err := qc.AcceptUniStream(context.Background())
+		if err != nil {
+			return
+		}
+		br := bufio.NewReaderSize(st, readBufferBytes)
+		var hdr [4]byte
+		buf := make([]byte, size)
+		for {
+			if _, err := io.ReadFull(br, hdr[:]); err != nil {
+				return
+			}
+			n := binary.BigEndian.Uint32(hdr[:])
+			if n > uint32(size) {
+				return
+			}
+			if _, err := io.ReadFull(br, buf[:n]); err != nil {
+				return
+			}
+			if got != nil {
+				got(int(n))
+			}
+			received.Add(1)
+		}
+	})
+	_, client, err := tlsConfigs(rand.Reader, time.Now(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ua, _ := net.ResolveUDPAddr("udp", addr)
+	qc, err := newClient().Dial(context.Background(), ua, client, &quic.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = qc.CloseWithError(0, "") })
+	st, err = qc.OpenUniStream()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return st, received
+}
+
+// BenchmarkRawQUICMessageCPU is the floor under the overlay's CPU per
+// delivery: plain quic-go moving one pub/sub-sized message (1 KiB payload,
+// ML-DSA-65 signature, header: 4,400 bytes) over one stream, sender and
+// receiver in this process. "paced" sends one message per millisecond,
+// as each connection of an overlay sees them (tens per second, one at a
+// time), and reports the CPU net of what the same wait costs idle;
+// "back-to-back" lets quic-go coalesce. Every delivery of a message is one
+// such transfer, plus the signature check.
+func BenchmarkRawQUICMessageCPU(b *testing.B) {
+	b.Run("paced", func(b *testing.B) { benchRawMessageCPU(b, time.Millisecond) })
+	b.Run("back-to-back", func(b *testing.B) { benchRawMessageCPU(b, 0) })
+}
+
+func benchRawMessageCPU(b *testing.B, gap time.Duration) {
+	const size = 4400
+	st, received := rawMessageStream(b, size, nil)
+	msg := make([]byte, 4+size)
+	binary.BigEndian.PutUint32(msg, uint32(size))
+	// run sends b.N messages (or only waits, idle) and returns the CPU used.
+	run := func(idle bool) time.Duration {
+		before := received.Load()
+		cpu := measure.CPUTime()
+		var tick *time.Ticker
+		if gap > 0 {
+			tick = time.NewTicker(gap)
+			defer tick.Stop()
+		}
+		for range b.N {
+			if tick != nil {
+				<-tick.C
+			}
+			if idle {
+				continue
+			}
+			if _, err := st.Write(msg); err != nil {
+				b.Fatal(err)
+			}
+		}
+		for !idle && received.Load() < before+int64(b.N) {
+			time.Sleep(50 * time.Microsecond)
+		}
+		return measure.CPUTime() - cpu
+	}
+	var idle time.Duration
+	if gap > 0 {
+		idle = run(true)
+	}
+	b.ResetTimer()
+	busy := run(false)
+	b.StopTimer()
+	b.ReportMetric(float64((busy-idle).Microseconds())/float64(b.N), "cpu-us/msg")
 }
 
 // startNodeNoRecorder starts a node whose Events the benchmark reads itself.

@@ -122,7 +122,7 @@ func loopbackRun(b *testing.B, agents []*Agent, runID byte, rate int, span time.
 	}()
 	waitTopic(b, agents, topic)
 	time.Sleep(2 * time.Second) // trees form
-	before, cpuBefore := sumStats(agents), cpuTime()
+	before, cpuBefore := sumStats(agents), measure.CPUTime()
 	ctx := context.Background()
 	tick := time.NewTicker(time.Second / time.Duration(rate))
 	defer tick.Stop()
@@ -201,7 +201,7 @@ func loopbackRun(b *testing.B, agents []*Agent, runID byte, rate int, span time.
 	b.ReportMetric(float64(after.frameBytes-before.frameBytes)/float64(max(delivered, 1)), "frame-B/delivery")
 	b.ReportMetric(float64(after.handshakes-before.handshakes), "handshakes")
 	b.ReportMetric(float64(after.lost-before.lost), "lost-packets")
-	b.ReportMetric(float64((cpuTime()-cpuBefore).Microseconds())/1000/float64(max(delivered, 1)), "cpu-ms/delivery")
+	b.ReportMetric(float64((measure.CPUTime()-cpuBefore).Microseconds())/1000/float64(max(delivered, 1)), "cpu-ms/delivery")
 	b.ReportMetric(float64(measure.Bytes("VmRSS"))/float64(n)/(1<<20), "rss-MB/agent")
 	if os.Getenv("X0X_LOOPBACK_STATS") != "" {
 		// On standard error: a benchmark's log is cut after a few lines.

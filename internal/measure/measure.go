@@ -1,5 +1,5 @@
 // Package measure holds the helpers benchmarks and the soak share: the
-// process's memory figures and latency percentiles.
+// process's memory and CPU figures and latency percentiles.
 package measure
 
 import (

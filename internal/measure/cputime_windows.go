@@ -1,16 +1,16 @@
 //go:build windows
 
-package x0x
+package measure
 
 import (
 	"syscall"
 	"time"
 )
 
-// cpuTime is the process's user plus system CPU time so far (all threads,
-// GC included), for the benchmarks; 0 if it cannot be read. Windows has no
+// CPUTime is the process's user plus system CPU time so far (all threads,
+// GC included); 0 if it cannot be read. Windows has no
 // getrusage: GetProcessTimes gives the same two figures.
-func cpuTime() time.Duration {
+func CPUTime() time.Duration {
 	h, err := syscall.GetCurrentProcess()
 	if err != nil {
 		return 0

@@ -1,15 +1,15 @@
 //go:build unix
 
-package x0x
+package measure
 
 import (
 	"syscall"
 	"time"
 )
 
-// cpuTime is the process's user plus system CPU time so far (all threads,
-// GC included), for the benchmarks; 0 if it cannot be read.
-func cpuTime() time.Duration {
+// CPUTime is the process's user plus system CPU time so far (all threads,
+// GC included); 0 if it cannot be read.
+func CPUTime() time.Duration {
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
 		return 0
