@@ -13,16 +13,18 @@ import (
 // again (peers reconnecting present the same machine key and the same agent
 // certificates): it keeps parsed public keys, and the fact that a given
 // signature over given bytes verified, within byte budgets, least recently
-// used out. Keys live in two parts: the keys that verify traffic (message
-// origins, through ParsePublicKey) and, in a smaller budget of their own,
-// keys checked once in a while (machine keys proving a handshake or
-// signing an address record, through ParseColdKey). A parsed key holds
-// about 41 KB and takes about 50 µs to parse; kept apart, a crowd of
-// machines each seen once cannot push out the keys used for every
-// message, which would then be parsed again per message. A cached verification is exactly as valid as a fresh one (the
+// used out. A cached verification is exactly as valid as a fresh one (the
 // same bytes verify the same way); checks that depend on the time or the
 // context (validity periods, expected IDs) are still made by the caller
 // every time. Safe for concurrent use.
+//
+// Keys live in two parts: the keys that verify traffic (message origins,
+// through ParsePublicKey) and, in a smaller budget of their own, keys
+// checked once in a while (machine keys proving a handshake or signing an
+// address record, through ParseColdKey). A parsed key holds about 41 KB
+// and takes about 50 µs to parse; kept apart, a crowd of machines each
+// seen once (identities are free) cannot push out the keys used for every
+// message, which would then be parsed again per message.
 type VerifyCache struct {
 	mu       sync.Mutex
 	keys     *lru.Cache[ID, *PublicKey]
@@ -77,6 +79,13 @@ func (c *VerifyCache) ParseColdKey(raw []byte) (*PublicKey, error) {
 		return ParsePublicKey(raw)
 	}
 	return c.parse(DeriveID(raw), raw, true)
+}
+
+// Keys reports how many parsed keys each part holds.
+func (c *VerifyCache) Keys() (traffic, cold int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.keys.Len(), c.cold.Len()
 }
 
 // parse finds id's key in the cache, or parses raw and caches it among the

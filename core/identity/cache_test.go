@@ -94,6 +94,9 @@ func TestColdKeysKeepTrafficKeys(t *testing.T) {
 		}
 		cold = append(cold, pk)
 	}
+	if traffic, cold := c.Keys(); traffic != 2 || cold != 1 {
+		t.Fatalf("parts hold %d traffic and %d cold keys, want 2 and 1", traffic, cold)
+	}
 	if again, _ := c.ParsePublicKey(keys[0].Public().Bytes()); again != a {
 		t.Fatal("cold keys pushed out a traffic key")
 	}

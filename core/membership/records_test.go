@@ -101,3 +101,25 @@ func FuzzRecordCheck(f *testing.F) {
 		}
 	})
 }
+
+// Records come from any machine, and identities are free: their keys go
+// to the key cache's cold part, never among the keys that verify traffic.
+func TestRecordKeysAreCold(t *testing.T) {
+	clk := sim.NewClock(time.Unix(1_800_000_000, 0))
+	keys := identity.NewVerifyCache(1<<20, 1<<20, 1<<20)
+	self, _ := identity.GenerateKeyPair(rand.Reader)
+	checker := NewMachineRecords(self, clk, keys)
+	for i := range 3 {
+		k, _ := identity.GenerateKeyPair(rand.Reader)
+		rec, err := NewMachineRecords(k, clk, nil).Sign("10.0.0.1:5483")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := checker.Check(k.ID(), "10.0.0.1:5483", rec); err != nil {
+			t.Fatalf("record %d: %v", i, err)
+		}
+	}
+	if traffic, cold := keys.Keys(); traffic != 0 || cold != 3 {
+		t.Fatalf("after 3 records the cache holds %d traffic and %d cold keys, want 0 and 3", traffic, cold)
+	}
+}

@@ -266,3 +266,28 @@ func TestLastHeardFollowsFrames(t *testing.T) {
 		t.Fatal("a heard frames b never sent")
 	}
 }
+
+// Handshakes prove machine keys, which anyone can mint: each lands in the
+// key cache's cold part, and only the agent keys of the peer's hello (which
+// verify its traffic) among the traffic keys. Many throwaway machines can
+// then never push out the keys every delivery needs.
+func TestHandshakeKeysAreCold(t *testing.T) {
+	a := startNode(t, testConfig(testKey("coldkeys", 1)))
+	if _, err := a.AddAgent(testKey("coldkeys-agent", 1)); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for i := range 3 {
+		b := startNode(t, testConfig(testKey("coldkeys", 10+i)))
+		if _, err := b.AddAgent(testKey("coldkeys-agent", 10+i)); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Connect(ctx, a.LocalID(), a.LocalAddr()); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "a has the dialler", func() bool { return a.IsConnected(b.LocalID()) })
+	}
+	if traffic, cold := a.KeyCache().Keys(); traffic != 3 || cold != 3 {
+		t.Fatalf("after 3 handshakes the listener caches %d traffic and %d cold keys, want 3 (agents) and 3 (machines)", traffic, cold)
+	}
+}
